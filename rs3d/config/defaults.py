@@ -1,0 +1,161 @@
+"""Every configuration key of rs3d, with its default and the reason for it.
+
+Names follow PySlowFast where the concept is the same, so a PySlowFast user can read a config at
+a glance. Defaults are the authors' released R3D-RS-50 recipe on Kinetics-400
+(``../shared/REFERENCE.md``); ``configs/*.yaml`` only state what differs from here.
+
+Only builders (``build_model(cfg)``, ``build_loader(cfg, ...)``, ``tools/*``) read a config; the
+modules below them take plain arguments.
+"""
+from fvcore.common.config import CfgNode
+
+_C = CfgNode()
+
+# ----------------------------------------------------------------------------- run
+# Where checkpoints, logs, TensorBoard events and test results go.
+_C.OUTPUT_DIR = "./output"
+# Seed of python, numpy and torch; each rank and data-loader worker derives its own from it.
+_C.RNG_SEED = 0
+# Informational in rs3d: the world size comes from torchrun (WORLD_SIZE). Kept for PySlowFast users.
+_C.NUM_GPUS = 1
+# Process-group backend: "" chooses nccl on CUDA and gloo on CPU.
+_C.DIST_BACKEND = ""
+# Seconds a collective may wait before a rank gives up (a dead peer must not hang the others).
+_C.DIST_TIMEOUT_S = 600
+# Log a progress line every LOG_PERIOD iterations.
+_C.LOG_PERIOD = 10
+# Device: "" = cuda if available, else cpu.
+_C.DEVICE = ""
+
+# ----------------------------------------------------------------------------- model
+_C.MODEL = CfgNode()
+# Registry name (rs3d.list_models()).
+_C.MODEL.ARCH = "resnet3d_rs50"
+_C.MODEL.NUM_CLASSES = 400
+# Dropout before the classifier (paper: 0.5 for RS at width 1.0).
+_C.MODEL.DROPOUT_RATE = 0.5
+# Stochastic depth rate (0.1 with scale jittering, appendix H).
+_C.MODEL.DROP_PATH_RATE = 0.1
+# "stage": init*(i+2)/5 for stage i as in the released code; "linear": linear in block index (timm).
+_C.MODEL.DROP_PATH_MODE = "stage"
+# Optional overrides of the registry entry; the empty string / negative value keeps the entry's own.
+# Stem: "plain" ([k,7,7] conv) or "deep" (ResNet-D, three 3x3 convs with temporal kernels [5,1,1]).
+_C.MODEL.STEM_TYPE = ""
+# Squeeze-Excitation ratio (0 = off, 0.25 for RS).
+_C.MODEL.SE_RATIO = -1.0
+# Width multiplier (the paper's width scaling axis).
+_C.MODEL.WIDTH_MULTIPLIER = -1.0
+
+# ----------------------------------------------------------------------------- batch norm
+_C.BN = CfgNode()
+_C.BN.EPSILON = 1e-5
+# PyTorch convention (0.1 = 10% of the new batch). The released TF recipe uses momentum 0 and
+# relies on the EMA of BN statistics; PyTorch's 0.1 plus an EMA that averages BN buffers is the
+# safe equivalent (see REFERENCE.md).
+_C.BN.MOMENTUM = 0.1
+# Convert BatchNorm to SyncBatchNorm under DDP.
+_C.BN.SYNC = False
+
+# ----------------------------------------------------------------------------- data
+_C.DATA = CfgNode()
+# Folder with {train,val,test}.csv and optionally classes.txt.
+_C.DATA.PATH_TO_DATA_DIR = ""
+# Prepended to every path in the CSVs.
+_C.DATA.PATH_PREFIX = ""
+# Separator between path and label in the CSVs.
+_C.DATA.PATH_LABEL_SEPARATOR = " "
+# Frames per clip and the step between sampled frames (32 x 2 for Kinetics).
+_C.DATA.NUM_FRAMES = 32
+_C.DATA.SAMPLING_RATE = 2
+_C.DATA.TRAIN_CROP_SIZE = 224
+_C.DATA.TEST_CROP_SIZE = 256
+# "area": random resized crop, area in TRAIN_JITTER_AREA, aspect in TRAIN_JITTER_ASPECT (released
+# recipe); "short_side": random short side in TRAIN_JITTER_SCALES then a random crop (PySlowFast).
+_C.DATA.TRAIN_JITTER_MODE = "area"
+_C.DATA.TRAIN_JITTER_AREA = [0.08, 1.0]
+_C.DATA.TRAIN_JITTER_ASPECT = [0.5, 2.0]
+_C.DATA.TRAIN_JITTER_SCALES = [256, 320]
+_C.DATA.RANDOM_FLIP = True
+# Model input = (pixel / 255 - MEAN) / STD; the released recipe uses [0, 1] pixels, no mean/std.
+_C.DATA.MEAN = [0.0, 0.0, 0.0]
+_C.DATA.STD = [1.0, 1.0, 1.0]
+# "decord" or "pyav".
+_C.DATA.DECODING_BACKEND = "decord"
+# A broken training video is replaced by another sample at most this many times in a row.
+_C.DATA.MAX_RETRIES = 10
+# Seconds one video may take to decode before it counts as broken (guards decord hangs).
+_C.DATA.DECODE_TIMEOUT_S = 60.0
+
+_C.DATA_LOADER = CfgNode()
+_C.DATA_LOADER.NUM_WORKERS = 8
+_C.DATA_LOADER.PIN_MEMORY = True
+_C.DATA_LOADER.PERSISTENT_WORKERS = True
+_C.DATA_LOADER.PREFETCH_FACTOR = 2
+
+# ----------------------------------------------------------------------------- solver
+_C.SOLVER = CfgNode()
+_C.SOLVER.OPTIMIZING_METHOD = "sgd"
+# Learning rate at REFERENCE_BATCH_SIZE; the run uses BASE_LR * TRAIN.BATCH_SIZE / REFERENCE_BATCH_SIZE.
+_C.SOLVER.BASE_LR = 0.8
+_C.SOLVER.REFERENCE_BATCH_SIZE = 1024
+_C.SOLVER.LR_POLICY = "cosine"
+_C.SOLVER.COSINE_END_LR = 0.0
+_C.SOLVER.WARMUP_EPOCHS = 5.0
+_C.SOLVER.WARMUP_START_LR = 0.0
+_C.SOLVER.MAX_EPOCH = 350
+_C.SOLVER.MOMENTUM = 0.9
+_C.SOLVER.NESTEROV = True
+# Applied to conv and linear weights only (never BN parameters or biases).
+_C.SOLVER.WEIGHT_DECAY = 4e-5
+
+# ----------------------------------------------------------------------------- training
+_C.TRAIN = CfgNode()
+_C.TRAIN.ENABLE = True
+# Global batch (all ranks and accumulation steps together), as in the paper.
+_C.TRAIN.BATCH_SIZE = 1024
+# Clips per forward on one rank; 0 = BATCH_SIZE / world size. Gradient accumulation makes up the rest.
+_C.TRAIN.MICRO_BATCH_SIZE = 0
+_C.TRAIN.LABEL_SMOOTHING = 0.1
+# EMA of weights and BN statistics, decay min(EMA_DECAY, (1+t)/(10+t)) at step t.
+_C.TRAIN.EMA = True
+_C.TRAIN.EMA_DECAY = 0.9999
+# "bfloat16", "float16" (with a gradient scaler) or "float32".
+_C.TRAIN.AMP_DTYPE = "bfloat16"
+_C.TRAIN.CHANNELS_LAST = False
+_C.TRAIN.COMPILE = False
+# Max global gradient norm; 0 = no clipping.
+_C.TRAIN.CLIP_GRAD_NORM = 0.0
+# Validate (centre clip, centre crop, EMA model) every EVAL_PERIOD epochs; 0 = never.
+_C.TRAIN.EVAL_PERIOD = 10
+_C.TRAIN.CHECKPOINT_PERIOD = 1
+# Keep the newest CHECKPOINT_KEEP epoch checkpoints plus the best.
+_C.TRAIN.CHECKPOINT_KEEP = 3
+# Continue from the newest good checkpoint in OUTPUT_DIR/checkpoints.
+_C.TRAIN.AUTO_RESUME = True
+# Initial weights (not a resume): rs3d, PyTorchVideo, PySlowFast or (with CHECKPOINT_INFLATE) timm 2D.
+_C.TRAIN.CHECKPOINT_FILE_PATH = ""
+_C.TRAIN.CHECKPOINT_INFLATE = False
+# "center" or "mean" inflation of 2D kernels.
+_C.TRAIN.CHECKPOINT_INFLATE_MODE = "center"
+
+# ----------------------------------------------------------------------------- test
+_C.TEST = CfgNode()
+_C.TEST.ENABLE = True
+_C.TEST.SPLIT = "test"
+# Clips per model forward (views of one or more videos).
+_C.TEST.BATCH_SIZE = 30
+_C.TEST.NUM_ENSEMBLE_VIEWS = 10
+_C.TEST.NUM_SPATIAL_CROPS = 3
+# "mean", "sum" or "max" over the per-view softmax.
+_C.TEST.ENSEMBLE_METHOD = "mean"
+# "" = newest checkpoint under OUTPUT_DIR.
+_C.TEST.CHECKPOINT_FILE_PATH = ""
+_C.TEST.USE_EMA = True
+
+_C.TENSORBOARD = CfgNode()
+_C.TENSORBOARD.ENABLE = True
+
+
+def get_cfg() -> CfgNode:
+    """A fresh copy of the defaults."""
+    return _C.clone()
