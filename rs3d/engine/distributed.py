@@ -1,0 +1,94 @@
+"""Process-group set-up and the few collectives rs3d needs.
+
+rs3d is launched by ``torchrun`` (env:// rendezvous) on one or many machines, or as a plain
+process (world size 1, no process group). Everything here works in both cases so callers never
+branch on "am I distributed".
+"""
+from __future__ import annotations
+
+import datetime
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    rank: int
+    world_size: int
+    local_rank: int
+    device: torch.device
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device: str = "", backend: str = "", timeout_s: float = 600) -> DistInfo:
+    """Join the torchrun process group if launched by torchrun; pick this rank's device.
+
+    ``device``: "" = cuda when available else cpu. ``backend``: "" = nccl on cuda, gloo on cpu.
+    ``timeout_s`` bounds every collective, so a rank that dies makes the others fail, not hang.
+    """
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if not device:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda"):
+        torch.cuda.set_device(local_rank)
+        dev = torch.device("cuda", local_rank)
+    else:
+        dev = torch.device(device)
+    if world_size > 1 and not dist.is_initialized():
+        backend = backend or ("nccl" if dev.type == "cuda" else "gloo")
+        kwargs = {"device_id": dev} if dev.type == "cuda" else {}
+        dist.init_process_group(
+            backend=backend, init_method="env://", world_size=world_size, rank=rank,
+            timeout=datetime.timedelta(seconds=timeout_s), **kwargs,
+        )
+    return DistInfo(rank=rank, world_size=world_size, local_rank=local_rank, device=dev)
+
+
+def is_dist() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def get_rank() -> int:
+    return dist.get_rank() if is_dist() else 0
+
+
+def get_world_size() -> int:
+    return dist.get_world_size() if is_dist() else 1
+
+
+def is_main_process() -> bool:
+    return get_rank() == 0
+
+
+def barrier() -> None:
+    if is_dist():
+        dist.barrier()
+
+
+def all_gather_object(obj) -> list:
+    """Every rank's ``obj`` (picklable), in rank order; ``[obj]`` when not distributed."""
+    if not is_dist():
+        return [obj]
+    out = [None] * dist.get_world_size()
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
+    """In-place sum over ranks (no-op when not distributed); returns ``t``."""
+    if is_dist():
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t
+
+
+def cleanup() -> None:
+    if is_dist():
+        dist.destroy_process_group()
