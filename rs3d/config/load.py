@@ -1,0 +1,235 @@
+"""Command line -> validated, frozen config.
+
+Every way a config can be wrong (unknown key, wrong type, bad choice, missing data) raises
+``ConfigError`` with one line that names the key or file, before any work starts; the tools print
+it as ``error: ...`` and exit with status 2. fvcore's own merge is not used for values because it
+rejects ``SOLVER.BASE_LR 1`` (int for float) and reports mistakes as assertion tracebacks.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import os
+from typing import Iterable, Optional, Sequence
+
+import yaml
+from fvcore.common.config import CfgNode
+
+from .defaults import get_cfg
+
+
+class ConfigError(ValueError):
+    """A config mistake, with a one-line message naming the key or file."""
+
+
+# Keys whose value must be one of a few strings.
+CHOICES = {
+    "MODEL.DROP_PATH_MODE": ("stage", "linear"),
+    "MODEL.STEM_TYPE": ("", "plain", "deep"),
+    "DATA.TRAIN_JITTER_MODE": ("area", "short_side"),
+    "DATA.DECODING_BACKEND": ("decord", "pyav"),
+    "SOLVER.OPTIMIZING_METHOD": ("sgd",),
+    "SOLVER.LR_POLICY": ("cosine",),
+    "TRAIN.AMP_DTYPE": ("bfloat16", "float16", "float32"),
+    "TRAIN.CHECKPOINT_INFLATE_MODE": ("center", "mean"),
+    "TEST.ENSEMBLE_METHOD": ("mean", "sum", "max"),
+}
+
+# Keys that must be > 0 (or >= 0).
+POSITIVE = ("TRAIN.BATCH_SIZE", "SOLVER.MAX_EPOCH", "SOLVER.REFERENCE_BATCH_SIZE", "DATA.NUM_FRAMES",
+            "DATA.SAMPLING_RATE", "DATA.TRAIN_CROP_SIZE", "DATA.TEST_CROP_SIZE", "TEST.BATCH_SIZE",
+            "TEST.NUM_ENSEMBLE_VIEWS", "TEST.NUM_SPATIAL_CROPS", "TRAIN.CHECKPOINT_PERIOD",
+            "TRAIN.CHECKPOINT_KEEP", "LOG_PERIOD", "DIST_TIMEOUT_S")
+NON_NEGATIVE = ("TRAIN.MICRO_BATCH_SIZE", "TRAIN.EVAL_PERIOD", "TRAIN.CLIP_GRAD_NORM",
+                "SOLVER.BASE_LR", "SOLVER.WEIGHT_DECAY", "SOLVER.WARMUP_EPOCHS",
+                "MODEL.DROPOUT_RATE", "MODEL.DROP_PATH_RATE", "DATA_LOADER.NUM_WORKERS",
+                "TRAIN.LABEL_SMOOTHING")
+
+
+def parse_args(argv: Optional[Sequence[str]] = None, description: str = "rs3d") -> argparse.Namespace:
+    """``--cfg FILE [--opts] KEY VALUE ...``: overrides may trail the command or follow ``--opts``."""
+    p = argparse.ArgumentParser(
+        description=description,
+        epilog="Overrides: KEY VALUE pairs, e.g. SOLVER.BASE_LR 0.1 OUTPUT_DIR out/run1")
+    p.add_argument("--cfg", dest="cfg_file", default="", help="YAML config (may use _BASE_)")
+    p.add_argument("--opts", nargs=argparse.REMAINDER, default=[], help="KEY VALUE overrides")
+    p.add_argument("overrides", nargs=argparse.REMAINDER, help="KEY VALUE overrides")
+    args = p.parse_args(argv)
+    # "--cfg a.yaml K V --opts K2 V2" and "--cfg a.yaml --opts K V" both end up here.
+    args.opts = [o for o in list(args.overrides or []) + list(args.opts or []) if o != "--opts"]
+    return args
+
+
+def load_config(args_or_path=None, opts: Optional[Sequence[str]] = None, *,
+                splits: Optional[Iterable[str]] = None) -> CfgNode:
+    """Defaults <- YAML file (with ``_BASE_``) <- ``KEY VALUE`` overrides, validated and frozen.
+
+    ``args_or_path``: a ``parse_args`` namespace, a YAML path, or None (defaults only).
+    ``splits``: CSV names (e.g. ``("train", "val")``) that must exist under
+    ``DATA.PATH_TO_DATA_DIR``; None skips the data check (used to inspect configs without data).
+    """
+    if isinstance(args_or_path, argparse.Namespace):
+        path = args_or_path.cfg_file
+        opts = list(getattr(args_or_path, "opts", []) or []) + list(opts or [])
+    else:
+        path = os.fspath(args_or_path) if args_or_path else ""
+        opts = list(opts or [])
+    cfg = get_cfg()
+    if path:
+        _merge_dict(cfg, _read_yaml(path), where=path)
+    _merge_opts(cfg, opts)
+    validate(cfg)
+    if splits is not None:
+        check_data_dir(cfg, splits)
+    cfg.freeze()
+    return cfg
+
+
+def _read_yaml(path: str) -> dict:
+    if not os.path.isfile(path):
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = CfgNode.load_yaml_with_base(path, allow_unsafe=False)
+    except FileNotFoundError as e:
+        raise ConfigError(f"{path}: _BASE_ file not found: {e.filename}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: invalid YAML: {' '.join(str(e).split())}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of KEY: value, got {type(data).__name__}")
+    data.pop("_BASE_", None)
+    return data
+
+
+def _merge_dict(cfg: CfgNode, data: dict, where: str, prefix: str = "") -> None:
+    for k, v in data.items():
+        full = prefix + str(k)
+        if k not in cfg:
+            raise ConfigError(f"{where}: unknown config key {full}")
+        if isinstance(cfg[k], CfgNode):
+            if not isinstance(v, dict):
+                raise ConfigError(f"{where}: {full} is a section; expected a mapping, got {v!r}")
+            _merge_dict(cfg[k], v, where, full + ".")
+        else:
+            cfg[k] = _coerce(cfg[k], v, full, where)
+
+
+def _merge_opts(cfg: CfgNode, opts: Sequence[str]) -> None:
+    if len(opts) % 2:
+        raise ConfigError(f"overrides must be KEY VALUE pairs; {opts[-1]!r} has no value")
+    for key, raw in zip(opts[0::2], opts[1::2]):
+        node, parts = cfg, key.split(".")
+        for i, part in enumerate(parts):
+            if not isinstance(node, CfgNode) or part not in node:
+                raise ConfigError(f"unknown config key {key} (command line)")
+            if i < len(parts) - 1:
+                node = node[part]
+        if isinstance(node[parts[-1]], CfgNode):
+            raise ConfigError(f"{key} is a section, not a key (command line)")
+        node[parts[-1]] = _coerce(node[parts[-1]], _decode(raw), key, "command line")
+
+
+def _decode(raw: str):
+    """'0.1' -> 0.1, '[1, 2]' -> [1, 2], 'True' -> True, 'abc' -> 'abc' (as yacs/fvcore do)."""
+    if not isinstance(raw, str):
+        return raw
+    try:
+        return ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        if raw.lower() in ("true", "false"):
+            return raw.lower() == "true"
+        return raw
+
+
+def _coerce(default, value, key: str, where: str):
+    """``value`` converted to the type of ``default``, or a ConfigError naming ``key``."""
+    want = type(default)
+    bad = ConfigError(f"{where}: {key} expects {want.__name__} (like {default!r}), got {value!r}")
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+        raise bad
+    if isinstance(default, int):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise bad
+    if isinstance(default, float):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise bad
+    if isinstance(default, str):
+        if isinstance(value, str):
+            return value
+        raise bad
+    if isinstance(default, (list, tuple)):
+        if not isinstance(value, (list, tuple)):
+            raise bad
+        if default and len(value) == len(default):
+            return [_coerce(d, v, key, where) for d, v in zip(default, value)]
+        if default:
+            return [_coerce(default[0], v, key, where) for v in value]
+        return list(value)
+    if default is None:
+        return value
+    raise bad
+
+
+def _get(cfg: CfgNode, key: str):
+    node = cfg
+    for part in key.split("."):
+        node = node[part]
+    return node
+
+
+def validate(cfg: CfgNode) -> None:
+    """Values that have the right type but cannot work."""
+    for key, choices in CHOICES.items():
+        v = _get(cfg, key)
+        if v not in choices:
+            raise ConfigError(f"{key} must be one of {', '.join(repr(c) for c in choices)}; got {v!r}")
+    for key in POSITIVE:
+        if _get(cfg, key) <= 0:
+            raise ConfigError(f"{key} must be > 0; got {_get(cfg, key)!r}")
+    for key in NON_NEGATIVE:
+        if _get(cfg, key) < 0:
+            raise ConfigError(f"{key} must be >= 0; got {_get(cfg, key)!r}")
+    if not 0 <= cfg.TRAIN.EMA_DECAY < 1:
+        raise ConfigError(f"TRAIN.EMA_DECAY must be in [0, 1); got {cfg.TRAIN.EMA_DECAY!r}")
+    if len(cfg.DATA.MEAN) != 3 or len(cfg.DATA.STD) != 3 or min(cfg.DATA.STD) <= 0:
+        raise ConfigError("DATA.MEAN and DATA.STD must hold 3 values each, STD > 0")
+    if cfg.MODEL.NUM_CLASSES < 1:
+        raise ConfigError(f"MODEL.NUM_CLASSES must be >= 1; got {cfg.MODEL.NUM_CLASSES}")
+    try:
+        from rs3d.models import list_models
+    except ImportError:  # the model zoo is optional while only configs are inspected
+        return
+    if cfg.MODEL.ARCH not in list_models():
+        raise ConfigError(f"MODEL.ARCH {cfg.MODEL.ARCH!r} is not a registered model; "
+                          f"choose from {', '.join(list_models())}")
+
+
+def check_data_dir(cfg: CfgNode, splits: Iterable[str]) -> None:
+    """DATA.PATH_TO_DATA_DIR exists and holds ``{split}.csv`` for every split asked for."""
+    d = cfg.DATA.PATH_TO_DATA_DIR
+    if not d:
+        raise ConfigError("DATA.PATH_TO_DATA_DIR is not set (the folder with train.csv, val.csv, test.csv)")
+    if not os.path.isdir(d):
+        raise ConfigError(f"DATA.PATH_TO_DATA_DIR {d} does not exist or is not a directory")
+    for split in splits:
+        csv = os.path.join(d, f"{split}.csv")
+        if not os.path.isfile(csv):
+            raise ConfigError(f"DATA.PATH_TO_DATA_DIR {d} has no {split}.csv")
+
+
+def save_config(cfg: CfgNode, output_dir: str) -> str:
+    """Write the merged config to ``output_dir/config.yaml`` (callers do it on rank 0 only)."""
+    os.makedirs(output_dir, exist_ok=True)
+    path = os.path.join(output_dir, "config.yaml")
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(cfg.dump())
+    os.replace(tmp, path)
+    return path
