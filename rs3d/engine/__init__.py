@@ -1,0 +1,1 @@
+"""Training and evaluation engine: schedule, optimizer, EMA, checkpoints, the training loop."""

@@ -1,0 +1,136 @@
+"""Checkpoint files: atomic writes, newest-good lookup, safe loading, RNG states.
+
+Layout: ``OUTPUT_DIR/checkpoints/checkpoint_epoch_{epoch:05d}.pyth`` (``epoch`` = epochs completed)
+and ``checkpoint_best.pyth``. A checkpoint is a dict with at least ``model``, ``ema`` (or absent),
+``epoch``, ``iteration`` and ``cfg`` (YAML); training adds ``optimizer``, ``scaler``, ``rng``.
+Everything is stored as tensors and plain containers so ``torch.load(weights_only=True)`` reads it.
+"""
+from __future__ import annotations
+
+import glob
+import os
+import random
+import re
+from typing import Optional
+
+import numpy as np
+import torch
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be read (missing, truncated, or not a safe tensor pickle)."""
+
+
+_EPOCH_RE = re.compile(r"checkpoint_epoch_(\d+)\.pyth$")
+
+
+def checkpoint_dir(output_dir: str) -> str:
+    return os.path.join(output_dir, "checkpoints")
+
+
+def checkpoint_path(output_dir: str, epoch: int) -> str:
+    return os.path.join(checkpoint_dir(output_dir), f"checkpoint_epoch_{epoch:05d}.pyth")
+
+
+def best_checkpoint_path(output_dir: str) -> str:
+    return os.path.join(checkpoint_dir(output_dir), "checkpoint_best.pyth")
+
+
+def list_checkpoints(output_dir: str) -> list[str]:
+    """Epoch checkpoints, oldest first (by the epoch in the name)."""
+    paths = glob.glob(os.path.join(checkpoint_dir(output_dir), "checkpoint_epoch_*.pyth"))
+    return sorted((p for p in paths if _EPOCH_RE.search(p)),
+                  key=lambda p: int(_EPOCH_RE.search(p).group(1)))
+
+
+def save_checkpoint(state: dict, path: str) -> str:
+    """Write ``state`` so that ``path`` is either the old file or the complete new one, never partial.
+
+    A temporary file in the same directory is written and fsynced, then renamed over ``path``
+    (``os.replace`` is atomic on POSIX); a SIGKILL at any moment leaves at worst a stray ``.tmp``.
+    """
+    d = os.path.dirname(path) or "."
+    os.makedirs(d, exist_ok=True)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "wb") as f:
+        torch.save(state, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    try:  # make the rename itself durable
+        fd = os.open(d, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError:
+        pass
+    return path
+
+
+def load_checkpoint(path: str, map_location="cpu") -> dict:
+    """``torch.load(weights_only=True)``; any failure becomes one line naming the file."""
+    if not os.path.isfile(path):
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # truncated zip, pickle with code in it, not a torch file ...
+        reason = " ".join(str(e).split())
+        if "weights_only" in reason or "Unsupported global" in reason:
+            reason = "it holds Python objects other than tensors (refused: loading could run code)"
+        raise CheckpointError(f"cannot load checkpoint {path}: {reason[:300]}") from None
+    if not isinstance(ckpt, dict):
+        raise CheckpointError(f"cannot load checkpoint {path}: expected a dict, got {type(ckpt).__name__}")
+    return ckpt
+
+
+def latest_good_checkpoint(output_dir: str) -> tuple[Optional[str], Optional[dict]]:
+    """Newest epoch checkpoint that loads, with its contents; a corrupt newer one is skipped."""
+    for path in reversed(list_checkpoints(output_dir)):
+        try:
+            ckpt = load_checkpoint(path)
+        except CheckpointError:
+            continue
+        if "model" in ckpt and "epoch" in ckpt:
+            return path, ckpt
+    return None, None
+
+
+def find_latest_checkpoint(output_dir: str) -> Optional[str]:
+    """Path of the newest epoch checkpoint that loads, or None."""
+    return latest_good_checkpoint(output_dir)[0]
+
+
+def prune_checkpoints(output_dir: str, keep: int) -> None:
+    """Delete all but the newest ``keep`` epoch checkpoints (the best one is a separate file)."""
+    paths = list_checkpoints(output_dir)
+    for p in paths[:max(len(paths) - keep, 0)]:
+        try:
+            os.remove(p)
+        except FileNotFoundError:
+            pass
+
+
+# ----------------------------------------------------------------------------- RNG states
+def get_rng_state() -> dict:
+    """python, numpy, torch (and CUDA) generator states as tensors / plain lists."""
+    version, mt, gauss = random.getstate()
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {
+        "python": [version, torch.tensor(mt, dtype=torch.int64), gauss],
+        "numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    version, mt, gauss = state["python"]
+    random.setstate((version, tuple(int(x) for x in mt.tolist()), gauss))
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
