@@ -68,13 +68,16 @@ def is_rs3d_checkpoint(ckpt) -> bool:
     return isinstance(ckpt, Mapping) and isinstance(ckpt.get("model"), Mapping)
 
 
-def load_weights(model: torch.nn.Module, path: str, use_ema: bool = True) -> str:
-    """Load ``path`` into ``model``; returns which weights were used: "ema", "model" or "converted".
+def load_weights(model: torch.nn.Module, path: str, use_ema: bool = True, inflate: bool = False,
+                 inflate_mode: str = "center") -> str:
+    """Load ``path`` into ``model``; returns which weights were used: "ema", "model" or the
+    foreign format ("pytorchvideo", "pyslowfast", "2d").
 
     rs3d checkpoints give their EMA weights when ``use_ema`` and they hold one (the recipe
-    evaluates the EMA model), else the raw weights. Anything else (PySlowFast, PyTorchVideo, timm)
-    goes through ``rs3d.models.convert.load_pretrained``. Every file is read with
-    ``weights_only=True`` first, so a pickle that would run code is refused before any use.
+    evaluates the EMA model), else the raw weights, and must fit the model exactly. Anything else
+    goes through ``rs3d.models.convert.load_pretrained``; its classifier must fit too, since a
+    classifier left at random initialisation would publish chance-level numbers. Every file is
+    read with ``weights_only=True`` first, so a pickle that would run code is refused before use.
     """
     from rs3d.engine.checkpoint import load_checkpoint
 
@@ -82,15 +85,26 @@ def load_weights(model: torch.nn.Module, path: str, use_ema: bool = True) -> str
     if not is_rs3d_checkpoint(ckpt):
         from rs3d.models.convert import load_pretrained
 
-        load_pretrained(model, path, inflate=False)
-        return "converted"
+        del ckpt
+        before = [p.detach().clone() for p in model.get_classifier().parameters()]
+        fmt = load_pretrained(model, path, inflate=inflate, inflate_mode=inflate_mode)
+        after = list(model.get_classifier().parameters())
+        if before and all(torch.equal(b, a) for b, a in zip(before, after)):
+            raise EvaluationError(
+                f"{path} ({fmt}): its classifier does not fit MODEL.NUM_CLASSES "
+                f"{getattr(model, 'num_classes', '?')}; evaluating a random classifier is meaningless")
+        return fmt
     which = "model"
     if use_ema:
         if isinstance(ckpt.get("ema"), Mapping):
             which = "ema"
         else:
             logger.warning("%s has no EMA weights; evaluating the raw model weights", path)
-    result = model.load_state_dict(_strip_prefixes(ckpt[which]), strict=False)
+    try:
+        result = model.load_state_dict(_strip_prefixes(ckpt[which]), strict=False)
+    except RuntimeError as e:  # shape mismatches
+        detail = " ".join(str(e).split())[:300]
+        raise EvaluationError(f"{path}: weights do not fit MODEL.ARCH / MODEL.NUM_CLASSES: {detail}") from None
     if result.missing_keys or result.unexpected_keys:
         raise EvaluationError(
             f"{path}: weights do not fit MODEL.ARCH (missing {len(result.missing_keys)} keys, e.g. "
@@ -241,7 +255,7 @@ def plot_confusion_matrix(conf: torch.Tensor, path: str, class_names: Optional[S
     k = conf.shape[0]
     rows = conf.double().sum(dim=1, keepdim=True).clamp(min=1)
     norm = (conf.double() / rows).numpy()
-    side = min(60.0, max(6.0, 0.16 * k + 3))
+    side = min(32.0, max(6.0, 0.16 * k + 3))
     fig = Figure(figsize=(side, side))
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
@@ -301,7 +315,8 @@ def test(cfg) -> dict:
     try:
         ckpt_path = resolve_checkpoint(cfg.TEST.CHECKPOINT_FILE_PATH, cfg.OUTPUT_DIR)
         model = build_model(cfg)
-        weights = load_weights(model, ckpt_path, cfg.TEST.USE_EMA)
+        weights = load_weights(model, ckpt_path, cfg.TEST.USE_EMA, inflate=cfg.TRAIN.CHECKPOINT_INFLATE,
+                               inflate_mode=cfg.TRAIN.CHECKPOINT_INFLATE_MODE)
         model.to(info.device).eval()
         # bf16/fp16 autocast follows the training precision on GPU; on CPU it only slows the test.
         amp = AMP_DTYPES[cfg.TRAIN.AMP_DTYPE] if info.device.type == "cuda" else torch.float32
