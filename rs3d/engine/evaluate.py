@@ -159,8 +159,6 @@ def run_inference(model, loader, *, num_views: int, ensemble_method: str, mean, 
                         f"{rec['path']}: the loader gave {views.shape[0]} views, expected {num_views}")
                 probs = video_scores(model, views, mean, std, chunk_size, device, amp_dtype)
                 rec["scores"] = aggregate_views(probs.double(), ensemble_method).numpy()
-            else:
-                logger.warning("failed to decode %s: %s", rec["path"], rec["error"])
             records.append(rec)
         if log_period and len(records) % log_period == 0 and du.is_main_process():
             rate = len(records) / max(time.perf_counter() - t0, 1e-9)
