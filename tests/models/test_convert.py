@@ -1,0 +1,154 @@
+"""Weights from two independent references load into rs3d and give the same outputs."""
+import os
+import re
+
+import pytest
+import torch
+from torch import nn
+
+import rs3d
+from rs3d.models.convert import CheckpointError, inflate_kernel, load_pretrained
+
+
+def randomize_bn(model: nn.Module, seed: int = 0) -> None:
+    """Give every BN non-trivial statistics and affine parameters, so a mis-mapped key shows."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (nn.BatchNorm2d, nn.BatchNorm3d)):
+                m.weight.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
+                m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
+                m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=g) * 0.1)
+                m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
+
+
+def test_pytorchvideo_slow_r50_logits_match(tmp_path):
+    hub = pytest.importorskip("pytorchvideo.models.hub")
+    torch.manual_seed(0)
+    ptv = hub.slow_r50(pretrained=False)
+    randomize_bn(ptv)
+    ptv.eval()
+    path = tmp_path / "slow_r50_ptv.pyth"
+    torch.save(ptv.state_dict(), path)
+
+    model = rs3d.create_model("slow_r50", num_classes=400).eval()
+    assert load_pretrained(model, str(path)) == "pytorchvideo"
+    clip = torch.randn(1, 3, 8, 224, 224, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected, got = ptv(clip), model(clip)
+    scale = expected.abs().max()
+    assert torch.allclose(got, expected, rtol=0, atol=1e-5 * scale), (got - expected).abs().max()
+
+
+def _pyslowfast_name(key: str) -> str:
+    """rs3d key -> PySlowFast key, written from PySlowFast's naming (resnet_helper.py, stem_helper.py)."""
+    if key.startswith("conv1."):
+        return "s1.pathway0_stem.conv." + key[6:]
+    if key.startswith("bn1."):
+        return "s1.pathway0_stem.bn." + key[4:]
+    if key.startswith("fc."):
+        return "head.projection." + key[3:]
+    stage, block, rest = re.match(r"layer(\d)\.(\d+)\.(.*)", key).groups()
+    names = {"conv1": "branch2.a", "bn1": "branch2.a_bn", "conv2": "branch2.b", "bn2": "branch2.b_bn",
+             "conv3": "branch2.c", "bn3": "branch2.c_bn", "downsample.0": "branch1", "downsample.1": "branch1_bn"}
+    for ours, theirs in names.items():
+        if rest.startswith(ours + "."):
+            return f"s{int(stage) + 1}.pathway0_res{block}.{theirs}.{rest[len(ours) + 1:]}"
+    raise AssertionError(key)
+
+
+def test_pyslowfast_checkpoint_loads_into_slow_r50(tmp_path):
+    source = rs3d.create_model("slow_r50", num_classes=400)
+    randomize_bn(source)
+    ckpt = {"epoch": 196, "model_state": {"module." + _pyslowfast_name(k): v for k, v in source.state_dict().items()}}
+    path = tmp_path / "SLOW_8x8_R50.pyth"
+    torch.save(ckpt, path)
+    model = rs3d.create_model("slow_r50", num_classes=400)
+    assert load_pretrained(model, str(path)) == "pyslowfast"
+    for k, v in source.state_dict().items():
+        assert torch.equal(model.state_dict()[k], v), k
+
+
+def test_timm_resnetrs50_inflated_matches_2d_on_static_clip(tmp_path):
+    timm = pytest.importorskip("timm")
+    torch.manual_seed(0)
+    net2d = timm.create_model("resnetrs50", pretrained=False, num_classes=1000)
+    randomize_bn(net2d)
+    net2d.eval()
+    path = tmp_path / "resnetrs50.pth"
+    torch.save(net2d.state_dict(), path)
+
+    model = rs3d.create_model("resnet3d_rs50_paper", num_classes=1000).eval()
+    assert load_pretrained(model, str(path), inflate=True, inflate_mode="center") == "2d"
+    frame = torch.randn(1, 3, 160, 160, generator=torch.Generator().manual_seed(2))
+    clip = frame.unsqueeze(2).expand(-1, -1, 8, -1, -1).contiguous()
+    with torch.no_grad():
+        expected, got = net2d(frame), model(clip)
+    assert torch.allclose(got, expected, rtol=0, atol=1e-5 * expected.abs().max()), (got - expected).abs().max()
+
+
+def test_2d_checkpoint_without_inflate_is_refused(tmp_path):
+    timm = pytest.importorskip("timm")
+    path = tmp_path / "resnetrs50.pth"
+    torch.save(timm.create_model("resnetrs50", pretrained=False).state_dict(), path)
+    with pytest.raises(CheckpointError, match="CHECKPOINT_INFLATE"):
+        load_pretrained(rs3d.create_model("resnet3d_rs50_paper", num_classes=1000), str(path))
+
+
+def test_inflation_modes():
+    w = torch.randn(4, 3, 3, 3)
+    center = inflate_kernel(w, 5, "center")
+    assert center.shape == (4, 3, 5, 3, 3)
+    assert torch.equal(center[:, :, 2], w) and center[:, :, [0, 1, 3, 4]].abs().sum() == 0
+    mean = inflate_kernel(w, 5, "mean")
+    assert torch.allclose(mean.sum(2), w)  # a static clip sees the 2D response away from the borders
+    with pytest.raises(ValueError, match="inflate_mode"):
+        inflate_kernel(w, 3, "edge")
+
+
+def test_mean_inflation_matches_2d_away_from_temporal_borders(tmp_path):
+    timm = pytest.importorskip("timm")
+    net2d = timm.create_model("resnet26", pretrained=False, num_classes=10).eval()
+    path = tmp_path / "r26.pth"
+    torch.save(net2d.state_dict(), path)
+    model = rs3d.create_model("slow_r50", depth=26, num_classes=10, temporal_kernels=(1, 1, 1, 1),
+                              stem_temporal_kernel=3).eval()
+    load_pretrained(model, str(path), inflate=True, inflate_mode="mean")
+    frame = torch.randn(1, 3, 64, 64)
+    clip = frame.unsqueeze(2).expand(-1, -1, 5, -1, -1).contiguous()
+    with torch.no_grad():
+        stem2d = net2d.conv1(frame)
+        stem3d = model.conv1(clip)
+    assert torch.allclose(stem3d[:, :, 2], stem2d, atol=1e-5)  # interior frame: all 3 taps see the frame
+
+
+def test_classifier_of_another_label_set_is_left_for_fine_tuning(tmp_path):
+    source = rs3d.create_model("resnet3d_rs26", num_classes=400, width_multiplier=0.25)
+    path = tmp_path / "k400.pyth"
+    torch.save({"model": source.state_dict(), "epoch": 3}, path)
+    model = rs3d.create_model("resnet3d_rs26", num_classes=10, width_multiplier=0.25)
+    fc_before = model.fc.weight.clone()
+    assert load_pretrained(model, str(path)) == "rs3d"
+    assert torch.equal(model.layer1[0].conv1.weight, source.layer1[0].conv1.weight)
+    assert torch.equal(model.fc.weight, fc_before)
+
+
+def test_pickle_that_runs_code_is_refused(tmp_path):
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    path = tmp_path / "evil.pyth"
+    torch.save({"model": {"w": torch.zeros(1)}, "payload": Evil()}, path)
+    with pytest.raises(CheckpointError, match="refused to load"):
+        load_pretrained(rs3d.create_model("resnet3d_rs26", width_multiplier=0.25), str(path))
+    assert not marker.exists()
+
+
+def test_wrong_architecture_is_a_clear_error(tmp_path):
+    path = tmp_path / "r26.pyth"
+    torch.save({"model": rs3d.create_model("resnet3d_rs26", width_multiplier=0.25).state_dict()}, path)
+    with pytest.raises(CheckpointError, match="does not match the model"):
+        load_pretrained(rs3d.create_model("slow_r50", width_multiplier=0.25), str(path))
