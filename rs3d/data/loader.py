@@ -1,0 +1,166 @@
+"""Config -> datasets and DataLoaders; the samplers that split work among ranks.
+
+This is the only place in ``rs3d.data`` that reads the config.
+"""
+from __future__ import annotations
+
+import os
+import random
+from typing import Iterator, Optional
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Sampler
+
+from .csv import DataError, read_video_list
+from .kinetics import TestDataset, TrainDataset, ValDataset
+
+MODES = ("train", "val", "test")
+
+
+class TrainSampler(Sampler):
+    """DistributedSampler for training whose order is a pure function of ``(seed, epoch)``.
+
+    A permutation of all videos seeded by ``seed + epoch``, cut to a multiple of ``world_size``
+    (every rank gets the same count), then ``rank::world_size``. Yields ``(epoch, index)`` so that
+    persistent workers see the current epoch. ``set_epoch(e, start_index=k)`` makes the next
+    iteration skip its first ``k`` items without loading them (mid-epoch resume).
+    """
+
+    def __init__(self, size: int, rank: int = 0, world_size: int = 1, seed: int = 0,
+                 shuffle: bool = True):
+        if size < world_size:
+            raise DataError(f"{size} training videos cannot be split among {world_size} ranks")
+        self.size, self.rank, self.world_size = size, rank, world_size
+        self.seed, self.shuffle = seed, shuffle
+        self.epoch, self.start_index = 0, 0
+
+    def set_epoch(self, epoch: int, start_index: int = 0) -> None:
+        self.epoch, self.start_index = epoch, start_index
+
+    def indices(self, epoch: int) -> list:
+        """This rank's full order for ``epoch``."""
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed + epoch)
+            order = torch.randperm(self.size, generator=g).tolist()
+        else:
+            order = list(range(self.size))
+        usable = self.size - self.size % self.world_size
+        return order[:usable][self.rank::self.world_size]
+
+    def __iter__(self) -> Iterator:
+        epoch, start = self.epoch, self.start_index
+        self.start_index = 0  # the skip applies to one iteration only
+        for i in self.indices(epoch)[start:]:
+            yield (epoch, i)
+
+    def __len__(self) -> int:
+        return self.size // self.world_size
+
+
+class ShardSampler(Sampler):
+    """Evaluation shard: rank r gets the contiguous range ``[r*N//W, (r+1)*N//W)``.
+
+    Every video is seen by exactly one rank; nothing is padded or dropped (shard sizes differ by
+    at most one), so metrics need no de-duplication.
+    """
+
+    def __init__(self, size: int, rank: int = 0, world_size: int = 1):
+        self.begin = rank * size // world_size
+        self.end = (rank + 1) * size // world_size
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(self.begin, self.end))
+
+    def __len__(self) -> int:
+        return self.end - self.begin
+
+
+def _decode_kwargs(cfg) -> dict:
+    return dict(backend=cfg.DATA.DECODING_BACKEND, decode_timeout_s=cfg.DATA.DECODE_TIMEOUT_S,
+                decode_threads=cfg.DATA.DECODE_THREADS)
+
+
+def build_dataset(cfg, split: str, mode: str):
+    """The dataset of ``{DATA.PATH_TO_DATA_DIR}/{split}.csv`` in ``mode`` ("train", "val", "test")."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if not cfg.DATA.PATH_TO_DATA_DIR:
+        raise DataError("DATA.PATH_TO_DATA_DIR is empty: set it to the folder with the CSVs")
+    # Relative paths are resolved against PATH_PREFIX, or else the data folder itself (so a
+    # dataset folder can be moved); absolute paths are kept.
+    records = read_video_list(
+        os.path.join(cfg.DATA.PATH_TO_DATA_DIR, f"{split}.csv"),
+        cfg.DATA.PATH_PREFIX or cfg.DATA.PATH_TO_DATA_DIR, cfg.DATA.PATH_LABEL_SEPARATOR,
+        cfg.MODEL.NUM_CLASSES)
+    d = cfg.DATA
+    if mode == "train":
+        return TrainDataset(
+            records, d.NUM_FRAMES, d.SAMPLING_RATE, d.TRAIN_CROP_SIZE, jitter_mode=d.TRAIN_JITTER_MODE,
+            area=d.TRAIN_JITTER_AREA, aspect=d.TRAIN_JITTER_ASPECT, scales=d.TRAIN_JITTER_SCALES,
+            random_flip=d.RANDOM_FLIP, seed=cfg.RNG_SEED, max_retries=d.MAX_RETRIES,
+            **_decode_kwargs(cfg))
+    if mode == "val":
+        return ValDataset(records, d.NUM_FRAMES, d.SAMPLING_RATE, d.TEST_CROP_SIZE,
+                          seed=cfg.RNG_SEED, max_retries=d.MAX_RETRIES, **_decode_kwargs(cfg))
+    return TestDataset(records, d.NUM_FRAMES, d.SAMPLING_RATE, d.TEST_CROP_SIZE,
+                       num_clips=cfg.TEST.NUM_ENSEMBLE_VIEWS, num_crops=cfg.TEST.NUM_SPATIAL_CROPS,
+                       **_decode_kwargs(cfg))
+
+
+def _list_collate(items: list) -> list:
+    return items
+
+
+def seed_worker(worker_id: int) -> None:
+    """Seed python/numpy from the worker's torch seed (itself derived from the loader's generator)
+    and keep each worker on one thread: parallelism comes from the workers."""
+    seed = torch.initial_seed() % 2**32
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.set_num_threads(1)
+
+
+def build_loader(cfg, split: str, mode: str, batch_size: int, rank: int = 0,
+                 world_size: int = 1, dataset=None) -> DataLoader:
+    """A DataLoader over ``split`` for ``mode``; ``batch_size`` is per rank.
+
+    train: clips in a ``(seed, epoch)`` order, this rank's share, incomplete last batch dropped;
+    call :func:`set_epoch` before every epoch. val/test: rank's contiguous shard, nothing dropped.
+    In test mode a batch is a list of ``batch_size`` per-video dicts (all views of each video).
+    """
+    dataset = dataset if dataset is not None else build_dataset(cfg, split, mode)
+    if mode == "train":
+        sampler = TrainSampler(len(dataset), rank, world_size, seed=cfg.RNG_SEED)
+    else:
+        sampler = ShardSampler(len(dataset), rank, world_size)
+    workers = cfg.DATA_LOADER.NUM_WORKERS
+    extra = {}
+    if workers > 0:
+        extra = dict(persistent_workers=cfg.DATA_LOADER.PERSISTENT_WORKERS,
+                     prefetch_factor=cfg.DATA_LOADER.PREFETCH_FACTOR, worker_init_fn=seed_worker)
+    return DataLoader(
+        dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
+        collate_fn=_list_collate if mode == "test" else None,
+        pin_memory=cfg.DATA_LOADER.PIN_MEMORY and torch.cuda.is_available(),
+        drop_last=(mode == "train"), generator=torch.Generator().manual_seed(cfg.RNG_SEED + rank),
+        **extra)
+
+
+def set_epoch(loader: DataLoader, epoch: int, start_batch: int = 0) -> None:
+    """Set the epoch on the loader's sampler and dataset; skip ``start_batch`` batches next time.
+
+    The skipped batches are never loaded. ``len(loader)`` stays the full epoch's batch count.
+    """
+    sampler = loader.sampler
+    if hasattr(sampler, "set_epoch"):
+        try:
+            sampler.set_epoch(epoch, start_index=start_batch * (loader.batch_size or 1))
+        except TypeError:  # a plain DistributedSampler
+            if start_batch:
+                raise ValueError("start_batch needs rs3d's TrainSampler") from None
+            sampler.set_epoch(epoch)
+    elif start_batch:
+        raise ValueError("start_batch needs rs3d's TrainSampler")
+    if hasattr(loader.dataset, "set_epoch"):
+        loader.dataset.set_epoch(epoch)

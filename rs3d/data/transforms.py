@@ -1,0 +1,156 @@
+"""One spatial transform for a whole clip, on uint8 frames, with torch ops.
+
+Every function takes frames ``[T, H, W, 3]`` (as decoded) or ``[T, 3, H, W]`` and returns uint8, so
+the float conversion and normalisation (:func:`to_model_input`) can run on the GPU after a 4x smaller
+host-to-device copy. Random parameters are drawn from a caller's ``numpy.random.Generator`` and
+applied by separate pure functions, so the geometry can be tested by hand and a training run can
+be replayed exactly.
+"""
+from __future__ import annotations
+
+import math
+from typing import List, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+Box = Tuple[int, int, int, int]  # top, left, height, width in the source frame
+
+
+def to_tchw(frames: torch.Tensor) -> torch.Tensor:
+    """``[T, H, W, 3]`` decoder output -> ``[T, 3, H, W]`` (a view, no copy)."""
+    return frames.permute(0, 3, 1, 2) if frames.shape[-1] == 3 and frames.shape[1] != 3 else frames
+
+
+def resize(frames: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
+    """Bilinear, antialiased resize of ``[T, 3, H, W]`` uint8 frames to ``size=(h, w)``."""
+    if tuple(frames.shape[-2:]) == tuple(size):
+        return frames
+    if frames.device.type == "cpu":
+        # torch has a vectorised uint8 path for channels-last input on CPU.
+        x = frames.contiguous(memory_format=torch.channels_last)
+        return F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
+    x = F.interpolate(frames.float(), size=size, mode="bilinear", antialias=True,
+                      align_corners=False)
+    return x.round_().clamp_(0, 255).to(torch.uint8)
+
+
+def short_side_size(height: int, width: int, short: int) -> Tuple[int, int]:
+    """(h, w) with the short side equal to ``short`` and the aspect ratio kept (rounded)."""
+    if height <= width:
+        return short, max(short, int(round(width * short / height)))
+    return max(short, int(round(height * short / width))), short
+
+
+# ----------------------------------------------------------------------------- training
+def sample_area_box(height: int, width: int, rng: np.random.Generator,
+                    area: Sequence[float] = (0.08, 1.0), aspect: Sequence[float] = (0.5, 2.0),
+                    attempts: int = 10) -> Box:
+    """Random resized crop box (Inception-style): area fraction in ``area``, log-uniform aspect.
+
+    Falls back to the largest centred box whose aspect is inside ``aspect`` after ``attempts``.
+    """
+    total = height * width
+    log_lo, log_hi = math.log(aspect[0]), math.log(aspect[1])
+    for _ in range(attempts):
+        target = total * rng.uniform(area[0], area[1])
+        ratio = math.exp(rng.uniform(log_lo, log_hi))
+        w = int(round(math.sqrt(target * ratio)))
+        h = int(round(math.sqrt(target / ratio)))
+        if 0 < w <= width and 0 < h <= height:
+            top = int(rng.integers(0, height - h + 1))
+            left = int(rng.integers(0, width - w + 1))
+            return top, left, h, w
+    ratio = width / height
+    if ratio < aspect[0]:
+        w, h = width, int(round(width / aspect[0]))
+    elif ratio > aspect[1]:
+        h, w = height, int(round(height * aspect[1]))
+    else:
+        h, w = height, width
+    return (height - h) // 2, (width - w) // 2, h, w
+
+
+def sample_short_side_box(height: int, width: int, rng: np.random.Generator,
+                          scales: Sequence[int], crop: int) -> Box:
+    """PySlowFast jitter: short side uniform in ``scales`` (inclusive), then a random ``crop``.
+
+    Returned as the box in the source frame that maps onto the crop, so only the crop is resized.
+    """
+    short = int(rng.integers(int(scales[0]), int(scales[1]) + 1))
+    rh, rw = short_side_size(height, width, short)
+    top_r = int(rng.integers(0, max(rh - crop, 0) + 1))
+    left_r = int(rng.integers(0, max(rw - crop, 0) + 1))
+    sy, sx = height / rh, width / rw
+    h = min(height, max(1, int(round(min(crop, rh) * sy))))
+    w = min(width, max(1, int(round(min(crop, rw) * sx))))
+    top = min(int(round(top_r * sy)), height - h)
+    left = min(int(round(left_r * sx)), width - w)
+    return top, left, h, w
+
+
+def crop_resize_flip(frames: torch.Tensor, box: Box, size: int, flip: bool) -> torch.Tensor:
+    """Crop ``box`` from every frame, resize to ``size x size``, optionally flip: -> ``[3, T, S, S]``."""
+    x = to_tchw(frames)
+    top, left, h, w = box
+    x = resize(x[:, :, top:top + h, left:left + w], (size, size))
+    if flip:
+        x = x.flip(-1)
+    return x.permute(1, 0, 2, 3).contiguous()
+
+
+# ----------------------------------------------------------------------------- evaluation
+def crop_offsets(long_side: int, crop: int, num_crops: int) -> List[int]:
+    """Offsets of ``num_crops`` crops along the long side, evenly spaced from 0 to ``long - crop``.
+
+    1 crop -> the centre, ``(long - crop) // 2``; 3 crops -> start, centre, end.
+    """
+    room = max(long_side - crop, 0)
+    if num_crops == 1:
+        return [room // 2]
+    offsets = [int(round(room * i / (num_crops - 1))) for i in range(num_crops)]
+    if num_crops % 2 == 1:
+        offsets[num_crops // 2] = room // 2
+    return offsets
+
+
+def resize_short_side(frames: torch.Tensor, size: int) -> torch.Tensor:
+    """``[T, H, W, 3]`` or ``[T, 3, H, W]`` -> ``[T, 3, h, w]`` with ``min(h, w) == size``."""
+    x = to_tchw(frames)
+    return resize(x, short_side_size(x.shape[-2], x.shape[-1], size))
+
+
+def spatial_crops(frames: torch.Tensor, size: int, num_crops: int) -> torch.Tensor:
+    """Square crops along the long side of already resized ``[T, 3, h, w]`` frames.
+
+    -> ``[num_crops, 3, T, size, size]``, crop 0 = left (landscape) or top (portrait).
+    """
+    h, w = frames.shape[-2:]
+    out = []
+    for off in crop_offsets(max(h, w), size, num_crops):
+        if h > w:
+            crop = frames[:, :, off:off + size, :size]
+        else:
+            crop = frames[:, :, :size, off:off + size]
+        out.append(crop.permute(1, 0, 2, 3))
+    return torch.stack(out)
+
+
+def short_side_crops(frames: torch.Tensor, size: int, num_crops: int) -> torch.Tensor:
+    """Resize the short side to ``size``, then :func:`spatial_crops`: -> ``[K, 3, T, S, S]``."""
+    return spatial_crops(resize_short_side(frames, size), size, num_crops).contiguous()
+
+
+# ----------------------------------------------------------------------------- model input
+def to_model_input(clip: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """uint8 clips ``[..., 3, T, H, W]`` -> float ``(x / 255 - mean) / std`` on ``clip``'s device."""
+    shape = (3, 1, 1, 1)
+    m = torch.as_tensor(mean, dtype=torch.float32, device=clip.device).view(shape)
+    s = torch.as_tensor(std, dtype=torch.float32, device=clip.device).view(shape)
+    x = clip.float().div_(255.0)
+    if any(v != 0 for v in mean):
+        x.sub_(m)
+    if any(v != 1 for v in std):
+        x.div_(s)
+    return x
