@@ -60,7 +60,7 @@ _C.BN.SYNC = False
 _C.DATA = CfgNode()
 # Folder with {train,val,test}.csv and optionally classes.txt.
 _C.DATA.PATH_TO_DATA_DIR = ""
-# Prepended to every path in the CSVs.
+# Prepended to every path in the CSVs ("" = relative paths are relative to PATH_TO_DATA_DIR).
 _C.DATA.PATH_PREFIX = ""
 # Separator between path and label in the CSVs.
 _C.DATA.PATH_LABEL_SEPARATOR = " "
@@ -85,6 +85,8 @@ _C.DATA.DECODING_BACKEND = "decord"
 _C.DATA.MAX_RETRIES = 10
 # Seconds one video may take to decode before it counts as broken (guards decord hangs).
 _C.DATA.DECODE_TIMEOUT_S = 60.0
+# Decoder threads per video (decord); parallelism normally comes from DATA_LOADER.NUM_WORKERS.
+_C.DATA.DECODE_THREADS = 1
 
 _C.DATA_LOADER = CfgNode()
 _C.DATA_LOADER.NUM_WORKERS = 8
