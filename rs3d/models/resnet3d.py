@@ -317,6 +317,7 @@ class ResNet3D(nn.Module):
     def forward_stem(self, x: torch.Tensor) -> torch.Tensor:
         return self.maxpool(self.act1(self.bn1(self.conv1(x))))
 
+    @torch.jit.export
     def forward_stages(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
         """Multi-scale feature maps ``res2..res5`` for detection or localisation heads."""
         x = self.forward_stem(x)
@@ -326,6 +327,7 @@ class ResNet3D(nn.Module):
         res5 = self.layer4(res4)
         return {"res2": res2, "res3": res3, "res4": res4, "res5": res5}
 
+    @torch.jit.export
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Pooled embedding [B, num_features] (before dropout and the classifier)."""
         x = self.forward_stem(x)
