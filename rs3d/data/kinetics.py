@@ -162,6 +162,8 @@ class TestDataset(_VideoDataset):
     an empty ``views``; it never stops the run.
     """
 
+    __test__ = False  # not a pytest class
+
     def __init__(self, records, num_frames: int, sampling_rate: int, crop_size: int,
                  num_clips: int = 10, num_crops: int = 3, **decode_kwargs):
         super().__init__(records, num_frames, sampling_rate, **decode_kwargs)

@@ -1,0 +1,144 @@
+"""A frame asked for is the frame delivered, on every codec and backend; bad files fail cleanly."""
+import time
+
+import av
+import numpy as np
+import pytest
+import torch
+
+from rs3d.data import decode as D
+from rs3d.data.synthetic import render_video, write_video
+
+BACKENDS = ["decord", "pyav"]
+CODECS = {  # B-frames in h264; mpeg4 in AVI; VP9 in WebM; h264 in Matroska (no frame count)
+    "h264_bframes.mp4": ("libx264", {"bf": "3", "g": "12", "preset": "veryfast"}),
+    "mpeg4.avi": ("mpeg4", {"g": "10", "qscale": "3"}),
+    "vp9.webm": ("libvpx-vp9", {"g": "10", "deadline": "realtime", "cpu-used": "8"}),
+    "h264.mkv": ("libx264", {"bf": "2", "g": "16", "preset": "veryfast"}),
+}
+
+
+def full_decode(path):
+    """Reference: every frame of a plain sequential PyAV decode."""
+    with av.open(str(path)) as c:
+        return np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])
+
+
+@pytest.fixture(scope="module")
+def coded_videos(tmp_path_factory):
+    out = tmp_path_factory.mktemp("codecs")
+    frames = render_video(2, np.random.default_rng(3), 64, 80, 75)  # sideways motion: frames differ
+    paths = {}
+    for name, (codec, opts) in CODECS.items():
+        paths[name] = out / name
+        write_video(str(paths[name]), frames, 24, codec, opts)
+    return paths
+
+
+def assert_frames_exact(got, idx, ref):
+    assert got.dtype == torch.uint8 and tuple(got.shape[1:]) == ref.shape[1:]
+    for k, i in enumerate(idx):
+        g = got[k].numpy().astype(np.int16)
+        err = np.abs(g - ref[i]).mean()
+        assert err < 0.5, f"frame {i}: mean abs diff {err:.2f}"
+        for j in (i - 1, i + 1):  # and not a neighbour
+            if 0 <= j < len(ref) and not np.array_equal(ref[j], ref[i]):
+                assert np.abs(g - ref[j]).mean() > err
+
+
+def _check_exact(path, backend):
+    ref = full_decode(path)
+    rng = np.random.default_rng(0)
+    asked = np.concatenate([[len(ref) - 1, 0], rng.integers(0, len(ref), 12), [5, 5, 1]])
+    got, idx, length = D.read_frames(str(path), lambda n: asked, backend=backend)
+    assert length == len(ref)
+    assert idx.tolist() == asked.tolist()
+    assert_frames_exact(got, idx, ref)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", list(CODECS))
+def test_frame_exact_on_codecs(coded_videos, name, backend):
+    _check_exact(coded_videos[name], backend)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", ["bikes", "carphone"])
+def test_frame_exact_on_real_footage(real_videos, name, backend):
+    _check_exact(real_videos[name], backend)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_clip_on_real_footage(real_videos, backend):
+    # a 32x2 training clip from frame 100 of bikes (250 frames) is frames 100, 102, ..., 162
+    ref = full_decode(real_videos["bikes"])
+    got, idx, length = D.read_frames(
+        str(real_videos["bikes"]), lambda n: D.clip_indices(100, 32, 2, n), backend=backend)
+    assert length == 250 and idx.tolist() == list(range(100, 164, 2))
+    assert got.shape == (32, 272, 640, 3)
+    assert_frames_exact(got, idx, ref)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("kind, words", [
+    ("missing", "file not found"), ("empty", "empty file"), ("truncated", "cannot open"),
+    ("not_a_video", "cannot open"), ("audio_only", "no video stream"),
+])
+def test_broken_files_raise_one_line(broken_videos, backend, kind, words):
+    with pytest.raises(D.DecodeError) as e:
+        D.read_frames(str(broken_videos[kind]), lambda n: np.arange(4), backend=backend)
+    assert words in str(e.value) and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_overreported_frame_count_is_clamped(broken_videos, backend):
+    """The mp4 index lists 48 frames but only the first ones decode: re-sample on the real length."""
+    path = str(broken_videos["overreported"])
+    with av.open(path) as c:
+        assert c.streams.video[0].frames == 48
+    real = full_decode_tolerant(path)
+    assert 0 < len(real) < 48
+    got, idx, length = D.read_frames(path, lambda n: np.array([0, n - 1]), backend=backend)
+    assert length == len(real) and idx.tolist() == [0, len(real) - 1]
+    assert_frames_exact(got, idx, real)
+
+
+def full_decode_tolerant(path):
+    frames = []
+    try:
+        with av.open(path) as c:
+            for f in c.decode(video=0):
+                frames.append(f.to_ndarray(format="rgb24"))
+    except av.error.FFmpegError:
+        pass
+    return np.stack(frames)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_one_frame_video_loops(broken_videos, backend):
+    got, idx, length = D.read_frames(str(broken_videos["one_frame"]),
+                                     lambda n: D.clip_indices(0, 8, 2, n), backend=backend)
+    assert length == 1 and idx.tolist() == [0] * 8 and got.shape[0] == 8
+    assert all(torch.equal(got[0], g) for g in got)
+
+
+def test_hanging_decode_times_out(monkeypatch, coded_videos):
+    """A decoder that never returns costs DATA.DECODE_TIMEOUT_S, not the run."""
+    def hang(*args, **kwargs):
+        time.sleep(30)
+
+    monkeypatch.setattr(D, "_read", hang)
+    with pytest.raises(D.DecodeError, match="DECODE_TIMEOUT_S"):
+        D.read_frames(str(coded_videos["mpeg4.avi"]), lambda n: np.arange(2), timeout_s=0.3)
+
+
+def test_timeout_passes_results_and_errors_through(coded_videos):
+    got, _, _ = D.read_frames(str(coded_videos["mpeg4.avi"]), lambda n: np.arange(2), timeout_s=30)
+    assert got.shape[0] == 2
+    with pytest.raises(D.DecodeError, match="file not found"):
+        D.read_frames("/nonexistent.mp4", lambda n: np.arange(2), timeout_s=30)
+
+
+def test_unknown_backend(coded_videos):
+    with pytest.raises(ValueError, match="DECODING_BACKEND"):
+        D.read_frames(str(coded_videos["mpeg4.avi"]), lambda n: np.arange(2), backend="opencv")
