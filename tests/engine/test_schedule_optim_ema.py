@@ -1,0 +1,101 @@
+"""Schedule, optimizer groups and EMA against values computed by hand."""
+import math
+
+import pytest
+import torch
+from torch import nn
+
+import rs3d
+from rs3d.engine.ema import ModelEma, ema_decay
+from rs3d.engine.optim import build_optimizer, param_groups
+from rs3d.engine.schedule import lr_at, scaled_lr
+
+
+def test_linear_scaling():
+    assert scaled_lr(0.8, 1024, 1024) == pytest.approx(0.8)
+    assert scaled_lr(0.8, 128, 1024) == pytest.approx(0.1)
+
+
+def test_warmup_then_cosine_hand_values():
+    # 100 steps, 10 warm-up steps from 0.0; cosine over the whole run from 1.0 to 0.0.
+    kw = dict(base_lr=1.0, total_iters=100, warmup_iters=10, warmup_start_lr=0.0, end_lr=0.0)
+    at10 = 0.5 * (1 + math.cos(math.pi * 10 / 100))  # 0.975528...
+    assert lr_at(0, **kw) == 0.0
+    assert lr_at(5, **kw) == pytest.approx(at10 / 2)
+    assert lr_at(10, **kw) == pytest.approx(0.9755282581)
+    assert lr_at(50, **kw) == pytest.approx(0.5)
+    assert lr_at(75, **kw) == pytest.approx(0.5 * (1 + math.cos(0.75 * math.pi)))  # 0.1464466
+    assert lr_at(100, **kw) == pytest.approx(0.0)
+    # warm-up is linear and continuous with the cosine at its end
+    assert lr_at(9, **kw) == pytest.approx(at10 * 9 / 10)
+
+
+def test_end_and_start_values():
+    kw = dict(base_lr=0.8, total_iters=73682, warmup_iters=1050, warmup_start_lr=0.01, end_lr=0.001)
+    assert lr_at(0, **kw) == pytest.approx(0.01)
+    assert lr_at(73682, **kw) == pytest.approx(0.001)
+    assert max(lr_at(i, **kw) for i in range(0, 73682, 50)) <= 0.8
+    no_warmup = dict(kw, warmup_iters=0)
+    assert lr_at(0, **no_warmup) == pytest.approx(0.8)
+
+
+def test_weight_decay_groups_exclude_bn_and_biases():
+    model = rs3d.create_model("resnet3d_rs26", num_classes=5, width_multiplier=0.25)
+    decay, no_decay = param_groups(model, 4e-5)
+    assert decay["weight_decay"] == 4e-5 and no_decay["weight_decay"] == 0.0
+    names = {id(p): n for n, p in model.named_parameters()}
+    decayed = {names[id(p)] for p in decay["params"]}
+    kept = {names[id(p)] for p in no_decay["params"]}
+    assert len(decayed) + len(kept) == len(names)  # every parameter once
+    modules = dict(model.named_modules())
+    for n in decayed:
+        mod, attr = n.rsplit(".", 1)
+        assert attr == "weight" and isinstance(modules[mod], (nn.Conv3d, nn.Linear)), n
+    for n in kept:
+        mod, attr = n.rsplit(".", 1)
+        assert attr == "bias" or isinstance(modules[mod], nn.modules.batchnorm._BatchNorm), n
+    assert "fc.weight" in decayed and "fc.bias" in kept and "bn1.weight" in kept
+    # SE convs carry biases: those are not decayed
+    assert any(n.endswith(".bias") and ".se." in n for n in kept)
+
+
+def test_optimizer_is_nesterov_sgd_with_decay_on_weights_only():
+    lin = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2))
+    opt = build_optimizer(lin, lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.5)
+    assert isinstance(opt, torch.optim.SGD) and opt.defaults["nesterov"] and opt.defaults["foreach"]
+    w0 = lin[0].weight.detach().clone()
+    b0 = lin[0].bias.detach().clone()
+    for p in lin.parameters():
+        p.grad = torch.zeros_like(p)
+    opt.step()
+    # zero gradient: only weight decay moves the linear weight (nesterov: d = g + m*buf, buf = g)
+    g = 0.5 * w0
+    assert torch.allclose(lin[0].weight, w0 - 0.1 * (g + 0.9 * g))
+    assert torch.equal(lin[0].bias, b0)
+    assert torch.equal(lin[1].weight, torch.ones(2))
+
+
+def test_ema_decay_hand_values():
+    assert ema_decay(0, 0.9999) == pytest.approx(0.1)
+    assert ema_decay(10, 0.9999) == pytest.approx(11 / 20)
+    assert ema_decay(90, 0.9999) == pytest.approx(0.91)
+    assert ema_decay(10 ** 6, 0.9999) == 0.9999
+    assert ema_decay(10 ** 6, 0.99) == 0.99
+
+
+def test_ema_averages_parameters_and_bn_buffers():
+    model = nn.Sequential(nn.Linear(3, 3), nn.BatchNorm1d(3))
+    ema = ModelEma(model, decay=0.9999)
+    w0 = model[0].weight.detach().clone()
+    rm0 = model[1].running_mean.clone()
+    with torch.no_grad():
+        model[0].weight.add_(1.0)
+    model.train()(torch.randn(8, 3))  # moves BN running stats and num_batches_tracked
+    ema.update(model, step=0)  # decay 0.1
+    assert torch.allclose(ema.module[0].weight, 0.1 * w0 + 0.9 * (w0 + 1.0))
+    assert torch.allclose(ema.module[1].running_mean, 0.1 * rm0 + 0.9 * model[1].running_mean)
+    assert ema.module[1].num_batches_tracked.item() == 1  # integer buffers are copied
+    ema.update(model, step=10)  # decay 11/20
+    assert torch.allclose(ema.module[0].weight,
+                          (11 / 20) * (0.1 * w0 + 0.9 * (w0 + 1.0)) + (9 / 20) * (w0 + 1.0))
+    assert not any(p.requires_grad for p in ema.module.parameters())
