@@ -23,11 +23,12 @@ def main(argv=None) -> int:
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    from rs3d.data.csv import DataError
     from rs3d.engine import distributed
     from rs3d.engine.train import NonFiniteLossError, train
     try:
         train(cfg)
-    except ConfigError as e:
+    except (ConfigError, DataError) as e:  # e.g. a CSV line that does not parse
         print(f"error: {e}", file=sys.stderr)
         return 2
     except NonFiniteLossError as e:
