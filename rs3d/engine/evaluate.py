@@ -357,6 +357,10 @@ def test(cfg) -> dict:
             du.cleanup()
 
 
+# pytest would collect a function named ``test`` imported into a test module; it is not a test.
+test.__test__ = False
+
+
 def _write_outputs(cfg, metrics: dict, records: Sequence[dict], conf: torch.Tensor) -> None:
     out = cfg.OUTPUT_DIR
     os.makedirs(out, exist_ok=True)
