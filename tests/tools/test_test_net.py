@@ -15,6 +15,7 @@ import torch
 
 import rs3d
 from rs3d.data.synthetic import make_synthetic_dataset, write_broken_videos
+from rs3d.engine.evaluate import kinetics400_class_names
 
 ROOT = Path(__file__).resolve().parents[2]
 TEST_NET = str(ROOT / "tools" / "test_net.py")
@@ -220,6 +221,6 @@ def test_pytorchvideo_slow_r50_checkpoint_is_evaluated(setup, tmp_path):
     m = json.loads((tmp_path / "out" / "test_metrics.json").read_text())
     assert m["weights"] == "pytorchvideo" and m["num_videos"] == 3 and m["num_failed"] == 0
     rows = list(csv.DictReader(open(tmp_path / "out" / "test_predictions.csv")))
-    names = rs3d.engine.evaluate.kinetics400_class_names()
+    names = kinetics400_class_names()
     assert rows[0]["label_name"] == names[int(rows[0]["label"])]
     assert rows[0]["name_1"] == names[int(rows[0]["pred_1"])]
