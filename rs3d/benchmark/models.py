@@ -43,9 +43,9 @@ def parse_variant(variant: str) -> frozenset:
 def build_contender_model(name: str, frames: int, res: int, num_classes: int, overrides: dict) -> nn.Module:
     """An rs3d registry model, or ``ptv:slow_r50`` (PyTorchVideo, random init).
 
-    PyTorchVideo's head pools with a fixed kernel sized for 8x224x224 input; for other sizes the
-    kernel is set to the final feature map (frames, res/32, res/32), which is the same arithmetic
-    as rs3d's global average pool.
+    PyTorchVideo's head pools with a fixed (8, 7, 7) kernel sized for 8x224x224 input; for other
+    sizes that pool is replaced by one over the whole final feature map (frames, res/32, res/32),
+    the same arithmetic as rs3d's global average pool.
     """
     if name.startswith(PTV_PREFIX):
         ptv_name = name[len(PTV_PREFIX):]
@@ -53,8 +53,11 @@ def build_contender_model(name: str, frames: int, res: int, num_classes: int, ov
             raise ValueError(f"only ptv:slow_r50 is supported as a PyTorchVideo peer, got {name!r}")
         from pytorchvideo.models.hub import slow_r50
 
-        return slow_r50(pretrained=False, model_num_class=num_classes,
-                        head_pool_kernel_size=(frames, max(res // 32, 1), max(res // 32, 1)))
+        model = slow_r50(pretrained=False, model_num_class=num_classes)
+        kernel = (frames, -(-res // 32), -(-res // 32))
+        if kernel != (8, 7, 7):
+            model.blocks[-1].pool = nn.AvgPool3d(kernel, stride=1)
+        return model
     import rs3d
 
     return rs3d.create_model(name, num_classes=num_classes, **overrides)
@@ -235,7 +238,7 @@ def ratios(rows: List[dict]) -> List[dict]:
     for r in ok:
         p = ptv.get(key(r))
         if r["model"] == "slow_r50" and p is not None:
-            out.append(_ratio_row("rs3d slow_r50 / PTV slow_r50", r, p))
+            out.append(_ratio_row(f"rs3d slow_r50 / PTV slow_r50 ({r['variant']})", r, p))
     base = {(r["model"], r["frames"], r["res"], r["batch"]): r for r in ok if r["variant"] == "base"}
     for r in ok:
         b = base.get((r["model"], r["frames"], r["res"], r["batch"]))

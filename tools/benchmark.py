@@ -1,0 +1,432 @@
+#!/usr/bin/env python
+"""Speed and memory benchmarks of rs3d against its peers, each printing a table and writing JSON.
+
+    python tools/benchmark.py model --models slow_r50 resnet3d_rs50 --frames 8 --res 112 --batch 2 \\
+        --variants base cl bf16 --json model.json       # rs3d slow_r50 vs PyTorchVideo slow_r50 added
+    python tools/benchmark.py optim --model resnet3d_rs50 --json optim.json   # SGD for-loop/foreach/fused
+    python tools/benchmark.py e2e --dataset kinetics-like --model resnet3d_rs50 --width 0.25 --json e2e.json
+    python tools/benchmark.py data --json data.json      # loader benchmark + decord/PyAV/torchcodec
+    python tools/benchmark.py estimate --mfu 0.4 --peak-tflops 989 --decode-json data.json
+
+Every speed comparison is measured in one run, contenders interleaved (A, B, A, B, ...), medians
+reported; see ``rs3d/benchmark/``. Absolute numbers come with the device, versions and date in the
+JSON. FLOP convention: fvcore GFLOPs count a multiply-add as one; achieved TFLOP/s multiply by 2
+(multiply and add) and by 3 (forward + backward).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Callable, List, Optional, Sequence
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run from a checkout without installing
+    sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+from rs3d.benchmark import measure  # noqa: E402
+
+DEFAULT_CACHE = os.path.join(tempfile.gettempdir(), "rs3d_benchmark_cache")
+K400_TRAIN_VIDEOS = 215_570
+
+
+def _load_tool(name: str):
+    """A sibling tool module (``tools/<name>.py``), or None if it is not there."""
+    path = ROOT / "tools" / f"{name}.py"
+    if not path.exists():
+        return None
+    spec = importlib.util.spec_from_file_location(f"rs3d_tools_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def table(rows: Sequence[dict], cols: Sequence[tuple]) -> str:
+    """Markdown table; ``cols`` = (header, key or function of the row, format)."""
+    lines = ["| " + " | ".join(c[0] for c in cols) + " |", "|" + "---|" * len(cols)]
+    for r in rows:
+        cells = []
+        for _, key, fmt in cols:
+            v = key(r) if callable(key) else r.get(key)
+            cells.append("-" if v is None else (fmt.format(v) if fmt else str(v)))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _write_json(path: Optional[str], payload: dict) -> None:
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "w") as f:
+            json.dump(payload, f, indent=1)
+        print(f"\nwrote {path}")
+
+
+def _device(arg: str) -> torch.device:
+    return torch.device(arg or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+
+def _header(env: dict, command: str) -> str:
+    load = env.get("load_avg_1min")
+    return (f"{env['device']}; {', '.join(f'{k} {v}' for k, v in env['versions'].items())}; "
+            f"{env['date_utc']}; 1-min load average {load:.1f} on {env['cpu_count']} cores\n"
+            f"command: {command}\n")
+
+
+def _command(argv: Optional[Sequence[str]]) -> str:
+    args = list(sys.argv[1:] if argv is None else argv)
+    return "python tools/benchmark.py " + " ".join(args)
+
+
+# ----------------------------------------------------------------------------- model
+def cmd_model(args) -> int:
+    import rs3d
+    from rs3d.benchmark.models import PTV_PREFIX, bench_point, parse_variant, ratios
+
+    dev = _device(args.device)
+    names = list(args.models)
+    unknown = [n for n in names if not n.startswith(PTV_PREFIX) and n not in rs3d.list_models()]
+    if unknown:
+        print(f"error: unknown model(s) {unknown}; available: {', '.join(rs3d.list_models())}", file=sys.stderr)
+        return 2
+    try:
+        for v in args.variants:
+            parse_variant(v)
+    except ValueError as e:
+        print(f"error: --variants: {e}", file=sys.stderr)
+        return 2
+    # The peer must do the same arithmetic: no PyTorchVideo row when rs3d models are narrowed.
+    if "slow_r50" in names and not args.no_ptv and not args.width and PTV_PREFIX + "slow_r50" not in names:
+        names.append(PTV_PREFIX + "slow_r50")
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = not args.no_cudnn_benchmark
+    overrides = {"width_multiplier": args.width} if args.width else {}
+    peak = measure.peak_tflops(dev, args.peak_tflops)
+    env = measure.environment(dev, ("pytorchvideo", "fvcore"))
+    cache = {}
+    stats_tool = _load_tool("model_stats")  # fvcore GFLOPs of registry models, as in the zoo table
+    rows: List[dict] = []
+    cols = [("model", "model", None), ("variant", "variant", None),
+            ("frames x res", lambda r: f"{r['frames']}x{r['res']}", None), ("batch", "batch", None),
+            ("params (M)", "params_m", "{:.2f}"), ("GFLOPs/clip", "gflops", "{:.2f}"),
+            ("train step (s)", "train_step_s", "{:.3f}"), ("train clips/s", "train_clips_s", "{:.2f}"),
+            ("infer clips/s", "infer_clips_s", "{:.2f}"), ("train peak mem (GiB)", "train_peak_mem_gib", "{:.2f}"),
+            ("infer peak mem (GiB)", "infer_peak_mem_gib", "{:.2f}"),
+            ("achieved TFLOP/s", "train_tflops", "{:.3f}"), ("MFU", "mfu", "{:.1%}"), ("error", "error", None)]
+    print(_header(env, _command(args.argv)))
+    print(table([], cols))
+    for frames in args.frames:
+        for res in args.res:
+            if stats_tool is not None and not overrides:
+                for n in names:
+                    if not n.startswith(PTV_PREFIX) and (n, frames, res, ()) not in cache:
+                        cache[(n, frames, res, ())] = stats_tool.count_gflops(n, frames, res)
+            for batch in args.batch:
+                for variant in args.variants:
+                    point = bench_point(names, frames, res, batch, variant, dev, args.rounds,
+                                        args.warmup + (1 if "compile" in variant else 0), overrides, peak,
+                                        not args.no_inference, cache)
+                    rows.extend(point)
+                    print("\n".join(table(point, cols).splitlines()[2:]), flush=True)
+    rat = ratios(rows)
+    rcols = [("comparison", "what", None), ("frames x res", lambda r: f"{r['frames']}x{r['res']}", None),
+             ("batch", "batch", None), ("train step ratio", "train_step_ratio", "{:.3f}"),
+             ("inference ratio", "infer_step_ratio", "{:.3f}"), ("train memory ratio", "train_mem_ratio", "{:.3f}")]
+    print(f"\nRatios (< 1 = faster / lighter; medians of {args.rounds} interleaved rounds)\n")
+    print(table(rat, rcols))
+    if peak is None:
+        print("\nMFU: no peak known for this device (pass --peak-tflops)")
+    _write_json(args.json, {"benchmark": "model", "command": _command(args.argv), **env,
+                            "flop_convention": "fvcore multiply-adds per clip; TFLOP/s = GFLOPs x 2 x 3 "
+                                               "(fwd+bwd) x clips/s",
+                            "peak_tflops": peak, "rounds": args.rounds, "rows": rows, "ratios": rat})
+    return 0
+
+
+# ----------------------------------------------------------------------------- optim
+def cmd_optim(args) -> int:
+    from rs3d.benchmark.models import sgd_step_times
+
+    dev = _device(args.device)
+    env = measure.environment(dev)
+    print(_header(env, _command(args.argv)))
+    result = sgd_step_times(args.model, dev, args.rounds)
+    print(table(result["rows"], [("SGD implementation", "mode", None), ("model", "model", None),
+                                 ("params (M)", "params_m", "{:.1f}"), ("tensors", "num_tensors", None),
+                                 ("step (ms)", lambda r: r.get("step_s") and r["step_s"] * 1e3, "{:.1f}"),
+                                 ("ratio vs for-loop", "ratio_vs_for_loop", "{:.3f}"), ("error", "error", None)]))
+    _write_json(args.json, {"benchmark": "optim", "command": _command(args.argv), **env, **result})
+    return 0
+
+
+# ----------------------------------------------------------------------------- e2e
+def _kinetics_like_dir(cache: str, num_videos: int, num_classes: int = 4) -> str:
+    from rs3d.benchmark.videos import make_kinetics_like_videos, write_csv
+
+    paths = make_kinetics_like_videos(os.path.join(cache, "kinetics_like"), num_videos)
+    d = os.path.join(cache, f"kinetics_like_set_{num_videos}")
+    os.makedirs(d, exist_ok=True)
+    for split in ("train", "val"):
+        write_csv(paths, os.path.join(d, f"{split}.csv"), num_classes)
+    Path(d, "classes.txt").write_text("".join(f"class_{i}\n" for i in range(num_classes)))
+    return d
+
+
+def _synthetic_dir(cache: str, per_class: int) -> str:
+    from rs3d.data.synthetic import make_synthetic_dataset
+
+    d = os.path.join(cache, f"synthetic_{per_class}")
+    if not os.path.exists(os.path.join(d, "classes.txt")):
+        make_synthetic_dataset(d, num_classes=8, train_per_class=per_class, val_per_class=1,
+                               test_per_class=1)
+    return d
+
+
+def cmd_e2e(args) -> int:
+    from rs3d.benchmark.e2e import run_e2e
+    from rs3d.config import get_cfg
+    from rs3d.data import read_classes
+
+    dev = _device(args.device)
+    if args.dataset == "synthetic":
+        data_dir = _synthetic_dir(args.cache_dir, args.videos_per_class)
+    elif args.dataset == "kinetics-like":
+        data_dir = _kinetics_like_dir(args.cache_dir, args.num_videos)
+    else:
+        data_dir = args.dataset
+        if not os.path.isfile(os.path.join(data_dir, "train.csv")):
+            print(f"error: --dataset {data_dir}: no train.csv there (or use 'synthetic' / 'kinetics-like')",
+                  file=sys.stderr)
+            return 2
+    classes = read_classes(data_dir)
+    cfg = get_cfg()
+    cfg.DEVICE = dev.type
+    cfg.DATA.PATH_TO_DATA_DIR = data_dir
+    cfg.MODEL.ARCH = args.model
+    cfg.MODEL.NUM_CLASSES = len(classes) if classes else 400
+    if args.width:
+        cfg.MODEL.WIDTH_MULTIPLIER = args.width
+    cfg.DATA.NUM_FRAMES, cfg.DATA.SAMPLING_RATE = args.frames, args.stride
+    cfg.DATA.TRAIN_CROP_SIZE = args.crop
+    cfg.DATA_LOADER.NUM_WORKERS = args.workers
+    cfg.DATA_LOADER.PERSISTENT_WORKERS = args.workers > 0
+    cfg.DATA.DECODING_BACKEND = args.backend
+    cfg.TRAIN.BATCH_SIZE = args.batch
+    cfg.TRAIN.AMP_DTYPE = args.amp
+    cfg.TRAIN.CHANNELS_LAST = args.channels_last
+    if args.opts:
+        cfg.merge_from_list(args.opts)
+    cfg.freeze()
+    env = measure.environment(dev, ("decord", "av"))
+    print(_header(env, _command(args.argv)))
+    res = run_e2e(cfg, args.steps, sync=not args.no_sync)
+    cols = [("model", lambda r: args.model + (f" (width {args.width})" if args.width else ""), None),
+            ("data", lambda r: args.dataset if args.dataset in ("synthetic", "kinetics-like") else "dir", None),
+            ("clip", lambda r: f"{args.frames}x{args.stride} @ {args.crop}", None),
+            ("batch", "batch", None), ("workers", lambda r: args.workers, None),
+            ("iters", "iterations", None), ("first batch (s)", "first_batch_wait_s", "{:.2f}"),
+            ("data wait (s/iter)", "median_data_wait_s", "{:.3f}"),
+            ("compute (s/iter)", "median_compute_s", "{:.3f}"),
+            ("wait share", "data_wait_fraction", "{:.0%}"), ("clips/s", "clips_s", "{:.2f}"),
+            ("compute-only clips/s", "compute_only_clips_s", "{:.2f}"), ("limited by", "limited_by", None)]
+    print(table([res], cols))
+    _write_json(args.json, {"benchmark": "e2e", "command": _command(args.argv), **env,
+                            "config": {"model": args.model, "width": args.width, "dataset": args.dataset,
+                                       "frames": args.frames, "stride": args.stride, "crop": args.crop,
+                                       "batch": args.batch, "workers": args.workers, "backend": args.backend,
+                                       "amp": args.amp, "channels_last": args.channels_last},
+                            "result": res})
+    return 0
+
+
+# ----------------------------------------------------------------------------- data
+def _loader_benchmark(args) -> dict:
+    """The data engineer's ``tools/benchmark_data.py`` ``run(args)``, when it exists."""
+    tool = _load_tool("benchmark_data")
+    if tool is None or not hasattr(tool, "run"):
+        return {"skipped": "tools/benchmark_data.py (with run(args)) is not in this checkout"}
+    argv = list(args.loader_args or [])
+    try:
+        if hasattr(tool, "parse_args"):
+            largs = tool.parse_args(argv)
+        elif hasattr(tool, "build_parser"):
+            largs = tool.build_parser().parse_args(argv)
+        else:
+            return {"skipped": "tools/benchmark_data.py has run() but no parse_args/build_parser"}
+        return tool.run(largs)
+    except SystemExit as e:
+        return {"error": f"tools/benchmark_data.py rejected --loader-args {argv} (exit {e.code})"}
+
+
+def cmd_data(args) -> int:
+    from rs3d.benchmark.decoders import BACKENDS, run_compare_in_child
+    from rs3d.benchmark.videos import make_kinetics_like_videos
+
+    dev = torch.device("cpu")
+    env = measure.environment(dev, ("decord", "av", "torchcodec"))
+    print(_header(env, _command(args.argv)))
+    loader = _loader_benchmark(args) if not args.no_loader else {"skipped": "--no-loader"}
+    print(f"loader benchmark (tools/benchmark_data.py): "
+          f"{json.dumps(loader)[:2000] if loader else '-'}\n")
+    paths = list(args.videos) or make_kinetics_like_videos(
+        os.path.join(args.cache_dir, "kinetics_like"), args.num_videos, height=args.height,
+        width=args.width, seconds=args.seconds)
+    missing = [p for p in paths if not os.path.isfile(p)]
+    if missing:
+        print(f"error: --videos: no such file {missing[0]}", file=sys.stderr)
+        return 2
+    dec = run_compare_in_child(paths, args.backends or list(BACKENDS), args.rounds)
+    print(f"decoders, single-threaded, {len(paths)} videos"
+          + (f" ({args.height}x{args.width}, {args.seconds:g} s)" if not args.videos else "")
+          + f", median of {args.rounds} interleaved rounds")
+    if dec.get("torchcodec_note"):
+        print(f"torchcodec: {dec['torchcodec_note']}")
+    print(table(sorted(dec["rows"], key=lambda r: (r["workload"], r["backend"])),
+                [("backend", "backend", None), ("workload", "workload", None),
+                 ("frames/s (wall)", "frames_s", "{:.0f}"), ("frames per CPU-s", "frames_per_cpu_s", "{:.0f}"),
+                 ("32x2 clips per CPU-s", "clips_per_cpu_s", "{:.2f}"),
+                 ("mean |diff| vs PyAV", "mean_abs_diff_vs_pyav", "{:.2f}"), ("error", "error", None)]))
+    _write_json(args.json, {"benchmark": "data", "command": _command(args.argv), **env,
+                            "videos": paths, "loader": loader, "decoders": dec})
+    return 0
+
+
+# ----------------------------------------------------------------------------- estimate
+def estimate(gflops_per_clip: float, clips: int, epochs: int, mfu: float, peak_tflops: float) -> dict:
+    """GPU-hours from FLOPs: clips x epochs x GFLOPs x 2 x 3 / (MFU x peak)."""
+    total_flop = gflops_per_clip * 1e9 * 2 * 3 * clips * epochs
+    per_gpu_clips_s = mfu * peak_tflops * 1e12 / (gflops_per_clip * 1e9 * 2 * 3)
+    return {"total_pflop": total_flop / 1e15, "clips_per_s_per_gpu": per_gpu_clips_s,
+            "gpu_hours": total_flop / (mfu * peak_tflops * 1e12) / 3600}
+
+
+def cmd_estimate(args) -> int:
+    stats_tool = _load_tool("model_stats")
+    gflops = args.gflops or stats_tool.count_gflops(args.model, args.frames, args.res)
+    est = estimate(gflops, args.videos, args.epochs, args.mfu, args.peak_tflops)
+    out = {"benchmark": "estimate", "command": _command(args.argv), "model": args.model, "frames": args.frames,
+           "res": args.res, "gflops_per_clip": gflops, "videos": args.videos, "epochs": args.epochs,
+           "mfu_assumed": args.mfu, "peak_tflops": args.peak_tflops, **est,
+           "note": "an estimate from FLOPs and an assumed MFU, not a measurement"}
+    print(f"{args.model} {args.frames}x{args.res}: {gflops:.1f} GFLOPs/clip (fvcore multiply-adds)")
+    print(f"{args.videos} clips x {args.epochs} epochs x {gflops:.1f} GFLOPs x 2 x 3 = {est['total_pflop']:.0f} PFLOP")
+    print(f"at MFU {args.mfu:.0%} of {args.peak_tflops:g} TFLOP/s: {est['clips_per_s_per_gpu']:.0f} clips/s per GPU, "
+          f"{est['gpu_hours']:.0f} GPU-hours (ESTIMATE, not measured)")
+    if args.decode_json:
+        with open(args.decode_json) as f:
+            dec = json.load(f)["decoders"]["rows"]
+        best = {}
+        for r in dec:
+            if r.get("workload") == "clip" and r.get("clips_per_cpu_s"):
+                best[r["backend"]] = r["clips_per_cpu_s"]
+        out["decode_clips_per_cpu_s"] = best
+        print(f"decoded 32x2 clips needed per GPU: {est['clips_per_s_per_gpu']:.0f}/s")
+        for b, c in sorted(best.items(), key=lambda kv: -kv[1]):
+            cores = est["clips_per_s_per_gpu"] / c
+            out.setdefault("cores_needed_per_gpu", {})[b] = cores
+            print(f"  {b}: {c:.2f} clips per CPU-second -> {cores:.0f} cores per GPU for decoding alone")
+    _write_json(args.json, out)
+    return 0
+
+
+# ----------------------------------------------------------------------------- CLI
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    m = sub.add_parser("model", help="train/inference throughput, peak memory, TFLOP/s, vs PyTorchVideo")
+    m.add_argument("--models", nargs="+", default=["slow_r50", "resnet3d_rs50"])
+    m.add_argument("--no-ptv", action="store_true", help="do not add PyTorchVideo's slow_r50 next to slow_r50")
+    m.add_argument("--frames", nargs="+", type=int, default=[8])
+    m.add_argument("--res", nargs="+", type=int, default=[112])
+    m.add_argument("--batch", nargs="+", type=int, default=[2])
+    m.add_argument("--variants", nargs="+", default=["base", "cl"],
+                   help="'base' or '+'-joined flags from cl, bf16, compile (e.g. cl+bf16)")
+    m.add_argument("--width", type=float, default=None, help="width multiplier for rs3d models (small tests)")
+    m.add_argument("--rounds", type=int, default=5, help="interleaved timed rounds (median reported)")
+    m.add_argument("--warmup", type=int, default=1, help="untimed steps first (+1 with compile)")
+    m.add_argument("--no-inference", action="store_true")
+    m.add_argument("--no-cudnn-benchmark", action="store_true")
+    m.add_argument("--peak-tflops", type=float, default=None, help="device peak for MFU (default: table)")
+    m.set_defaults(fn=cmd_model)
+
+    o = sub.add_parser("optim", help="SGD step time: for-loop vs foreach vs fused")
+    o.add_argument("--model", default="resnet3d_rs50")
+    o.add_argument("--rounds", type=int, default=7)
+    o.set_defaults(fn=cmd_optim)
+
+    e = sub.add_parser("e2e", help="the real training loop: data wait vs compute per iteration")
+    e.add_argument("--dataset", default="synthetic", help="'synthetic', 'kinetics-like' or a data dir")
+    e.add_argument("--videos-per-class", type=int, default=4, help="synthetic set size (8 classes)")
+    e.add_argument("--num-videos", type=int, default=8, help="kinetics-like set size")
+    e.add_argument("--model", default="resnet3d_rs50")
+    e.add_argument("--width", type=float, default=None)
+    e.add_argument("--frames", type=int, default=8)
+    e.add_argument("--stride", type=int, default=2)
+    e.add_argument("--crop", type=int, default=112)
+    e.add_argument("--batch", type=int, default=2)
+    e.add_argument("--workers", type=int, default=2)
+    e.add_argument("--backend", default="decord", choices=["decord", "pyav"])
+    e.add_argument("--steps", type=int, default=6)
+    e.add_argument("--amp", default="float32", choices=["float32", "bfloat16", "float16"])
+    e.add_argument("--channels-last", action="store_true")
+    e.add_argument("--no-sync", action="store_true", help="(GPU) do not synchronise before timing")
+    e.add_argument("--opts", nargs=argparse.REMAINDER, default=[], help="config KEY VALUE overrides")
+    e.set_defaults(fn=cmd_e2e)
+
+    d = sub.add_parser("data", help="loader benchmark (tools/benchmark_data.py) and decoder comparison")
+    d.add_argument("--videos", nargs="*", default=[], help="files to decode (default: Kinetics-like videos)")
+    d.add_argument("--num-videos", type=int, default=4)
+    d.add_argument("--height", type=int, default=256)
+    d.add_argument("--width", type=int, default=340)
+    d.add_argument("--seconds", type=float, default=10.0)
+    d.add_argument("--backends", nargs="+", default=None)
+    d.add_argument("--rounds", type=int, default=3)
+    d.add_argument("--no-loader", action="store_true", help="skip tools/benchmark_data.py")
+    d.add_argument("--loader-args", nargs=argparse.REMAINDER, default=[],
+                   help="arguments passed to tools/benchmark_data.py")
+    d.set_defaults(fn=cmd_data)
+
+    s = sub.add_parser("estimate", help="GPU-hours for a full run from FLOPs and an assumed MFU")
+    s.add_argument("--model", default="resnet3d_rs50")
+    s.add_argument("--frames", type=int, default=32)
+    s.add_argument("--res", type=int, default=224)
+    s.add_argument("--gflops", type=float, default=None, help="skip the fvcore count")
+    s.add_argument("--videos", type=int, default=K400_TRAIN_VIDEOS)
+    s.add_argument("--epochs", type=int, default=350)
+    s.add_argument("--mfu", type=float, default=0.4)
+    s.add_argument("--peak-tflops", type=float, default=989.0)
+    s.add_argument("--decode-json", help="a 'data' JSON: decoded clips per CPU-second per backend")
+    s.set_defaults(fn=cmd_estimate)
+
+    for sp in (m, o, e, d, s):
+        sp.add_argument("--json", help="write the results here")
+        if sp is not s and sp is not d:
+            sp.add_argument("--device", default="", help="cpu, cuda, cuda:1 (default: cuda if available)")
+            sp.add_argument("--threads", type=int, default=0,
+                            help="torch CPU threads (0 = torch's default); on a CPU shared with other "
+                                 "jobs, 1 avoids OpenMP threads spinning against each other")
+        if sp in (e, d):
+            sp.add_argument("--cache-dir", default=DEFAULT_CACHE, help="generated videos are kept here")
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    args.argv = argv
+    threads = torch.get_num_threads()
+    if getattr(args, "threads", 0):
+        torch.set_num_threads(args.threads)
+    try:
+        return args.fn(args)
+    finally:
+        torch.set_num_threads(threads)  # main() may be called in-process (tests, notebooks)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
