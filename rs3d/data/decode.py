@@ -77,12 +77,15 @@ def _decord_read(path: str, index_fn: IndexFn, num_threads: int):
         indices = np.asarray(index_fn(length), dtype=np.int64)
         uniq, inverse = np.unique(indices, return_inverse=True)
         try:
-            frames = vr.get_batch(uniq.tolist()).asnumpy()
+            batch = vr.get_batch(uniq.tolist())
         except Exception as e:
             raise DecodeError(f"decord cannot read frames: {_short(e)}") from None
+        # Another library (e.g. PyTorchVideo) may have switched decord's global bridge to torch.
+        frames = batch if isinstance(batch, torch.Tensor) else torch.from_numpy(batch.asnumpy())
+        del batch
     finally:
         del vr  # decord keeps decoder buffers alive as long as the reader lives
-    return torch.from_numpy(frames)[torch.from_numpy(inverse)], indices, length
+    return frames[torch.from_numpy(inverse)], indices, length
 
 
 def _open_video_stream(path: str):

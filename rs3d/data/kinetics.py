@@ -193,6 +193,8 @@ class TestDataset(_VideoDataset):
         resized = T.resize_short_side(frames, self.crop_size)
         k, s = self.num_crops, self.crop_size
         views = torch.empty((self.num_clips * k, 3, self.num_frames, s, s), dtype=torch.uint8)
+        if torch.utils.data.get_worker_info() is not None:
+            views.share_memory_()  # written once, sent to the main process without another copy
         for c, idx in enumerate(self.clip_indices(length)):
             pos = torch.from_numpy(np.searchsorted(union, idx))
             views[c * k:(c + 1) * k] = T.spatial_crops(resized[pos], s, k)

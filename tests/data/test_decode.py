@@ -142,3 +142,16 @@ def test_timeout_passes_results_and_errors_through(coded_videos):
 def test_unknown_backend(coded_videos):
     with pytest.raises(ValueError, match="DECODING_BACKEND"):
         D.read_frames(str(coded_videos["mpeg4.avi"]), lambda n: np.arange(2), backend="opencv")
+
+
+def test_decord_torch_bridge_set_by_another_library(coded_videos):
+    """PyTorchVideo switches decord's global bridge to torch; rs3d must still read frames."""
+    import decord
+
+    decord.bridge.set_bridge("torch")
+    try:
+        got, _, _ = D.read_frames(str(coded_videos["h264_bframes.mp4"]), lambda n: np.arange(3))
+    finally:
+        decord.bridge.set_bridge("native")
+    ref = full_decode(coded_videos["h264_bframes.mp4"])
+    assert_frames_exact(got, np.arange(3), ref)

@@ -120,3 +120,12 @@ def test_torchrun_ranks_see_every_test_video_once(data_cfg, tmp_path):
     everyone = json.loads(proc.stdout.split("RESULT", 1)[1].strip().splitlines()[0])
     assert len(everyone) == 2 and all(everyone)
     assert sorted(everyone[0] + everyone[1]) == list(range(8))
+
+
+def test_test_views_reach_the_main_process_intact_with_workers(data_cfg):
+    """Views built in a worker (in shared memory) equal those built in the main process."""
+    main = [v for b in build_loader(data_cfg, "test", "test", 2) for v in b]
+    data_cfg.DATA_LOADER.NUM_WORKERS = 2
+    workers = [v for b in build_loader(data_cfg, "test", "test", 2) for v in b]
+    assert [v["index"] for v in main] == [v["index"] for v in workers] == list(range(8))
+    assert all(torch.equal(a["views"], b["views"]) for a, b in zip(main, workers))
