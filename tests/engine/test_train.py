@@ -164,9 +164,12 @@ def test_torchrun_two_processes_matches_single_process(synthetic_dataset, tmp_pa
     clip per forward in both runs and the gradients are the same sums in another order: parameters
     agree to float tolerance. Dropout and stochastic depth are off (their random draws are per rank).
     BN running statistics are not compared: DDP keeps rank 0's (2 of the 4 clips per step).
+    Clips are 8x64x64 so that BN in the last stage still normalises over 16 values of one clip; at
+    4x32x32 it sees 2, its output is +-1 whatever the input, and float noise decides the gradients.
     """
     extra = {"TRAIN.MICRO_BATCH_SIZE": 1, "MODEL.DROPOUT_RATE": 0.0, "MODEL.DROP_PATH_RATE": 0.0,
-             "SOLVER.MAX_EPOCH": 2, "TRAIN.EVAL_PERIOD": 0}
+             "SOLVER.MAX_EPOCH": 2, "TRAIN.EVAL_PERIOD": 0, "DATA.NUM_FRAMES": 8,
+             "DATA.TRAIN_CROP_SIZE": 64}
     one, two = tmp_path / "one", tmp_path / "two"
     p1 = subprocess.run([sys.executable, TOOL, *tiny_opts(synthetic_dataset, one, **extra)],
                         capture_output=True, text=True, env=_env(), timeout=600)
@@ -184,7 +187,8 @@ def test_torchrun_two_processes_matches_single_process(synthetic_dataset, tmp_pa
     for part in ("model", "ema"):
         for n in params:
             torch.testing.assert_close(b[part][n], a[part][n], rtol=1e-4, atol=1e-5, msg=f"{part}.{n}")
-    # The comparison is not vacuous: epoch 2 moved the weights well beyond that tolerance.
+    # The comparison is not vacuous: epoch 2 moved the weights far more than the runs differ.
     prev = _final(one, 1)
-    moved = sum(not torch.allclose(prev["model"][n], a["model"][n], rtol=1e-4, atol=1e-5) for n in params)
-    assert moved > len(params) // 2
+    moved = sum((a["model"][n] - prev["model"][n]).abs().sum().item() for n in params)
+    mismatch = sum((a["model"][n] - b["model"][n]).abs().sum().item() for n in params)
+    assert mismatch * 1000 < moved, (mismatch, moved)
