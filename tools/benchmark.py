@@ -127,12 +127,10 @@ def cmd_model(args) -> int:
                     if not n.startswith(PTV_PREFIX) and (n, frames, res, ()) not in cache:
                         cache[(n, frames, res, ())] = stats_tool.count_gflops(n, frames, res)
             for batch in args.batch:
-                for variant in args.variants:
-                    point = bench_point(names, frames, res, batch, variant, dev, args.rounds,
-                                        args.warmup + (1 if "compile" in variant else 0), overrides, peak,
-                                        not args.no_inference, cache)
-                    rows.extend(point)
-                    print("\n".join(table(point, cols).splitlines()[2:]), flush=True)
+                point = bench_point(names, args.variants, frames, res, batch, dev, args.rounds, args.warmup,
+                                    overrides, peak, not args.no_inference, cache)
+                rows.extend(point)
+                print("\n".join(table(point, cols).splitlines()[2:]), flush=True)
     rat = ratios(rows)
     rcols = [("comparison", "what", None), ("frames x res", lambda r: f"{r['frames']}x{r['res']}", None),
              ("batch", "batch", None), ("train step ratio", "train_step_ratio", "{:.3f}"),
@@ -245,22 +243,23 @@ def cmd_e2e(args) -> int:
 
 
 # ----------------------------------------------------------------------------- data
-def _loader_benchmark(args) -> dict:
-    """The data engineer's ``tools/benchmark_data.py`` ``run(args)``, when it exists."""
+LOADER_DEFAULT_ARGS = ["--videos", "8", "--rss-reads", "0"]
+
+
+def _loader_benchmark(args) -> tuple:
+    """(result, printable table) of the data engineer's ``tools/benchmark_data.py`` ``run(args)``."""
     tool = _load_tool("benchmark_data")
     if tool is None or not hasattr(tool, "run"):
-        return {"skipped": "tools/benchmark_data.py (with run(args)) is not in this checkout"}
-    argv = list(args.loader_args or [])
+        return {"skipped": "tools/benchmark_data.py (with run(args)) is not in this checkout"}, ""
+    argv = list(args.loader_args) if args.loader_args else list(LOADER_DEFAULT_ARGS)
     try:
-        if hasattr(tool, "parse_args"):
-            largs = tool.parse_args(argv)
-        elif hasattr(tool, "build_parser"):
-            largs = tool.build_parser().parse_args(argv)
-        else:
-            return {"skipped": "tools/benchmark_data.py has run() but no parse_args/build_parser"}
-        return tool.run(largs)
+        largs = tool.parse_args(argv)
     except SystemExit as e:
-        return {"error": f"tools/benchmark_data.py rejected --loader-args {argv} (exit {e.code})"}
+        return {"error": f"tools/benchmark_data.py rejected --loader-args {argv} (exit {e.code})"}, ""
+    res = tool.run(largs)
+    res["argv"] = argv
+    text = tool.format_table(res) if hasattr(tool, "format_table") else json.dumps(res)[:2000]
+    return res, text
 
 
 def cmd_data(args) -> int:
@@ -270,9 +269,9 @@ def cmd_data(args) -> int:
     dev = torch.device("cpu")
     env = measure.environment(dev, ("decord", "av", "torchcodec"))
     print(_header(env, _command(args.argv)))
-    loader = _loader_benchmark(args) if not args.no_loader else {"skipped": "--no-loader"}
-    print(f"loader benchmark (tools/benchmark_data.py): "
-          f"{json.dumps(loader)[:2000] if loader else '-'}\n")
+    loader, text = _loader_benchmark(args) if not args.no_loader else ({"skipped": "--no-loader"}, "")
+    print("loader benchmark (tools/benchmark_data.py "
+          f"{' '.join(loader.get('argv', []))}):\n{text or json.dumps(loader)}\n")
     paths = list(args.videos) or make_kinetics_like_videos(
         os.path.join(args.cache_dir, "kinetics_like"), args.num_videos, height=args.height,
         width=args.width, seconds=args.seconds)
@@ -389,7 +388,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--rounds", type=int, default=3)
     d.add_argument("--no-loader", action="store_true", help="skip tools/benchmark_data.py")
     d.add_argument("--loader-args", nargs=argparse.REMAINDER, default=[],
-                   help="arguments passed to tools/benchmark_data.py")
+                   help="arguments passed to tools/benchmark_data.py (last on the line; default: "
+                        + " ".join(LOADER_DEFAULT_ARGS) + ")")
     d.set_defaults(fn=cmd_data)
 
     s = sub.add_parser("estimate", help="GPU-hours for a full run from FLOPs and an assumed MFU")

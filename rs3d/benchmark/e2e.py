@@ -40,6 +40,7 @@ class TimedLoader:
     def __iter__(self):
         t_request = self._now()
         it = iter(self.loader)  # starts the workers (non-persistent, or the first epoch): data wait
+        first = True
         try:
             while True:
                 try:
@@ -47,7 +48,8 @@ class TimedLoader:
                 except StopIteration:
                     return
                 t_got = time.perf_counter()
-                rec = {"data_wait_s": t_got - t_request}
+                rec = {"data_wait_s": t_got - t_request, "first_of_epoch": first}
+                first = False
                 self.records.append(rec)
                 yield batch
                 t_request = self._now()
@@ -71,6 +73,7 @@ def summarize(records: List[dict], batch: int) -> dict:
     share = total_wait / max(total_wait + total_comp, 1e-12)
     return {
         "iterations": len(done), "batch": batch,
+        "epoch_start_waits_s": [r["data_wait_s"] for r in done if r.get("first_of_epoch")],
         "first_batch_wait_s": done[0]["data_wait_s"], "first_compute_s": done[0]["compute_s"],
         "median_data_wait_s": med_wait, "median_compute_s": med_comp,
         "total_data_wait_s": total_wait, "total_compute_s": total_comp,

@@ -1,8 +1,10 @@
 """Training-step and inference throughput, peak memory and achieved FLOP/s of models side by side.
 
-A grid point is (frames, resolution, batch, variant); at each one every contender (rs3d registry
-models, and PyTorchVideo's ``slow_r50`` as the peer of rs3d's ``slow_r50``) is built fresh and
-timed in interleaved rounds (:func:`rs3d.benchmark.measure.interleaved_median`).
+A grid point is (frames, resolution, batch); at each one every contender, a (model, variant) pair
+(rs3d registry models, and PyTorchVideo's ``slow_r50`` as the peer of rs3d's ``slow_r50``), is
+built fresh and all are timed in interleaved rounds (:func:`rs3d.benchmark.measure.interleaved_median`).
+A ratio is the median over rounds of the per-round ratio, so both sides of each ratio ran
+back to back.
 
 A variant is a ``+``-joined set of optimisations, ``base`` for none:
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import statistics
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence
 
@@ -161,61 +164,67 @@ def _safe(fn: Callable[[], None], c: Contender) -> Callable[[], None]:
     return wrapped
 
 
-def bench_point(names: Sequence[str], frames: int, res: int, batch: int, variant: str,
+def bench_point(names: Sequence[str], variants: Sequence[str], frames: int, res: int, batch: int,
                 device: torch.device, rounds: int, warmup: int, overrides: Optional[dict] = None,
                 peak: Optional[float] = None, inference: bool = True,
                 gflops_cache: Optional[dict] = None) -> List[dict]:
-    """Rows for every contender at one grid point (timed interleaved against each other)."""
-    contenders: Dict[str, Contender] = {}
-    errors: Dict[str, str] = {}
-    for name in names:
+    """Rows for every (model, variant) at one (frames, res, batch), all timed interleaved.
+
+    Interleaving variants too makes "variant / base" ratios as robust to machine noise as
+    "rs3d / PyTorchVideo" ones. ``warmup`` untimed steps first (one more for compiled models).
+    """
+    keys = [(n, v) for v in variants for n in names]
+    contenders: Dict[tuple, Contender] = {}
+    errors: Dict[tuple, str] = {}
+    for key in keys:
         try:
-            contenders[name] = make_contender(name, frames, res, batch, variant, device,
-                                              overrides=overrides, gflops_cache=gflops_cache)
+            contenders[key] = make_contender(key[0], frames, res, batch, key[1], device,
+                                             overrides=overrides, gflops_cache=gflops_cache)
         except Exception as e:
-            errors[name] = _first_line(e)
-    rows = {}
-    for name, c in contenders.items():
-        for _ in range(warmup):  # allocator, cuDNN algorithm choice, optimizer state, compilation
+            errors[key] = _first_line(e)
+    mems = {}
+    for key, c in contenders.items():
+        n_warm = warmup + (1 if "compile" in parse_variant(key[1]) else 0)
+        for _ in range(n_warm):  # allocator, cuDNN algorithm choice, optimizer state, compilation
             _safe(c.train_step, c)()
         if inference:
-            for _ in range(warmup):
+            for _ in range(n_warm):
                 _safe(c.infer_step, c)()
         mem = peak_growth_bytes(_safe(c.train_step, c), device) if c.error is None else None
         imem = (peak_growth_bytes(_safe(c.infer_step, c), device)
                 if inference and c.error is None else None)
-        static = c.static_bytes()
         infer_static = tensor_bytes(c.model.parameters()) + tensor_bytes(c.model.buffers()) + \
             tensor_bytes([c.clip])
-        rows[name] = {
-            "train_peak_mem_gib": None if mem is None else (static + mem) / 2**30,
+        mems[key] = {
+            "train_peak_mem_gib": None if mem is None else (c.static_bytes() + mem) / 2**30,
             "infer_peak_mem_gib": None if imem is None else (infer_static + imem) / 2**30,
         }
-    live = {n: c for n, c in contenders.items() if c.error is None}
-    train_t = interleaved_median({n: _safe(c.train_step, c) for n, c in live.items()}, rounds, device)
-    infer_t = (interleaved_median({n: _safe(c.infer_step, c) for n, c in live.items()}, rounds, device)
+    live = {k: c for k, c in contenders.items() if c.error is None}
+    train_t = interleaved_median({k: _safe(c.train_step, c) for k, c in live.items()}, rounds, device)
+    infer_t = (interleaved_median({k: _safe(c.infer_step, c) for k, c in live.items()}, rounds, device)
                if inference else {})
     out = []
-    for name in names:
+    for key in keys:
+        name, variant = key
         row = {"model": name, "source": "pytorchvideo" if name.startswith(PTV_PREFIX) else "rs3d",
                "frames": frames, "res": res, "batch": batch, "variant": variant, "device": device.type}
-        if name in errors:
-            row["error"] = errors[name]
+        if key in errors:
+            row["error"] = errors[key]
             out.append(row)
             continue
-        c = contenders[name]
-        row.update(params_m=c.params_m, gflops=c.gflops, **rows[name])
-        if c.error is not None:
+        c = contenders[key]
+        row.update(params_m=c.params_m, gflops=c.gflops, **mems[key])
+        if c.error is not None or key not in train_t:
             row["error"] = c.error
         else:
-            ts = train_t[name]["median_s"]
-            row.update(train_step_s=ts, train_clips_s=batch / ts, train_times_s=train_t[name]["times_s"],
+            ts = train_t[key]["median_s"]
+            row.update(train_step_s=ts, train_clips_s=batch / ts, train_times_s=train_t[key]["times_s"],
                        train_tflops=c.gflops * 2 * 3 * batch / ts / 1e3)
             if peak:
                 row["mfu"] = row["train_tflops"] / peak
             if inference:
-                ti = infer_t[name]["median_s"]
-                row.update(infer_step_s=ti, infer_clips_s=batch / ti, infer_times_s=infer_t[name]["times_s"])
+                ti = infer_t[key]["median_s"]
+                row.update(infer_step_s=ti, infer_clips_s=batch / ti, infer_times_s=infer_t[key]["times_s"])
             if row.get("train_peak_mem_gib") is not None:
                 row["train_mem_per_clip_gib"] = row["train_peak_mem_gib"] / batch
         out.append(row)
@@ -251,6 +260,11 @@ def _ratio_row(what: str, a: dict, b: dict) -> dict:
     def div(k):
         if a.get(k) is None or b.get(k) is None or not b[k]:
             return None
+        ta = tb = None
+        if k.endswith("_step_s"):
+            ta, tb = a.get(k.replace("_step_s", "_times_s")), b.get(k.replace("_step_s", "_times_s"))
+        if ta and tb and len(ta) == len(tb):  # paired: both ran in the same round
+            return statistics.median(x / y for x, y in zip(ta, tb))
         return a[k] / b[k]
 
     return {"what": what, "frames": a["frames"], "res": a["res"], "batch": a["batch"],
@@ -295,6 +309,6 @@ def sgd_step_times(model_name: str, device: torch.device, rounds: int,
         rows.append(row)
     base = next((r for r in rows if r["mode"] == "for-loop" and "step_s" in r), None)
     for r in rows:
-        if base is not None and "step_s" in r:
-            r["ratio_vs_for_loop"] = r["step_s"] / base["step_s"]
+        if base is not None and "step_s" in r:  # paired per round, as the model ratios
+            r["ratio_vs_for_loop"] = statistics.median(a / b for a, b in zip(r["times_s"], base["times_s"]))
     return {"rows": rows}
