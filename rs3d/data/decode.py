@@ -88,7 +88,8 @@ def _decord_read(path: str, index_fn: IndexFn, num_threads: int):
     return frames[torch.from_numpy(inverse)], indices, length
 
 
-def _open_video_stream(path: str):
+def _open_video_stream(path: str, threads: int = 0):
+    """Container and its first video stream; ``threads`` decoder threads (0 = FFmpeg's choice)."""
     import av
 
     try:
@@ -99,7 +100,11 @@ def _open_video_stream(path: str):
         container.close()
         raise DecodeError("no video stream")
     stream = container.streams.video[0]
-    stream.thread_type = "AUTO"
+    if threads == 1:
+        stream.codec_context.thread_count = 1  # parallelism comes from the loader's workers
+    else:
+        stream.thread_type = "AUTO"
+        stream.codec_context.thread_count = threads
     return container, stream
 
 
@@ -131,7 +136,8 @@ def _pyav_reported_frames(path: str) -> int:
         container.close()
 
 
-def _pyav_decode(path: str, indices: np.ndarray) -> Tuple[Optional[torch.Tensor], int]:
+def _pyav_decode(path: str, indices: np.ndarray,
+                 threads: int = 0) -> Tuple[Optional[torch.Tensor], int]:
     """Decode sequentially up to the last wanted index; convert only the wanted frames.
 
     Returns ``(frames, None)``, or ``(None, n)`` when the stream ended (or broke) after ``n`` frames,
@@ -141,7 +147,7 @@ def _pyav_decode(path: str, indices: np.ndarray) -> Tuple[Optional[torch.Tensor]
     wanted = set(uniq.tolist())
     last = int(uniq[-1])
     got = {}
-    container, stream = _open_video_stream(path)
+    container, stream = _open_video_stream(path, threads)
     i = -1
     try:
         for i, frame in enumerate(container.decode(stream)):
@@ -159,21 +165,21 @@ def _pyav_decode(path: str, indices: np.ndarray) -> Tuple[Optional[torch.Tensor]
     return stacked[torch.from_numpy(inverse)], -1
 
 
-def _pyav_read(path: str, index_fn: IndexFn, reported: Optional[int] = None):
-    length = reported if reported else _pyav_reported_frames(path)
+def _pyav_read(path: str, index_fn: IndexFn, threads: int = 0):
+    length = _pyav_reported_frames(path)
     if length < 1:
         length = _pyav_count_frames(path)
     if length < 1:
         raise DecodeError("no decodable video frames")
     indices = np.asarray(index_fn(length), dtype=np.int64)
-    frames, decoded = _pyav_decode(path, indices)
+    frames, decoded = _pyav_decode(path, indices, threads)
     if frames is None:
         # The container over-reported its length: re-sample on the frames that really decode.
         length = decoded if decoded > 0 and decoded < length else _pyav_count_frames(path)
         if length < 1:
             raise DecodeError("no decodable video frames")
         indices = np.asarray(index_fn(length), dtype=np.int64)
-        frames, _ = _pyav_decode(path, indices)
+        frames, _ = _pyav_decode(path, indices, threads)
         if frames is None:
             raise DecodeError("frames could not be decoded")
     return frames, indices, length
@@ -181,7 +187,7 @@ def _pyav_read(path: str, index_fn: IndexFn, reported: Optional[int] = None):
 
 def _read(path: str, index_fn: IndexFn, backend: str, num_threads: int):
     if backend == "pyav":
-        return _pyav_read(path, index_fn)
+        return _pyav_read(path, index_fn, num_threads)
     if backend != "decord":
         raise ValueError(f"DATA.DECODING_BACKEND must be 'decord' or 'pyav', got {backend!r}")
     try:
@@ -190,7 +196,7 @@ def _read(path: str, index_fn: IndexFn, backend: str, num_threads: int):
         # decord gives up on files whose index over-reports frames, or that are partly broken;
         # PyAV serves the frames that do decode.
         try:
-            return _pyav_read(path, index_fn)
+            return _pyav_read(path, index_fn, num_threads)
         except DecodeError as second:
             raise DecodeError(f"{first}; PyAV: {second}") from None
 
