@@ -134,6 +134,8 @@ def cmd_model(args) -> int:
     rat = ratios(rows)
     rcols = [("comparison", "what", None), ("frames x res", lambda r: f"{r['frames']}x{r['res']}", None),
              ("batch", "batch", None), ("train step ratio", "train_step_ratio", "{:.3f}"),
+             ("per-round range", lambda r: r.get("train_step_ratio_rounds") and
+              f"{min(r['train_step_ratio_rounds']):.2f}-{max(r['train_step_ratio_rounds']):.2f}", None),
              ("inference ratio", "infer_step_ratio", "{:.3f}"), ("train memory ratio", "train_mem_ratio", "{:.3f}")]
     print(f"\nRatios (< 1 = faster / lighter; medians of {args.rounds} interleaved rounds)\n")
     print(table(rat, rcols))
@@ -274,14 +276,15 @@ def cmd_data(args) -> int:
           f"{' '.join(loader.get('argv', []))}):\n{text or json.dumps(loader)}\n")
     paths = list(args.videos) or make_kinetics_like_videos(
         os.path.join(args.cache_dir, "kinetics_like"), args.num_videos, height=args.height,
-        width=args.width, seconds=args.seconds)
+        width=args.width, seconds=args.seconds, gop=args.gop)
     missing = [p for p in paths if not os.path.isfile(p)]
     if missing:
         print(f"error: --videos: no such file {missing[0]}", file=sys.stderr)
         return 2
     dec = run_compare_in_child(paths, args.backends or list(BACKENDS), args.rounds)
     print(f"decoders, single-threaded, {len(paths)} videos"
-          + (f" ({args.height}x{args.width}, {args.seconds:g} s)" if not args.videos else "")
+          + (f" ({args.height}x{args.width}, {args.seconds:g} s, keyframe every {args.gop})"
+             if not args.videos else "")
           + f", median of {args.rounds} interleaved rounds")
     if dec.get("torchcodec_note"):
         print(f"torchcodec: {dec['torchcodec_note']}")
@@ -289,6 +292,7 @@ def cmd_data(args) -> int:
                 [("backend", "backend", None), ("workload", "workload", None),
                  ("frames/s (wall)", "frames_s", "{:.0f}"), ("frames per CPU-s", "frames_per_cpu_s", "{:.0f}"),
                  ("32x2 clips per CPU-s", "clips_per_cpu_s", "{:.2f}"),
+                 ("per CPU-s vs decord", "cpu_speed_vs_decord", "{:.2f}"),
                  ("mean |diff| vs PyAV", "mean_abs_diff_vs_pyav", "{:.2f}"), ("error", "error", None)]))
     _write_json(args.json, {"benchmark": "data", "command": _command(args.argv), **env,
                             "videos": paths, "loader": loader, "decoders": dec})
@@ -384,6 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--height", type=int, default=256)
     d.add_argument("--width", type=int, default=340)
     d.add_argument("--seconds", type=float, default=10.0)
+    d.add_argument("--gop", type=int, default=250, help="keyframe interval of the generated videos")
     d.add_argument("--backends", nargs="+", default=None)
     d.add_argument("--rounds", type=int, default=3)
     d.add_argument("--no-loader", action="store_true", help="skip tools/benchmark_data.py")

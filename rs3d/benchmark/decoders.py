@@ -267,6 +267,12 @@ def compare(paths: Sequence[str], backends: Sequence[str], rounds: int = 3) -> d
             row["clips_s"] = row["frames_s"] / CLIP_FRAMES
             row["clips_per_cpu_s"] = (row["frames_per_cpu_s"] / CLIP_FRAMES) if row["frames_per_cpu_s"] else None
         rows.append(row)
+    for row in rows:  # paired per round against decord (both ran in the same round)
+        ref = samples.get(("decord", row["workload"]))
+        if ref and row["backend"] != "decord":
+            mine = samples[(row["backend"], row["workload"])]
+            row["cpu_speed_vs_decord"] = statistics.median(
+                (f / c) / (rf / rc) for (f, _, c), (rf, _, rc) in zip(mine, ref) if c > 0 and rc > 0)
     for b, e in errors.items():
         rows.append({"backend": b, "workload": "clip", "error": e})
     agreement = _agreement(paths[0], usable)

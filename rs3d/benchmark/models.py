@@ -257,18 +257,23 @@ def ratios(rows: List[dict]) -> List[dict]:
 
 
 def _ratio_row(what: str, a: dict, b: dict) -> dict:
+    def per_round(k):
+        if not k.endswith("_step_s"):
+            return None
+        ta, tb = a.get(k.replace("_step_s", "_times_s")), b.get(k.replace("_step_s", "_times_s"))
+        if ta and tb and len(ta) == len(tb):  # paired: both ran in the same round
+            return [x / y for x, y in zip(ta, tb)]
+        return None
+
     def div(k):
         if a.get(k) is None or b.get(k) is None or not b[k]:
             return None
-        ta = tb = None
-        if k.endswith("_step_s"):
-            ta, tb = a.get(k.replace("_step_s", "_times_s")), b.get(k.replace("_step_s", "_times_s"))
-        if ta and tb and len(ta) == len(tb):  # paired: both ran in the same round
-            return statistics.median(x / y for x, y in zip(ta, tb))
-        return a[k] / b[k]
+        rounds = per_round(k)
+        return statistics.median(rounds) if rounds else a[k] / b[k]
 
     return {"what": what, "frames": a["frames"], "res": a["res"], "batch": a["batch"],
             "variant": a["variant"], "train_step_ratio": div("train_step_s"),
+            "train_step_ratio_rounds": per_round("train_step_s"),
             "infer_step_ratio": div("infer_step_s"), "train_mem_ratio": div("train_peak_mem_gib")}
 
 

@@ -38,8 +38,13 @@ def _frames(rng: np.random.Generator, height: int, width: int, length: int) -> n
 
 
 def make_kinetics_like_videos(out_dir: str, num_videos: int = 4, height: int = 256, width: int = 340,
-                              seconds: float = 10.0, fps: int = 30, seed: int = 0) -> List[str]:
-    """Write (or reuse, if already there) ``num_videos`` H.264 mp4 files; returns their paths."""
+                              seconds: float = 10.0, fps: int = 30, seed: int = 0,
+                              gop: int = 250) -> List[str]:
+    """Write (or reuse, if already there) ``num_videos`` H.264 mp4 files; returns their paths.
+
+    ``gop``: frames between keyframes (250 = ffmpeg's default; a clip then decodes from the
+    keyframe before its start, so a shorter GOP trades file size for faster random access).
+    """
     from rs3d.data.synthetic import write_video
 
     out = Path(out_dir)
@@ -47,12 +52,12 @@ def make_kinetics_like_videos(out_dir: str, num_videos: int = 4, height: int = 2
     paths = []
     length = int(round(seconds * fps))
     for i in range(num_videos):
-        path = out / f"k400like_{height}x{width}_{length}f_{seed}_{i:03d}.mp4"
+        path = out / f"k400like_{height}x{width}_{length}f_g{gop}_{seed}_{i:03d}.mp4"
         if not path.exists() or path.stat().st_size == 0:
             frames = _frames(np.random.default_rng([seed, i]), height, width, length)
             tmp = str(path) + ".tmp.mp4"
             # ffmpeg's libx264 defaults (crf 23, keyint 250, 3 B-frames), "veryfast" to write quickly.
-            write_video(tmp, frames, fps, "libx264", {"preset": "veryfast"})
+            write_video(tmp, frames, fps, "libx264", {"preset": "veryfast", "g": str(gop)})
             os.replace(tmp, path)
         paths.append(str(path))
     return paths
