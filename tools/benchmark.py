@@ -117,7 +117,8 @@ def cmd_model(args) -> int:
             ("train step (s)", "train_step_s", "{:.3f}"), ("train clips/s", "train_clips_s", "{:.2f}"),
             ("infer clips/s", "infer_clips_s", "{:.2f}"), ("train peak mem (GiB)", "train_peak_mem_gib", "{:.2f}"),
             ("infer peak mem (GiB)", "infer_peak_mem_gib", "{:.2f}"),
-            ("achieved TFLOP/s", "train_tflops", "{:.3f}"), ("MFU", "mfu", "{:.1%}"), ("error", "error", None)]
+            ("achieved TFLOP/s", "train_tflops", "{:.3f}"), ("MFU", "mfu", "{:.1%}"),
+            ("warm-up (s)", "warmup_s", "{:.1f}"), ("error", "error", None)]
     print(_header(env, _command(args.argv)))
     print(table([], cols))
     for frames in args.frames:

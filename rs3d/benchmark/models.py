@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import statistics
+import time
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence
 
@@ -185,11 +186,13 @@ def bench_point(names: Sequence[str], variants: Sequence[str], frames: int, res:
     mems = {}
     for key, c in contenders.items():
         n_warm = warmup + (1 if "compile" in parse_variant(key[1]) else 0)
+        t_warm = time.perf_counter()
         for _ in range(n_warm):  # allocator, cuDNN algorithm choice, optimizer state, compilation
             _safe(c.train_step, c)()
         if inference:
             for _ in range(n_warm):
                 _safe(c.infer_step, c)()
+        warm_s = time.perf_counter() - t_warm  # includes compilation
         mem = peak_growth_bytes(_safe(c.train_step, c), device) if c.error is None else None
         imem = (peak_growth_bytes(_safe(c.infer_step, c), device)
                 if inference and c.error is None else None)
@@ -198,6 +201,7 @@ def bench_point(names: Sequence[str], variants: Sequence[str], frames: int, res:
         mems[key] = {
             "train_peak_mem_gib": None if mem is None else (c.static_bytes() + mem) / 2**30,
             "infer_peak_mem_gib": None if imem is None else (infer_static + imem) / 2**30,
+            "warmup_s": warm_s,
         }
     live = {k: c for k, c in contenders.items() if c.error is None}
     train_t = interleaved_median({k: _safe(c.train_step, c) for k, c in live.items()}, rounds, device)

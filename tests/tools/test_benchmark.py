@@ -30,7 +30,8 @@ def test_model_rs3d_slow_r50_against_pytorchvideo(tmp_path, capsys):
     rs, ptv = rows["slow_r50"], rows["ptv:slow_r50"]
     for r in (rs, ptv):
         assert "error" not in r, r.get("error")
-        for key in ("train_step_s", "train_clips_s", "infer_clips_s", "train_peak_mem_gib", "train_tflops"):
+        for key in ("train_step_s", "train_clips_s", "infer_clips_s", "train_peak_mem_gib", "train_tflops",
+                    "warmup_s"):
             assert r[key] > 0, key
         assert len(r["train_times_s"]) == 1
     # Same arithmetic: same parameter count and fvcore FLOPs, so time and memory ratios are fair.
