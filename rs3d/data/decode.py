@@ -80,12 +80,31 @@ def _decord_read(path: str, index_fn: IndexFn, num_threads: int):
             batch = vr.get_batch(uniq.tolist())
         except Exception as e:
             raise DecodeError(f"decord cannot read frames: {_short(e)}") from None
-        # Another library (e.g. PyTorchVideo) may have switched decord's global bridge to torch.
-        frames = batch if isinstance(batch, torch.Tensor) else torch.from_numpy(batch.asnumpy())
+        frames = _decord_to_torch(batch)
         del batch
     finally:
         del vr  # decord keeps decoder buffers alive as long as the reader lives
-    return frames[torch.from_numpy(inverse)], indices, length
+    return _expand(frames, uniq, inverse, indices), indices, length
+
+
+def _decord_to_torch(batch) -> torch.Tensor:
+    # Another library (e.g. PyTorchVideo) may have switched decord's global bridge to torch.
+    if isinstance(batch, torch.Tensor):
+        return batch
+    try:  # zero-copy; asnumpy() would copy every frame once more
+        from torch.utils.dlpack import from_dlpack
+
+        return from_dlpack(batch.to_dlpack())
+    except Exception:
+        return torch.from_numpy(batch.asnumpy())
+
+
+def _expand(frames: torch.Tensor, uniq: np.ndarray, inverse: np.ndarray,
+            indices: np.ndarray) -> torch.Tensor:
+    """Distinct decoded frames -> the requested order (no copy when they already are in it)."""
+    if len(uniq) == len(indices) and np.array_equal(uniq, indices):
+        return frames
+    return frames[torch.from_numpy(inverse.reshape(-1))]
 
 
 def _open_video_stream(path: str, threads: int = 0):
@@ -162,7 +181,7 @@ def _pyav_decode(path: str, indices: np.ndarray,
     if len(got) < len(uniq):
         return None, i + 1
     stacked = torch.from_numpy(np.stack([got[k] for k in uniq.tolist()]))
-    return stacked[torch.from_numpy(inverse)], -1
+    return _expand(stacked, uniq, inverse, indices), -1
 
 
 def _pyav_read(path: str, index_fn: IndexFn, threads: int = 0):

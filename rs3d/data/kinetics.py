@@ -189,13 +189,23 @@ class TestDataset(_VideoDataset):
         return item
 
     def make_views(self, frames: torch.Tensor, union: np.ndarray, length: int) -> torch.Tensor:
-        """Decoded ``frames`` (= frame ``union[i]``) -> ``[V, 3, T, S, S]``."""
+        """Decoded ``frames`` (= frame ``union[i]``) -> ``[V, 3, T, S, S]``.
+
+        The union is resized once; each view frame is then one copy from the resized frames
+        (fewer passes over ~190 MB per Kinetics video than gathering clips, then crops).
+        """
         resized = T.resize_short_side(frames, self.crop_size)
+        h, w = resized.shape[-2:]
+        nhwc = resized.permute(0, 2, 3, 1)  # a view when resized is channels-last
         k, s = self.num_crops, self.crop_size
+        corners = [(off, 0) if h > w else (0, off) for off in T.crop_offsets(max(h, w), s, k)]
         views = torch.empty((self.num_clips * k, 3, self.num_frames, s, s), dtype=torch.uint8)
         if torch.utils.data.get_worker_info() is not None:
             views.share_memory_()  # written once, sent to the main process without another copy
         for c, idx in enumerate(self.clip_indices(length)):
-            pos = torch.from_numpy(np.searchsorted(union, idx))
-            views[c * k:(c + 1) * k] = T.spatial_crops(resized[pos], s, k)
+            pos = np.searchsorted(union, idx).tolist()
+            for j, (y, x) in enumerate(corners):
+                dst = views[c * k + j]
+                for t, q in enumerate(pos):
+                    dst[:, t].copy_(nhwc[q, y:y + s, x:x + s].permute(2, 0, 1))
         return views

@@ -1,4 +1,5 @@
 """A frame asked for is the frame delivered, on every codec and backend; bad files fail cleanly."""
+import os
 import time
 
 import av
@@ -155,3 +156,24 @@ def test_decord_torch_bridge_set_by_another_library(coded_videos):
         decord.bridge.set_bridge("native")
     ref = full_decode(coded_videos["h264_bframes.mp4"])
     assert_frames_exact(got, np.arange(3), ref)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_resident_memory_stays_flat_over_many_reads(synthetic_dataset, backend):
+    """decord grows memory when readers are kept alive; rs3d opens and frees one per read.
+    After a warm-up, 300 more reads must not grow the process by more than a few MiB."""
+    paths = sorted(str(p) for p in (synthetic_dataset / "videos").rglob("*.*"))
+
+    def rss_mib():
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+    def read(i):
+        D.read_frames(paths[i % len(paths)], lambda n: np.arange(0, n, 3), backend=backend)
+
+    for i in range(60):
+        read(i)
+    before = rss_mib()
+    for i in range(300):
+        read(i)
+    assert rss_mib() - before < 16
