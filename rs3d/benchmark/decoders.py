@@ -309,11 +309,14 @@ def run_compare_in_child(paths: Sequence[str], backends: Sequence[str], rounds: 
     tc = torchcodec_env(paths[0]) if any(b.startswith("torchcodec") for b in backends) else \
         {"env": dict(os.environ), "note": "", "error": None}
     run = [b for b in backends if not (b.startswith("torchcodec") and tc["error"])]
+    env = dict(tc["env"])
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env["PYTHONPATH"] = os.pathsep.join([root] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "dec.json")
         p = subprocess.run([sys.executable, "-m", "rs3d.benchmark.decoders", "--json", out, "--rounds",
                             str(rounds), "--backends", *run, "--", *paths],
-                           env=tc["env"], capture_output=True, text=True)
+                           env=env, capture_output=True, text=True)
         if p.returncode != 0:
             raise RuntimeError(f"decoder benchmark child failed: {p.stderr.strip().splitlines()[-1:]}")
         with open(out) as f:
