@@ -25,13 +25,17 @@ def main(argv=None) -> int:
     p.add_argument("--max-frames", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=0, help="encoding processes (0 = per core)")
+    p.add_argument("--clutter", type=float, default=1.0, help="background contrast (0 = plain grey)")
+    p.add_argument("--object-size", type=float, nargs=2, default=(0.14, 0.2),
+                   help="range of the object's half-size as a fraction of the short side")
     a = p.parse_args(argv)
     t0 = time.time()
     try:
         paths = make_synthetic_dataset(
             a.out, num_classes=a.num_classes, train_per_class=a.train_per_class,
             val_per_class=a.val_per_class, test_per_class=a.test_per_class,
-            min_frames=a.min_frames, max_frames=a.max_frames, seed=a.seed, workers=a.workers)
+            min_frames=a.min_frames, max_frames=a.max_frames, seed=a.seed, workers=a.workers,
+            clutter=a.clutter, object_size=a.object_size)
     except (ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

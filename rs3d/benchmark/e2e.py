@@ -111,7 +111,7 @@ def run_e2e(cfg, steps: int, sync: bool = True) -> dict:
         core.to(memory_format=torch.channels_last_3d)
     ema = ModelEma(core, cfg.TRAIN.EMA_DECAY) if cfg.TRAIN.EMA else None
     opt = build_optimizer(core, lr=0.0, momentum=cfg.SOLVER.MOMENTUM, nesterov=cfg.SOLVER.NESTEROV,
-                          weight_decay=cfg.SOLVER.WEIGHT_DECAY)
+                          weight_decay=cfg.SOLVER.WEIGHT_DECAY, method=cfg.SOLVER.OPTIMIZING_METHOD)
     amp = AMP_DTYPES[cfg.TRAIN.AMP_DTYPE]
     scaler = torch.amp.GradScaler(dev.type, enabled=amp == torch.float16)
     model = torch.compile(core) if cfg.TRAIN.COMPILE else core

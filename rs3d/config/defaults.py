@@ -96,6 +96,7 @@ _C.DATA_LOADER.PREFETCH_FACTOR = 2
 
 # ----------------------------------------------------------------------------- solver
 _C.SOLVER = CfgNode()
+# "sgd" (Nesterov; the recipe) or "adamw" (small models trained briefly, e.g. the CPU demo).
 _C.SOLVER.OPTIMIZING_METHOD = "sgd"
 # Learning rate at REFERENCE_BATCH_SIZE; the run uses BASE_LR * TRAIN.BATCH_SIZE / REFERENCE_BATCH_SIZE.
 _C.SOLVER.BASE_LR = 0.8

@@ -28,7 +28,7 @@ CHOICES = {
     "MODEL.STEM_TYPE": ("", "plain", "deep"),
     "DATA.TRAIN_JITTER_MODE": ("area", "short_side"),
     "DATA.DECODING_BACKEND": ("decord", "pyav"),
-    "SOLVER.OPTIMIZING_METHOD": ("sgd",),
+    "SOLVER.OPTIMIZING_METHOD": ("sgd", "adamw"),
     "SOLVER.LR_POLICY": ("cosine",),
     "TRAIN.AMP_DTYPE": ("bfloat16", "float16", "float32"),
     "TRAIN.CHECKPOINT_INFLATE_MODE": ("center", "mean"),

@@ -76,12 +76,16 @@ def _sprite(rng: np.random.Generator, size: int = 32) -> torch.Tensor:
 
 
 def render_video(label: int, rng: np.random.Generator, height: int, width: int,
-                 length: int) -> np.ndarray:
-    """Frames ``[T, H, W, 3]`` uint8 of one video of class ``CLASSES[label]``."""
+                 length: int, clutter: float = 1.0, object_size=(0.14, 0.2)) -> np.ndarray:
+    """Frames ``[T, H, W, 3]`` uint8 of one video of class ``CLASSES[label]``.
+
+    ``clutter`` scales the contrast of the textured background (0 = plain grey); ``object_size`` is
+    the range of the object's half-size as a fraction of the short side.
+    """
     name = CLASSES[label]
     t = torch.arange(length, dtype=torch.float32)
     short = min(height, width)
-    half = float(rng.uniform(0.14, 0.2)) * short  # object half-size at scale 1
+    half = float(rng.uniform(*object_size)) * short  # object half-size at scale 1
     # Pose at every frame; each component is uniform (position, angle) or log-uniform (scale)
     # whatever the class, and wraps around, so a single frame says nothing of the class.
     x = torch.full_like(t, float(rng.uniform(0, width)))
@@ -124,6 +128,8 @@ def render_video(label: int, rng: np.random.Generator, height: int, width: int,
     obj = F.grid_sample(rgba, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     background = _smooth_noise(rng, 3, height, width, int(rng.integers(3, 7)))
     background = background * float(rng.uniform(0.4, 1.0))
+    if clutter != 1.0:
+        background = 0.5 + clutter * (background - 0.5)
     alpha = obj[:, 3:]
     frames = background[None] * (1 - alpha) + obj[:, :3] * alpha
     return (frames.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
@@ -147,7 +153,8 @@ def _one_thread() -> None:
 
 def _write_one(args) -> str:
     path, spec = args
-    frames = render_video(spec["label"], spec["rng"], spec["height"], spec["width"], spec["length"])
+    frames = render_video(spec["label"], spec["rng"], spec["height"], spec["width"], spec["length"],
+                          spec.get("clutter", 1.0), spec.get("object_size", (0.14, 0.2)))
     write_video(path, frames, spec["fps"], spec["codec"], spec["options"])
     return path
 
@@ -164,6 +171,8 @@ def make_synthetic_dataset(
     short_frames: Sequence[int] = (6, 15),
     seed: int = 0,
     workers: int = 0,
+    clutter: float = 1.0,
+    object_size: Sequence[float] = (0.14, 0.2),
 ) -> Dict[str, str]:
     """Write videos, ``{train,val,test}.csv`` (paths relative to ``out_dir``) and ``classes.txt``.
 
@@ -171,6 +180,7 @@ def make_synthetic_dataset(
         num_classes: how many of :data:`CLASSES` to use (at most 8).
         short_fraction: share of videos with ``short_frames`` frames (shorter than a clip: looped).
         workers: processes for encoding (0 = one per CPU core, at most 4).
+        clutter, object_size: see :func:`render_video` (how hard the task is).
     Returns ``{split: csv path}``.
     """
     if not 2 <= num_classes <= len(CLASSES):
@@ -184,6 +194,7 @@ def make_synthetic_dataset(
             label = i % num_classes
             spec = _video_spec(seed, split, i, label, short_fraction, min_frames, max_frames,
                                short_frames)
+            spec.update(clutter=clutter, object_size=tuple(object_size))
             rel = f"videos/{split}/{CLASSES[label]}_{i:04d}.{spec['ext']}"
             jobs.append((str(out / rel), spec))
             lines.append(f"{rel} {label}")

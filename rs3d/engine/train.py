@@ -258,7 +258,7 @@ def train(cfg) -> dict:
     core = model
     ema = ModelEma(core, cfg.TRAIN.EMA_DECAY) if cfg.TRAIN.EMA else None
     optimizer = build_optimizer(core, lr=0.0, momentum=cfg.SOLVER.MOMENTUM, nesterov=cfg.SOLVER.NESTEROV,
-                                weight_decay=cfg.SOLVER.WEIGHT_DECAY)
+                                weight_decay=cfg.SOLVER.WEIGHT_DECAY, method=cfg.SOLVER.OPTIMIZING_METHOD)
     amp_dtype = AMP_DTYPES[cfg.TRAIN.AMP_DTYPE]
     scaler = torch.amp.GradScaler(dev.type, enabled=amp_dtype == torch.float16)
 
