@@ -52,17 +52,6 @@ def resolve_checkpoint(checkpoint_path: str, output_dir: str) -> str:
     return path
 
 
-def _strip_prefixes(state: Mapping) -> dict:
-    """Drop the ``module.`` (DDP) and ``_orig_mod.`` (torch.compile) prefixes some savers leave."""
-    out = {}
-    for k, v in state.items():
-        for p in ("module.", "_orig_mod."):
-            if k.startswith(p):
-                k = k[len(p):]
-        out[k] = v
-    return out
-
-
 def is_rs3d_checkpoint(ckpt) -> bool:
     """rs3d checkpoints are dicts with a ``model`` state dict (PySlowFast uses ``model_state``)."""
     return isinstance(ckpt, Mapping) and isinstance(ckpt.get("model"), Mapping)
@@ -80,6 +69,7 @@ def load_weights(model: torch.nn.Module, path: str, use_ema: bool = True, inflat
     read with ``weights_only=True`` first, so a pickle that would run code is refused before use.
     """
     from rs3d.engine.checkpoint import load_checkpoint
+    from rs3d.models.convert import strip_wrapper_prefixes
 
     ckpt = load_checkpoint(path)
     if not is_rs3d_checkpoint(ckpt):
@@ -101,7 +91,7 @@ def load_weights(model: torch.nn.Module, path: str, use_ema: bool = True, inflat
         else:
             logger.warning("%s has no EMA weights; evaluating the raw model weights", path)
     try:
-        result = model.load_state_dict(_strip_prefixes(ckpt[which]), strict=False)
+        result = model.load_state_dict(strip_wrapper_prefixes(ckpt[which]), strict=False)
     except RuntimeError as e:  # shape mismatches
         detail = " ".join(str(e).split())[:300]
         raise EvaluationError(f"{path}: weights do not fit MODEL.ARCH / MODEL.NUM_CLASSES: {detail}") from None

@@ -47,7 +47,7 @@ def read_weights_file(path: str) -> object:
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({type(e).__name__}: {e})") from None
 
 
-def _strip_prefixes(sd: Mapping[str, torch.Tensor]) -> StateDict:
+def strip_wrapper_prefixes(sd: Mapping[str, torch.Tensor]) -> StateDict:
     """Drop DDP's ``module.`` and torch.compile's ``_orig_mod.`` prefixes."""
     out = {}
     for k, v in sd.items():
@@ -61,7 +61,7 @@ def _strip_prefixes(sd: Mapping[str, torch.Tensor]) -> StateDict:
 def convert_pytorchvideo_resnet(sd: Mapping[str, torch.Tensor]) -> StateDict:
     """PyTorchVideo ``create_resnet`` keys (``blocks.0.conv`` ...) -> rs3d ``ResNet3D`` keys."""
     out: StateDict = {}
-    for key, value in _strip_prefixes(sd).items():
+    for key, value in strip_wrapper_prefixes(sd).items():
         if key.startswith("blocks.0."):
             rest = key[len("blocks.0."):]
             new = rest.replace("conv.", "conv1.", 1) if rest.startswith("conv.") else rest.replace("norm.", "bn1.", 1)
@@ -90,7 +90,7 @@ def convert_pytorchvideo_resnet(sd: Mapping[str, torch.Tensor]) -> StateDict:
 def convert_pyslowfast_resnet(sd: Mapping[str, torch.Tensor]) -> StateDict:
     """PySlowFast single-pathway ResNet keys (``s1.pathway0_stem.conv`` ...) -> rs3d keys."""
     out: StateDict = {}
-    for key, value in _strip_prefixes(sd).items():
+    for key, value in strip_wrapper_prefixes(sd).items():
         if m := re.match(r"s1\.pathway0_stem\.(conv|bn)\.(.*)", key):
             part, param = m.groups()
             new = ("conv1." if part == "conv" else "bn1.") + param
@@ -133,7 +133,7 @@ def inflate_state_dict(sd2d: Mapping[str, torch.Tensor], model: nn.Module, mode:
 
     Raises a ``CheckpointError`` naming the keys that are missing or do not match in shape.
     """
-    sd2d = _strip_prefixes(sd2d)
+    sd2d = strip_wrapper_prefixes(sd2d)
     target = model.state_dict()
     out: StateDict = {}
     missing, mismatched = [], []
@@ -168,14 +168,14 @@ def _unwrap(obj: object, prefer_ema: bool) -> Tuple[StateDict, str]:
         raise CheckpointError("checkpoint is not a dict of tensors")
     if "model" in obj and isinstance(obj["model"], Mapping):  # rs3d (and many trainers)
         sd = obj.get("ema") if prefer_ema and isinstance(obj.get("ema"), Mapping) else obj["model"]
-        return _strip_prefixes(sd), "rs3d"
+        return strip_wrapper_prefixes(sd), "rs3d"
     if "model_state" in obj:  # PySlowFast
-        return _strip_prefixes(obj["model_state"]), "pyslowfast"
+        return strip_wrapper_prefixes(obj["model_state"]), "pyslowfast"
     for wrapper in ("state_dict", "model_state_dict"):
         if wrapper in obj and isinstance(obj[wrapper], Mapping):
             obj = obj[wrapper]
             break
-    sd = _strip_prefixes(obj)
+    sd = strip_wrapper_prefixes(obj)
     if any(k.startswith("blocks.0.") for k in sd):
         return sd, "pytorchvideo"
     if any(k.startswith("s1.pathway0_stem.") for k in sd):
