@@ -192,3 +192,55 @@ def test_torchrun_two_processes_matches_single_process(synthetic_dataset, tmp_pa
     moved = sum((a["model"][n] - prev["model"][n]).abs().sum().item() for n in params)
     mismatch = sum((a["model"][n] - b["model"][n]).abs().sum().item() for n in params)
     assert mismatch * 1000 < moved, (mismatch, moved)
+
+
+def _children(pid: int) -> list:
+    """PIDs whose parent is ``pid`` (read from /proc; Linux only)."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(entry.name))
+    return out
+
+
+def _rank_of(pid: int) -> int:
+    try:
+        env = (Path("/proc") / str(pid) / "environ").read_bytes().split(b"\0")
+    except OSError:
+        return -1
+    for item in env:
+        if item.startswith(b"RANK="):
+            return int(item[5:])
+    return -1
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to find the worker processes")
+def test_a_dead_rank_stops_the_others(synthetic_dataset, tmp_path):
+    """SIGKILL one of two training ranks mid-run: the whole job ends with an error, nothing hangs."""
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+           "--master_port", str(29500 + random.randint(401, 800)), TOOL,
+           *tiny_opts(synthetic_dataset, out, **{"SOLVER.MAX_EPOCH": 200, "TRAIN.EVAL_PERIOD": 0,
+                                                 "DIST_TIMEOUT_S": 60})]
+    job = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=_env())
+    try:
+        deadline = time.time() + 300
+        log = out / "log.txt"
+        while time.time() < deadline and not (log.exists() and "iter 1/" in log.read_text()):
+            assert job.poll() is None, job.stderr.read().decode()[-2000:]
+            time.sleep(0.5)
+        workers = {_rank_of(p): p for p in _children(job.pid)}
+        assert set(workers) >= {0, 1}, workers
+        os.kill(workers[1], signal.SIGKILL)
+        _, err = job.communicate(timeout=180)  # bounded: a hang fails the test here
+        assert job.returncode != 0
+        assert not Path(f"/proc/{workers[0]}").exists() or "Z" in Path(f"/proc/{workers[0]}/stat").read_text().split()[2]
+    finally:
+        if job.poll() is None:
+            job.kill()
