@@ -1,18 +1,14 @@
 """tools/prepare_kinetics.py: CSVs from a class-folder tree, broken files reported, re-encoding."""
-import importlib.util
 import shutil
-import sys
 from pathlib import Path
 
 import av
 
 from rs3d.data import read_classes, read_video_list
 
-_spec = importlib.util.spec_from_file_location(
-    "prepare_kinetics", Path(__file__).resolve().parents[2] / "tools" / "prepare_kinetics.py")
-prepare = importlib.util.module_from_spec(_spec)
-sys.modules["prepare_kinetics"] = prepare  # so worker processes can unpickle its functions
-_spec.loader.exec_module(prepare)
+from helpers import load_tool  # noqa: E402
+
+prepare = load_tool("prepare_kinetics")
 
 
 def _tree(root, synthetic_dataset, broken_videos):

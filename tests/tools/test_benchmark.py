@@ -3,20 +3,15 @@
 No timings are asserted (the machine is shared); the checks are on what the output must contain
 and on the facts a comparison depends on (the PyTorchVideo peer really is the same arithmetic).
 """
-import importlib.util
+import helpers
 import json
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def load_tool():
-    spec = importlib.util.spec_from_file_location("benchmark_tool", ROOT / "tools" / "benchmark.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return helpers.load_tool("benchmark")
 
 
 def test_model_rs3d_slow_r50_against_pytorchvideo(tmp_path, capsys):

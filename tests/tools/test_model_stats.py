@@ -1,17 +1,12 @@
 """tools/model_stats.py: the zoo table's numbers."""
-import importlib.util
-from pathlib import Path
+import helpers
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def load_tool():
-    spec = importlib.util.spec_from_file_location("model_stats", ROOT / "tools" / "model_stats.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return helpers.load_tool("model_stats")
 
 
 def test_slow_r50_gflops_match_pytorchvideo_model_zoo(tmp_path, capsys):

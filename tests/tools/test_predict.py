@@ -1,24 +1,14 @@
 """tools/predict.py: top-5 per video with the test protocol, on real encoded videos."""
 import csv
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 import torch
 
 import rs3d
 from rs3d.data.synthetic import make_synthetic_dataset
+from helpers import load_tool
 from rs3d.engine.evaluate import kinetics400_class_names
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def load_tool(name):
-    spec = importlib.util.spec_from_file_location(f"rs3d_tool_{name}", ROOT / "tools" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @pytest.fixture(scope="module")

@@ -134,12 +134,9 @@ def test_two_ranks_give_the_same_metrics_as_one(setup, single, tmp_path):
 
 def call_main(argv):
     """tools/test_net.py's main() in this process (cheaper than a subprocess)."""
-    import importlib.util
+    from helpers import load_tool
 
-    spec = importlib.util.spec_from_file_location("rs3d_tool_test_net", TEST_NET)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.main(argv)
+    return load_tool("test_net").main(argv)
 
 
 def without(opts, *keys):
