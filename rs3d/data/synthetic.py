@@ -48,6 +48,7 @@ def write_video(path: str, frames: np.ndarray, fps: int = 25, codec: str = "libx
         stream.width, stream.height = int(frames.shape[2]), int(frames.shape[1])
         stream.pix_fmt = "yuv420p"
         stream.options = dict(options or {})
+        stream.thread_count = 1  # multi-threaded encoders are not bit-reproducible; workers parallelise files
         for f in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f),
                                                                    format="rgb24")):
