@@ -57,7 +57,8 @@ def make_kinetics_like_videos(out_dir: str, num_videos: int = 4, height: int = 2
             frames = _frames(np.random.default_rng([seed, i]), height, width, length)
             tmp = str(path) + ".tmp.mp4"
             # ffmpeg's libx264 defaults (crf 23, keyint 250, 3 B-frames), "veryfast" to write quickly.
-            write_video(tmp, frames, fps, "libx264", {"preset": "veryfast", "g": str(gop)})
+            write_video(tmp, frames, fps, "libx264", {"preset": "veryfast", "g": str(gop)},
+                        reproducible=False)
             os.replace(tmp, path)
         paths.append(str(path))
     return paths

@@ -38,20 +38,53 @@ FPS = [12, 15, 24, 25, 30]
 SCALE_RANGE = (0.6, 1.4)  # object size multiplier; log-uniform marginal in every class
 
 
+def rgb_to_yuv420p(frame: np.ndarray) -> np.ndarray:
+    """One uint8 ``[H, W, 3]`` RGB frame to planar YUV 4:2:0 (BT.601, limited range), ``[H*3/2, W]``.
+
+    Done here rather than by FFmpeg's swscale because swscale's SIMD paths depend on the CPU and on
+    buffer alignment: the same frames could encode to different files on different runs.
+    """
+    h, w = frame.shape[:2]
+    rgb = frame.astype(np.float64)
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    y = 16.0 + 0.256788 * r + 0.504129 * g + 0.097906 * b
+    sub = rgb.reshape(h // 2, 2, w // 2, 2, 3).mean(axis=(1, 3))  # 2x2 box filter for chroma
+    r, g, b = sub[..., 0], sub[..., 1], sub[..., 2]
+    u = 128.0 - 0.148223 * r - 0.290993 * g + 0.439216 * b
+    v = 128.0 + 0.439216 * r - 0.367788 * g - 0.071427 * b
+    planes = [y.reshape(-1), u.reshape(-1), v.reshape(-1)]
+    out = np.clip(np.rint(np.concatenate(planes)), 0, 255).astype(np.uint8)
+    return out.reshape(h * 3 // 2, w)
+
+
 def write_video(path: str, frames: np.ndarray, fps: int = 25, codec: str = "libx264",
-                options: Optional[dict] = None, container_options: Optional[dict] = None) -> None:
-    """Encode ``frames`` uint8 ``[T, H, W, 3]`` (RGB, even H and W) to ``path`` with PyAV."""
+                options: Optional[dict] = None, container_options: Optional[dict] = None,
+                reproducible: bool = True) -> None:
+    """Encode ``frames`` uint8 ``[T, H, W, 3]`` (RGB, even H and W) to ``path`` with PyAV.
+
+    Colour conversion is done in NumPy (:func:`rgb_to_yuv420p`) and the encoder runs one thread.
+    ``reproducible`` also turns off x264's macroblock-tree, so the same frames give the same file;
+    ``False`` keeps x264's defaults (what Kinetics copies were encoded with), for benchmarks.
+    """
     import av
 
+    if frames.shape[1] % 2 or frames.shape[2] % 2:
+        raise ValueError(f"{path}: frame size {frames.shape[2]}x{frames.shape[1]} must be even for yuv420p")
     with av.open(str(path), "w", options=container_options or {}) as c:
         stream = c.add_stream(codec, rate=fps)
         stream.width, stream.height = int(frames.shape[2]), int(frames.shape[1])
         stream.pix_fmt = "yuv420p"
-        stream.options = dict(options or {})
+        options = dict(options or {})
+        if codec == "libx264" and reproducible:
+            # x264's macroblock-tree reads an uninitialised stack value (valgrind memcheck, x264 in
+            # PyAV 18.1), so the same frames could encode differently from run to run.
+            params = options.get("x264-params", "")
+            options["x264-params"] = f"{params}:mbtree=0" if params else "mbtree=0"
+        stream.options = options
         stream.thread_count = 1  # multi-threaded encoders are not bit-reproducible; workers parallelise files
         for f in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f),
-                                                                   format="rgb24")):
+            frame = av.VideoFrame.from_ndarray(rgb_to_yuv420p(f), format="yuv420p")
+            for packet in stream.encode(frame):
                 c.mux(packet)
         for packet in stream.encode():
             c.mux(packet)

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from rs3d.data import read_classes, read_video_list
-from rs3d.data.synthetic import CLASSES, make_synthetic_dataset, render_video
+from rs3d.data.synthetic import CLASSES, make_synthetic_dataset, render_video, rgb_to_yuv420p
 
 
 def test_dataset_layout_and_decodable_files(synthetic_dataset):
@@ -30,13 +30,30 @@ def test_generator_is_deterministic(tmp_path):
     make_synthetic_dataset(str(tmp_path / "a"), seed=4, **kw)
     make_synthetic_dataset(str(tmp_path / "b"), seed=4, **kw)
     assert (tmp_path / "a/train.csv").read_text() == (tmp_path / "b/train.csv").read_text()
-    for line in (tmp_path / "a/train.csv").read_text().split("\n")[:2]:
+    for line in (tmp_path / "a/train.csv").read_text().splitlines():
         rel = line.split()[0]
         with av.open(str(tmp_path / "a" / rel)) as ca, av.open(str(tmp_path / "b" / rel)) as cb:
+            # Compared in the coded yuv420p planes: a conversion to RGB would test swscale, not us.
             for fa, fb in zip(ca.decode(video=0), cb.decode(video=0)):
-                assert np.array_equal(fa.to_ndarray(format="rgb24"), fb.to_ndarray(format="rgb24"))
+                assert fa.format.name == "yuv420p"
+                assert np.array_equal(fa.to_ndarray(), fb.to_ndarray())
     a = render_video(3, np.random.default_rng(1), 32, 48, 5)
     assert a.shape == (5, 32, 48, 3) and np.array_equal(a, render_video(3, np.random.default_rng(1), 32, 48, 5))
+
+
+def test_rgb_to_yuv420p_is_bt601_limited_range_and_decodes_back():
+    # Known BT.601 studio-swing values: white, black, red, green, blue.
+    for rgb, yuv in [((255, 255, 255), (235, 128, 128)), ((0, 0, 0), (16, 128, 128)),
+                     ((255, 0, 0), (81, 90, 240)), ((0, 255, 0), (145, 54, 34)),
+                     ((0, 0, 255), (41, 240, 110))]:
+        planes = rgb_to_yuv420p(np.full((4, 6, 3), rgb, np.uint8))
+        assert planes.shape == (6, 6)
+        assert planes[:4].min() == planes[:4].max() == yuv[0]
+        assert planes[4:].reshape(-1)[:6].min() == yuv[1] and planes[4:].reshape(-1)[6:].min() == yuv[2]
+    frame = render_video(2, np.random.default_rng(0), 32, 48, 1)[0]
+    back = av.VideoFrame.from_ndarray(rgb_to_yuv420p(frame), format="yuv420p").to_ndarray(format="rgb24")
+    luma = lambda x: x.astype(np.float64) @ np.array([0.299, 0.587, 0.114])  # noqa: E731
+    assert np.abs(luma(back) - luma(frame)).mean() < 2.0  # chroma is subsampled, luma is not
 
 
 def _fit_and_score(x, y, classes, steps=300):
