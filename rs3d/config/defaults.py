@@ -26,6 +26,10 @@ _C.DIST_TIMEOUT_S = 600
 _C.LOG_PERIOD = 10
 # Device: "" = cuda if available, else cpu.
 _C.DEVICE = ""
+# cuDNN autotuning of convolution algorithms (CUDA only): clip sizes are fixed, so the one-off
+# search pays back within a few steps. It may pick non-deterministic algorithms; set False for
+# bit-exact reruns on a GPU.
+_C.CUDNN_BENCHMARK = True
 
 # ----------------------------------------------------------------------------- model
 _C.MODEL = CfgNode()

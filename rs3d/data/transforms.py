@@ -9,7 +9,7 @@ be replayed exactly.
 from __future__ import annotations
 
 import math
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -140,6 +140,27 @@ def spatial_crops(frames: torch.Tensor, size: int, num_crops: int) -> torch.Tens
 def short_side_crops(frames: torch.Tensor, size: int, num_crops: int) -> torch.Tensor:
     """Resize the short side to ``size``, then :func:`spatial_crops`: -> ``[K, 3, T, S, S]``."""
     return spatial_crops(resize_short_side(frames, size), size, num_crops).contiguous()
+
+
+def cut_views(frames: torch.Tensor, clip_frames: torch.Tensor, crop_corners: torch.Tensor, size: int,
+              start: int = 0, stop: Optional[int] = None) -> torch.Tensor:
+    """Views ``start..stop`` (view ``v = clip * K + crop``) from resized frames ``[N, h, w, 3]``.
+
+    ``clip_frames`` ``[C, T]``: positions in ``frames``; ``crop_corners`` ``[K, 2]``: (top, left).
+    -> uint8 ``[stop - start, 3, T, size, size]`` on ``frames``' device, one gather per view.
+    """
+    k = crop_corners.shape[0]
+    stop = clip_frames.shape[0] * k if stop is None else stop
+    corners = crop_corners.tolist()
+    index = clip_frames.to(frames.device)
+    out = torch.empty((stop - start, 3, clip_frames.shape[1], size, size), dtype=frames.dtype,
+                      device=frames.device)
+    for i, v in enumerate(range(start, stop)):
+        c, j = divmod(v, k)
+        top, left = corners[j]
+        crop = frames[:, top:top + size, left:left + size].index_select(0, index[c])  # [T, S, S, 3]
+        out[i].copy_(crop.permute(3, 0, 1, 2))
+    return out
 
 
 # ----------------------------------------------------------------------------- model input

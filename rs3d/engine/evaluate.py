@@ -107,24 +107,25 @@ def load_weights(model: torch.nn.Module, path: str, use_ema: bool = True, inflat
 @torch.inference_mode()
 def video_scores(
     model: torch.nn.Module,
-    views: torch.Tensor,
+    item: Mapping,
     mean: Sequence[float],
     std: Sequence[float],
     chunk_size: int,
     device: torch.device,
     amp_dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
-    """Softmax probabilities ``[V, K]`` (float32, CPU) of one video's uint8 views ``[V, 3, T, S, S]``.
+    """Softmax probabilities ``[V, K]`` (float32, CPU) of one test item's views (``TestDataset``).
 
-    Views go through the model ``chunk_size`` at a time; the uint8 views are moved to the device
-    before normalisation, so the host-to-device copy is 4x smaller.
+    The item's resized uint8 frames go to the device once; the views are cut there
+    (``rs3d.data.views_of``), ``chunk_size`` at a time, and normalised on the device.
     """
-    from rs3d.data import to_model_input
+    from rs3d.data import num_views, to_model_input, views_of
 
+    on_device = dict(item, frames=item["frames"].to(device, non_blocking=True))
+    n = num_views(item)
     probs = []
-    for start in range(0, views.shape[0], chunk_size):
-        chunk = views[start:start + chunk_size].to(device, non_blocking=True)
-        x = to_model_input(chunk, mean, std)
+    for start in range(0, n, chunk_size):
+        x = to_model_input(views_of(on_device, start, min(start + chunk_size, n)), mean, std)
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype != torch.float32):
             logits = model(x)
         probs.append(logits.float().softmax(dim=1).cpu())
@@ -135,6 +136,8 @@ def run_inference(model, loader, *, num_views: int, ensemble_method: str, mean, 
                   chunk_size: int, device: torch.device, amp_dtype: torch.dtype = torch.float32,
                   log_period: int = 10) -> list[dict]:
     """One record per video of this rank's shard: index, path, label, scores (or error)."""
+    from rs3d.data import num_views as views_in
+
     model.eval()
     records = []
     t0 = time.perf_counter()
@@ -143,11 +146,10 @@ def run_inference(model, loader, *, num_views: int, ensemble_method: str, mean, 
             rec = {"index": int(item["index"]), "path": str(item["path"]), "label": int(item["label"]),
                    "scores": None, "error": str(item["error"])}
             if not rec["error"]:
-                views = item["views"]
-                if views.shape[0] != num_views:
+                if views_in(item) != num_views:
                     raise EvaluationError(
-                        f"{rec['path']}: the loader gave {views.shape[0]} views, expected {num_views}")
-                probs = video_scores(model, views, mean, std, chunk_size, device, amp_dtype)
+                        f"{rec['path']}: the loader gave {views_in(item)} views, expected {num_views}")
+                probs = video_scores(model, item, mean, std, chunk_size, device, amp_dtype)
                 rec["scores"] = aggregate_views(probs.double(), ensemble_method).numpy()
             records.append(rec)
         if log_period and len(records) % log_period == 0 and du.is_main_process():
@@ -300,6 +302,8 @@ def test(cfg) -> dict:
 
     owns_group = not du.is_dist()
     info = du.init_distributed(cfg.DEVICE, cfg.DIST_BACKEND, cfg.DIST_TIMEOUT_S)
+    if info.device.type == "cuda":
+        torch.backends.cudnn.benchmark = bool(cfg.CUDNN_BENCHMARK)
     try:
         ckpt_path = resolve_checkpoint(cfg.TEST.CHECKPOINT_FILE_PATH, cfg.OUTPUT_DIR)
         model = build_model(cfg)

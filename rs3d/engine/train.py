@@ -237,6 +237,8 @@ def train(cfg) -> dict:
 
     info = dist_utils.init_distributed(cfg.DEVICE, cfg.DIST_BACKEND, cfg.DIST_TIMEOUT_S)
     rank, world, dev = info.rank, info.world_size, info.device
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = bool(cfg.CUDNN_BENCHMARK)
     out = cfg.OUTPUT_DIR
     setup_logging(out, rank)
     micro, accum = batch_split(cfg.TRAIN.BATCH_SIZE, cfg.TRAIN.MICRO_BATCH_SIZE, world)

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rs3d.data import build_dataset, decode as D, kinetics
+from rs3d.data import build_dataset, decode as D, kinetics, num_views, views_of
 from rs3d.data.csv import VideoRecord
 from rs3d.data.kinetics import TestDataset, TrainDataset, ValDataset
 
@@ -44,7 +44,9 @@ def test_test_views_geometry_on_real_footage(real_videos, backend):
                      num_crops=3, backend=backend)
     item = ds[0]
     assert item["error"] == "" and item["label"] == 7 and item["index"] == 0
-    views = item["views"]
+    assert item["frames"].shape == (3 * 4, 64, 151, 3)  # the 3 clips' 4 frames, each once, resized
+    assert item["clip_frames"].shape == (3, 4) and item["crop_corners"].tolist() == [[0, 0], [0, 43], [0, 87]]
+    views = views_of(item)
     assert views.shape == (9, 3, 4, 64, 64) and views.dtype == torch.uint8
     ref = full_decode(real_videos["bikes"])
     for c, start in enumerate([0, 121, 242]):
@@ -65,7 +67,7 @@ def test_test_mode_decodes_each_video_once(real_videos, monkeypatch):
     monkeypatch.setattr(D, "read_frames", counting)
     ds = TestDataset([VideoRecord(str(real_videos["carphone"]), 0)], 8, 2, 32, num_clips=10,
                      num_crops=3)
-    assert ds[0]["views"].shape == (30, 3, 8, 32, 32)
+    assert views_of(ds[0]).shape == (30, 3, 8, 32, 32)
     assert len(calls) == 1
 
 
@@ -136,7 +138,7 @@ def test_short_and_one_frame_videos_are_looped(broken_videos):
     item = TrainDataset(rec, 8, 2, 32)[(0, 0)]
     assert item["skipped"] == 0 and item["clip"].shape == (3, 8, 32, 32)
     assert all(torch.equal(item["clip"][:, 0], item["clip"][:, t]) for t in range(8))
-    views = TestDataset(rec, 8, 2, 32, num_clips=2, num_crops=3)[0]["views"]
+    views = views_of(TestDataset(rec, 8, 2, 32, num_clips=2, num_crops=3)[0])
     assert views.shape == (6, 3, 8, 32, 32)
 
 
@@ -144,7 +146,8 @@ def test_short_and_one_frame_videos_are_looped(broken_videos):
 def test_test_mode_reports_broken_videos(broken_videos, kind):
     item = TestDataset([VideoRecord(str(broken_videos[kind]), 2)], 4, 2, 32, num_clips=2,
                        num_crops=3)[0]
-    assert item["views"].numel() == 0 and item["error"] and "\n" not in item["error"]
+    assert num_views(item) == 0 and item["frames"].numel() == 0
+    assert item["error"] and "\n" not in item["error"]
     assert item["label"] == 2 and item["path"] == str(broken_videos[kind])
 
 
@@ -166,6 +169,6 @@ def test_every_synthetic_video_serves_all_modes(data_cfg, backend):
         for i in range(len(ds)):
             item = ds[i]
             if mode == "test":
-                assert item["error"] == "" and item["views"].shape == (6, 3, 4, 32, 32)
+                assert item["error"] == "" and views_of(item).shape == (6, 3, 4, 32, 32)
             else:
                 assert item["skipped"] == 0 and item["clip"].shape == (3, 4, 32, 32)

@@ -7,7 +7,7 @@ import textwrap
 import pytest
 import torch
 
-from rs3d.data import ShardSampler, TrainSampler, build_dataset, build_loader, set_epoch
+from rs3d.data import ShardSampler, TrainSampler, build_dataset, build_loader, set_epoch, views_of
 
 
 @pytest.mark.parametrize("n", [1, 7, 10, 13])
@@ -84,7 +84,7 @@ def test_eval_loaders_shard_and_keep_everything(data_cfg):
         test = build_loader(data_cfg, "test", "test", batch_size=2, rank=rank, world_size=3)
         for batch in test:
             assert isinstance(batch, list) and all(v["error"] == "" for v in batch)
-            assert all(v["views"].shape == (6, 3, 4, 32, 32) for v in batch)
+            assert all(views_of(v).shape == (6, 3, 4, 32, 32) for v in batch)
     assert sorted(seen) == list(range(n))
 
 
@@ -123,9 +123,9 @@ def test_torchrun_ranks_see_every_test_video_once(data_cfg, tmp_path):
 
 
 def test_test_views_reach_the_main_process_intact_with_workers(data_cfg):
-    """Views built in a worker (in shared memory) equal those built in the main process."""
+    """Test items built in a worker equal those built in the main process."""
     main = [v for b in build_loader(data_cfg, "test", "test", 2) for v in b]
     data_cfg.DATA_LOADER.NUM_WORKERS = 2
     workers = [v for b in build_loader(data_cfg, "test", "test", 2) for v in b]
     assert [v["index"] for v in main] == [v["index"] for v in workers] == list(range(8))
-    assert all(torch.equal(a["views"], b["views"]) for a, b in zip(main, workers))
+    assert all(torch.equal(views_of(a), views_of(b)) for a, b in zip(main, workers))

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import rs3d
+from rs3d.data import views_of
 from rs3d.engine.checkpoint import CheckpointError
 from rs3d.engine.evaluate import (
     EvaluationError,
@@ -132,16 +133,22 @@ def test_resolve_checkpoint(tmp_path):
 # ----------------------------------------------------------------------------- scoring
 def test_video_scores_are_per_view_softmax_and_independent_of_chunking():
     model = tiny()
-    views = torch.randint(0, 256, (6, 3, 4, 32, 32), dtype=torch.uint8)
+    # A compact test item: 9 resized 32x40 frames, 2 clips of 4 frames, 3 crops of 32.
+    item = dict(frames=torch.randint(0, 256, (9, 32, 40, 3), dtype=torch.uint8),
+                clip_frames=torch.tensor([[0, 2, 4, 6], [5, 6, 7, 8]]),
+                crop_corners=torch.tensor([[0, 0], [0, 4], [0, 8]]), crop_size=32)
+    views = views_of(item)
+    assert views.shape == (6, 3, 4, 32, 32)
+    assert torch.equal(views[4], item["frames"][[5, 6, 7, 8], :, 4:36].permute(3, 0, 1, 2))
     mean, std = [0.45, 0.45, 0.45], [0.225, 0.225, 0.225]
-    probs = video_scores(model, views, mean, std, chunk_size=4, device=torch.device("cpu"))
+    probs = video_scores(model, item, mean, std, chunk_size=4, device=torch.device("cpu"))
     assert probs.shape == (6, 4) and probs.dtype == torch.float32
     assert torch.allclose(probs.sum(1), torch.ones(6))
     with torch.no_grad():
         x = (views.float() / 255 - torch.tensor(mean).view(1, 3, 1, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1, 1)
         expected = model(x).softmax(1)
     assert torch.allclose(probs, expected, atol=1e-5)
-    one_by_one = video_scores(model, views, mean, std, chunk_size=1, device=torch.device("cpu"))
+    one_by_one = video_scores(model, item, mean, std, chunk_size=1, device=torch.device("cpu"))
     assert torch.allclose(probs, one_by_one, atol=1e-5)
 
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from rs3d.config import load_config
-from rs3d.data import build_loader
+from rs3d.data import build_loader, views_of
 
 L, H, W = 40, 48, 64
 
@@ -40,7 +40,7 @@ def test_views_are_clip_major_with_start_centre_end_crops(tmp_path, backend):
         "DATA.DECODING_BACKEND", backend, "DATA_LOADER.NUM_WORKERS", "0", "MODEL.NUM_CLASSES", "2"])
     (item,) = next(iter(build_loader(cfg, "test", "test", batch_size=1)))
     assert item["error"] == ""
-    views = item["views"]
+    views = views_of(item)
     # 48x64 -> short side 24 -> 24x32; crops of 24 along the width.
     assert views.shape == (6, 3, 4, 24, 24) and views.dtype == torch.uint8
     v = views[:, 0].double()  # gray: any channel
