@@ -153,6 +153,9 @@ _C.TEST.SPLIT = "test"
 _C.TEST.BATCH_SIZE = 30
 _C.TEST.NUM_ENSEMBLE_VIEWS = 10
 _C.TEST.NUM_SPATIAL_CROPS = 3
+# On a GPU, resize the test frames there: workers only decode, which is what limits a GPU test.
+# Ignored on a CPU, where the workers resize in parallel with the model.
+_C.TEST.RESIZE_ON_DEVICE = True
 # "mean", "sum" or "max" over the per-view softmax.
 _C.TEST.ENSEMBLE_METHOD = "mean"
 # "" = newest checkpoint under OUTPUT_DIR.

@@ -5,12 +5,12 @@ plain arguments and can be used on its own.
 """
 from .csv import DataError, VideoRecord, read_classes, read_video_list
 from .decode import DecodeError, read_frames
-from .kinetics import TestDataset, TrainDataset, ValDataset, num_views, views_of
+from .kinetics import TestDataset, TrainDataset, ValDataset, num_views, prepare_views, views_of
 from .loader import ShardSampler, TrainSampler, build_dataset, build_loader, set_epoch
 from .transforms import to_model_input
 
 __all__ = [
     "DataError", "DecodeError", "ShardSampler", "TestDataset", "TrainDataset", "TrainSampler",
     "ValDataset", "VideoRecord", "build_dataset", "build_loader", "read_classes", "read_frames",
-    "num_views", "read_video_list", "set_epoch", "to_model_input", "views_of",
+    "num_views", "prepare_views", "read_video_list", "set_epoch", "to_model_input", "views_of",
 ]

@@ -105,7 +105,13 @@ def build_dataset(cfg, split: str, mode: str):
                           seed=cfg.RNG_SEED, max_retries=d.MAX_RETRIES, **_decode_kwargs(cfg))
     return TestDataset(records, d.NUM_FRAMES, d.SAMPLING_RATE, d.TEST_CROP_SIZE,
                        num_clips=cfg.TEST.NUM_ENSEMBLE_VIEWS, num_crops=cfg.TEST.NUM_SPATIAL_CROPS,
-                       **_decode_kwargs(cfg))
+                       resize_on_device=resize_test_frames_on_device(cfg), **_decode_kwargs(cfg))
+
+
+def resize_test_frames_on_device(cfg) -> bool:
+    """``TEST.RESIZE_ON_DEVICE`` where the test runs on CUDA (``DEVICE``, or "" with a GPU)."""
+    device = cfg.DEVICE or ("cuda" if torch.cuda.is_available() else "cpu")
+    return bool(cfg.TEST.RESIZE_ON_DEVICE) and device.startswith("cuda")
 
 
 def _list_collate(items: list) -> list:

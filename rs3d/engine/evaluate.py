@@ -116,12 +116,13 @@ def video_scores(
 ) -> torch.Tensor:
     """Softmax probabilities ``[V, K]`` (float32, CPU) of one test item's views (``TestDataset``).
 
-    The item's resized uint8 frames go to the device once; the views are cut there
-    (``rs3d.data.views_of``), ``chunk_size`` at a time, and normalised on the device.
+    The item's uint8 frames go to the device once (and are resized there if the loader left that
+    to the device); the views are cut there (``rs3d.data.views_of``), ``chunk_size`` at a time, and
+    normalised on the device.
     """
-    from rs3d.data import num_views, to_model_input, views_of
+    from rs3d.data import num_views, prepare_views, to_model_input, views_of
 
-    on_device = dict(item, frames=item["frames"].to(device, non_blocking=True))
+    on_device = prepare_views(item, device)
     n = num_views(item)
     probs = []
     for start in range(0, n, chunk_size):

@@ -22,12 +22,14 @@ from rs3d.engine.metrics import topk_indices
 def build_views_dataset(cfg, paths: Sequence[str]):
     """A test-mode dataset over ``paths`` (label unknown: 0), decoding exactly as ``TEST.SPLIT`` does."""
     from rs3d.data import TestDataset, VideoRecord
+    from rs3d.data.loader import resize_test_frames_on_device
 
     d = cfg.DATA
     records = [VideoRecord(str(p), 0) for p in paths]
     return TestDataset(records, d.NUM_FRAMES, d.SAMPLING_RATE, d.TEST_CROP_SIZE,
                        num_clips=cfg.TEST.NUM_ENSEMBLE_VIEWS, num_crops=cfg.TEST.NUM_SPATIAL_CROPS,
-                       backend=d.DECODING_BACKEND, decode_timeout_s=d.DECODE_TIMEOUT_S,
+                       resize_on_device=resize_test_frames_on_device(cfg), backend=d.DECODING_BACKEND,
+                       decode_timeout_s=d.DECODE_TIMEOUT_S,
                        decode_threads=d.DECODE_THREADS)
 
 

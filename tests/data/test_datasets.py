@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rs3d.data import build_dataset, decode as D, kinetics, num_views, views_of
+from rs3d.data import build_dataset, decode as D, kinetics, num_views, prepare_views, views_of
 from rs3d.data.csv import VideoRecord
 from rs3d.data.kinetics import TestDataset, TrainDataset, ValDataset
 
@@ -54,6 +54,28 @@ def test_test_views_geometry_on_real_footage(real_videos, backend):
         for k, left in enumerate([0, 43, 87]):
             expected = frames[:, :, :, left:left + 64].permute(1, 0, 2, 3)
             assert_close_uint8(views[c * 3 + k], expected)
+
+
+def test_resize_on_device_defers_the_resize_and_gives_the_same_views(real_videos):
+    """With resize_on_device the worker only decodes (frames keep 640x272); the views cut after
+    prepare_views resizes them are the views of the default item, bit for bit (same CPU kernel)."""
+    rec = [VideoRecord(str(real_videos["bikes"]), 1)]
+    resized = TestDataset(rec, 4, 2, 64, num_clips=3, num_crops=3)[0]
+    deferred = TestDataset(rec, 4, 2, 64, num_clips=3, num_crops=3, resize_on_device=True)[0]
+    assert resized["frames"].shape == (12, 64, 151, 3) and deferred["frames"].shape == (12, 272, 640, 3)
+    assert resized["resized_hw"] == deferred["resized_hw"] == (64, 151)
+    assert prepare_views(deferred)["frames"].shape == (12, 64, 151, 3)
+    assert torch.equal(views_of(deferred), views_of(resized))
+    assert torch.equal(views_of(deferred, 2, 7), views_of(resized)[2:7])
+
+
+def test_resize_on_device_only_applies_on_cuda(data_cfg):
+    data_cfg.DEVICE = "cpu"
+    assert not build_dataset(data_cfg, "test", "test").resize_on_device
+    data_cfg.DEVICE = "cuda:0"
+    assert build_dataset(data_cfg, "test", "test").resize_on_device
+    data_cfg.TEST.RESIZE_ON_DEVICE = False
+    assert not build_dataset(data_cfg, "test", "test").resize_on_device
 
 
 def test_test_mode_decodes_each_video_once(real_videos, monkeypatch):

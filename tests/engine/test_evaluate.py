@@ -136,7 +136,7 @@ def test_video_scores_are_per_view_softmax_and_independent_of_chunking():
     # A compact test item: 9 resized 32x40 frames, 2 clips of 4 frames, 3 crops of 32.
     item = dict(frames=torch.randint(0, 256, (9, 32, 40, 3), dtype=torch.uint8),
                 clip_frames=torch.tensor([[0, 2, 4, 6], [5, 6, 7, 8]]),
-                crop_corners=torch.tensor([[0, 0], [0, 4], [0, 8]]), crop_size=32)
+                crop_corners=torch.tensor([[0, 0], [0, 4], [0, 8]]), crop_size=32, resized_hw=(32, 40))
     views = views_of(item)
     assert views.shape == (6, 3, 4, 32, 32)
     assert torch.equal(views[4], item["frames"][[5, 6, 7, 8], :, 4:36].permute(3, 0, 1, 2))
