@@ -152,7 +152,8 @@ class Bottleneck3D(nn.Module):
         else:
             x = self.self_gating(self.se(x))
         x = self.drop_path(x)
-        return self.act3(x + shortcut)
+        x += shortcut  # in place: x is this block's own fresh tensor, and no backward needs it
+        return self.act3(x)
 
 
 class ResNet3D(nn.Module):
