@@ -375,7 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--crop", type=int, default=112)
     e.add_argument("--batch", type=int, default=2)
     e.add_argument("--workers", type=int, default=2)
-    e.add_argument("--backend", default="decord", choices=["decord", "pyav"])
+    e.add_argument("--backend", default="decord", choices=["decord", "pyav", "torchcodec"])
     e.add_argument("--steps", type=int, default=6)
     e.add_argument("--amp", default="float32", choices=["float32", "bfloat16", "float16"])
     e.add_argument("--channels-last", action="store_true")

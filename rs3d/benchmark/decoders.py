@@ -34,7 +34,8 @@ from typing import Callable, Dict, List, Optional, Sequence
 import numpy as np
 
 CLIP_FRAMES, CLIP_STRIDE = 32, 2
-BACKENDS = ("decord", "pyav", "torchcodec", "torchcodec-approx", "rs3d-decord", "rs3d-pyav")
+BACKENDS = ("decord", "pyav", "torchcodec", "torchcodec-approx", "rs3d-decord", "rs3d-pyav",
+            "rs3d-torchcodec")
 
 
 # ----------------------------------------------------------------------------- torchcodec availability
@@ -212,6 +213,8 @@ def readers(backend: str) -> tuple:
         return (lambda p, f: _rs3d_clip(p, f, "decord")), None
     if backend == "rs3d-pyav":
         return (lambda p, f: _rs3d_clip(p, f, "pyav")), None
+    if backend == "rs3d-torchcodec":
+        return (lambda p, f: _rs3d_clip(p, f, "torchcodec")), None
     raise ValueError(f"unknown decoder backend {backend!r}; choose from {list(BACKENDS)}")
 
 
@@ -306,9 +309,9 @@ def _pyav_seq_frames(path: str) -> np.ndarray:
 
 def run_compare_in_child(paths: Sequence[str], backends: Sequence[str], rounds: int) -> dict:
     """:func:`compare` in a child process whose environment lets torchcodec load (see module doc)."""
-    tc = torchcodec_env(paths[0]) if any(b.startswith("torchcodec") for b in backends) else \
+    tc = torchcodec_env(paths[0]) if any("torchcodec" in b for b in backends) else \
         {"env": dict(os.environ), "note": "", "error": None}
-    run = [b for b in backends if not (b.startswith("torchcodec") and tc["error"])]
+    run = [b for b in backends if not ("torchcodec" in b and tc["error"])]
     env = dict(tc["env"])
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env["PYTHONPATH"] = os.pathsep.join([root] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
@@ -322,7 +325,7 @@ def run_compare_in_child(paths: Sequence[str], backends: Sequence[str], rounds: 
         with open(out) as f:
             result = json.load(f)
     for b in backends:
-        if b.startswith("torchcodec") and tc["error"]:
+        if "torchcodec" in b and tc["error"]:
             result["rows"].append({"backend": b, "workload": "clip", "error": tc["error"]})
     result["torchcodec_note"] = tc["note"]
     result["torchcodec_error"] = tc["error"]

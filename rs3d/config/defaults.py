@@ -83,7 +83,7 @@ _C.DATA.RANDOM_FLIP = True
 # Model input = (pixel / 255 - MEAN) / STD; the released recipe uses [0, 1] pixels, no mean/std.
 _C.DATA.MEAN = [0.0, 0.0, 0.0]
 _C.DATA.STD = [1.0, 1.0, 1.0]
-# "decord" or "pyav".
+# "decord", "pyav" or "torchcodec" (exact seeking; needs FFmpeg 4-9 shared libraries, checked at start-up).
 _C.DATA.DECODING_BACKEND = "decord"
 # A broken training video is replaced by another sample at most this many times in a row.
 _C.DATA.MAX_RETRIES = 10

@@ -27,7 +27,7 @@ CHOICES = {
     "MODEL.DROP_PATH_MODE": ("stage", "linear"),
     "MODEL.STEM_TYPE": ("", "plain", "deep"),
     "DATA.TRAIN_JITTER_MODE": ("area", "short_side"),
-    "DATA.DECODING_BACKEND": ("decord", "pyav"),
+    "DATA.DECODING_BACKEND": ("decord", "pyav", "torchcodec"),
     "SOLVER.OPTIMIZING_METHOD": ("sgd", "adamw"),
     "SOLVER.LR_POLICY": ("cosine",),
     "TRAIN.AMP_DTYPE": ("bfloat16", "float16", "float32"),

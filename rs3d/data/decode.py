@@ -3,10 +3,11 @@
 Sampling is separated from decoding so it can be checked by hand: a clip is ``num_frames`` indices
 ``stride`` apart, taken modulo the video length so that videos shorter than the clip loop.
 
-Two backends read the frames: decord (default, seeks and converts only the requested frames) and
-PyAV (decodes sequentially up to the last requested frame, converts only the requested ones). Both
+Three backends read the frames: decord (default, seeks and converts only the requested frames),
+torchcodec (the PyTorch project's decoder, exact seeking; needs FFmpeg's shared libraries) and
+PyAV (decodes sequentially up to the last requested frame, converts only the requested ones). All
 return the frame asked for (``tests/data/test_decode.py`` checks this against a full sequential
-decode). Known decord failure modes are guarded here, so a bad file costs one sample, never the run:
+decode); decord and torchcodec fall back to PyAV on a file they cannot read. Known decord failure modes are guarded here, so a bad file costs one sample, never the run:
 
 * a frame count read from the container that is larger than the real one makes decord fail (or,
   on some files, loop): reading falls back to PyAV, which counts the frames that really decode and
@@ -17,6 +18,7 @@ decode). Known decord failure modes are guarded here, so a bad file costs one sa
 """
 from __future__ import annotations
 
+import os
 import threading
 from typing import Callable, Optional, Tuple
 
@@ -204,12 +206,67 @@ def _pyav_read(path: str, index_fn: IndexFn, threads: int = 0):
     return frames, indices, length
 
 
+def _torchcodec_read(path: str, index_fn: IndexFn, num_threads: int):
+    from torchcodec.decoders import VideoDecoder
+
+    try:
+        # "exact": frame i is the i-th frame of a full decode (the file is scanned once on open).
+        decoder = VideoDecoder(path, seek_mode="exact", num_ffmpeg_threads=num_threads,
+                               dimension_order="NHWC")
+        length = int(decoder.metadata.num_frames or 0)
+    except Exception as e:
+        raise DecodeError(f"torchcodec cannot open: {_short(e)}") from None
+    if length < 1:
+        raise DecodeError("no video frames")
+    indices = np.asarray(index_fn(length), dtype=np.int64)
+    uniq, inverse = np.unique(indices, return_inverse=True)
+    try:
+        frames = decoder.get_frames_at(uniq.tolist()).data
+    except Exception as e:
+        raise DecodeError(f"torchcodec cannot read frames: {_short(e)}") from None
+    return _expand(frames, uniq, inverse, indices), indices, length
+
+
+BACKENDS = ("decord", "pyav", "torchcodec")
+
+
+def backend_unavailable(backend: str) -> Optional[str]:
+    """None if ``backend`` can decode here; else a one-line reason (checked once, at start-up).
+
+    torchcodec imports without FFmpeg but loads its FFmpeg-linked core on first use, so this
+    decodes a 2-frame video written on the spot.
+    """
+    if backend not in BACKENDS:
+        return f"DATA.DECODING_BACKEND must be one of {', '.join(BACKENDS)}, got {backend!r}"
+    if backend != "torchcodec":
+        return None
+    try:
+        from torchcodec.decoders import VideoDecoder
+    except ImportError:
+        return "DATA.DECODING_BACKEND torchcodec: torchcodec is not installed (pip install torchcodec)"
+    import tempfile
+
+    from .synthetic import write_video
+
+    with tempfile.TemporaryDirectory() as tmp:
+        probe = os.path.join(tmp, "probe.mp4")
+        write_video(probe, np.zeros((2, 16, 16, 3), np.uint8), 25, "libx264")
+        try:
+            VideoDecoder(probe).get_frames_at([1])
+        except Exception as e:
+            reason = "FFmpeg shared libraries (4-9) not found" if "load libtorchcodec" in str(e) else _short(e)
+            return f"DATA.DECODING_BACKEND torchcodec cannot decode here: {reason}; use decord or pyav"
+    return None
+
+
 def _read(path: str, index_fn: IndexFn, backend: str, num_threads: int):
     if backend == "pyav":
         return _pyav_read(path, index_fn, num_threads)
-    if backend != "decord":
-        raise ValueError(f"DATA.DECODING_BACKEND must be 'decord' or 'pyav', got {backend!r}")
+    if backend not in BACKENDS:
+        raise ValueError(f"DATA.DECODING_BACKEND must be one of {', '.join(BACKENDS)}, got {backend!r}")
     try:
+        if backend == "torchcodec":
+            return _torchcodec_read(path, index_fn, num_threads)
         return _decord_read(path, index_fn, num_threads)
     except DecodeError as first:
         # decord gives up on files whose index over-reports frames, or that are partly broken;

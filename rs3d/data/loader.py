@@ -13,6 +13,7 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 
 from .csv import DataError, read_video_list
+from .decode import backend_unavailable
 from .kinetics import TestDataset, TrainDataset, ValDataset
 
 MODES = ("train", "val", "test")
@@ -87,6 +88,9 @@ def build_dataset(cfg, split: str, mode: str):
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     if not cfg.DATA.PATH_TO_DATA_DIR:
         raise DataError("DATA.PATH_TO_DATA_DIR is empty: set it to the folder with the CSVs")
+    reason = backend_unavailable(cfg.DATA.DECODING_BACKEND)
+    if reason:
+        raise DataError(reason)
     # Relative paths are resolved against PATH_PREFIX, or else the data folder itself (so a
     # dataset folder can be moved); absolute paths are kept.
     records = read_video_list(

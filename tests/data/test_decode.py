@@ -177,3 +177,62 @@ def test_resident_memory_stays_flat_over_many_reads(synthetic_dataset, backend):
     for i in range(300):
         read(i)
     assert rss_mib() - before < 16
+
+
+# ----------------------------------------------------------------------------- torchcodec
+_TORCHCODEC_CHILD = """
+import json, sys
+import av, numpy as np
+from rs3d.data import decode as D
+
+def no_fallback(*a, **k):
+    raise AssertionError("fell back to PyAV")
+
+D._pyav_read = no_fallback
+out = {}
+for path in sys.argv[1:]:
+    with av.open(path) as c:
+        ref = np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])
+    asked = np.array([len(ref) - 1, 0, 7, 3, 3, len(ref) // 2, 1])
+    got, idx, length = D.read_frames(path, lambda n: asked, backend="torchcodec")
+    err = [float(np.abs(got[k].numpy().astype(np.int16) - ref[i]).mean()) for k, i in enumerate(asked)]
+    out[path] = dict(length=length, ref_length=len(ref), max_err=max(err), idx=idx.tolist())
+print("RESULT" + json.dumps(out))
+"""
+
+
+def test_torchcodec_backend_is_frame_exact_where_ffmpeg_is_found(coded_videos, real_videos):
+    """torchcodec needs FFmpeg's shared libraries; this machine has them only inside PyAV's wheel,
+    so the check runs in a child process that finds them there (as a user's system FFmpeg would)."""
+    import json
+    import subprocess
+    import sys
+
+    from rs3d.benchmark.decoders import torchcodec_env
+
+    paths = [str(p) for p in coded_videos.values()] + [str(real_videos["carphone"])]
+    env = torchcodec_env(paths[0])
+    if env["error"]:
+        pytest.skip(f"torchcodec cannot run here: {env['error']}")
+    p = subprocess.run([sys.executable, "-c", _TORCHCODEC_CHILD, *paths], env=env["env"],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    result = json.loads(p.stdout.split("RESULT", 1)[1])
+    for path, r in result.items():
+        assert r["length"] == r["ref_length"], path
+        assert r["max_err"] < 0.5, (path, r["max_err"])
+        assert r["idx"][:2] == [r["ref_length"] - 1, 0]
+
+
+def test_unusable_decoding_backend_is_refused_at_start_up(data_cfg):
+    from rs3d.data import DataError, build_dataset
+
+    assert D.backend_unavailable("decord") is None and D.backend_unavailable("pyav") is None
+    assert "DATA.DECODING_BACKEND" in D.backend_unavailable("ffmpeg-cli")
+    reason = D.backend_unavailable("torchcodec")
+    if reason is None:
+        pytest.skip("torchcodec decodes in this process (FFmpeg libraries found)")
+    assert reason.startswith("DATA.DECODING_BACKEND torchcodec") and "\n" not in reason
+    data_cfg.DATA.DECODING_BACKEND = "torchcodec"
+    with pytest.raises(DataError, match="DATA.DECODING_BACKEND torchcodec"):
+        build_dataset(data_cfg, "train", "train")
