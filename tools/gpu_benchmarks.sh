@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Run on the GPU machine (device tool), from the repository root, with .whl carried:
+#   run(command="bash tools/gpu_benchmarks.sh", carry=[".whl"])
+# Installs rs3d and its video stack into /tmp/site, then writes the GPU figures BENCHMARKS.md asks
+# for (model: MFU and memory per clip; e2e: data wait vs compute; data: decoders) as JSON into
+# $OUT (or ./output/gpu when $OUT is unset). Each step is capped so the whole run fits one call.
+set -uo pipefail
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
+out=${OUT:-output/gpu}
+mkdir -p "$out"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
+python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())" | tee -a "$out/gpu.txt"
+timeout 240 python3 tools/benchmark.py model --device cuda --models slow_r50 resnet3d_rs50 --frames 32 \
+    --res 224 --batch 16 --variants base cl bf16 cl+bf16 --rounds 10 --json "$out/gpu_model.json" \
+    2>&1 | tee "$out/gpu_model.txt"
+timeout 150 python3 tools/benchmark.py e2e --device cuda --dataset kinetics-like --num-videos 64 \
+    --model resnet3d_rs50 --frames 32 --crop 224 --batch 16 --workers 14 --amp bfloat16 --steps 50 \
+    --json "$out/gpu_e2e.json" 2>&1 | tee "$out/gpu_e2e.txt"
+timeout 150 python3 tools/benchmark.py data --num-videos 16 --no-loader --json "$out/gpu_data.json" \
+    2>&1 | tee "$out/gpu_data.txt"
