@@ -14,8 +14,8 @@ python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_devic
 timeout 240 python3 tools/benchmark.py model --device cuda --models slow_r50 resnet3d_rs50 --frames 32 \
     --res 224 --batch 16 --variants base cl bf16 cl+bf16 --rounds 10 --json "$out/gpu_model.json" \
     2>&1 | tee "$out/gpu_model.txt"
-timeout 150 python3 tools/benchmark.py e2e --device cuda --dataset kinetics-like --num-videos 64 \
-    --model resnet3d_rs50 --frames 32 --crop 224 --batch 16 --workers 14 --amp bfloat16 --steps 50 \
+timeout 200 python3 tools/benchmark.py e2e --device cuda --dataset kinetics-like --num-videos 32 \
+    --model resnet3d_rs50 --frames 32 --crop 224 --batch 16 --workers 14 --amp bfloat16 --steps 30 \
     --json "$out/gpu_e2e.json" 2>&1 | tee "$out/gpu_e2e.txt"
-timeout 150 python3 tools/benchmark.py data --num-videos 16 --no-loader --json "$out/gpu_data.json" \
+timeout 120 python3 tools/benchmark.py data --num-videos 8 --no-loader --json "$out/gpu_data.json" \
     2>&1 | tee "$out/gpu_data.txt"
