@@ -248,7 +248,11 @@ def prepare_views(item: dict, device: Optional[torch.device] = None) -> dict:
     frames = item["frames"] if device is None else item["frames"].to(device, non_blocking=True)
     h, w = item["resized_hw"]
     if frames.numel() and tuple(frames.shape[1:3]) != (h, w):
-        frames = T.resize(T.to_tchw(frames), (h, w)).permute(0, 2, 3, 1).contiguous()
+        # A few frames at a time: a GPU resizes in float32, 4x the bytes of the uint8 frames.
+        out = torch.empty((frames.shape[0], h, w, 3), dtype=torch.uint8, device=frames.device)
+        for i in range(0, frames.shape[0], 16):
+            out[i:i + 16].copy_(T.resize(T.to_tchw(frames[i:i + 16]), (h, w)).permute(0, 2, 3, 1))
+        frames = out
     return dict(item, frames=frames)
 
 
