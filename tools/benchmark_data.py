@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import tempfile
@@ -167,6 +166,8 @@ def measure_rs3d(items, args, data_dir):
             for item in batch:
                 assert views_of(item).shape[0] == views, item["error"]
 
+    # A GPU test's loader: workers only decode. (Workers are not persistent here, so each pass
+    # starts new ones that see the flag as it is now.)
     test.dataset.resize_on_device = True
     deferred = _rate(len(items), lambda: _drain(test))
     test.dataset.resize_on_device = False

@@ -7,7 +7,8 @@ Three backends read the frames: decord (default, seeks and converts only the req
 torchcodec (the PyTorch project's decoder, exact seeking; needs FFmpeg's shared libraries) and
 PyAV (decodes sequentially up to the last requested frame, converts only the requested ones). All
 return the frame asked for (``tests/data/test_decode.py`` checks this against a full sequential
-decode); decord and torchcodec fall back to PyAV on a file they cannot read. Known decord failure modes are guarded here, so a bad file costs one sample, never the run:
+decode); decord and torchcodec fall back to PyAV on a file they cannot read. Known decord failure
+modes are guarded here, so a bad file costs one sample, never the run:
 
 * a frame count read from the container that is larger than the real one makes decord fail (or,
   on some files, loop): reading falls back to PyAV, which counts the frames that really decode and

@@ -181,10 +181,6 @@ class TestDataset(_VideoDataset):
         self.crop_size, self.num_clips, self.num_crops = crop_size, num_clips, num_crops
         self.resize_on_device = resize_on_device
 
-    @property
-    def num_views(self) -> int:
-        return self.num_clips * self.num_crops
-
     def clip_indices(self, length: int) -> List[np.ndarray]:
         starts = D.uniform_clip_starts(length, self.num_frames, self.sampling_rate, self.num_clips)
         return [D.clip_indices(s, self.num_frames, self.sampling_rate, length) for s in starts]
@@ -232,10 +228,7 @@ def _resize_frames(frames: torch.Tensor, h: int, w: int, chunk: int = 16) -> tor
     n = frames.shape[0]
     storage = torch.UntypedStorage._new_shared(n * h * w * 3)
     out = torch.empty(0, dtype=torch.uint8).set_(storage, 0, (n, h, w, 3))
-    for i in range(0, n, chunk):
-        part = T.resize(T.to_tchw(frames[i:i + chunk]), (h, w))  # [t, 3, h, w], channels-last
-        out[i:i + chunk].copy_(part.permute(0, 2, 3, 1))
-    return out
+    return T.resize_nhwc_into(frames, out, chunk)
 
 
 def num_views(item: dict) -> int:
@@ -244,16 +237,13 @@ def num_views(item: dict) -> int:
 
 
 def prepare_views(item: dict, device: Optional[torch.device] = None) -> dict:
-    """The item with its frames moved to ``device`` and resized there if the worker did not."""
+    """The item with its frames (and view positions) moved to ``device``, and the frames resized
+    there if the worker did not."""
     frames = item["frames"] if device is None else item["frames"].to(device, non_blocking=True)
     h, w = item["resized_hw"]
     if frames.numel() and tuple(frames.shape[1:3]) != (h, w):
-        # A few frames at a time: a GPU resizes in float32, 4x the bytes of the uint8 frames.
-        out = torch.empty((frames.shape[0], h, w, 3), dtype=torch.uint8, device=frames.device)
-        for i in range(0, frames.shape[0], 16):
-            out[i:i + 16].copy_(T.resize(T.to_tchw(frames[i:i + 16]), (h, w)).permute(0, 2, 3, 1))
-        frames = out
-    return dict(item, frames=frames)
+        frames = T.resize_nhwc_into(frames, frames.new_empty((frames.shape[0], h, w, 3)))
+    return dict(item, frames=frames, clip_frames=item["clip_frames"].to(frames.device))
 
 
 def views_of(item: dict, start: int = 0, stop: Optional[int] = None) -> torch.Tensor:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import random
-from typing import Iterator, Optional
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -107,6 +107,12 @@ def build_dataset(cfg, split: str, mode: str):
     if mode == "val":
         return ValDataset(records, d.NUM_FRAMES, d.SAMPLING_RATE, d.TEST_CROP_SIZE,
                           seed=cfg.RNG_SEED, max_retries=d.MAX_RETRIES, **_decode_kwargs(cfg))
+    return multiview_dataset(cfg, records)
+
+
+def multiview_dataset(cfg, records) -> TestDataset:
+    """The multi-view test dataset of ``cfg`` over ``records`` (also what ``tools/predict.py`` reads)."""
+    d = cfg.DATA
     return TestDataset(records, d.NUM_FRAMES, d.SAMPLING_RATE, d.TEST_CROP_SIZE,
                        num_clips=cfg.TEST.NUM_ENSEMBLE_VIEWS, num_crops=cfg.TEST.NUM_SPATIAL_CROPS,
                        resize_on_device=resize_test_frames_on_device(cfg), **_decode_kwargs(cfg))

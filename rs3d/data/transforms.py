@@ -36,6 +36,18 @@ def resize(frames: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
     return x.round_().clamp_(0, 255).to(torch.uint8)
 
 
+def resize_nhwc_into(frames: torch.Tensor, out: torch.Tensor, chunk: int = 16) -> torch.Tensor:
+    """Resize ``[N, H, W, 3]`` frames into ``out`` ``[N, h, w, 3]``, ``chunk`` frames at a time.
+
+    The caller chooses where ``out`` lives (shared memory in a loader worker, the GPU in a test);
+    chunking bounds the temporaries (a GPU resizes in float32, 4x the bytes of the frames).
+    """
+    h, w = out.shape[1:3]
+    for i in range(0, frames.shape[0], chunk):
+        out[i:i + chunk].copy_(resize(to_tchw(frames[i:i + chunk]), (h, w)).permute(0, 2, 3, 1))
+    return out
+
+
 def short_side_size(height: int, width: int, short: int) -> Tuple[int, int]:
     """(h, w) with the short side equal to ``short`` and the aspect ratio kept (rounded)."""
     if height <= width:

@@ -21,16 +21,10 @@ from rs3d.engine.metrics import topk_indices
 
 def build_views_dataset(cfg, paths: Sequence[str]):
     """A test-mode dataset over ``paths`` (label unknown: 0), decoding exactly as ``TEST.SPLIT`` does."""
-    from rs3d.data import TestDataset, VideoRecord
-    from rs3d.data.loader import resize_test_frames_on_device
+    from rs3d.data import VideoRecord
+    from rs3d.data.loader import multiview_dataset
 
-    d = cfg.DATA
-    records = [VideoRecord(str(p), 0) for p in paths]
-    return TestDataset(records, d.NUM_FRAMES, d.SAMPLING_RATE, d.TEST_CROP_SIZE,
-                       num_clips=cfg.TEST.NUM_ENSEMBLE_VIEWS, num_crops=cfg.TEST.NUM_SPATIAL_CROPS,
-                       resize_on_device=resize_test_frames_on_device(cfg), backend=d.DECODING_BACKEND,
-                       decode_timeout_s=d.DECODE_TIMEOUT_S,
-                       decode_threads=d.DECODE_THREADS)
+    return multiview_dataset(cfg, [VideoRecord(str(p), 0) for p in paths])
 
 
 def top_classes(scores, k: int, class_names: Optional[Sequence[str]]) -> list[dict]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import pickle
 import re
-from typing import Dict, Mapping, Optional, Tuple
+from typing import Dict, Mapping, Tuple
 
 import torch
 from torch import nn

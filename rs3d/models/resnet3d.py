@@ -17,7 +17,7 @@ block ``conv1..3``, ``bn1..3``, ``se``, ``downsample``) so that 2D checkpoints m
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Sequence, Tuple, Union
 
 import torch
 from torch import nn
