@@ -154,3 +154,14 @@ def test_interleaved_rounds_rotate_the_order():
                              device=torch.device("cpu"))
     assert calls == ["a", "b", "b", "a", "a", "b"]
     assert len(res["a"]["times_s"]) == 3 and res["a"]["median_s"] >= 0
+
+
+def test_worker_split_reports_decode_and_augment_time(tmp_path):
+    from rs3d.benchmark.videos import make_kinetics_like_videos
+
+    tool = helpers.load_tool("benchmark_worker_split")
+    paths = make_kinetics_like_videos(str(tmp_path), 2, height=64, width=96, seconds=2)
+    res = tool.measure(paths, rounds=2, frames=8, crop=32)
+    assert res["clips"] == 2 and res["decode_ms"] > 0 and res["augment_ms"] > 0
+    assert 0 < res["augment_share"] < 1
+    assert res["decode_only_speedup"] == pytest.approx(1 / (1 - res["augment_share"]), rel=0.02)
