@@ -135,6 +135,9 @@ _C.TRAIN.CLIP_GRAD_NORM = 0.0
 # Validate (centre clip, centre crop, EMA model) every EVAL_PERIOD epochs; 0 = never.
 _C.TRAIN.EVAL_PERIOD = 10
 _C.TRAIN.CHECKPOINT_PERIOD = 1
+# Also checkpoint every CHECKPOINT_PERIOD_ITERS optimizer steps inside an epoch (0 = epoch ends
+# only), for long epochs on preemptible machines; only the newest mid-epoch checkpoint is kept.
+_C.TRAIN.CHECKPOINT_PERIOD_ITERS = 0
 # Keep the newest CHECKPOINT_KEEP epoch checkpoints plus the best.
 _C.TRAIN.CHECKPOINT_KEEP = 3
 # Continue from the newest good checkpoint in OUTPUT_DIR/checkpoints.

@@ -1,7 +1,8 @@
 """Checkpoint files: atomic writes, newest-good lookup, safe loading, RNG states.
 
-Layout: ``OUTPUT_DIR/checkpoints/checkpoint_epoch_{epoch:05d}.pyth`` (``epoch`` = epochs completed)
-and ``checkpoint_best.pyth``. A checkpoint is a dict with at least ``model``, ``ema`` (or absent),
+Layout: ``OUTPUT_DIR/checkpoints/checkpoint_epoch_{epoch:05d}.pyth`` (``epoch`` = epochs completed),
+``checkpoint_epoch_{epoch:05d}_step_{step:06d}.pyth`` for a mid-epoch checkpoint (``epoch`` epochs plus
+``step`` optimizer steps of the next one; ``TRAIN.CHECKPOINT_PERIOD_ITERS``) and ``checkpoint_best.pyth``. A checkpoint is a dict with at least ``model``, ``ema`` (or absent),
 ``epoch``, ``iteration`` and ``cfg`` (YAML); training adds ``optimizer``, ``scaler``, ``rng``.
 Everything is stored as tensors and plain containers so ``torch.load(weights_only=True)`` reads it.
 """
@@ -21,15 +22,23 @@ class CheckpointError(RuntimeError):
     """A checkpoint that cannot be read (missing, truncated, or not a safe tensor pickle)."""
 
 
-_EPOCH_RE = re.compile(r"checkpoint_epoch_(\d+)\.pyth$")
+_NAME_RE = re.compile(r"checkpoint_epoch_(\d+)(?:_step_(\d+))?\.pyth$")
 
 
 def checkpoint_dir(output_dir: str) -> str:
     return os.path.join(output_dir, "checkpoints")
 
 
-def checkpoint_path(output_dir: str, epoch: int) -> str:
-    return os.path.join(checkpoint_dir(output_dir), f"checkpoint_epoch_{epoch:05d}.pyth")
+def checkpoint_path(output_dir: str, epoch: int, step: int = 0) -> str:
+    """The file for ``epoch`` completed epochs plus ``step`` steps into the next (0 = epoch end)."""
+    name = f"checkpoint_epoch_{epoch:05d}" + (f"_step_{step:06d}" if step else "")
+    return os.path.join(checkpoint_dir(output_dir), name + ".pyth")
+
+
+def checkpoint_position(path: str) -> Optional[tuple[int, int]]:
+    """(epochs completed, steps into the next epoch) from a checkpoint's name; None if not one."""
+    m = _NAME_RE.search(path)
+    return (int(m.group(1)), int(m.group(2) or 0)) if m else None
 
 
 def best_checkpoint_path(output_dir: str) -> str:
@@ -37,10 +46,9 @@ def best_checkpoint_path(output_dir: str) -> str:
 
 
 def list_checkpoints(output_dir: str) -> list[str]:
-    """Epoch checkpoints, oldest first (by the epoch in the name)."""
+    """Epoch and mid-epoch checkpoints, oldest first (by the position in the name)."""
     paths = glob.glob(os.path.join(checkpoint_dir(output_dir), "checkpoint_epoch_*.pyth"))
-    return sorted((p for p in paths if _EPOCH_RE.search(p)),
-                  key=lambda p: int(_EPOCH_RE.search(p).group(1)))
+    return sorted((p for p in paths if checkpoint_position(p)), key=checkpoint_position)
 
 
 def save_checkpoint(state: dict, path: str) -> str:
@@ -85,7 +93,8 @@ def load_checkpoint(path: str, map_location="cpu") -> dict:
 
 
 def latest_good_checkpoint(output_dir: str) -> tuple[Optional[str], Optional[dict]]:
-    """Newest epoch checkpoint that loads, with its contents; a corrupt newer one is skipped."""
+    """Newest checkpoint (epoch end or mid-epoch) that loads, with its contents; a corrupt newer
+    one is skipped."""
     for path in reversed(list_checkpoints(output_dir)):
         try:
             ckpt = load_checkpoint(path)
@@ -97,14 +106,18 @@ def latest_good_checkpoint(output_dir: str) -> tuple[Optional[str], Optional[dic
 
 
 def find_latest_checkpoint(output_dir: str) -> Optional[str]:
-    """Path of the newest epoch checkpoint that loads, or None."""
+    """Path of the newest checkpoint that loads, or None."""
     return latest_good_checkpoint(output_dir)[0]
 
 
 def prune_checkpoints(output_dir: str, keep: int) -> None:
-    """Delete all but the newest ``keep`` epoch checkpoints (the best one is a separate file)."""
+    """Keep the newest ``keep`` epoch-end checkpoints, and a mid-epoch one only while it is the
+    newest checkpoint of all (a later one supersedes it). The best one is a separate file."""
     paths = list_checkpoints(output_dir)
-    for p in paths[:max(len(paths) - keep, 0)]:
+    ends = [p for p in paths if checkpoint_position(p)[1] == 0]
+    doomed = set(ends[:max(len(ends) - keep, 0)])
+    doomed |= {p for p in paths[:-1] if checkpoint_position(p)[1] != 0}
+    for p in doomed:
         try:
             os.remove(p)
         except FileNotFoundError:

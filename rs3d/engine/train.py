@@ -6,9 +6,12 @@ One optimizer step = one global batch of ``TRAIN.BATCH_SIZE`` clips = ``accum`` 
 
 Exact resume: checkpoints are written at epoch ends, after validation, and every random source of
 an epoch is re-seeded from (RNG_SEED, epoch, rank) when the epoch starts; the data order is a
-function of (RNG_SEED, epoch) (``rs3d.data.set_epoch``). An epoch therefore depends only on the
-checkpointed weights/optimizer/EMA and its number, and a run killed anywhere then restarted from
-the newest good checkpoint ends with the same bits as one that was never interrupted (CPU).
+function of (RNG_SEED, epoch) (``rs3d.data.set_epoch``) and each clip's augmentation a function of
+(RNG_SEED, epoch, index). An epoch therefore depends only on the checkpointed weights/optimizer/EMA
+and its number, and a run killed anywhere then restarted from the newest good checkpoint ends with
+the same bits as one that was never interrupted (CPU). Mid-epoch checkpoints
+(``TRAIN.CHECKPOINT_PERIOD_ITERS``) also hold every rank's RNG state and the epoch's running sums;
+the resumed loader skips the batches already done without loading them.
 """
 from __future__ import annotations
 
@@ -90,10 +93,17 @@ def _autocast(sc: StepConfig):
 def train_one_epoch(model: nn.Module, core: nn.Module, ema: Optional[ModelEma], loader,
                     optimizer: torch.optim.Optimizer, scaler, loss_fn: nn.Module, sc: StepConfig, *,
                     epoch: int, max_epoch: int, iteration: int, steps: int, lr_fn, log_period: int,
-                    stats: StatsWriter, global_batch: int) -> tuple[dict, int]:
-    """``steps`` optimizer steps over ``loader``; returns (epoch stats, iteration after the epoch).
+                    stats: StatsWriter, global_batch: int, start_step: int = 0,
+                    progress: Optional[dict] = None, save_period: int = 0,
+                    save_fn=None) -> tuple[dict, int]:
+    """Optimizer steps ``start_step + 1 .. steps`` over ``loader``; returns (epoch stats, iteration
+    after the epoch).
 
     ``model`` is what runs forward (maybe DDP/compiled), ``core`` the plain module (EMA source).
+    A resumed epoch starts at ``start_step`` with the running sums ``progress`` of its first part
+    (the loader must skip the batches already done). Every ``save_period`` steps (0 = never)
+    before the last, ``save_fn(step, iteration, progress)`` writes a mid-epoch checkpoint; it is
+    called on every rank.
     """
     model.train()
     is_ddp = isinstance(model, nn.parallel.DistributedDataParallel) or isinstance(
@@ -101,14 +111,16 @@ def train_one_epoch(model: nn.Module, core: nn.Module, ema: Optional[ModelEma], 
     ddp = model if isinstance(model, nn.parallel.DistributedDataParallel) else getattr(model, "_orig_mod", model)
     dev = sc.device
     # Running sums live on the device; they are read (one sync) only at log time.
-    loss_sum = torch.zeros((), device=dev, dtype=torch.float64)
-    correct = torch.zeros((), device=dev, dtype=torch.float64)
-    seen = torch.zeros((), device=dev, dtype=torch.float64)
+    progress = progress or {}
+    loss_sum = torch.tensor(float(progress.get("loss_sum", 0.0)), device=dev, dtype=torch.float64)
+    correct = torch.tensor(float(progress.get("correct", 0.0)), device=dev, dtype=torch.float64)
+    seen = torch.tensor(float(progress.get("seen", 0.0)), device=dev, dtype=torch.float64)
     nonfinite = torch.zeros((), device=dev, dtype=torch.float64)
-    skipped = 0
+    skipped = int(progress.get("skipped", 0))
     period_loss, period_n = torch.zeros((), device=dev, dtype=torch.float64), 0
     t_epoch = t_period = time.perf_counter()
-    data_time, step, micro = 0.0, 0, 0
+    time_before = float(progress.get("time_s", 0.0))  # spent on this epoch before a resume
+    data_time, step, micro = 0.0, start_step, 0
     t_data = time.perf_counter()
     lr = lr_fn(iteration)
     for batch in loader:
@@ -154,13 +166,15 @@ def train_one_epoch(model: nn.Module, core: nn.Module, ema: Optional[ModelEma], 
         if step % log_period == 0 or step == steps:
             _stop_if_nonfinite(nonfinite, epoch, iteration)
             now = time.perf_counter()
-            per_step = (now - t_epoch) / step
+            done = step - start_step  # steps run by this process in this epoch
+            per_step = (now - t_epoch) / done
             remaining = (steps - step) + (max_epoch - epoch - 1) * steps
             rec = {
                 "_type": "train_iter", "epoch": epoch + 1, "iter": step, "iteration": iteration,
                 "loss": float(period_loss) / max(period_n, 1), "lr": lr,
-                "clips_per_s": global_batch * (step % log_period or log_period) / max(now - t_period, 1e-9),
-                "data_time_s": data_time / step, "eta_s": per_step * remaining, "mem_mb": memory_mb(dev),
+                "clips_per_s": global_batch * min(step % log_period or log_period, done)
+                / max(now - t_period, 1e-9),
+                "data_time_s": data_time / done, "eta_s": per_step * remaining, "mem_mb": memory_mb(dev),
             }
             logger.info(f"epoch {epoch + 1}/{max_epoch} iter {step}/{steps} loss {rec['loss']:.4f} "
                         f"lr {lr:.5g} clips/s {rec['clips_per_s']:.1f} data {rec['data_time_s']:.3f}s/step "
@@ -170,19 +184,30 @@ def train_one_epoch(model: nn.Module, core: nn.Module, ema: Optional[ModelEma], 
             period_n, t_period = 0, now
         if step == steps:
             break
+        if save_period and step % save_period == 0:
+            _stop_if_nonfinite(nonfinite, epoch, iteration)  # never checkpoint a diverged state
+            totals = _epoch_totals(loss_sum, correct, seen, skipped)
+            save_fn(step, iteration, dict(zip(("loss_sum", "correct", "seen", "skipped"), totals),
+                                          time_s=time_before + time.perf_counter() - t_epoch))
         t_data = time.perf_counter()
     _stop_if_nonfinite(nonfinite, epoch, iteration)
 
     # Epoch totals over all ranks (each rank saw a disjoint part of every global batch).
-    totals = torch.stack([loss_sum, correct, seen, torch.tensor(float(skipped), device=dev, dtype=torch.float64)])
-    dist_utils.all_reduce_sum(totals)
-    loss_sum, correct, seen, skipped = totals.tolist()
-    elapsed = time.perf_counter() - t_epoch
+    loss_sum, correct, seen, skipped = _epoch_totals(loss_sum, correct, seen, skipped)
+    elapsed = time_before + time.perf_counter() - t_epoch
     return ({
         "_type": "train_epoch", "epoch": epoch + 1, "iteration": iteration, "loss": loss_sum / max(seen, 1),
         "top1": 100.0 * correct / max(seen, 1), "lr": lr, "skipped_videos": int(skipped),
         "clips_per_s": seen / max(elapsed, 1e-9), "time_s": elapsed, "mem_mb": memory_mb(dev),
     }, iteration)
+
+
+def _epoch_totals(loss_sum, correct, seen, skipped: int) -> list:
+    """The running sums of an epoch added over all ranks (one small all-reduce)."""
+    totals = torch.stack([loss_sum, correct, seen,
+                          torch.tensor(float(skipped), device=loss_sum.device, dtype=torch.float64)])
+    dist_utils.all_reduce_sum(totals)
+    return totals.tolist()
 
 
 def _stop_if_nonfinite(flag: torch.Tensor, epoch: int, iteration: int) -> None:
@@ -264,7 +289,8 @@ def train(cfg) -> dict:
     amp_dtype = AMP_DTYPES[cfg.TRAIN.AMP_DTYPE]
     scaler = torch.amp.GradScaler(dev.type, enabled=amp_dtype == torch.float16)
 
-    start_epoch, iteration, best_top1 = 0, 0, -1.0
+    start_epoch, start_step, iteration, best_top1 = 0, 0, 0, -1.0
+    progress, resume_rng = None, None
     if ckpt is not None:
         core.load_state_dict(ckpt["model"])
         if ema is not None:
@@ -273,11 +299,21 @@ def train(cfg) -> dict:
         if "scaler" in ckpt:
             scaler.load_state_dict(ckpt["scaler"])
         start_epoch, iteration = int(ckpt["epoch"]), int(ckpt["iteration"])
+        start_step = int(ckpt.get("step_in_epoch", 0))
         best_top1 = float(ckpt.get("best_top1", -1.0))
         rng = ckpt.get("rng")
         if isinstance(rng, list) and len(rng) == world:
-            set_rng_state(rng[rank])
-        logger.info(f"resumed from {resume_path} (epoch {start_epoch}, iter {iteration})")
+            resume_rng = rng[rank]
+        if start_step:
+            if ckpt.get("world_size") != world or resume_rng is None:
+                raise ConfigError(f"{resume_path} is a mid-epoch checkpoint of {ckpt.get('world_size')} "
+                                  f"processes; resume it with the same number, not {world}")
+            # Rank 0 carries the epoch's running sums so far; the others add only what follows.
+            progress = dict(ckpt["epoch_progress"])
+            if rank != 0:
+                progress = {"time_s": progress.get("time_s", 0.0)}
+        where = f"epoch {start_epoch}" + (f" + {start_step} steps" if start_step else "")
+        logger.info(f"resumed from {resume_path} ({where}, iter {iteration})")
         del ckpt
 
     model = core
@@ -309,16 +345,51 @@ def train(cfg) -> dict:
     logger.info(f"{steps} steps/epoch, {total_iters} steps in all, peak lr {base_lr:.5g} "
                 f"(BASE_LR {cfg.SOLVER.BASE_LR} x {cfg.TRAIN.BATCH_SIZE}/{cfg.SOLVER.REFERENCE_BATCH_SIZE}), "
                 f"warm-up {warmup_iters} steps")
+    if start_step >= steps:
+        raise ConfigError(f"{resume_path} is {start_step} steps into an epoch, but an epoch now has "
+                          f"{steps} steps (the data or TRAIN.BATCH_SIZE changed)")
     loss_fn = build_loss(cfg.TRAIN.LABEL_SMOOTHING)
+    schedule = {"base_lr": base_lr, "total_iters": total_iters, "warmup_iters": warmup_iters,
+                "steps_per_epoch": steps}
+
+    def write_checkpoint(epoch_done: int, step: int, iteration: int, progress: Optional[dict] = None,
+                         is_best: bool = False) -> None:
+        """Collective (RNG states are gathered); rank 0 writes ``epoch_done`` epochs + ``step``."""
+        rng = dist_utils.all_gather_object(get_rng_state())
+        if info.is_main:
+            state = {
+                "model": core.state_dict(), "optimizer": optimizer.state_dict(),
+                "scaler": scaler.state_dict(), "epoch": epoch_done, "step_in_epoch": step,
+                "iteration": iteration, "cfg": cfg.dump(), "rng": rng, "sampler_epoch": epoch_done,
+                "best_top1": best_top1, "world_size": world, "scheduler": schedule,
+            }
+            if progress is not None:
+                state["epoch_progress"] = progress
+            if ema is not None:
+                state["ema"] = ema.module.state_dict()
+            path = save_checkpoint(state, checkpoint_path(out, epoch_done, step))
+            if is_best:
+                save_checkpoint(state, best_checkpoint_path(out))
+            prune_checkpoints(out, cfg.TRAIN.CHECKPOINT_KEEP)
+            logger.info(f"saved {path}" + (" (best)" if is_best else ""))
+        dist_utils.barrier()
+
     epoch_stats: dict = {}
     try:
         for epoch in range(start_epoch, max_epoch):
-            seed_all(cfg.RNG_SEED, epoch, rank)
-            set_epoch(train_loader, epoch)
+            first = start_step if epoch == start_epoch else 0
+            if first:  # mid-epoch resume: the random streams continue where the checkpoint left them
+                set_rng_state(resume_rng)
+            else:
+                seed_all(cfg.RNG_SEED, epoch, rank)
+            set_epoch(train_loader, epoch, start_batch=first * accum)
             epoch_stats, iteration = train_one_epoch(
                 model, core, ema, train_loader, optimizer, scaler, loss_fn, sc, epoch=epoch,
                 max_epoch=max_epoch, iteration=iteration, steps=steps, lr_fn=lr_fn,
-                log_period=cfg.LOG_PERIOD, stats=stats, global_batch=cfg.TRAIN.BATCH_SIZE)
+                log_period=cfg.LOG_PERIOD, stats=stats, global_batch=cfg.TRAIN.BATCH_SIZE,
+                start_step=first, progress=progress if first else None,
+                save_period=cfg.TRAIN.CHECKPOINT_PERIOD_ITERS,
+                save_fn=lambda step, it, prog, e=epoch: write_checkpoint(e, step, it, prog))
             logger.info(f"epoch {epoch + 1} done: loss {epoch_stats['loss']:.4f} train top-1 "
                         f"{epoch_stats['top1']:.2f}% broken videos replaced {epoch_stats['skipped_videos']} "
                         f"time {epoch_stats['time_s']:.1f}s")
@@ -338,24 +409,7 @@ def train(cfg) -> dict:
 
             if (epoch + 1) % cfg.TRAIN.CHECKPOINT_PERIOD == 0 or last or is_best:
                 # Saved after validation so the file holds everything the next epoch depends on.
-                rng = dist_utils.all_gather_object(get_rng_state())
-                if info.is_main:
-                    state = {
-                        "model": core.state_dict(), "optimizer": optimizer.state_dict(),
-                        "scaler": scaler.state_dict(), "epoch": epoch + 1, "iteration": iteration,
-                        "cfg": cfg.dump(), "rng": rng, "sampler_epoch": epoch + 1,
-                        "best_top1": best_top1, "world_size": world,
-                        "scheduler": {"base_lr": base_lr, "total_iters": total_iters,
-                                      "warmup_iters": warmup_iters, "steps_per_epoch": steps},
-                    }
-                    if ema is not None:
-                        state["ema"] = ema.module.state_dict()
-                    path = save_checkpoint(state, checkpoint_path(out, epoch + 1))
-                    if is_best:
-                        save_checkpoint(state, best_checkpoint_path(out))
-                    prune_checkpoints(out, cfg.TRAIN.CHECKPOINT_KEEP)
-                    logger.info(f"saved {path}" + (" (best)" if is_best else ""))
-                dist_utils.barrier()
+                write_checkpoint(epoch + 1, 0, iteration, is_best=is_best)
     finally:
         stats.close()
     if info.is_main and os.path.exists(stats.path):

@@ -1,12 +1,17 @@
 """Checkpoint files: atomic write, newest good one found, unsafe or broken files refused in one line."""
 import os
 import random
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
 import torch
 
-from rs3d.engine.checkpoint import (CheckpointError, checkpoint_path, find_latest_checkpoint,
+from rs3d.engine.checkpoint import (CheckpointError, checkpoint_path, checkpoint_position,
+                                    find_latest_checkpoint, list_checkpoints,
                                     get_rng_state, latest_good_checkpoint, load_checkpoint,
                                     prune_checkpoints, save_checkpoint, set_rng_state)
 
@@ -48,6 +53,53 @@ def test_save_is_atomic_and_leaves_no_temporary(tmp_path):
     save_checkpoint(_state(2), path)  # overwrite in place
     assert load_checkpoint(path)["epoch"] == 2
     assert os.listdir(tmp_path / "checkpoints") == ["checkpoint_epoch_00001.pyth"]
+
+
+def test_mid_epoch_checkpoints_sort_between_epochs_and_only_the_newest_is_kept(tmp_path):
+    out = str(tmp_path)
+    assert os.path.basename(checkpoint_path(out, 2, 150)) == "checkpoint_epoch_00002_step_000150.pyth"
+    assert checkpoint_position(checkpoint_path(out, 2, 150)) == (2, 150)
+    assert checkpoint_position(checkpoint_path(out, 3)) == (3, 0)
+    assert checkpoint_position(str(tmp_path / "checkpoint_best.pyth")) is None
+    for epoch, step in [(1, 0), (2, 0), (1, 900), (2, 40), (2, 1000)]:
+        save_checkpoint(_state(epoch), checkpoint_path(out, epoch, step))
+    assert [checkpoint_position(p) for p in list_checkpoints(out)] == [(1, 0), (1, 900), (2, 0),
+                                                                       (2, 40), (2, 1000)]
+    assert find_latest_checkpoint(out) == checkpoint_path(out, 2, 1000)
+    prune_checkpoints(out, keep=3)  # the older mid-epoch files are superseded
+    assert [checkpoint_position(p) for p in list_checkpoints(out)] == [(1, 0), (2, 0), (2, 1000)]
+    save_checkpoint(_state(3), checkpoint_path(out, 3))
+    prune_checkpoints(out, keep=2)  # the epoch end supersedes the mid-epoch file; keep 2 epoch ends
+    assert [checkpoint_position(p) for p in list_checkpoints(out)] == [(2, 0), (3, 0)]
+
+
+_SAVE_BIG = """
+import sys, torch
+from rs3d.engine.checkpoint import save_checkpoint
+save_checkpoint({"model": {"w": torch.ones(2**27)}, "epoch": 2}, sys.argv[1])  # 512 MB
+print("done", flush=True)
+"""
+
+
+def test_sigkill_during_a_save_leaves_the_previous_checkpoint_intact(tmp_path):
+    """A real process killed while it writes a new version of a checkpoint: the file on disk is
+    still the complete old one, and the only debris is the temporary file (which is ignored)."""
+    path = checkpoint_path(str(tmp_path), 1)
+    save_checkpoint(_state(1), path)
+    before = open(path, "rb").read()
+    proc = subprocess.Popen([sys.executable, "-c", _SAVE_BIG, path], stdout=subprocess.PIPE)
+    t0 = time.time()
+    while not any(n.endswith(".tmp") and os.path.getsize(tmp_path / "checkpoints" / n) > 2**20
+                  for n in os.listdir(tmp_path / "checkpoints")):
+        assert proc.poll() is None, "the save ended before it could be interrupted"
+        assert time.time() - t0 < 120
+        time.sleep(0.002)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert open(path, "rb").read() == before
+    assert load_checkpoint(path)["epoch"] == 1
+    assert latest_good_checkpoint(str(tmp_path))[0] == path
+    assert list_checkpoints(str(tmp_path)) == [path]  # the .tmp is not taken for a checkpoint
 
 
 class _Evil:

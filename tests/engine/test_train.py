@@ -105,47 +105,83 @@ def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(synthetic_dataset, 
     assert not (out / "checkpoints" / "checkpoint_epoch_00002.pyth").exists()
 
 
-def _wait_for_line(log: Path, needle: str, proc, timeout=300):
+def _newest_checkpoint(out: Path):
+    """(epochs, steps) of the newest complete checkpoint file in ``out``, or None."""
+    from rs3d.engine.checkpoint import checkpoint_position, list_checkpoints
+    paths = list_checkpoints(str(out))
+    return checkpoint_position(paths[-1]) if paths else None
+
+
+def _stopped(pid: int) -> bool:
+    """Stopped by a signal, or no longer running (zombie or gone)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in "tTZX"
+    except OSError:
+        return True
+
+
+def _kill_when(proc, out: Path, marks: tuple, n: int, wanted, rng: random.Random, timeout=300) -> tuple:
+    """SIGKILL ``proc`` once it has logged ``n`` lines containing one of ``marks``, at a moment
+    when ``wanted(position of the newest checkpoint)`` holds; returns that position.
+
+    The process is frozen (SIGSTOP) every few ms and its log and checkpoint files are read while
+    it cannot write, so what the test asserts about the kill is exact, not a race with the writer.
+    """
+    log = out / "log.txt"
+    start = log.stat().st_size if log.exists() else 0
     t0 = time.time()
     while time.time() - t0 < timeout:
-        if log.exists() and needle in log.read_text():
-            return True
         if proc.poll() is not None:
-            return False
-        time.sleep(0.02)
-    raise TimeoutError(needle)
+            raise AssertionError(f"the run ended before it could be killed after {n} x {marks}: "
+                                 f"{proc.stderr.read().decode()[-2000:]}")
+        proc.send_signal(signal.SIGSTOP)
+        while not _stopped(proc.pid):
+            time.sleep(0.001)
+        text = log.read_bytes()[start:].decode(errors="replace") if log.exists() else ""
+        seen = sum(any(m in line for m in marks) for line in text.splitlines())
+        newest = _newest_checkpoint(out)
+        if seen >= n and wanted(newest):
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=60)
+            return newest
+        proc.send_signal(signal.SIGCONT)
+        time.sleep(rng.uniform(0.001, 0.01))
+    raise TimeoutError(f"{n} x {marks}")
 
 
-@pytest.mark.slow
-def test_sigkill_and_resume_is_bitwise_exact(synthetic_dataset, tmp_path):
-    """Kill -9 at random moments (twice), restart the same command: final weights equal bit for bit."""
-    extra = {"DATA_LOADER.NUM_WORKERS": 1}  # a real worker process, persistent across epochs
-    ref_out, out = tmp_path / "ref", tmp_path / "killed"
-    ref = subprocess.run([sys.executable, TOOL, *tiny_opts(synthetic_dataset, ref_out, **extra)],
+SIGKILL_EXTRA = {"DATA_LOADER.NUM_WORKERS": 1}  # a real worker process, persistent across epochs
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_run(synthetic_dataset, tmp_path_factory):
+    """The reference: the tiny 3-epoch run, never killed, epoch-end checkpoints only."""
+    out = tmp_path_factory.mktemp("uninterrupted")
+    ref = subprocess.run([sys.executable, TOOL, *tiny_opts(synthetic_dataset, out, **SIGKILL_EXTRA)],
                          capture_output=True, text=True, env=_env(), timeout=600)
     assert ref.returncode == 0, ref.stderr
+    return _final(out)
 
-    rng = random.Random()
-    cmd = [sys.executable, TOOL, *tiny_opts(synthetic_dataset, out, **extra)]
-    # Kill points: a progress line of epoch 1..3 (mid-epoch), plus a random extra delay, so the
-    # kill also lands inside validation or a checkpoint write.
-    targets = sorted(rng.sample([(e, i) for e in (1, 2, 3) for i in (1, 2, 3)], 2))
-    kills = 0
-    for epoch, it in targets:
+
+def _kill_and_resume(cmd, out: Path, kills: list, rng: random.Random) -> tuple[list, str]:
+    """Start ``cmd`` once per ``(marks, n, wanted)`` and kill it (``_kill_when``), then run it
+    to the end. Returns the newest checkpoint at each kill and what the final run logged."""
+    positions = []
+    for marks, n, wanted in kills:
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=_env())
-        reached = _wait_for_line(out / "log.txt", f"epoch {epoch}/3 iter {it}/3", proc)
-        if reached:
-            time.sleep(rng.uniform(0.0, 0.5))
-            proc.send_signal(signal.SIGKILL)
-            kills += 1
-        proc.wait(timeout=300)
-    assert kills >= 1
+        try:
+            positions.append(_kill_when(proc, out, marks, n, wanted, rng))
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    log = out / "log.txt"
+    start = log.stat().st_size
     resumed = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=600)
     assert resumed.returncode == 0, resumed.stderr
-    log = (out / "log.txt").read_text()
-    assert "resumed from" in log  # at least one restart found a checkpoint
+    return positions, log.read_bytes()[start:].decode()
 
-    a, b = _final(ref_out), _final(out)
+
+def _assert_same_final_state(a: dict, b: dict) -> None:
     assert a["iteration"] == b["iteration"] == 9
     for part in ("model", "ema"):
         assert a[part].keys() == b[part].keys()
@@ -154,6 +190,58 @@ def test_sigkill_and_resume_is_bitwise_exact(synthetic_dataset, tmp_path):
     for k in a["optimizer"]["state"]:
         assert torch.equal(a["optimizer"]["state"][k]["momentum_buffer"],
                            b["optimizer"]["state"][k]["momentum_buffer"])
+
+
+# Kill points count lines of what the killed process itself logged: progress lines, and the lines
+# that end validation and a checkpoint write, so a kill lands in a training step, in validation or
+# in a checkpoint write (a "saved" line is followed by the next step or save).
+STEP = ("iter ",)
+EVENTS = ("iter ", "val (", "saved ")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
+def test_sigkill_and_resume_is_bitwise_exact(synthetic_dataset, tmp_path, uninterrupted_run):
+    """Kill -9 twice, restart the same command: final weights equal the uninterrupted run's, bit for bit.
+
+    The first kill lands in the first 1-3 steps (usually before the first checkpoint, so the
+    restart begins afresh), the second after 1-4 more events once a checkpoint exists and the run
+    is not done, so the last restart resumes from an epoch checkpoint.
+    """
+    rng = random.Random()
+    out = tmp_path / "killed"
+    cmd = [sys.executable, TOOL, *tiny_opts(synthetic_dataset, out, **SIGKILL_EXTRA)]
+    plan = [(STEP, rng.randint(1, 3), lambda pos: True),
+            (EVENTS, rng.randint(1, 4), lambda pos: pos is not None and pos < (3, 0))]
+    (first, second), final_log = _kill_and_resume(cmd, out, plan, rng)
+    assert (1, 0) <= second < (3, 0), (plan, first, second)
+    assert f"resumed from {out}/checkpoints/checkpoint_epoch_{second[0]:05d}.pyth" in final_log, final_log
+    _assert_same_final_state(uninterrupted_run, _final(out))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
+def test_sigkill_mid_epoch_resumes_mid_epoch_and_is_bitwise_exact(synthetic_dataset, tmp_path,
+                                                                  uninterrupted_run):
+    """With a checkpoint every optimizer step, a kill while the newest checkpoint is a mid-epoch
+    one (in epoch 2 or 3) resumes there: the loader skips the batches done, the RNG streams
+    continue, and the run still ends with the bits of the uninterrupted run (which wrote no
+    mid-epoch checkpoints)."""
+    rng = random.Random()
+    out = tmp_path / "killed"
+    cmd = [sys.executable, TOOL, *tiny_opts(synthetic_dataset, out, **SIGKILL_EXTRA,
+                                            **{"TRAIN.CHECKPOINT_PERIOD_ITERS": 1})]
+    plan = [(STEP, rng.randint(4, 6), lambda pos: pos is not None and pos[1] > 0)]
+    (pos,), final_log = _kill_and_resume(cmd, out, plan, rng)
+    epochs, steps = pos
+    assert epochs >= 1, (plan, pos)
+    assert f"resumed from {out}/checkpoints/checkpoint_epoch_{epochs:05d}_step_{steps:06d}.pyth " \
+           f"(epoch {epochs} + {steps} steps" in final_log, final_log
+    assert f"epoch {epochs + 1}/3 iter {steps}/3" not in final_log  # steps already done are not redone
+    assert f"epoch {epochs + 1}/3 iter {steps + 1}/3" in final_log
+    _assert_same_final_state(uninterrupted_run, _final(out))
+    names = sorted(p.name for p in (out / "checkpoints").iterdir())
+    assert not any("_step_" in n for n in names), names  # superseded by the epoch-end checkpoints
 
 
 @pytest.mark.slow
