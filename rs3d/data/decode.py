@@ -5,7 +5,8 @@ Sampling is separated from decoding so it can be checked by hand: a clip is ``nu
 
 Three backends read the frames: decord (default, seeks and converts only the requested frames),
 torchcodec (the PyTorch project's decoder, exact seeking; needs FFmpeg's shared libraries) and
-PyAV (decodes sequentially up to the last requested frame, converts only the requested ones). All
+PyAV (seeks to the keyframe before the first requested frame when its packet index allows an
+exact seek, else decodes from the start; converts only the requested frames). All
 return the frame asked for (``tests/data/test_decode.py`` checks this against a full sequential
 decode); decord and torchcodec fall back to PyAV on a file they cannot read. Known decord failure
 modes are guarded here, so a bad file costs one sample, never the run:
@@ -15,7 +16,10 @@ modes are guarded here, so a bad file costs one sample, never the run:
   the clip is re-sampled on that length ("clamp and retry");
 * a decode that hangs is abandoned after ``timeout_s`` (the read runs in a daemon thread; decord and
   PyAV release the GIL while decoding, so the worker carries on);
-* decord's memory growth over many files: a fresh ``VideoReader`` per read, deleted right after.
+* decord's memory growth over many files: a fresh ``VideoReader`` per read, deleted right after;
+* decord corrupts frames around the keyframes of open-GOP H.264/HEVC files when it seeks: where a
+  read would make it seek, such files (:func:`has_open_gop`, a look at the packets after two
+  keyframes) are read with PyAV instead.
 """
 from __future__ import annotations
 
@@ -67,6 +71,7 @@ def center_clip_start(video_len: int, num_frames: int, stride: int) -> int:
 
 # ----------------------------------------------------------------------------- readers
 def _decord_read(path: str, index_fn: IndexFn, num_threads: int):
+    """decord's frames, indices and length; None for an open-GOP file where decord would seek."""
     import decord
 
     try:
@@ -79,6 +84,8 @@ def _decord_read(path: str, index_fn: IndexFn, num_threads: int):
             raise DecodeError("no video frames")
         indices = np.asarray(index_fn(length), dtype=np.int64)
         uniq, inverse = np.unique(indices, return_inverse=True)
+        if _decord_would_seek(vr, uniq) and has_open_gop(path):
+            return None
         try:
             batch = vr.get_batch(uniq.tolist())
         except Exception as e:
@@ -88,6 +95,21 @@ def _decord_read(path: str, index_fn: IndexFn, num_threads: int):
     finally:
         del vr  # decord keeps decoder buffers alive as long as the reader lives
     return _expand(frames, uniq, inverse, indices), indices, length
+
+
+# Leading frames of a keyframe are shown at most this many frames before it (H.264 allows 16
+# B-frames): frames further before the second keyframe decode without decord seeking.
+_MAX_LEADING = 16
+
+
+def _decord_would_seek(vr, uniq: np.ndarray) -> bool:
+    """Whether decord reaches past its first group of pictures for these frames (it then seeks to
+    a later keyframe, which is where open GOPs go wrong); else it decodes from the start."""
+    try:
+        keys = vr.get_key_indices()
+    except Exception:
+        return True
+    return len(keys) > 1 and int(uniq[-1]) >= int(keys[1]) - _MAX_LEADING
 
 
 def _decord_to_torch(batch) -> torch.Tensor:
@@ -144,31 +166,74 @@ def _pyav_count_frames(path: str) -> int:
     return count
 
 
-def _pyav_reported_frames(path: str) -> int:
-    """The container's frame count, or the number of video packets when it has none (mkv, webm)."""
-    container, stream = _open_video_stream(path)
+def _pyav_packet_index(container, stream) -> Tuple[Optional[list], list, int]:
+    """One pass over the video packets, without decoding: (their presentation times sorted, or
+    None when a packet has none; the keyframes' times; the number of non-empty packets)."""
+    pts, keys, nonempty, timed = [], [], 0, True
+    for packet in container.demux(stream):
+        if packet.size == 0:
+            continue
+        nonempty += 1
+        if packet.is_discard:  # demuxed but never shown (e.g. cut by an edit list)
+            continue
+        if packet.pts is None:
+            timed = False
+            continue
+        pts.append(int(packet.pts))
+        if packet.is_keyframe:
+            keys.append(int(packet.pts))
+    return (sorted(pts) if timed else None), keys, nonempty
+
+
+def _pyav_seek_decode(container, stream, order: Optional[list], keys: list, uniq: np.ndarray,
+                      length: int) -> Optional[dict]:
+    """Frames ``uniq`` (sorted) as ``{index: rgb}``, decoded from the keyframe at or before the
+    first one; None when that cannot be done exactly (the caller then decodes from the start).
+
+    Frame ``i`` is the frame whose presentation time is the ``i``-th smallest among the stream's
+    packets (what decord and torchcodec's exact mode index by). The seek is trusted only when the
+    packets number ``length``, their times are distinct, and the decoder, from the keyframe on,
+    delivers exactly the consecutive frames the index predicts: anything else gives None, never
+    a wrong frame.
+    """
+    if order is None or len(order) != length or len(set(order)) != length or not keys:
+        return None
+    rank = {t: i for i, t in enumerate(order)}
+    key_ranks = sorted(rank[t] for t in keys)
+    first = int(uniq[0])
+    k = key_ranks[max(int(np.searchsorted(key_ranks, first, side="right")) - 1, 0)]
+    if k > first:
+        return None
+    wanted, last, got, expected = set(uniq.tolist()), int(uniq[-1]), {}, k
     try:
-        if stream.frames > 0:
-            return int(stream.frames)
-        try:
-            return sum(1 for p in container.demux(stream) if p.size > 0)
-        except Exception:
-            return 0
-    finally:
-        container.close()
+        container.seek(order[k], stream=stream, backward=True, any_frame=False)
+        for frame in container.decode(stream):
+            i = rank.get(frame.pts) if frame.pts is not None else None
+            if i is None:
+                return None
+            if i < k:  # leading frames of an open GOP, shown before the keyframe
+                continue
+            if i != expected:
+                return None
+            expected += 1
+            if i in wanted:
+                got[i] = frame.to_ndarray(format="rgb24")
+            if i >= last:
+                break
+    except Exception:  # a broken file: the sequential path finds out how much of it decodes
+        return None
+    return got if len(got) == len(uniq) else None
 
 
-def _pyav_decode(path: str, indices: np.ndarray,
-                 threads: int = 0) -> Tuple[Optional[torch.Tensor], int]:
-    """Decode sequentially up to the last wanted index; convert only the wanted frames.
+def _pyav_sequential_decode(path: str, indices: np.ndarray,
+                            threads: int = 0) -> Tuple[Optional[torch.Tensor], int]:
+    """Decode from frame 0 up to the last wanted index; convert only the wanted frames.
 
-    Returns ``(frames, None)``, or ``(None, n)`` when the stream ended (or broke) after ``n`` frames,
+    Returns ``(frames, -1)``, or ``(None, n)`` when the stream ended (or broke) after ``n`` frames,
     before all wanted frames came.
     """
     uniq, inverse = np.unique(indices, return_inverse=True)
-    wanted = set(uniq.tolist())
-    last = int(uniq[-1])
-    got = {}
+    wanted, last, got = set(uniq.tolist()), int(uniq[-1]), {}
     container, stream = _open_video_stream(path, threads)
     i = -1
     try:
@@ -183,25 +248,47 @@ def _pyav_decode(path: str, indices: np.ndarray,
         container.close()
     if len(got) < len(uniq):
         return None, i + 1
-    stacked = torch.from_numpy(np.stack([got[k] for k in uniq.tolist()]))
-    return _expand(stacked, uniq, inverse, indices), -1
+    return _stack_wanted(got, uniq, inverse, indices), -1
+
+
+def _stack_wanted(got: dict, uniq: np.ndarray, inverse: np.ndarray, indices: np.ndarray) -> torch.Tensor:
+    return _expand(torch.from_numpy(np.stack([got[k] for k in uniq.tolist()])), uniq, inverse, indices)
 
 
 def _pyav_read(path: str, index_fn: IndexFn, threads: int = 0):
-    length = _pyav_reported_frames(path)
+    """One open in the usual case: the packet index gives the length (the container's frame count,
+    or the packet count where it has none, as in mkv/webm) and the keyframes, then the frames are
+    decoded from the keyframe before the clip. Files whose index cannot be trusted are decoded
+    from the start, and those that end early are re-sampled on the frames that really decode."""
+    container, stream = _open_video_stream(path, threads)
+    try:
+        try:
+            order, keys, nonempty = _pyav_packet_index(container, stream)
+        except Exception:
+            order, keys, nonempty = None, [], 0
+        length = int(stream.frames) if stream.frames > 0 else nonempty
+        if length >= 1:
+            indices = np.asarray(index_fn(length), dtype=np.int64)
+            uniq, inverse = np.unique(indices, return_inverse=True)
+            got = _pyav_seek_decode(container, stream, order, keys, uniq, length)
+            if got is not None:
+                return _stack_wanted(got, uniq, inverse, indices), indices, length
+    finally:
+        container.close()
+
     if length < 1:
         length = _pyav_count_frames(path)
     if length < 1:
         raise DecodeError("no decodable video frames")
     indices = np.asarray(index_fn(length), dtype=np.int64)
-    frames, decoded = _pyav_decode(path, indices, threads)
+    frames, decoded = _pyav_sequential_decode(path, indices, threads)
     if frames is None:
         # The container over-reported its length: re-sample on the frames that really decode.
         length = decoded if decoded > 0 and decoded < length else _pyav_count_frames(path)
         if length < 1:
             raise DecodeError("no decodable video frames")
         indices = np.asarray(index_fn(length), dtype=np.int64)
-        frames, _ = _pyav_decode(path, indices, threads)
+        frames, _ = _pyav_sequential_decode(path, indices, threads)
         if frames is None:
             raise DecodeError("frames could not be decoded")
     return frames, indices, length
@@ -260,6 +347,55 @@ def backend_unavailable(backend: str) -> Optional[str]:
     return None
 
 
+_LEADING_CODECS = ("h264", "hevc", "mpeg2video", "vvc")  # codecs whose keyframes may have leading frames
+
+
+def has_open_gop(path: str) -> bool:
+    """Whether keyframes of the video have leading frames: frames after a keyframe in decoding
+    order but shown before it, which refer to the previous group of pictures ("open GOP").
+
+    decord does not decode those correctly when it seeks (frames around each such keyframe come
+    out corrupted; ``tests/data/test_decode.py``), so rs3d reads such files with PyAV instead.
+    Cheap (about the cost of opening the file): the container index is used to jump to the
+    keyframes nearest the middle and the end, and the few packets after each are looked at
+    without decoding. Leading frames come right after their keyframe in decoding order, and an
+    encoder makes all its keyframes one way, so two probes find an open-GOP file.
+    """
+    try:
+        container, stream = _open_video_stream(path, 1)
+    except DecodeError:
+        return False  # the reader reports the error
+    try:
+        if stream.codec_context.name not in _LEADING_CODECS or not container.duration:
+            return False
+        first_key = None
+        for packet in container.demux(stream):
+            if packet.pts is not None and packet.size:
+                first_key = packet.pts
+                break
+        for fraction in (0.5, 1.0):
+            container.seek(int(container.duration * fraction), backward=True, any_frame=False)
+            key, looked = None, 0
+            for packet in container.demux(stream):
+                if packet.pts is None or packet.size == 0:
+                    continue
+                if key is None:
+                    if not packet.is_keyframe or packet.pts == first_key:
+                        break  # the first GOP has no predecessor to lead into
+                    key = packet.pts
+                elif packet.is_keyframe or looked >= 16:
+                    break
+                elif packet.pts < key:
+                    return True
+                else:
+                    looked += 1
+        return False
+    except Exception:
+        return False
+    finally:
+        container.close()
+
+
 def _read(path: str, index_fn: IndexFn, backend: str, num_threads: int):
     if backend == "pyav":
         return _pyav_read(path, index_fn, num_threads)
@@ -268,7 +404,10 @@ def _read(path: str, index_fn: IndexFn, backend: str, num_threads: int):
     try:
         if backend == "torchcodec":
             return _torchcodec_read(path, index_fn, num_threads)
-        return _decord_read(path, index_fn, num_threads)
+        result = _decord_read(path, index_fn, num_threads)
+        if result is None:  # an open-GOP file decord would have to seek in
+            return _pyav_read(path, index_fn, num_threads)
+        return result
     except DecodeError as first:
         # decord gives up on files whose index over-reports frames, or that are partly broken;
         # PyAV serves the frames that do decode.

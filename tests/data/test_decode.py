@@ -16,6 +16,8 @@ CODECS = {  # B-frames in h264; mpeg4 in AVI; VP9 in WebM; h264 in Matroska (no 
     "mpeg4.avi": ("mpeg4", {"g": "10", "qscale": "3"}),
     "vp9.webm": ("libvpx-vp9", {"g": "10", "deadline": "realtime", "cpu-used": "8"}),
     "h264.mkv": ("libx264", {"bf": "2", "g": "16", "preset": "veryfast"}),
+    # Open GOPs: B-frames after a keyframe are shown before it and refer to the previous GOP.
+    "h264_opengop.mp4": ("libx264", {"bf": "3", "g": "12", "x264-params": "open-gop=1:b-pyramid=normal"}),
 }
 
 
@@ -78,6 +80,60 @@ def test_clip_on_real_footage(real_videos, backend):
     assert length == 250 and idx.tolist() == list(range(100, 164, 2))
     assert got.shape == (32, 272, 640, 3)
     assert_frames_exact(got, idx, ref)
+
+
+def _seek_cases(path, ref_len):
+    """Clips starting on, just before and just after every keyframe, and every 5th frame."""
+    container, stream = D._open_video_stream(path, 1)
+    try:
+        order, keys, _ = D._pyav_packet_index(container, stream)
+    finally:
+        container.close()
+    key_ranks = [order.index(t) for t in keys]
+    starts = {f for k in key_ranks for f in range(k - 3, k + 3)} | set(range(1, ref_len, 5))
+    for first in sorted(f for f in starts if 0 < f < ref_len):
+        yield np.unique(np.r_[first, np.arange(first, min(first + 24, ref_len), 3)])
+
+
+def _seek_decode(path, uniq, length=None):
+    """rs3d's PyAV seek path alone (None where it declines); ``length`` defaults to the file's."""
+    container, stream = D._open_video_stream(path, 1)
+    try:
+        order, keys, nonempty = D._pyav_packet_index(container, stream)
+        n = length or (int(stream.frames) if stream.frames > 0 else nonempty)
+        return D._pyav_seek_decode(container, stream, order, keys, np.asarray(uniq), n)
+    finally:
+        container.close()
+
+
+@pytest.mark.parametrize("name", list(CODECS) + ["bikes", "carphone"])
+def test_pyav_seeks_to_the_keyframe_and_delivers_the_exact_frames(coded_videos, real_videos, name):
+    """rs3d's PyAV path seeks (it does not fall back to decoding from frame 0) on every one of these
+    files, for clips starting at any frame, and each frame equals the sequential decode's."""
+    path = str(coded_videos[name] if name in coded_videos else real_videos[name])
+    ref = full_decode(path)
+    for uniq in _seek_cases(path, len(ref)):
+        got = _seek_decode(path, uniq)
+        assert got is not None, f"{name}: no exact seek for frames {uniq.tolist()}"
+        for i in uniq.tolist():
+            assert np.array_equal(got[i], ref[i]), f"{name}: frame {i} differs after seeking"
+
+
+def test_open_gop_files_are_recognised_from_their_packets(coded_videos, real_videos):
+    """decord corrupts frames next to open-GOP keyframes; such files must be recognised (and are
+    then read with PyAV: ``test_frame_exact_on_codecs[h264_opengop.mp4-decord]``)."""
+    assert D.has_open_gop(str(coded_videos["h264_opengop.mp4"]))
+    closed = [n for n in coded_videos if n != "h264_opengop.mp4"]
+    assert not any(D.has_open_gop(str(coded_videos[n])) for n in closed)
+    assert not any(D.has_open_gop(str(p)) for p in real_videos.values())
+
+
+def test_pyav_seek_declines_when_the_index_disagrees(coded_videos):
+    """A packet count other than the frame count the caller trusts: no seek (the caller decodes
+    from frame 0 and finds out), never a guess."""
+    path = str(coded_videos["h264_bframes.mp4"])
+    assert _seek_decode(path, [30, 40], length=76) is None
+    assert _seek_decode(path, [30, 40], length=75) is not None
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
