@@ -58,13 +58,17 @@ def format_eta(seconds: float) -> str:
 class StatsWriter:
     """json_stats.log + TensorBoard scalars (rank 0); a no-op object on other ranks."""
 
-    def __init__(self, output_dir: str, enabled: bool, tensorboard: bool):
+    def __init__(self, output_dir: str, enabled: bool, tensorboard: bool,
+                 purge_step: Optional[int] = None):
+        """``purge_step``: the first step still to come (1 on a fresh start); TensorBoard hides
+        the events at and after it that an interrupted run wrote, so no curve has a step twice.
+        Every scalar is logged against the optimizer step (validation too), which makes that work."""
         self.enabled = enabled
         self.path = os.path.join(output_dir, "json_stats.log")
         self.tb = None
         if enabled and tensorboard:
             from torch.utils.tensorboard import SummaryWriter
-            self.tb = SummaryWriter(os.path.join(output_dir, "tensorboard"))
+            self.tb = SummaryWriter(os.path.join(output_dir, "tensorboard"), purge_step=purge_step)
 
     def write(self, record: dict, tb_prefix: Optional[str] = None, step: Optional[int] = None) -> None:
         if not self.enabled:

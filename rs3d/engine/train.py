@@ -341,7 +341,8 @@ def train(cfg) -> dict:
     sc = StepConfig(device=dev, amp_dtype=amp_dtype, channels_last=cfg.TRAIN.CHANNELS_LAST,
                     clip_grad_norm=cfg.TRAIN.CLIP_GRAD_NORM, accum=accum,
                     mean=list(cfg.DATA.MEAN), std=list(cfg.DATA.STD))
-    stats = StatsWriter(out, enabled=info.is_main, tensorboard=cfg.TENSORBOARD.ENABLE)
+    stats = StatsWriter(out, enabled=info.is_main, tensorboard=cfg.TENSORBOARD.ENABLE,
+                        purge_step=iteration + 1)  # also a restart from scratch: hide old runs
     logger.info(f"{steps} steps/epoch, {total_iters} steps in all, peak lr {base_lr:.5g} "
                 f"(BASE_LR {cfg.SOLVER.BASE_LR} x {cfg.TRAIN.BATCH_SIZE}/{cfg.SOLVER.REFERENCE_BATCH_SIZE}), "
                 f"warm-up {warmup_iters} steps")
@@ -393,7 +394,7 @@ def train(cfg) -> dict:
             logger.info(f"epoch {epoch + 1} done: loss {epoch_stats['loss']:.4f} train top-1 "
                         f"{epoch_stats['top1']:.2f}% broken videos replaced {epoch_stats['skipped_videos']} "
                         f"time {epoch_stats['time_s']:.1f}s")
-            stats.write(epoch_stats, "train_epoch", epoch + 1)
+            stats.write(epoch_stats, "train_epoch", iteration)
 
             last = epoch + 1 == max_epoch
             is_best = False
@@ -405,7 +406,7 @@ def train(cfg) -> dict:
                 logger.info(f"val (epoch {epoch + 1}, {'EMA' if ema is not None else 'model'}): "
                             f"top-1 {val_stats['top1']:.2f}% top-5 {val_stats['top5']:.2f}% "
                             f"loss {val_stats['loss']:.4f} on {val_stats['num_clips']} clips (best {best_top1:.2f}%)")
-                stats.write(val_stats, "val", epoch + 1)
+                stats.write(val_stats, "val", iteration)
 
             if (epoch + 1) % cfg.TRAIN.CHECKPOINT_PERIOD == 0 or last or is_best:
                 # Saved after validation so the file holds everything the next epoch depends on.

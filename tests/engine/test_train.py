@@ -105,6 +105,27 @@ def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(synthetic_dataset, 
     assert not (out / "checkpoints" / "checkpoint_epoch_00002.pyth").exists()
 
 
+def test_mid_epoch_checkpoint_of_another_world_size_is_refused(synthetic_dataset, tmp_path):
+    """A mid-epoch checkpoint holds per-rank RNG states and a position in per-rank data shards, so
+    it resumes only with the same number of processes: otherwise one line and exit 2, not a run
+    that silently diverges."""
+    out = tmp_path / "run"
+    opts = tiny_opts(synthetic_dataset, out, **{"SOLVER.MAX_EPOCH": 1, "TRAIN.EVAL_PERIOD": 0})
+    p = subprocess.run([sys.executable, TOOL, *opts], capture_output=True, text=True, env=_env(), timeout=300)
+    assert p.returncode == 0, p.stderr
+    from rs3d.engine.checkpoint import checkpoint_path, save_checkpoint
+    state = _final(out, 1)
+    state.update(epoch=1, step_in_epoch=1, world_size=2, rng=[state["rng"][0]] * 2,
+                 epoch_progress={"loss_sum": 1.0, "correct": 0.0, "seen": 4.0, "skipped": 0.0, "time_s": 1.0})
+    mid = save_checkpoint(state, checkpoint_path(str(out), 1, 1))
+    opts = tiny_opts(synthetic_dataset, out, **{"SOLVER.MAX_EPOCH": 2, "TRAIN.EVAL_PERIOD": 0})
+    p = subprocess.run([sys.executable, TOOL, *opts], capture_output=True, text=True, env=_env(), timeout=300)
+    assert p.returncode == 2, p.stdout + p.stderr
+    err = p.stderr.strip().splitlines()
+    assert len(err) == 1 and mid in err[0] and "same number" in err[0], p.stderr
+    assert "Traceback" not in p.stderr
+
+
 def _newest_checkpoint(out: Path):
     """(epochs, steps) of the newest complete checkpoint file in ``out``, or None."""
     from rs3d.engine.checkpoint import checkpoint_position, list_checkpoints
@@ -181,6 +202,17 @@ def _kill_and_resume(cmd, out: Path, kills: list, rng: random.Random) -> tuple[l
     return positions, log.read_bytes()[start:].decode()
 
 
+def _assert_tensorboard_has_each_step_once(out: Path) -> None:
+    """After kills and resumes, TensorBoard shows every optimizer step once (the events an
+    interrupted run wrote after its last checkpoint are purged), validation at each epoch's end."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tb = EventAccumulator(str(out / "tensorboard"))
+    tb.Reload()
+    assert [e.step for e in tb.Scalars("train/loss")] == list(range(1, 10))
+    assert [e.step for e in tb.Scalars("val/top1")] == [3, 6, 9]
+
+
 def _assert_same_final_state(a: dict, b: dict) -> None:
     assert a["iteration"] == b["iteration"] == 9
     for part in ("model", "ema"):
@@ -217,6 +249,7 @@ def test_sigkill_and_resume_is_bitwise_exact(synthetic_dataset, tmp_path, uninte
     assert (1, 0) <= second < (3, 0), (plan, first, second)
     assert f"resumed from {out}/checkpoints/checkpoint_epoch_{second[0]:05d}.pyth" in final_log, final_log
     _assert_same_final_state(uninterrupted_run, _final(out))
+    _assert_tensorboard_has_each_step_once(out)
 
 
 @pytest.mark.slow
@@ -240,6 +273,7 @@ def test_sigkill_mid_epoch_resumes_mid_epoch_and_is_bitwise_exact(synthetic_data
     assert f"epoch {epochs + 1}/3 iter {steps}/3" not in final_log  # steps already done are not redone
     assert f"epoch {epochs + 1}/3 iter {steps + 1}/3" in final_log
     _assert_same_final_state(uninterrupted_run, _final(out))
+    _assert_tensorboard_has_each_step_once(out)
     names = sorted(p.name for p in (out / "checkpoints").iterdir())
     assert not any("_step_" in n for n in names), names  # superseded by the epoch-end checkpoints
 
