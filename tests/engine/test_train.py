@@ -145,8 +145,10 @@ def _kill_when(proc, out: Path, marks: tuple, n: int, wanted, rng: random.Random
     """SIGKILL ``proc`` once it has logged ``n`` lines containing one of ``marks``, at a moment
     when ``wanted(position of the newest checkpoint)`` holds; returns that position.
 
-    The process is frozen (SIGSTOP) every few ms and its log and checkpoint files are read while
-    it cannot write, so what the test asserts about the kill is exact, not a race with the writer.
+    The process group (trainer and loader workers) is frozen (SIGSTOP) every few ms and the log
+    and checkpoint files are read while nothing can write, so what the test asserts about the kill
+    is exact, not a race with the writer. The kill goes to the whole group, as a preempted job's
+    does (a worker forked in the instant its parent dies would otherwise never notice).
     """
     log = out / "log.txt"
     start = log.stat().st_size if log.exists() else 0
@@ -155,17 +157,17 @@ def _kill_when(proc, out: Path, marks: tuple, n: int, wanted, rng: random.Random
         if proc.poll() is not None:
             raise AssertionError(f"the run ended before it could be killed after {n} x {marks}: "
                                  f"{proc.stderr.read().decode()[-2000:]}")
-        proc.send_signal(signal.SIGSTOP)
+        os.killpg(proc.pid, signal.SIGSTOP)
         while not _stopped(proc.pid):
             time.sleep(0.001)
         text = log.read_bytes()[start:].decode(errors="replace") if log.exists() else ""
         seen = sum(any(m in line for m in marks) for line in text.splitlines())
         newest = _newest_checkpoint(out)
         if seen >= n and wanted(newest):
-            proc.send_signal(signal.SIGKILL)
+            os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=60)
             return newest
-        proc.send_signal(signal.SIGCONT)
+        os.killpg(proc.pid, signal.SIGCONT)
         time.sleep(rng.uniform(0.001, 0.01))
     raise TimeoutError(f"{n} x {marks}")
 
@@ -188,13 +190,16 @@ def _kill_and_resume(cmd, out: Path, kills: list, rng: random.Random) -> tuple[l
     to the end. Returns the newest checkpoint at each kill and what the final run logged."""
     positions = []
     for marks, n, wanted in kills:
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=_env())
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=_env(),
+                                start_new_session=True)  # its own process group, workers included
         try:
             positions.append(_kill_when(proc, out, marks, n, wanted, rng))
         finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait()
     log = out / "log.txt"
     start = log.stat().st_size
     resumed = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=600)
