@@ -23,6 +23,7 @@ modes are guarded here, so a bad file costs one sample, never the run:
 """
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from typing import Callable, Optional, Tuple
@@ -351,6 +352,21 @@ _LEADING_CODECS = ("h264", "hevc", "mpeg2video", "vvc")  # codecs whose keyframe
 
 
 def has_open_gop(path: str) -> bool:
+    """:func:`probe_open_gop`, remembered per file (path, size, modification time) in this process:
+    a loader worker meets the same videos again every epoch."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    return _open_gop_cached(path, st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=1 << 17)
+def _open_gop_cached(path: str, size: int, mtime_ns: int) -> bool:
+    return probe_open_gop(path)
+
+
+def probe_open_gop(path: str) -> bool:
     """Whether keyframes of the video have leading frames: frames after a keyframe in decoding
     order but shown before it, which refer to the previous group of pictures ("open GOP").
 
