@@ -76,6 +76,18 @@ def save_checkpoint(state: dict, path: str) -> str:
     return path
 
 
+def remove_stale_temporaries(output_dir: str) -> list:
+    """Delete the partial ``*.tmp`` files that saves cut short by a crash left behind (each can be
+    as large as a checkpoint). Called by the only writer when a run starts; returns their paths."""
+    stale = glob.glob(os.path.join(checkpoint_dir(output_dir), "*.pyth.*.tmp"))
+    for p in stale:
+        try:
+            os.remove(p)
+        except FileNotFoundError:
+            pass
+    return stale
+
+
 def load_checkpoint(path: str, map_location="cpu") -> dict:
     """``torch.load(weights_only=True)``; any failure becomes one line naming the file."""
     if not os.path.isfile(path):

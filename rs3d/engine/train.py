@@ -29,8 +29,8 @@ from torch import nn
 from rs3d.config import ConfigError, save_config
 from rs3d.engine import distributed as dist_utils
 from rs3d.engine.checkpoint import (best_checkpoint_path, checkpoint_path, get_rng_state,
-                                    latest_good_checkpoint, prune_checkpoints, save_checkpoint,
-                                    set_rng_state)
+                                    latest_good_checkpoint, prune_checkpoints,
+                                    remove_stale_temporaries, save_checkpoint, set_rng_state)
 from rs3d.engine.ema import ModelEma
 from rs3d.engine.logs import StatsWriter, format_eta, logger, memory_mb, plot_training_curves, setup_logging
 from rs3d.engine.losses import build_loss
@@ -269,6 +269,8 @@ def train(cfg) -> dict:
     micro, accum = batch_split(cfg.TRAIN.BATCH_SIZE, cfg.TRAIN.MICRO_BATCH_SIZE, world)
     if info.is_main:
         save_config(cfg, out)
+        for path in remove_stale_temporaries(out):
+            logger.info(f"removed {path} (a save cut short by a crash)")
     logger.info(f"world {world} x micro-batch {micro} x accumulation {accum} = global batch "
                 f"{cfg.TRAIN.BATCH_SIZE}; device {dev}; output {out}")
 

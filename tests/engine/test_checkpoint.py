@@ -13,7 +13,8 @@ import torch
 from rs3d.engine.checkpoint import (CheckpointError, checkpoint_path, checkpoint_position,
                                     find_latest_checkpoint, list_checkpoints,
                                     get_rng_state, latest_good_checkpoint, load_checkpoint,
-                                    prune_checkpoints, save_checkpoint, set_rng_state)
+                                    prune_checkpoints, remove_stale_temporaries, save_checkpoint,
+                                    set_rng_state)
 
 
 def _state(epoch):
@@ -100,6 +101,10 @@ def test_sigkill_during_a_save_leaves_the_previous_checkpoint_intact(tmp_path):
     assert load_checkpoint(path)["epoch"] == 1
     assert latest_good_checkpoint(str(tmp_path))[0] == path
     assert list_checkpoints(str(tmp_path)) == [path]  # the .tmp is not taken for a checkpoint
+    # The next run's writer clears the debris (it can be as large as a checkpoint).
+    [tmp] = [n for n in os.listdir(tmp_path / "checkpoints") if n.endswith(".tmp")]
+    assert remove_stale_temporaries(str(tmp_path)) == [str(tmp_path / "checkpoints" / tmp)]
+    assert os.listdir(tmp_path / "checkpoints") == [os.path.basename(path)]
 
 
 class _Evil:
