@@ -141,6 +141,15 @@ def _stopped(pid: int) -> bool:
         return True
 
 
+def _wait_stopped(pid: int, timeout: float = 0.2) -> bool:
+    t0 = time.time()
+    while not _stopped(pid):
+        if time.time() - t0 > timeout:
+            return False
+        time.sleep(0.001)
+    return True
+
+
 def _kill_when(proc, out: Path, marks: tuple, n: int, wanted, rng: random.Random, timeout=300) -> tuple:
     """SIGKILL ``proc`` once it has logged ``n`` lines containing one of ``marks``, at a moment
     when ``wanted(position of the newest checkpoint)`` holds; returns that position.
@@ -158,8 +167,12 @@ def _kill_when(proc, out: Path, marks: tuple, n: int, wanted, rng: random.Random
             raise AssertionError(f"the run ended before it could be killed after {n} x {marks}: "
                                  f"{proc.stderr.read().decode()[-2000:]}")
         os.killpg(proc.pid, signal.SIGSTOP)
-        while not _stopped(proc.pid):
-            time.sleep(0.001)
+        if not _wait_stopped(proc.pid):
+            # Not stoppable just now, e.g. in vfork() waiting for a child that the group stop
+            # froze before it could exec: let everything run on and try again.
+            os.killpg(proc.pid, signal.SIGCONT)
+            time.sleep(rng.uniform(0.001, 0.01))
+            continue
         text = log.read_bytes()[start:].decode(errors="replace") if log.exists() else ""
         seen = sum(any(m in line for m in marks) for line in text.splitlines())
         newest = _newest_checkpoint(out)
