@@ -197,9 +197,11 @@ def _pyav_seek_decode(container, stream, order: Optional[list], keys: list, uniq
     delivers exactly the consecutive frames the index predicts: anything else gives None, never
     a wrong frame.
     """
-    if order is None or len(order) != length or len(set(order)) != length or not keys:
+    if order is None or len(order) != length or not keys:
         return None
     rank = {t: i for i, t in enumerate(order)}
+    if len(rank) != length:  # two packets share a time: ranks would be ambiguous
+        return None
     key_ranks = sorted(rank[t] for t in keys)
     first = int(uniq[0])
     k = key_ranks[max(int(np.searchsorted(key_ranks, first, side="right")) - 1, 0)]
@@ -399,7 +401,7 @@ def probe_open_gop(path: str) -> bool:
                     if not packet.is_keyframe or packet.pts == first_key:
                         break  # the first GOP has no predecessor to lead into
                     key = packet.pts
-                elif packet.is_keyframe or looked >= 16:
+                elif packet.is_keyframe or looked >= _MAX_LEADING:
                     break
                 elif packet.pts < key:
                     return True

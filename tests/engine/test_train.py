@@ -135,10 +135,8 @@ def _newest_checkpoint(out: Path):
 
 def _stopped(pid: int) -> bool:
     """Stopped by a signal, or no longer running (zombie or gone)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in "tTZX"
-    except OSError:
-        return True
+    fields = _proc_stat(pid)
+    return fields is None or fields[0] in "tTZX"
 
 
 def _wait_stopped(pid: int, timeout: float = 0.2) -> bool:
@@ -336,16 +334,21 @@ def test_torchrun_two_processes_matches_single_process(synthetic_dataset, tmp_pa
     assert mismatch * 1000 < moved, (mismatch, moved)
 
 
+def _proc_stat(pid) -> list:
+    """The fields of /proc/PID/stat after the command name (state, ppid, ...); None if gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
 def _children(pid: int) -> list:
     """PIDs whose parent is ``pid`` (read from /proc; Linux only)."""
     out = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            fields = _proc_stat(entry.name)
+            if fields is not None and int(fields[1]) == pid:
                 out.append(int(entry.name))
     return out
 
