@@ -18,8 +18,7 @@ from fvcore.common.config import CfgNode
 from .defaults import get_cfg
 
 
-class ConfigError(ValueError):
-    """A config mistake, with a one-line message naming the key or file."""
+from ..errors import ConfigError  # noqa: F401  (re-exported)
 
 
 # Keys whose value must be one of a few strings.

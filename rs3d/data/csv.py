@@ -10,8 +10,7 @@ from dataclasses import dataclass
 from typing import List, Optional
 
 
-class DataError(ValueError):
-    """A video list or class file that cannot be used; the message names the file and line."""
+from ..errors import DataError  # noqa: F401  (re-exported)
 
 
 @dataclass(frozen=True)

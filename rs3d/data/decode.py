@@ -34,8 +34,7 @@ import torch
 IndexFn = Callable[[int], np.ndarray]
 
 
-class DecodeError(RuntimeError):
-    """A video that cannot give the frames asked for; ``str(e)`` is the reason."""
+from ..errors import DecodeError  # noqa: F401  (re-exported)
 
 
 # ----------------------------------------------------------------------------- sampling (pure)

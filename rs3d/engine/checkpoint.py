@@ -18,8 +18,7 @@ import numpy as np
 import torch
 
 
-class CheckpointError(RuntimeError):
-    """A checkpoint that cannot be read (missing, truncated, or not a safe tensor pickle)."""
+from ..errors import CheckpointError  # noqa: F401  (re-exported)
 
 
 _NAME_RE = re.compile(r"checkpoint_epoch_(\d+)(?:_step_(\d+))?\.pyth$")

@@ -32,8 +32,7 @@ logger = logging.getLogger(__name__)
 AMP_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
 
 
-class EvaluationError(RuntimeError):
-    """A test run that cannot start or cannot be trusted; the message is one line."""
+from ..errors import EvaluationError  # noqa: F401  (re-exported)
 
 
 # ----------------------------------------------------------------------------- weights

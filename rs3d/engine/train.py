@@ -40,8 +40,7 @@ from rs3d.engine.schedule import lr_at, scaled_lr
 AMP_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
 
 
-class NonFiniteLossError(RuntimeError):
-    """The loss became NaN/inf; training stopped without writing a checkpoint."""
+from rs3d.errors import NonFiniteLossError  # noqa: F401  (re-exported)
 
 
 def batch_split(global_batch: int, micro_batch: int, world_size: int) -> tuple[int, int]:

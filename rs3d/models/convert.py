@@ -28,8 +28,7 @@ _BLOCK_PARTS_PTV = {"conv_a": "conv1", "norm_a": "bn1", "conv_b": "conv2", "norm
 _BLOCK_PARTS_PYSF = {"a": "conv1", "a_bn": "bn1", "b": "conv2", "b_bn": "bn2", "c": "conv3", "c_bn": "bn3"}
 
 
-class CheckpointError(RuntimeError):
-    """A weight file that cannot be used, with one line saying why."""
+from ..errors import CheckpointError  # noqa: F401  (re-exported)
 
 
 def read_weights_file(path: str) -> object:

@@ -1,0 +1,51 @@
+"""One error hierarchy for everything a user can get wrong.
+
+Every error rs3d raises on purpose derives from :class:`Rs3dError` and carries a one-line message
+that names the file, line or config key at fault. Command-line tools catch ``Rs3dError`` in one
+place (:func:`rs3d.cli.run_tool`), print ``error: <message>`` and exit with ``exit_code``
+(2 for bad input, 1 for a run that failed on its own), so no tool repeats that block.
+
+    Rs3dError
+    ├── ConfigError        a config key, value or file that cannot be used     (exit 2)
+    ├── DataError          a CSV, class list or dataset folder that cannot be used (exit 2)
+    │   └── DecodeError    one video that cannot give the frames asked for
+    ├── CheckpointError    a checkpoint or weight file that cannot be read      (exit 2)
+    ├── EvaluationError    a test run that cannot start or cannot be trusted    (exit 2)
+    └── NonFiniteLossError the loss became NaN/inf; training stopped            (exit 1)
+"""
+from __future__ import annotations
+
+
+class Rs3dError(Exception):
+    """Base of every deliberate rs3d error; ``str(e)`` is one line a user can act on."""
+
+    exit_code = 2
+
+
+class ConfigError(Rs3dError, ValueError):
+    """A config mistake, with a one-line message naming the key or file."""
+
+
+class DataError(Rs3dError, ValueError):
+    """A video list, class file or dataset folder that cannot be used; names the file and line."""
+
+
+class DecodeError(DataError):
+    """A video that cannot give the frames asked for; ``str(e)`` is the reason.
+
+    Loaders catch it per video (the video is skipped and counted), so it never stops a run.
+    """
+
+
+class CheckpointError(Rs3dError, RuntimeError):
+    """A checkpoint or weight file that cannot be used (missing, truncated, unsafe pickle, wrong shape)."""
+
+
+class EvaluationError(Rs3dError, RuntimeError):
+    """A test run that cannot start or cannot be trusted."""
+
+
+class NonFiniteLossError(Rs3dError, RuntimeError):
+    """The loss became NaN/inf; training stopped without writing a checkpoint."""
+
+    exit_code = 1
