@@ -1,47 +1,8 @@
 #!/usr/bin/env python
-"""Write rs3d's synthetic motion dataset (real encoded videos + CSVs + classes.txt).
-
-    python tools/make_synthetic_dataset.py --out datasets/synthetic
-then train with DATA.PATH_TO_DATA_DIR datasets/synthetic MODEL.NUM_CLASSES 8.
-"""
-import argparse
+"""``rs3d-make-synthetic`` run from a checkout; the command and its options are in rs3d/cli/make_synthetic.py."""
 import sys
-import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from rs3d.data.synthetic import make_synthetic_dataset  # noqa: E402
-
-
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--num-classes", type=int, default=8)
-    p.add_argument("--train-per-class", type=int, default=40)
-    p.add_argument("--val-per-class", type=int, default=10)
-    p.add_argument("--test-per-class", type=int, default=10)
-    p.add_argument("--min-frames", type=int, default=40)
-    p.add_argument("--max-frames", type=int, default=64)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, default=0, help="encoding processes (0 = per core)")
-    p.add_argument("--clutter", type=float, default=1.0, help="background contrast (0 = plain grey)")
-    p.add_argument("--object-size", type=float, nargs=2, default=(0.14, 0.2),
-                   help="range of the object's half-size as a fraction of the short side")
-    a = p.parse_args(argv)
-    t0 = time.time()
-    try:
-        paths = make_synthetic_dataset(
-            a.out, num_classes=a.num_classes, train_per_class=a.train_per_class,
-            val_per_class=a.val_per_class, test_per_class=a.test_per_class,
-            min_frames=a.min_frames, max_frames=a.max_frames, seed=a.seed, workers=a.workers,
-            clutter=a.clutter, object_size=a.object_size)
-    except (ValueError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(f"wrote {', '.join(paths.values())} in {time.time() - t0:.1f} s")
-    return 0
-
+from rs3d.cli.make_synthetic import main
 
 if __name__ == "__main__":
     sys.exit(main())

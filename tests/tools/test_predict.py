@@ -1,6 +1,7 @@
-"""tools/predict.py: top-5 per video with the test protocol, on real encoded videos."""
+"""rs3d-predict (tools/predict.py): top-5 per video with the test protocol, on real encoded videos."""
 import csv
 import json
+import shutil
 
 import pytest
 import torch
@@ -8,7 +9,9 @@ import torch
 import rs3d
 from rs3d.data.synthetic import make_synthetic_dataset
 from helpers import load_tool
+from rs3d.cli.predict import split_videos_and_overrides
 from rs3d.engine.evaluate import kinetics400_class_names
+from rs3d.errors import ConfigError
 
 
 @pytest.fixture(scope="module")
@@ -29,10 +32,22 @@ def setup(tmp_path_factory):
     return {"root": root, "data": data, "videos": videos, "opts": opts, "ckpt": ckpt}
 
 
-def test_split_videos_and_overrides():
-    split = load_tool("predict").split_videos_and_overrides
+def test_split_videos_and_overrides(tmp_path, monkeypatch):
+    split = split_videos_and_overrides
     assert split(["a.mp4", "TEST.USE_EMA", "False", "b.mp4"]) == (["a.mp4", "b.mp4"], ["TEST.USE_EMA", "False"])
     assert split(["a.mp4", "--opts", "OUTPUT_DIR", "x"]) == (["a.mp4"], ["OUTPUT_DIR", "x"])
+    # A file that exists is a video whatever its name looks like (a camera's GOPR0001.MP4).
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "GOPR0001.MP4").write_bytes(b"")
+    assert split(["GOPR0001.MP4", "a.mp4", "TEST.USE_EMA", "False"]) == (
+        ["GOPR0001.MP4", "a.mp4"], ["TEST.USE_EMA", "False"])
+    # After "--" everything is a video, even what does not exist and looks like a key.
+    assert split(["OUTPUT_DIR", "o", "--", "GOPR0002.MP4", "--opts"]) == (
+        ["GOPR0002.MP4", "--opts"], ["OUTPUT_DIR", "o"])
+    with pytest.raises(ConfigError, match="^GOPR0003.MP4: an override without a value"):
+        split(["a.mp4", "GOPR0003.MP4"])
+    with pytest.raises(ConfigError, match="^--json: options go before the videos"):
+        split(["a.mp4", "--json"])
 
 
 def test_prints_top_classes_by_name_and_matches_the_test_run(setup, capsys):
@@ -78,6 +93,53 @@ def test_kinetics400_names_when_the_model_has_400_classes(setup, tmp_path, capsy
     (pred,) = json.loads(capsys.readouterr().out)
     names = kinetics400_class_names()
     assert len(pred["top"]) == 5 and all(t["name"] == names[t["class"]] for t in pred["top"])
+
+
+def _one_error_line(capsys):
+    out = capsys.readouterr()
+    lines = out.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), out.err
+    assert out.out == ""  # stopped before predicting anything
+    return lines[0]
+
+
+def test_a_video_named_like_a_config_key_is_predicted(setup, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(setup["videos"][0], tmp_path / "GOPR0001.MP4")
+    opts = setup["opts"]
+    assert load_tool("predict").main(["--json", "GOPR0001.MP4", setup["videos"][0]] + opts) == 0
+    a, b = json.loads(capsys.readouterr().out)
+    assert a["path"] == "GOPR0001.MP4" and a["error"] == "" and a["top"] == b["top"]
+    # Missing, such a name is an override only before "--"; after it, a video that is not there.
+    assert load_tool("predict").main(["--json", setup["videos"][0]] + opts + ["--", "GOPR0002.MP4"]) == 2
+    assert _one_error_line(capsys) == "error: GOPR0002.MP4: video not found"
+
+
+def test_a_folder_stands_for_its_videos_sorted(setup, tmp_path, capsys):
+    folder = tmp_path / "clips"
+    (folder / "sub").mkdir(parents=True)
+    shutil.copy(setup["videos"][1], folder / "b clip.MP4")
+    shutil.copy(setup["videos"][0], folder / "a.mp4")
+    shutil.copy(setup["videos"][2], folder / "sub" / "c.mp4")  # subfolders are not searched
+    (folder / "notes.txt").write_text("not a video")
+    assert load_tool("predict").main(["--json", str(folder), setup["videos"][2]] + setup["opts"]) == 0
+    preds = json.loads(capsys.readouterr().out)
+    assert [p["path"] for p in preds] == [str(folder / "a.mp4"), str(folder / "b clip.MP4"), setup["videos"][2]]
+    assert all(p["error"] == "" and len(p["top"]) == 3 for p in preds)
+
+
+def test_an_empty_folder_is_refused_with_the_reason(setup, tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("not a video")
+    assert load_tool("predict").main([setup["videos"][0], str(tmp_path / "empty")] + setup["opts"]) == 2
+    line = _one_error_line(capsys)
+    assert line.startswith(f"error: {tmp_path / 'empty'}: no video files in this folder")
+
+
+def test_missing_videos_are_all_named_before_any_work(setup, tmp_path, capsys):
+    missing = [str(tmp_path / "nope1.mp4"), str(tmp_path / "nope 2.mp4")]
+    assert load_tool("predict").main([setup["videos"][0], *missing] + setup["opts"]) == 2
+    assert _one_error_line(capsys) == f"error: 2 videos not found: {missing[0]}, {missing[1]}"
 
 
 def test_mistakes_are_one_line_and_exit_2(setup, tmp_path, capsys):

@@ -1,0 +1,120 @@
+"""``rs3d-predict``: top-k classes of video files with the test's view protocol (30 views by default).
+
+    rs3d-predict --cfg configs/k400_rs50.yaml video1.mp4 clips/ \\
+        TEST.CHECKPOINT_FILE_PATH out/rs50/checkpoints/checkpoint_best.pyth
+    rs3d-predict --cfg configs/k400_rs50.yaml TEST.CHECKPOINT_FILE_PATH ckpt.pyth -- GOPR0001.MP4
+
+(``python tools/predict.py ...`` is the same command.) After the options come videos and
+``KEY VALUE`` config overrides, told apart so that no file name is ever read as a key:
+
+- every token after ``--`` is a video; every token after ``--opts`` is an override;
+- a path that exists is a video, whatever its name looks like; a folder stands for the video files
+  directly inside it (sorted by name; a folder with none is refused);
+- any other token shaped like a config key (``TEST.USE_EMA``) starts an override and takes the next
+  token as its value; anything else is a video.
+
+A video that does not exist is a mistake in the command: every missing one is named in one line and
+the tool exits with status 2 before loading the model. A video that exists but cannot be decoded is
+reported under its path and the others are still predicted (exit status 1).
+Class names come from ``classes.txt`` in DATA.PATH_TO_DATA_DIR, or the shipped Kinetics-400 list
+for 400-class models. Exit status: 0 all predicted, 1 some video could not be decoded, 2 a bad
+command, config, checkpoint or missing video.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+from pathlib import Path
+from typing import List, Optional, Sequence, Tuple
+
+from rs3d.errors import ConfigError, DataError
+
+from . import run_tool
+from .videos import videos_in_folder
+
+_KEY = re.compile(r"^[A-Z][A-Z0-9_]*(\.[A-Z0-9_]+)*$")
+
+
+def split_videos_and_overrides(tokens: Sequence[str]) -> Tuple[List[str], List[str]]:
+    """``[v1, KEY, VALUE, v2, "--", v3]`` -> ``([v1, v2, v3], [KEY, VALUE])`` by the rules above."""
+    tokens = list(tokens)
+    after: List[str] = []
+    if "--" in tokens:
+        cut = tokens.index("--")
+        tokens, after = tokens[:cut], tokens[cut + 1:]
+    videos, opts, i = [], [], 0
+    while i < len(tokens):
+        t = tokens[i]
+        if t == "--opts":
+            opts += tokens[i + 1:]
+            break
+        if not os.path.exists(t):
+            if _KEY.match(t):
+                if i + 1 >= len(tokens):
+                    raise ConfigError(f"{t}: an override without a value (a video by that name is not "
+                                      "there; videos after -- are never read as overrides)")
+                opts += tokens[i:i + 2]
+                i += 2
+                continue
+            if t.startswith("-"):
+                raise ConfigError(f"{t}: options go before the videos (or, if it is a video, put it after --)")
+        videos.append(t)
+        i += 1
+    return videos + after, opts
+
+
+def expand_videos(tokens: Sequence[str]) -> List[str]:
+    """Each folder replaced by its video files; DataError naming every path that does not exist."""
+    missing = [t for t in tokens if not os.path.exists(t)]
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise DataError(f"{len(missing)} videos not found: {shown}" if len(missing) > 1
+                        else f"{missing[0]}: video not found")
+    videos: List[str] = []
+    for t in tokens:
+        videos += videos_in_folder(Path(t)) if os.path.isdir(t) else [t]
+    return videos
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rs3d-predict", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--cfg", dest="cfg_file", default="", help="YAML config of the model (may use _BASE_)")
+    p.add_argument("--topk", type=int, default=5, help="classes to print per video")
+    p.add_argument("--json", action="store_true", help="print one JSON list instead of text")
+    p.add_argument("rest", nargs=argparse.REMAINDER,
+                   help="VIDEO|FOLDER ... [KEY VALUE ...] [-- VIDEO ...]")
+    return p
+
+
+def _run(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # "--" is cut off before argparse sees it (argparse versions disagree on what "--" means).
+    after: List[str] = []
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, after = argv[:cut], argv[cut:]
+    args = _parser().parse_args(argv)
+    tokens, opts = split_videos_and_overrides(list(args.rest) + after)
+    if not tokens:
+        raise ConfigError("no video given (usage: rs3d-predict --cfg CONFIG VIDEO|FOLDER ... [KEY VALUE ...])")
+    videos = expand_videos(tokens)
+    from rs3d.config import load_config
+    from rs3d.engine.predict import format_predictions, predict
+
+    cfg = load_config(args.cfg_file, opts)
+    preds = predict(cfg, videos, k=args.topk)
+    print(json.dumps(preds, indent=2) if args.json else format_predictions(preds))
+    return 1 if any(p["error"] for p in preds) else 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """The command: its exit status, with every rs3d error turned into one ``error:`` line."""
+    return run_tool(_run, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

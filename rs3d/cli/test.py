@@ -1,0 +1,52 @@
+"""``rs3d-test``: the multi-view test of a trained model on every video of ``TEST.SPLIT``.csv.
+
+    rs3d-test --cfg configs/k400_rs50.yaml OUTPUT_DIR out/rs50          # newest checkpoint there
+    rs3d-test --cfg configs/k400_rs50.yaml TEST.CHECKPOINT_FILE_PATH ckpt.pyth
+    torchrun --nproc_per_node 8 -m rs3d.cli.test --cfg configs/k400_rs50.yaml OUTPUT_DIR out/rs50
+
+(``python tools/test_net.py ...`` is the same command.) Metrics go to OUTPUT_DIR and, as JSON, to
+stdout; videos that could not be decoded are listed as ``failed: PATH: REASON``. A mistake in the
+command, the config, the data list or the checkpoint prints one line ``error: ...``, exit status 2.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from typing import Optional, Sequence
+
+from . import run_tool
+
+
+def _setup_logging() -> None:
+    rank = int(os.environ.get("RANK", "0"))
+    logging.basicConfig(
+        level=logging.INFO if rank == 0 else logging.WARNING,
+        format=f"[%(asctime)s rank{rank}] %(message)s", datefmt="%H:%M:%S", stream=sys.stdout)
+
+
+def _run(argv: Optional[Sequence[str]] = None) -> int:
+    from rs3d.config import check_data_dir, load_config, parse_args
+    from rs3d.engine.evaluate import test
+
+    args = parse_args(argv, description="rs3d multi-view test (30 views by default)")
+    _setup_logging()
+    cfg = load_config(args)
+    check_data_dir(cfg, [cfg.TEST.SPLIT])
+    metrics = test(cfg)
+    if int(os.environ.get("RANK", "0")) == 0:
+        summary = {k: v for k, v in metrics.items() if k != "failed"}
+        print(json.dumps(summary, indent=2))
+        for f in metrics["failed"]:
+            print(f"failed: {f['path']}: {f['reason']}")
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """The command: its exit status, with every rs3d error turned into one ``error:`` line."""
+    return run_tool(_run, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

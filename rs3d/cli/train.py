@@ -1,0 +1,40 @@
+"""``rs3d-train``: train a model described by a config.
+
+    rs3d-train --cfg configs/k400_rs50.yaml DATA.PATH_TO_DATA_DIR /data/k400 OUTPUT_DIR out/rs50
+    torchrun --nproc_per_node 8 -m rs3d.cli.train --cfg configs/k400_rs50.yaml OUTPUT_DIR out/rs50
+
+(``python tools/train_net.py ...`` is the same command.) Multi-node: add ``--nnodes N --node_rank R
+--rdzv_endpoint HOST:PORT`` to torchrun on each machine. A mistake in the command, the config or the
+data lists prints one line ``error: ...`` and exits with status 2; a NaN/inf loss exits with status 1.
+"""
+from __future__ import annotations
+
+import sys
+from typing import Optional, Sequence
+
+from . import run_tool
+
+
+def _run(argv: Optional[Sequence[str]] = None) -> int:
+    from rs3d.config import check_data_dir, load_config, parse_args
+
+    args = parse_args(argv, description="rs3d training (one process, or one per GPU under torchrun)")
+    cfg = load_config(args)
+    # The data folder is checked before any process group or output folder exists.
+    check_data_dir(cfg, ("train", "val") if cfg.TRAIN.EVAL_PERIOD > 0 else ("train",))
+    from rs3d.engine import distributed
+    from rs3d.engine.train import train
+    try:
+        train(cfg)
+    finally:
+        distributed.cleanup()
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """The command: its exit status, with every rs3d error turned into one ``error:`` line."""
+    return run_tool(_run, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,110 @@
+"""The command line: console scripts, the tools/ shims over them, and one error path for all."""
+import ast
+import configparser
+import importlib
+import os
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+
+from helpers import load_tool
+
+ROOT = Path(__file__).resolve().parents[1]
+# console script -> (package module, script under tools/)
+COMMANDS = {
+    "rs3d-train": ("rs3d.cli.train", "train_net"),
+    "rs3d-test": ("rs3d.cli.test", "test_net"),
+    "rs3d-predict": ("rs3d.cli.predict", "predict"),
+    "rs3d-demo": ("rs3d.cli.demo", "demo"),
+    "rs3d-make-synthetic": ("rs3d.cli.make_synthetic", "make_synthetic_dataset"),
+    "rs3d-prepare-kinetics": ("rs3d.cli.prepare_kinetics", "prepare_kinetics"),
+}
+
+
+def declared_scripts() -> dict:
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / "setup.cfg")
+    lines = cfg["options.entry_points"]["console_scripts"].strip().splitlines()
+    return dict(tuple(part.strip() for part in line.split("=")) for line in lines)
+
+
+def test_setup_cfg_declares_every_command_and_the_install_has_them():
+    declared = declared_scripts()
+    assert declared == {name: f"{module}:main" for name, (module, _) in COMMANDS.items()}
+    installed = {ep.name: ep.value for ep in metadata.entry_points(group="console_scripts")
+                 if ep.name.startswith("rs3d-")}
+    assert installed == declared, "the installed entry points are stale: run `make install` again"
+    for name, (module, _) in COMMANDS.items():
+        assert callable(importlib.import_module(module).main), name
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_tools_script_is_a_shim_over_the_package_command(name):
+    module, script = COMMANDS[name]
+    path = ROOT / "tools" / f"{script}.py"
+    tree = ast.parse(path.read_text())
+    body = [n for n in tree.body if not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant))]
+    assert len(body) <= 3, f"{path} should only import and call {module}.main"
+    imports = [n for n in body if isinstance(n, ast.ImportFrom)]
+    assert [(n.module, [a.name for a in n.names]) for n in imports] == [(module, ["main"])]
+    assert "sys.path" not in path.read_text()
+    assert load_tool(script).main is importlib.import_module(module).main
+
+
+# One mistake per command, each a different kind of error; each must give one line and status 2.
+MISTAKES = {
+    "rs3d-train": (lambda tmp: ["--cfg", str(tmp / "missing.yaml")], "config file not found"),
+    "rs3d-test": (lambda tmp: ["TEST.NO_SUCH_KEY", "1"], "TEST.NO_SUCH_KEY"),
+    "rs3d-predict": (lambda tmp: ["--", str(tmp / "GOPR0001.MP4")], "GOPR0001.MP4: video not found"),
+    "rs3d-demo": (lambda tmp: ["MODEL.NUM_CLASSES", "7", "DATA.PATH_TO_DATA_DIR", str(tmp / "none")],
+                  "the synthetic set has 4 classes"),
+    "rs3d-make-synthetic": (lambda tmp: ["--out", str(tmp / "s"), "--num-classes", "1"], "num_classes"),
+    "rs3d-prepare-kinetics": (lambda tmp: [str(tmp / "nowhere"), "--out", str(tmp / "o")], "not a folder"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_every_command_turns_a_mistake_into_one_line_and_status_2(name, tmp_path, capsys):
+    argv, needle = MISTAKES[name]
+    main = importlib.import_module(COMMANDS[name][0]).main
+    assert main(argv(tmp_path)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and needle in err[0], err
+    assert not (tmp_path / "o").exists() and not (tmp_path / "s").exists()
+
+
+def _script(name: str) -> str:
+    return str(Path(sys.executable).parent / name)
+
+
+@pytest.mark.parametrize("how", ["console script", "python -m", "tools/ shim"])
+def test_the_three_ways_to_run_a_command_agree(how, tmp_path):
+    """Run from another folder: the installed package is found without any sys.path edit."""
+    argv = {"console script": [_script("rs3d-train")],
+            "python -m": [sys.executable, "-m", "rs3d.cli.train"],
+            "tools/ shim": [sys.executable, str(ROOT / "tools" / "train_net.py")]}[how]
+    p = subprocess.run(argv + ["SOLVER.MAX_EPOCH", "many", "OUTPUT_DIR", str(tmp_path / "o")],
+                       capture_output=True, text=True, cwd=tmp_path, timeout=300,
+                       env=dict(os.environ, PYTHONWARNINGS="ignore"))
+    assert p.returncode == 2, p.stderr
+    assert p.stderr.strip().splitlines() == [p.stderr.strip()] and "SOLVER.MAX_EPOCH" in p.stderr
+    assert p.stderr.startswith("error: ") and not (tmp_path / "o").exists()
+
+
+@pytest.mark.slow
+def test_demo_trains_and_tests_in_child_processes_on_a_given_dataset(synthetic_dataset, tmp_path):
+    out = tmp_path / "out"
+    p = subprocess.run(
+        [_script("rs3d-demo"), "DATA.PATH_TO_DATA_DIR", str(synthetic_dataset), "OUTPUT_DIR", str(out),
+         "SOLVER.MAX_EPOCH", "1", "TRAIN.EVAL_PERIOD", "0", "TRAIN.BATCH_SIZE", "4",
+         "DATA.NUM_FRAMES", "4", "TEST.NUM_ENSEMBLE_VIEWS", "1", "TEST.NUM_SPATIAL_CROPS", "1",
+         "DATA_LOADER.NUM_WORKERS", "0"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=900)
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-3000:]
+    assert f"[demo] using the dataset in {synthetic_dataset}" in p.stdout
+    assert "[demo] rs3d-train --cfg " in p.stdout and "[demo] rs3d-test --cfg " in p.stdout
+    assert (out / "checkpoints" / "checkpoint_epoch_00001.pyth").is_file()
+    assert "    num_videos: 8" in p.stdout and (out / "test_metrics.json").is_file()
