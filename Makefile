@@ -1,4 +1,5 @@
 # Two commands set everything up on a fresh machine: `make demo` and `make test`.
+# The install also puts the commands (rs3d-train, rs3d-test, rs3d-predict, ...) in $(VENV)/bin.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 # torch/torchvision are pinned here (they install from this machine's disk); setup.cfg states real ranges.
@@ -21,7 +22,7 @@ test-fast: install
 	$(PY) -m pytest -q -m "not slow"
 
 demo: install
-	$(PY) tools/demo.py
+	$(VENV)/bin/rs3d-demo
 
 clean:
 	rm -rf $(VENV) build *.egg-info

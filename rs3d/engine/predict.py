@@ -1,4 +1,4 @@
-"""Top-k predictions for a few video files with the test protocol (``tools/predict.py``).
+"""Top-k predictions for a few video files with the test protocol (``rs3d-predict``).
 
 Same views, same softmax-then-aggregate rule and same weights resolution as the multi-view test
 (``rs3d.engine.evaluate``), so a video's prediction here equals its row of ``test_predictions.csv``.
