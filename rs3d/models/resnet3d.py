@@ -9,15 +9,19 @@ Data flow (shapes for a 32x224x224 clip, RS-50 as released)::
     bn1, act1                         -> [B,64,16,112,112]
     maxpool (max pool | strided conv | none) -> [B,64,16,56,56]
     layer1 (res2) -> [B,256,16,56,56]    layer2 (res3) -> [B,512,16,28,28]
-    layer3 (res4) -> [B,1024,16,14,14]   layer4 (res5) -> [B,2048,16,7,7]
-    global average pool over T,H,W -> dropout -> fc -> logits [B,num_classes]
+    layer3 (res4) -> [B,1024,16,14,14]   layer4 (res5) -> [B,2048,16,7,7]   <- forward_features
+    global average pool over T,H,W -> dropout  -> [B,2048]     <- forward_head(x, pre_logits=True)
+    fc -> logits [B,num_classes]                                 <- forward_head(x) = forward(clip)
+
+The public API follows timm: ``forward_features`` / ``forward_head`` / ``get_classifier`` /
+``reset_classifier``, ``num_features``, ``feature_info``; ``forward_stages`` gives res2..res5.
 
 Attribute names follow timm / torchvision (``conv1``, ``bn1``, ``layer1..4``, ``fc``, and inside a
 block ``conv1..3``, ``bn1..3``, ``se``, ``downsample``) so that 2D checkpoints map key for key.
 """
 from __future__ import annotations
 
-from typing import Dict, List, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Sequence, Tuple, Union
 
 import torch
 from torch import nn
@@ -42,7 +46,6 @@ EXPANSION = 4
 
 STEM_TYPES = ("plain", "deep")
 STEM_POOLS = ("max", "conv", "none")
-SHORTCUT_TYPES = ("conv", "avg")
 SELF_GATING = ("none", "last_before_se", "all_after_se")
 DROP_PATH_MODES = ("stage", "linear")
 
@@ -88,11 +91,43 @@ def _block_temporal_kernels(spec: TemporalKernels, blocks: Sequence[int]) -> Lis
     return out
 
 
+NormLayer = Callable[[int], nn.Module]
+ShortcutLayer = Callable[[int, int, Tuple[int, int, int], NormLayer], nn.Module]
+
+
+def conv_shortcut(in_channels: int, out_channels: int, stride: Tuple[int, int, int],
+                  norm_layer: NormLayer = nn.BatchNorm3d) -> nn.Module:
+    """Projection shortcut of the released 3D code: a strided 1x1x1 conv, then a norm."""
+    return nn.Sequential(nn.Conv3d(in_channels, out_channels, 1, stride=stride, bias=False),
+                         norm_layer(out_channels))
+
+
+def avg_shortcut(in_channels: int, out_channels: int, stride: Tuple[int, int, int],
+                 norm_layer: NormLayer = nn.BatchNorm3d) -> nn.Module:
+    """ResNet-D projection shortcut: average-pool by the stride, then a non-strided 1x1x1 conv and a norm.
+
+    The pool keeps index 0 (an ``nn.Identity`` when the stride is 1) so that state-dict keys are
+    ``downsample.1`` (conv) and ``downsample.2`` (norm) whatever the stride.
+    """
+    pool = (nn.AvgPool3d(stride, stride, ceil_mode=True, count_include_pad=False)
+            if stride != (1, 1, 1) else nn.Identity())
+    return nn.Sequential(pool, nn.Conv3d(in_channels, out_channels, 1, bias=False), norm_layer(out_channels))
+
+
+SHORTCUT_LAYERS: Dict[str, ShortcutLayer] = {"conv": conv_shortcut, "avg": avg_shortcut}
+SHORTCUT_TYPES = tuple(SHORTCUT_LAYERS)
+
+
 class Bottleneck3D(nn.Module):
     """conv [kt,1,1] -> conv [1,3,3] (spatial stride) -> conv 1x1x1 (x4) -> gating/SE -> drop path -> + shortcut.
 
     The temporal stride sits on the first conv and the spatial stride on the 3x3 conv, as in the
     released R3D-RS code and torchvision's "ResNet v1.5".
+
+    ``shortcut_layer(in_channels, out_channels, stride, norm_layer)`` builds the projection used
+    when the block changes channels or resolution (:func:`conv_shortcut`, :func:`avg_shortcut`, or
+    any callable with that signature, as timm injects ``attn_layer``); otherwise the shortcut is
+    the identity.
     """
 
     def __init__(
@@ -103,11 +138,11 @@ class Bottleneck3D(nn.Module):
         temporal_kernel: int = 1,
         spatial_stride: int = 1,
         temporal_stride: int = 1,
-        shortcut: str = "conv",
+        shortcut_layer: ShortcutLayer = conv_shortcut,
         se_ratio: float = 0.0,
         self_gating: str = "none",
         drop_path_rate: float = 0.0,
-        norm_layer=nn.BatchNorm3d,
+        norm_layer: NormLayer = nn.BatchNorm3d,
     ):
         super().__init__()
         kt = temporal_kernel
@@ -130,14 +165,7 @@ class Bottleneck3D(nn.Module):
 
         stride = (temporal_stride, spatial_stride, spatial_stride)
         if in_channels != out_channels or stride != (1, 1, 1):
-            if shortcut == "avg":  # ResNet-D: pool first, then a non-strided 1x1x1 conv.
-                pool = (nn.AvgPool3d(stride, stride, ceil_mode=True, count_include_pad=False)
-                        if stride != (1, 1, 1) else nn.Identity())
-                self.downsample = nn.Sequential(pool, nn.Conv3d(in_channels, out_channels, 1, bias=False),
-                                                norm_layer(out_channels))
-            else:
-                self.downsample = nn.Sequential(nn.Conv3d(in_channels, out_channels, 1, stride=stride, bias=False),
-                                                norm_layer(out_channels))
+            self.downsample = shortcut_layer(in_channels, out_channels, stride, norm_layer)
         else:
             self.downsample = nn.Identity()
         self.act3 = nn.ReLU(inplace=True)
@@ -162,7 +190,7 @@ class ResNet3D(nn.Module):
     Args:
         depth: one of ``BLOCKS_PER_DEPTH`` (26, 50, 101, 152, 200, 270, 300, 350, 400, 420).
         num_classes: classifier outputs; 0 removes the classifier and ``forward`` returns the
-            pooled features.
+            pooled features (as ``forward_head(forward_features(x), pre_logits=True)``).
         width_multiplier: scales every channel count (the paper's width axis: 0.25 .. 2.0).
         temporal_kernels: per stage, an int (every block) or a sequence (per block, repeated).
         temporal_strides: temporal stride of the first block of each stage.
@@ -172,7 +200,8 @@ class ResNet3D(nn.Module):
         stem_pool: "max" (3x3 max pool, stride 2), "conv" (stride-2 3x3 conv + BN + ReLU, as timm's and the
             TF ``replace_stem_max_pool``) or "none".
         stem_pool_temporal_stride: temporal stride of the stem pool.
-        shortcut: "conv" (strided 1x1x1 conv, the released 3D code) or "avg" (ResNet-D average pool then 1x1x1).
+        shortcut: "conv" (strided 1x1x1 conv, the released 3D code), "avg" (ResNet-D average pool then
+            1x1x1), or a callable with :func:`conv_shortcut`'s signature, passed to every block.
         se_ratio: Squeeze-Excitation bottleneck ratio of the block output channels; 0 disables SE.
         self_gating: "none", "last_before_se" (last block of each stage, before SE: released code) or
             "all_after_se" (every block, after SE: Du et al. 2021's text).
@@ -195,7 +224,7 @@ class ResNet3D(nn.Module):
         stem_temporal_stride: int = 2,
         stem_pool: str = "max",
         stem_pool_temporal_stride: int = 1,
-        shortcut: str = "conv",
+        shortcut: Union[str, ShortcutLayer] = "conv",
         se_ratio: float = 0.25,
         self_gating: str = "none",
         drop_path_rate: float = 0.0,
@@ -211,7 +240,9 @@ class ResNet3D(nn.Module):
             raise ValueError(f"depth={depth!r} is not allowed; choose one of {sorted(BLOCKS_PER_DEPTH)}")
         _check_choice("stem_type", stem_type, STEM_TYPES)
         _check_choice("stem_pool", stem_pool, STEM_POOLS)
-        _check_choice("shortcut", shortcut, SHORTCUT_TYPES)
+        if not callable(shortcut):
+            _check_choice("shortcut", shortcut, SHORTCUT_TYPES)
+            shortcut = SHORTCUT_LAYERS[shortcut]
         _check_choice("self_gating", self_gating, SELF_GATING)
         if not 0.0 <= se_ratio <= 1.0:
             raise ValueError(f"se_ratio={se_ratio!r} is out of range; allowed: 0 (off) to 1.0 (0.25 for RS)")
@@ -283,7 +314,7 @@ class ResNet3D(nn.Module):
                     temporal_kernel=kernels[i][j],
                     spatial_stride=spatial_stride if j == 0 else 1,
                     temporal_stride=temporal_strides[i] if j == 0 else 1,
-                    shortcut=shortcut, se_ratio=se_ratio, self_gating=gating,
+                    shortcut_layer=shortcut, se_ratio=se_ratio, self_gating=gating,
                     drop_path_rate=rates[i][j], norm_layer=norm_layer))
                 in_ch = out_ch
             stages.append(nn.Sequential(*stage))
@@ -330,13 +361,18 @@ class ResNet3D(nn.Module):
 
     @torch.jit.export
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Pooled embedding [B, num_features] (before dropout and the classifier)."""
+        """Unpooled final feature map [B, num_features, T', H', W'] (timm's contract)."""
         x = self.forward_stem(x)
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return torch.flatten(self.global_pool(x), 1)
+        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
 
-    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.dropout(features))
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Global average pool over (T, H, W), dropout, classifier.
+
+        ``pre_logits=True`` stops before the classifier and returns the pooled embedding
+        [B, num_features] (dropout applies only in training mode, as in timm).
+        """
+        x = self.dropout(torch.flatten(self.global_pool(x), 1))
+        return x if pre_logits else self.fc(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))

@@ -11,13 +11,14 @@ Which source each entry follows:
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List
+from typing import Any, Dict, List
 
 from torch import nn
 
+from ..errors import ConfigError
 from .resnet3d import BLOCKS_PER_DEPTH, ResNet3D
 
-_REGISTRY: Dict[str, Callable[..., nn.Module]] = {}
+_REGISTRY: Dict[str, Dict[str, Any]] = {}
 _SOURCES: Dict[str, str] = {}
 
 # The released R3D-RS recipe (REFERENCE.md, "Released 3D code").
@@ -43,11 +44,17 @@ _SLOW_R50 = dict(
 )
 
 
-def register(name: str, defaults: Dict[str, Any], source: str) -> None:
-    def build(**overrides: Any) -> nn.Module:
-        return ResNet3D(**{**defaults, **overrides})
+# Arguments a registered name decides: "resnet3d_rs101" must not build a 50-layer network. Every
+# other argument (width, regularisers, stem, SE, ...) is a default of the entry and may be overridden.
+FIXED_BY_NAME = ("depth",)
 
-    _REGISTRY[name] = build
+
+def register(name: str, defaults: Dict[str, Any], source: str) -> None:
+    """Add ``name``: ``ResNet3D(**defaults)``, ``source`` says which code or paper it follows."""
+    missing = [k for k in FIXED_BY_NAME if k not in defaults]
+    if missing:
+        raise ValueError(f"register({name!r}): the entry must set {missing}")
+    _REGISTRY[name] = dict(defaults)
     _SOURCES[name] = source
 
 
@@ -64,17 +71,44 @@ def list_models() -> List[str]:
 
 
 def model_source(name: str) -> str:
-    return _SOURCES[name]
+    return _SOURCES[_checked_name(name)]
+
+
+def model_args(name: str) -> Dict[str, Any]:
+    """A copy of the ``ResNet3D`` arguments that ``name`` stands for (before any override)."""
+    return dict(_REGISTRY[_checked_name(name)])
+
+
+def _checked_name(name: str) -> str:
+    if name not in _REGISTRY:
+        raise ConfigError(f"unknown model name {name!r}; available: {', '.join(list_models())}")
+    return name
 
 
 def create_model(name: str, num_classes: int = 400, **overrides: Any) -> nn.Module:
     """Build a registered model; keyword arguments override the entry's ``ResNet3D`` arguments.
 
-    Example: ``create_model("resnet3d_rs50", num_classes=400, depth=101, width_multiplier=1.5)``.
+    Args:
+        name: one of :func:`list_models`.
+        num_classes: classifier outputs (0: no classifier, ``forward`` returns pooled features).
+        **overrides: any ``ResNet3D`` argument except those in ``FIXED_BY_NAME`` (``depth``: the
+            name states it, so pick the name of the depth you want).
+
+    Example: ``create_model("resnet3d_rs101", num_classes=400, width_multiplier=1.5, drop_path_rate=0.2)``.
+
+    Raises:
+        ConfigError (a ValueError): an unknown name, or an override of an argument the name fixes.
     """
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown model name {name!r}; available: {', '.join(list_models())}")
-    return _REGISTRY[name](num_classes=num_classes, **overrides)
+    args = model_args(name)
+    fixed = [k for k in FIXED_BY_NAME if k in overrides and overrides[k] != args[k]]
+    if fixed:
+        given = ", ".join(f"{k}={overrides[k]!r}" for k in fixed)
+        wanted = {**args, **{k: overrides[k] for k in fixed}}
+        others = [n for n in list_models() if _REGISTRY[n] == wanted]
+        raise ConfigError(f"create_model({name!r}, {given}): the name fixes "
+                          + ", ".join(f"{k}={args[k]!r}" for k in fixed) + "; "
+                          + (f"use {others[0]!r}" if others else f"choose another name from {list_models()}"))
+    return ResNet3D(**{**args, **overrides, "num_classes": num_classes})
 
 
 def build_model(cfg) -> nn.Module:
@@ -88,8 +122,8 @@ def build_model(cfg) -> nn.Module:
     )
     if cfg.MODEL.STEM_TYPE:
         overrides["stem_type"] = cfg.MODEL.STEM_TYPE
-    if cfg.MODEL.SE_RATIO >= 0:
+    if cfg.MODEL.SE_RATIO is not None and cfg.MODEL.SE_RATIO >= 0:  # unset: None (or the old -1)
         overrides["se_ratio"] = cfg.MODEL.SE_RATIO
-    if cfg.MODEL.WIDTH_MULTIPLIER > 0:
+    if cfg.MODEL.WIDTH_MULTIPLIER is not None and cfg.MODEL.WIDTH_MULTIPLIER > 0:
         overrides["width_multiplier"] = cfg.MODEL.WIDTH_MULTIPLIER
     return create_model(cfg.MODEL.ARCH, num_classes=cfg.MODEL.NUM_CLASSES, **overrides)

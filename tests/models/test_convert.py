@@ -7,7 +7,9 @@ import torch
 from torch import nn
 
 import rs3d
+from rs3d.models import ResNet3D
 from rs3d.models.convert import CheckpointError, inflate_kernel, load_pretrained
+from rs3d.models.zoo import model_args
 
 
 def randomize_bn(model: nn.Module, seed: int = 0) -> None:
@@ -111,8 +113,9 @@ def test_mean_inflation_matches_2d_away_from_temporal_borders(tmp_path):
     net2d = timm.create_model("resnet26", pretrained=False, num_classes=10).eval()
     path = tmp_path / "r26.pth"
     torch.save(net2d.state_dict(), path)
-    model = rs3d.create_model("slow_r50", depth=26, num_classes=10, temporal_kernels=(1, 1, 1, 1),
-                              stem_temporal_kernel=3).eval()
+    # slow_r50's stem at timm resnet26's depth (a name fixes its depth, so build ResNet3D directly).
+    model = ResNet3D(**dict(model_args("slow_r50"), depth=26, num_classes=10, temporal_kernels=(1, 1, 1, 1),
+                            stem_temporal_kernel=3)).eval()
     load_pretrained(model, str(path), inflate=True, inflate_mode="mean")
     frame = torch.randn(1, 3, 64, 64)
     clip = frame.unsqueeze(2).expand(-1, -1, 5, -1, -1).contiguous()

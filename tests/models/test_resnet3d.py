@@ -1,9 +1,14 @@
 """The model zoo: shapes, parameter counts, regularisers, bad arguments, backbone use."""
+import re
+
 import pytest
 import torch
 
 import rs3d
-from rs3d.models import BLOCKS_PER_DEPTH, stage_drop_path_rates
+from rs3d.errors import ConfigError
+from rs3d.models import BLOCKS_PER_DEPTH, ResNet3D, stage_drop_path_rates
+from rs3d.models.resnet3d import avg_shortcut, conv_shortcut
+from rs3d.models.zoo import model_args
 from rs3d.layers import DropPath
 
 TINY = dict(width_multiplier=0.25)
@@ -99,14 +104,23 @@ def test_depth_table_matches_paper():
 # ---------------------------------------------------------------- every registered model
 @pytest.mark.parametrize("name", rs3d.list_models())
 def test_every_model_forward_backward_tiny(name):
-    depth = 26 if name.startswith("resnet3d_rs") else {}
-    overrides = dict(TINY, depth=depth) if depth else dict(TINY)
-    model = rs3d.create_model(name, num_classes=5, **overrides)
+    # The entry's own arguments at a tiny size: the deep ones at depth 26 (only the block count differs).
+    args = dict(model_args(name), **TINY, num_classes=5)
+    if name.startswith("resnet3d_rs"):
+        args["depth"] = 26
+    model = ResNet3D(**args)
     out = model(tiny_clip())
     assert out.shape == (2, 5)
     out.sum().backward()
     grads = [p.grad for p in model.parameters() if p.requires_grad]
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
+
+
+@pytest.mark.parametrize("name", rs3d.list_models())
+def test_every_name_builds_the_depth_it_states(name):
+    with torch.device("meta"):
+        model = rs3d.create_model(name, num_classes=400)
+    assert model.depth == int(re.findall(r"\d+", name)[-1])  # r3d50, resnet3d_rs101, resnet3d_rs50_paper
 
 
 def test_rs50_shapes_follow_released_code():
@@ -121,14 +135,80 @@ def test_rs50_shapes_follow_released_code():
 def test_num_classes_zero_returns_pooled_features():
     model = rs3d.create_model("resnet3d_rs26", num_classes=0, **TINY).eval()
     x = tiny_clip()
-    assert torch.equal(model(x), model.forward_features(x))
+    assert torch.equal(model(x), model.forward_head(model.forward_features(x), pre_logits=True))
     assert model(x).shape == (2, model.num_features)
+
+
+def test_forward_features_and_head_follow_timm():
+    # timm's contract: forward_features -> unpooled map; forward_head pools (+dropout) and classifies.
+    model = rs3d.create_model("resnet3d_rs26", num_classes=5, dropout_rate=0.5, **TINY).eval()
+    x = tiny_clip(t=8, s=64)
+    fmap = model.forward_features(x)
+    assert fmap.shape == (2, model.num_features, 4, 2, 2)  # T/2 after the stem, H/32 and W/32
+    assert torch.equal(fmap, model.forward_stages(x)["res5"])
+    pooled = model.forward_head(fmap, pre_logits=True)
+    assert torch.allclose(pooled, fmap.mean((2, 3, 4)), atol=1e-6)
+    logits = model.forward_head(fmap)
+    assert torch.allclose(logits, pooled @ model.get_classifier().weight.T + model.get_classifier().bias,
+                          atol=1e-6)
+    assert torch.equal(model(x), logits)
 
 
 def test_reset_classifier():
     model = rs3d.create_model("resnet3d_rs26", num_classes=5, **TINY)
     model.reset_classifier(7)
     assert model(tiny_clip()).shape == (2, 7)
+    assert model.get_classifier() is model.fc and model.fc.out_features == 7 and model.num_classes == 7
+    model.reset_classifier(0)
+    assert isinstance(model.get_classifier(), torch.nn.Identity)
+    assert model(tiny_clip()).shape == (2, model.num_features)
+
+
+def test_the_name_fixes_the_depth_and_nothing_else():
+    with pytest.raises(ConfigError) as e:
+        rs3d.create_model("resnet3d_rs50", depth=101)
+    assert "depth=101" in str(e.value) and "'resnet3d_rs101'" in str(e.value)
+    assert rs3d.create_model("resnet3d_rs26", depth=26, **TINY).depth == 26  # restating it is harmless
+    model = rs3d.create_model("resnet3d_rs26", width_multiplier=0.5, drop_path_rate=0.2, se_ratio=0.0)
+    assert model.num_features == 1024 and isinstance(model.layer1[0].se, torch.nn.Identity)
+    assert model.layer4[0].drop_path.drop_prob == pytest.approx(0.2)
+
+
+# ---------------------------------------------------------------- shortcut injection
+def test_shortcut_strings_build_the_injected_layers_with_unchanged_keys():
+    conv = rs3d.create_model("resnet3d_rs26", **TINY)
+    avg = rs3d.create_model("resnet3d_rs26", shortcut="avg", **TINY)
+    # Keys that pretrained conversion (PyTorchVideo, PySlowFast, timm) maps onto.
+    assert {k for k in conv.state_dict() if k.startswith("layer2.0.downsample.")} == {
+        "layer2.0.downsample.0.weight", *(f"layer2.0.downsample.1.{b}" for b in
+                                          ("weight", "bias", "running_mean", "running_var",
+                                           "num_batches_tracked"))}
+    assert {k for k in avg.state_dict() if k.startswith("layer2.0.downsample.")} == {
+        "layer2.0.downsample.1.weight", *(f"layer2.0.downsample.2.{b}" for b in
+                                          ("weight", "bias", "running_mean", "running_var",
+                                           "num_batches_tracked"))}
+    assert conv.layer2[0].downsample[0].stride == (1, 2, 2)
+    assert isinstance(avg.layer2[0].downsample[0], torch.nn.AvgPool3d)
+    assert isinstance(avg.layer1[0].downsample[0], torch.nn.Identity)  # stride 1: channels change only
+    assert isinstance(conv.layer1[1].downsample, torch.nn.Identity)  # same shape: no projection
+
+
+def test_a_callable_shortcut_is_passed_to_every_projecting_block():
+    calls = []
+
+    def recording(in_channels, out_channels, stride, norm_layer):
+        calls.append((in_channels, out_channels, stride))
+        return conv_shortcut(in_channels, out_channels, stride, norm_layer)
+
+    model = ResNet3D(depth=26, num_classes=3, width_multiplier=0.25, shortcut=recording)
+    assert calls == [(16, 64, (1, 1, 1)), (64, 128, (1, 2, 2)), (128, 256, (1, 2, 2)), (256, 512, (1, 2, 2))]
+    assert model(tiny_clip()).shape == (2, 3)
+    torch.manual_seed(0)
+    by_name = ResNet3D(depth=26, width_multiplier=0.25, shortcut="avg")
+    torch.manual_seed(0)
+    by_callable = ResNet3D(depth=26, width_multiplier=0.25, shortcut=avg_shortcut)
+    a, b = by_name.state_dict(), by_callable.state_dict()
+    assert list(a) == list(b) and all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_width_multiplier_scales_channels():
@@ -198,7 +278,8 @@ def test_dropout_and_drop_path_only_in_training():
 # ---------------------------------------------------------------- bad arguments
 @pytest.mark.parametrize("call, names", [
     (lambda: rs3d.create_model("resnet3d_rs51"), ["resnet3d_rs51", "resnet3d_rs50"]),
-    (lambda: rs3d.create_model("resnet3d_rs50", depth=77), ["depth=77", "420"]),
+    (lambda: ResNet3D(depth=77), ["depth=77", "420"]),
+    (lambda: rs3d.create_model("resnet3d_rs50", depth=77), ["depth=77", "fixes depth=50", "resnet3d_rs420"]),
     (lambda: rs3d.create_model("resnet3d_rs50", se_ratio=1.5), ["se_ratio=1.5", "0.25"]),
     (lambda: rs3d.create_model("resnet3d_rs50", se_ratio=-0.1), ["se_ratio=-0.1"]),
     (lambda: rs3d.create_model("resnet3d_rs50", stem_type="wide"), ["stem_type='wide'", "deep"]),
