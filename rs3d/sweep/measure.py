@@ -1,0 +1,122 @@
+"""Params, GFLOPs, and the measured training-step latency and peak memory of one sweep point.
+
+    python -m rs3d.sweep.measure --cfg CFG --json OUT.json [--batch-cap 128] [--steps 3] [KEY VALUE ...]
+
+The paper's point is that FLOPs and parameters do not predict speed or memory, so a sweep measures
+a real training step (forward, backward, SGD update) of the point's model on the device it trains
+on, in the precision it trains in. The protocol is appendix I's: start from the config's
+per-device batch (at most ``batch_cap``, the paper's 128 on a V100), halve it while it does not
+fit in accelerator memory, and normalise the latency to the config's batch (here also per clip).
+Peak memory is reported at the batch that was measured. Run as its own process by the sweep, so an
+out-of-memory kill or a crash costs one point's figures, not the sweep.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+from typing import Optional, Sequence
+
+import torch
+
+from ..errors import ConfigError
+
+_AMP = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
+
+
+def _is_oom(e: BaseException) -> bool:
+    return isinstance(e, torch.cuda.OutOfMemoryError) or "out of memory" in str(e).lower()
+
+
+def device_of(cfg) -> torch.device:
+    if cfg.DEVICE:
+        return torch.device(cfg.DEVICE)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def device_name(dev: torch.device) -> str:
+    if dev.type == "cuda":
+        return torch.cuda.get_device_name(dev)
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
+def measure_point(cfg, *, batch_cap: int = 128, steps: int = 3, warmup: int = 1,
+                  stats=None) -> dict:
+    """The figures of ``cfg``'s model; ``stats`` is ``rs3d.models.stats`` (injectable for tests)."""
+    if stats is None:
+        from ..models import stats
+    from ..models import build_model
+
+    if batch_cap < 1:
+        raise ConfigError(f"--batch-cap must be >= 1; got {batch_cap}")
+    dev = device_of(cfg)
+    frames, res = cfg.DATA.NUM_FRAMES, cfg.DATA.TRAIN_CROP_SIZE
+    torch.manual_seed(cfg.RNG_SEED)
+    model = build_model(cfg)
+    params = stats.count_parameters(model)
+    gflops = stats.count_flops(model, frames, res)
+    per_device = cfg.TRAIN.MICRO_BATCH_SIZE or cfg.TRAIN.BATCH_SIZE
+    batch = min(per_device, batch_cap)
+    amp = _AMP[cfg.TRAIN.AMP_DTYPE]
+    while True:
+        autocast = (torch.autocast(dev.type, dtype=amp) if amp != torch.float32
+                    else contextlib.nullcontext())
+        try:
+            with autocast:
+                step_s, peak = stats.measure_train_step(
+                    model, batch, frames, res, steps, dev, warmup=warmup,
+                    channels_last=cfg.TRAIN.CHANNELS_LAST)
+            break
+        except RuntimeError as e:
+            if not _is_oom(e) or batch == 1:
+                raise
+            batch //= 2  # appendix I: halve the batch until it fits
+            model = build_model(cfg)
+            if dev.type == "cuda":
+                torch.cuda.empty_cache()
+    return {
+        "params": int(params),
+        "params_m": params / 1e6,
+        "gflops": float(gflops),
+        "gflops_at": f"1x{frames}x{res}x{res}",
+        "device": device_name(dev),
+        "amp_dtype": cfg.TRAIN.AMP_DTYPE,
+        "batch": int(cfg.TRAIN.BATCH_SIZE),
+        "measure_batch": int(batch),
+        "step_s": float(step_s),
+        "latency_ms_per_clip": 1e3 * step_s / batch,
+        "latency_s_per_batch": step_s * cfg.TRAIN.BATCH_SIZE / batch,
+        "peak_mem_gib": peak / 2**30,
+        "steps": int(steps),
+    }
+
+
+def write_json_atomic(path: str, data: dict) -> None:
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=2)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    from ..config import load_config
+
+    p = argparse.ArgumentParser(description="measure one sweep point (params, GFLOPs, latency, memory)")
+    p.add_argument("--cfg", required=True)
+    p.add_argument("--json", required=True, help="where the figures are written")
+    p.add_argument("--batch-cap", type=int, default=128)
+    p.add_argument("--steps", type=int, default=3)
+    p.add_argument("opts", nargs=argparse.REMAINDER)
+    args = p.parse_args(argv)
+    cfg = load_config(args.cfg, args.opts)
+    write_json_atomic(args.json, measure_point(cfg, batch_cap=args.batch_cap, steps=args.steps))
+    return 0
+
+
+if __name__ == "__main__":
+    from ..cli import run_tool
+
+    sys.exit(run_tool(main))

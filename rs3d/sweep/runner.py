@@ -1,0 +1,218 @@
+"""Run sweep points, each in its own OUTPUT_DIR, so that running the sweep again continues it.
+
+A point runs three steps, each skipped when its output already exists:
+
+    train    tools/train_net.py          (resumes from OUTPUT_DIR/checkpoints by itself)
+    test     tools/test_net.py           -> test_metrics.json (30-view top-1/top-5, EMA weights)
+    measure  python -m rs3d.sweep.measure -> model_stats.json (params, GFLOPs, latency, memory)
+
+so a finished point is not run again and a half-trained one resumes from its newest checkpoint.
+Each step is a separate process: a point that crashes, diverges or runs out of memory is recorded
+as failed in ``sweep_point.json`` (with the step and the last error line) and the sweep goes on.
+
+Where points run is a :class:`Launcher`'s business. :class:`LocalLauncher` runs them here, one after
+another. A cluster launcher (e.g. a SLURM job array through submitit) implements the same
+``launch(job, points)`` and runs ``job(point)`` on other machines: ``job`` is a picklable
+``functools.partial`` of :func:`run_point`, and everything a point writes is in its own folder.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, List, Optional, Sequence
+
+from ..errors import ConfigError
+from .grid import Point
+
+STATUS_FILE = "sweep_point.json"
+METRICS_FILE = "test_metrics.json"
+STATS_FILE = "model_stats.json"
+REPO = Path(__file__).resolve().parents[2]
+
+Log = Callable[[str], None]
+
+
+class PointFailed(Exception):
+    """A step of one point did not succeed; the sweep records it and goes on."""
+
+    def __init__(self, step: str, message: str):
+        super().__init__(f"{step}: {message}")
+        self.step = step
+        self.message = message
+
+
+# ----------------------------------------------------------------------------- steps
+def _last_error_line(log_path: Path) -> str:
+    try:
+        lines = [ln.strip() for ln in log_path.read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return ""
+    for ln in reversed(lines):
+        if ln.startswith("error:") or "Error" in ln:
+            return ln
+    return lines[-1] if lines else ""
+
+
+def _run_logged(cmd: List[str], log_path: Path, prefix: str, echo: bool) -> int:
+    """Run ``cmd``, appending its output to ``log_path`` (and echoing it, prefixed, when asked)."""
+    with open(log_path, "a") as log:
+        log.write(f"$ {' '.join(cmd)}\n")
+        log.flush()
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                bufsize=1, cwd=os.getcwd())
+        assert proc.stdout is not None
+        try:
+            for line in proc.stdout:
+                log.write(line)
+                if echo:
+                    sys.stdout.write(f"{prefix}{line}")
+                    sys.stdout.flush()
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        return proc.wait()
+
+
+@dataclass
+class ToolStep:
+    """A step that runs ``tools/<tool>`` on the point's config with OUTPUT_DIR set to its folder."""
+
+    tool: str
+    step: str
+
+    def __call__(self, point: Point, out_dir: str, echo: bool = True) -> None:
+        script = REPO / "tools" / self.tool
+        if not script.is_file():
+            raise PointFailed(self.step, f"{script} not found (the sweep runs the repository's tools)")
+        cmd = [sys.executable, str(script), "--cfg", point.cfg_file, *point.opts, "OUTPUT_DIR", out_dir]
+        log = Path(out_dir) / f"sweep_{self.step}.log"
+        rc = _run_logged(cmd, log, f"[{point.name}] ", echo)
+        if rc != 0:
+            raise PointFailed(self.step, f"{self.tool} exited with status {rc}: "
+                                         f"{_last_error_line(log)} (log: {log})")
+
+
+@dataclass
+class Measure:
+    """The measure step: ``python -m rs3d.sweep.measure`` with the sweep's measuring options."""
+
+    batch_cap: int = 128
+    steps: int = 3
+
+    def __call__(self, point: Point, out_dir: str, echo: bool = True) -> None:
+        path = Path(out_dir) / STATS_FILE
+        cmd = [sys.executable, "-m", "rs3d.sweep.measure", "--cfg", point.cfg_file, "--json", str(path),
+               "--batch-cap", str(self.batch_cap), "--steps", str(self.steps),
+               *point.opts, "OUTPUT_DIR", out_dir]
+        log = Path(out_dir) / "sweep_measure.log"
+        rc = _run_logged(cmd, log, f"[{point.name}] ", echo)
+        if rc != 0 or not path.is_file():
+            raise PointFailed("measure", f"exited with status {rc}: {_last_error_line(log)} (log: {log})")
+
+
+@dataclass
+class Steps:
+    """The three steps of a point, each ``step(point, out_dir, echo)``; raise PointFailed on failure."""
+
+    train: Callable = field(default_factory=lambda: ToolStep("train_net.py", "train"))
+    test: Callable = field(default_factory=lambda: ToolStep("test_net.py", "test"))
+    measure: Callable = field(default_factory=Measure)
+
+
+# ----------------------------------------------------------------------------- one point
+def read_status(out_dir: str) -> Optional[dict]:
+    try:
+        with open(os.path.join(out_dir, STATUS_FILE)) as f:
+            return json.load(f)
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _write_status(out_dir: str, status: dict) -> None:
+    from .measure import write_json_atomic
+
+    write_json_atomic(os.path.join(out_dir, STATUS_FILE), status)
+
+
+def check_resumable(points: Sequence[Point], root: str) -> None:
+    """A folder of an earlier sweep must hold the same point (config file and overrides) to resume."""
+    for p in points:
+        old = read_status(os.path.join(root, p.name))
+        if old is None:
+            continue
+        if (old.get("cfg_file"), old.get("opts")) != (p.cfg_file, list(p.opts)):
+            raise ConfigError(f"{os.path.join(root, p.name)} holds a run with other settings "
+                              f"({old.get('cfg_file')} {' '.join(map(str, old.get('opts', [])))}); "
+                              f"remove it or choose another --out")
+
+
+def run_point(point: Point, root: str, steps: Optional[Steps] = None, echo: bool = True,
+              log: Log = print) -> dict:
+    """Train, test and measure ``point`` in ``root/point.name``, skipping what is already there.
+
+    Returns (and writes to ``sweep_point.json``) its status: ``done`` or ``failed`` with the step
+    and the error. Never raises for a failing point (KeyboardInterrupt still stops the sweep).
+    """
+    steps = steps or Steps()
+    out_dir = os.path.join(root, point.name)
+    os.makedirs(out_dir, exist_ok=True)
+    status = {"name": point.name, "label": point.label, "cfg_file": point.cfg_file,
+              "opts": list(point.opts), "status": "running", "step": None, "error": None,
+              "skipped": [], "started": time.time()}
+    _write_status(out_dir, status)
+    plan = [("train", steps.train, METRICS_FILE), ("test", steps.test, METRICS_FILE),
+            ("measure", steps.measure, STATS_FILE)]
+    try:
+        for name, step, output in plan:
+            if os.path.isfile(os.path.join(out_dir, output)):
+                status["skipped"].append(name)
+                continue
+            log(f"[sweep] {point.name}: {name}")
+            status["step"] = name
+            _write_status(out_dir, status)
+            step(point, out_dir, echo)
+        status.update(status="done", step=None)
+    except PointFailed as e:
+        status.update(status="failed", step=e.step, error=e.message)
+        log(f"[sweep] {point.name}: FAILED at {e.step}: {e.message}")
+    except Exception as e:  # a bug in a step must not lose the other points
+        status.update(status="failed", error=f"{type(e).__name__}: {e}")
+        log(f"[sweep] {point.name}: FAILED at {status['step']}: {status['error']}")
+    status["seconds"] = time.time() - status.pop("started")
+    _write_status(out_dir, status)
+    return status
+
+
+# ----------------------------------------------------------------------------- launchers
+class Launcher:
+    """Where points run: ``launch(job, points)`` calls ``job(point)`` for every point (in any order,
+    anywhere) and returns the statuses in the order of ``points``. ``job`` is picklable."""
+
+    def launch(self, job: Callable[[Point], dict], points: Sequence[Point]) -> List[dict]:
+        raise NotImplementedError
+
+
+class LocalLauncher(Launcher):
+    """Every point in this process's machine, one after another."""
+
+    def launch(self, job: Callable[[Point], dict], points: Sequence[Point]) -> List[dict]:
+        return [job(p) for p in points]
+
+
+def run_sweep(points: Sequence[Point], root: str, launcher: Optional[Launcher] = None,
+              steps: Optional[Steps] = None, echo: bool = True, log: Log = print) -> List[dict]:
+    """Run every point (resuming an earlier run of the same sweep in ``root``); return the statuses."""
+    check_resumable(points, root)
+    os.makedirs(root, exist_ok=True)
+    from .measure import write_json_atomic
+
+    write_json_atomic(os.path.join(root, "sweep.json"), {"points": [p.to_dict() for p in points]})
+    job = functools.partial(run_point, root=root, steps=steps, echo=echo, log=log)
+    return (launcher or LocalLauncher()).launch(job, points)
