@@ -1,0 +1,117 @@
+"""``rs3d-extract-features``: embeddings of a video list or folder, one file per video.
+
+    rs3d-extract-features --cfg configs/k400_rs50.yaml --out feats \\
+        TEST.CHECKPOINT_FILE_PATH out/rs50/checkpoints/checkpoint_best.pyth      # TEST.SPLIT.csv
+    rs3d-extract-features --cfg CFG --folder my_videos --out feats --per-clip
+    torchrun --nproc_per_node 8 -m rs3d.cli.extract_features --cfg CFG --csv list.csv --out feats
+
+(``python tools/extract_features.py ...`` is the same command.)
+Per video: the test's views (``TEST.NUM_ENSEMBLE_VIEWS`` x ``TEST.NUM_SPATIAL_CROPS``), the
+pooled output of ``--layer`` (res5 by default: the embedding the classifier reads) averaged over
+the views. Run it again to resume: videos already written are skipped. ``index.csv`` lists every
+video with its file or the reason it failed. Layout: ``rs3d.inference.features``.
+``--folder`` takes the video files under the folder and its subfolders (a Kinetics-style
+``class/video.mp4`` tree), sorted by path; their labels are unknown (-1 in ``index.csv``).
+Exit status: 0 all written, 1 some video could not be decoded, 2 bad command/config/checkpoint.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+from rs3d.errors import DataError
+
+from . import run_tool
+from .videos import is_video_name
+
+
+def _setup_logging() -> None:
+    rank = int(os.environ.get("RANK", "0"))
+    logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING,
+                        format=f"[%(asctime)s rank{rank}] %(message)s", datefmt="%H:%M:%S",
+                        stream=sys.stdout)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rs3d-extract-features", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--cfg", dest="cfg_file", default="", help="YAML config of the model (may use _BASE_)")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--csv", default="", help="video list 'path label' per line (default: "
+                     "DATA.PATH_TO_DATA_DIR/TEST.SPLIT.csv); relative paths are resolved against "
+                     "DATA.PATH_PREFIX, else the list's folder")
+    src.add_argument("--folder", default="", help="every video file under this folder (recursive)")
+    p.add_argument("--out", default="", help="output folder (default OUTPUT_DIR/features_LAYER)")
+    p.add_argument("--layer", default="res5", help="res2..res5, stem, logits or a module name "
+                   "(e.g. layer3.1); pooled over time and space")
+    p.add_argument("--per-clip", action="store_true", help="also write each view's features "
+                   "[clips, crops, C]")
+    p.add_argument("--format", dest="fmt", choices=("npy", "sharded"), default="npy",
+                   help="npy: one file per video; sharded: one array per --shard-size videos")
+    p.add_argument("--shard-size", type=int, default=1000)
+    p.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides KEY VALUE ...")
+    return p
+
+
+def videos_under(folder: str):
+    """``VideoRecord`` (label -1) of every video file under ``folder``, recursively, sorted by path."""
+    from rs3d.data import VideoRecord
+
+    root = Path(folder)
+    if not root.is_dir():
+        raise DataError(f"{folder}: no such folder")
+    paths = sorted(str(p) for p in root.rglob("*") if p.is_file() and is_video_name(p))
+    if not paths:
+        raise DataError(f"{folder}: no video files under this folder (.mp4, .mov, .avi, .mkv, .webm, ...)")
+    return [VideoRecord(p, -1) for p in paths]
+
+
+def _records(cfg, args):
+    """(records, root) of the input the command names."""
+    from rs3d.data import read_video_list
+
+    if args.folder:
+        return videos_under(args.folder), args.folder
+    if args.csv:
+        root = cfg.DATA.PATH_PREFIX or os.path.dirname(os.path.abspath(args.csv))
+        path = args.csv
+    else:
+        from rs3d.config import check_data_dir
+
+        check_data_dir(cfg, [cfg.TEST.SPLIT])
+        root = cfg.DATA.PATH_PREFIX or cfg.DATA.PATH_TO_DATA_DIR
+        path = os.path.join(cfg.DATA.PATH_TO_DATA_DIR, f"{cfg.TEST.SPLIT}.csv")
+    return read_video_list(path, root, cfg.DATA.PATH_LABEL_SEPARATOR, duplicates="drop"), root
+
+
+def _run(argv: Optional[Sequence[str]] = None) -> int:
+    from rs3d.config import load_config
+    from rs3d.inference.features import extract_from_config
+
+    args = build_parser().parse_args(argv)
+    _setup_logging()
+    cfg = load_config(args.cfg_file, [o for o in args.opts if o != "--opts"])
+    records, root = _records(cfg, args)
+    out = args.out or os.path.join(cfg.OUTPUT_DIR, f"features_{args.layer}")
+    summary = extract_from_config(cfg, records, out, root=root, layer=args.layer,
+                                  per_clip=args.per_clip, fmt=args.fmt, shard_size=args.shard_size)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(json.dumps({k: v for k, v in summary.items() if k != "failed"} |
+                         {"num_failed": len(summary["failed"]), "out": out}, indent=2))
+        for f in summary["failed"]:
+            print(f"failed: {f['path']}: {f['reason']}")
+    return 1 if summary["failed"] else 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """The command: its exit status, with every rs3d error turned into one ``error:`` line."""
+    return run_tool(_run, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
