@@ -2,7 +2,11 @@
 
 Names follow PySlowFast where the concept is the same, so a PySlowFast user can read a config at
 a glance. Defaults are the authors' released R3D-RS-50 recipe on Kinetics-400
-(``../shared/REFERENCE.md``); ``configs/*.yaml`` only state what differs from here.
+(``docs/reference.md``); ``configs/*.yaml`` only state what differs from here.
+
+``None`` means "not set": the comment says what happens then, and ``NONE_DEFAULT_TYPES`` gives the
+type a value must have when it is set (from YAML, or ``KEY VALUE`` on the command line; ``null``
+in YAML or ``None`` on the command line unsets it again).
 
 Only builders (``build_model(cfg)``, ``build_loader(cfg, ...)``, ``tools/*``) read a config; the
 modules below them take plain arguments.
@@ -16,16 +20,15 @@ _C = CfgNode()
 _C.OUTPUT_DIR = "./output"
 # Seed of python, numpy and torch; each rank and data-loader worker derives its own from it.
 _C.RNG_SEED = 0
-# Informational in rs3d: the world size comes from torchrun (WORLD_SIZE). Kept for PySlowFast users.
-_C.NUM_GPUS = 1
-# Process-group backend: "" chooses nccl on CUDA and gloo on CPU.
-_C.DIST_BACKEND = ""
+# Process-group backend ("nccl", "gloo"); None: nccl on CUDA, gloo on CPU. The number of processes
+# is torchrun's (WORLD_SIZE), not a config key.
+_C.DIST_BACKEND = None
 # Seconds a collective may wait before a rank gives up (a dead peer must not hang the others).
 _C.DIST_TIMEOUT_S = 600
 # Log a progress line every LOG_PERIOD iterations.
 _C.LOG_PERIOD = 10
-# Device: "" = cuda if available, else cpu.
-_C.DEVICE = ""
+# Device ("cuda", "cpu", ...); None: cuda if available, else cpu.
+_C.DEVICE = None
 # cuDNN autotuning of convolution algorithms (CUDA only): clip sizes are fixed, so the one-off
 # search pays back within a few steps. It may pick non-deterministic algorithms; set False for
 # bit-exact reruns on a GPU.
@@ -35,6 +38,7 @@ _C.CUDNN_BENCHMARK = True
 _C.MODEL = CfgNode()
 # Registry name (rs3d.list_models()).
 _C.MODEL.ARCH = "resnet3d_rs50"
+# Classifier outputs (400 for Kinetics-400).
 _C.MODEL.NUM_CLASSES = 400
 # Dropout before the classifier (paper: 0.5 for RS at width 1.0).
 _C.MODEL.DROPOUT_RATE = 0.5
@@ -42,35 +46,38 @@ _C.MODEL.DROPOUT_RATE = 0.5
 _C.MODEL.DROP_PATH_RATE = 0.1
 # "stage": init*(i+2)/5 for stage i as in the released code; "linear": linear in block index (timm).
 _C.MODEL.DROP_PATH_MODE = "stage"
-# Optional overrides of the registry entry; the empty string / negative value keeps the entry's own.
-# Stem: "plain" ([k,7,7] conv) or "deep" (ResNet-D, three 3x3 convs with temporal kernels [5,1,1]).
-_C.MODEL.STEM_TYPE = ""
-# Squeeze-Excitation ratio (0 = off, 0.25 for RS).
-_C.MODEL.SE_RATIO = -1.0
-# Width multiplier (the paper's width scaling axis).
-_C.MODEL.WIDTH_MULTIPLIER = -1.0
+# Optional overrides of the registry entry (MODEL.ARCH); unset keeps the entry's own.
+# Stem: "plain" ([k,7,7] conv) or "deep" (ResNet-D, three 3x3 convs with temporal kernels [5,1,1]);
+# None: the entry's stem.
+_C.MODEL.STEM_TYPE = None
+# Squeeze-Excitation ratio (0 = off, 0.25 for RS); None: the entry's.
+_C.MODEL.SE_RATIO = None
+# Width multiplier (the paper's width scaling axis); None: the entry's.
+_C.MODEL.WIDTH_MULTIPLIER = None
 
 # ----------------------------------------------------------------------------- batch norm
 _C.BN = CfgNode()
+# Added to the variance before the square root.
 _C.BN.EPSILON = 1e-5
 # PyTorch convention (0.1 = 10% of the new batch). The released TF recipe uses momentum 0 and
 # relies on the EMA of BN statistics; PyTorch's 0.1 plus an EMA that averages BN buffers is the
-# safe equivalent (see REFERENCE.md).
+# safe equivalent (see docs/reference.md).
 _C.BN.MOMENTUM = 0.1
 # Convert BatchNorm to SyncBatchNorm under DDP.
 _C.BN.SYNC = False
 
 # ----------------------------------------------------------------------------- data
 _C.DATA = CfgNode()
-# Folder with {train,val,test}.csv and optionally classes.txt.
-_C.DATA.PATH_TO_DATA_DIR = ""
-# Prepended to every path in the CSVs ("" = relative paths are relative to PATH_TO_DATA_DIR).
-_C.DATA.PATH_PREFIX = ""
+# Folder with {train,val,test}.csv and optionally classes.txt (must be set to train or test).
+_C.DATA.PATH_TO_DATA_DIR = None
+# Prepended to every relative path in the CSVs; None: relative to PATH_TO_DATA_DIR.
+_C.DATA.PATH_PREFIX = None
 # Separator between path and label in the CSVs.
 _C.DATA.PATH_LABEL_SEPARATOR = " "
 # Frames per clip and the step between sampled frames (32 x 2 for Kinetics).
 _C.DATA.NUM_FRAMES = 32
 _C.DATA.SAMPLING_RATE = 2
+# Square crop side in pixels: training clips, and test views (full-resolution, as in the paper).
 _C.DATA.TRAIN_CROP_SIZE = 224
 _C.DATA.TEST_CROP_SIZE = 256
 # "area": random resized crop, area in TRAIN_JITTER_AREA, aspect in TRAIN_JITTER_ASPECT (released
@@ -79,6 +86,7 @@ _C.DATA.TRAIN_JITTER_MODE = "area"
 _C.DATA.TRAIN_JITTER_AREA = [0.08, 1.0]
 _C.DATA.TRAIN_JITTER_ASPECT = [0.5, 2.0]
 _C.DATA.TRAIN_JITTER_SCALES = [256, 320]
+# Horizontal flip of half the training clips.
 _C.DATA.RANDOM_FLIP = True
 # Model input = (pixel / 255 - MEAN) / STD; the released recipe uses [0, 1] pixels, no mean/std.
 _C.DATA.MEAN = [0.0, 0.0, 0.0]
@@ -93,9 +101,13 @@ _C.DATA.DECODE_TIMEOUT_S = 60.0
 _C.DATA.DECODE_THREADS = 1
 
 _C.DATA_LOADER = CfgNode()
+# Decoding processes per rank (0 = decode in the training process).
 _C.DATA_LOADER.NUM_WORKERS = 8
+# Page-locked batches for faster host-to-GPU copies (ignored without CUDA).
 _C.DATA_LOADER.PIN_MEMORY = True
+# Keep the workers alive between epochs instead of restarting them.
 _C.DATA_LOADER.PERSISTENT_WORKERS = True
+# Batches each worker prepares ahead.
 _C.DATA_LOADER.PREFETCH_FACTOR = 2
 
 # ----------------------------------------------------------------------------- solver
@@ -105,11 +117,15 @@ _C.SOLVER.OPTIMIZING_METHOD = "sgd"
 # Learning rate at REFERENCE_BATCH_SIZE; the run uses BASE_LR * TRAIN.BATCH_SIZE / REFERENCE_BATCH_SIZE.
 _C.SOLVER.BASE_LR = 0.8
 _C.SOLVER.REFERENCE_BATCH_SIZE = 1024
-_C.SOLVER.LR_POLICY = "cosine"
+# The schedule is linear warm-up then cosine decay, per optimizer step (rs3d.engine.schedule);
+# the cosine ends at COSINE_END_LR after MAX_EPOCH epochs.
 _C.SOLVER.COSINE_END_LR = 0.0
+# Warm-up length (may be fractional) and the rate it starts from.
 _C.SOLVER.WARMUP_EPOCHS = 5.0
 _C.SOLVER.WARMUP_START_LR = 0.0
+# Length of the run in epochs.
 _C.SOLVER.MAX_EPOCH = 350
+# SGD momentum and Nesterov (ignored by adamw).
 _C.SOLVER.MOMENTUM = 0.9
 _C.SOLVER.NESTEROV = True
 # Applied to conv and linear weights only (never BN parameters or biases).
@@ -117,23 +133,26 @@ _C.SOLVER.WEIGHT_DECAY = 4e-5
 
 # ----------------------------------------------------------------------------- training
 _C.TRAIN = CfgNode()
-_C.TRAIN.ENABLE = True
 # Global batch (all ranks and accumulation steps together), as in the paper.
 _C.TRAIN.BATCH_SIZE = 1024
-# Clips per forward on one rank; 0 = BATCH_SIZE / world size. Gradient accumulation makes up the rest.
-_C.TRAIN.MICRO_BATCH_SIZE = 0
+# Clips per forward on one rank; None: BATCH_SIZE / world size. Gradient accumulation makes up the rest.
+_C.TRAIN.MICRO_BATCH_SIZE = None
+# Cross-entropy label smoothing.
 _C.TRAIN.LABEL_SMOOTHING = 0.1
 # EMA of weights and BN statistics, decay min(EMA_DECAY, (1+t)/(10+t)) at step t.
 _C.TRAIN.EMA = True
 _C.TRAIN.EMA_DECAY = 0.9999
 # "bfloat16", "float16" (with a gradient scaler) or "float32".
 _C.TRAIN.AMP_DTYPE = "bfloat16"
+# channels_last_3d memory format for weights and clips (faster convolutions on some GPUs).
 _C.TRAIN.CHANNELS_LAST = False
+# torch.compile the model (DDP included) before training.
 _C.TRAIN.COMPILE = False
-# Max global gradient norm; 0 = no clipping.
-_C.TRAIN.CLIP_GRAD_NORM = 0.0
+# Max global gradient norm; None: no clipping.
+_C.TRAIN.CLIP_GRAD_NORM = None
 # Validate (centre clip, centre crop, EMA model) every EVAL_PERIOD epochs; 0 = never.
 _C.TRAIN.EVAL_PERIOD = 10
+# Checkpoint every CHECKPOINT_PERIOD epochs (and always after the last and after a new best).
 _C.TRAIN.CHECKPOINT_PERIOD = 1
 # Also checkpoint every CHECKPOINT_PERIOD_ITERS optimizer steps inside an epoch (0 = epoch ends
 # only), for long epochs on preemptible machines; only the newest mid-epoch checkpoint is kept.
@@ -142,18 +161,21 @@ _C.TRAIN.CHECKPOINT_PERIOD_ITERS = 0
 _C.TRAIN.CHECKPOINT_KEEP = 3
 # Continue from the newest good checkpoint in OUTPUT_DIR/checkpoints.
 _C.TRAIN.AUTO_RESUME = True
-# Initial weights (not a resume): rs3d, PyTorchVideo, PySlowFast or (with CHECKPOINT_INFLATE) timm 2D.
-_C.TRAIN.CHECKPOINT_FILE_PATH = ""
+# Initial weights (not a resume): rs3d, PyTorchVideo, PySlowFast or (with CHECKPOINT_INFLATE) timm 2D;
+# None: random initialisation.
+_C.TRAIN.CHECKPOINT_FILE_PATH = None
+# Inflate 2D kernels of CHECKPOINT_FILE_PATH to 3D.
 _C.TRAIN.CHECKPOINT_INFLATE = False
 # "center" or "mean" inflation of 2D kernels.
 _C.TRAIN.CHECKPOINT_INFLATE_MODE = "center"
 
 # ----------------------------------------------------------------------------- test
 _C.TEST = CfgNode()
-_C.TEST.ENABLE = True
+# The CSV (without .csv) that tools/test_net.py evaluates.
 _C.TEST.SPLIT = "test"
 # Clips per model forward (views of one or more videos).
 _C.TEST.BATCH_SIZE = 30
+# Views per video: NUM_ENSEMBLE_VIEWS clips along time x NUM_SPATIAL_CROPS crops (10 x 3 in the paper).
 _C.TEST.NUM_ENSEMBLE_VIEWS = 10
 _C.TEST.NUM_SPATIAL_CROPS = 3
 # On a GPU, resize the test frames there: workers only decode, which is what limits a GPU test.
@@ -161,12 +183,37 @@ _C.TEST.NUM_SPATIAL_CROPS = 3
 _C.TEST.RESIZE_ON_DEVICE = True
 # "mean", "sum" or "max" over the per-view softmax.
 _C.TEST.ENSEMBLE_METHOD = "mean"
-# "" = newest checkpoint under OUTPUT_DIR.
-_C.TEST.CHECKPOINT_FILE_PATH = ""
+# Weights to test; None: the newest checkpoint under OUTPUT_DIR.
+_C.TEST.CHECKPOINT_FILE_PATH = None
+# Test an rs3d checkpoint's EMA weights (the recipe's) when it holds them.
 _C.TEST.USE_EMA = True
 
 _C.TENSORBOARD = CfgNode()
+# TensorBoard events under OUTPUT_DIR/tensorboard (json_stats.log is always written).
 _C.TENSORBOARD.ENABLE = True
+
+# The type each key whose default is None takes when it is set.
+NONE_DEFAULT_TYPES = {
+    "DIST_BACKEND": str,
+    "DEVICE": str,
+    "MODEL.STEM_TYPE": str,
+    "MODEL.SE_RATIO": float,
+    "MODEL.WIDTH_MULTIPLIER": float,
+    "DATA.PATH_TO_DATA_DIR": str,
+    "DATA.PATH_PREFIX": str,
+    "TRAIN.MICRO_BATCH_SIZE": int,
+    "TRAIN.CLIP_GRAD_NORM": float,
+    "TRAIN.CHECKPOINT_FILE_PATH": str,
+    "TEST.CHECKPOINT_FILE_PATH": str,
+}
+
+# Keys that older configs may still set, and why they are gone (load_config names them).
+REMOVED_KEYS = {
+    "NUM_GPUS": "the number of processes is torchrun's (--nproc_per_node), not a config key",
+    "TRAIN.ENABLE": "tools/train_net.py always trains; tools/test_net.py tests",
+    "TEST.ENABLE": "tools/test_net.py always tests; tools/train_net.py trains",
+    "SOLVER.LR_POLICY": "the schedule is always warm-up + cosine (SOLVER.WARMUP_EPOCHS, SOLVER.COSINE_END_LR)",
+}
 
 
 def get_cfg() -> CfgNode:

@@ -15,34 +15,45 @@ from typing import Iterable, Optional, Sequence
 import yaml
 from fvcore.common.config import CfgNode
 
-from .defaults import get_cfg
-
-
 from ..errors import ConfigError  # noqa: F401  (re-exported)
+from .defaults import NONE_DEFAULT_TYPES, REMOVED_KEYS, get_cfg
 
-
-# Keys whose value must be one of a few strings.
-CHOICES = {
-    "MODEL.DROP_PATH_MODE": ("stage", "linear"),
-    "MODEL.STEM_TYPE": ("", "plain", "deep"),
-    "DATA.TRAIN_JITTER_MODE": ("area", "short_side"),
-    "DATA.DECODING_BACKEND": ("decord", "pyav", "torchcodec"),
-    "SOLVER.OPTIMIZING_METHOD": ("sgd", "adamw"),
-    "SOLVER.LR_POLICY": ("cosine",),
-    "TRAIN.AMP_DTYPE": ("bfloat16", "float16", "float32"),
-    "TRAIN.CHECKPOINT_INFLATE_MODE": ("center", "mean"),
-    "TEST.ENSEMBLE_METHOD": ("mean", "sum", "max"),
+# Keys whose value must be one of a few strings that the training and test code define. The
+# config may not import the engine (docs/architecture.md), so these three are written here and
+# tests/config/test_load.py checks them against the engine's constants.
+ENGINE_CHOICES = {
+    "SOLVER.OPTIMIZING_METHOD": ("sgd", "adamw"),                # rs3d.engine.optim.OPTIMIZERS
+    "TRAIN.AMP_DTYPE": ("bfloat16", "float16", "float32"),       # rs3d.engine.precision.AMP_DTYPES
+    "TEST.ENSEMBLE_METHOD": ("mean", "sum", "max"),              # rs3d.engine.metrics.ENSEMBLE_METHODS
 }
 
-# Keys that must be > 0 (or >= 0).
+
+def choices() -> dict:
+    """Key -> the values it may take, from the modules that act on them (a key whose default is
+    None may also be None)."""
+    from rs3d.data.decode import BACKENDS
+    from rs3d.models.resnet3d import DROP_PATH_MODES, STEM_TYPES
+
+    return {
+        "MODEL.DROP_PATH_MODE": DROP_PATH_MODES,
+        "MODEL.STEM_TYPE": STEM_TYPES,
+        "DATA.DECODING_BACKEND": BACKENDS,
+        # No constant in rs3d.data / rs3d.models.convert yet.
+        "DATA.TRAIN_JITTER_MODE": ("area", "short_side"),
+        "TRAIN.CHECKPOINT_INFLATE_MODE": ("center", "mean"),
+        **ENGINE_CHOICES,
+    }
+
+
+# Keys that must be > 0 (or >= 0) when set.
 POSITIVE = ("TRAIN.BATCH_SIZE", "SOLVER.MAX_EPOCH", "SOLVER.REFERENCE_BATCH_SIZE", "DATA.NUM_FRAMES",
             "DATA.SAMPLING_RATE", "DATA.TRAIN_CROP_SIZE", "DATA.TEST_CROP_SIZE", "TEST.BATCH_SIZE",
             "TEST.NUM_ENSEMBLE_VIEWS", "TEST.NUM_SPATIAL_CROPS", "TRAIN.CHECKPOINT_PERIOD",
-            "TRAIN.CHECKPOINT_KEEP", "LOG_PERIOD", "DIST_TIMEOUT_S")
-NON_NEGATIVE = ("TRAIN.MICRO_BATCH_SIZE", "TRAIN.EVAL_PERIOD", "TRAIN.CLIP_GRAD_NORM",
-                "TRAIN.CHECKPOINT_PERIOD_ITERS",
+            "TRAIN.CHECKPOINT_KEEP", "LOG_PERIOD", "DIST_TIMEOUT_S", "TRAIN.MICRO_BATCH_SIZE",
+            "TRAIN.CLIP_GRAD_NORM", "MODEL.WIDTH_MULTIPLIER")
+NON_NEGATIVE = ("TRAIN.EVAL_PERIOD", "TRAIN.CHECKPOINT_PERIOD_ITERS",
                 "SOLVER.BASE_LR", "SOLVER.WEIGHT_DECAY", "SOLVER.WARMUP_EPOCHS",
-                "MODEL.DROPOUT_RATE", "MODEL.DROP_PATH_RATE", "DATA_LOADER.NUM_WORKERS",
+                "MODEL.DROPOUT_RATE", "MODEL.DROP_PATH_RATE", "MODEL.SE_RATIO", "DATA_LOADER.NUM_WORKERS",
                 "TRAIN.LABEL_SMOOTHING")
 
 
@@ -102,11 +113,17 @@ def _read_yaml(path: str) -> dict:
     return data
 
 
+def _unknown(key: str, where: str) -> ConfigError:
+    if key in REMOVED_KEYS:
+        return ConfigError(f"{where}: config key {key} was removed: {REMOVED_KEYS[key]}; delete it")
+    return ConfigError(f"{where}: unknown config key {key}")
+
+
 def _merge_dict(cfg: CfgNode, data: dict, where: str, prefix: str = "") -> None:
     for k, v in data.items():
         full = prefix + str(k)
         if k not in cfg:
-            raise ConfigError(f"{where}: unknown config key {full}")
+            raise _unknown(full, where)
         if isinstance(cfg[k], CfgNode):
             if not isinstance(v, dict):
                 raise ConfigError(f"{where}: {full} is a section; expected a mapping, got {v!r}")
@@ -122,7 +139,7 @@ def _merge_opts(cfg: CfgNode, opts: Sequence[str]) -> None:
         node, parts = cfg, key.split(".")
         for i, part in enumerate(parts):
             if not isinstance(node, CfgNode) or part not in node:
-                raise ConfigError(f"unknown config key {key} (command line)")
+                raise _unknown(key, "command line")
             if i < len(parts) - 1:
                 node = node[part]
         if isinstance(node[parts[-1]], CfgNode):
@@ -131,7 +148,8 @@ def _merge_opts(cfg: CfgNode, opts: Sequence[str]) -> None:
 
 
 def _decode(raw: str):
-    """'0.1' -> 0.1, '[1, 2]' -> [1, 2], 'True' -> True, 'abc' -> 'abc' (as yacs/fvcore do)."""
+    """'0.1' -> 0.1, '[1, 2]' -> [1, 2], 'True' -> True, 'None' / 'null' -> None, 'abc' -> 'abc'
+    (as yacs/fvcore do, plus YAML's null)."""
     if not isinstance(raw, str):
         return raw
     try:
@@ -139,11 +157,27 @@ def _decode(raw: str):
     except (ValueError, SyntaxError):
         if raw.lower() in ("true", "false"):
             return raw.lower() == "true"
+        if raw.lower() == "null":
+            return None
         return raw
 
 
 def _coerce(default, value, key: str, where: str):
-    """``value`` converted to the type of ``default``, or a ConfigError naming ``key``."""
+    """``value`` converted to the type of ``default``, or a ConfigError naming ``key``.
+
+    A key of ``NONE_DEFAULT_TYPES`` takes None (unset) or a value of its declared type."""
+    if key in NONE_DEFAULT_TYPES:
+        if value is None:
+            return None
+        want = NONE_DEFAULT_TYPES[key]
+        try:
+            return _coerce_like(want(), value, key, where)
+        except ConfigError:
+            raise ConfigError(f"{where}: {key} expects {want.__name__} or null, got {value!r}") from None
+    return _coerce_like(default, value, key, where)
+
+
+def _coerce_like(default, value, key: str, where: str):
     want = type(default)
     bad = ConfigError(f"{where}: {key} expects {want.__name__} (like {default!r}), got {value!r}")
     if isinstance(default, bool):
@@ -168,12 +202,10 @@ def _coerce(default, value, key: str, where: str):
         if not isinstance(value, (list, tuple)):
             raise bad
         if default and len(value) == len(default):
-            return [_coerce(d, v, key, where) for d, v in zip(default, value)]
+            return [_coerce_like(d, v, key, where) for d, v in zip(default, value)]
         if default:
-            return [_coerce(default[0], v, key, where) for v in value]
+            return [_coerce_like(default[0], v, key, where) for v in value]
         return list(value)
-    if default is None:
-        return value
     raise bad
 
 
@@ -184,18 +216,25 @@ def _get(cfg: CfgNode, key: str):
     return node
 
 
+def _unset_hint(key: str) -> str:
+    return ", or null to leave it unset" if key in NONE_DEFAULT_TYPES else ""
+
+
 def validate(cfg: CfgNode) -> None:
     """Values that have the right type but cannot work."""
-    for key, choices in CHOICES.items():
+    for key, allowed in choices().items():
         v = _get(cfg, key)
-        if v not in choices:
-            raise ConfigError(f"{key} must be one of {', '.join(repr(c) for c in choices)}; got {v!r}")
+        if v not in allowed and not (v is None and key in NONE_DEFAULT_TYPES):
+            raise ConfigError(f"{key} must be one of {', '.join(repr(c) for c in allowed)}"
+                              f"{_unset_hint(key)}; got {v!r}")
     for key in POSITIVE:
-        if _get(cfg, key) <= 0:
-            raise ConfigError(f"{key} must be > 0; got {_get(cfg, key)!r}")
+        v = _get(cfg, key)
+        if v is not None and v <= 0:
+            raise ConfigError(f"{key} must be > 0{_unset_hint(key)}; got {v!r}")
     for key in NON_NEGATIVE:
-        if _get(cfg, key) < 0:
-            raise ConfigError(f"{key} must be >= 0; got {_get(cfg, key)!r}")
+        v = _get(cfg, key)
+        if v is not None and v < 0:
+            raise ConfigError(f"{key} must be >= 0{_unset_hint(key)}; got {v!r}")
     if not 0 <= cfg.TRAIN.EMA_DECAY < 1:
         raise ConfigError(f"TRAIN.EMA_DECAY must be in [0, 1); got {cfg.TRAIN.EMA_DECAY!r}")
     if len(cfg.DATA.MEAN) != 3 or len(cfg.DATA.STD) != 3 or min(cfg.DATA.STD) <= 0:

@@ -2,9 +2,11 @@
 
 Layout: ``OUTPUT_DIR/checkpoints/checkpoint_epoch_{epoch:05d}.pyth`` (``epoch`` = epochs completed),
 ``checkpoint_epoch_{epoch:05d}_step_{step:06d}.pyth`` for a mid-epoch checkpoint (``epoch`` epochs plus
-``step`` optimizer steps of the next one; ``TRAIN.CHECKPOINT_PERIOD_ITERS``) and ``checkpoint_best.pyth``. A checkpoint is a dict with at least ``model``, ``ema`` (or absent),
-``epoch``, ``iteration`` and ``cfg`` (YAML); training adds ``optimizer``, ``scaler``, ``rng``.
-Everything is stored as tensors and plain containers so ``torch.load(weights_only=True)`` reads it.
+``step`` optimizer steps of the next one; ``TRAIN.CHECKPOINT_PERIOD_ITERS``) and
+``checkpoint_best.pyth``. A checkpoint is a dict with at least ``model``, ``ema`` (or absent),
+``epoch``, ``iteration`` and ``cfg`` (YAML); what training writes is
+``rs3d.engine.state.TrainState.state_dict()``. Everything is stored as tensors and plain
+containers so ``torch.load(weights_only=True)`` reads it.
 """
 from __future__ import annotations
 
@@ -12,13 +14,15 @@ import glob
 import os
 import random
 import re
+from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
 import torch
 
-
 from ..errors import CheckpointError  # noqa: F401  (re-exported)
+from . import distributed as dist_utils
+from .logs import logger
 
 
 _NAME_RE = re.compile(r"checkpoint_epoch_(\d+)(?:_step_(\d+))?\.pyth$")
@@ -133,6 +137,31 @@ def prune_checkpoints(output_dir: str, keep: int) -> None:
             os.remove(p)
         except FileNotFoundError:
             pass
+
+
+@dataclass
+class Checkpointer:
+    """Writes a run's ``TrainState`` into ``output_dir/checkpoints`` and prunes the old files."""
+    output_dir: str
+    keep: int             # epoch-end checkpoints kept (TRAIN.CHECKPOINT_KEEP), besides the best
+    every_steps: int = 0  # also every this many optimizer steps inside an epoch; 0 = epoch ends only
+
+    def mid_epoch_due(self, step_in_epoch: int) -> bool:
+        return bool(self.every_steps) and step_in_epoch % self.every_steps == 0
+
+    def save(self, state, is_best: bool = False) -> None:
+        """Checkpoint ``state`` at ``state.progress``. Collective (every rank's RNG state is
+        gathered); rank 0 writes, then all ranks wait for it."""
+        state.capture_rng()
+        if dist_utils.is_main_process():
+            ckpt = state.state_dict()
+            p = state.progress
+            path = save_checkpoint(ckpt, checkpoint_path(self.output_dir, p.epoch, p.step_in_epoch))
+            if is_best:
+                save_checkpoint(ckpt, best_checkpoint_path(self.output_dir))
+            prune_checkpoints(self.output_dir, self.keep)
+            logger.info(f"saved {path}" + (" (best)" if is_best else ""))
+        dist_utils.barrier()
 
 
 # ----------------------------------------------------------------------------- RNG states

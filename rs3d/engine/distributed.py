@@ -6,12 +6,15 @@ branch on "am I distributed".
 """
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 import torch.distributed as dist
+from torch import nn
 
 
 @dataclass(frozen=True)
@@ -26,10 +29,11 @@ class DistInfo:
         return self.rank == 0
 
 
-def init_distributed(device: str = "", backend: str = "", timeout_s: float = 600) -> DistInfo:
+def init_distributed(device: Optional[str] = None, backend: Optional[str] = None,
+                     timeout_s: float = 600) -> DistInfo:
     """Join the torchrun process group if launched by torchrun; pick this rank's device.
 
-    ``device``: "" = cuda when available else cpu. ``backend``: "" = nccl on cuda, gloo on cpu.
+    ``device``: None = cuda when available else cpu. ``backend``: None = nccl on cuda, gloo on cpu.
     ``timeout_s`` bounds every collective, so a rank that dies makes the others fail, not hang.
     """
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
@@ -87,6 +91,33 @@ def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
     if is_dist():
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
     return t
+
+
+def _wrappers(model: nn.Module):
+    """``model``, then each module it wraps: torch.compile's ``_orig_mod``, DDP's ``module``."""
+    while True:
+        yield model
+        if isinstance(model, nn.parallel.DistributedDataParallel):
+            model = model.module
+        elif isinstance(getattr(model, "_orig_mod", None), nn.Module):  # torch.compile
+            model = model._orig_mod
+        else:
+            return
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The plain module under any DDP / torch.compile wrappers (what is saved and averaged)."""
+    *_, core = _wrappers(model)
+    return core
+
+
+def no_sync(model: nn.Module):
+    """DDP's ``no_sync()`` (skip the gradient all-reduce of this backward) if ``model`` is or wraps
+    a DDP module; a context that does nothing otherwise."""
+    for m in _wrappers(model):
+        if isinstance(m, nn.parallel.DistributedDataParallel):
+            return m.no_sync()
+    return contextlib.nullcontext()
 
 
 def cleanup() -> None:

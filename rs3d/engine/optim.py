@@ -10,6 +10,8 @@ import torch
 from torch import nn
 
 _DECAYED = (nn.modules.conv._ConvNd, nn.Linear)
+# The optimizers ``build_optimizer`` offers (SOLVER.OPTIMIZING_METHOD).
+OPTIMIZERS = ("sgd", "adamw")
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
@@ -40,7 +42,7 @@ def build_optimizer(model: nn.Module, lr: float, momentum: float = 0.9, nesterov
     elif method == "adamw":
         make = lambda **impl: torch.optim.AdamW(groups, lr=lr, **impl)  # noqa: E731
     else:
-        raise ValueError(f"SOLVER.OPTIMIZING_METHOD={method!r} is not allowed; choose one of ['sgd', 'adamw']")
+        raise ValueError(f"SOLVER.OPTIMIZING_METHOD={method!r} is not allowed; choose one of {list(OPTIMIZERS)}")
     try:
         return make(fused=True)
     except (RuntimeError, ValueError):  # a device or dtype without a fused kernel

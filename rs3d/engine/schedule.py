@@ -7,6 +7,7 @@ LinearWarmup-wrapped cosine do). Stepping per iteration, not per epoch, is what 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 
 def scaled_lr(base_lr: float, batch_size: int, reference_batch_size: int) -> float:
@@ -29,3 +30,22 @@ def lr_at(it: int, base_lr: float, total_iters: int, warmup_iters: int = 0,
         target = cosine_lr(warmup_iters, base_lr, total_iters, end_lr)
         return warmup_start_lr + (target - warmup_start_lr) * it / warmup_iters
     return cosine_lr(it, base_lr, total_iters, end_lr)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """The run's learning-rate curve, resolved once: ``schedule(it)`` is the rate of step ``it``."""
+    base_lr: float          # peak rate, after linear scaling
+    total_iters: int        # optimizer steps of the whole run
+    warmup_iters: int
+    steps_per_epoch: int
+    warmup_start_lr: float = 0.0
+    end_lr: float = 0.0
+
+    def __call__(self, it: int) -> float:
+        return lr_at(it, self.base_lr, self.total_iters, self.warmup_iters, self.warmup_start_lr, self.end_lr)
+
+    def summary(self) -> dict:
+        """What a checkpoint records about the schedule (for readers; a resume recomputes it)."""
+        return {"base_lr": self.base_lr, "total_iters": self.total_iters,
+                "warmup_iters": self.warmup_iters, "steps_per_epoch": self.steps_per_epoch}

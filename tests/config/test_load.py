@@ -79,3 +79,100 @@ def test_tool_prints_one_line_and_exits_2(argv, needle, tmp_path):
 def test_tool_missing_config_file(tmp_path):
     p = _run_tool("--cfg", str(tmp_path / "missing.yaml"))
     assert p.returncode == 2 and p.stderr.startswith("error: config file not found")
+
+
+def test_unset_keys_take_their_type_or_null_from_file_and_command_line(tmp_path):
+    """A key whose default is None accepts a value of its declared type, and null/None again."""
+    cfg = load_config(None, ["TRAIN.MICRO_BATCH_SIZE", "8", "TRAIN.CLIP_GRAD_NORM", "1", "DEVICE", "cpu"])
+    assert (cfg.TRAIN.MICRO_BATCH_SIZE, cfg.TRAIN.CLIP_GRAD_NORM, cfg.DEVICE) == (8, 1.0, "cpu")
+    assert isinstance(cfg.TRAIN.CLIP_GRAD_NORM, float)
+    f = tmp_path / "c.yaml"
+    f.write_text("DEVICE: cpu\nTRAIN:\n  MICRO_BATCH_SIZE: 4\nMODEL:\n  WIDTH_MULTIPLIER: 1\n")
+    cfg = load_config(str(f), ["DEVICE", "None", "TRAIN.MICRO_BATCH_SIZE", "null"])
+    assert cfg.DEVICE is None and cfg.TRAIN.MICRO_BATCH_SIZE is None and cfg.MODEL.WIDTH_MULTIPLIER == 1.0
+    f.write_text("TRAIN:\n  CHECKPOINT_FILE_PATH: null\n")
+    assert load_config(str(f)).TRAIN.CHECKPOINT_FILE_PATH is None
+    # The merged config written next to a run's outputs loads back to the same values.
+    cfg = load_config(None, ["TRAIN.MICRO_BATCH_SIZE", "8"])
+    (tmp_path / "run.yaml").write_text(cfg.dump())
+    assert load_config(str(tmp_path / "run.yaml")) == cfg
+
+
+@pytest.mark.parametrize("opts, needle", [
+    (["TRAIN.MICRO_BATCH_SIZE", "eight"], "TRAIN.MICRO_BATCH_SIZE expects int or null"),
+    (["TRAIN.MICRO_BATCH_SIZE", "0"], "TRAIN.MICRO_BATCH_SIZE must be > 0"),
+    (["TRAIN.CLIP_GRAD_NORM", "0"], "TRAIN.CLIP_GRAD_NORM must be > 0"),
+    (["MODEL.STEM_TYPE", "wide"], "MODEL.STEM_TYPE must be one of 'plain', 'deep'"),
+    (["MODEL.SE_RATIO", "-1"], "MODEL.SE_RATIO must be >= 0"),
+    (["OUTPUT_DIR", "None"], "OUTPUT_DIR expects str"),  # only the keys that default to None are nullable
+])
+def test_bad_values_of_unset_keys_name_the_key(opts, needle):
+    with pytest.raises(ConfigError, match=needle.replace(".", r"\.").replace("(", r"\(")):
+        load_config(None, opts)
+
+
+@pytest.mark.parametrize("key", ["NUM_GPUS", "TRAIN.ENABLE", "TEST.ENABLE", "SOLVER.LR_POLICY"])
+def test_removed_keys_are_named_with_the_reason(key, tmp_path):
+    from rs3d.config.defaults import REMOVED_KEYS
+
+    section, _, name = key.rpartition(".")
+    f = tmp_path / "old.yaml"
+    f.write_text(f"{section}:\n  {name}: 1\n" if section else f"{name}: 1\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(str(f))
+    assert f"{key} was removed" in str(e.value) and str(f) in str(e.value) and REMOVED_KEYS[key] in str(e.value)
+    with pytest.raises(ConfigError, match=f"{key.replace('.', '[.]')} was removed"):
+        load_config(None, [key, "1"])
+    assert key not in _flat(get_cfg())
+
+
+def _flat(cfg, prefix=""):
+    out = {}
+    for k, v in cfg.items():
+        if hasattr(v, "items"):
+            out.update(_flat(v, prefix + k + "."))
+        else:
+            out[prefix + k] = v
+    return out
+
+
+def test_none_defaults_and_their_types_agree():
+    from rs3d.config.defaults import NONE_DEFAULT_TYPES
+
+    unset = {k for k, v in _flat(get_cfg()).items() if v is None}
+    assert unset == set(NONE_DEFAULT_TYPES)
+
+
+def test_choices_are_the_modules_own_constants():
+    """The allowed values come from the code that acts on them, so the two cannot drift apart."""
+    from rs3d.config.load import choices
+    from rs3d.data.decode import BACKENDS
+    from rs3d.engine.metrics import ENSEMBLE_METHODS
+    from rs3d.engine.optim import OPTIMIZERS
+    from rs3d.engine.precision import AMP_DTYPES
+    from rs3d.models.resnet3d import DROP_PATH_MODES, STEM_TYPES
+
+    c = choices()
+    assert c["MODEL.STEM_TYPE"] is STEM_TYPES and c["MODEL.DROP_PATH_MODE"] is DROP_PATH_MODES
+    assert c["DATA.DECODING_BACKEND"] is BACKENDS
+    # The config may not import the engine: these are written twice and checked here.
+    assert c["SOLVER.OPTIMIZING_METHOD"] == OPTIMIZERS
+    assert c["TRAIN.AMP_DTYPE"] == tuple(AMP_DTYPES)
+    assert c["TEST.ENSEMBLE_METHOD"] == tuple(ENSEMBLE_METHODS)
+    defaults = _flat(get_cfg())
+    for key, allowed in c.items():
+        assert defaults[key] is None or defaults[key] in allowed, key
+
+
+def test_every_key_in_defaults_has_a_comment():
+    """Each ``_C.X = ...`` line follows a comment, directly or through the keys of its group."""
+    lines = (REPO / "rs3d" / "config" / "defaults.py").read_text().splitlines()
+    missing = []
+    for i, line in enumerate(lines):
+        if line.startswith("_C.") and "CfgNode()" not in line:
+            j = i - 1
+            while j >= 0 and lines[j].startswith("_C.") and "CfgNode()" not in lines[j]:
+                j -= 1
+            if not lines[j].lstrip().startswith("#"):
+                missing.append(line)
+    assert not missing, missing

@@ -132,3 +132,90 @@ def test_rng_states_round_trip_through_a_weights_only_file(tmp_path):
     set_rng_state(load_checkpoint(path)["rng"])
     got = (random.random(), random.gauss(0, 1), np.random.randn(), torch.rand(3))
     assert got[:3] == expected[:3] and torch.equal(got[3], expected[3])
+
+
+def _train_state(seed: int, ema: bool = True):
+    from torch import nn
+
+    from rs3d.engine.ema import ModelEma
+    from rs3d.engine.optim import build_optimizer
+    from rs3d.engine.state import TrainState
+
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Linear(4, 2))
+    opt = build_optimizer(model, lr=0.1, momentum=0.9, weight_decay=1e-4)
+    return TrainState(model=model, optimizer=opt, scaler=torch.amp.GradScaler("cpu", enabled=False),
+                      ema=ModelEma(model, 0.9) if ema else None, info={"cfg": "X: 1\n"})
+
+
+def _one_step(state):
+    x = torch.randn(8, 3)
+    state.model.train()
+    state.model(x).square().mean().backward()
+    state.optimizer.step()
+    state.optimizer.zero_grad()
+    state.ema.update(state.model, state.progress.iteration)
+
+
+def test_train_state_round_trips_through_a_weights_only_file(tmp_path):
+    """What a checkpoint holds is TrainState.state_dict(); load_state_dict restores all of it
+    into a differently initialised state, and the file keeps the keys evaluation reads."""
+    from rs3d.engine.state import EpochSums, Progress
+
+    a = _train_state(0)
+    _one_step(a)
+    a.progress = Progress(epoch=2, step_in_epoch=3, iteration=23)
+    a.best_top1 = 41.5
+    a.sums = EpochSums(loss_sum=7.0, correct=2.0, seen=12.0, skipped=1.0, time_s=3.5)
+    a.capture_rng()
+    path = save_checkpoint(a.state_dict(), str(tmp_path / "c.pyth"))
+    ckpt = load_checkpoint(path)  # weights_only=True
+    for key in ("model", "ema", "optimizer", "scaler", "epoch", "step_in_epoch", "iteration", "cfg", "rng",
+                "best_top1", "world_size", "epoch_progress"):
+        assert key in ckpt, key
+
+    b = _train_state(1)
+    assert not torch.equal(b.model[0].weight, a.model[0].weight)
+    b.load_state_dict(ckpt)
+    for x, y in ((a.model, b.model), (a.ema.module, b.ema.module)):
+        for (k, u), v in zip(x.state_dict().items(), y.state_dict().values()):
+            assert torch.equal(u, v), k
+    assert b.optimizer.state_dict()["state"].keys() == a.optimizer.state_dict()["state"].keys()
+    for k, s in a.optimizer.state_dict()["state"].items():
+        assert torch.equal(s["momentum_buffer"], b.optimizer.state_dict()["state"][k]["momentum_buffer"])
+    assert (b.progress, b.best_top1, b.sums) == (a.progress, a.best_top1, a.sums)
+    assert len(b.rng) == 1 and torch.equal(b.rng[0]["torch"], a.rng[0]["torch"])
+    assert b.info == {"cfg": "X: 1\n"}  # this run's, not read back
+
+
+def test_train_state_reads_older_checkpoints():
+    """Files written before TrainState: best_top1 -1 meant "no validation yet", no EMA weights
+    gives the EMA the model's, an epoch-end file has no running sums."""
+    from rs3d.engine.state import EpochSums, Progress
+
+    src = _train_state(0, ema=False)
+    old = {"model": src.model.state_dict(), "optimizer": src.optimizer.state_dict(), "epoch": 4,
+           "iteration": 40, "best_top1": -1.0, "sampler_epoch": 4, "cfg": "X: 1\n"}
+    b = _train_state(1)
+    b.load_state_dict(old)
+    assert b.progress == Progress(epoch=4, step_in_epoch=0, iteration=40)
+    assert b.best_top1 is None and b.sums == EpochSums() and b.rng == []
+    assert torch.equal(b.ema.module[0].weight, src.model[0].weight)
+    assert "epoch_progress" not in b.state_dict()  # only a mid-epoch position carries sums
+
+
+def test_checkpointer_writes_at_the_position_and_prunes(tmp_path):
+    from rs3d.engine.checkpoint import Checkpointer
+    from rs3d.engine.state import Progress
+
+    state = _train_state(0)
+    saver = Checkpointer(str(tmp_path), keep=1, every_steps=5)
+    assert [s for s in range(1, 16) if saver.mid_epoch_due(s)] == [5, 10, 15]
+    assert not Checkpointer(str(tmp_path), keep=1).mid_epoch_due(5)
+    state.progress = Progress(epoch=0, step_in_epoch=5, iteration=5)
+    saver.save(state)
+    assert [checkpoint_position(p) for p in list_checkpoints(str(tmp_path))] == [(0, 5)]
+    state.progress = Progress(epoch=1, step_in_epoch=0, iteration=12)
+    saver.save(state, is_best=True)
+    assert [checkpoint_position(p) for p in list_checkpoints(str(tmp_path))] == [(1, 0)]
+    assert load_checkpoint(str(tmp_path / "checkpoints" / "checkpoint_best.pyth"))["iteration"] == 12

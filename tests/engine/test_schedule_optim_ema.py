@@ -115,3 +115,13 @@ def test_ema_averages_parameters_and_bn_buffers():
     assert torch.allclose(ema.module[0].weight,
                           (11 / 20) * (0.1 * w0 + 0.9 * (w0 + 1.0)) + (9 / 20) * (w0 + 1.0))
     assert not any(p.requires_grad for p in ema.module.parameters())
+
+
+def test_schedule_object_is_the_pure_function():
+    from rs3d.engine.schedule import Schedule
+
+    s = Schedule(base_lr=0.8, total_iters=1000, warmup_iters=50, steps_per_epoch=10,
+                 warmup_start_lr=0.01, end_lr=0.001)
+    kw = dict(base_lr=0.8, total_iters=1000, warmup_iters=50, warmup_start_lr=0.01, end_lr=0.001)
+    assert [s(i) for i in (0, 25, 50, 500, 1000)] == [lr_at(i, **kw) for i in (0, 25, 50, 500, 1000)]
+    assert s.summary() == {"base_lr": 0.8, "total_iters": 1000, "warmup_iters": 50, "steps_per_epoch": 10}

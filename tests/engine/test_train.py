@@ -85,6 +85,52 @@ def test_training_outputs(synthetic_dataset, tmp_path):
     assert (out / "training_curves.png").stat().st_size > 1000
 
 
+def test_batch_split_fills_the_global_batch_or_names_the_key():
+    from rs3d.config import ConfigError
+    from rs3d.engine.builder import batch_split
+
+    assert batch_split(16, None, 2) == (8, 1)  # unset: the global batch divided among processes
+    assert batch_split(16, 2, 2) == (2, 4)     # 2 processes x 2 clips x 4 accumulation steps
+    with pytest.raises(ConfigError, match="TRAIN.MICRO_BATCH_SIZE"):
+        batch_split(16, None, 3)
+    with pytest.raises(ConfigError, match="TRAIN.MICRO_BATCH_SIZE"):
+        batch_split(16, 3, 2)
+
+
+def test_unwrap_model_sees_through_torch_compile():
+    from torch import nn
+
+    from rs3d.engine.distributed import no_sync, unwrap_model
+
+    plain = nn.Linear(2, 2)
+    compiled = torch.compile(plain)  # compiles on the first call only
+    assert compiled is not plain and unwrap_model(compiled) is plain and unwrap_model(plain) is plain
+    with no_sync(compiled):  # not DDP: nothing to skip
+        pass
+
+
+def test_builder_parts_run_the_loop_in_process(synthetic_dataset, tmp_path):
+    """The builder's parts drive train_one_epoch without train(): what the e2e benchmark does.
+    It stops where asked, writes nothing, and the state says where it stands."""
+    from rs3d.config import load_config
+    from rs3d.engine.builder import build_training
+    from rs3d.engine.distributed import DistInfo
+    from rs3d.engine.state import Progress
+    from rs3d.engine.train import train_one_epoch
+
+    torch.set_num_threads(1)
+    out = tmp_path / "none"
+    cfg = load_config(None, tiny_opts(synthetic_dataset, out, **{"TRAIN.EVAL_PERIOD": 0}))
+    parts = build_training(cfg, DistInfo(rank=0, world_size=1, local_rank=0, device=torch.device("cpu")))
+    assert parts.val_loader is None and parts.steps_per_epoch == 3 and parts.step.accum == 1
+    assert parts.schedule(0) == 0.0 and parts.schedule.total_iters == 9
+    w0 = parts.state.model.fc.weight.detach().clone()
+    stats = train_one_epoch(parts, 0, until_step=2)
+    assert parts.state.progress == Progress(epoch=0, step_in_epoch=2, iteration=2)
+    assert stats["iteration"] == 2 and not torch.equal(parts.state.model.fc.weight, w0)
+    assert not out.exists()
+
+
 def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(synthetic_dataset, tmp_path):
     """A learning rate that blows up: the run stops with one clear line, exit 1, no newer checkpoint."""
     out = tmp_path / "nan"

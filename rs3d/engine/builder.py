@@ -1,0 +1,165 @@
+"""Config -> the training loop's parts: the one place of the engine that reads a training config.
+
+``build_training(cfg, dist)`` gives model, EMA, optimizer and scaler (as a :class:`TrainState`),
+the forward module (DDP / torch.compile around the model), the loaders, the loss, the learning
+rate schedule and the per-step settings. ``rs3d.engine.train`` runs them; so does the end-to-end
+benchmark, which therefore measures the real set-up rather than a copy of it.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+import torch
+from torch import nn
+
+from rs3d.engine.distributed import DistInfo
+from rs3d.engine.ema import ModelEma
+from rs3d.engine.logs import logger
+from rs3d.engine.losses import build_loss
+from rs3d.engine.optim import build_optimizer
+from rs3d.engine.precision import AMP_DTYPES
+from rs3d.engine.schedule import Schedule, scaled_lr
+from rs3d.engine.state import TrainState
+from rs3d.errors import ConfigError
+
+
+def batch_split(global_batch: int, micro_batch: Optional[int], world_size: int) -> tuple[int, int]:
+    """(micro, accum) with ``global_batch == world_size * micro * accum``; ConfigError otherwise.
+
+    ``micro_batch`` None: the global batch divided among the processes (no accumulation)."""
+    if micro_batch is None:
+        micro_batch = global_batch // world_size
+        if micro_batch < 1 or micro_batch * world_size != global_batch:
+            raise ConfigError(f"TRAIN.BATCH_SIZE {global_batch} does not divide among {world_size} "
+                              "processes; set TRAIN.MICRO_BATCH_SIZE")
+    accum, rem = divmod(global_batch, world_size * micro_batch)
+    if rem or accum < 1:
+        raise ConfigError(f"TRAIN.BATCH_SIZE {global_batch} must equal processes ({world_size}) x "
+                          f"TRAIN.MICRO_BATCH_SIZE ({micro_batch}) x accumulation steps")
+    return micro_batch, accum
+
+
+def seed_all(*keys: int) -> None:
+    """Seed python, numpy and torch from a tuple of integers (seed, epoch, rank)."""
+    s = np.random.SeedSequence([int(k) for k in keys]).generate_state(2)
+    random.seed(int(s[0]))
+    np.random.seed(int(s[1]))
+    torch.manual_seed(int(s[0]) << 31 | int(s[1]) >> 1)
+
+
+@dataclass
+class StepConfig:
+    """What one training step needs, resolved once from the config."""
+    device: torch.device
+    amp_dtype: torch.dtype
+    channels_last: bool
+    clip_grad_norm: Optional[float]  # max global gradient norm; None = no clipping
+    accum: int                       # micro-batches per optimizer step on each rank
+    mean: list
+    std: list
+
+
+@dataclass
+class TrainParts:
+    """Everything ``train_one_epoch`` and ``validate`` work with."""
+    state: TrainState
+    model: nn.Module  # what runs forward: ``state.model``, maybe inside DDP and/or torch.compile
+    train_loader: object
+    val_loader: Optional[object]  # None when TRAIN.EVAL_PERIOD is 0
+    loss_fn: nn.Module
+    step: StepConfig
+    schedule: Schedule
+    dist: DistInfo
+    seed: int          # RNG_SEED: every epoch's random streams derive from (seed, epoch, rank)
+    max_epoch: int
+    global_batch: int
+    log_period: int
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.schedule.steps_per_epoch
+
+
+def build_state(cfg, dist: DistInfo, init_weights: bool = True) -> TrainState:
+    """Model (seeded from RNG_SEED, the same on every rank), EMA, optimizer and scaler.
+
+    ``init_weights``: load TRAIN.CHECKPOINT_FILE_PATH first, if set (a fresh run; a resumed one
+    takes its weights from its checkpoint instead). It happens before the EMA copies the model.
+    """
+    from rs3d.models import build_model
+
+    seed_all(cfg.RNG_SEED)
+    model = build_model(cfg)
+    if init_weights and cfg.TRAIN.CHECKPOINT_FILE_PATH:
+        from rs3d.models.convert import load_pretrained
+        load_pretrained(model, cfg.TRAIN.CHECKPOINT_FILE_PATH, inflate=cfg.TRAIN.CHECKPOINT_INFLATE,
+                        inflate_mode=cfg.TRAIN.CHECKPOINT_INFLATE_MODE)
+        logger.info(f"initial weights from {cfg.TRAIN.CHECKPOINT_FILE_PATH}")
+    if dist.world_size > 1 and cfg.BN.SYNC:
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    model.to(dist.device)
+    if cfg.TRAIN.CHANNELS_LAST:
+        model.to(memory_format=torch.channels_last_3d)
+    ema = ModelEma(model, cfg.TRAIN.EMA_DECAY) if cfg.TRAIN.EMA else None
+    optimizer = build_optimizer(model, lr=0.0, momentum=cfg.SOLVER.MOMENTUM, nesterov=cfg.SOLVER.NESTEROV,
+                                weight_decay=cfg.SOLVER.WEIGHT_DECAY, method=cfg.SOLVER.OPTIMIZING_METHOD)
+    scaler = torch.amp.GradScaler(dist.device.type, enabled=AMP_DTYPES[cfg.TRAIN.AMP_DTYPE] == torch.float16)
+    return TrainState(model=model, optimizer=optimizer, scaler=scaler, ema=ema,
+                      world_size=dist.world_size, info={"cfg": cfg.dump()})
+
+
+def wrap_model(model: nn.Module, dist: DistInfo, compile: bool) -> nn.Module:
+    """The module that runs forward: DDP over the ranks (world > 1), then torch.compile if asked."""
+    if dist.world_size > 1:
+        dev = dist.device
+        model = nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
+    return torch.compile(model) if compile else model
+
+
+def build_schedule(cfg, steps_per_epoch: int) -> Schedule:
+    """Warm-up + cosine over SOLVER.MAX_EPOCH epochs, peak BASE_LR linearly scaled to the batch."""
+    return Schedule(
+        base_lr=scaled_lr(cfg.SOLVER.BASE_LR, cfg.TRAIN.BATCH_SIZE, cfg.SOLVER.REFERENCE_BATCH_SIZE),
+        total_iters=cfg.SOLVER.MAX_EPOCH * steps_per_epoch,
+        warmup_iters=int(round(cfg.SOLVER.WARMUP_EPOCHS * steps_per_epoch)),
+        steps_per_epoch=steps_per_epoch, warmup_start_lr=cfg.SOLVER.WARMUP_START_LR,
+        end_lr=cfg.SOLVER.COSINE_END_LR)
+
+
+def build_training(cfg, dist: DistInfo, init_weights: bool = True) -> TrainParts:
+    """The parts of a training run of ``cfg`` (validated) on this rank, at the start of the run.
+
+    A resumed run then loads its checkpoint into ``parts.state`` (``TrainState.load_state_dict``).
+    """
+    from rs3d.data import build_loader
+
+    if dist.device.type == "cuda":
+        torch.backends.cudnn.benchmark = bool(cfg.CUDNN_BENCHMARK)
+    rank, world = dist.rank, dist.world_size
+    micro, accum = batch_split(cfg.TRAIN.BATCH_SIZE, cfg.TRAIN.MICRO_BATCH_SIZE, world)
+    logger.info(f"world {world} x micro-batch {micro} x accumulation {accum} = global batch "
+                f"{cfg.TRAIN.BATCH_SIZE}; device {dist.device}; output {cfg.OUTPUT_DIR}")
+    state = build_state(cfg, dist, init_weights)
+    model = wrap_model(state.model, dist, cfg.TRAIN.COMPILE)
+
+    train_loader = build_loader(cfg, "train", "train", micro, rank, world)
+    val_loader = build_loader(cfg, "val", "val", micro, rank, world) if cfg.TRAIN.EVAL_PERIOD > 0 else None
+    steps = len(train_loader) // accum
+    if steps < 1:
+        raise ConfigError(f"the train split gives {len(train_loader)} micro-batches of {micro} per process, "
+                          f"fewer than one global batch of {cfg.TRAIN.BATCH_SIZE}")
+    schedule = build_schedule(cfg, steps)
+    state.info["scheduler"] = schedule.summary()
+    logger.info(f"{steps} steps/epoch, {schedule.total_iters} steps in all, peak lr {schedule.base_lr:.5g} "
+                f"(BASE_LR {cfg.SOLVER.BASE_LR} x {cfg.TRAIN.BATCH_SIZE}/{cfg.SOLVER.REFERENCE_BATCH_SIZE}), "
+                f"warm-up {schedule.warmup_iters} steps")
+    step = StepConfig(device=dist.device, amp_dtype=AMP_DTYPES[cfg.TRAIN.AMP_DTYPE],
+                      channels_last=cfg.TRAIN.CHANNELS_LAST, clip_grad_norm=cfg.TRAIN.CLIP_GRAD_NORM,
+                      accum=accum, mean=list(cfg.DATA.MEAN), std=list(cfg.DATA.STD))
+    return TrainParts(state=state, model=model, train_loader=train_loader, val_loader=val_loader,
+                      loss_fn=build_loss(cfg.TRAIN.LABEL_SMOOTHING), step=step, schedule=schedule,
+                      dist=dist, seed=cfg.RNG_SEED, max_epoch=cfg.SOLVER.MAX_EPOCH,
+                      global_batch=cfg.TRAIN.BATCH_SIZE, log_period=cfg.LOG_PERIOD)
