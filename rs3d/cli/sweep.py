@@ -1,0 +1,192 @@
+"""Scaling sweeps, the additive study and the Pareto plot: ``tools/sweep.py``.
+
+    python tools/sweep.py --preset demo                       # 4 small points on the synthetic set
+    python tools/sweep.py --cfg configs/k400_rs50.yaml --grid depth=50,101,152 frames=16,32 \\
+        --out output/sweep_rs DATA.PATH_TO_DATA_DIR /data/k400
+    python tools/sweep.py --configs configs/ablation/*.yaml --out output/ablation DATA.PATH_TO_DATA_DIR /data/k400
+    python tools/sweep.py ... --dry-run                       # list the points, train nothing
+    python tools/sweep.py ... --report-only                   # table and plot from the runs so far
+
+Every point trains in ``OUT/NAME`` (``NAME`` = ``depth-frames-res`` plus the other varying axes);
+running the same command again skips finished points and resumes interrupted ones. At the end
+``OUT/results.csv`` / ``results.json`` hold one row per point, ``OUT/pareto.png`` the plot, and
+for ``--configs`` ``OUT/additive.md`` the additive-study table. Trailing ``KEY VALUE`` pairs
+apply to every point. A mistake in the grid or the configs is one ``error:`` line and exit status
+2, before anything trains; the exit status is 1 when a point failed (the others still ran).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import List, Optional, Sequence, Tuple
+
+from ..errors import ConfigError
+
+
+def _parser() -> argparse.ArgumentParser:
+    from ..sweep.grid import ALIASES
+    from ..sweep.presets import PRESETS
+    from ..sweep.rules import RULES
+
+    p = argparse.ArgumentParser(
+        prog="tools/sweep.py", description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="grid short names: " + "; ".join(f"{k} = {v}" for k, v in ALIASES.items())
+        + "\nrules: " + ", ".join(RULES) + "\npresets: " + ", ".join(PRESETS)
+        + "\nKEY VALUE overrides go after the options (or after --opts).")
+    p.add_argument("--cfg", default="", help="base config of the grid")
+    p.add_argument("--grid", action="append", nargs="+", default=[], metavar="KEY=V1,V2",
+                   help="one axis per KEY=V1,V2,...; axes multiply")
+    p.add_argument("--configs", action="append", nargs="+", default=[], metavar="CFG",
+                   help="one point per config, in order (the additive study)")
+    p.add_argument("--preset", default="", help="a ready-made sweep (demo)")
+    p.add_argument("--out", default="", help="sweep folder: one subfolder per point plus the results")
+    p.add_argument("--rules", action="append", default=[], metavar="RULE,RULE",
+                   help="the paper's scaling rules to apply (explicit values win)")
+    p.add_argument("--dry-run", action="store_true", help="list the points and exit")
+    p.add_argument("--report-only", action="store_true", help="collect, plot and tabulate; train nothing")
+    p.add_argument("--measure-batch", type=int, default=128,
+                   help="largest batch the latency/memory measurement starts from (halved until it fits)")
+    p.add_argument("--measure-steps", type=int, default=3, help="timed training steps per point")
+    p.add_argument("--quiet", action="store_true", help="do not echo the training logs")
+    return p
+
+
+def parse(argv: Optional[Sequence[str]]) -> argparse.Namespace:
+    """Options, with KEY VALUE overrides gathered from wherever they stand (and after ``--opts``)."""
+    argv = list(argv) if argv is not None else __import__("sys").argv[1:]
+    opts: List[str] = []
+    if "--opts" in argv:
+        i = argv.index("--opts")
+        argv, opts = argv[:i], argv[i + 1:]
+    args, extra = _parser().parse_known_args(argv)
+    for tok in extra:
+        if tok.startswith("--"):
+            raise ConfigError(f"unknown option {tok} (see tools/sweep.py --help)")
+    # --grid / --configs take several values: what follows them that is not an axis / a config is
+    # the start of the KEY VALUE overrides.
+    overrides = list(extra)
+    grid, configs = [], []
+    for group in args.grid:
+        for i, tok in enumerate(group):
+            if "=" not in tok:
+                overrides += group[i:]
+                break
+            grid.append(tok)
+    for group in args.configs:
+        for i, tok in enumerate(group):
+            if not tok.endswith((".yaml", ".yml")):
+                overrides += group[i:]
+                break
+            configs.append(tok)
+    args.grid, args.configs, args.overrides = grid, configs, overrides + opts
+    if len(args.overrides) % 2:
+        raise ConfigError(f"overrides must be KEY VALUE pairs; {args.overrides[-1]!r} has no value")
+    return args
+
+
+def plan(args) -> Tuple[list, str, Optional[dict]]:
+    """(points, sweep folder, synthetic-set parameters or None) for the parsed command line."""
+    from ..sweep.grid import check_models, expand_grid, parse_axis, points_from_configs
+    from ..sweep.presets import get_preset
+    from ..sweep.rules import parse_rules
+
+    preset = get_preset(args.preset) if args.preset else None
+    if args.configs and (args.cfg or args.grid):
+        raise ConfigError("--configs makes one point per config; use --cfg with --grid instead, not both")
+    cfg_file = args.cfg or (preset.cfg if preset else "")
+    grid = args.grid or (list(preset.grid) if preset and not args.configs else [])
+    overrides = (list(preset.overrides) if preset else []) + args.overrides
+    rules = parse_rules(args.rules or (list(preset.rules) if preset else []))
+    out = args.out or (preset.out if preset else "")
+    if not out:
+        raise ConfigError("--out is required (the folder that holds every point's run)")
+    if args.configs:
+        missing = [c for c in args.configs if not os.path.isfile(c)]
+        if missing:
+            raise ConfigError(f"--configs: config file not found: {missing[0]}")
+        points = points_from_configs(args.configs, overrides, rules)
+    elif cfg_file:
+        points = expand_grid(cfg_file, [parse_axis(a) for a in grid], overrides, rules)
+    else:
+        raise ConfigError("nothing to sweep: give --cfg with --grid, --configs, or --preset")
+    check_models(points)
+    return points, out, (preset.synthetic if preset else None)
+
+
+def _ensure_synthetic(points, synthetic: Optional[dict]) -> None:
+    if not synthetic:
+        return
+    data_dir = Path(points[0].load().DATA.PATH_TO_DATA_DIR)
+    if (data_dir / "train.csv").is_file():
+        return
+    from ..data.synthetic import make_synthetic_dataset
+
+    print(f"[sweep] writing the synthetic dataset to {data_dir} ...", flush=True)
+    make_synthetic_dataset(str(data_dir), **synthetic)
+
+
+def _fmt(v, spec: str) -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def summary_lines(rows) -> List[str]:
+    from ..sweep.pareto import pareto_front
+
+    on_lat = pareto_front([r.get("latency_ms_per_clip") for r in rows], [r.get("error_pct") for r in rows])
+    on_mem = pareto_front([r.get("peak_mem_gib") for r in rows], [r.get("error_pct") for r in rows])
+    head = f"{'point':<28} {'status':<11} {'top-1':>6} {'top-5':>6} {'params M':>8} {'GFLOPs':>8} " \
+           f"{'ms/clip':>8} {'peak GiB':>8}  front"
+    lines = [head]
+    for r, fl, fm in zip(rows, on_lat, on_mem):
+        front = ",".join(n for n, f in (("latency", fl), ("memory", fm)) if f)
+        lines.append(f"{r['name']:<28} {r['status']:<11} {_fmt(r.get('top1'), '6.1f')} "
+                     f"{_fmt(r.get('top5'), '6.1f')} {_fmt(r.get('params_m'), '8.3f')} "
+                     f"{_fmt(r.get('gflops'), '8.3f')} {_fmt(r.get('latency_ms_per_clip'), '8.2f')} "
+                     f"{_fmt(r.get('peak_mem_gib'), '8.3f')}  {front}")
+        if r["status"] == "failed":
+            lines.append(f"    failed at {r.get('step')}: {r.get('error')}")
+    return lines
+
+
+def report(points, out: str, additive: bool) -> List[dict]:
+    """Collect the runs into results.csv/json, draw pareto.png, write additive.md; print a summary."""
+    from ..sweep.additive import additive_table, format_markdown, write_additive
+    from ..sweep.collect import collect, write_results
+    from ..sweep.plot import plot_pareto
+
+    rows = collect(points, out)
+    csv_path, json_path = write_results(rows, out)
+    png = plot_pareto(rows, os.path.join(out, "pareto.png"))
+    print("\n".join(summary_lines(rows)))
+    print(f"[sweep] {csv_path}, {json_path}, {png}")
+    if additive:
+        table = additive_table(points, rows)
+        md, _ = write_additive(table, out)
+        print(format_markdown(table), end="")
+        print(f"[sweep] {md}")
+    return rows
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    from ..sweep.grid import check_data
+    from ..sweep.runner import Measure, Steps, run_sweep
+
+    args = parse(argv)
+    if args.measure_batch < 1 or args.measure_steps < 1:
+        raise ConfigError("--measure-batch and --measure-steps must be >= 1")
+    points, out, synthetic = plan(args)
+    print(f"[sweep] {len(points)} point(s) in {out}:")
+    for p in points:
+        extra = " ".join(f"{k}={v}" for k, v in {**p.axes, **p.rules}.items())
+        print(f"    {p.name:<28} {p.label:<12} {os.path.relpath(p.cfg_file)} {extra}")
+    if args.dry_run:
+        return 0
+    if not args.report_only:
+        _ensure_synthetic(points, synthetic)
+        check_data(points)
+        steps = Steps(measure=Measure(batch_cap=args.measure_batch, steps=args.measure_steps))
+        run_sweep(points, out, steps=steps, echo=not args.quiet)
+    rows = report(points, out, additive=bool(args.configs))
+    return 1 if any(r["status"] == "failed" for r in rows) else 0
