@@ -87,55 +87,32 @@ def summarize(records: List[dict], batch: int) -> dict:
 def run_e2e(cfg, steps: int, sync: bool = True) -> dict:
     """``steps`` optimizer steps of the real loop on ``cfg`` (frozen config with a data dir).
 
-    Uses one process (no DDP); the global batch is ``cfg.TRAIN.BATCH_SIZE`` with
-    ``cfg.TRAIN.MICRO_BATCH_SIZE`` per forward as in training. Returns :func:`summarize`'s dict
-    plus ``records`` (every micro-batch).
+    The parts come from :func:`rs3d.engine.builder.build_training` and the steps from
+    :func:`rs3d.engine.train.train_one_epoch`, exactly as training runs them (schedule included),
+    in one process (no DDP): the global batch is ``cfg.TRAIN.BATCH_SIZE`` with
+    ``cfg.TRAIN.MICRO_BATCH_SIZE`` per forward. Nothing is written: no validation, checkpoints
+    or statistics files. Returns :func:`summarize`'s dict plus ``records`` (every micro-batch).
     """
-    import tempfile
+    from rs3d.engine.builder import build_training
+    from rs3d.engine.distributed import DistInfo
+    from rs3d.engine.train import train_one_epoch
 
-    from rs3d.data import build_loader, set_epoch
-    from rs3d.engine.ema import ModelEma
-    from rs3d.engine.logs import StatsWriter
-    from rs3d.engine.losses import build_loss
-    from rs3d.engine.optim import build_optimizer
-    from rs3d.engine.train import AMP_DTYPES, StepConfig, batch_split, seed_all, train_one_epoch
-    from rs3d.models import build_model
-
+    cfg = cfg.clone()
+    cfg.defrost()
+    cfg.TRAIN.EVAL_PERIOD = 0  # the loop alone: no validation loader
+    cfg.freeze()
     dev = torch.device(cfg.DEVICE or ("cuda" if torch.cuda.is_available() else "cpu"))
-    if dev.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-    micro, accum = batch_split(cfg.TRAIN.BATCH_SIZE, cfg.TRAIN.MICRO_BATCH_SIZE, 1)
-    seed_all(cfg.RNG_SEED)
-    core = build_model(cfg).to(dev)
-    if cfg.TRAIN.CHANNELS_LAST:
-        core.to(memory_format=torch.channels_last_3d)
-    ema = ModelEma(core, cfg.TRAIN.EMA_DECAY) if cfg.TRAIN.EMA else None
-    opt = build_optimizer(core, lr=0.0, momentum=cfg.SOLVER.MOMENTUM, nesterov=cfg.SOLVER.NESTEROV,
-                          weight_decay=cfg.SOLVER.WEIGHT_DECAY, method=cfg.SOLVER.OPTIMIZING_METHOD)
-    amp = AMP_DTYPES[cfg.TRAIN.AMP_DTYPE]
-    scaler = torch.amp.GradScaler(dev.type, enabled=amp == torch.float16)
-    model = torch.compile(core) if cfg.TRAIN.COMPILE else core
-    loader = TimedLoader(build_loader(cfg, "train", "train", micro), dev, sync=sync)
-    sc = StepConfig(device=dev, amp_dtype=amp, channels_last=cfg.TRAIN.CHANNELS_LAST,
-                    clip_grad_norm=cfg.TRAIN.CLIP_GRAD_NORM, accum=accum,
-                    mean=list(cfg.DATA.MEAN), std=list(cfg.DATA.STD))
-    per_epoch = len(loader) // accum
-    if per_epoch < 1:
-        raise ValueError(f"the train split has fewer than one global batch of {cfg.TRAIN.BATCH_SIZE} clips")
-    done, epoch, iteration = 0, 0, 0
+    parts = build_training(cfg, DistInfo(rank=0, world_size=1, local_rank=0, device=dev))
+    loader = parts.train_loader = TimedLoader(parts.train_loader, dev, sync=sync)
+    done, epoch = 0, 0
     t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
-        stats = StatsWriter(tmp, enabled=False, tensorboard=False)
-        while done < steps:
-            n = min(per_epoch, steps - done)
-            set_epoch(loader.loader, epoch)
-            _, iteration = train_one_epoch(
-                model, core, ema, loader, opt, scaler, build_loss(cfg.TRAIN.LABEL_SMOOTHING), sc,
-                epoch=epoch, max_epoch=epoch + 1, iteration=iteration, steps=n,
-                lr_fn=lambda it: 1e-3, log_period=10**9, stats=stats, global_batch=cfg.TRAIN.BATCH_SIZE)
-            done += n
-            epoch += 1
+    while done < steps:
+        n = min(parts.steps_per_epoch, steps - done)
+        train_one_epoch(parts, epoch, until_step=n)
+        done += n
+        epoch += 1
+    micro = loader.loader.batch_size
     out = summarize(loader.records, micro)
-    out.update(optimizer_steps=done, micro_batch=micro, accum=accum, epochs=epoch,
+    out.update(optimizer_steps=done, micro_batch=micro, accum=parts.step.accum, epochs=epoch,
                wall_s=time.perf_counter() - t0, device=dev.type, records=loader.records)
     return out
