@@ -9,14 +9,13 @@
     python tools/benchmark.py estimate --mfu 0.4 --peak-tflops 989 --decode-json data.json
 
 Every speed comparison is measured in one run, contenders interleaved (A, B, A, B, ...), medians
-reported; see ``rs3d/benchmark/``. Absolute numbers come with the device, versions and date in the
+reported; the code is in ``benchmarks/`` (a folder of this checkout, not installed). Absolute numbers come with the device, versions and date in the
 JSON. FLOP convention: fvcore GFLOPs count a multiply-add as one; achieved TFLOP/s multiply by 2
 (multiply and add) and by 3 (forward + backward).
 """
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import sys
@@ -24,27 +23,18 @@ import tempfile
 from pathlib import Path
 from typing import List, Optional, Sequence
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run from a checkout without installing
-    sys.path.insert(0, str(ROOT))
+_ROOT = str(Path(__file__).resolve().parents[1])
+if _ROOT not in sys.path:  # benchmarks/ belongs to the checkout, not to the installed package
+    sys.path.insert(0, _ROOT)
 
 import torch  # noqa: E402
 
-from rs3d.benchmark import measure  # noqa: E402
+from benchmarks import measure  # noqa: E402
+from rs3d.cli import run_tool  # noqa: E402
+from rs3d.errors import ConfigError, DataError  # noqa: E402
 
 DEFAULT_CACHE = os.path.join(tempfile.gettempdir(), "rs3d_benchmark_cache")
 K400_TRAIN_VIDEOS = 215_570
-
-
-def _load_tool(name: str):
-    """A sibling tool module (``tools/<name>.py``), or None if it is not there."""
-    path = ROOT / "tools" / f"{name}.py"
-    if not path.exists():
-        return None
-    spec = importlib.util.spec_from_file_location(f"rs3d_tools_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def table(rows: Sequence[dict], cols: Sequence[tuple]) -> str:
@@ -86,20 +76,18 @@ def _command(argv: Optional[Sequence[str]]) -> str:
 # ----------------------------------------------------------------------------- model
 def cmd_model(args) -> int:
     import rs3d
-    from rs3d.benchmark.models import PTV_PREFIX, bench_point, parse_variant, ratios
+    from benchmarks.models import PTV_PREFIX, bench_point, parse_variant, ratios
 
     dev = _device(args.device)
     names = list(args.models)
     unknown = [n for n in names if not n.startswith(PTV_PREFIX) and n not in rs3d.list_models()]
     if unknown:
-        print(f"error: unknown model(s) {unknown}; available: {', '.join(rs3d.list_models())}", file=sys.stderr)
-        return 2
+        raise ConfigError(f"--models: unknown model(s) {unknown}; available: {', '.join(rs3d.list_models())}")
     try:
         for v in args.variants:
             parse_variant(v)
     except ValueError as e:
-        print(f"error: --variants: {e}", file=sys.stderr)
-        return 2
+        raise ConfigError(f"--variants: {e}") from e
     # The peer must do the same arithmetic: no PyTorchVideo row when rs3d models are narrowed.
     if "slow_r50" in names and not args.no_ptv and not args.width and PTV_PREFIX + "slow_r50" not in names:
         names.append(PTV_PREFIX + "slow_r50")
@@ -108,8 +96,7 @@ def cmd_model(args) -> int:
     overrides = {"width_multiplier": args.width} if args.width else {}
     peak = measure.peak_tflops(dev, args.peak_tflops)
     env = measure.environment(dev, ("pytorchvideo", "fvcore"))
-    cache = {}
-    stats_tool = _load_tool("model_stats")  # fvcore GFLOPs of registry models, as in the zoo table
+    cache = {}  # GFLOPs per (model, frames, res, overrides), counted once for all variants and batches
     rows: List[dict] = []
     cols = [("model", "model", None), ("variant", "variant", None),
             ("frames x res", lambda r: f"{r['frames']}x{r['res']}", None), ("batch", "batch", None),
@@ -123,10 +110,6 @@ def cmd_model(args) -> int:
     print(table([], cols))
     for frames in args.frames:
         for res in args.res:
-            if stats_tool is not None and not overrides:
-                for n in names:
-                    if not n.startswith(PTV_PREFIX) and (n, frames, res, ()) not in cache:
-                        cache[(n, frames, res, ())] = stats_tool.count_gflops(n, frames, res)
             for batch in args.batch:
                 point = bench_point(names, args.variants, frames, res, batch, dev, args.rounds, args.warmup,
                                     overrides, peak, not args.no_inference, cache)
@@ -151,7 +134,7 @@ def cmd_model(args) -> int:
 
 # ----------------------------------------------------------------------------- optim
 def cmd_optim(args) -> int:
-    from rs3d.benchmark.models import sgd_step_times
+    from benchmarks.models import sgd_step_times
 
     dev = _device(args.device)
     env = measure.environment(dev)
@@ -167,7 +150,7 @@ def cmd_optim(args) -> int:
 
 # ----------------------------------------------------------------------------- e2e
 def _kinetics_like_dir(cache: str, num_videos: int, num_classes: int = 4) -> str:
-    from rs3d.benchmark.videos import make_kinetics_like_videos, write_csv
+    from benchmarks.videos import make_kinetics_like_videos, write_csv
 
     paths = make_kinetics_like_videos(os.path.join(cache, "kinetics_like"), num_videos)
     d = os.path.join(cache, f"kinetics_like_set_{num_videos}")
@@ -189,7 +172,7 @@ def _synthetic_dir(cache: str, per_class: int) -> str:
 
 
 def cmd_e2e(args) -> int:
-    from rs3d.benchmark.e2e import run_e2e
+    from benchmarks.e2e import run_e2e
     from rs3d.config import get_cfg
     from rs3d.data import read_classes
 
@@ -201,9 +184,7 @@ def cmd_e2e(args) -> int:
     else:
         data_dir = args.dataset
         if not os.path.isfile(os.path.join(data_dir, "train.csv")):
-            print(f"error: --dataset {data_dir}: no train.csv there (or use 'synthetic' / 'kinetics-like')",
-                  file=sys.stderr)
-            return 2
+            raise DataError(f"--dataset {data_dir}: no train.csv there (or use 'synthetic' / 'kinetics-like')")
     classes = read_classes(data_dir)
     cfg = get_cfg()
     cfg.DEVICE = dev.type
@@ -250,24 +231,22 @@ LOADER_DEFAULT_ARGS = ["--videos", "8", "--rss-reads", "0"]
 
 
 def _loader_benchmark(args) -> tuple:
-    """(result, printable table) of the data engineer's ``tools/benchmark_data.py`` ``run(args)``."""
-    tool = _load_tool("benchmark_data")
-    if tool is None or not hasattr(tool, "run"):
-        return {"skipped": "tools/benchmark_data.py (with run(args)) is not in this checkout"}, ""
+    """(result, printable table) of the loader benchmark (``benchmarks/loader.py``) on ``--loader-args``."""
+    from benchmarks import loader
+
     argv = list(args.loader_args) if args.loader_args else list(LOADER_DEFAULT_ARGS)
     try:
-        largs = tool.parse_args(argv)
+        largs = loader.parse_args(argv)
     except SystemExit as e:
-        return {"error": f"tools/benchmark_data.py rejected --loader-args {argv} (exit {e.code})"}, ""
-    res = tool.run(largs)
+        raise ConfigError(f"--loader-args {argv}: rejected by tools/benchmark_data.py (exit {e.code})") from e
+    res = loader.run(largs)
     res["argv"] = argv
-    text = tool.format_table(res) if hasattr(tool, "format_table") else json.dumps(res)[:2000]
-    return res, text
+    return res, loader.format_table(res)
 
 
 def cmd_data(args) -> int:
-    from rs3d.benchmark.decoders import BACKENDS, run_compare_in_child
-    from rs3d.benchmark.videos import make_kinetics_like_videos
+    from benchmarks.decoders import BACKENDS, run_compare_in_child
+    from benchmarks.videos import make_kinetics_like_videos
 
     dev = torch.device("cpu")
     env = measure.environment(dev, ("decord", "av", "torchcodec"))
@@ -275,13 +254,12 @@ def cmd_data(args) -> int:
     loader, text = _loader_benchmark(args) if not args.no_loader else ({"skipped": "--no-loader"}, "")
     print("loader benchmark (tools/benchmark_data.py "
           f"{' '.join(loader.get('argv', []))}):\n{text or json.dumps(loader)}\n")
+    missing = [p for p in args.videos if not os.path.isfile(p)]
+    if missing:
+        raise DataError(f"--videos: no such file {missing[0]}")
     paths = list(args.videos) or make_kinetics_like_videos(
         os.path.join(args.cache_dir, "kinetics_like"), args.num_videos, height=args.height,
         width=args.width, seconds=args.seconds, gop=args.gop)
-    missing = [p for p in paths if not os.path.isfile(p)]
-    if missing:
-        print(f"error: --videos: no such file {missing[0]}", file=sys.stderr)
-        return 2
     dec = run_compare_in_child(paths, args.backends or list(BACKENDS), args.rounds)
     print(f"decoders, single-threaded, {len(paths)} videos"
           + (f" ({args.height}x{args.width}, {args.seconds:g} s, keyframe every {args.gop})"
@@ -310,8 +288,10 @@ def estimate(gflops_per_clip: float, clips: int, epochs: int, mfu: float, peak_t
 
 
 def cmd_estimate(args) -> int:
-    stats_tool = _load_tool("model_stats")
-    gflops = args.gflops or stats_tool.count_gflops(args.model, args.frames, args.res)
+    import rs3d
+    from rs3d.models.stats import count_flops
+
+    gflops = args.gflops or count_flops(rs3d.create_model(args.model, num_classes=400), args.frames, args.res)
     est = estimate(gflops, args.videos, args.epochs, args.mfu, args.peak_tflops)
     out = {"benchmark": "estimate", "command": _command(args.argv), "model": args.model, "frames": args.frames,
            "res": args.res, "gflops_per_clip": gflops, "videos": args.videos, "epochs": args.epochs,
@@ -423,6 +403,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run one sub-command; bad input is one ``error:`` line and exit status 2."""
+    return run_tool(_main, argv)
+
+
+def _main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = argv
     threads = torch.get_num_threads()

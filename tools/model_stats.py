@@ -4,85 +4,41 @@
     python tools/model_stats.py --models resnet3d_rs50 slow_r50 --frames 32 --res 224
     python tools/model_stats.py --all --frames 32 --res 224 --json stats.json
 
-GFLOPs are fvcore's count (one fused multiply-add = one FLOP, the convention of PySlowFast and
-PyTorchVideo's model zoos) for one clip at inference. Latency is the median wall time of a full
-training step (forward, backward, SGD update) at ``--batch`` on the current device; peak memory is
-``torch.cuda.max_memory_allocated`` on a GPU and, on a CPU, the growth of the process's peak resident
-memory during the step (each model runs in its own subprocess so the figures do not mix).
+Every figure comes from :mod:`rs3d.models.stats`: GFLOPs are fvcore's count (one fused multiply-add =
+one FLOP, the convention of PySlowFast and PyTorchVideo's model zoos) for one clip at inference.
+Latency is the median wall time of a full training step (forward, backward, SGD update) at
+``--batch`` on ``--device``; peak memory is ``torch.cuda.max_memory_allocated`` on a GPU and, on a
+CPU, the growth of the process's peak resident memory during the steps (each model is measured in
+its own subprocess so the figures do not mix). The device is printed under the table.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import multiprocessing as mp
-import os
 import platform
-import resource
-import statistics
 import sys
-import time
 
 import torch
 
 import rs3d
+from rs3d.cli import run_tool
+from rs3d.errors import ConfigError
+from rs3d.models.stats import count_flops, count_parameters, measure_train_step
 
 
-def count_gflops(name: str, frames: int, res: int) -> float:
-    from fvcore.nn import FlopCountAnalysis
-
-    model = rs3d.create_model(name, num_classes=400).eval()
-    clip = torch.zeros(1, 3, frames, res, res)
-    with torch.no_grad():
-        analysis = FlopCountAnalysis(model, clip)
-        analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
-        return analysis.total() / 1e9
-
-
-def _rss_bytes() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
-def measure_train_step(name: str, frames: int, res: int, batch: int, device: str, steps: int,
-                       channels_last: bool) -> dict:
-    """Median training-step time and peak memory, in this process."""
+def train_step_stats(name: str, frames: int, res: int, batch: int, device: str, steps: int,
+                     channels_last: bool) -> dict:
+    """Median training-step time and peak memory of a fresh ``name`` (seed 0), in this process."""
     torch.manual_seed(0)
-    dev = torch.device(device)
-    model = rs3d.create_model(name, num_classes=400).to(dev).train()
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last_3d)
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True)
-    clip = torch.randn(batch, 3, frames, res, res, device=dev)
-    if channels_last:
-        clip = clip.contiguous(memory_format=torch.channels_last_3d)
-    label = torch.randint(0, 400, (batch,), device=dev)
-
-    def step() -> None:
-        opt.zero_grad(set_to_none=True)
-        torch.nn.functional.cross_entropy(model(clip), label).backward()
-        opt.step()
-        if dev.type == "cuda":
-            torch.cuda.synchronize()
-
-    rss_before = _rss_bytes()
-    if dev.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    step()  # warm-up (allocator, cuDNN algorithm choice, optimizer state)
-    times = []
-    for _ in range(steps):
-        t = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t)
-    if dev.type == "cuda":
-        peak = torch.cuda.max_memory_allocated()
-    else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - rss_before
-    return {"train_step_s": statistics.median(times), "peak_mem_gib": peak / 2**30}
+    model = rs3d.create_model(name, num_classes=400)
+    seconds, peak = measure_train_step(model, batch, frames, res, steps, device, channels_last=channels_last)
+    return {"train_step_s": seconds, "peak_mem_gib": peak / 2**30}
 
 
 def _child(queue, kwargs) -> None:
     try:
-        queue.put(measure_train_step(**kwargs))
+        queue.put(train_step_stats(**kwargs))
     except Exception as e:  # out of memory and the like: reported in the table, not fatal
         queue.put({"error": f"{type(e).__name__}: {str(e).splitlines()[0][:80]}"})
 
@@ -91,10 +47,9 @@ def stats_row(name: str, frames: int, res: int, batch: int, device: str, steps: 
               channels_last: bool) -> dict:
     model = rs3d.create_model(name, num_classes=400)
     row = {"model": name, "frames": frames, "res": res, "batch": batch, "device": device,
-           "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
-           "gflops": count_gflops(name, frames, res)}
+           "params_m": count_parameters(model) / 1e6, "gflops": count_flops(model, frames, res)}
     del model
-    if measure:
+    if measure:  # in a fresh process, so one model's memory does not mix into the next one's figure
         ctx = mp.get_context("spawn")
         queue = ctx.Queue()
         proc = ctx.Process(target=_child, args=(queue, dict(name=name, frames=frames, res=res, batch=batch,
@@ -118,6 +73,11 @@ def format_table(rows: list) -> str:
 
 
 def main(argv=None) -> int:
+    """Print (and with --json, write) the table; an unknown model is one ``error:`` line, exit 2."""
+    return run_tool(_main, argv)
+
+
+def _main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", nargs="+", default=["resnet3d_rs50"])
     p.add_argument("--all", action="store_true", help="the zoo: RS-50..420, the paper variant, R3D-50, slow_r50")
@@ -136,8 +96,7 @@ def main(argv=None) -> int:
                 ["resnet3d_rs50_paper", "r3d50", "slow_r50"]
     unknown = [n for n in names if n not in rs3d.list_models()]
     if unknown:
-        print(f"error: unknown model(s) {unknown}; available: {', '.join(rs3d.list_models())}", file=sys.stderr)
-        return 2
+        raise ConfigError(f"--models: unknown model(s) {unknown}; available: {', '.join(rs3d.list_models())}")
     rows = []
     for name in names:
         for frames in args.frames:

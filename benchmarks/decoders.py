@@ -16,7 +16,7 @@ torchcodec needs FFmpeg's shared libraries (4 to 8) on the system; where there a
 module can run in a child process whose ``LD_LIBRARY_PATH`` points at PyAV's bundled FFmpeg
 (:func:`torchcodec_env`).
 
-    python -m rs3d.benchmark.decoders --json out.json VIDEO [VIDEO ...]
+    python -m benchmarks.decoders --json out.json VIDEO [VIDEO ...]     # from the repository root
 """
 from __future__ import annotations
 
@@ -313,11 +313,11 @@ def run_compare_in_child(paths: Sequence[str], backends: Sequence[str], rounds: 
         {"env": dict(os.environ), "note": "", "error": None}
     run = [b for b in backends if not ("torchcodec" in b and tc["error"])]
     env = dict(tc["env"])
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the checkout holding benchmarks/
     env["PYTHONPATH"] = os.pathsep.join([root] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "dec.json")
-        p = subprocess.run([sys.executable, "-m", "rs3d.benchmark.decoders", "--json", out, "--rounds",
+        p = subprocess.run([sys.executable, "-m", "benchmarks.decoders", "--json", out, "--rounds",
                             str(rounds), "--backends", *run, "--", *paths],
                            env=env, capture_output=True, text=True)
         if p.returncode != 0:

@@ -7,13 +7,13 @@ process on a shared machine hits both sides instead of deciding the comparison.
 Peak memory is defined the same way on every device, so CPU and GPU rows mean the same thing:
 ``static`` bytes (parameters, gradients, optimizer state, the input batch) plus the largest growth
 above what was resident when the step started (activations, workspaces). The growth comes from
-``torch.cuda.max_memory_allocated`` on a GPU and from the process's resident-set high-water mark
-(``VmHWM``, reset through ``/proc/self/clear_refs``) on a CPU, after ``malloc_trim`` so that freed
-memory of an earlier contender is not silently reused; the CPU figure is an approximation.
+``torch.cuda.max_memory_allocated`` on a GPU and, on a CPU, from the process's resident-set
+high-water mark (:func:`rs3d.models.stats.rss_peak_growth_bytes`: ``VmHWM`` reset through
+``/proc/self/clear_refs`` after ``malloc_trim``, so that freed memory of an earlier contender is not
+silently reused); the CPU figure is an approximation.
 """
 from __future__ import annotations
 
-import ctypes
 import datetime
 import os
 import platform
@@ -22,6 +22,8 @@ import time
 from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
+
+from rs3d.models.stats import rss_peak_growth_bytes
 
 # Dense bf16 tensor-core peaks (TFLOP/s) from the vendors' data sheets; MFU is measured against these.
 PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L4": 121.0, "A10": 125.0,
@@ -34,11 +36,13 @@ def sync(device: torch.device) -> None:
 
 
 def interleaved_median(fns: Dict[str, Callable[[], None]], rounds: int, device: torch.device,
-                       calls_per_round: int = 1) -> Dict[str, dict]:
+                       calls_per_round: int = 1,
+                       clock: Callable[[], float] = time.perf_counter) -> Dict[str, dict]:
     """Median seconds per call of each function, timed in interleaved rounds.
 
     Round r times ``calls_per_round`` calls of every function in turn (the order rotates each round
     so that none always runs right after another); returns ``{name: {"median_s", "times_s"}}``.
+    ``clock`` is injectable for tests.
     """
     names = list(fns)
     times: Dict[str, List[float]] = {n: [] for n in names}
@@ -46,39 +50,15 @@ def interleaved_median(fns: Dict[str, Callable[[], None]], rounds: int, device: 
         k = r % len(names)
         for name in names[k:] + names[:k]:
             sync(device)
-            t = time.perf_counter()
+            t = clock()
             for _ in range(calls_per_round):
                 fns[name]()
             sync(device)
-            times[name].append((time.perf_counter() - t) / calls_per_round)
+            times[name].append((clock() - t) / calls_per_round)
     return {n: {"median_s": statistics.median(ts), "times_s": ts} for n, ts in times.items()}
 
 
 # ----------------------------------------------------------------------------- memory
-def _proc_status_kib(key: str) -> Optional[int]:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
-def _reset_cpu_peak() -> bool:
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")  # resets VmHWM to the current RSS (Linux >= 4.0)
-        return True
-    except OSError:
-        return False
-
-
 def peak_growth_bytes(fn: Callable[[], None], device: torch.device) -> Optional[int]:
     """Bytes by which memory in use rose above its level before ``fn()``; None if not measurable."""
     if device.type == "cuda":
@@ -88,15 +68,7 @@ def peak_growth_bytes(fn: Callable[[], None], device: torch.device) -> Optional[
         fn()
         sync(device)
         return torch.cuda.max_memory_allocated(device) - before
-    if not _reset_cpu_peak():
-        fn()
-        return None
-    before = _proc_status_kib("VmRSS")
-    fn()
-    peak = _proc_status_kib("VmHWM")
-    if before is None or peak is None:
-        return None
-    return max(peak - before, 0) * 1024
+    return rss_peak_growth_bytes(fn)
 
 
 def tensor_bytes(tensors) -> int:

@@ -2,7 +2,7 @@
 
 A grid point is (frames, resolution, batch); at each one every contender, a (model, variant) pair
 (rs3d registry models, and PyTorchVideo's ``slow_r50`` as the peer of rs3d's ``slow_r50``), is
-built fresh and all are timed in interleaved rounds (:func:`rs3d.benchmark.measure.interleaved_median`).
+built fresh and all are timed in interleaved rounds (:func:`benchmarks.measure.interleaved_median`).
 A ratio is the median over rounds of the per-round ratio, so both sides of each ratio ran
 back to back.
 
@@ -12,7 +12,8 @@ A variant is a ``+``-joined set of optimisations, ``base`` for none:
 * ``bf16``    forward under ``torch.autocast(dtype=torch.bfloat16)``;
 * ``compile`` ``torch.compile(model)`` (the first steps compile and are not timed).
 
-FLOP convention: fvcore counts one fused multiply-add as one FLOP (the "GFLOPs" of the model zoos).
+FLOP convention: :func:`rs3d.models.stats.count_flops`, fvcore's count, one fused multiply-add as one
+FLOP (the "GFLOPs" of the model zoos), the same figure as ``tools/model_stats.py``.
 Achieved TFLOP/s = fvcore GFLOPs per clip x 2 (multiply and add) x 3 (forward + backward, the usual
 estimate of backward = 2 x forward) x clips per second; MFU = that / the device's dense bf16 peak.
 """
@@ -27,6 +28,10 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 from torch import nn
+
+from rs3d.engine.optim import param_groups
+from rs3d.models import create_model
+from rs3d.models.stats import count_flops, count_parameters
 
 from .measure import interleaved_median, optimizer_state_bytes, peak_growth_bytes, tensor_bytes
 
@@ -62,24 +67,7 @@ def build_contender_model(name: str, frames: int, res: int, num_classes: int, ov
         if kernel != (8, 7, 7):
             model.blocks[-1].pool = nn.AvgPool3d(kernel, stride=1)
         return model
-    import rs3d
-
-    return rs3d.create_model(name, num_classes=num_classes, **overrides)
-
-
-def fvcore_gflops(model: nn.Module, frames: int, res: int) -> float:
-    """fvcore GFLOPs (multiply-adds) of one clip at inference."""
-    from fvcore.nn import FlopCountAnalysis
-
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            analysis = FlopCountAnalysis(model, torch.zeros(1, 3, frames, res, res))
-            analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
-            return analysis.total() / 1e9
-    finally:
-        model.train(was_training)
+    return create_model(name, num_classes=num_classes, **overrides)
 
 
 @dataclass
@@ -129,10 +117,10 @@ def make_contender(name: str, frames: int, res: int, batch: int, variant: str, d
     if gflops_cache is not None and key in gflops_cache:
         gflops = gflops_cache[key]
     else:
-        gflops = fvcore_gflops(model, frames, res)
+        gflops = count_flops(model, frames, res)
         if gflops_cache is not None:
             gflops_cache[key] = gflops
-    params_m = sum(p.numel() for p in model.parameters()) / 1e6
+    params_m = count_parameters(model) / 1e6
     model = model.to(device)
     clip = torch.randn(batch, 3, frames, res, res, device=device)
     if "cl" in flags:
@@ -287,12 +275,8 @@ def sgd_step_times(model_name: str, device: torch.device, rounds: int,
 
     Gradients are filled with random values once; only ``optimizer.step()`` is timed, interleaved.
     """
-    import rs3d
-
-    from rs3d.engine.optim import param_groups
-
     torch.manual_seed(0)
-    model = rs3d.create_model(model_name, num_classes=400).to(device)
+    model = create_model(model_name, num_classes=400).to(device)
     for p in model.parameters():
         p.grad = torch.randn_like(p)
     opts, errors = {}, {}
@@ -305,7 +289,7 @@ def sgd_step_times(model_name: str, device: torch.device, rounds: int,
         except Exception as e:  # fused SGD is not implemented on every device
             errors[mode] = _first_line(e)
     times = interleaved_median({m: o.step for m, o in opts.items()}, rounds, device, calls_per_round=3)
-    n_params = sum(p.numel() for p in model.parameters())
+    n_params = count_parameters(model)
     rows = []
     for mode in modes:
         row = {"mode": mode, "model": model_name, "params_m": n_params / 1e6,
