@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Wheels the GPU machine lacks (its python3 is 3.12 with torch/torchvision but no video stack), into
-# .whl/ (git-ignored through .git/info/exclude): carry ".whl" to the device and run
-# tools/gpu_benchmarks.sh there. About 48 MB. Needs the package registry, so run it here.
+# Wheels of rs3d's video stack for a GPU machine that has python 3.12 with torch and torchvision but
+# no package index: run this on a machine that has one, from the checkout, then copy the checkout
+# (with its .whl/ folder, about 48 MB) to the GPU machine and run there
+#   WHEELS=.whl bash tools/gpu_benchmarks.sh
+# .whl/ is kept out of git through .git/info/exclude.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 grep -qx '/.whl/' .git/info/exclude 2>/dev/null || echo '/.whl/' >> .git/info/exclude

@@ -1,13 +1,21 @@
 #!/usr/bin/env bash
-# Run on the GPU machine (device tool), from the repository root, with .whl carried:
-#   run(command="bash tools/gpu_benchmarks.sh", carry=[".whl"])
-# Installs rs3d and its video stack into /tmp/site, then writes the GPU figures BENCHMARKS.md asks
-# for (model: MFU and memory per clip; e2e: data wait vs compute; data: decoders) as JSON into
-# $OUT (or ./output/gpu when $OUT is unset). Each step is capped so the whole run fits one call.
+# The GPU figures of BENCHMARKS.md. Run this on the GPU machine, from the repository root:
+#   bash tools/gpu_benchmarks.sh [OUT_DIR]            (default: output/gpu)
+# It uses the python3 found there and needs rs3d's dependencies importable (pip install -e ".[dev]").
+# On a machine without a package index, first build the wheels on one that has one
+# (bash tools/device_wheels.sh), copy the checkout with its .whl/ folder over, and run
+#   WHEELS=.whl bash tools/gpu_benchmarks.sh
+# which installs them into /tmp/site first. Writes, as JSON and text: model (MFU, memory per clip,
+# rs3d vs PyTorchVideo), the same bf16 step without cuDNN autotuning, e2e (data wait vs compute) and
+# data (decoders). Each step has a time limit, so the whole run takes about nine minutes at most.
 set -uo pipefail
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
-export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
-out=${OUT:-output/gpu}
+if [ -n "${WHEELS:-}" ]; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
+        "$WHEELS"/*.whl || exit 1
+    export PYTHONPATH=/tmp/site:$PWD${PYTHONPATH:+:$PYTHONPATH}
+fi
+export PYTHONUNBUFFERED=1
+out=${1:-output/gpu}
 mkdir -p "$out"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
 python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())" | tee -a "$out/gpu.txt"
