@@ -29,3 +29,12 @@ def cfg(data_cfg, tiny_checkpoint):
     data_cfg.TEST.BATCH_SIZE = 4  # 6 views per video: two chunks, so chunking is exercised
     data_cfg.DEVICE = "cpu"
     return data_cfg
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny tensors: one intra-op thread is faster than several fighting over busy cores."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -1,0 +1,100 @@
+"""``rs3d-timeline``: class scores over long videos, one clip per sliding window.
+
+    rs3d-timeline --cfg configs/k400_rs50.yaml --window 2.56 --stride 1 match.mp4 \\
+        TEST.CHECKPOINT_FILE_PATH out/rs50/checkpoints/checkpoint_best.pyth
+
+(``rs3d-predict --window SEC [--stride SEC]`` is the same command.) Every window of ``--window``
+seconds, moved by ``--stride`` seconds (half a window by default), gives one clip of
+``DATA.NUM_FRAMES`` frames spread evenly over it, scored by the model; the scores are smoothed
+over ``--smooth`` windows. Per video, under ``--out`` (default OUTPUT_DIR/timeline):
+``NAME.timeline.json`` (per-window top classes, segments of one top class, the top segments),
+``NAME.timeline.csv`` (every window's smoothed score of every class) and ``NAME.timeline.png``
+(the top classes over time, by name). The video is read in one pass and only the frames of the
+windows in flight are held, so an hour-long video needs no more memory than a short one.
+
+Videos and ``KEY VALUE`` overrides follow the options as for ``rs3d-predict``. Exit status: 0 all
+done, 1 some video could not be decoded (listed, the others done), 2 a bad command, config,
+checkpoint, missing video or a window longer than the video.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from typing import List, Optional, Sequence
+
+from rs3d.errors import ConfigError
+
+from . import run_tool
+
+
+def add_timeline_options(p: argparse.ArgumentParser, window_required: bool = True) -> None:
+    """The sliding-window options (also what ``rs3d-predict`` offers for its timeline mode)."""
+    p.add_argument("--window", type=float, required=window_required, default=None, metavar="SEC",
+                   help="window length in seconds")
+    p.add_argument("--stride", type=float, default=None, metavar="SEC",
+                   help="seconds between window starts (default: half the window)")
+    p.add_argument("--smooth", type=int, default=3, metavar="N",
+                   help="centred moving average over N windows (odd; 1 = none)")
+    p.add_argument("--crops", type=int, default=1, help="spatial crops per window (1 = centre)")
+    p.add_argument("--out", default="", help="output folder (default OUTPUT_DIR/timeline)")
+    p.add_argument("--plot-classes", type=int, default=5, help="classes drawn in the PNG")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rs3d-timeline", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--cfg", dest="cfg_file", default="", help="YAML config of the model (may use _BASE_)")
+    p.add_argument("--topk", type=int, default=5, help="classes listed per window in the JSON")
+    p.add_argument("--json", action="store_true", help="print the summaries as JSON")
+    add_timeline_options(p)
+    p.add_argument("rest", nargs=argparse.REMAINDER, help="VIDEO|FOLDER ... [KEY VALUE ...] [-- VIDEO ...]")
+    return p
+
+
+def run_timelines(cfg, videos: Sequence[str], args, as_json: bool = False) -> int:
+    """Run, print, and return the exit status (1 if some video failed); shared with rs3d-predict."""
+    from rs3d.inference.timeline import format_summary, run_timeline
+
+    summaries = run_timeline(cfg, videos, window_s=args.window, stride_s=args.stride,
+                             smooth_width=args.smooth, out_dir=args.out, topk=getattr(args, "topk", 5),
+                             plot_classes=args.plot_classes, num_crops=args.crops)
+    if as_json:
+        print(json.dumps([{k: v for k, v in s.items() if k != "windows"} for s in summaries], indent=2))
+    else:
+        for s in summaries:
+            print(f"{s['video']}\n  error: {s['error']}" if s["error"] else format_summary(s))
+            if not s["error"]:
+                print(f"  -> {s['files']['json']}")
+    return 1 if any(s["error"] for s in summaries) else 0
+
+
+def _run(argv: Optional[Sequence[str]] = None) -> int:
+    from rs3d.config import load_config
+
+    from .predict import expand_videos, split_videos_and_overrides
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    after: List[str] = []
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, after = argv[:cut], argv[cut:]
+    args = _parser().parse_args(argv)
+    tokens, opts = split_videos_and_overrides(list(args.rest) + after)
+    if not tokens:
+        raise ConfigError("no video given (usage: rs3d-timeline --cfg CONFIG --window SEC VIDEO ... [KEY VALUE ...])")
+    videos = expand_videos(tokens)
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(message)s", datefmt="%H:%M:%S",
+                        stream=sys.stderr)
+    cfg = load_config(args.cfg_file, opts)
+    return run_timelines(cfg, videos, args, as_json=args.json)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """The command: its exit status, with every rs3d error turned into one ``error:`` line."""
+    return run_tool(_run, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
