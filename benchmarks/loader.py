@@ -25,7 +25,6 @@ Measured, each as items per second over a full pass:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile

@@ -3,7 +3,6 @@ import pytest
 import torch
 from torch import nn
 
-import rs3d
 from rs3d.models.stats import count_flops, count_parameters, measure_train_step
 
 
