@@ -3,7 +3,8 @@
     rs3d-timeline --cfg configs/k400_rs50.yaml --window 2.56 --stride 1 match.mp4 \\
         TEST.CHECKPOINT_FILE_PATH out/rs50/checkpoints/checkpoint_best.pyth
 
-(``rs3d-predict --window SEC [--stride SEC]`` is the same command.) Every window of ``--window``
+(``python -m rs3d.cli.timeline ...`` is the same command; another command gains the same mode
+with :func:`add_timeline_options` and :func:`run_timelines`.) Every window of ``--window``
 seconds, moved by ``--stride`` seconds (half a window by default), gives one clip of
 ``DATA.NUM_FRAMES`` frames spread evenly over it, scored by the model; the scores are smoothed
 over ``--smooth`` windows. Per video, under ``--out`` (default OUTPUT_DIR/timeline):
@@ -40,6 +41,13 @@ def add_timeline_options(p: argparse.ArgumentParser, window_required: bool = Tru
     p.add_argument("--crops", type=int, default=1, help="spatial crops per window (1 = centre)")
     p.add_argument("--out", default="", help="output folder (default OUTPUT_DIR/timeline)")
     p.add_argument("--plot-classes", type=int, default=5, help="classes drawn in the PNG")
+
+
+def timeline_requested(args) -> bool:
+    """Whether a parser with :func:`add_timeline_options` asked for a timeline (``--window``)."""
+    if args.window is None and args.stride is not None:
+        raise ConfigError("--stride needs --window (the window length in seconds)")
+    return args.window is not None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -83,7 +91,8 @@ def _run(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
     tokens, opts = split_videos_and_overrides(list(args.rest) + after)
     if not tokens:
-        raise ConfigError("no video given (usage: rs3d-timeline --cfg CONFIG --window SEC VIDEO ... [KEY VALUE ...])")
+        raise ConfigError("no video given (usage: rs3d-timeline --cfg CONFIG --window SEC VIDEO ... "
+                          "[KEY VALUE ...])")
     videos = expand_videos(tokens)
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(message)s", datefmt="%H:%M:%S",
                         stream=sys.stderr)

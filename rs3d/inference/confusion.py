@@ -52,7 +52,8 @@ def confusion_from_predictions(path: str, num_classes: Optional[int] = None
         try:
             pairs.append((int(r["label"]), int(r["pred_1"])))
         except ValueError:
-            raise DataError(f"{path}:{i}: label {r['label']!r} / pred_1 {r['pred_1']!r} are not class indices") from None
+            raise DataError(f"{path}:{i}: label {r['label']!r} / pred_1 {r['pred_1']!r} "
+                            "are not class indices") from None
         for idx, name in ((r["label"], r.get("label_name", "")), (r["pred_1"], r.get("name_1", ""))):
             if name:
                 names[int(idx)] = name

@@ -158,7 +158,8 @@ def write_gradcam(result: GradCamResult, frames: np.ndarray, stem: str, class_na
 
 
 # ----------------------------------------------------------------------------- from a config
-def resolve_class(spec: Union[None, int, str], class_names: Optional[Sequence[str]], num_classes: int) -> Optional[int]:
+def resolve_class(spec: Union[None, int, str], class_names: Optional[Sequence[str]],
+                  num_classes: int) -> Optional[int]:
     """``None`` (predicted), an index, or a class name -> index; ConfigError for an unknown one."""
     if spec is None or spec == "":
         return None

@@ -125,8 +125,10 @@ def segments(scores: np.ndarray, centers: Sequence[float], duration: float,
 
 def top_segments(segs: Sequence[dict], k: int = 5) -> List[dict]:
     """The ``k`` segments with the most evidence (duration x mean score), best first."""
-    order = sorted(range(len(segs)), key=lambda i: (-(segs[i]["end_s"] - segs[i]["start_s"]) * segs[i]["score"], i))
-    return [segs[i] for i in order[:k]]
+    def evidence(i):
+        return (segs[i]["end_s"] - segs[i]["start_s"]) * segs[i]["score"]
+
+    return [segs[i] for i in sorted(range(len(segs)), key=lambda i: (-evidence(i), i))[:k]]
 
 
 # ----------------------------------------------------------------------------- streaming decode

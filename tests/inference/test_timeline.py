@@ -181,3 +181,25 @@ def test_a_window_longer_than_the_video_in_the_library(tmp_path):
     path = colour_video(tmp_path / "v.mp4", 1, change_frame=6)
     with pytest.raises(DataError, match="longer than the video"):
         scores_of(ColourModel(), path, window_s=3.0)
+
+
+def test_the_options_another_command_can_take_for_a_timeline_mode(cfg, tmp_path, capsys):
+    """What rs3d-predict's --window mode runs: its parser plus add_timeline_options, then run_timelines."""
+    import argparse
+
+    from rs3d.cli.timeline import add_timeline_options, run_timelines, timeline_requested
+    from rs3d.config import load_config
+
+    p = argparse.ArgumentParser()
+    p.add_argument("--topk", type=int, default=5)
+    add_timeline_options(p, window_required=False)
+    assert not timeline_requested(p.parse_args([]))
+    with pytest.raises(ConfigError, match="--stride needs --window"):
+        timeline_requested(p.parse_args(["--stride", "1"]))
+    args = p.parse_args(["--window", "1", "--stride", "0.5", "--out", str(tmp_path)])
+    assert timeline_requested(args)
+    video = _long_video(tmp_path)
+    frozen = load_config(None, cli_opts(cfg))
+    assert run_timelines(frozen, [video], args, as_json=True) == 0
+    (summary,) = json.loads(capsys.readouterr().out)
+    assert summary["num_windows"] == 7 and summary["error"] == "" and "windows" not in summary
