@@ -215,6 +215,9 @@ def test_one_and_two_ranks_write_the_same_files(cfg, broken_videos, tmp_path, fm
     two = run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
                tool, "--out", str(tmp_path / "two"), *args])
     assert two.returncode == 1, two.stderr[-3000:]
+    # The work was split: rank 0 did its share only (npy: 3 of 7 videos; sharded: 2 of 4 shards).
+    assert "rank 0: 7/7 videos" in one.stdout
+    assert ("rank 0: 3/3 videos" if fmt == "npy" else "rank 0: 4/4 videos") in two.stdout, two.stdout[-2000:]
     files = sorted(str(p.relative_to(tmp_path / "one")) for p in (tmp_path / "one").rglob("*") if p.is_file())
     files2 = sorted(str(p.relative_to(tmp_path / "two")) for p in (tmp_path / "two").rglob("*") if p.is_file())
     assert files == files2 and len(files) > 3
