@@ -3,10 +3,13 @@ all test views of a video.
 
 Randomness in training is drawn from generators seeded by ``(seed, epoch, index, retry)`` only, never
 from global state, so a batch is the same whatever the number of workers and after a restart.
+Which frames a clip uses is :class:`rs3d.data.temporal.TemporalSampling`'s (``DATA.SAMPLING``); a
+list entry may be a video file or a frame folder (:mod:`rs3d.data.frames`), read the same way.
 """
 from __future__ import annotations
 
 import logging
+import os
 from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -16,6 +19,9 @@ from torch.utils.data import Dataset
 from . import decode as D
 from . import transforms as T
 from .csv import VideoRecord
+from .fps import video_fps
+from .frames import read_frame_folder
+from .temporal import TemporalSampling
 
 logger = logging.getLogger(__name__)
 
@@ -37,12 +43,21 @@ def _rng(*key: int) -> np.random.Generator:
 
 
 class _VideoDataset(Dataset):
+    """Shared by the three modes. ``sampling`` (default: dense, ``num_frames`` x ``sampling_rate``)
+    picks the frames; ``frame_folder_fps`` is the rate assumed for frame folders (time-based
+    sampling needs one, and images carry none)."""
+
     def __init__(self, records: Sequence[VideoRecord], num_frames: int, sampling_rate: int,
                  backend: str = "decord", decode_timeout_s: Optional[float] = None,
-                 decode_threads: int = 1):
+                 decode_threads: int = 1, sampling: Optional[TemporalSampling] = None,
+                 frame_folder_fps: float = 30.0):
         self.records = list(records)
         self.num_frames = num_frames
         self.sampling_rate = sampling_rate
+        self.sampling = sampling or TemporalSampling(num_frames, sampling_rate)
+        if self.sampling.num_frames != num_frames:
+            raise ValueError(f"sampling has {self.sampling.num_frames} frames, the dataset {num_frames}")
+        self.frame_folder_fps = frame_folder_fps
         self.backend = backend
         self.decode_timeout_s = decode_timeout_s
         self.decode_threads = decode_threads
@@ -54,7 +69,18 @@ class _VideoDataset(Dataset):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def _read(self, path: str, index_fn):
+    def _read(self, path: str, pick):
+        """Decode the frames ``pick(length, fps)`` asks for (``fps`` None unless the sampling needs it)."""
+        folder = os.path.isdir(path)
+        fps = None
+        if self.sampling.needs_fps:
+            fps = self.frame_folder_fps if folder else video_fps(path)
+
+        def index_fn(length: int) -> np.ndarray:
+            return pick(length, fps)
+
+        if folder:
+            return read_frame_folder(path, index_fn, timeout_s=self.decode_timeout_s)
         return D.read_frames(path, index_fn, backend=self.backend,
                              timeout_s=self.decode_timeout_s, num_threads=self.decode_threads)
 
@@ -69,12 +95,15 @@ class TrainDataset(_VideoDataset):
     Args:
         jitter_mode: "area" (random resized crop with ``area`` and ``aspect``) or "short_side"
             (short side uniform in ``scales`` then a random ``crop_size`` crop).
+        flip_label_map: ``map[label]`` is the label of a flipped clip (:mod:`rs3d.data.flip`);
+            None keeps the label.
     """
 
     def __init__(self, records, num_frames: int, sampling_rate: int, crop_size: int,
                  jitter_mode: str = "area", area=(0.08, 1.0), aspect=(0.5, 2.0),
                  scales=(256, 320), random_flip: bool = True, seed: int = 0,
-                 max_retries: int = 10, **decode_kwargs):
+                 max_retries: int = 10, flip_label_map: Optional[Sequence[int]] = None,
+                 **decode_kwargs):
         super().__init__(records, num_frames, sampling_rate, **decode_kwargs)
         if jitter_mode not in ("area", "short_side"):
             raise ValueError(f"DATA.TRAIN_JITTER_MODE must be 'area' or 'short_side', got {jitter_mode!r}")
@@ -82,6 +111,7 @@ class TrainDataset(_VideoDataset):
         self.jitter_mode = jitter_mode
         self.area, self.aspect, self.scales = tuple(area), tuple(aspect), tuple(scales)
         self.random_flip = random_flip
+        self.flip_label_map = None if flip_label_map is None else [int(v) for v in flip_label_map]
         self.seed = seed
         self.max_retries = max_retries
 
@@ -92,33 +122,38 @@ class TrainDataset(_VideoDataset):
             video = index if retry == 0 else int(_rng(self.seed, epoch, index, retry, 2).integers(len(self)))
             record = self.records[video]
             try:
-                clip = self.load_clip(record.path, self.seed, epoch, index, retry)
+                clip, flipped = self.load_clip(record.path, self.seed, epoch, index, retry,
+                                               with_flip=True)
             except Exception as e:
                 reason = _reason(e)
                 _warn_once(record.path, reason)
                 continue
-            return dict(clip=clip, label=record.label, index=video, skipped=retry)
+            label = record.label
+            if flipped and self.flip_label_map is not None and isinstance(label, int):
+                label = self.flip_label_map[label]
+            return dict(clip=clip, label=label, index=video, skipped=retry)
         raise RuntimeError(
             f"{self.max_retries + 1} training videos in a row failed to decode (DATA.MAX_RETRIES); "
             f"last {record.path}: {reason}")
 
-    def load_clip(self, path: str, *key: int) -> torch.Tensor:
-        """The clip of ``path`` for random key ``key`` = (seed, epoch, index, retry)."""
+    def load_clip(self, path: str, *key: int, with_flip: bool = False):
+        """The clip of ``path`` for random key ``key`` = (seed, epoch, index, retry); with
+        ``with_flip`` also whether it was flipped."""
         rng_space = _rng(*key, 1)
 
-        def index_fn(length: int) -> np.ndarray:
+        def pick(length: int, fps) -> np.ndarray:
             # A fresh generator per call: a re-sample after a length correction draws the same way.
-            start = D.random_clip_start(length, self.num_frames, self.sampling_rate, _rng(*key, 0))
-            return D.clip_indices(start, self.num_frames, self.sampling_rate, length)
+            return self.sampling.train(length, fps, _rng(*key, 0))
 
-        frames, _, _ = self._read(path, index_fn)
+        frames, _, _ = self._read(path, pick)
         h, w = frames.shape[1], frames.shape[2]
         if self.jitter_mode == "area":
             box = T.sample_area_box(h, w, rng_space, self.area, self.aspect)
         else:
             box = T.sample_short_side_box(h, w, rng_space, self.scales, self.crop_size)
         flip = bool(self.random_flip and rng_space.random() < 0.5)
-        return T.crop_resize_flip(frames, box, self.crop_size, flip)
+        clip = T.crop_resize_flip(frames, box, self.crop_size, flip)
+        return (clip, flip) if with_flip else clip
 
 
 class ValDataset(_VideoDataset):
@@ -138,7 +173,7 @@ class ValDataset(_VideoDataset):
             video = index if retry == 0 else int(_rng(self.seed, index, retry).integers(len(self)))
             record = self.records[video]
             try:
-                frames, _, _ = self._read(record.path, self._index_fn)
+                frames, _, _ = self._read(record.path, self._pick)
                 clip = T.short_side_crops(frames, self.crop_size, 1)[0]
             except Exception as e:
                 reason = _reason(e)
@@ -148,9 +183,8 @@ class ValDataset(_VideoDataset):
         raise RuntimeError(f"{self.max_retries + 1} validation videos in a row failed to decode; "
                            f"last {record.path}: {reason}")
 
-    def _index_fn(self, length: int) -> np.ndarray:
-        start = D.center_clip_start(length, self.num_frames, self.sampling_rate)
-        return D.clip_indices(start, self.num_frames, self.sampling_rate, length)
+    def _pick(self, length: int, fps) -> np.ndarray:
+        return self.sampling.val(length, fps)
 
 
 class TestDataset(_VideoDataset):
@@ -181,20 +215,26 @@ class TestDataset(_VideoDataset):
         self.crop_size, self.num_clips, self.num_crops = crop_size, num_clips, num_crops
         self.resize_on_device = resize_on_device
 
-    def clip_indices(self, length: int) -> List[np.ndarray]:
-        starts = D.uniform_clip_starts(length, self.num_frames, self.sampling_rate, self.num_clips)
-        return [D.clip_indices(s, self.num_frames, self.sampling_rate, length) for s in starts]
+    def clip_indices(self, length: int, fps: Optional[float] = None) -> List[np.ndarray]:
+        """The frames of each of the ``num_clips`` test clips of a video of ``length`` frames."""
+        return self.sampling.test(length, fps, self.num_clips)
 
-    def _union(self, length: int) -> np.ndarray:
-        return np.unique(np.concatenate(self.clip_indices(length)))
+    def _union(self, length: int, fps: Optional[float]) -> np.ndarray:
+        return np.unique(np.concatenate(self.clip_indices(length, fps)))
 
     def __getitem__(self, index: int) -> dict:
         record = self.records[index]
         item = dict(label=record.label, index=index, path=record.path, error="",
                     crop_size=self.crop_size)
         try:
-            frames, union, length = self._read(record.path, self._union)
-            item.update(self.compact_views(frames, union, length))
+            used = {}  # the frame rate the read sampled with, for the view positions
+
+            def pick(length: int, fps) -> np.ndarray:
+                used["fps"] = fps
+                return self._union(length, fps)
+
+            frames, union, length = self._read(record.path, pick)
+            item.update(self.compact_views(frames, union, length, used["fps"]))
         except Exception as e:
             item.update(frames=torch.empty((0, 0, 0, 3), dtype=torch.uint8),
                         clip_frames=torch.empty((0, self.num_frames), dtype=torch.long),
@@ -203,12 +243,13 @@ class TestDataset(_VideoDataset):
             _warn_once(record.path, item["error"])
         return item
 
-    def compact_views(self, frames: torch.Tensor, union: np.ndarray, length: int) -> dict:
+    def compact_views(self, frames: torch.Tensor, union: np.ndarray, length: int,
+                      fps: Optional[float] = None) -> dict:
         """Decoded ``frames`` (frame ``union[i]`` of the video) -> the item's view fields."""
         s = self.crop_size
         h, w = T.short_side_size(frames.shape[1], frames.shape[2], s)
         corners = [(off, 0) if h > w else (0, off) for off in T.crop_offsets(max(h, w), s, self.num_crops)]
-        positions = [np.searchsorted(union, idx) for idx in self.clip_indices(length)]
+        positions = [np.searchsorted(union, idx) for idx in self.clip_indices(length, fps)]
         keep = self.resize_on_device or (h, w) == tuple(frames.shape[1:3])
         return dict(frames=frames.contiguous() if keep else _resize_frames(frames, h, w),
                     clip_frames=torch.as_tensor(np.stack(positions), dtype=torch.long),

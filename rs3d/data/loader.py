@@ -4,17 +4,24 @@ This is the only place in ``rs3d.data`` that reads the config.
 """
 from __future__ import annotations
 
+import logging
 import os
 import random
-from typing import Iterator
+from typing import Iterator, Optional
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
 
-from .csv import DataError, read_video_list
+from ..errors import ConfigError
+from .balance import balanced_order, class_balanced_weights
+from .csv import DataError, read_classes, read_video_list
 from .decode import backend_unavailable
+from .flip import flip_label_map, flip_warning
 from .kinetics import TestDataset, TrainDataset, ValDataset
+from .temporal import SAMPLING_MODES, TemporalSampling
+
+logger = logging.getLogger(__name__)
 
 MODES = ("train", "val", "test")
 
@@ -25,15 +32,19 @@ class TrainSampler(Sampler):
     A permutation of all videos seeded by ``seed + epoch``, cut to a multiple of ``world_size``
     (every rank gets the same count), then ``rank::world_size``. Yields ``(epoch, index)`` so that
     persistent workers see the current epoch. ``set_epoch(e, start_index=k)`` makes the next
-    iteration skip its first ``k`` items without loading them (mid-epoch resume).
+    iteration skip its first ``k`` items without loading them (mid-epoch resume). With ``weights``
+    (:func:`rs3d.data.balance.class_balanced_weights`) the order is a seeded draw with
+    replacement in proportion to them instead of a permutation; the rest is the same.
     """
 
     def __init__(self, size: int, rank: int = 0, world_size: int = 1, seed: int = 0,
-                 shuffle: bool = True):
+                 shuffle: bool = True, weights: Optional[torch.Tensor] = None):
         if size < world_size:
             raise DataError(f"{size} training videos cannot be split among {world_size} ranks")
+        if weights is not None and len(weights) != size:
+            raise ValueError(f"{len(weights)} weights for {size} videos")
         self.size, self.rank, self.world_size = size, rank, world_size
-        self.seed, self.shuffle = seed, shuffle
+        self.seed, self.shuffle, self.weights = seed, shuffle, weights
         self.epoch, self.start_index = 0, 0
 
     def set_epoch(self, epoch: int, start_index: int = 0) -> None:
@@ -41,7 +52,9 @@ class TrainSampler(Sampler):
 
     def indices(self, epoch: int) -> list:
         """This rank's full order for ``epoch``."""
-        if self.shuffle:
+        if self.weights is not None:
+            order = balanced_order(self.weights, self.seed, epoch)
+        elif self.shuffle:
             g = torch.Generator().manual_seed(self.seed + epoch)
             order = torch.randperm(self.size, generator=g).tolist()
         else:
@@ -79,7 +92,54 @@ class ShardSampler(Sampler):
 
 def _decode_kwargs(cfg) -> dict:
     return dict(backend=cfg.DATA.DECODING_BACKEND, decode_timeout_s=cfg.DATA.DECODE_TIMEOUT_S,
-                decode_threads=cfg.DATA.DECODE_THREADS)
+                decode_threads=cfg.DATA.DECODE_THREADS, sampling=temporal_sampling(cfg),
+                frame_folder_fps=cfg.DATA.FRAME_FOLDER_FPS)
+
+
+def temporal_sampling(cfg) -> TemporalSampling:
+    """``DATA.SAMPLING`` / ``NUM_FRAMES`` / ``SAMPLING_RATE`` / ``TARGET_FPS`` as one object."""
+    d = cfg.DATA
+    if d.SAMPLING not in SAMPLING_MODES:
+        raise ConfigError(f"DATA.SAMPLING must be one of {', '.join(SAMPLING_MODES)}; got {d.SAMPLING!r}")
+    if d.SAMPLING == "segment" and d.TARGET_FPS is not None:
+        raise ConfigError("DATA.TARGET_FPS applies to DATA.SAMPLING dense; segment sampling "
+                          "spreads the frames over the whole video (set DATA.TARGET_FPS None)")
+    if d.TARGET_FPS is not None and d.TARGET_FPS <= 0:
+        raise ConfigError(f"DATA.TARGET_FPS must be > 0, or None; got {d.TARGET_FPS!r}")
+    if d.FRAME_FOLDER_FPS <= 0:
+        raise ConfigError(f"DATA.FRAME_FOLDER_FPS must be > 0; got {d.FRAME_FOLDER_FPS!r}")
+    return TemporalSampling(d.NUM_FRAMES, d.SAMPLING_RATE, d.SAMPLING, d.TARGET_FPS)
+
+
+def _check_class_names(records, names, data_dir: str, csv_path: str) -> None:
+    """A label with no line in classes.txt is a mistake (a list of another dataset, an off-by-one)."""
+    if names is None:
+        return
+    for r in records:
+        if isinstance(r.label, int) and r.label >= len(names):
+            raise DataError(f"{csv_path}: {r.path} has label {r.label}, but "
+                            f"{os.path.join(data_dir, 'classes.txt')} names {len(names)} classes "
+                            f"(labels 0-{len(names) - 1})")
+
+
+def train_flip_map(cfg, names) -> Optional[list]:
+    """``DATA.FLIP_LABEL_MAP`` resolved against ``names``; warns once (at start-up) when flipped
+    clips may get a wrong label."""
+    d = cfg.DATA
+    warning = flip_warning(d.RANDOM_FLIP, d.FLIP_LABEL_MAP, names)
+    if warning:
+        logger.warning(warning)
+    if not d.RANDOM_FLIP:
+        return None
+    mapping = flip_label_map(d.FLIP_LABEL_MAP, cfg.MODEL.NUM_CLASSES, names,
+                             os.path.join(d.PATH_TO_DATA_DIR, "classes.txt"))
+    if mapping is not None:
+        swapped = [(i, j) for i, j in enumerate(mapping) if i < j]
+        shown = ", ".join(f"{i}<->{j}" + (f" ({names[i]!r} / {names[j]!r})" if names and j < len(names) else "")
+                          for i, j in swapped[:4])
+        logger.info("DATA.FLIP_LABEL_MAP: a flipped clip swaps %d label pair(s)%s", len(swapped),
+                    f": {shown}" + (" ..." if len(swapped) > 4 else "") if swapped else "")
+    return mapping
 
 
 def build_dataset(cfg, split: str, mode: str):
@@ -93,17 +153,19 @@ def build_dataset(cfg, split: str, mode: str):
         raise DataError(reason)
     # Relative paths are resolved against PATH_PREFIX, or else the data folder itself (so a
     # dataset folder can be moved); absolute paths are kept.
+    csv_path = os.path.join(cfg.DATA.PATH_TO_DATA_DIR, f"{split}.csv")
     records = read_video_list(
-        os.path.join(cfg.DATA.PATH_TO_DATA_DIR, f"{split}.csv"),
-        cfg.DATA.PATH_PREFIX or cfg.DATA.PATH_TO_DATA_DIR, cfg.DATA.PATH_LABEL_SEPARATOR,
+        csv_path, cfg.DATA.PATH_PREFIX or cfg.DATA.PATH_TO_DATA_DIR, cfg.DATA.PATH_LABEL_SEPARATOR,
         cfg.MODEL.NUM_CLASSES)
+    names = read_classes(cfg.DATA.PATH_TO_DATA_DIR)
+    _check_class_names(records, names, cfg.DATA.PATH_TO_DATA_DIR, csv_path)
     d = cfg.DATA
     if mode == "train":
         return TrainDataset(
             records, d.NUM_FRAMES, d.SAMPLING_RATE, d.TRAIN_CROP_SIZE, jitter_mode=d.TRAIN_JITTER_MODE,
             area=d.TRAIN_JITTER_AREA, aspect=d.TRAIN_JITTER_ASPECT, scales=d.TRAIN_JITTER_SCALES,
             random_flip=d.RANDOM_FLIP, seed=cfg.RNG_SEED, max_retries=d.MAX_RETRIES,
-            **_decode_kwargs(cfg))
+            flip_label_map=train_flip_map(cfg, names), **_decode_kwargs(cfg))
     if mode == "val":
         return ValDataset(records, d.NUM_FRAMES, d.SAMPLING_RATE, d.TEST_CROP_SIZE,
                           seed=cfg.RNG_SEED, max_retries=d.MAX_RETRIES, **_decode_kwargs(cfg))
@@ -147,7 +209,17 @@ def build_loader(cfg, split: str, mode: str, batch_size: int, rank: int = 0,
     """
     dataset = dataset if dataset is not None else build_dataset(cfg, split, mode)
     if mode == "train":
-        sampler = TrainSampler(len(dataset), rank, world_size, seed=cfg.RNG_SEED)
+        weights = None
+        if cfg.DATA_LOADER.CLASS_BALANCED:
+            if not hasattr(dataset, "records"):
+                raise ConfigError("DATA_LOADER.CLASS_BALANCED needs a dataset with .records (labels)")
+            weights = class_balanced_weights([r.label for r in dataset.records])
+            if rank == 0:
+                counts = torch.bincount(torch.as_tensor([r.label for r in dataset.records]))
+                present = counts[counts > 0]
+                logger.info("DATA_LOADER.CLASS_BALANCED: %d classes of %d-%d training videos drawn "
+                            "equally often", len(present), int(present.min()), int(present.max()))
+        sampler = TrainSampler(len(dataset), rank, world_size, seed=cfg.RNG_SEED, weights=weights)
     else:
         sampler = ShardSampler(len(dataset), rank, world_size)
     workers = cfg.DATA_LOADER.NUM_WORKERS

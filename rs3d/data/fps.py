@@ -1,0 +1,71 @@
+"""A video's frame rate and duration, read once per file from the container (no decoding).
+
+Time-based sampling (``DATA.TARGET_FPS``) needs the rate of every video it reads, and the
+own-dataset recipe the durations of a sample of them. The rate is the stream's average frame rate
+(what PySlowFast reads), of the stream ffmpeg would pick (the largest picture that is not an
+attached cover). A loader worker meets the same files every epoch, so the answer is kept per file
+(path, size, modification time).
+"""
+from __future__ import annotations
+
+import functools
+import os
+from typing import Tuple
+
+from ..errors import DecodeError
+
+
+def video_fps(path: str) -> float:
+    """Frames per second of ``path``; :class:`DecodeError` when the file has none to give."""
+    return video_timing(path)[0]
+
+
+def video_timing(path: str) -> Tuple[float, float]:
+    """``(frames per second, seconds)`` of ``path`` (seconds 0.0 when the container does not say)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        raise DecodeError("file not found") from None
+    return _timing_cached(path, st.st_size, st.st_mtime_ns)
+
+
+def _picked_stream(container):
+    import av
+
+    attached = int(av.stream.Disposition.attached_pic)
+    best, best_area = None, -1
+    for s in container.streams.video:
+        if int(s.disposition) & attached:
+            continue
+        area = (s.codec_context.width or 0) * (s.codec_context.height or 0)
+        if area > best_area:
+            best, best_area = s, area
+    return best
+
+
+@functools.lru_cache(maxsize=1 << 17)
+def _timing_cached(path: str, size: int, mtime_ns: int) -> Tuple[float, float]:
+    import av
+
+    try:
+        container = av.open(path)
+    except Exception as e:
+        raise DecodeError(f"cannot open: {str(e).splitlines()[0][:200] if str(e) else type(e).__name__}") from None
+    try:
+        stream = _picked_stream(container)
+        if stream is None:
+            raise DecodeError("no video stream")
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        if not rate or rate <= 0:
+            raise DecodeError("frame rate unknown (DATA.TARGET_FPS needs it)")
+        if stream.duration and stream.time_base:
+            seconds = float(stream.duration * stream.time_base)
+        elif container.duration:
+            seconds = container.duration / 1_000_000
+        elif stream.frames:
+            seconds = stream.frames / float(rate)
+        else:
+            seconds = 0.0
+        return float(rate), seconds
+    finally:
+        container.close()
