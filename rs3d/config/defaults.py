@@ -88,6 +88,20 @@ _C.DATA.TRAIN_JITTER_ASPECT = [0.5, 2.0]
 _C.DATA.TRAIN_JITTER_SCALES = [256, 320]
 # Horizontal flip of half the training clips.
 _C.DATA.RANDOM_FLIP = True
+# Label of a flipped clip (rs3d.data.flip): None keeps it; "auto" swaps the classes whose names in
+# classes.txt differ only by left/right (or clockwise/counterclockwise), e.g. "Pushing something
+# from left to right" <-> "... from right to left"; or explicit label pairs "86:87,93:94".
+_C.DATA.FLIP_LABEL_MAP = None
+# Which frames a clip uses (rs3d.data.temporal): "dense" = NUM_FRAMES frames SAMPLING_RATE apart
+# (Kinetics); "segment" = the video cut into NUM_FRAMES equal segments, one frame from each (TSN,
+# Something-Something; SAMPLING_RATE unused; test views are offsets within the segments).
+_C.DATA.SAMPLING = "dense"
+# Dense sampling with the stride counted at this frame rate (PySlowFast): SAMPLING_RATE frames at
+# TARGET_FPS, i.e. SAMPLING_RATE * fps / TARGET_FPS frames of each file, so a clip lasts
+# NUM_FRAMES * SAMPLING_RATE / TARGET_FPS seconds whatever the video's rate. None: stride in frames.
+_C.DATA.TARGET_FPS = None
+# Frame rate assumed for frame folders (a folder of JPEG/PNG frames per video), for TARGET_FPS.
+_C.DATA.FRAME_FOLDER_FPS = 30.0
 # Model input = (pixel / 255 - MEAN) / STD; the released recipe uses [0, 1] pixels, no mean/std.
 _C.DATA.MEAN = [0.0, 0.0, 0.0]
 _C.DATA.STD = [1.0, 1.0, 1.0]
@@ -109,6 +123,9 @@ _C.DATA_LOADER.PIN_MEMORY = True
 _C.DATA_LOADER.PERSISTENT_WORKERS = True
 # Batches each worker prepares ahead.
 _C.DATA_LOADER.PREFETCH_FACTOR = 2
+# Draw training videos with probability 1 / (videos of their class), with replacement, so every
+# class is seen equally often (skewed datasets); the epoch keeps its length (rs3d.data.balance).
+_C.DATA_LOADER.CLASS_BALANCED = False
 
 # ----------------------------------------------------------------------------- solver
 _C.SOLVER = CfgNode()
@@ -201,6 +218,8 @@ NONE_DEFAULT_TYPES = {
     "MODEL.WIDTH_MULTIPLIER": float,
     "DATA.PATH_TO_DATA_DIR": str,
     "DATA.PATH_PREFIX": str,
+    "DATA.FLIP_LABEL_MAP": str,
+    "DATA.TARGET_FPS": float,
     "TRAIN.MICRO_BATCH_SIZE": int,
     "TRAIN.CLIP_GRAD_NORM": float,
     "TRAIN.CHECKPOINT_FILE_PATH": str,
