@@ -7,6 +7,10 @@ Layout: ``OUTPUT_DIR/checkpoints/checkpoint_epoch_{epoch:05d}.pyth`` (``epoch`` 
 ``epoch``, ``iteration`` and ``cfg`` (YAML); what training writes is
 ``rs3d.engine.state.TrainState.state_dict()``. Everything is stored as tensors and plain
 containers so ``torch.load(weights_only=True)`` reads it.
+
+Paths go through :mod:`rs3d.io`, so ``OUTPUT_DIR`` may be an object store (``s3://...``) and a
+checkpoint to load an ``http(s)://`` URL; writes stay atomic where the backend allows
+(``rs3d.io.atomic_write`` says where it does not).
 """
 from __future__ import annotations
 
@@ -15,11 +19,12 @@ import os
 import random
 import re
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 import torch
 
+from .. import io
 from ..errors import CheckpointError  # noqa: F401  (re-exported)
 from . import distributed as dist_utils
 from .logs import logger
@@ -29,13 +34,13 @@ _NAME_RE = re.compile(r"checkpoint_epoch_(\d+)(?:_step_(\d+))?\.pyth$")
 
 
 def checkpoint_dir(output_dir: str) -> str:
-    return os.path.join(output_dir, "checkpoints")
+    return io.join(output_dir, "checkpoints")
 
 
 def checkpoint_path(output_dir: str, epoch: int, step: int = 0) -> str:
     """The file for ``epoch`` completed epochs plus ``step`` steps into the next (0 = epoch end)."""
     name = f"checkpoint_epoch_{epoch:05d}" + (f"_step_{step:06d}" if step else "")
-    return os.path.join(checkpoint_dir(output_dir), name + ".pyth")
+    return io.join(checkpoint_dir(output_dir), name + ".pyth")
 
 
 def checkpoint_position(path: str) -> Optional[tuple[int, int]]:
@@ -45,43 +50,31 @@ def checkpoint_position(path: str) -> Optional[tuple[int, int]]:
 
 
 def best_checkpoint_path(output_dir: str) -> str:
-    return os.path.join(checkpoint_dir(output_dir), "checkpoint_best.pyth")
+    return io.join(checkpoint_dir(output_dir), "checkpoint_best.pyth")
 
 
 def list_checkpoints(output_dir: str) -> list[str]:
     """Epoch and mid-epoch checkpoints, oldest first (by the position in the name)."""
-    paths = glob.glob(os.path.join(checkpoint_dir(output_dir), "checkpoint_epoch_*.pyth"))
+    d = checkpoint_dir(output_dir)
+    paths = [io.join(d, name) for name in io.ls(d) if name.startswith("checkpoint_epoch_")]
     return sorted((p for p in paths if checkpoint_position(p)), key=checkpoint_position)
 
 
 def save_checkpoint(state: dict, path: str) -> str:
     """Write ``state`` so that ``path`` is either the old file or the complete new one, never partial.
 
-    A temporary file in the same directory is written and fsynced, then renamed over ``path``
-    (``os.replace`` is atomic on POSIX); a SIGKILL at any moment leaves at worst a stray ``.tmp``.
+    Locally a temporary file in the same directory is written and fsynced, then renamed over
+    ``path`` (``os.replace`` is atomic on POSIX); a SIGKILL at any moment leaves at worst a stray
+    ``.tmp``. On an object store the file is one upload, published only when complete.
     """
-    d = os.path.dirname(path) or "."
-    os.makedirs(d, exist_ok=True)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "wb") as f:
-        torch.save(state, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    try:  # make the rename itself durable
-        fd = os.open(d, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError:
-        pass
-    return path
+    return io.atomic_write(path, lambda f: torch.save(state, f))
 
 
 def remove_stale_temporaries(output_dir: str) -> list:
     """Delete the partial ``*.tmp`` files that saves cut short by a crash left behind (each can be
     as large as a checkpoint). Called by the only writer when a run starts; returns their paths."""
+    if not io.is_local(output_dir):
+        return []  # uploads leave no temporaries behind
     stale = glob.glob(os.path.join(checkpoint_dir(output_dir), "*.pyth.*.tmp"))
     for p in stale:
         try:
@@ -92,11 +85,23 @@ def remove_stale_temporaries(output_dir: str) -> list:
 
 
 def load_checkpoint(path: str, map_location="cpu") -> dict:
-    """``torch.load(weights_only=True)``; any failure becomes one line naming the file."""
-    if not os.path.isfile(path):
-        raise CheckpointError(f"checkpoint not found: {path}")
+    """``torch.load(weights_only=True)``; any failure becomes one line naming the file.
+
+    ``path`` may be a URL (downloaded once into the cache, see ``rs3d.io``) or an object-store path.
+    """
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+        if not io.is_url(path) and not io.isfile(path):  # a URL's download says why it fails
+            raise CheckpointError(f"checkpoint not found: {path}")
+        if io.is_local(path):
+            ckpt = torch.load(path, map_location=map_location, weights_only=True)
+        else:
+            with io.open(path, "rb") as f:
+                ckpt = torch.load(f, map_location=map_location, weights_only=True)
+    except CheckpointError:
+        raise
+    except OSError as e:  # a download or an object store that failed
+        msg = " ".join(str(e).split())
+        raise CheckpointError(f"cannot load checkpoint: {msg if path in msg else f'{path}: {msg}'}"[:400]) from None
     except Exception as e:  # truncated zip, pickle with code in it, not a torch file ...
         reason = " ".join(str(e).split())
         if "weights_only" in reason or "Unsupported global" in reason:
@@ -133,10 +138,7 @@ def prune_checkpoints(output_dir: str, keep: int) -> None:
     doomed = set(ends[:max(len(ends) - keep, 0)])
     doomed |= {p for p in paths[:-1] if checkpoint_position(p)[1] != 0}
     for p in doomed:
-        try:
-            os.remove(p)
-        except FileNotFoundError:
-            pass
+        io.rm(p)
 
 
 @dataclass
@@ -145,23 +147,29 @@ class Checkpointer:
     output_dir: str
     keep: int             # epoch-end checkpoints kept (TRAIN.CHECKPOINT_KEEP), besides the best
     every_steps: int = 0  # also every this many optimizer steps inside an epoch; 0 = epoch ends only
+    # Called on rank 0 after each save (a remote OUTPUT_DIR uploads its logs then).
+    on_saved: Optional[Callable[[], object]] = None
 
     def mid_epoch_due(self, step_in_epoch: int) -> bool:
         return bool(self.every_steps) and step_in_epoch % self.every_steps == 0
 
-    def save(self, state, is_best: bool = False) -> None:
-        """Checkpoint ``state`` at ``state.progress``. Collective (every rank's RNG state is
-        gathered); rank 0 writes, then all ranks wait for it."""
+    def save(self, state, is_best: bool = False) -> str:
+        """Checkpoint ``state`` at ``state.progress``; returns the file's path. Collective (every
+        rank's RNG state is gathered); rank 0 writes, then all ranks wait for it."""
         state.capture_rng()
+        p = state.progress
+        path = checkpoint_path(self.output_dir, p.epoch, p.step_in_epoch)
         if dist_utils.is_main_process():
             ckpt = state.state_dict()
-            p = state.progress
-            path = save_checkpoint(ckpt, checkpoint_path(self.output_dir, p.epoch, p.step_in_epoch))
+            save_checkpoint(ckpt, path)
             if is_best:
                 save_checkpoint(ckpt, best_checkpoint_path(self.output_dir))
             prune_checkpoints(self.output_dir, self.keep)
             logger.info(f"saved {path}" + (" (best)" if is_best else ""))
+            if self.on_saved is not None:
+                self.on_saved()
         dist_utils.barrier()
+        return path
 
 
 # ----------------------------------------------------------------------------- RNG states

@@ -1,7 +1,8 @@
 """Process-group set-up and the few collectives rs3d needs.
 
-rs3d is launched by ``torchrun`` (env:// rendezvous) on one or many machines, or as a plain
-process (world size 1, no process group). Everything here works in both cases so callers never
+rs3d is launched by ``torchrun`` (env:// rendezvous) on one or many machines, by SLURM with one
+task per GPU (``rs3d.cluster`` fills the same env:// variables from SLURM's), or as a plain
+process (world size 1, no process group). Everything here works in all cases so callers never
 branch on "am I distributed".
 """
 from __future__ import annotations
@@ -42,8 +43,10 @@ def init_distributed(device: Optional[str] = None, backend: Optional[str] = None
     if not device:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda"):
-        torch.cuda.set_device(local_rank)
-        dev = torch.device("cuda", local_rank)
+        # One GPU per local rank; a scheduler that binds each task to its GPU shows it one device.
+        index = 0 if torch.cuda.device_count() == 1 else local_rank
+        torch.cuda.set_device(index)
+        dev = torch.device("cuda", index)
     else:
         dev = torch.device(device)
     if world_size > 1 and not dist.is_initialized():
@@ -90,6 +93,13 @@ def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
     """In-place sum over ranks (no-op when not distributed); returns ``t``."""
     if is_dist():
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t
+
+
+def all_reduce_max(t: torch.Tensor) -> torch.Tensor:
+    """In-place maximum over ranks (no-op when not distributed); returns ``t``."""
+    if is_dist():
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return t
 
 

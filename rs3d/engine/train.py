@@ -12,6 +12,12 @@ and its number, and a run killed anywhere then restarted from the newest good ch
 the same bits as one that was never interrupted (CPU). Mid-epoch checkpoints
 (``TRAIN.CHECKPOINT_PERIOD_ITERS``) also hold every rank's RNG state and the epoch's running sums;
 the resumed loader skips the batches already done without loading them.
+
+A stop signal (SIGUSR1/SIGUSR2/SIGTERM, ``rs3d.engine.preemption``) ends the run after the step
+under way with such a checkpoint and :class:`~rs3d.engine.preemption.Preempted` (exit status 75);
+after an epoch's last step the checkpoint is taken before validation, which the resumed run does.
+A remote ``OUTPUT_DIR`` (``s3://...``) gets its checkpoints directly and its logs through a local
+mirror uploaded at every checkpoint (``rs3d.io.OutputMirror``).
 """
 from __future__ import annotations
 
@@ -23,6 +29,7 @@ from typing import Optional
 import torch
 from torch import nn
 
+from rs3d import io
 from rs3d.config import save_config
 from rs3d.engine import distributed as dist_utils
 from rs3d.engine.builder import StepConfig, TrainParts, batch_split, build_training, seed_all  # noqa: F401
@@ -31,46 +38,85 @@ from rs3d.engine.checkpoint import (Checkpointer, latest_good_checkpoint, remove
 from rs3d.engine.distributed import no_sync
 from rs3d.engine.logs import StatsWriter, format_eta, logger, memory_mb, plot_training_curves, setup_logging
 from rs3d.engine.precision import AMP_DTYPES, autocast  # noqa: F401  (AMP_DTYPES re-exported)
+from rs3d.engine.preemption import Preempted, StopFlag
+from rs3d.engine.metrics import top1_hits
 from rs3d.engine.state import EpochSums, Progress, TrainState
 from rs3d.errors import ConfigError, NonFiniteLossError  # noqa: F401  (re-exported)
 
 
-def train(cfg) -> dict:
-    """Train ``cfg`` (validated, frozen) to SOLVER.MAX_EPOCH; returns the last epoch's stats."""
+def train(cfg, stop: Optional[StopFlag] = None) -> dict:
+    """Train ``cfg`` (validated, frozen) to SOLVER.MAX_EPOCH; returns the last epoch's stats.
+
+    ``stop``: what ends the run early with a checkpoint (default: the signals of
+    ``rs3d.engine.preemption.STOP_SIGNALS``); raises ``Preempted`` when it does.
+    """
     dist = dist_utils.init_distributed(cfg.DEVICE, cfg.DIST_BACKEND, cfg.DIST_TIMEOUT_S)
+    stop = stop if stop is not None else StopFlag()
+    stop.device = dist.device
+    with stop:
+        return _train(cfg, dist, stop)
+
+
+def _train(cfg, dist: dist_utils.DistInfo, stop: StopFlag) -> dict:
     out = cfg.OUTPUT_DIR
-    setup_logging(out, dist.rank)
+    mirror = io.OutputMirror(out)  # where the logs are written: OUTPUT_DIR itself when local
     if dist.is_main:
-        save_config(cfg, out)
+        mirror.pull(("log.txt", "json_stats.log"))
+    setup_logging(mirror.local, dist.rank)
+    if dist.is_main:
+        _save_config(cfg, out)
         for path in remove_stale_temporaries(out):
             logger.info(f"removed {path} (a save cut short by a crash)")
+    restarts = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") or 0)
+    if restarts:
+        logger.info(f"torchrun restart {restarts}: the worker group resumes from the newest good checkpoint")
     resume_path, ckpt = latest_good_checkpoint(out) if cfg.TRAIN.AUTO_RESUME else (None, None)
     parts = build_training(cfg, dist, init_weights=ckpt is None)
     if ckpt is not None:
         resume(parts, resume_path, ckpt)
         del ckpt
     state = parts.state
-    checkpointer = Checkpointer(out, cfg.TRAIN.CHECKPOINT_KEEP, cfg.TRAIN.CHECKPOINT_PERIOD_ITERS)
-    stats = StatsWriter(out, enabled=dist.is_main, tensorboard=cfg.TENSORBOARD.ENABLE,
+    checkpointer = Checkpointer(out, cfg.TRAIN.CHECKPOINT_KEEP, cfg.TRAIN.CHECKPOINT_PERIOD_ITERS,
+                                on_saved=mirror.push if mirror.is_remote else None)
+    stats = StatsWriter(mirror.local, enabled=dist.is_main, tensorboard=cfg.TENSORBOARD.ENABLE,
                         purge_step=state.progress.iteration + 1)  # also a restart from scratch: hide old runs
 
     epoch_stats: dict = {}
     try:
         for epoch in range(state.progress.epoch, parts.max_epoch):
-            epoch_stats = train_one_epoch(parts, epoch, stats=stats, checkpointer=checkpointer)
+            epoch_stats = train_one_epoch(parts, epoch, stats=stats, checkpointer=checkpointer, stop=stop)
             last = epoch + 1 == parts.max_epoch
             is_best = False
             if parts.val_loader is not None and ((epoch + 1) % cfg.TRAIN.EVAL_PERIOD == 0 or last):
-                is_best = validate_and_log(parts, epoch, stats)
-            if (epoch + 1) % cfg.TRAIN.CHECKPOINT_PERIOD == 0 or last or is_best:
+                is_best = validate_and_log(parts, epoch, stats, stop=stop)
+            saved = (epoch + 1) % cfg.TRAIN.CHECKPOINT_PERIOD == 0 or last or is_best
+            if saved:
                 # Saved after validation so the file holds everything the next epoch depends on.
-                checkpointer.save(state, is_best=is_best)
+                path = checkpointer.save(state, is_best=is_best)
+            signum = 0 if last else stop.agreed(now=True)  # a signal during validation or the save
+            if signum:
+                path = path if saved else checkpointer.save(state)
+                raise Preempted(signum, path, state.progress.describe())
+    except Preempted as e:
+        logger.warning(f"{e} (exit status {e.exit_code})")
+        raise
     finally:
         stats.close()
+        if dist.is_main:
+            mirror.push()
     if dist.is_main and os.path.exists(stats.path):
-        png = plot_training_curves(stats.path, os.path.join(out, "training_curves.png"))
-        logger.info(f"curves: {png}")
+        png = plot_training_curves(stats.path, os.path.join(mirror.local, "training_curves.png"))
+        mirror.push()
+        logger.info(f"curves: {io.join(out, os.path.basename(png))}")
     return epoch_stats
+
+
+def _save_config(cfg, out: str) -> None:
+    """``config.yaml`` next to the outputs (atomic where the backend allows, see ``rs3d.io``)."""
+    if io.is_local(out):
+        save_config(cfg, out)
+    else:
+        io.atomic_write_text(io.join(out, "config.yaml"), cfg.dump())
 
 
 def resume(parts: TrainParts, path: str, ckpt: dict) -> None:
@@ -84,7 +130,7 @@ def resume(parts: TrainParts, path: str, ckpt: dict) -> None:
                               f"processes; resume it with the same number, not {world}")
     parts.state.load_state_dict(ckpt)
     logger.info(f"resumed from {path} ({parts.state.progress.describe()}, iter {parts.state.progress.iteration})")
-    if step >= parts.steps_per_epoch:
+    if step > parts.steps_per_epoch:  # == : every step done, validation not yet (a stop signal)
         raise ConfigError(f"{path} is {step} steps into an epoch, but an epoch now has "
                           f"{parts.steps_per_epoch} steps (the data or TRAIN.BATCH_SIZE changed)")
 
@@ -116,7 +162,7 @@ def _model_input(batch: dict, sc: StepConfig) -> torch.Tensor:
 
 def train_one_epoch(parts: TrainParts, epoch: int, stats: Optional[StatsWriter] = None,
                     checkpointer: Optional[Checkpointer] = None,
-                    until_step: Optional[int] = None) -> dict:
+                    until_step: Optional[int] = None, stop: Optional[StopFlag] = None) -> dict:
     """Train ``epoch`` (0-based) from where ``parts.state`` stands to its end; returns its stats.
 
     One optimizer step = ``accum`` micro-batches (gradients all-reduced on the last one only).
@@ -124,21 +170,24 @@ def train_one_epoch(parts: TrainParts, epoch: int, stats: Optional[StatsWriter] 
     mid-epoch checkpoint when one is due (never after the last step: the epoch end is saved by
     the caller, after validation). ``until_step``: stop after this step of the epoch instead of
     its last (benchmarks). ``parts.state.progress`` follows every optimizer step, so a checkpoint
-    taken between two steps resumes exactly there.
+    taken between two steps resumes exactly there. ``stop``: after each step every rank agrees
+    whether to stop (with ``checkpointer``): then a checkpoint, and ``Preempted`` is raised.
     """
     state, sc = parts.state, parts.step
     steps = parts.steps_per_epoch
     last_step = min(until_step or steps, steps)
     start_step = step = start_epoch(parts, epoch)
     meter = _EpochMeter(_sums_before(parts, start_step), sc.device)
-    lr = parts.schedule(state.progress.iteration)
+    # The last lr set; resumed after every step of the epoch, the one its last step used.
+    lr = parts.schedule(state.progress.iteration - (start_step == steps > 0))
     parts.model.train()
     micro = 0
-    for batch in meter.timed(parts.train_loader):
+    batches = meter.timed(parts.train_loader, stop) if step < last_step else ()
+    for batch in batches:
         if micro % sc.accum == 0:
             lr = parts.schedule(state.progress.iteration)
             for g in state.optimizer.param_groups:
-                g["lr"] = lr
+                g["lr"] = lr * g.get("lr_mult", 1.0)  # fine-tuning multipliers (rs3d.engine.optim)
         x = _model_input(batch, sc)
         y = batch["label"].to(sc.device, non_blocking=True)
         last_micro = (micro + 1) % sc.accum == 0
@@ -159,6 +208,11 @@ def train_one_epoch(parts: TrainParts, epoch: int, stats: Optional[StatsWriter] 
         if step % parts.log_period == 0 or step == last_step:
             meter.stop_if_nonfinite(epoch, state.progress.iteration)
             _log_step(parts, meter.period_record(parts, epoch, step, start_step, lr), stats)
+        signum = stop.agreed() if stop is not None and checkpointer is not None else 0
+        if signum:
+            meter.stop_if_nonfinite(epoch, state.progress.iteration)
+            state.sums = meter.totals()
+            raise Preempted(signum, checkpointer.save(state), state.progress.describe())
         if step == last_step:
             break
         if checkpointer is not None and checkpointer.mid_epoch_due(step):
@@ -222,9 +276,9 @@ class _EpochMeter:
         self.data_time = 0.0
         self.t_start = self.t_period = time.perf_counter()
 
-    def timed(self, loader):
+    def timed(self, loader, stop: Optional[StopFlag] = None):
         """``loader``'s batches, with the time spent waiting for each added to ``data_time``."""
-        it = iter(loader)
+        it = _start(loader, stop)
         while True:
             t = time.perf_counter()
             try:
@@ -237,11 +291,11 @@ class _EpochMeter:
     def add(self, loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor, skipped: int) -> None:
         d = loss.detach()
         self.nonfinite += (~torch.isfinite(d)).double()
-        self.loss_sum += d.double() * y.numel()
+        self.loss_sum += d.double() * y.shape[0]
         self.period_loss += d.double()
         self.period_n += 1
-        self.correct += (logits.detach().argmax(1) == y).double().sum()
-        self.seen += y.numel()
+        self.correct += top1_hits(logits.detach(), y)  # y: labels [B] or multi-hot [B, K]
+        self.seen += y.shape[0]
         self.skipped += skipped
 
     def stop_if_nonfinite(self, epoch: int, iteration: int) -> None:
@@ -291,15 +345,26 @@ def _sums_before(parts: TrainParts, start_step: int) -> EpochSums:
     return parts.state.sums if parts.dist.is_main else EpochSums(time_s=parts.state.sums.time_s)
 
 
+def _start(loader, stop: Optional[StopFlag]):
+    """``iter(loader)``, its worker processes started with the stop signals blocked (they are
+    the trainer's to handle; see ``rs3d.engine.preemption``)."""
+    with stop.blocked() if stop is not None else contextlib.nullcontext():
+        return iter(loader)
+
+
 @torch.no_grad()
-def validate(model: nn.Module, loader, sc: StepConfig, epoch: int, iteration: int) -> dict:
+def validate(model: nn.Module, loader, sc: StepConfig, epoch: int, iteration: int,
+             stop: Optional[StopFlag] = None) -> dict:
     """Cheap validation (one centre clip, centre crop) over every rank's shard; top-1/top-5 in %."""
+    if sc.multi_label:  # mAP over all ranks' clips
+        from rs3d.engine.multilabel import validate_multilabel
+        return validate_multilabel(model, loader, sc, epoch, iteration, stop)
     model.eval()
     dev = sc.device
     totals = torch.zeros(5, device=dev, dtype=torch.float64)  # loss, top1, top5, n, skipped
     ce = nn.CrossEntropyLoss(reduction="sum")
     t0 = time.perf_counter()
-    for batch in loader:
+    for batch in _start(loader, stop):
         x = _model_input(batch, sc)
         y = batch["label"].to(dev, non_blocking=True)
         with autocast(dev, sc.amp_dtype):
@@ -319,15 +384,18 @@ def validate(model: nn.Module, loader, sc: StepConfig, epoch: int, iteration: in
             "skipped_videos": int(skipped), "time_s": time.perf_counter() - t0}
 
 
-def validate_and_log(parts: TrainParts, epoch: int, stats: Optional[StatsWriter] = None) -> bool:
+def validate_and_log(parts: TrainParts, epoch: int, stats: Optional[StatsWriter] = None,
+                     stop: Optional[StopFlag] = None) -> bool:
     """Validate the EMA model (the one the recipe evaluates, BN statistics included; the model
     itself without EMA), log and record it; returns whether it is the best so far."""
     state = parts.state
     model = state.ema.module if state.ema is not None else state.model
-    val = validate(model, parts.val_loader, parts.step, epoch, state.progress.iteration)
-    is_best = state.best_top1 is None or val["top1"] > state.best_top1
-    state.best_top1 = val["top1"] if is_best else state.best_top1
-    logger.info(f"val (epoch {epoch + 1}, {'EMA' if state.ema is not None else 'model'}): "
+    val = validate(model, parts.val_loader, parts.step, epoch, state.progress.iteration, stop)
+    key = "mAP" if "mAP" in val else "top1"  # the best model: by mAP on multi-label data
+    is_best = state.best_top1 is None or val[key] > state.best_top1
+    state.best_top1 = val[key] if is_best else state.best_top1
+    shown = f"mAP {val['mAP']:.2f}% " if "mAP" in val else ""
+    logger.info(f"val (epoch {epoch + 1}, {'EMA' if state.ema is not None else 'model'}): {shown}"
                 f"top-1 {val['top1']:.2f}% top-5 {val['top5']:.2f}% "
                 f"loss {val['loss']:.4f} on {val['num_clips']} clips (best {state.best_top1:.2f}%)")
     if stats is not None:

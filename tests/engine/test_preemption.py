@@ -1,0 +1,240 @@
+"""Stopping on a scheduler's signal: every rank agrees, a checkpoint is written, the run resumes
+exactly. In-process runs stop at scripted points (the last step of an epoch, after validation,
+mid-epoch); real processes get SIGTERM (to the whole process group, loader worker included, as
+SLURM sends it) and SIGUSR1; remote OUTPUT_DIR (an fsspec store) holds checkpoints and logs."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import torch
+
+from rs3d import io
+from rs3d.engine.preemption import PREEMPTED_EXIT_CODE, Preempted, StopFlag
+
+REPO = Path(__file__).resolve().parents[2]
+TOOL = str(REPO / "tools" / "train_net.py")
+
+
+def small_opts(data_dir, out_dir, **extra):
+    """A 3-epoch run of 3 optimizer steps per epoch on 4-frame 32x32 clips, width 1/8."""
+    opts = {
+        "DATA.PATH_TO_DATA_DIR": str(data_dir), "OUTPUT_DIR": str(out_dir), "DEVICE": "cpu",
+        "MODEL.ARCH": "resnet3d_rs26", "MODEL.NUM_CLASSES": 4, "MODEL.WIDTH_MULTIPLIER": 0.125,
+        "MODEL.DROPOUT_RATE": 0.5, "MODEL.DROP_PATH_RATE": 0.1, "DATA.NUM_FRAMES": 4,
+        "DATA.SAMPLING_RATE": 2, "DATA.TRAIN_CROP_SIZE": 32, "DATA.TEST_CROP_SIZE": 32,
+        "DATA.DECODING_BACKEND": "pyav", "DATA_LOADER.NUM_WORKERS": 0, "TRAIN.BATCH_SIZE": 4,
+        "TRAIN.AMP_DTYPE": "float32", "TRAIN.EVAL_PERIOD": 1, "TRAIN.EMA_DECAY": 0.9,
+        "SOLVER.BASE_LR": 0.1, "SOLVER.REFERENCE_BATCH_SIZE": 4, "SOLVER.WARMUP_EPOCHS": 1.0,
+        "SOLVER.MAX_EPOCH": 3, "LOG_PERIOD": 1, "TENSORBOARD.ENABLE": False,
+    }
+    opts.update(extra)
+    return [str(x) for kv in opts.items() for x in kv]
+
+
+class ScriptedStop(StopFlag):
+    """Agrees to stop at the ``at``-th agreement (one per optimizer step, one per epoch end but
+    the last), as if SIGUSR1 had reached one of the ranks; installs no handler."""
+
+    def __init__(self, at):
+        super().__init__(signals=())
+        self.at, self.calls = at, 0
+
+    def agreed(self, now=False):
+        self.calls += 1
+        return signal.SIGUSR1 if self.calls == self.at else 0
+
+
+def _load(path):
+    with io.open(str(path), "rb") as f:
+        return torch.load(f, weights_only=True)
+
+
+def _assert_same_weights(a, b):
+    assert a["iteration"] == b["iteration"]
+    for part in ("model", "ema"):
+        assert a[part].keys() == b[part].keys()
+        for k in a[part]:
+            assert torch.equal(a[part][k], b[part][k]), f"{part}.{k}"
+    for k, s in a["optimizer"]["state"].items():
+        for name, t in s.items():
+            if isinstance(t, torch.Tensor):
+                assert torch.equal(t, b["optimizer"]["state"][k][name]), f"optimizer {k}.{name}"
+
+
+def _epoch_records(json_stats_text):
+    recs = {}
+    for line in json_stats_text.splitlines():
+        r = json.loads(line)
+        if r["_type"] in ("train_epoch", "val_epoch"):
+            recs[(r["_type"], r["epoch"])] = {k: r[k] for k in ("iteration", "loss", "top1", "top5", "lr")
+                                              if k in r}
+    return recs
+
+
+def _env():
+    return dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
+
+
+def _blocked_in_child(ctx) -> set:
+    """The signals a child process started now has blocked."""
+    q = ctx.SimpleQueue()
+    p = ctx.Process(target=_report_mask, args=(q,))
+    p.start()
+    mask = q.get()
+    p.join()
+    return mask
+
+
+def _report_mask(q):
+    q.put({int(s) for s in signal.pthread_sigmask(signal.SIG_BLOCK, [])})
+
+
+def test_stop_flag_takes_signals_restores_handlers_and_blocks_them_in_children():
+    import multiprocessing
+
+    before = signal.getsignal(signal.SIGUSR1)
+    flag = StopFlag(signals=("SIGUSR1", "SIGTERM"))
+    with flag:
+        assert signal.getsignal(signal.SIGUSR1) == flag._handle and flag.agreed() == 0
+        with flag.blocked():  # loader workers (forked: Linux's default) start here: they inherit the mask
+            mask = _blocked_in_child(multiprocessing.get_context("fork"))
+            assert {signal.SIGUSR1, signal.SIGTERM} <= mask, mask
+        assert signal.SIGUSR1 not in _blocked_in_child(multiprocessing.get_context("fork"))
+        os.kill(os.getpid(), signal.SIGUSR1)
+        for _ in range(100):
+            if flag.received:
+                break
+            time.sleep(0.01)
+        assert flag.received == signal.SIGUSR1 and flag.agreed(now=True) == signal.SIGUSR1
+    assert signal.getsignal(signal.SIGUSR1) is before
+    e = Preempted(signal.SIGTERM, "/out/checkpoints/checkpoint_epoch_00001_step_000002.pyth", "epoch 1 + 2 steps")
+    assert e.exit_code == PREEMPTED_EXIT_CODE == 75 and "\n" not in str(e)
+    assert str(e).startswith("stopped by SIGTERM at epoch 1 + 2 steps; saved /out/")
+
+
+@pytest.mark.slow
+def test_scripted_stops_resume_bitwise_with_the_same_records(synthetic_dataset, tmp_path):
+    """Stops at the last step of epoch 1 (before its validation), at the end of epoch 2 (after
+    validation and its checkpoint), and two steps into epoch 3: each run raises Preempted naming
+    the checkpoint it wrote; the last run ends with the uninterrupted run's bits, and every
+    epoch's train/val record equals the uninterrupted one."""
+    from rs3d.config import load_config
+    from rs3d.engine.train import train
+
+    torch.set_num_threads(1)
+    ref, out = tmp_path / "ref", tmp_path / "stopped"
+    train(load_config(None, small_opts(synthetic_dataset, ref)))
+    cfg = load_config(None, small_opts(synthetic_dataset, out))
+    ckpts = out / "checkpoints"
+    for at, expected in ((3, "checkpoint_epoch_00000_step_000003.pyth"),  # run 1: steps 1-3
+                         (5, "checkpoint_epoch_00002.pyth"),  # run 2: end of epoch 1, steps 2-4, end of 2
+                         (2, "checkpoint_epoch_00002_step_000002.pyth")):  # run 3: steps 1-2
+        with pytest.raises(Preempted) as e:
+            train(cfg, stop=ScriptedStop(at))
+        assert e.value.checkpoint == str(ckpts / expected) and (ckpts / expected).is_file()
+        assert e.value.signum == signal.SIGUSR1
+        if at == 3:  # stopped before epoch 1's validation: nothing of it was recorded yet
+            assert "val_epoch" not in (out / "json_stats.log").read_text()
+    train(cfg)
+    log = (out / "log.txt").read_text()
+    assert f"resumed from {ckpts}/checkpoint_epoch_00000_step_000003.pyth (epoch 0 + 3 steps" in log
+    assert f"resumed from {ckpts}/checkpoint_epoch_00002_step_000002.pyth (epoch 2 + 2 steps" in log
+    _assert_same_weights(_load(ref / "checkpoints" / "checkpoint_epoch_00003.pyth"),
+                         _load(ckpts / "checkpoint_epoch_00003.pyth"))
+    want = _epoch_records((ref / "json_stats.log").read_text())
+    got = _epoch_records((out / "json_stats.log").read_text())
+    assert len(want) == 6 and got == want
+    assert not any("_step_" in p.name for p in ckpts.iterdir())  # superseded by the epoch ends
+
+
+@pytest.mark.slow
+def test_remote_output_dir_holds_checkpoints_config_and_logs_and_resumes(synthetic_dataset, tmp_path,
+                                                                         monkeypatch):
+    """OUTPUT_DIR on an object store (fsspec's memory:// here): checkpoints and config.yaml are
+    written there, the logs through a local mirror; a second run resumes from the store and its
+    records follow the first run's in the same json_stats.log."""
+    from rs3d.config import load_config
+    from rs3d.engine.train import train
+
+    torch.set_num_threads(1)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the mirror's staging folder
+    remote = f"memory://rs3d-run-{uuid.uuid4().hex}"
+    extra = {"TRAIN.EVAL_PERIOD": 0, "TENSORBOARD.ENABLE": True}
+    train(load_config(None, small_opts(synthetic_dataset, remote, **extra, **{"SOLVER.MAX_EPOCH": 1})))
+    names = set(io.ls(remote))
+    assert {"config.yaml", "checkpoints", "log.txt", "json_stats.log", "tensorboard",
+            "training_curves.png"} <= names, names
+    assert io.ls(io.join(remote, "checkpoints")) == ["checkpoint_epoch_00001.pyth"]
+    with io.open(io.join(remote, "config.yaml")) as f:
+        assert f"OUTPUT_DIR: {remote}" in f.read()
+
+    with pytest.raises(Preempted) as e:  # stopped mid-epoch: the checkpoint goes to the store
+        train(load_config(None, small_opts(synthetic_dataset, remote, **extra, **{"SOLVER.MAX_EPOCH": 2})),
+              stop=ScriptedStop(2))
+    assert e.value.checkpoint == f"{remote}/checkpoints/checkpoint_epoch_00001_step_000002.pyth"
+    assert io.isfile(e.value.checkpoint)
+    train(load_config(None, small_opts(synthetic_dataset, remote, **extra, **{"SOLVER.MAX_EPOCH": 2})))
+    with io.open(io.join(remote, "log.txt")) as f:
+        log = f.read()
+    assert f"resumed from {remote}/checkpoints/checkpoint_epoch_00001.pyth" in log
+    assert f"resumed from {remote}/checkpoints/checkpoint_epoch_00001_step_000002.pyth" in log
+    with io.open(io.join(remote, "json_stats.log")) as f:
+        epochs = [json.loads(line)["epoch"] for line in f if '"train_epoch"' in line]
+    assert epochs == [1, 2]
+    assert io.ls(io.join(remote, "checkpoints")) == ["checkpoint_epoch_00001.pyth", "checkpoint_epoch_00002.pyth"]
+    assert len(io.ls(io.join(remote, "tensorboard"))) == 3  # one events file per run
+
+
+def _signal_after(proc, log: Path, n_steps: int, send, timeout=300):
+    """Call ``send(proc)`` once the run has logged ``n_steps`` progress lines; returns stderr, rc."""
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        text = log.read_text() if log.exists() else ""
+        if text.count("/3 iter ") >= n_steps:
+            send(proc)
+            _, err = proc.communicate(timeout=120)
+            return err.decode(), proc.returncode
+        time.sleep(0.005)
+    raise TimeoutError(f"{n_steps} steps")
+
+
+@pytest.mark.slow
+def test_sigterm_to_the_process_group_and_sigusr1_stop_with_status_75_then_resume_bitwise(
+        synthetic_dataset, tmp_path):
+    """The signal SLURM sends reaches every process of the step, loader workers included: the
+    trainer finishes its step, writes a mid-epoch checkpoint and exits with 75 and one line; the
+    same command continues, without redoing a step, to the uninterrupted run's bits."""
+    extra = {"DATA_LOADER.NUM_WORKERS": 1, "TRAIN.EVAL_PERIOD": 0}
+    ref, out = tmp_path / "ref", tmp_path / "run"
+    p = subprocess.run([sys.executable, TOOL, *small_opts(synthetic_dataset, ref, **extra)],
+                       capture_output=True, text=True, env=_env(), timeout=300)
+    assert p.returncode == 0, p.stderr
+    cmd = [sys.executable, TOOL, *small_opts(synthetic_dataset, out, **extra)]
+    lines_before = 0
+    for n_steps, send, name in ((4, lambda pr: os.killpg(pr.pid, signal.SIGTERM), "SIGTERM"),
+                                (2, lambda pr: pr.send_signal(signal.SIGUSR1), "SIGUSR1")):
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=_env(),
+                                start_new_session=True)
+        err, rc = _signal_after(proc, out / "log.txt", lines_before + n_steps, send)
+        assert rc == PREEMPTED_EXIT_CODE, err
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"error: stopped by {name} at epoch "), err
+        saved = lines[0].split("; saved ")[1].split(";")[0]
+        assert Path(saved).is_file() and "Traceback" not in err
+        lines_before = (out / "log.txt").read_text().count("/3 iter ")
+    log_start = (out / "log.txt").stat().st_size
+    p = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=300)
+    assert p.returncode == 0, p.stderr
+    resumed = (out / "log.txt").read_text()[log_start:]
+    assert f"resumed from {saved}" in resumed
+    assert (out / "log.txt").read_text().count("/3 iter ") == 9  # every step once, none redone
+    _assert_same_weights(_load(ref / "checkpoints" / "checkpoint_epoch_00003.pyth"),
+                         _load(out / "checkpoints" / "checkpoint_epoch_00003.pyth"))
