@@ -113,6 +113,11 @@ _C.DATA.MAX_RETRIES = 10
 _C.DATA.DECODE_TIMEOUT_S = 60.0
 # Decoder threads per video (decord); parallelism normally comes from DATA_LOADER.NUM_WORKERS.
 _C.DATA.DECODE_THREADS = 1
+# Multi-label data (Charades, AVA-style tags): each CSV line lists its classes as ``path 3,17,42``
+# (``;`` between the indices when PATH_LABEL_SEPARATOR is ``,``; ``-`` for none). Training then uses
+# a sigmoid + binary cross-entropy per class, validation and test report mAP and per-class AP, and
+# the test aggregates per-view sigmoids with TEST.ENSEMBLE_METHOD ("max" is Charades practice).
+_C.DATA.MULTI_LABEL = False
 
 _C.DATA_LOADER = CfgNode()
 # Decoding processes per rank (0 = decode in the training process).
@@ -147,6 +152,12 @@ _C.SOLVER.MOMENTUM = 0.9
 _C.SOLVER.NESTEROV = True
 # Applied to conv and linear weights only (never BN parameters or biases).
 _C.SOLVER.WEIGHT_DECAY = 4e-5
+# Fine-tuning: the classifier's learning rate is the schedule's times HEAD_LR_MULT (a new head
+# learns faster than the pretrained backbone), and with LAYER_DECAY < 1 each earlier stage's rate is
+# LAYER_DECAY times the next one's (res5 x LAYER_DECAY, res4 x LAYER_DECAY^2, ..., stem x ^5).
+# 1.0 and 1.0: every parameter follows the schedule.
+_C.SOLVER.HEAD_LR_MULT = 1.0
+_C.SOLVER.LAYER_DECAY = 1.0
 
 # ----------------------------------------------------------------------------- training
 _C.TRAIN = CfgNode()
@@ -185,6 +196,16 @@ _C.TRAIN.CHECKPOINT_FILE_PATH = None
 _C.TRAIN.CHECKPOINT_INFLATE = False
 # "center" or "mean" inflation of 2D kernels.
 _C.TRAIN.CHECKPOINT_INFLATE_MODE = "center"
+# Fine-tuning from CHECKPOINT_FILE_PATH (rs3d.engine.finetune). A classifier of another class
+# count is re-initialised and everything else loaded. FREEZE_STAGES = n keeps the first n stages at
+# their loaded values (weights and BN statistics), counting as PySlowFast does: 1 = stem (s1),
+# 2 = stem + res2, ..., 5 = the whole backbone; 0 = nothing frozen.
+_C.TRAIN.FREEZE_STAGES = 0
+# Keep every BN layer's running statistics fixed (eval mode) while training; BN scales and shifts
+# still learn unless their stage is frozen. For small batches or small datasets.
+_C.TRAIN.FREEZE_BN = False
+# Linear probe: only the classifier learns (FREEZE_STAGES 5 and FREEZE_BN together).
+_C.TRAIN.LINEAR_PROBE = False
 
 # ----------------------------------------------------------------------------- test
 _C.TEST = CfgNode()

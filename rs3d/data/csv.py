@@ -18,6 +18,11 @@ second, not as a crash hours into training. What a list may hold (``read_video_l
   ``file:line``; in evaluation (``duplicates="drop"``) each video counts once, with its first
   line, and one warning says how many lines were dropped; a video listed with two different labels
   cannot be scored once and is an error naming both lines.
+- multi-label lists (``multi_label=True``, ``DATA.MULTI_LABEL``): the last field lists the video's
+  classes, ``path 3,17,42`` (joined by ``;`` instead when the separator is a comma:
+  ``path,3;17;42``), or ``-`` for a video with none of the classes; a repeated index counts once.
+  Anything else in that field is an error naming ``file:line``. The record's label is then a
+  multi-hot bool tensor ``[num_classes]``, which batches into ``[B, num_classes]`` targets.
 """
 from __future__ import annotations
 
@@ -25,7 +30,9 @@ import logging
 import os
 import re
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple, Union
+
+import torch
 
 from ..errors import DataError  # noqa: F401  (re-exported)
 
@@ -45,7 +52,11 @@ _BOM = b"\xef\xbb\xbf"
 @dataclass(frozen=True)
 class VideoRecord:
     path: str
-    label: int
+    label: Union[int, torch.Tensor]  # class index; multi-hot bool [K] for multi-label lists
+
+
+# A multi-label field that looks like a list where a single label was expected.
+_LABEL_LIST = re.compile(r"^\d+([,;]\d+)+$")
 
 
 def _is_int(text: str) -> bool:
@@ -78,6 +89,9 @@ def _parse_line(line: str, sep: Optional[str], where: str, separator) -> Tuple[s
     parts = line.rsplit(sep, 1) if sep is not None else line.rsplit(None, 1)
     if len(parts) == 2 and parts[0].strip() and _is_int(parts[1].strip()):
         return parts[0].strip(), int(parts[1].strip())
+    if len(parts) == 2 and _LABEL_LIST.match(parts[1].strip()):
+        raise DataError(f"{where}: label {parts[1].strip()!r} is a list of classes; a multi-label list "
+                        "needs DATA.MULTI_LABEL True")
     other = _other_separator(line, sep)
     if other is not None:
         raise DataError(f"{where}: path and label are separated by {other!r} but "
@@ -88,6 +102,37 @@ def _parse_line(line: str, sep: Optional[str], where: str, separator) -> Tuple[s
     raise DataError(f"{where}: label {parts[1].strip()!r} is not an integer")
 
 
+def _parse_multi_label(line: str, sep: Optional[str], where: str, separator,
+                       num_classes: int) -> Tuple[str, Tuple[int, ...]]:
+    """``path<sep>3,17,42`` (or ``-``) -> (path, sorted distinct class indices)."""
+    parts = line.rsplit(sep, 1) if sep is not None else line.rsplit(None, 1)
+    if len(parts) != 2 or not parts[0].strip():
+        raise DataError(f"{where}: expected a path and its class indices separated by {separator!r} "
+                        f"(DATA.PATH_LABEL_SEPARATOR), got {line!r}")
+    path, field = parts[0].strip(), parts[1].strip()
+    joiner = ";" if separator == "," else ","
+    if separator == "," and re.search(r",\d+$", path):
+        raise DataError(f"{where}: class indices seem joined by ','; with DATA.PATH_LABEL_SEPARATOR ',' "
+                        f"join them with ';' (path,3;17;42), got {line!r}")
+    if field == "-":
+        return path, ()
+    items = field.split(joiner)
+    if not all(_is_int(x) and x.strip() == x and x for x in items):
+        raise DataError(f"{where}: multi-label field {field!r} is not a list of class indices joined by "
+                        f"{joiner!r} such as 3{joiner}17{joiner}42, or '-' for none (DATA.MULTI_LABEL)")
+    labels = sorted({int(x) for x in items})
+    bad = [c for c in labels if not 0 <= c < num_classes]
+    if bad:
+        raise DataError(f"{where}: class {bad[0]} outside [0, {num_classes}) (MODEL.NUM_CLASSES)")
+    return path, tuple(labels)
+
+
+def _multi_hot(labels: Tuple[int, ...], num_classes: int) -> torch.Tensor:
+    out = torch.zeros(num_classes, dtype=torch.bool)
+    out[list(labels)] = True
+    return out
+
+
 def read_video_list(
     csv_path: str,
     path_prefix: str = "",
@@ -95,19 +140,23 @@ def read_video_list(
     num_classes: Optional[int] = None,
     *,
     duplicates: str = "keep",
+    multi_label: bool = False,
 ) -> List[VideoRecord]:
     """Parse a video list as the module docstring describes; ``DataError`` names ``file:line``.
 
     ``path_prefix`` is joined in front of every path. ``duplicates``: "keep" (training: every line
     is a sample) or "drop" (evaluation: each video once, with its first line's label).
+    ``multi_label``: lines list class indices; needs ``num_classes`` (the multi-hot length).
     """
     if duplicates not in DUPLICATE_MODES:
         raise ValueError(f"duplicates must be one of {DUPLICATE_MODES}, got {duplicates!r}")
+    if multi_label and num_classes is None:
+        raise ValueError("multi_label needs num_classes (the length of the multi-hot labels)")
     if not os.path.isfile(csv_path):
         raise DataError(f"{csv_path}: video list not found")
     sep = separator if separator not in ("", None) else None
     records: List[VideoRecord] = []
-    seen: Dict[str, Tuple[int, int]] = {}  # normalised path -> (first line, label)
+    seen: Dict[str, Tuple[int, object]] = {}  # normalised path -> (first line, label)
     dup_count, conflicts, first_dup = 0, 0, None
     first = True
     # Read as bytes and decode line by line, so that a non-UTF-8 byte is reported on its own line.
@@ -127,8 +176,11 @@ def read_video_list(
                 if is_header(line):
                     logger.info("%s: header line %r skipped", where, line)
                     continue
-            path, label = _parse_line(line, sep, where, separator)
-            if label < 0 or (num_classes is not None and label >= num_classes):
+            if multi_label:
+                path, label = _parse_multi_label(line, sep, where, separator, num_classes)
+            else:
+                path, label = _parse_line(line, sep, where, separator)
+            if not multi_label and (label < 0 or (num_classes is not None and label >= num_classes)):
                 raise DataError(
                     f"{where}: label {label} outside [0, {num_classes}) (MODEL.NUM_CLASSES)"
                     if num_classes is not None else f"{where}: negative label {label}")
@@ -147,7 +199,7 @@ def read_video_list(
                     continue
             else:
                 seen[key] = (lineno, label)
-            records.append(VideoRecord(full, label))
+            records.append(VideoRecord(full, _multi_hot(label, num_classes) if multi_label else label))
     if not records:
         raise DataError(f"{csv_path}: no videos listed")
     if dup_count:

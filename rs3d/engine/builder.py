@@ -17,6 +17,7 @@ from torch import nn
 
 from rs3d.engine.distributed import DistInfo
 from rs3d.engine.ema import ModelEma
+from rs3d.engine.finetune import FinetuneOptions, apply_freezing, describe, lr_multiplier
 from rs3d.engine.logs import logger
 from rs3d.engine.losses import build_loss
 from rs3d.engine.optim import build_optimizer
@@ -60,6 +61,7 @@ class StepConfig:
     accum: int                       # micro-batches per optimizer step on each rank
     mean: list
     std: list
+    multi_label: bool = False        # DATA.MULTI_LABEL: multi-hot targets, validation reports mAP
 
 
 @dataclass
@@ -88,24 +90,36 @@ def build_state(cfg, dist: DistInfo, init_weights: bool = True) -> TrainState:
 
     ``init_weights``: load TRAIN.CHECKPOINT_FILE_PATH first, if set (a fresh run; a resumed one
     takes its weights from its checkpoint instead). It happens before the EMA copies the model.
+    Fine-tuning choices (frozen stages and BN statistics, learning-rate multipliers;
+    ``rs3d.engine.finetune``) apply to fresh and resumed runs alike, before the optimizer is built.
     """
     from rs3d.models import build_model
 
+    opts = FinetuneOptions.from_cfg(cfg)
     seed_all(cfg.RNG_SEED)
     model = build_model(cfg)
     if init_weights and cfg.TRAIN.CHECKPOINT_FILE_PATH:
-        from rs3d.models.convert import load_pretrained
-        load_pretrained(model, cfg.TRAIN.CHECKPOINT_FILE_PATH, inflate=cfg.TRAIN.CHECKPOINT_INFLATE,
-                        inflate_mode=cfg.TRAIN.CHECKPOINT_INFLATE_MODE)
-        logger.info(f"initial weights from {cfg.TRAIN.CHECKPOINT_FILE_PATH}")
+        from rs3d.models.convert import load_pretrained_report
+        loaded = load_pretrained_report(model, cfg.TRAIN.CHECKPOINT_FILE_PATH,
+                                        inflate=cfg.TRAIN.CHECKPOINT_INFLATE,
+                                        inflate_mode=cfg.TRAIN.CHECKPOINT_INFLATE_MODE)
+        logger.info(f"initial weights from {loaded.describe()}")
     if dist.world_size > 1 and cfg.BN.SYNC:
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    if not opts.is_default or cfg.TRAIN.CHECKPOINT_FILE_PATH:
+        # After the SyncBatchNorm conversion, which replaces the BN modules it would pin in eval mode.
+        counts = apply_freezing(model, opts)
+        logger.info(describe(opts, counts, sum(p.numel() for p in model.parameters())))
+        if (opts.freeze_stages or opts.freeze_bn) and not cfg.TRAIN.CHECKPOINT_FILE_PATH:
+            logger.warning("frozen stages or BN statistics without TRAIN.CHECKPOINT_FILE_PATH: they keep "
+                           "their random initialisation")
     model.to(dist.device)
     if cfg.TRAIN.CHANNELS_LAST:
         model.to(memory_format=torch.channels_last_3d)
     ema = ModelEma(model, cfg.TRAIN.EMA_DECAY) if cfg.TRAIN.EMA else None
     optimizer = build_optimizer(model, lr=0.0, momentum=cfg.SOLVER.MOMENTUM, nesterov=cfg.SOLVER.NESTEROV,
-                                weight_decay=cfg.SOLVER.WEIGHT_DECAY, method=cfg.SOLVER.OPTIMIZING_METHOD)
+                                weight_decay=cfg.SOLVER.WEIGHT_DECAY, method=cfg.SOLVER.OPTIMIZING_METHOD,
+                                lr_mult=lr_multiplier(model, opts))
     scaler = torch.amp.GradScaler(dist.device.type, enabled=AMP_DTYPES[cfg.TRAIN.AMP_DTYPE] == torch.float16)
     return TrainState(model=model, optimizer=optimizer, scaler=scaler, ema=ema,
                       world_size=dist.world_size, info={"cfg": cfg.dump()})
@@ -158,8 +172,10 @@ def build_training(cfg, dist: DistInfo, init_weights: bool = True) -> TrainParts
                 f"warm-up {schedule.warmup_iters} steps")
     step = StepConfig(device=dist.device, amp_dtype=AMP_DTYPES[cfg.TRAIN.AMP_DTYPE],
                       channels_last=cfg.TRAIN.CHANNELS_LAST, clip_grad_norm=cfg.TRAIN.CLIP_GRAD_NORM,
-                      accum=accum, mean=list(cfg.DATA.MEAN), std=list(cfg.DATA.STD))
+                      accum=accum, mean=list(cfg.DATA.MEAN), std=list(cfg.DATA.STD),
+                      multi_label=cfg.DATA.MULTI_LABEL)
+    loss_fn = build_loss(cfg.TRAIN.LABEL_SMOOTHING, multi_label=cfg.DATA.MULTI_LABEL)
     return TrainParts(state=state, model=model, train_loader=train_loader, val_loader=val_loader,
-                      loss_fn=build_loss(cfg.TRAIN.LABEL_SMOOTHING), step=step, schedule=schedule,
+                      loss_fn=loss_fn, step=step, schedule=schedule,
                       dist=dist, seed=cfg.RNG_SEED, max_epoch=cfg.SOLVER.MAX_EPOCH,
                       global_batch=cfg.TRAIN.BATCH_SIZE, log_period=cfg.LOG_PERIOD)

@@ -8,6 +8,9 @@ Flow of ``test(cfg)``::
     all_gather_object(records) --> rank 0: dedupe by index, check each video exactly once
         --compute_metrics--> test_metrics.json, test_predictions.csv, test_confusion_matrix.png
 
+Multi-label data (``DATA.MULTI_LABEL``): a sigmoid per view instead of the softmax, a record's
+label is the list of its classes, and the metrics are mAP and per-class AP (``multilabel_metrics``).
+
 Per-video scores depend only on the video and the weights (its views are cut into the same
 chunks of ``TEST.BATCH_SIZE`` whatever the world size), so 1 process and N processes report the
 same metrics. A video that cannot be decoded is a record with an ``error``, never an exception.
@@ -25,7 +28,7 @@ from typing import Optional, Sequence
 import torch
 
 from rs3d.engine import distributed as du
-from rs3d.engine.metrics import aggregate_views, compute_metrics, topk_indices
+from rs3d.engine.metrics import aggregate_views, compute_metrics, multilabel_metrics, topk_indices
 
 logger = logging.getLogger(__name__)
 
@@ -112,8 +115,10 @@ def video_scores(
     chunk_size: int,
     device: torch.device,
     amp_dtype: torch.dtype = torch.float32,
+    activation: str = "softmax",
 ) -> torch.Tensor:
-    """Softmax probabilities ``[V, K]`` (float32, CPU) of one test item's views (``TestDataset``).
+    """Softmax probabilities ``[V, K]`` (float32, CPU) of one test item's views (``TestDataset``);
+    per-class sigmoids with ``activation="sigmoid"`` (multi-label data).
 
     The item's uint8 frames go to the device once (and are resized there if the loader left that
     to the device); the views are cut there (``rs3d.data.views_of``), ``chunk_size`` at a time, and
@@ -128,13 +133,22 @@ def video_scores(
         x = to_model_input(views_of(on_device, start, min(start + chunk_size, n)), mean, std)
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype != torch.float32):
             logits = model(x)
-        probs.append(logits.float().softmax(dim=1).cpu())
+        logits = logits.float()
+        probs.append((logits.sigmoid() if activation == "sigmoid" else logits.softmax(dim=1)).cpu())
     return torch.cat(probs)
+
+
+def label_of(label):
+    """A record's label: the class index, or for a multi-hot label (multi-label data) the sorted
+    list of its classes."""
+    if isinstance(label, torch.Tensor) and label.dim() == 1:
+        return torch.nonzero(label).view(-1).tolist()
+    return int(label)
 
 
 def run_inference(model, loader, *, num_views: int, ensemble_method: str, mean, std,
                   chunk_size: int, device: torch.device, amp_dtype: torch.dtype = torch.float32,
-                  log_period: int = 10) -> list[dict]:
+                  log_period: int = 10, multi_label: bool = False) -> list[dict]:
     """One record per video of this rank's shard: index, path, label, scores (or error)."""
     from rs3d.data import num_views as views_in
 
@@ -143,13 +157,14 @@ def run_inference(model, loader, *, num_views: int, ensemble_method: str, mean, 
     t0 = time.perf_counter()
     for batch in loader:
         for item in batch:
-            rec = {"index": int(item["index"]), "path": str(item["path"]), "label": int(item["label"]),
-                   "scores": None, "error": str(item["error"])}
+            rec = {"index": int(item["index"]), "path": str(item["path"]),
+                   "label": label_of(item["label"]), "scores": None, "error": str(item["error"])}
             if not rec["error"]:
                 if views_in(item) != num_views:
                     raise EvaluationError(
                         f"{rec['path']}: the loader gave {views_in(item)} views, expected {num_views}")
-                probs = video_scores(model, item, mean, std, chunk_size, device, amp_dtype)
+                probs = video_scores(model, item, mean, std, chunk_size, device, amp_dtype,
+                                     activation="sigmoid" if multi_label else "softmax")
                 rec["scores"] = aggregate_views(probs.double(), ensemble_method).numpy()
             records.append(rec)
         if log_period and len(records) % log_period == 0 and du.is_main_process():
@@ -185,13 +200,26 @@ def merge_records(per_rank: Sequence[Sequence[dict]], num_videos: int) -> list[d
     return [by_index[i] for i in range(num_videos)]
 
 
-def summarize(records: Sequence[dict], num_classes: int) -> dict:
+def _multi_hot(labels: Sequence[Sequence[int]], num_classes: int) -> torch.Tensor:
+    out = torch.zeros(len(labels), num_classes, dtype=torch.bool)
+    for i, classes in enumerate(labels):
+        out[i, list(classes)] = True
+    return out
+
+
+def summarize(records: Sequence[dict], num_classes: int, multi_label: bool = False) -> dict:
     """Metrics of the merged records (decoded videos; failures counted separately)."""
     ok = [r for r in records if r["error"] == ""]
     if ok:
         scores = torch.stack([torch.as_tensor(r["scores"], dtype=torch.float64) for r in ok])
     else:
         scores = torch.zeros(0, num_classes, dtype=torch.float64)
+    if multi_label:
+        failed = [r["label"] for r in records if r["error"]]
+        metrics = multilabel_metrics(scores, _multi_hot([r["label"] for r in ok], num_classes),
+                                     _multi_hot(failed, num_classes))
+        metrics["failed"] = [{"path": r["path"], "reason": r["error"]} for r in records if r["error"]]
+        return metrics
     labels = torch.tensor([r["label"] for r in ok], dtype=torch.long)
     metrics = compute_metrics(scores, labels, num_failed=len(records) - len(ok), num_classes=num_classes)
     metrics["failed"] = [{"path": r["path"], "reason": r["error"]} for r in records if r["error"]]
@@ -211,6 +239,8 @@ def write_predictions(path: str, records: Sequence[dict], class_names: Optional[
     import io
 
     def name(c):
+        if isinstance(c, list):  # multi-label: every class of the video
+            return ";".join(name(x) for x in c)
         return class_names[c] if class_names and 0 <= c < len(class_names) else ""
 
     buf = io.StringIO()
@@ -220,7 +250,8 @@ def write_predictions(path: str, records: Sequence[dict], class_names: Optional[
         header += [f"pred_{i}", f"name_{i}", f"score_{i}"]
     w.writerow(header + ["error"])
     for r in records:
-        row = [r["path"], r["label"], name(r["label"])]
+        label = ",".join(map(str, r["label"])) if isinstance(r["label"], list) else r["label"]
+        row = [r["path"], label, name(r["label"])]
         if r["scores"] is not None:
             scores = torch.as_tensor(r["scores"]).view(1, -1)
             top = topk_indices(scores, k)[0].tolist()
@@ -295,7 +326,8 @@ def test(cfg) -> dict:
     """Run the multi-view test described by ``cfg``; returns the metrics on every rank.
 
     Rank 0 writes ``OUTPUT_DIR/test_metrics.json``, ``test_predictions.csv`` and
-    ``test_confusion_matrix.png``. Works as a plain process or under torchrun.
+    ``test_confusion_matrix.png`` (multi-label data: ``test_per_class_ap.csv`` instead). Works as a
+    plain process or under torchrun.
     """
     from rs3d.data import build_loader
     from rs3d.models import build_model
@@ -323,12 +355,13 @@ def test(cfg) -> dict:
         records = run_inference(
             model, loader, num_views=num_views, ensemble_method=cfg.TEST.ENSEMBLE_METHOD,
             mean=cfg.DATA.MEAN, std=cfg.DATA.STD, chunk_size=cfg.TEST.BATCH_SIZE,
-            device=info.device, amp_dtype=amp, log_period=cfg.LOG_PERIOD)
+            device=info.device, amp_dtype=amp, log_period=cfg.LOG_PERIOD,
+            multi_label=cfg.DATA.MULTI_LABEL)
         gathered = du.all_gather_object(records)
         elapsed = time.perf_counter() - t0
         merged = merge_records(gathered, num_videos)
-        metrics = summarize(merged, cfg.MODEL.NUM_CLASSES)
-        conf = metrics.pop("confusion_matrix")
+        metrics = summarize(merged, cfg.MODEL.NUM_CLASSES, multi_label=cfg.DATA.MULTI_LABEL)
+        conf = metrics.pop("confusion_matrix", None)  # none for multi-label data
         metrics.update(
             views_per_video=num_views,
             num_ensemble_views=cfg.TEST.NUM_ENSEMBLE_VIEWS,
@@ -355,12 +388,32 @@ def test(cfg) -> dict:
 test.__test__ = False
 
 
-def _write_outputs(cfg, metrics: dict, records: Sequence[dict], conf: torch.Tensor) -> None:
+def _write_per_class_ap(path: str, metrics: dict, class_names: Optional[Sequence[str]]) -> None:
+    """Multi-label test: one row per class (index, name, decoded videos with it, AP in percent or
+    empty for a class without positives), in class order."""
+    import io
+
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["class", "name", "positives", "ap"])
+    for c, (ap, pos) in enumerate(zip(metrics["per_class_ap"], metrics["class_positives"])):
+        w.writerow([c, class_names[c] if class_names else "", pos, "" if ap is None else f"{ap:.4f}"])
+    _write_atomic(path, buf.getvalue())
+
+
+def _write_outputs(cfg, metrics: dict, records: Sequence[dict], conf: Optional[torch.Tensor]) -> None:
     out = cfg.OUTPUT_DIR
     os.makedirs(out, exist_ok=True)
     names = class_names_for(cfg.DATA.PATH_TO_DATA_DIR, cfg.MODEL.NUM_CLASSES)
     _write_atomic(os.path.join(out, "test_metrics.json"), json.dumps(metrics, indent=2) + "\n")
     write_predictions(os.path.join(out, "test_predictions.csv"), records, names)
+    if conf is None:
+        _write_per_class_ap(os.path.join(out, "test_per_class_ap.csv"), metrics, names)
+        logger.info("mAP %.2f%% over %d classes with positives (%d without), top-1 %.2f%%  (%d videos, "
+                    "%d failed) -> %s", metrics["mAP"], metrics["classes_with_positives"],
+                    metrics["classes_without_positives"], metrics["top1"], metrics["num_videos"],
+                    metrics["num_failed"], os.path.join(out, "test_metrics.json"))
+        return
     plot_confusion_matrix(conf, os.path.join(out, "test_confusion_matrix.png"), names)
     logger.info("top-1 %.2f%%  top-5 %.2f%%  mean class %.2f%%  (%d videos, %d failed) -> %s",
                 metrics["top1"], metrics["top5"], metrics["mean_class_accuracy"],

@@ -10,10 +10,23 @@ per-video scores, in float64, with explicit conventions:
   (MMAction2's convention), so an empty class does not drag the mean down;
 * videos that failed to decode are excluded from the plain metrics and counted as wrong in the
   ``*_counting_failures`` ones, so a user sees both the model's accuracy and the dataset's cost.
+
+Multi-label data (``multilabel_metrics``; a video's score is the per-view sigmoid aggregated):
+
+* a class's average precision is scikit-learn's ``average_precision_score``: the sum over the
+  distinct scores, highest first, of (recall gained) x (precision there), without interpolation.
+  Tied scores are one threshold, so the value does not depend on the order of the videos (the
+  same on any number of processes);
+* mAP is the mean AP over the classes with at least one positive video (PySlowFast's and the
+  Charades evaluation's convention). A class without positives has no AP (``None``); it is left
+  out and counted in ``classes_without_positives`` (scikit-learn would count it as AP 0);
+* mAP and AP are in percent; ``top1`` is the share of videos whose highest-scoring class is one
+  of theirs; failed videos rank below every other video in ``mAP_counting_failures``.
 """
 from __future__ import annotations
 
-from typing import Sequence
+import math
+from typing import Optional, Sequence
 
 import torch
 
@@ -106,4 +119,73 @@ def compute_metrics(scores: torch.Tensor, labels: torch.Tensor, num_failed: int,
         "top1_counting_failures": 100.0 * correct1 / total if total else 0.0,
         "top5_counting_failures": 100.0 * correct5 / total if total else 0.0,
         "confusion_matrix": conf,
+    }
+
+
+# ----------------------------------------------------------------------------- multi-label
+def top1_hits(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """How many rows' highest logit is a true class (float64 scalar, on the logits' device).
+
+    ``labels``: class indices ``[N]``, or multi-hot ``[N, K]`` for multi-label data."""
+    pred = logits.argmax(1)
+    if labels.dim() == 1:
+        return (pred == labels).double().sum()
+    return labels.gather(1, pred.view(-1, 1)).double().sum()
+
+
+def average_precision(scores: torch.Tensor, targets: torch.Tensor) -> Optional[float]:
+    """AP in [0, 1] of one class from scores ``[N]`` and 0/1 targets ``[N]``; None without positives.
+
+    scikit-learn's definition (module docstring): sum over distinct thresholds t, highest first,
+    of (R(t) - R(previous t)) * P(t)."""
+    y = targets.reshape(-1).bool()
+    positives = int(y.sum())
+    if positives == 0:
+        return None
+    s = scores.reshape(-1).double()
+    order = torch.sort(s, descending=True, stable=True).indices
+    s, hits = s[order], torch.cumsum(y[order].double(), 0)
+    last = torch.ones_like(s, dtype=torch.bool)  # the last video of each run of equal scores
+    last[:-1] = s[1:] != s[:-1]
+    ranked = torch.nonzero(last).view(-1).double() + 1.0
+    tp = hits[last]
+    recall_gain = torch.diff(tp, prepend=tp.new_zeros(1)) / positives
+    return float((recall_gain * (tp / ranked)).sum())
+
+
+def multilabel_metrics(scores: torch.Tensor, targets: torch.Tensor,
+                       failed_targets: Optional[torch.Tensor] = None) -> dict:
+    """mAP, per-class AP and top-1 of the ``N`` decoded videos (scores and multi-hot targets ``[N, K]``).
+
+    ``failed_targets`` ``[F, K]``: the classes of the videos that could not be decoded; they enter
+    only ``mAP_counting_failures``, scored below every decoded video.
+    """
+    scores, targets = scores.double(), targets.bool()
+    if scores.shape != targets.shape or scores.dim() != 2:
+        raise ValueError(f"scores and targets must both be [N, K]; got {tuple(scores.shape)} and "
+                         f"{tuple(targets.shape)}")
+    k = scores.shape[1]
+    failed = failed_targets.bool() if failed_targets is not None else targets.new_zeros((0, k))
+    n, f = scores.shape[0], failed.shape[0]
+    ap = [average_precision(scores[:, c], targets[:, c]) for c in range(k)]
+    all_scores = torch.cat([scores, scores.new_full((f, k), -math.inf)])
+    all_targets = torch.cat([targets, failed])
+    ap_all = [average_precision(all_scores[:, c], all_targets[:, c]) for c in range(k)] if f else ap
+
+    def mean_percent(values):
+        present = [v for v in values if v is not None]
+        return 100.0 * sum(present) / len(present) if present else 0.0
+
+    hits = float(top1_hits(scores, targets)) if n else 0.0
+    return {
+        "mAP": mean_percent(ap),
+        "per_class_ap": [None if v is None else 100.0 * v for v in ap],
+        "classes_with_positives": sum(v is not None for v in ap),
+        "classes_without_positives": sum(v is None for v in ap),
+        "class_positives": targets.sum(dim=0).tolist(),
+        "top1": 100.0 * hits / n if n else 0.0,
+        "num_videos": n + f,
+        "num_evaluated": n,
+        "num_failed": f,
+        "mAP_counting_failures": mean_percent(ap_all),
     }

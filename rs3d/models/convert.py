@@ -7,6 +7,9 @@
   network's output exactly); "mean" spreads it evenly over the temporal taps (I3D).
 - rs3d's own checkpoints (``model`` / ``ema`` entries).
 
+A classifier of another class count (fine-tuning on a new label set) is left at the model's own
+initialisation and everything else is loaded; ``load_pretrained_report`` says what was loaded.
+
 Every file is read with ``torch.load(weights_only=True)``: a pickle that would run code is refused.
 """
 from __future__ import annotations
@@ -14,7 +17,8 @@ from __future__ import annotations
 import logging
 import pickle
 import re
-from typing import Dict, Mapping, Tuple
+from dataclasses import dataclass
+from typing import Dict, Mapping, Optional, Tuple
 
 import torch
 from torch import nn
@@ -161,28 +165,49 @@ def inflate_state_dict(sd2d: Mapping[str, torch.Tensor], model: nn.Module, mode:
     return out
 
 
-def _unwrap(obj: object, prefer_ema: bool) -> Tuple[StateDict, str]:
-    """Find the state dict inside a checkpoint and say which format it is."""
+@dataclass(frozen=True)
+class PretrainedLoad:
+    """What ``load_pretrained_report`` put into the model."""
+    path: str
+    fmt: str                    # "rs3d", "pytorchvideo", "pyslowfast" or "2d"
+    loaded: int                 # tensors copied from the file (parameters and buffers)
+    total: int                  # tensors in the model's state dict
+    head: Optional[Tuple[int, int]] = None  # (file's classes, model's) when the classifier was left new
+    weights: str = ""           # "ema" or "model" for an rs3d checkpoint
+
+    def describe(self) -> str:
+        src = f"{self.fmt}{', ' + self.weights + ' weights' if self.weights else ''}"
+        text = f"{self.path} ({src}): {self.loaded} of {self.total} tensors loaded"
+        if self.head is not None:
+            text += (f"; new classifier for {self.head[1]} classes (the file's has {self.head[0]}), "
+                     "at its fresh initialisation")
+        return text
+
+
+def _unwrap_which(obj: object, prefer_ema: bool) -> Tuple[StateDict, str, str]:
+    """Find the state dict inside a checkpoint: (state dict, format, "ema"/"model" for an rs3d
+    checkpoint else "")."""
     if not isinstance(obj, Mapping):
         raise CheckpointError("checkpoint is not a dict of tensors")
     if "model" in obj and isinstance(obj["model"], Mapping):  # rs3d (and many trainers)
-        sd = obj.get("ema") if prefer_ema and isinstance(obj.get("ema"), Mapping) else obj["model"]
-        return strip_wrapper_prefixes(sd), "rs3d"
+        use_ema = prefer_ema and isinstance(obj.get("ema"), Mapping)
+        which = "ema" if use_ema else "model"
+        return strip_wrapper_prefixes(obj[which]), "rs3d", which
     if "model_state" in obj:  # PySlowFast
-        return strip_wrapper_prefixes(obj["model_state"]), "pyslowfast"
+        return strip_wrapper_prefixes(obj["model_state"]), "pyslowfast", ""
     for wrapper in ("state_dict", "model_state_dict"):
         if wrapper in obj and isinstance(obj[wrapper], Mapping):
             obj = obj[wrapper]
             break
     sd = strip_wrapper_prefixes(obj)
     if any(k.startswith("blocks.0.") for k in sd):
-        return sd, "pytorchvideo"
+        return sd, "pytorchvideo", ""
     if any(k.startswith("s1.pathway0_stem.") for k in sd):
-        return sd, "pyslowfast"
+        return sd, "pyslowfast", ""
     conv = sd.get("conv1.weight", sd.get("conv1.0.weight"))
     if conv is not None and conv.dim() == 4:
-        return sd, "2d"
-    return sd, "rs3d"
+        return sd, "2d", ""
+    return sd, "rs3d", ""
 
 
 def load_pretrained(model: nn.Module, path: str, inflate: bool = False, inflate_mode: str = "center",
@@ -192,7 +217,13 @@ def load_pretrained(model: nn.Module, path: str, inflate: bool = False, inflate_
     A classifier whose shape differs (another label set) is left at its initialisation with a
     warning, so a checkpoint can initialise fine-tuning. Returns the detected format.
     """
-    sd, fmt = _unwrap(read_weights_file(path), prefer_ema)
+    return load_pretrained_report(model, path, inflate, inflate_mode, prefer_ema, strict).fmt
+
+
+def load_pretrained_report(model: nn.Module, path: str, inflate: bool = False, inflate_mode: str = "center",
+                           prefer_ema: bool = True, strict: bool = True) -> PretrainedLoad:
+    """``load_pretrained``, returning what was loaded (format, tensor count, a new classifier)."""
+    sd, fmt, weights = _unwrap_which(read_weights_file(path), prefer_ema)
     if fmt == "pytorchvideo":
         sd = convert_pytorchvideo_resnet(sd)
     elif fmt == "pyslowfast":
@@ -218,4 +249,7 @@ def load_pretrained(model: nn.Module, path: str, inflate: bool = False, inflate_
     if strict and (missing or result.unexpected_keys):
         raise CheckpointError(f"{path} ({fmt}): does not match the model: missing {missing[:5]}"
                               f"{'...' if len(missing) > 5 else ''}, unexpected {result.unexpected_keys[:5]}")
-    return fmt
+    unexpected = set(result.unexpected_keys)
+    loaded = sum(1 for k in sd if k in target and k not in unexpected)
+    head = (int(fc_w.shape[0]), int(target["fc.weight"].shape[0])) if skip_fc else None
+    return PretrainedLoad(path=path, fmt=fmt, loaded=loaded, total=len(target), head=head, weights=weights)

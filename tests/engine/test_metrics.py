@@ -1,12 +1,15 @@
-"""Metrics against numbers worked out by hand."""
+"""Metrics against numbers worked out by hand, and multi-label AP against scikit-learn."""
 import pytest
 import torch
 
 from rs3d.engine.metrics import (
     aggregate_views,
+    average_precision,
     compute_metrics,
     confusion_matrix,
     mean_class_accuracy,
+    multilabel_metrics,
+    top1_hits,
     topk_accuracy,
     topk_indices,
 )
@@ -101,3 +104,87 @@ def test_all_videos_failed_gives_zeros_not_a_crash():
 def test_label_out_of_range_is_named():
     with pytest.raises(ValueError, match=r"\[0, 3\)"):
         compute_metrics(torch.zeros(1, 3), torch.tensor([3]), num_failed=0, num_classes=3)
+
+
+# ----------------------------------------------------------------------------- multi-label
+def sklearn_ap():
+    """scikit-learn's average_precision_score (the reference), or a skip saying how to get it."""
+    sk = pytest.importorskip(
+        "sklearn.metrics", reason="scikit-learn (a test dependency, `pip install scikit-learn`) is the reference")
+    return sk.average_precision_score
+
+
+# 8 videos x 4 classes, with tied scores within and across classes; class 3 has no positive.
+ML_SCORES = torch.tensor([
+    [0.9, 0.1, 0.4, 0.2], [0.8, 0.4, 0.4, 0.1], [0.7, 0.4, 0.1, 0.3], [0.7, 0.9, 0.6, 0.5],
+    [0.2, 0.2, 0.6, 0.9], [0.6, 0.3, 0.6, 0.8], [0.1, 0.8, 0.2, 0.4], [0.5, 0.4, 0.9, 0.6],
+], dtype=torch.float64)
+ML_TARGETS = torch.tensor([
+    [1, 0, 0, 0], [0, 1, 1, 0], [1, 0, 0, 0], [0, 1, 0, 0],
+    [0, 0, 1, 0], [1, 0, 0, 0], [0, 1, 1, 0], [0, 0, 1, 0],
+], dtype=torch.bool)
+
+
+def test_average_precision_by_hand():
+    # ranked 0.9 (pos), 0.8 (neg), 0.7 (pos), 0.6 (neg): AP = 1/2 * 1 + 1/2 * 2/3
+    assert average_precision(torch.tensor([0.9, 0.8, 0.7, 0.6]), torch.tensor([1, 0, 1, 0])) == pytest.approx(5 / 6)
+    # a tie between a positive and a negative is one threshold: precision 1/2 there, not 1 or 0
+    assert average_precision(torch.tensor([0.5, 0.5]), torch.tensor([1, 0])) == pytest.approx(0.5)
+    assert average_precision(torch.tensor([0.3, 0.2]), torch.tensor([0, 0])) is None
+
+
+def test_per_class_ap_and_map_match_scikit_learn():
+    ap_ref = sklearn_ap()
+    y, s = ML_TARGETS.numpy().astype(int), ML_SCORES.numpy()
+    m = multilabel_metrics(ML_SCORES, ML_TARGETS)
+    for c in range(3):
+        assert m["per_class_ap"][c] == pytest.approx(100 * ap_ref(y[:, c], s[:, c]), abs=1e-12)
+    # mAP over the classes that have positives = scikit-learn's macro average over those classes.
+    assert m["mAP"] == pytest.approx(100 * ap_ref(y[:, :3], s[:, :3], average="macro"), abs=1e-12)
+    assert m["classes_with_positives"] == 3 and m["classes_without_positives"] == 1
+    assert m["class_positives"] == [3, 3, 4, 0]
+
+
+def test_class_without_positives_is_left_out_where_scikit_learn_counts_zero():
+    import warnings
+
+    ap_ref = sklearn_ap()
+    m = multilabel_metrics(ML_SCORES, ML_TARGETS)
+    assert m["per_class_ap"][3] is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # scikit-learn warns about the class without positives
+        all4 = ap_ref(ML_TARGETS.numpy().astype(int), ML_SCORES.numpy(), average="macro")
+    # scikit-learn averages in an AP of 0 for class 3; rs3d (PySlowFast / Charades) does not.
+    assert m["mAP"] == pytest.approx(100 * all4 * 4 / 3, abs=1e-12)
+
+
+def test_map_does_not_depend_on_video_order_bitwise():
+    m = multilabel_metrics(ML_SCORES, ML_TARGETS)
+    for seed in range(5):
+        perm = torch.randperm(8, generator=torch.Generator().manual_seed(seed))
+        p = multilabel_metrics(ML_SCORES[perm], ML_TARGETS[perm])
+        assert p["mAP"] == m["mAP"] and p["per_class_ap"] == m["per_class_ap"]
+
+
+def test_multilabel_failures_rank_last_in_the_counting_failures_map():
+    ap_ref = sklearn_ap()
+    failed = torch.tensor([[1, 0, 0, 1]], dtype=torch.bool)
+    m = multilabel_metrics(ML_SCORES, ML_TARGETS, failed)
+    assert (m["num_videos"], m["num_evaluated"], m["num_failed"]) == (9, 8, 1)
+    assert m["mAP"] == multilabel_metrics(ML_SCORES, ML_TARGETS)["mAP"]
+    scores = torch.cat([ML_SCORES, torch.full((1, 4), -1.0, dtype=torch.float64)]).numpy()
+    y = torch.cat([ML_TARGETS, failed]).numpy().astype(int)
+    per_class = [ap_ref(y[:, c], scores[:, c]) for c in range(4)]  # class 3 now has a positive
+    assert m["mAP_counting_failures"] == pytest.approx(100 * sum(per_class) / 4, abs=1e-12)
+
+
+def test_multilabel_top1_and_top1_hits():
+    # top classes per row: 0,0,0,1,3,3,1,2 -> a true class for rows 0,2,3,6,7 (5 of 8)
+    assert multilabel_metrics(ML_SCORES, ML_TARGETS)["top1"] == pytest.approx(62.5)
+    assert float(top1_hits(ML_SCORES, ML_TARGETS)) == 5.0
+    assert float(top1_hits(ML_SCORES, torch.tensor([0, 0, 0, 1, 3, 0, 1, 1]))) == 6.0  # rows 0-4 and 6
+
+
+def test_multilabel_shapes_are_checked():
+    with pytest.raises(ValueError, match=r"\[N, K\]"):
+        multilabel_metrics(ML_SCORES, ML_TARGETS[:, :3])
