@@ -48,7 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--report-only", action="store_true", help="collect, plot and tabulate; train nothing")
     p.add_argument("--measure-batch", type=int, default=128,
                    help="largest batch the latency/memory measurement starts from (halved until it fits)")
-    p.add_argument("--measure-steps", type=int, default=3, help="timed training steps per point")
+    p.add_argument("--measure-steps", type=int, default=5, help="timed training steps per point")
     p.add_argument("--quiet", action="store_true", help="do not echo the training logs")
     return p
 
@@ -118,9 +118,10 @@ def plan(args) -> Tuple[list, str, Optional[dict]]:
 def _ensure_synthetic(points, synthetic: Optional[dict]) -> None:
     if not synthetic:
         return
-    data_dir = Path(points[0].load().DATA.PATH_TO_DATA_DIR)
-    if (data_dir / "train.csv").is_file():
-        return
+    where = points[0].load().DATA.PATH_TO_DATA_DIR
+    if not where or (Path(where) / "train.csv").is_file():
+        return  # no folder named (check_data says so) or the data is there
+    data_dir = Path(where)
     from ..data.synthetic import make_synthetic_dataset
 
     print(f"[sweep] writing the synthetic dataset to {data_dir} ...", flush=True)

@@ -72,10 +72,11 @@ def measure_point(cfg, *, batch_cap: int = 128, steps: int = 3, warmup: int = 1,
         except RuntimeError as e:
             if not _is_oom(e) or batch == 1:
                 raise
-            batch //= 2  # appendix I: halve the batch until it fits
-            model = build_model(cfg)
-            if dev.type == "cuda":
-                torch.cuda.empty_cache()
+        # Out of the except block, so the failed attempt's tensors are no longer referenced.
+        batch //= 2  # appendix I: halve the batch until it fits
+        model = build_model(cfg)
+        if dev.type == "cuda":
+            torch.cuda.empty_cache()
     return {
         "params": int(params),
         "params_m": params / 1e6,

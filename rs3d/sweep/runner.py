@@ -25,7 +25,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence, Tuple
 
 from ..errors import ConfigError
 from .grid import Point
@@ -48,24 +48,34 @@ class PointFailed(Exception):
 
 
 # ----------------------------------------------------------------------------- steps
-def _last_error_line(log_path: Path) -> str:
+def _last_error_line(log_path: Path, offset: int) -> str:
+    """The last ``error:`` / exception line the run wrote to ``log_path`` after ``offset``."""
     try:
-        lines = [ln.strip() for ln in log_path.read_text(errors="replace").splitlines() if ln.strip()]
+        with open(log_path, errors="replace") as f:
+            f.seek(offset)
+            lines = [ln.strip() for ln in f.read().splitlines() if ln.strip()]
     except OSError:
         return ""
     for ln in reversed(lines):
-        if ln.startswith("error:") or "Error" in ln:
+        if ln.startswith("error:") or "Error" in ln.split(":")[0]:
             return ln
     return lines[-1] if lines else ""
 
 
-def _run_logged(cmd: List[str], log_path: Path, prefix: str, echo: bool) -> int:
-    """Run ``cmd``, appending its output to ``log_path`` (and echoing it, prefixed, when asked)."""
+def _exit_text(rc: int) -> str:
+    return f"killed by signal {-rc}" if rc < 0 else f"exited with status {rc}"
+
+
+def _run_logged(cmd: List[str], log_path: Path, prefix: str, echo: bool) -> Tuple[int, str]:
+    """Run ``cmd``, appending its output to ``log_path`` (and echoing it, prefixed, when asked).
+
+    Returns the exit status and, when it is not 0, the run's last error line.
+    """
     with open(log_path, "a") as log:
         log.write(f"$ {' '.join(cmd)}\n")
         log.flush()
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                bufsize=1, cwd=os.getcwd())
+        offset = log.tell()
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
         assert proc.stdout is not None
         try:
             for line in proc.stdout:
@@ -77,7 +87,10 @@ def _run_logged(cmd: List[str], log_path: Path, prefix: str, echo: bool) -> int:
             proc.kill()
             proc.wait()
             raise
-        return proc.wait()
+        rc = proc.wait()
+    if rc == 0:
+        return rc, ""
+    return rc, f"{_exit_text(rc)}: {_last_error_line(log_path, offset)} (log: {log_path})"
 
 
 @dataclass
@@ -93,10 +106,9 @@ class ToolStep:
             raise PointFailed(self.step, f"{script} not found (the sweep runs the repository's tools)")
         cmd = [sys.executable, str(script), "--cfg", point.cfg_file, *point.opts, "OUTPUT_DIR", out_dir]
         log = Path(out_dir) / f"sweep_{self.step}.log"
-        rc = _run_logged(cmd, log, f"[{point.name}] ", echo)
+        rc, why = _run_logged(cmd, log, f"[{point.name}] ", echo)
         if rc != 0:
-            raise PointFailed(self.step, f"{self.tool} exited with status {rc}: "
-                                         f"{_last_error_line(log)} (log: {log})")
+            raise PointFailed(self.step, f"{self.tool} {why}")
 
 
 @dataclass
@@ -104,7 +116,7 @@ class Measure:
     """The measure step: ``python -m rs3d.sweep.measure`` with the sweep's measuring options."""
 
     batch_cap: int = 128
-    steps: int = 3
+    steps: int = 5
 
     def __call__(self, point: Point, out_dir: str, echo: bool = True) -> None:
         path = Path(out_dir) / STATS_FILE
@@ -112,9 +124,11 @@ class Measure:
                "--batch-cap", str(self.batch_cap), "--steps", str(self.steps),
                *point.opts, "OUTPUT_DIR", out_dir]
         log = Path(out_dir) / "sweep_measure.log"
-        rc = _run_logged(cmd, log, f"[{point.name}] ", echo)
-        if rc != 0 or not path.is_file():
-            raise PointFailed("measure", f"exited with status {rc}: {_last_error_line(log)} (log: {log})")
+        rc, why = _run_logged(cmd, log, f"[{point.name}] ", echo)
+        if rc != 0:
+            raise PointFailed("measure", f"rs3d.sweep.measure {why}")
+        if not path.is_file():
+            raise PointFailed("measure", f"rs3d.sweep.measure wrote no {path} (log: {log})")
 
 
 @dataclass
@@ -147,7 +161,8 @@ def check_resumable(points: Sequence[Point], root: str) -> None:
         old = read_status(os.path.join(root, p.name))
         if old is None:
             continue
-        if (old.get("cfg_file"), old.get("opts")) != (p.cfg_file, list(p.opts)):
+        same_cfg = os.path.abspath(str(old.get("cfg_file"))) == os.path.abspath(p.cfg_file)
+        if not same_cfg or old.get("opts") != list(p.opts):
             raise ConfigError(f"{os.path.join(root, p.name)} holds a run with other settings "
                               f"({old.get('cfg_file')} {' '.join(map(str, old.get('opts', [])))}); "
                               f"remove it or choose another --out")

@@ -2,6 +2,7 @@
 import json
 import os
 import pickle
+import sys
 
 import pytest
 
@@ -102,3 +103,21 @@ def test_a_launcher_decides_where_points_run(points, tmp_path, fake_run):
     assert pickle.loads(pickle.dumps(job)).keywords["root"] == str(tmp_path)
     assert pickle.loads(pickle.dumps(points[0])) == points[0]
     assert isinstance(LocalLauncher(), Launcher)
+
+
+def test_a_failing_tool_reports_its_own_error_line(tmp_path):
+    from pathlib import Path
+
+    from rs3d.sweep.runner import _run_logged
+
+    log = tmp_path / "step.log"
+    log.write_text("error: an old failure of an earlier run\n")
+    script = "import sys; print('epoch 1'); print('error: DATA.PATH_TO_DATA_DIR x has no train.csv', " \
+             "file=sys.stderr); sys.exit(2)"
+    rc, why = _run_logged([sys.executable, "-c", script], log, "", echo=False)
+    assert rc == 2
+    assert why == f"exited with status 2: error: DATA.PATH_TO_DATA_DIR x has no train.csv (log: {log})"
+    assert "epoch 1" in Path(log).read_text()
+    rc, why = _run_logged([sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"],
+                          log, "", echo=False)
+    assert rc == -9 and why.startswith("killed by signal 9")
