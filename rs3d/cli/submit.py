@@ -1,0 +1,135 @@
+"""``tools/submit.py``: submit a training run to SLURM through submitit, preemption-safe.
+
+    python tools/submit.py --cfg configs/k400_rs50.yaml --nodes 4 --gpus-per-node 8 \\
+        --partition gpu --time 3-00:00:00 --cpus-per-task 10 --mem 480G \\
+        DATA.PATH_TO_DATA_DIR /data/k400 OUTPUT_DIR /shared/out/rs50
+    python tools/submit.py ... --dry-run     # print the job (resources, command, rendezvous, sbatch)
+    python tools/submit.py ... --cluster local --gpus-per-node 0 --wait   # the same job on this machine
+
+One task per GPU; each runs ``rs3d.cluster.TrainJob`` (training in-process, env:// rendezvous from
+SLURM's variables). About ``--signal-delay`` seconds before the time limit SLURM sends USR2: every
+rank finishes its step, a checkpoint is written and the job requeues itself (at most
+``--max-requeues`` times after a time limit); a preempted job resumes the same way. Trailing
+``KEY VALUE`` pairs override the config, as for ``rs3d-train``. A mistake in the options, the config
+or the data folder is one ``error:`` line and exit status 2, before anything is submitted.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Optional, Sequence
+
+from . import run_tool
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tools/submit.py", description=__doc__.splitlines()[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="KEY VALUE config overrides go after the options (or after --opts).")
+    p.add_argument("--cfg", dest="cfg_file", default="", help="YAML config (may use _BASE_)")
+    r = p.add_argument_group("resources")
+    r.add_argument("--nodes", type=int, default=1)
+    r.add_argument("--gpus-per-node", type=int, default=8, help="also the tasks per node (0: CPU job)")
+    r.add_argument("--tasks-per-node", type=int, default=None, help="default: one per GPU (1 for a CPU job)")
+    r.add_argument("--cpus-per-task", type=int, default=None, help="loader workers + 1 is a good start")
+    r.add_argument("--mem", default=None, help="memory per node, e.g. 480G")
+    r.add_argument("--time", default="24:00:00", help="time limit: minutes, H:MM:SS or D-HH:MM:SS")
+    r.add_argument("--partition", default=None)
+    r.add_argument("--account", default=None)
+    r.add_argument("--qos", default=None)
+    r.add_argument("--constraint", default=None, help="node features, e.g. a100")
+    j = p.add_argument_group("job")
+    j.add_argument("--job-name", default="rs3d")
+    j.add_argument("--folder", default=None,
+                   help="submitit's pickles and task logs, on a file system every node sees "
+                        "(default OUTPUT_DIR/submitit/%%j)")
+    j.add_argument("--signal-delay", type=int, default=120, metavar="S",
+                   help="seconds before the time limit that USR2 comes (time to finish a step and save)")
+    j.add_argument("--max-requeues", type=int, default=10, help="requeues after a time limit")
+    j.add_argument("--setup", action="append", default=[], metavar="LINE",
+                   help="shell line run before the tasks start (repeatable), e.g. 'module load cuda'")
+    j.add_argument("--cluster", default="slurm", choices=("slurm", "local"),
+                   help="local: submitit's LocalExecutor on this machine, one node")
+    j.add_argument("--dry-run", action="store_true", help="print the job and submit nothing")
+    j.add_argument("--wait", action="store_true", help="wait for the job to end; its status is ours")
+    p.add_argument("--opts", nargs=argparse.REMAINDER, default=[], help="KEY VALUE overrides")
+    p.add_argument("overrides", nargs=argparse.REMAINDER, help="KEY VALUE overrides")
+    return p
+
+
+def _absolute_paths(cfg):
+    """OUTPUT_DIR and DATA.PATH_TO_DATA_DIR made absolute (local ones), so that the job finds
+    them whatever directory a requeued task starts in."""
+    from rs3d import io
+
+    cfg = cfg.clone()
+    cfg.defrost()
+    for node, key in ((cfg, "OUTPUT_DIR"), (cfg.DATA, "PATH_TO_DATA_DIR")):
+        value = getattr(node, key)
+        if value and io.is_local(value) and not os.path.isabs(value):
+            setattr(node, key, os.path.abspath(value))
+    cfg.freeze()
+    return cfg
+
+
+def _run(argv: Optional[Sequence[str]] = None) -> int:
+    from rs3d import io
+    from rs3d.cluster import JobSpec, TrainJob, build_executor, dry_run_text, parse_mem, parse_time
+    from rs3d.config import check_data_dir, load_config
+    from rs3d.errors import ConfigError
+
+    args = _parser().parse_args(argv)
+    opts = [o for o in list(args.overrides or []) + list(args.opts or []) if o != "--opts"]
+    for name in ("nodes", "max_requeues", "signal_delay"):
+        if getattr(args, name) < (1 if name == "nodes" else 0):
+            raise ConfigError(f"--{name.replace('_', '-')} must be >= {1 if name == 'nodes' else 0}")
+    if args.gpus_per_node < 0 or (args.tasks_per_node is not None and args.tasks_per_node < 1):
+        raise ConfigError("--gpus-per-node must be >= 0 and --tasks-per-node >= 1")
+    if args.cluster == "local" and args.nodes != 1:
+        raise ConfigError("--cluster local runs one node; use --nodes 1")
+    if args.mem is not None:
+        parse_mem(args.mem)  # a typo fails here, not in sbatch
+    cfg = _absolute_paths(load_config(args.cfg_file or None, opts))
+    check_data_dir(cfg, ("train", "val") if cfg.TRAIN.EVAL_PERIOD > 0 else ("train",))
+    folder = args.folder
+    if folder is None:
+        if not io.is_local(cfg.OUTPUT_DIR):
+            raise ConfigError(f"OUTPUT_DIR {cfg.OUTPUT_DIR} is not a local path; give --folder "
+                              "(submitit's files must be on a file system every node sees)")
+        folder = os.path.join(cfg.OUTPUT_DIR, "submitit", "%j")
+    spec = JobSpec(folder=folder, nodes=args.nodes, gpus_per_node=args.gpus_per_node,
+                   tasks_per_node=args.tasks_per_node, cpus_per_task=args.cpus_per_task,
+                   timeout_min=parse_time(args.time), partition=args.partition, account=args.account,
+                   qos=args.qos, mem=args.mem,
+                   constraint=args.constraint, job_name=args.job_name, signal_delay_s=args.signal_delay,
+                   max_requeues=args.max_requeues, setup=args.setup)
+    executor = build_executor(spec, args.cluster, dry_run=args.dry_run)
+    train_argv = ([("--cfg"), args.cfg_file] if args.cfg_file else []) + opts
+    if args.dry_run:
+        if args.cluster == "local":
+            print(f"local job: 1 node x {spec.ntasks_per_node} task(s), time {spec.timeout_min:g} min, "
+                  f"submitit folder {folder}")
+        else:
+            print(dry_run_text(spec, executor, train_argv, cfg))
+        return 0
+    job = executor.submit(TrainJob(cfg))
+    print(f"submitted job {job.job_id}: {spec.nodes} node(s) x {spec.ntasks_per_node} task(s); "
+          f"outputs {cfg.OUTPUT_DIR}; task logs {job.paths.stdout}")
+    if args.wait:
+        job.wait()
+        err = job.exception()
+        if err is not None:
+            print(f"error: job {job.job_id} failed; see {job.paths.stderr}", file=sys.stderr)
+            return 1
+        print(f"job {job.job_id} done")
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """The command: its exit status, with every rs3d error turned into one ``error:`` line."""
+    return run_tool(_run, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
