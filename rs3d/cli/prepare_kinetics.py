@@ -16,6 +16,7 @@ cheaper; the CSVs then list those copies.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import sys
 import time
@@ -139,7 +140,10 @@ def _run(argv: Optional[Sequence[str]] = None) -> int:
     t0 = time.time()
     results = {}
     desc = "checking" + (" + re-encoding" if a.short_side else "")
-    pool = ProcessPoolExecutor(max_workers=a.workers) if a.workers > 1 else None
+    # Spawned, not forked: a fork of a process whose decoder or torch threads are running can
+    # crash or hang in the child (this command is also called from Python that has them).
+    pool = (ProcessPoolExecutor(max_workers=a.workers, mp_context=multiprocessing.get_context("spawn"))
+            if a.workers > 1 else None)
     try:
         done = pool.map(_work, jobs, chunksize=4) if pool else map(_work, jobs)
         for src, dst, reason in tqdm(done, total=len(jobs), desc=desc, unit="video"):
