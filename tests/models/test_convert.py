@@ -155,3 +155,70 @@ def test_wrong_architecture_is_a_clear_error(tmp_path):
     torch.save({"model": rs3d.create_model("resnet3d_rs26", width_multiplier=0.25).state_dict()}, path)
     with pytest.raises(CheckpointError, match="does not match the model"):
         load_pretrained(rs3d.create_model("slow_r50", width_multiplier=0.25), str(path))
+
+
+# ----------------------------------------------------------------------------- fine-tuning starts
+def test_report_of_an_rs3d_checkpoint_with_another_label_set(tmp_path):
+    from rs3d.models.convert import load_pretrained_report
+
+    raw, ema = (rs3d.create_model("resnet3d_rs26", num_classes=400, width_multiplier=0.25) for _ in range(2))
+    path = tmp_path / "k400.pyth"
+    torch.save({"model": raw.state_dict(), "ema": ema.state_dict()}, path)
+    model = rs3d.create_model("resnet3d_rs26", num_classes=10, width_multiplier=0.25)
+    report = load_pretrained_report(model, str(path))
+    total = len(model.state_dict())
+    assert (report.fmt, report.weights, report.head, report.loaded, report.total) == ("rs3d", "ema", (400, 10),
+                                                                                      total - 2, total)
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in ema.state_dict().items() if not k.startswith("fc."))
+    assert "new classifier for 10 classes (the file's has 400)" in report.describe()
+    assert load_pretrained_report(model, str(path), prefer_ema=False).weights == "model"
+
+
+def test_pyslowfast_checkpoint_with_another_head_loads_its_backbone(tmp_path):
+    from rs3d.models.convert import load_pretrained_report
+
+    source = rs3d.create_model("slow_r50", num_classes=400, width_multiplier=0.25)
+    randomize_bn(source)
+    torch.save({"model_state": {_pyslowfast_name(k): v for k, v in source.state_dict().items()}},
+               tmp_path / "SLOW_8x8_R50.pyth")
+    model = rs3d.create_model("slow_r50", num_classes=51, width_multiplier=0.25)
+    fc = model.fc.weight.clone()
+    report = load_pretrained_report(model, str(tmp_path / "SLOW_8x8_R50.pyth"))
+    assert report.fmt == "pyslowfast" and report.head == (400, 51) and model.fc.weight.shape == (51, 512)
+    assert torch.equal(model.fc.weight, fc)
+    for k, v in source.state_dict().items():
+        if not k.startswith("fc."):
+            assert torch.equal(model.state_dict()[k], v), k
+
+
+def test_pytorchvideo_weights_with_another_head_load_their_backbone(tmp_path):
+    hub = pytest.importorskip("pytorchvideo.models.hub")
+    from rs3d.models.convert import convert_pytorchvideo_resnet, load_pretrained_report
+
+    torch.manual_seed(0)
+    ptv = hub.slow_r50(pretrained=False)
+    randomize_bn(ptv)
+    torch.save(ptv.state_dict(), tmp_path / "ptv.pyth")
+    model = rs3d.create_model("slow_r50", num_classes=101)
+    report = load_pretrained_report(model, str(tmp_path / "ptv.pyth"))
+    assert report.fmt == "pytorchvideo" and report.head == (400, 101) and model.fc.out_features == 101
+    expected = convert_pytorchvideo_resnet(ptv.state_dict())
+    for k, v in expected.items():
+        if not k.startswith("fc."):
+            assert torch.equal(model.state_dict()[k], v), k
+
+
+def test_timm_2d_weights_with_another_head_inflate_into_the_backbone(tmp_path):
+    timm = pytest.importorskip("timm")
+    from rs3d.models.convert import load_pretrained_report
+
+    net2d = timm.create_model("resnet26", pretrained=False, num_classes=1000)
+    randomize_bn(net2d)
+    torch.save(net2d.state_dict(), tmp_path / "r26.pth")
+    model = ResNet3D(**dict(model_args("slow_r50"), depth=26, num_classes=5, temporal_kernels=(1, 1, 3, 3),
+                            stem_temporal_kernel=3))
+    report = load_pretrained_report(model, str(tmp_path / "r26.pth"), inflate=True, inflate_mode="mean")
+    assert report.fmt == "2d" and report.head == (1000, 5) and model.fc.weight.shape == (5, 2048)
+    assert torch.equal(model.conv1.weight, inflate_kernel(net2d.conv1.weight, 3, "mean"))
+    assert torch.equal(model.layer3[0].conv1.weight, inflate_kernel(net2d.layer3[0].conv1.weight, 3, "mean"))
+    assert torch.equal(model.layer4[1].bn2.running_var, net2d.layer4[1].bn2.running_var)
