@@ -172,7 +172,7 @@ def report(points, out: str, additive: bool) -> List[dict]:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     from ..sweep.grid import check_data
-    from ..sweep.runner import Measure, Steps, run_sweep
+    from ..sweep.runner import Measure, Steps, check_resumable, run_sweep
 
     args = parse(argv)
     if args.measure_batch < 1 or args.measure_steps < 1:
@@ -185,6 +185,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.dry_run:
         return 0
     if not args.report_only:
+        check_resumable(points, out)
         _ensure_synthetic(points, synthetic)
         check_data(points)
         steps = Steps(measure=Measure(batch_cap=args.measure_batch, steps=args.measure_steps))

@@ -166,3 +166,16 @@ def test_two_tiny_points_end_to_end_and_resume(tmp_path, synthetic_dataset):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "[sweep] 26-2-16: train" not in proc.stdout
     assert [p.stat().st_mtime_ns for p in ckpts] == stamp
+
+
+def test_a_changed_sweep_in_the_same_folder_is_refused_before_training(tmp_path, capsys, fake_steps,
+                                                                       synthetic_dataset, monkeypatch):
+    args = ["--cfg", DEMO, "--grid", "frames=4", "--out", str(tmp_path / "s"), "--quiet",
+            "DATA.PATH_TO_DATA_DIR", str(synthetic_dataset)]
+    fake_steps()
+    assert run_tool(main, args + ["SOLVER.MAX_EPOCH", "1"]) == 0
+    capsys.readouterr()
+    monkeypatch.setattr(runner, "run_sweep", lambda *a, **k: pytest.fail("a point was started"))
+    assert run_tool(main, args + ["SOLVER.MAX_EPOCH", "2"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "holds a run with other settings" in err[0]
