@@ -1,4 +1,5 @@
 """A frame asked for is the frame delivered, on every codec and backend; bad files fail cleanly."""
+import json
 import os
 import time
 
@@ -7,8 +8,11 @@ import numpy as np
 import pytest
 import torch
 
+import torchcodec_child
 from rs3d.data import decode as D
 from rs3d.data.synthetic import render_video, write_video
+from rs3d.data.video import container as C
+from rs3d.data.video import pyav_reader
 
 BACKENDS = ["decord", "pyav"]
 CODECS = {  # B-frames in h264; mpeg4 in AVI; VP9 in WebM; h264 in Matroska (no frame count)
@@ -82,26 +86,29 @@ def test_clip_on_real_footage(real_videos, backend):
     assert_frames_exact(got, idx, ref)
 
 
-def _seek_cases(path, ref_len):
-    """Clips starting on, just before and just after every keyframe, and every 5th frame."""
-    container, stream = D._open_video_stream(path, 1)
+def _index(path):
+    container, stream = C.open_video(str(path), 1)
     try:
-        order, keys, _ = D._pyav_packet_index(container, stream)
+        return C.index_packets(container, stream)
     finally:
         container.close()
-    key_ranks = [order.index(t) for t in keys]
+
+
+def _seek_cases(path, ref_len):
+    """Clips starting on, just before and just after every keyframe, and every 5th frame."""
+    index = _index(path)
+    key_ranks = [index.order.index(t) for t in index.keys]
     starts = {f for k in key_ranks for f in range(k - 3, k + 3)} | set(range(1, ref_len, 5))
     for first in sorted(f for f in starts if 0 < f < ref_len):
         yield np.unique(np.r_[first, np.arange(first, min(first + 24, ref_len), 3)])
 
 
-def _seek_decode(path, uniq, length=None):
-    """rs3d's PyAV seek path alone (None where it declines); ``length`` defaults to the file's."""
-    container, stream = D._open_video_stream(path, 1)
+def _seek_decode(path, uniq, index=None):
+    """rs3d's PyAV seek path alone (None where it declines)."""
+    container, stream = C.open_video(str(path), 1)
     try:
-        order, keys, nonempty = D._pyav_packet_index(container, stream)
-        n = length or (int(stream.frames) if stream.frames > 0 else nonempty)
-        return D._pyav_seek_decode(container, stream, order, keys, np.asarray(uniq), n)
+        return pyav_reader.seek_decode(container, stream, index or C.index_packets(container, stream),
+                                       np.asarray(uniq))
     finally:
         container.close()
 
@@ -128,12 +135,17 @@ def test_open_gop_files_are_recognised_from_their_packets(coded_videos, real_vid
     assert not any(D.has_open_gop(str(p)) for p in real_videos.values())
 
 
-def test_pyav_seek_declines_when_the_index_disagrees(coded_videos):
-    """A packet count other than the frame count the caller trusts: no seek (the caller decodes
-    from frame 0 and finds out), never a guess."""
-    path = str(coded_videos["h264_bframes.mp4"])
-    assert _seek_decode(path, [30, 40], length=76) is None
-    assert _seek_decode(path, [30, 40], length=75) is not None
+def test_pyav_seeks_only_on_an_exact_packet_index(coded_videos, broken_videos):
+    """The index is exact where it proves frame i is the i-th decoded frame; elsewhere there is no
+    seek (the reader decodes from frame 0 and counts), never a guess."""
+    path = coded_videos["h264_bframes.mp4"]
+    index = _index(path)
+    assert index.exact and index.length == 75
+    assert _seek_decode(path, [30, 40], index) is not None
+    index.exact = False
+    assert _seek_decode(path, [30, 40], index) is None
+    # the mp4 index lists 48 frames, the data holds fewer: not exact
+    assert not _index(broken_videos["overreported"]).exact
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -235,6 +247,36 @@ def test_resident_memory_stays_flat_over_many_reads(synthetic_dataset, backend):
     assert rss_mib() - before < 16
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_forked_loader_worker_can_collect_what_reads_left(coded_videos, backend):
+    """Loader workers are forked from a process that has decoded (a test run, a val pass). The
+    garbage collector of a worker must not free a threaded decoder or swscale context inherited
+    from the parent: it would wait forever for threads that were not forked."""
+    import gc
+    import signal
+
+    gc.disable()  # keep whatever cycles the reads leave, as a busy parent would between collections
+    try:
+        for p in coded_videos.values():
+            D.read_frames(str(p), lambda n: np.arange(0, n, 7), backend=backend, timeout_s=30)
+        pid = os.fork()
+        if pid == 0:  # the child: collect, then leave without running pytest's teardown
+            gc.collect()
+            os._exit(0)
+    finally:
+        gc.enable()
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            assert os.waitstatus_to_exitcode(status) == 0
+            return
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    pytest.fail("the forked child hung in gc.collect()")
+
+
 # ----------------------------------------------------------------------------- torchcodec
 _TORCHCODEC_CHILD = """
 import json, sys
@@ -260,20 +302,10 @@ print("RESULT" + json.dumps(out))
 def test_torchcodec_backend_is_frame_exact_where_ffmpeg_is_found(coded_videos, real_videos):
     """torchcodec needs FFmpeg's shared libraries; this machine has them only inside PyAV's wheel,
     so the check runs in a child process that finds them there (as a user's system FFmpeg would)."""
-    import json
-    import subprocess
-    import sys
-
-    from rs3d.benchmark.decoders import torchcodec_env
-
     paths = [str(p) for p in coded_videos.values()] + [str(real_videos["carphone"])]
-    env = torchcodec_env(paths[0])
-    if env["error"]:
-        pytest.skip(f"torchcodec cannot run here: {env['error']}")
-    p = subprocess.run([sys.executable, "-c", _TORCHCODEC_CHILD, *paths], env=env["env"],
-                       capture_output=True, text=True, timeout=300)
-    assert p.returncode == 0, p.stderr[-2000:]
-    result = json.loads(p.stdout.split("RESULT", 1)[1])
+    env = torchcodec_child.env_or_skip(paths[0])
+    out = torchcodec_child.run(_TORCHCODEC_CHILD, paths, env)
+    result = json.loads(out.split("RESULT", 1)[1])
     for path, r in result.items():
         assert r["length"] == r["ref_length"], path
         assert r["max_err"] < 0.5, (path, r["max_err"])

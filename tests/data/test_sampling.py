@@ -94,3 +94,48 @@ def test_to_model_input():
     assert x.dtype == torch.float32 and x.shape == clip.shape
     assert x[0, :, 0, 0, 0].tolist() == pytest.approx([2.0, 1.0, 0.5])
     assert torch.equal(T.to_model_input(clip, [0, 0, 0], [1, 1, 1]), torch.ones(2, 3, 1, 2, 2))
+
+
+# ----------------------------------------------------------------------------- display matrix
+def _matrix(ccw_degrees, hflip=False, vflip=False):
+    """The display matrix ffmpeg's -display_rotation/-display_hflip/-display_vflip write."""
+    import math
+
+    t = math.radians(ccw_degrees)
+    c, s = round(math.cos(t) * 65536), round(math.sin(t) * 65536)
+    m = [c, -s, 0, s, c, 0, 0, 0, 1 << 30]
+    if hflip:
+        m[0], m[3] = -m[0], -m[3]
+    if vflip:
+        m[1], m[4] = -m[1], -m[4]
+    return tuple(m)
+
+
+@pytest.mark.parametrize("ccw, hflip, vflip, shown", [
+    (0, False, False, lambda f: f),
+    (90, False, False, lambda f: np.rot90(f, 1)),    # a phone held upright: turned left to show
+    (180, False, False, lambda f: np.rot90(f, 2)),
+    (270, False, False, lambda f: np.rot90(f, -1)),
+    (0, True, False, lambda f: f[:, ::-1]),
+    (0, False, True, lambda f: f[::-1]),
+    (90, True, False, lambda f: np.rot90(f, -1)[::-1]),
+    (270, True, False, lambda f: f.T),
+])
+def test_display_matrix_turns_frames_as_ffmpeg_does(ccw, hflip, vflip, shown):
+    """A 2x3 picture with distinct pixels, turned as ffmpeg's transpose/flip filters would."""
+    from rs3d.data.video.orientation import orientation_of
+
+    pic = np.arange(6).reshape(2, 3)
+    frames = torch.from_numpy(pic).view(1, 2, 3, 1).repeat(2, 1, 1, 1)
+    got = orientation_of(_matrix(ccw, hflip, vflip)).apply(frames)
+    want = np.ascontiguousarray(shown(pic))
+    assert got.shape == (2, *want.shape, 1) and got.is_contiguous()
+    assert all(np.array_equal(g[..., 0].numpy(), want) for g in got)
+
+
+def test_display_matrix_at_other_angles_is_refused():
+    from rs3d.data.video.orientation import UPRIGHT, orientation_of
+
+    assert orientation_of(None) is UPRIGHT
+    with pytest.raises(D.DecodeError, match="45 degrees counter-clockwise"):
+        orientation_of(_matrix(45))

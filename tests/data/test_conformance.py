@@ -1,0 +1,161 @@
+"""Files from the wild: every frame rs3d reads, with every backend, is the frame ffmpeg shows.
+
+The files come from ``quirky_videos.py`` (rotation and mirror display matrices, two video
+streams, cover art, leading packets that cannot decode, an edit list, VFR, open GOPs, 10-bit
+H.264/HEVC, 4:4:4, gray, odd and tiny sizes, GIF, MJPEG, ProRes, absurd and zero frame-rate
+headers, a raw H.264 stream). The reference is the ffmpeg binary of the ``imageio-ffmpeg`` wheel
+(a test-only dependency): default stream, autorotation, ``-fps_mode passthrough``, rgb24.
+
+Colour tolerance, measured on these files: every 8-bit file, and 10-bit 4:2:2 ProRes, convert to
+exactly ffmpeg's RGB (mean |diff| 0) with decord and PyAV; 10-bit 4:2:0 H.264/HEVC differ by at
+most 8.7 levels mean per frame (libswscale called directly, as decord and PyAV do, places chroma
+differently from ffmpeg's scale filter at sharp colour edges; torchcodec, which uses the filter,
+matches exactly). Neighbouring frames of these files differ by 22 levels or more, so a frame is
+accepted only within its tolerance *and* nearer to the right reference frame than to either
+neighbour.
+"""
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+import quirky_videos as Q
+import torchcodec_child
+from rs3d.data import decode as D
+from rs3d.data.video import decord_reader, probe
+
+FFMPEG = Q.ffmpeg_exe()
+pytestmark = pytest.mark.skipif(
+    FFMPEG is None, reason="imageio-ffmpeg is not installed (test-only: pip install imageio-ffmpeg)")
+
+HIGH_BIT_DEPTH_420 = {"h264_10bit.mp4", "hevc_10bit.mkv"}
+ORIENTED = [n for n in Q.QUIRKS if n.startswith(("rot", "hflip", "vflip"))]
+
+
+def tolerance(name: str) -> float:
+    return 12.0 if name in HIGH_BIT_DEPTH_420 else 0.5
+
+
+@pytest.fixture(scope="module")
+def quirky(tmp_path_factory):
+    out = tmp_path_factory.mktemp("quirky")
+    paths = Q.make_quirky_videos(out, FFMPEG)
+    refs = {n: Q.ffmpeg_frames(FFMPEG, p) for n, p in paths.items()}
+    return paths, refs
+
+
+def requests(n: int):
+    """Index sets a loader asks for, each one read: everything shuffled with repeats, the two
+    ends, short clips starting a third in and near the end (seeks past a keyframe)."""
+    rng = np.random.default_rng(n)
+    yield np.concatenate([rng.permutation(n), [n - 1, 0, 0]])
+    yield np.array([n - 1, 0])
+    for s in sorted({n // 3, max(n - 5, 0)}):
+        yield D.clip_indices(s, 4, 2, n)
+
+
+def assert_same_frames(name, got, idx, ref):
+    tol = tolerance(name)
+    assert got.dtype.is_floating_point is False and tuple(got.shape[1:]) == ref.shape[1:], \
+        f"{name}: frames {tuple(got.shape[1:])}, ffmpeg shows {ref.shape[1:]}"
+    for k, i in enumerate(idx.tolist()):
+        g = got[k].numpy().astype(np.int16)
+        err = float(np.abs(g - ref[i]).mean())
+        assert err <= tol, f"{name}: frame {i}: mean |diff| {err:.2f} > {tol}"
+        for j in (i - 1, i + 1):
+            if 0 <= j < len(ref):
+                assert err < float(np.abs(g - ref[j]).mean()), f"{name}: frame {i} is nearer frame {j}"
+
+
+def check_file(name, path, ref, backend, autorotate=True):
+    if autorotate and name in Q.REFUSED:
+        with pytest.raises(D.DecodeError) as e:
+            D.read_frames(str(path), lambda n: np.arange(n), backend=backend)
+        assert Q.REFUSED[name] in str(e.value) and "\n" not in str(e.value)
+        return
+    for asked in requests(len(ref)):
+        got, idx, length = D.read_frames(str(path), lambda n: asked if n == len(ref) else np.arange(n),
+                                         backend=backend, autorotate=autorotate)
+        assert length == len(ref), f"{name}: {length} frames, ffmpeg decodes {len(ref)}"
+        assert idx.tolist() == asked.tolist()
+        assert_same_frames(name, got, idx, ref)
+
+
+@pytest.mark.parametrize("backend", ["decord", "pyav"])
+def test_every_frame_is_the_frame_ffmpeg_shows(quirky, backend, monkeypatch):
+    paths, refs = quirky
+    served = []
+    real = decord_reader.read
+
+    def recording(path, *a, **k):
+        result = real(path, *a, **k)
+        if result is not None:
+            served.append(os.path.basename(path))
+        return result
+
+    monkeypatch.setattr(decord_reader, "read", recording)
+    for name, path in paths.items():
+        check_file(name, path, refs[name][0], backend)
+    if backend == "decord":  # the test exercises decord itself, not only its fallback
+        assert "plain.mp4" in served
+
+
+@pytest.mark.parametrize("backend", ["decord", "pyav"])
+def test_autorotate_off_gives_the_stored_frames(quirky, backend):
+    paths, _ = quirky
+    for name in ORIENTED:
+        stored, _ = Q.ffmpeg_frames(FFMPEG, paths[name], autorotate=False)
+        check_file(name, paths[name], stored, backend, autorotate=False)
+
+
+def test_the_stream_read_is_the_one_ffmpeg_picks(quirky):
+    paths, refs = quirky
+    for name, path in paths.items():
+        assert probe.probe_video(str(path)).stream == refs[name][1], name
+
+
+_TORCHCODEC_CHILD = """
+import json, os, sys
+import numpy as np
+from rs3d.data import decode as D
+from rs3d.data.video import torchcodec_reader
+
+served, real = [], torchcodec_reader.read
+def recording(path, *a, **k):
+    r = real(path, *a, **k)
+    if r is not None:
+        served.append(os.path.basename(path))
+    return r
+torchcodec_reader.read = recording
+out = sys.argv[1]
+for path in sys.argv[2:]:
+    name = os.path.basename(path)
+    try:
+        got, idx, length = D.read_frames(path, lambda n: np.arange(n)[::-1], backend="torchcodec")
+        np.savez(os.path.join(out, name + ".npz"), frames=got.numpy(), idx=idx, length=length)
+    except D.DecodeError as e:
+        open(os.path.join(out, name + ".err"), "w").write(str(e))
+print("SERVED" + json.dumps(served))
+"""
+
+
+def test_torchcodec_backend_where_ffmpeg_libraries_are_found(quirky, tmp_path):
+    """torchcodec needs FFmpeg's shared libraries; where only PyAV's wheel has them, the check runs
+    in a child process that finds them there (as a user's system FFmpeg would)."""
+    paths, refs = quirky
+    env = torchcodec_child.env_or_skip(str(paths["plain.mp4"]))
+    out = torchcodec_child.run(_TORCHCODEC_CHILD, [tmp_path, *paths.values()], env)
+    served = json.loads(out.split("SERVED", 1)[1])
+    assert "plain.mp4" in served
+    for name in paths:
+        ref = refs[name][0]
+        if name in Q.REFUSED:
+            assert Q.REFUSED[name] in (tmp_path / f"{name}.err").read_text()
+            continue
+        assert not (tmp_path / f"{name}.err").exists(), (tmp_path / f"{name}.err").read_text()
+        r = np.load(tmp_path / f"{name}.npz")
+        assert int(r["length"]) == len(ref), name
+        assert r["idx"].tolist() == list(range(len(ref)))[::-1]
+        assert_same_frames(name, torch.from_numpy(r["frames"]), r["idx"], ref)
