@@ -3,6 +3,11 @@
     rs3d-predict --cfg configs/k400_rs50.yaml video1.mp4 clips/ \\
         TEST.CHECKPOINT_FILE_PATH out/rs50/checkpoints/checkpoint_best.pyth
     rs3d-predict --cfg configs/k400_rs50.yaml TEST.CHECKPOINT_FILE_PATH ckpt.pyth -- GOPR0001.MP4
+    rs3d-predict --cfg configs/k400_rs50.yaml --window 4 --stride 1 long_video.mp4 TEST.CHECKPOINT_FILE_PATH ckpt.pyth
+
+With ``--window SEC`` (and ``--stride SEC``, ``--smooth N``) a long video gets a timeline instead of
+one label: scores per window, smoothed, written as JSON/CSV and drawn as a PNG, with the top
+segments printed (see ``rs3d-timeline``, the same mode as its own command).
 
 (``python tools/predict.py ...`` is the same command.) After the options come videos and
 ``KEY VALUE`` config overrides, told apart so that no file name is ever read as a key:
@@ -85,6 +90,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--cfg", dest="cfg_file", default="", help="YAML config of the model (may use _BASE_)")
     p.add_argument("--topk", type=int, default=5, help="classes to print per video")
     p.add_argument("--json", action="store_true", help="print one JSON list instead of text")
+    from .timeline import add_timeline_options
+    add_timeline_options(p, window_required=False)  # --window SEC: a timeline instead of one label
     p.add_argument("rest", nargs=argparse.REMAINDER,
                    help="VIDEO|FOLDER ... [KEY VALUE ...] [-- VIDEO ...]")
     return p
@@ -106,6 +113,9 @@ def _run(argv: Optional[Sequence[str]] = None) -> int:
     from rs3d.engine.predict import format_predictions, predict
 
     cfg = load_config(args.cfg_file, opts)
+    from .timeline import run_timelines, timeline_requested
+    if timeline_requested(args):
+        return run_timelines(cfg, videos, args, as_json=args.json)
     preds = predict(cfg, videos, k=args.topk)
     print(json.dumps(preds, indent=2) if args.json else format_predictions(preds))
     return 1 if any(p["error"] for p in preds) else 0

@@ -149,3 +149,20 @@ def test_mistakes_are_one_line_and_exit_2(setup, tmp_path, capsys):
     assert tool.main([setup["videos"][0]] + setup["opts"] + ["TEST.CHECKPOINT_FILE_PATH", str(tmp_path / "x.pyth")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "x.pyth" in err[0]
+
+
+def test_window_turns_predict_into_a_timeline_of_the_video(setup, tmp_path, capsys):
+    """`--window SEC` gives scores per window written as JSON, not one label per file."""
+    out = tmp_path / "timeline"
+    argv = ["--window", "0.5", "--stride", "0.25", "--smooth", "1", "--out", str(out), "--json",
+            setup["videos"][0]] + setup["opts"]
+    assert load_tool("predict").main(argv) == 0
+    (summary,) = json.loads(capsys.readouterr().out)
+    assert summary["error"] in ("", None)
+    written = json.loads(open(summary["files"]["json"]).read())
+    starts = [w["start_s"] for w in written["windows"]]
+    assert len(starts) >= 2 and starts == sorted(starts)
+    # Window starts fall on frames, so each stride is 0.25 s to within one frame.
+    assert all(abs(b - a - 0.25) <= 1 / written["fps"] + 1e-6 for a, b in zip(starts, starts[1:]))
+    # A stride without a window is a mistake in the command, not a silent single-label run.
+    assert load_tool("predict").main(["--stride", "1", setup["videos"][0]] + setup["opts"]) == 2
