@@ -264,41 +264,12 @@ def write_predictions(path: str, records: Sequence[dict], class_names: Optional[
     _write_atomic(path, buf.getvalue())
 
 
-def plot_confusion_matrix(conf: torch.Tensor, path: str, class_names: Optional[Sequence[str]] = None) -> None:
-    """Row-normalised confusion matrix as a PNG; tick labels are class names when known.
+def plot_confusion_matrix(conf: torch.Tensor, path: str, class_names: Optional[Sequence[str]] = None,
+                          num_failed: int = 0) -> None:
+    """The test run's confusion matrix and per-class accuracy as one PNG (see rs3d.inference.confusion)."""
+    from rs3d.inference.confusion import plot_confusion_and_accuracy
 
-    Uses matplotlib's object API with the Agg canvas, so it works headless and never changes the
-    caller's pyplot backend.
-    """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    k = conf.shape[0]
-    rows = conf.double().sum(dim=1, keepdim=True).clamp(min=1)
-    norm = (conf.double() / rows).numpy()
-    side = min(32.0, max(6.0, 0.16 * k + 3))
-    fig = Figure(figsize=(side, side))
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot(1, 1, 1)
-    im = ax.imshow(norm, cmap="Blues", vmin=0.0, vmax=1.0, interpolation="nearest")
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="fraction of the true class")
-    labels = list(class_names) if class_names and len(class_names) == k else [str(i) for i in range(k)]
-    font = max(2.0, min(9.0, 600.0 / max(k, 1)))
-    ax.set_xticks(range(k))
-    ax.set_yticks(range(k))
-    ax.set_xticklabels(labels, rotation=90, fontsize=font)
-    ax.set_yticklabels(labels, fontsize=font)
-    ax.set_xlabel("predicted class")
-    ax.set_ylabel("true class")
-    if k <= 20:
-        for i in range(k):
-            for j in range(k):
-                if conf[i, j]:
-                    ax.text(j, i, int(conf[i, j]), ha="center", va="center", fontsize=font,
-                            color="white" if norm[i, j] > 0.5 else "black")
-    ax.set_title(f"confusion matrix ({int(conf.sum())} decoded videos)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    plot_confusion_and_accuracy(conf, path, class_names, num_failed)
 
 
 def class_names_for(data_dir: str, num_classes: int) -> Optional[list[str]]:
@@ -414,7 +385,7 @@ def _write_outputs(cfg, metrics: dict, records: Sequence[dict], conf: Optional[t
                     metrics["classes_without_positives"], metrics["top1"], metrics["num_videos"],
                     metrics["num_failed"], os.path.join(out, "test_metrics.json"))
         return
-    plot_confusion_matrix(conf, os.path.join(out, "test_confusion_matrix.png"), names)
+    plot_confusion_matrix(conf, os.path.join(out, "test_confusion_matrix.png"), names, metrics["num_failed"])
     logger.info("top-1 %.2f%%  top-5 %.2f%%  mean class %.2f%%  (%d videos, %d failed) -> %s",
                 metrics["top1"], metrics["top5"], metrics["mean_class_accuracy"],
                 metrics["num_videos"], metrics["num_failed"], os.path.join(out, "test_metrics.json"))
