@@ -5,7 +5,9 @@
 
 (``python tools/demo.py ...`` is the same command.) Steps: (1) write the synthetic motion dataset to
 DATA.PATH_TO_DATA_DIR unless it already holds train.csv (so your own dataset in the same CSV layout
-is used as is); (2) ``rs3d-train`` with the same config and overrides, as a child process (it
+is used as is); (1b) choose the clip length (``DATA.TARGET_FPS``) and the flip from the training
+videos and class names (:mod:`rs3d.data.recipe`; keys you set are kept);
+(2) ``rs3d-train`` with the same config and overrides, as a child process (it
 resumes if OUTPUT_DIR already has checkpoints); (3) ``rs3d-test`` on the newest checkpoint, also a
 child process; (4) print ``OUTPUT_DIR/test_metrics.json``. Relative paths are taken from the
 current folder; without ``--cfg`` the demo config of the source tree is used.
@@ -57,7 +59,14 @@ def _run(argv: Optional[Sequence[str]] = None) -> int:
     else:
         print(f"[demo] using the dataset in {data_dir}", flush=True)
 
-    forwarded = ["--cfg", args.cfg_file, *args.opts]
+    # The own-dataset recipe: clip length and flip chosen from the data (rs3d.data.recipe); what
+    # the user set on the command line or in the config is kept, and comes last so it wins.
+    from rs3d.data.recipe import own_dataset_overrides
+
+    recipe, notes = own_dataset_overrides(cfg, args.opts[0::2])
+    for note in notes:
+        print(f"[demo] {note}", flush=True)
+    forwarded = ["--cfg", args.cfg_file, *recipe, *args.opts]
     for command, module in (("rs3d-train", "rs3d.cli.train"), ("rs3d-test", "rs3d.cli.test")):
         print(f"[demo] {command} {' '.join(forwarded)}", flush=True)
         # A child process each, as a user would run them: training's process group, threads and

@@ -69,17 +69,20 @@ class _VideoDataset(Dataset):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    def _fps(self, path: str) -> Optional[float]:
+        """The frame rate the sampling needs (None when it needs none; read once per file)."""
+        if not self.sampling.needs_fps:
+            return None
+        return self.frame_folder_fps if os.path.isdir(path) else video_fps(path)
+
     def _read(self, path: str, pick):
-        """Decode the frames ``pick(length, fps)`` asks for (``fps`` None unless the sampling needs it)."""
-        folder = os.path.isdir(path)
-        fps = None
-        if self.sampling.needs_fps:
-            fps = self.frame_folder_fps if folder else video_fps(path)
+        """Decode the frames ``pick(length, fps)`` asks for (``fps`` from :meth:`_fps`)."""
+        fps = self._fps(path)
 
         def index_fn(length: int) -> np.ndarray:
             return pick(length, fps)
 
-        if folder:
+        if os.path.isdir(path):
             return read_frame_folder(path, index_fn, timeout_s=self.decode_timeout_s)
         return D.read_frames(path, index_fn, backend=self.backend,
                              timeout_s=self.decode_timeout_s, num_threads=self.decode_threads)
@@ -129,8 +132,8 @@ class TrainDataset(_VideoDataset):
                 _warn_once(record.path, reason)
                 continue
             label = record.label
-            if flipped and self.flip_label_map is not None and isinstance(label, int):
-                label = self.flip_label_map[label]
+            if flipped and self.flip_label_map is not None:
+                label = _flip_label(label, self.flip_label_map)
             return dict(clip=clip, label=label, index=video, skipped=retry)
         raise RuntimeError(
             f"{self.max_retries + 1} training videos in a row failed to decode (DATA.MAX_RETRIES); "
@@ -227,14 +230,8 @@ class TestDataset(_VideoDataset):
         item = dict(label=record.label, index=index, path=record.path, error="",
                     crop_size=self.crop_size)
         try:
-            used = {}  # the frame rate the read sampled with, for the view positions
-
-            def pick(length: int, fps) -> np.ndarray:
-                used["fps"] = fps
-                return self._union(length, fps)
-
-            frames, union, length = self._read(record.path, pick)
-            item.update(self.compact_views(frames, union, length, used["fps"]))
+            frames, union, length = self._read(record.path, self._union)
+            item.update(self.compact_views(frames, union, length, self._fps(record.path)))
         except Exception as e:
             item.update(frames=torch.empty((0, 0, 0, 3), dtype=torch.uint8),
                         clip_frames=torch.empty((0, self.num_frames), dtype=torch.long),
@@ -255,6 +252,14 @@ class TestDataset(_VideoDataset):
                     clip_frames=torch.as_tensor(np.stack(positions), dtype=torch.long),
                     crop_corners=torch.as_tensor(corners, dtype=torch.long).view(-1, 2),
                     resized_hw=(h, w))
+
+
+def _flip_label(label, mapping: Sequence[int]):
+    """The label of a flipped clip: ``mapping[label]``, or for a multi-hot label every class moved
+    to its mirror (``mapping`` is an involution, so ``new = old[mapping]``)."""
+    if isinstance(label, torch.Tensor):
+        return label[torch.as_tensor(mapping, dtype=torch.long)]
+    return mapping[label]
 
 
 def _resize_frames(frames: torch.Tensor, h: int, w: int, chunk: int = 16) -> torch.Tensor:

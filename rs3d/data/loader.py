@@ -156,7 +156,7 @@ def build_dataset(cfg, split: str, mode: str):
     csv_path = os.path.join(cfg.DATA.PATH_TO_DATA_DIR, f"{split}.csv")
     records = read_video_list(
         csv_path, cfg.DATA.PATH_PREFIX or cfg.DATA.PATH_TO_DATA_DIR, cfg.DATA.PATH_LABEL_SEPARATOR,
-        cfg.MODEL.NUM_CLASSES)
+        cfg.MODEL.NUM_CLASSES, multi_label=cfg.DATA.MULTI_LABEL)
     names = read_classes(cfg.DATA.PATH_TO_DATA_DIR)
     _check_class_names(records, names, cfg.DATA.PATH_TO_DATA_DIR, csv_path)
     d = cfg.DATA
@@ -213,6 +213,9 @@ def build_loader(cfg, split: str, mode: str, batch_size: int, rank: int = 0,
         if cfg.DATA_LOADER.CLASS_BALANCED:
             if not hasattr(dataset, "records"):
                 raise ConfigError("DATA_LOADER.CLASS_BALANCED needs a dataset with .records (labels)")
+            if cfg.DATA.MULTI_LABEL:
+                raise ConfigError("DATA_LOADER.CLASS_BALANCED balances single labels; it cannot be "
+                                  "used with DATA.MULTI_LABEL True")
             weights = class_balanced_weights([r.label for r in dataset.records])
             if rank == 0:
                 counts = torch.bincount(torch.as_tensor([r.label for r in dataset.records]))

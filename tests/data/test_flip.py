@@ -107,3 +107,11 @@ def test_a_label_outside_the_class_list_names_the_file(tmp_path, synthetic_datas
     data_cfg.DATA.PATH_PREFIX = str(synthetic_dataset)
     with pytest.raises(DataError, match=r"train\.csv: .* has label 3, but .*classes\.txt names 3 classes"):
         build_dataset(data_cfg, "train", "train")
+
+
+def test_a_flipped_multi_hot_label_moves_every_class_to_its_mirror():
+    from rs3d.data.kinetics import _flip_label
+
+    label = torch.tensor([True, False, False, True])
+    assert _flip_label(label, [1, 0, 2, 3]).tolist() == [False, True, False, True]
+    assert _flip_label(2, [1, 0, 3, 2]) == 3
