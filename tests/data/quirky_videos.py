@@ -124,53 +124,60 @@ def _zero_fps_avi(ffmpeg: str, out: Path) -> None:
     out.write_bytes(bytes(data))
 
 
+# Files that are one ffmpeg encode: name -> arguments before the output path.
+_X265 = ["-c:v", "libx265", "-x265-params",
+         "keyint=12:min-keyint=12:bframes=3:log-level=error:pools=1:frame-threads=1"]
+_ENCODED = {
+    "plain.mp4": [*_src(), *_X264, *_GOP],
+    "two_streams.mp4": [*_src("32x24", 10), *_src("64x48", 30), "-map", "0", "-map", "1", *_X264,
+                        "-disposition:v:0", "default", "-disposition:v:1", "default"],
+    "cover_art.mp4": [*_src("96x96", 1), *_src(), "-map", "0", "-map", "1", "-c:v:0", "png",
+                      "-disposition:v:0", "attached_pic", "-c:v:1", "libx264", "-preset", "veryfast",
+                      "-threads", "1"],
+    "vfr.mp4": [*_src(), "-vf", "setpts='(N+N*N/20)/(25*TB)'", "-fps_mode", "passthrough", *_X264, *_GOP],
+    "open_gop.mp4": [*_src(frames=40), *_X264, *_GOP, "-x264-params", "open-gop=1:b-pyramid=normal"],
+    "h264_10bit.mp4": [*_src(), *_X264, *_GOP, "-pix_fmt", "yuv420p10le"],
+    "yuv444.mp4": [*_src(), *_X264, *_GOP, "-pix_fmt", "yuv444p"],
+    "gray.mp4": [*_src(), *_X264, *_GOP, "-pix_fmt", "gray"],
+    "bt709.mp4": [*_src(), "-vf", "scale=out_color_matrix=bt709:out_range=tv", *_X264, *_GOP,
+                  "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709"],
+    "odd_size.mkv": [*_src("36x20"), "-vf", "format=rgb24,crop=35:19:0:0", "-c:v", "ffv1", "-pix_fmt", "yuv420p"],
+    "tiny.mp4": [*_src("16x16", 20), *_X264, *_GOP],
+    "animated.gif": [*_src(frames=20), "-c:v", "gif"],
+    "mjpeg.avi": [*_src(frames=20), "-c:v", "mjpeg", "-q:v", "3"],
+    "fps_absurd.mp4": [*_src(rate="1000000"), *_X264, *_GOP],
+    "fps_tiny.mkv": [*_src(frames=20, rate="1/100"), *_X264, *_GOP],
+    "raw.h264": [*_src(), *_X264, *_GOP, "-f", "h264"],
+    "hevc_open_gop.mp4": [*_src(frames=40), *_X265, "-tag:v", "hvc1"],
+    "hevc_10bit.mkv": [*_src(), *_X265, "-pix_fmt", "yuv420p10le"],
+    "prores.mov": [*_src(frames=16), "-c:v", "prores_ks", "-profile:v", "2"],
+}
+_NEEDS = {"hevc_open_gop.mp4": "libx265", "hevc_10bit.mkv": "libx265", "prores.mov": "prores_ks"}
+
+# plain.mp4 with a display matrix (demuxer options, no re-encode): name -> options.
+_TURNED = {
+    "rot90.mp4": ["-display_rotation", "90"],
+    "rot180.mp4": ["-display_rotation", "180"],
+    "rot270.mp4": ["-display_rotation", "270"],
+    "hflip.mp4": ["-display_hflip"],
+    "vflip.mp4": ["-display_vflip"],
+    "rot90_hflip.mp4": ["-display_rotation", "90", "-display_hflip"],
+    "rot270_hflip.mp4": ["-display_rotation", "270", "-display_hflip"],
+    "rot45.mp4": ["-display_rotation", "45"],
+}
+
+
 def _makers(ffmpeg: str, tmp: Path) -> Dict[str, Callable[[Path], None]]:
-    plain = tmp / "plain.mp4"
-    m: Dict[str, Callable[[Path], None]] = {
-        "plain.mp4": lambda o: _run(ffmpeg, [*_src(), *_X264, *_GOP, str(o)]),
-        "rot90.mp4": lambda o: _rotated(ffmpeg, o, plain, ["-display_rotation", "90"]),
-        "rot180.mp4": lambda o: _rotated(ffmpeg, o, plain, ["-display_rotation", "180"]),
-        "rot270.mp4": lambda o: _rotated(ffmpeg, o, plain, ["-display_rotation", "270"]),
-        "hflip.mp4": lambda o: _rotated(ffmpeg, o, plain, ["-display_hflip"]),
-        "vflip.mp4": lambda o: _rotated(ffmpeg, o, plain, ["-display_vflip"]),
-        "rot90_hflip.mp4": lambda o: _rotated(ffmpeg, o, plain, ["-display_rotation", "90", "-display_hflip"]),
-        "rot270_hflip.mp4": lambda o: _rotated(ffmpeg, o, plain, ["-display_rotation", "270", "-display_hflip"]),
-        "rot45.mp4": lambda o: _rotated(ffmpeg, o, plain, ["-display_rotation", "45"]),
-        "two_streams.mp4": lambda o: _run(ffmpeg, [
-            *_src("32x24", 10), *_src("64x48", 30), "-map", "0", "-map", "1", *_X264,
-            "-disposition:v:0", "default", "-disposition:v:1", "default", str(o)]),
-        "cover_art.mp4": lambda o: _run(ffmpeg, [
-            *_src("96x96", 1), *_src(), "-map", "0", "-map", "1",
-            "-c:v:0", "png", "-disposition:v:0", "attached_pic", "-c:v:1", "libx264", "-preset",
-            "veryfast", "-threads", "1", str(o)]),
-        "leading_nonkey.mp4": lambda o: _leading_nonkey(ffmpeg, o, tmp),
-        "edit_list.mp4": lambda o: _run(ffmpeg, ["-ss", "0.3", "-i", str(plain), "-c", "copy", str(o)]),
-        "vfr.mp4": lambda o: _run(ffmpeg, [
-            *_src(), "-vf", "setpts='(N+N*N/20)/(25*TB)'", "-fps_mode", "passthrough", *_X264, *_GOP,
-            str(o)]),
-        "open_gop.mp4": lambda o: _run(ffmpeg, [*_src(frames=40), *_X264, *_GOP, "-x264-params",
-                                               "open-gop=1:b-pyramid=normal", str(o)]),
-        "h264_10bit.mp4": lambda o: _run(ffmpeg, [*_src(), *_X264, *_GOP, "-pix_fmt", "yuv420p10le", str(o)]),
-        "yuv444.mp4": lambda o: _run(ffmpeg, [*_src(), *_X264, *_GOP, "-pix_fmt", "yuv444p", str(o)]),
-        "gray.mp4": lambda o: _run(ffmpeg, [*_src(), *_X264, *_GOP, "-pix_fmt", "gray", str(o)]),
-        "bt709.mp4": lambda o: _run(ffmpeg, [
-            *_src(), "-vf", "scale=out_color_matrix=bt709:out_range=tv", *_X264, *_GOP,
-            "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", str(o)]),
-        "odd_size.mkv": lambda o: _run(ffmpeg, [*_src("36x20"), "-vf", "crop=35:19:0:0", "-c:v", "ffv1", "-pix_fmt", "yuv420p", str(o)]),
-        "tiny.mp4": lambda o: _run(ffmpeg, [*_src("16x16", 20), *_X264, *_GOP, str(o)]),
-        "animated.gif": lambda o: _run(ffmpeg, [*_src(frames=20), "-c:v", "gif", str(o)]),
-        "mjpeg.avi": lambda o: _run(ffmpeg, [*_src(frames=20), "-c:v", "mjpeg", "-q:v", "3", str(o)]),
-        "fps_absurd.mp4": lambda o: _run(ffmpeg, [*_src(rate="1000000"), *_X264, *_GOP, str(o)]),
-        "fps_tiny.mkv": lambda o: _run(ffmpeg, [*_src(frames=20, rate="1/100"), *_X264, *_GOP, str(o)]),
-        "fps_zero.avi": lambda o: _zero_fps_avi(ffmpeg, o),
-        "raw.h264": lambda o: _run(ffmpeg, [*_src(), *_X264, *_GOP, "-f", "h264", str(o)]),
-    }
-    hevc = ["-c:v", "libx265", "-x265-params", "keyint=12:min-keyint=12:bframes=3:log-level=error:pools=1:frame-threads=1"]
-    if _has_encoder(ffmpeg, "libx265"):
-        m["hevc_open_gop.mp4"] = lambda o: _run(ffmpeg, [*_src(frames=40), *hevc, "-tag:v", "hvc1", str(o)])
-        m["hevc_10bit.mkv"] = lambda o: _run(ffmpeg, [*_src(), *hevc, "-pix_fmt", "yuv420p10le", str(o)])
-    if _has_encoder(ffmpeg, "prores_ks"):
-        m["prores.mov"] = lambda o: _run(ffmpeg, [*_src(frames=16), "-c:v", "prores_ks", "-profile:v", "2", str(o)])
+    plain = tmp / "plain.mp4"  # made first: the turned files and the edit list copy it
+    m: Dict[str, Callable[[Path], None]] = {}
+    for name, args in _ENCODED.items():
+        if name not in _NEEDS or _has_encoder(ffmpeg, _NEEDS[name]):
+            m[name] = lambda o, args=args: _run(ffmpeg, [*args, str(o)])
+    for name, flags in _TURNED.items():
+        m[name] = lambda o, flags=flags: _rotated(ffmpeg, o, plain, flags)
+    m["edit_list.mp4"] = lambda o: _run(ffmpeg, ["-ss", "0.3", "-i", str(plain), "-c", "copy", str(o)])
+    m["leading_nonkey.mp4"] = lambda o: _leading_nonkey(ffmpeg, o, tmp)
+    m["fps_zero.avi"] = lambda o: _zero_fps_avi(ffmpeg, o)
     return m
 
 

@@ -3,7 +3,7 @@
     sampling.py           which frame indices a clip uses (pure functions)
     container.py          PyAV's view of a file: the stream ffmpeg picks, the packet index
     orientation.py        the display matrix as a transpose and flips, applied to frames
-    frames.py             distinct decoded frames -> the requested order
+    selection.py          requested indices -> distinct frames to decode, and back
     pyav_reader.py        the exact reader (seeks where the index proves it safe)
     decord_reader.py      decord, for the files the probe shows it reads exactly
     torchcodec_reader.py  torchcodec, likewise

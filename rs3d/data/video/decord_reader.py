@@ -11,7 +11,7 @@ import torch
 
 from ...errors import DecodeError
 from .container import MAX_LEADING
-from .frames import IndexFn, expand, wanted
+from .selection import IndexFn, expand, wanted
 from .guard import short
 from .probe import VideoInfo
 

@@ -17,7 +17,7 @@ import torch
 
 from ...errors import DecodeError
 from .container import PacketIndex, index_packets, open_video
-from .frames import IndexFn, expand, wanted
+from .selection import IndexFn, expand, wanted
 from .orientation import display_matrix, orientation_of
 
 

@@ -7,7 +7,7 @@ returns None where its frames would not be ffmpeg's; its own failures raise :cla
 from __future__ import annotations
 
 from ...errors import DecodeError
-from .frames import IndexFn, expand, wanted
+from .selection import IndexFn, expand, wanted
 from .guard import short
 from .probe import VideoInfo
 

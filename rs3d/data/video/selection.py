@@ -1,4 +1,4 @@
-"""Turning the distinct decoded frames into the requested order (shared by every reader)."""
+"""Requested indices -> the distinct frames to decode, and those frames back in the requested order."""
 from __future__ import annotations
 
 from typing import Callable
