@@ -24,8 +24,8 @@ import torch
 
 from ..errors import DecodeError
 from .video import decord_reader, torchcodec_reader
-from .video.frames import IndexFn
-from .video.guard import run_with_timeout, short as _short  # noqa: F401  (re-exported)
+from .video.selection import IndexFn
+from .video.guard import run_with_timeout
 from .video.probe import BACKENDS, backend_unavailable, has_open_gop, probe_open_gop, video_info
 from .video.pyav_reader import read as _pyav_read
 from .video.sampling import center_clip_start, clip_indices, random_clip_start, uniform_clip_starts
