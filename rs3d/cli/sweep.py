@@ -161,6 +161,10 @@ def report(points, out: str, additive: bool) -> List[dict]:
     csv_path, json_path = write_results(rows, out)
     png = plot_pareto(rows, os.path.join(out, "pareto.png"))
     print("\n".join(summary_lines(rows)))
+    busy = [r["name"] for r in rows if (r.get("load_avg_1m") or 0) > (os.cpu_count() or 1)]
+    if busy:
+        print(f"[sweep] note: {', '.join(busy)} measured while the machine was busy (load average above "
+              f"{os.cpu_count()} cores); their latency is an overestimate (delete model_stats.json to re-measure)")
     print(f"[sweep] {csv_path}, {json_path}, {png}")
     if additive:
         table = additive_table(points, rows)

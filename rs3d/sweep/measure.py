@@ -91,6 +91,8 @@ def measure_point(cfg, *, batch_cap: int = 128, steps: int = 3, warmup: int = 1,
         "latency_s_per_batch": step_s * cfg.TRAIN.BATCH_SIZE / batch,
         "peak_mem_gib": peak / 2**30,
         "steps": int(steps),
+        # Other work on the machine slows the step; the load says whether the figure can be trusted.
+        "load_avg_1m": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
     }
 
 
