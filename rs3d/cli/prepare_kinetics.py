@@ -2,6 +2,8 @@
 
     rs3d-prepare-kinetics /data/kinetics400 --out datasets/k400 --workers 16
     rs3d-prepare-kinetics /data/kinetics400 --out datasets/k400_256 --short-side 256
+    rs3d-prepare-kinetics /data/kinetics400 --out datasets/k400_256_15fps --short-side 256 \\
+        --fps 15 --gop 16 --tune fastdecode      # train with DATA.TARGET_FPS 30
 
 (``python tools/prepare_kinetics.py ...`` is the same command.)
 ROOT is either ``ROOT/<split>/<class>/<video>`` (splits named by --splits) or a single split
@@ -9,13 +11,23 @@ ROOT is either ``ROOT/<split>/<class>/<video>`` (splits named by --splits) or a 
 ``OUT/classes.txt`` (sorted class folder names of the first split; line i = label i) and
 ``OUT/broken_videos.tsv`` (path, reason) for every file that does not decode; broken files are left
 out of the CSVs. Each video is opened and its first, middle and last frames decoded (``--full-check``:
-every frame), in parallel. With ``--short-side 256`` (or 320) every video is also re-encoded with
-PyAV (h264, short side resized, no audio) under ``OUT/videos``, which makes training decode 3-5x
-cheaper; the CSVs then list those copies.
+every frame), in parallel.
+
+Any storage option (--short-side, --fps, --gop, --codec, --crf, --tune, --bframes,
+--encoder-preset) re-encodes every video with PyAV under ``OUT/videos`` (no audio, constant frame
+rate) and the CSVs list those copies: training decodes far fewer bytes and frames per clip.
+``--fps 15`` keeps the frame nearest in time to every 1/15 s; a recipe that reads every second
+frame at 30 fps then reads every stored frame, as long as it samples by time
+(``DATA.TARGET_FPS 30``), so that a clip still lasts as many seconds. ``--tune fastdecode``
+(x264 without CABAC and deblocking) decodes about 1.7x faster for about 10% more disk; a keyframe
+every ``--gop`` stored frames bounds what a clip decodes before its first frame.
+``OUT/storage.json`` records the options.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import multiprocessing
 import os
 import sys
@@ -69,25 +81,126 @@ def check_video(path: str, full: bool = False, backend: str = "pyav", timeout_s:
         return f"{type(e).__name__}: {e}"
 
 
-def reencode(src: str, dst: str, short_side: int, crf: int = 23) -> None:
-    """Re-encode ``src`` to h264 ``dst`` with the short side resized (never enlarged), same fps."""
+@dataclasses.dataclass(frozen=True)
+class Storage:
+    """How re-encoded copies are stored: what trades disk space against decoding cost per clip.
+
+    ``short_side`` 0 keeps the size; ``fps`` 0 keeps the rate (a rate above the source's is never
+    used: frames are not invented); ``gop`` is the keyframe interval in stored frames (a clip
+    decodes from the keyframe at or before its first frame); ``tune`` "fastdecode" makes x264
+    leave out CABAC and the deblocking filter (cheaper to decode, larger files).
+    """
+
+    short_side: int = 0
+    fps: float = 0.0
+    gop: int = 32
+    codec: str = "h264"
+    crf: int = 23
+    preset: str = "veryfast"
+    tune: str = ""
+    bframes: int = -1  # -1: the encoder's default
+
+    def __post_init__(self):
+        if self.codec not in CODECS:
+            raise DataError(f"--codec must be one of {', '.join(CODECS)}; got {self.codec!r}")
+        if self.short_side < 0 or self.fps < 0 or self.gop < 1:
+            raise DataError(f"--short-side and --fps must be >= 0 and --gop >= 1; got "
+                            f"{self.short_side}, {self.fps:g}, {self.gop}")
+        if self.tune and self.codec not in ("h264", "hevc"):
+            raise DataError(f"--tune applies to h264 and hevc, not {self.codec}")
+
+    def encoder_options(self) -> dict:
+        encoder, _ = CODECS[self.codec]
+        if encoder in ("libx264", "libx265"):
+            opts = {"crf": str(self.crf), "preset": self.preset, "g": str(self.gop)}
+            if self.tune:
+                opts["tune"] = self.tune
+            if self.bframes >= 0:
+                opts["bf"] = str(self.bframes)
+            if encoder == "libx265":  # keyframes exactly every gop frames; quiet log
+                opts["x265-params"] = f"keyint={self.gop}:min-keyint={self.gop}:log-level=error"
+            return opts
+        # mpeg4 (part 2): a constant quantiser (2-31, lower is better), --crf mapped onto it
+        q = str(quantiser(self.crf))
+        opts = {"qmin": q, "qmax": q, "g": str(self.gop)}
+        if self.bframes >= 0:
+            opts["bf"] = str(self.bframes)
+        return opts
+
+
+def quantiser(crf: int) -> int:
+    """The mpeg4 quantiser that --crf stands for (crf 23 -> 4, 18 -> 3, 28 -> 5)."""
+    return max(2, min(31, round(crf / 5.5)))
+
+
+# --codec name -> (PyAV encoder, pixel format). Measured (BENCHMARKS.md): mpeg4 decodes fastest,
+# hevc is smallest and slowest; MJPEG (every frame a keyframe) lost on size and speed to both.
+CODECS = {"h264": ("libx264", "yuv420p"), "hevc": ("libx265", "yuv420p"),
+          "mpeg4": ("mpeg4", "yuv420p")}
+
+
+def _frame_time(frame, stream, i: int) -> Fraction:
+    if frame.pts is None or frame.time_base is None:
+        return Fraction(i) / Fraction(stream.average_rate or 30)
+    return Fraction(frame.pts) * Fraction(frame.time_base)
+
+
+def _timed(frames, stream):
+    """``(seconds since the first frame, frame)`` of each decoded frame."""
+    first = None
+    for i, f in enumerate(frames):
+        t = _frame_time(f, stream, i)
+        first = t if first is None else first
+        yield t - first, f
+
+
+def frames_at_rate(frames, fps: Fraction):
+    """The source frames shown at ``fps``: output frame ``k`` is the source frame nearest in time
+    to ``k / fps`` (ffmpeg's ``fps`` filter, rounding to nearest). ``frames`` yields
+    ``(time in seconds from the first frame, frame)``."""
+    k, prev = 0, None
+    for t, frame in frames:
+        if prev is not None:
+            middle = (prev[0] + t) / 2
+            while Fraction(k) / fps < middle:
+                yield prev[1]
+                k += 1
+        prev = (t, frame)
+    if prev is not None:
+        while Fraction(k) / fps <= prev[0]:
+            yield prev[1]
+            k += 1
+
+
+def reencode(src: str, dst: str, short_side: int = 0, crf: int = 23,
+             storage: Optional[Storage] = None) -> None:
+    """Re-encode ``src`` to ``dst`` as ``storage`` says (short side resized, never enlarged; frame
+    rate lowered, never raised; constant frame rate; no audio)."""
     import av
 
+    storage = storage or Storage(short_side=short_side, crf=crf)
+    encoder, pix_fmt = CODECS[storage.codec]
     Path(dst).parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst + ".part.mp4"
+    tmp = dst + ".part" + Path(dst).suffix
     with av.open(src) as inp, av.open(tmp, "w") as out:
         vin = inp.streams.video[0]
         vin.thread_type = "AUTO"
         w, h = vin.codec_context.width, vin.codec_context.height
-        scale = min(1.0, short_side / min(w, h))
+        scale = min(1.0, storage.short_side / min(w, h)) if storage.short_side else 1.0
         ow, oh = max(2, int(round(w * scale / 2)) * 2), max(2, int(round(h * scale / 2)) * 2)
-        rate = vin.average_rate or 30
-        vout = out.add_stream("libx264", rate=rate)
-        vout.width, vout.height, vout.pix_fmt = ow, oh, "yuv420p"
-        vout.options = {"crf": str(crf), "preset": "veryfast", "g": "32"}
-        time_base = Fraction(1, 1) / Fraction(rate)
-        for i, frame in enumerate(inp.decode(vin)):
-            frame = frame.reformat(width=ow, height=oh, format="yuv420p")
+        src_rate = Fraction(vin.average_rate or 30)
+        rate = src_rate
+        if storage.fps and Fraction(storage.fps).limit_denominator(1001) < src_rate:
+            rate = Fraction(storage.fps).limit_denominator(1001)
+        vout = out.add_stream(encoder, rate=rate)
+        vout.width, vout.height, vout.pix_fmt = ow, oh, pix_fmt
+        vout.options = storage.encoder_options()
+        time_base = Fraction(1, 1) / rate
+        frames = inp.decode(vin)
+        if rate != src_rate:
+            frames = frames_at_rate(_timed(frames, vin), rate)
+        for i, frame in enumerate(frames):
+            frame = frame.reformat(width=ow, height=oh, format=pix_fmt)
             frame.pts, frame.time_base = i, time_base  # constant frame rate, as decoders count
             for packet in vout.encode(frame):
                 out.mux(packet)
@@ -97,12 +210,12 @@ def reencode(src: str, dst: str, short_side: int, crf: int = 23) -> None:
 
 
 def _work(job):
-    src, dst, short_side, full, backend = job
+    src, dst, storage, full, backend = job
     reason = check_video(src, full, backend)
     if reason or not dst:
         return src, dst, reason
     try:
-        reencode(src, dst, short_side)
+        reencode(src, dst, storage=storage)
     except Exception as e:
         return src, dst, f"re-encoding failed: {type(e).__name__}: {e}"
     reason = check_video(dst, full, backend)
@@ -116,13 +229,28 @@ def _run(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--splits", nargs="+", default=["train", "val", "test"])
     p.add_argument("--split", default="train", help="split name when ROOT has no split folders")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-    p.add_argument("--short-side", type=int, default=0, help="re-encode to this short side (256, 320)")
     p.add_argument("--full-check", action="store_true", help="decode every frame, not 3")
     p.add_argument("--backend", default="pyav", choices=["pyav", "decord"])
+    g = p.add_argument_group("storage (any of these re-encodes the videos under OUT/videos)")
+    g.add_argument("--short-side", type=int, default=None, help="short side in pixels (256, 320); never enlarged")
+    g.add_argument("--fps", type=float, default=None,
+                   help="stored frame rate (e.g. 15; never raised); train with DATA.TARGET_FPS")
+    g.add_argument("--gop", type=int, default=None, help="keyframe interval in stored frames (default 32)")
+    g.add_argument("--codec", default=None, choices=sorted(CODECS), help="default h264")
+    g.add_argument("--crf", type=int, default=None,
+                   help="quality, lower is better (default 23; mpeg4: quantiser crf/5.5)")
+    g.add_argument("--tune", default=None, choices=["fastdecode"], help="x264/x265 tuning")
+    g.add_argument("--bframes", type=int, default=None, help="B-frames between references (encoder default)")
+    g.add_argument("--encoder-preset", default=None, help="x264/x265 preset (default veryfast)")
     a = p.parse_args(argv)
     root, out = Path(a.root), Path(a.out)
     if not root.is_dir():
         raise DataError(f"{root}: not a folder")
+    # --short-side 0 and --fps 0 mean "as the source" (and alone ask for no re-encoding, as before)
+    asked = {k: v for k, v in (("short_side", a.short_side or None), ("fps", a.fps or None), ("gop", a.gop),
+                               ("codec", a.codec), ("crf", a.crf), ("tune", a.tune),
+                               ("bframes", a.bframes), ("preset", a.encoder_preset)) if v is not None}
+    storage = Storage(**asked) if asked else None
     found, classes = find_videos(root, a.splits, a.split)
     if not classes or not any(found.values()):
         raise DataError(f"{root}: no <class>/<video> folders with videos found")
@@ -132,14 +260,14 @@ def _run(argv: Optional[Sequence[str]] = None) -> int:
     for split, items in found.items():
         for path, cls in items:
             dst = ""
-            if a.short_side:
+            if storage is not None:
                 dst = str(out / "videos" / split / cls / (Path(path).stem + ".mp4"))
-            jobs.append((path, dst, a.short_side, a.full_check, a.backend))
+            jobs.append((path, dst, storage, a.full_check, a.backend))
     from tqdm import tqdm
 
     t0 = time.time()
     results = {}
-    desc = "checking" + (" + re-encoding" if a.short_side else "")
+    desc = "checking" + (" + re-encoding" if storage is not None else "")
     # Spawned, not forked: a fork of a process whose decoder or torch threads are running can
     # crash or hang in the child (this command is also called from Python that has them).
     pool = (ProcessPoolExecutor(max_workers=a.workers, mp_context=multiprocessing.get_context("spawn"))
@@ -171,6 +299,11 @@ def _run(argv: Optional[Sequence[str]] = None) -> int:
             f.write(f"{path}\t{reason}\n")
     print(f"{len(classes)} classes, {len(broken)} broken videos listed in "
           f"{out / 'broken_videos.tsv'} ({time.time() - t0:.0f} s)")
+    if storage is not None:
+        (out / "storage.json").write_text(json.dumps(dataclasses.asdict(storage), indent=1) + "\n")
+        if storage.fps:
+            print(f"stored at most {storage.fps:g} fps: sample clips by time (DATA.TARGET_FPS, e.g. 30 "
+                  "for a recipe whose SAMPLING_RATE counts frames at 30 fps)")
     return 0
 
 
