@@ -50,6 +50,8 @@ def init_distributed(device: Optional[str] = None, backend: Optional[str] = None
     else:
         dev = torch.device(device)
     if world_size > 1 and not dist.is_initialized():
+        if rank == 0:
+            _warn_if_restarts_share_the_store()
         backend = backend or ("nccl" if dev.type == "cuda" else "gloo")
         kwargs = {"device_id": dev} if dev.type == "cuda" else {}
         dist.init_process_group(
@@ -57,6 +59,19 @@ def init_distributed(device: Optional[str] = None, backend: Optional[str] = None
             timeout=datetime.timedelta(seconds=timeout_s), **kwargs,
         )
     return DistInfo(rank=rank, world_size=world_size, local_rank=local_rank, device=dev)
+
+
+def _warn_if_restarts_share_the_store() -> None:
+    """torchrun (c10d rendezvous) lends its own store to the workers' process group by default; a
+    worker group restarted by ``--max-restarts`` then finds the keys of the group it replaces and
+    can connect to dead peers (pytorch/pytorch#135712; seen here with gloo). A store per round,
+    TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1, avoids it."""
+    if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True" and \
+            int(os.environ.get("TORCHELASTIC_MAX_RESTARTS", "0") or 0) > 0:
+        from .logs import logger
+        logger.warning("torchrun --max-restarts with a shared rendezvous store: a restarted worker group "
+                       "may fail to connect (pytorch/pytorch#135712); export "
+                       "TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 before torchrun")
 
 
 def is_dist() -> bool:
