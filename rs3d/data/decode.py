@@ -24,6 +24,7 @@ import torch
 
 from ..errors import DecodeError
 from .video import decord_reader, torchcodec_reader
+from .video.crop_scale import CropScale
 from .video.selection import IndexFn
 from .video.guard import run_with_timeout
 from .video.probe import BACKENDS, backend_unavailable, has_open_gop, probe_open_gop, video_info
@@ -31,7 +32,7 @@ from .video.pyav_reader import read as _pyav_read
 from .video.sampling import center_clip_start, clip_indices, random_clip_start, uniform_clip_starts
 
 __all__ = [
-    "BACKENDS", "DecodeError", "IndexFn", "backend_unavailable", "center_clip_start", "clip_indices",
+    "BACKENDS", "CropScale", "DecodeError", "IndexFn", "backend_unavailable", "center_clip_start", "clip_indices",
     "has_open_gop", "probe_open_gop", "random_clip_start", "read_frames", "run_with_timeout",
     "uniform_clip_starts",
 ]
@@ -39,9 +40,12 @@ __all__ = [
 _FAST_READERS = {"decord": decord_reader, "torchcodec": torchcodec_reader}
 
 
-def _read(path: str, index_fn: IndexFn, backend: str, num_threads: int, autorotate: bool = True):
+def _read(path: str, index_fn: IndexFn, backend: str, num_threads: int, autorotate: bool = True,
+          crop: Optional[CropScale] = None):
     if backend not in BACKENDS:
         raise ValueError(f"DATA.DECODING_BACKEND must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if crop is not None:  # FFmpeg cuts the crop: PyAV's frames, not RGB, are needed
+        return _pyav_read(path, index_fn, num_threads, autorotate, crop)
     reader = _FAST_READERS.get(backend)
     if reader is not None:
         try:
@@ -69,12 +73,15 @@ def read_frames(
     timeout_s: Optional[float] = None,
     num_threads: int = 1,
     autorotate: bool = True,
+    crop: Optional[CropScale] = None,
 ) -> Tuple[torch.Tensor, np.ndarray, int]:
     """Decode the frames ``index_fn(num_frames_in_video)`` asks for.
 
     Returns ``(frames uint8 [N, H, W, 3], indices [N], video_len)``; ``frames[i]`` is frame
     ``indices[i]`` (duplicates and any order allowed, each distinct frame decoded once), of the
-    size and orientation ffmpeg shows; ``autorotate=False`` keeps the stored orientation. Raises
+    size and orientation ffmpeg shows; ``autorotate=False`` keeps the stored orientation. With
+    ``crop`` (:class:`~rs3d.data.video.crop_scale.CropScale`) PyAV reads the same frames and
+    ``frames[i]`` is the crop of its box scaled by FFmpeg to ``crop.size`` (whatever ``backend``). Raises
     :class:`DecodeError` with a one-line reason for a missing, empty, truncated or audio-only
     file, a display matrix that is not a multiple of 90 degrees (with ``autorotate``), or a file
     that takes longer than ``timeout_s`` seconds.
@@ -84,5 +91,6 @@ def read_frames(
     if os.path.getsize(path) == 0:
         raise DecodeError("empty file")
     if not timeout_s or timeout_s <= 0:
-        return _read(path, index_fn, backend, num_threads, autorotate)
-    return run_with_timeout(lambda: _read(path, index_fn, backend, num_threads, autorotate), timeout_s)
+        return _read(path, index_fn, backend, num_threads, autorotate, crop)
+    return run_with_timeout(lambda: _read(path, index_fn, backend, num_threads, autorotate, crop),
+                            timeout_s)

@@ -5,6 +5,7 @@
     orientation.py        the display matrix as a transpose and flips, applied to frames
     selection.py          requested indices -> distinct frames to decode, and back
     pyav_reader.py        the exact reader (seeks where the index proves it safe)
+    crop_scale.py         a training crop cut and scaled by FFmpeg while converting to RGB
     decord_reader.py      decord, for the files the probe shows it reads exactly
     torchcodec_reader.py  torchcodec, likewise
     probe.py              per-file facts deciding that (remembered); backend availability

@@ -17,8 +17,9 @@ import torch
 
 from ...errors import DecodeError
 from .container import PacketIndex, index_packets, open_video
+from .crop_scale import CropScale, check_boxes, crop_scale_frames, shown_size
 from .selection import IndexFn, expand, wanted
-from .orientation import display_matrix, orientation_of
+from .orientation import UPRIGHT, display_matrix, orientation_of
 
 
 class _Got(dict):
@@ -30,17 +31,18 @@ class _Got(dict):
     loader worker, which then waits forever for threads that were not forked.
     """
 
-    def __init__(self):
+    def __init__(self, raw: bool = False):
         super().__init__()
         from av.video.reformatter import VideoReformatter
 
         self.matrix = None
+        self.raw = raw  # keep the decoded frames as they are (a crop is converted later)
         self._reformatter = VideoReformatter()
 
     def add(self, i: int, frame) -> None:
         if not self:
             self.matrix = display_matrix(frame)
-        self[i] = _to_rgb(self._reformatter, frame)
+        self[i] = frame if self.raw else _to_rgb(self._reformatter, frame)
 
 
 def _to_rgb(reformatter, frame) -> np.ndarray:
@@ -79,7 +81,8 @@ def decode_count(path: str) -> int:
     return count
 
 
-def seek_decode(container, stream, index: PacketIndex, uniq: np.ndarray) -> Optional[_Got]:
+def seek_decode(container, stream, index: PacketIndex, uniq: np.ndarray,
+                raw: bool = False) -> Optional[_Got]:
     """Frames ``uniq`` (sorted), decoded from the keyframe at or before the first one; None when
     that cannot be done exactly (the caller then decodes from the start).
 
@@ -97,7 +100,7 @@ def seek_decode(container, stream, index: PacketIndex, uniq: np.ndarray) -> Opti
     k = key_ranks[max(int(np.searchsorted(key_ranks, first, side="right")) - 1, 0)]
     if k > first:
         return None
-    want, last, got, expected = set(uniq.tolist()), int(uniq[-1]), _Got(), k
+    want, last, got, expected = set(uniq.tolist()), int(uniq[-1]), _Got(raw), k
     try:
         container.seek(order[k], stream=stream, backward=True, any_frame=False)
         for frame in container.decode(stream):
@@ -118,13 +121,15 @@ def seek_decode(container, stream, index: PacketIndex, uniq: np.ndarray) -> Opti
     return got if len(got) == len(uniq) else None
 
 
-def sequential_decode(path: str, uniq: np.ndarray, threads: int = 0) -> Tuple[Optional[_Got], int]:
-    """Decode from frame 0 up to the last wanted index; convert only the wanted frames.
+def sequential_decode(path: str, uniq: np.ndarray, threads: int = 0,
+                      raw: bool = False) -> Tuple[Optional[_Got], int]:
+    """Decode from frame 0 up to the last wanted index; convert only the wanted frames (``raw``:
+    keep them as decoded).
 
     Returns ``(frames, -1)``, or ``(None, n)`` when the stream ended (or broke) after ``n`` frames,
     before all wanted frames came.
     """
-    want, last, got = set(uniq.tolist()), int(uniq[-1]), _Got()
+    want, last, got = set(uniq.tolist()), int(uniq[-1]), _Got(raw)
     container, stream = open_video(path, threads)
     i = -1
     try:
@@ -142,15 +147,28 @@ def sequential_decode(path: str, uniq: np.ndarray, threads: int = 0) -> Tuple[Op
     return got, -1
 
 
-def _finish(got: _Got, uniq, inverse, indices, autorotate: bool) -> torch.Tensor:
+def _finish(got: _Got, uniq, inverse, indices, autorotate: bool,
+            crop: Optional[CropScale] = None) -> torch.Tensor:
+    if crop is not None:
+        orientation = orientation_of(got.matrix) if autorotate else UPRIGHT
+        frames = [got[k] for k in indices.tolist()]
+        h, w = shown_size(frames[0], orientation)
+        boxes = check_boxes(crop.boxes(h, w), len(frames), crop, h, w)
+        return torch.from_numpy(crop_scale_frames(frames, crop, boxes, orientation))
     frames = torch.from_numpy(np.stack([got[k] for k in uniq.tolist()]))
     if autorotate:
         frames = orientation_of(got.matrix).apply(frames)
     return expand(frames, uniq, inverse, indices)
 
 
-def read(path: str, index_fn: IndexFn, threads: int = 0, autorotate: bool = True):
-    """``(frames uint8 [N, H, W, 3], indices, video length)``; see the module docstring."""
+def read(path: str, index_fn: IndexFn, threads: int = 0, autorotate: bool = True,
+         crop: Optional[CropScale] = None):
+    """``(frames uint8 [N, H, W, 3], indices, video length)``; see the module docstring.
+
+    With ``crop`` (:mod:`.crop_scale`) frame ``j`` is instead the crop of its box, scaled by
+    FFmpeg to ``[crop.size, crop.size]``, the same decoded frames either way.
+    """
+    raw = crop is not None
     container, stream = open_video(path, threads)
     index = None
     try:
@@ -160,9 +178,9 @@ def read(path: str, index_fn: IndexFn, threads: int = 0, autorotate: bool = True
             index = None
         if index is not None and index.exact:
             indices, uniq, inverse = wanted(index_fn, index.shown)
-            got = seek_decode(container, stream, index, uniq)
+            got = seek_decode(container, stream, index, uniq, raw)
             if got is not None:
-                return _finish(got, uniq, inverse, indices, autorotate), indices, index.shown
+                return _finish(got, uniq, inverse, indices, autorotate, crop), indices, index.shown
     finally:
         container.close()
 
@@ -170,14 +188,14 @@ def read(path: str, index_fn: IndexFn, threads: int = 0, autorotate: bool = True
     if length < 1:
         raise DecodeError("no decodable video frames")
     indices, uniq, inverse = wanted(index_fn, length)
-    got, decoded = sequential_decode(path, uniq, threads)
+    got, decoded = sequential_decode(path, uniq, threads, raw)
     if got is None:
         # Fewer frames decode than the index promised: re-sample on those that do.
         length = decoded if 0 < decoded < length else decode_count(path)
         if length < 1:
             raise DecodeError("no decodable video frames")
         indices, uniq, inverse = wanted(index_fn, length)
-        got, _ = sequential_decode(path, uniq, threads)
+        got, _ = sequential_decode(path, uniq, threads, raw)
         if got is None:
             raise DecodeError("frames could not be decoded")
-    return _finish(got, uniq, inverse, indices, autorotate), indices, length
+    return _finish(got, uniq, inverse, indices, autorotate, crop), indices, length
