@@ -34,6 +34,7 @@ from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 
+from .. import io as rs3d_io  # lists and classes.txt may be URLs or object-store paths
 from ..errors import DataError  # noqa: F401  (re-exported)
 
 logger = logging.getLogger(__name__)
@@ -152,7 +153,7 @@ def read_video_list(
         raise ValueError(f"duplicates must be one of {DUPLICATE_MODES}, got {duplicates!r}")
     if multi_label and num_classes is None:
         raise ValueError("multi_label needs num_classes (the length of the multi-hot labels)")
-    if not os.path.isfile(csv_path):
+    if not rs3d_io.isfile(csv_path):
         raise DataError(f"{csv_path}: video list not found")
     sep = separator if separator not in ("", None) else None
     records: List[VideoRecord] = []
@@ -160,7 +161,7 @@ def read_video_list(
     dup_count, conflicts, first_dup = 0, 0, None
     first = True
     # Read as bytes and decode line by line, so that a non-UTF-8 byte is reported on its own line.
-    with open(csv_path, "rb") as f:
+    with rs3d_io.open(csv_path, "rb") as f:
         for lineno, raw in enumerate(f, start=1):
             where = f"{csv_path}:{lineno}"
             if lineno == 1 and raw.startswith(_BOM):
@@ -217,10 +218,10 @@ def read_video_list(
 
 def read_classes(data_dir: str) -> Optional[List[str]]:
     """Class names from ``data_dir/classes.txt`` (one a line, line i = label i), or None."""
-    path = os.path.join(data_dir, "classes.txt")
-    if not os.path.isfile(path):
+    path = rs3d_io.join(data_dir, "classes.txt")
+    if not rs3d_io.isfile(path):
         return None
-    with open(path, encoding="utf-8-sig") as f:
+    with rs3d_io.open(path, encoding="utf-8-sig") as f:
         names = [line.strip() for line in f]
     while names and not names[-1]:
         names.pop()

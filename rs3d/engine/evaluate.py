@@ -27,6 +27,7 @@ from typing import Optional, Sequence
 
 import torch
 
+from rs3d import io as rs3d_io
 from rs3d.engine import distributed as du
 from rs3d.engine.metrics import aggregate_views, compute_metrics, multilabel_metrics, topk_indices
 
@@ -41,8 +42,8 @@ from ..errors import EvaluationError  # noqa: F401  (re-exported)
 # ----------------------------------------------------------------------------- weights
 def resolve_checkpoint(checkpoint_path: str, output_dir: str) -> str:
     """The file to evaluate: the one given, else the newest checkpoint under ``output_dir``."""
-    if checkpoint_path:
-        if not os.path.isfile(checkpoint_path):
+    if checkpoint_path:  # a URL is downloaded when loaded, which then says why it fails
+        if not rs3d_io.is_url(checkpoint_path) and not rs3d_io.isfile(checkpoint_path):
             raise EvaluationError(f"TEST.CHECKPOINT_FILE_PATH {checkpoint_path} does not exist")
         return checkpoint_path
     from rs3d.engine.checkpoint import find_latest_checkpoint
@@ -228,10 +229,7 @@ def summarize(records: Sequence[dict], num_classes: int, multi_label: bool = Fal
 
 # ----------------------------------------------------------------------------- outputs
 def _write_atomic(path: str, text: str) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    rs3d_io.atomic_write_text(path, text)  # OUTPUT_DIR may be an object store
 
 
 def write_predictions(path: str, records: Sequence[dict], class_names: Optional[Sequence[str]], k: int = 5) -> None:
@@ -338,7 +336,7 @@ def test(cfg) -> dict:
             num_ensemble_views=cfg.TEST.NUM_ENSEMBLE_VIEWS,
             num_spatial_crops=cfg.TEST.NUM_SPATIAL_CROPS,
             ensemble_method=cfg.TEST.ENSEMBLE_METHOD,
-            checkpoint=os.path.abspath(ckpt_path),
+            checkpoint=os.path.abspath(ckpt_path) if rs3d_io.is_local(ckpt_path) else ckpt_path,
             weights=weights,
             arch=cfg.MODEL.ARCH,
             split=cfg.TEST.SPLIT,
@@ -374,7 +372,7 @@ def _write_per_class_ap(path: str, metrics: dict, class_names: Optional[Sequence
 
 def _write_outputs(cfg, metrics: dict, records: Sequence[dict], conf: Optional[torch.Tensor]) -> None:
     out = cfg.OUTPUT_DIR
-    os.makedirs(out, exist_ok=True)
+    rs3d_io.mkdirs(out)
     names = class_names_for(cfg.DATA.PATH_TO_DATA_DIR, cfg.MODEL.NUM_CLASSES)
     _write_atomic(os.path.join(out, "test_metrics.json"), json.dumps(metrics, indent=2) + "\n")
     write_predictions(os.path.join(out, "test_predictions.csv"), records, names)
@@ -385,7 +383,14 @@ def _write_outputs(cfg, metrics: dict, records: Sequence[dict], conf: Optional[t
                     metrics["classes_without_positives"], metrics["top1"], metrics["num_videos"],
                     metrics["num_failed"], os.path.join(out, "test_metrics.json"))
         return
-    plot_confusion_matrix(conf, os.path.join(out, "test_confusion_matrix.png"), names, metrics["num_failed"])
+    png = os.path.join(out, "test_confusion_matrix.png")
+    if rs3d_io.is_local(out):
+        plot_confusion_matrix(conf, png, names, metrics["num_failed"])
+    else:  # matplotlib writes local files: plot here, then upload
+        import tempfile
+        with tempfile.TemporaryDirectory() as tmp:
+            plot_confusion_matrix(conf, os.path.join(tmp, "cm.png"), names, metrics["num_failed"])
+            rs3d_io.upload(os.path.join(tmp, "cm.png"), png)
     logger.info("top-1 %.2f%%  top-5 %.2f%%  mean class %.2f%%  (%d videos, %d failed) -> %s",
                 metrics["top1"], metrics["top5"], metrics["mean_class_accuracy"],
                 metrics["num_videos"], metrics["num_failed"], os.path.join(out, "test_metrics.json"))

@@ -8,6 +8,7 @@ Failures are ``OSError``s whose message is one line naming the path.
 from __future__ import annotations
 
 import builtins
+import io as stdio
 import os
 import posixpath
 import re
@@ -52,7 +53,11 @@ def open(path: str, mode: str = "r", **kwargs) -> IO:  # noqa: A001  (the builti
     """Like the builtin ``open``, for any path (a URL opens its cached download)."""
     if is_local(path):
         return builtins.open(_native(path), mode, **kwargs)
-    return path_manager.open(path, mode, **kwargs)
+    if "b" in mode:
+        return path_manager.open(path, mode, **kwargs)
+    # Text: the handlers take no encoding, so decode here (UTF-8 unless asked otherwise).
+    raw = path_manager.open(path, mode + "b")
+    return stdio.TextIOWrapper(raw, encoding=kwargs.get("encoding") or "utf-8", newline=kwargs.get("newline"))
 
 
 def exists(path: str) -> bool:

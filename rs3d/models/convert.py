@@ -36,11 +36,22 @@ from ..errors import CheckpointError  # noqa: F401  (re-exported)
 
 
 def read_weights_file(path: str) -> object:
-    """``torch.load`` with ``weights_only=True`` and a clear error for unsafe or broken files."""
+    """``torch.load`` with ``weights_only=True`` and a clear error for unsafe or broken files.
+
+    ``path`` may be a URL or an object-store path (read through ``rs3d.io``)."""
+    from .. import io
+
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        if io.is_local(path):
+            return torch.load(path, map_location="cpu", weights_only=True)
+        with io.open(path, "rb") as f:
+            return torch.load(f, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise CheckpointError(f"{path}: no such checkpoint file") from None
+    except OSError as e:
+        if not io.is_local(path):  # a download or an object store that failed
+            raise CheckpointError(f"{path}: {e}") from None
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({type(e).__name__}: {e})") from None
     except pickle.UnpicklingError as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CheckpointError(
