@@ -15,8 +15,8 @@ workers. On any of :data:`STOP_SIGNALS`:
 
 Loader workers are started with these signals blocked (:meth:`StopFlag.blocked`): SLURM signals
 every process of a job step, and a worker that died of SIGTERM would fail the trainer's next batch
-before it could save. Forked workers (the Linux default) inherit the mask; blocked workers still
-end with their trainer (PyTorch's workers watch their parent).
+before it could save. Forked workers (the Linux default) inherit the mask; they end when the run
+does (it shuts them down) or when the trainer dies (PyTorch's workers watch their parent).
 
 On a GPU the flags' sum is read one step late (the all-reduce of step k is read after step k+1 has
 been queued), so the host never waits for the GPU to drain; the stop then comes one step later.
@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
+import weakref
 from typing import Iterable, Optional
 
 import torch
@@ -74,6 +75,9 @@ class StopFlag:
         self.received = 0  # the first stop signal this process got; 0 = none
         self._previous: dict = {}
         self._pending = None  # (pinned host tensor, CUDA event) of the all-reduce not read yet
+        # What was started under ``blocked()`` (loader iterators): SIGTERM does not end those
+        # processes, so their owner must (rs3d.engine.train ends them when the run ends).
+        self.shielded = weakref.WeakSet()
 
     def __enter__(self) -> "StopFlag":
         if threading.current_thread() is threading.main_thread():

@@ -101,6 +101,7 @@ def _train(cfg, dist: dist_utils.DistInfo, stop: StopFlag) -> dict:
         logger.warning(f"{e} (exit status {e.exit_code})")
         raise
     finally:
+        _end_workers(stop, (parts.train_loader, parts.val_loader))
         stats.close()
         if dist.is_main:
             mirror.push()
@@ -109,6 +110,20 @@ def _train(cfg, dist: dist_utils.DistInfo, stop: StopFlag) -> dict:
         mirror.push()
         logger.info(f"curves: {io.join(out, os.path.basename(png))}")
     return epoch_stats
+
+
+def _end_workers(stop: StopFlag, loaders) -> None:
+    """End the loader worker processes this run started, through DataLoader's own shutdown (it asks
+    them to quit). They were started with the stop signals blocked, so the SIGTERM with which
+    multiprocessing ends leftover workers at interpreter exit would not reach them, and the exit
+    would wait for them forever (an iterator outlives the run in a persistent loader, or in the
+    traceback of an error)."""
+    for it in list(stop.shielded):
+        if hasattr(it, "_shutdown_workers"):
+            it._shutdown_workers()
+    for loader in loaders:
+        if getattr(loader, "_iterator", None) is not None:
+            loader._iterator = None  # persistent workers: ended above
 
 
 def _save_config(cfg, out: str) -> None:
@@ -348,8 +363,12 @@ def _sums_before(parts: TrainParts, start_step: int) -> EpochSums:
 def _start(loader, stop: Optional[StopFlag]):
     """``iter(loader)``, its worker processes started with the stop signals blocked (they are
     the trainer's to handle; see ``rs3d.engine.preemption``)."""
-    with stop.blocked() if stop is not None else contextlib.nullcontext():
+    if stop is None:
         return iter(loader)
+    with stop.blocked():
+        it = iter(loader)
+    stop.shielded.add(it)
+    return it
 
 
 @torch.no_grad()

@@ -238,3 +238,30 @@ def test_sigterm_to_the_process_group_and_sigusr1_stop_with_status_75_then_resum
     assert (out / "log.txt").read_text().count("/3 iter ") == 9  # every step once, none redone
     _assert_same_weights(_load(ref / "checkpoints" / "checkpoint_epoch_00003.pyth"),
                          _load(out / "checkpoints" / "checkpoint_epoch_00003.pyth"))
+
+
+CRASH = """
+import sys
+import rs3d.engine.train as T
+step = T.optimizer_step
+def crash(state, sc):
+    if state.progress.iteration == 2:
+        raise RuntimeError("a bug in the middle of training")
+    step(state, sc)
+T.optimizer_step = crash
+from rs3d.cli.train import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.slow
+def test_runs_with_shielded_loader_workers_still_exit(synthetic_dataset, tmp_path):
+    """Loader workers ignore SIGTERM (it is blocked in them), and multiprocessing ends leftover
+    workers at exit with SIGTERM: the run must end them itself, also when an unexpected error's
+    traceback keeps their iterator alive to the end (persistent workers, a validation loader)."""
+    for n, (extra, code) in enumerate((({"SOLVER.MAX_EPOCH": 2}, 0), ({}, 1))):
+        cmd = [sys.executable, "-c", CRASH] if code else [sys.executable, TOOL]
+        opts = small_opts(synthetic_dataset, tmp_path / f"run{n}", **{"DATA_LOADER.NUM_WORKERS": 1, **extra})
+        p = subprocess.run([*cmd, *opts], capture_output=True, text=True, env=_env(), timeout=120)
+        assert p.returncode == code, p.stderr[-2000:]
+    assert "RuntimeError: a bug in the middle of training" in p.stderr
