@@ -8,15 +8,16 @@ is how the ball moves:
     ball moving left to right quickly    ball moving right to left quickly
     ball moving up                       ball moving down
 
-Horizontal speeds are in short sides per second: slow 0.25-0.4, quick 0.75-1.2 (vertical classes:
-0.25-1.2). Frame rates are 15, 24, 25, 30 or 60 fps and videos last 2-4 s, so "slowly" and
-"quickly" can only be told apart by a sampler whose stride is counted in seconds: at a fixed
-stride in frames a quick ball in a 15 fps video moves as far per sampled frame as a slow one at
-60 fps. The left/right classes are mirror images of each other, and their names say so: a
-horizontal flip that keeps the label teaches the model the opposite of the truth, a flip that
-swaps them (``DATA.FLIP_LABEL_MAP auto``) is a valid augmentation. At any single frame the ball's
-position (uniform, wrapping around the frame), size and colours, the distractor and the background
-have the same distribution in every class.
+Horizontal speeds are in short sides per second: slow 0.08-0.13, quick 0.22-0.32 (vertical
+classes: 0.08-0.3); the ball crosses the frame once and stays in view (it wraps around the edge
+only where its path is longer than the frame). Frame rates are 15, 24, 25, 30 or 60 fps and videos
+last 2-4 s, so "slowly" and "quickly" can only be told apart by a sampler whose stride is counted
+in seconds: per frame, a quick ball at 60 fps moves less than a slow one at 15 fps. The left/right
+classes are mirror images of each other, and their names say so: a horizontal flip that keeps the
+label teaches the model the opposite of the truth, a flip that swaps them
+(``DATA.FLIP_LABEL_MAP auto``) is a valid augmentation. At any single frame the ball's position,
+size and colours, the distractor and the background have the same distribution in the two
+directions of a pair (a quick ball's path covers a little more of the frame than a slow one's).
 
 Frame sizes 112x112 to 150x200 (landscape and portrait), containers and codecs mp4/h264 with
 B-frames, mkv/h264, avi/mpeg4, webm/vp9, mov/mpeg4. Deterministic given the seed (the colour
@@ -39,8 +40,8 @@ CLASSES = [
     "ball moving up",
     "ball moving down",
 ]
-SLOW, QUICK, VERTICAL = (0.25, 0.4), (0.75, 1.2), (0.25, 1.2)  # short sides per second
-DRIFT = 0.06           # the ball's speed across its direction, and the background's, at most
+SLOW, QUICK, VERTICAL = (0.08, 0.13), (0.22, 0.32), (0.08, 0.3)  # short sides per second
+DRIFT = 0.03           # the ball's speed across its direction, and the background's, at most
 DURATION = (2.0, 4.0)  # seconds
 FPS = [15, 24, 25, 30, 60]
 SIZES = [(112, 112), (112, 144), (120, 160), (128, 176), (144, 192), (150, 200), (160, 120),
@@ -74,11 +75,11 @@ def _background(rng: np.random.Generator, t: np.ndarray, h: int, w: int) -> np.n
     angle = float(rng.uniform(0, 2 * math.pi))
     speed = float(rng.uniform(0, DRIFT)) * short
     sx, sy = speed * math.cos(angle) * t, speed * math.sin(angle) * t
-    contrast = float(rng.uniform(0.25, 0.6))
+    contrast = float(rng.uniform(0.15, 0.35))
     basis, coef = [], []
     for _ in range(3):
         theta = float(rng.uniform(0, math.pi))
-        k = 2 * math.pi * float(rng.uniform(1.5, 5.0)) / short
+        k = 2 * math.pi * float(rng.uniform(1.0, 3.0)) / short
         phase = float(rng.uniform(0, 2 * math.pi))
         colour = (rng.uniform(-1, 1, 3) * contrast / 3).astype(np.float32)
         a = k * (xx * math.cos(theta) + yy * math.sin(theta)) + phase
@@ -119,9 +120,20 @@ def _square(half: float, fx: float, fy: float, colour: np.ndarray):
     return np.where(stripe, 1 - colour, colour), alpha
 
 
-def _track(rng: np.random.Generator, t: np.ndarray, vx: float, vy: float, h: int, w: int):
-    """Centre positions over time from a uniform start, wrapping around the frame."""
-    return (np.remainder(rng.uniform(0, w) + vx * t, w), np.remainder(rng.uniform(0, h) + vy * t, h))
+def _track(rng: np.random.Generator, t: np.ndarray, vx: float, vy: float, h: int, w: int,
+           margin: float = 0.0):
+    """Centre positions over time. Along an axis where the whole path fits ``margin`` pixels from
+    the edges, the start is uniform among the starts that keep it inside (the ball crosses the
+    frame once and stays in view); elsewhere uniform, wrapping around the frame."""
+    def axis(v: float, extent: int) -> np.ndarray:
+        travel = abs(v) * float(t[-1])
+        room = extent - 2 * margin - travel
+        if margin and room >= 0:
+            start = margin + float(rng.uniform(0, room)) + (travel if v < 0 else 0.0)
+            return start + v * t
+        return np.remainder(rng.uniform(0, extent) + v * t, extent)
+
+    return axis(vx, w), axis(vy, h)
 
 
 def render_video(label: int, rng: np.random.Generator, height: int, width: int, fps: float,
@@ -132,15 +144,15 @@ def render_video(label: int, rng: np.random.Generator, height: int, width: int, 
     t = np.arange(length, dtype=np.float64) / fps
     frames = _background(rng, t, height, width)
     # The distractor: a flat square with a stripe, any direction, 0.2-1.2 short sides per second.
-    half = float(rng.uniform(0.07, 0.12)) * short
+    half = float(rng.uniform(0.06, 0.09)) * short
     angle = float(rng.uniform(0, 2 * math.pi))
-    speed = float(rng.uniform(0.2, 1.2)) * short
+    speed = float(rng.uniform(0.05, 0.35)) * short
     sq_x, sq_y = _track(rng, t, speed * math.cos(angle), speed * math.sin(angle), height, width)
     sq_colour = rng.uniform(0, 1, 3).astype(np.float32)
     # The ball: shaded disc with a contrasting rim.
-    radius = float(rng.uniform(0.09, 0.14)) * short
+    radius = float(rng.uniform(0.14, 0.2)) * short
     vx, vy = _velocity(name, rng, short)
-    ball_x, ball_y = _track(rng, t, vx, vy, height, width)
+    ball_x, ball_y = _track(rng, t, vx, vy, height, width, margin=radius)
     body = rng.uniform(0.2, 1.0, 3).astype(np.float32)
     rim = 0.05 if body.mean() > 0.5 else 0.95
     ball_in_front = rng.random() < 0.5
@@ -152,7 +164,7 @@ def render_video(label: int, rng: np.random.Generator, height: int, width: int, 
             layers.append((draw(cx - left, cy - top), top, left))
         for (patch, alpha), top, left in (layers if ball_in_front else layers[::-1]):
             _paste(frames[i], patch, alpha, top, left)
-    sigma = float(rng.uniform(2, 7)) / 255
+    sigma = float(rng.uniform(2, 5)) / 255
     frames += rng.standard_normal(frames.shape, dtype=np.float32) * np.float32(sigma)
     return (np.clip(frames, 0, 1) * 255).round().astype(np.uint8)
 
