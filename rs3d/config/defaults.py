@@ -102,6 +102,9 @@ _C.DATA.SAMPLING = "dense"
 _C.DATA.TARGET_FPS = None
 # Frame rate assumed for frame folders (a folder of JPEG/PNG frames per video), for TARGET_FPS.
 _C.DATA.FRAME_FOLDER_FPS = 30.0
+# Apply a video's display matrix (rotation/mirror) as ffmpeg does, so phone videos are upright;
+# False keeps the stored orientation.
+_C.DATA.AUTOROTATE = True
 # Model input = (pixel / 255 - MEAN) / STD; the released recipe uses [0, 1] pixels, no mean/std.
 _C.DATA.MEAN = [0.0, 0.0, 0.0]
 _C.DATA.STD = [1.0, 1.0, 1.0]

@@ -50,8 +50,9 @@ class _VideoDataset(Dataset):
     def __init__(self, records: Sequence[VideoRecord], num_frames: int, sampling_rate: int,
                  backend: str = "decord", decode_timeout_s: Optional[float] = None,
                  decode_threads: int = 1, sampling: Optional[TemporalSampling] = None,
-                 frame_folder_fps: float = 30.0):
+                 frame_folder_fps: float = 30.0, autorotate: bool = True):
         self.records = list(records)
+        self.autorotate = autorotate
         self.num_frames = num_frames
         self.sampling_rate = sampling_rate
         self.sampling = sampling or TemporalSampling(num_frames, sampling_rate)
@@ -84,8 +85,8 @@ class _VideoDataset(Dataset):
 
         if os.path.isdir(path):
             return read_frame_folder(path, index_fn, timeout_s=self.decode_timeout_s)
-        return D.read_frames(path, index_fn, backend=self.backend,
-                             timeout_s=self.decode_timeout_s, num_threads=self.decode_threads)
+        return D.read_frames(path, index_fn, backend=self.backend, timeout_s=self.decode_timeout_s,
+                             num_threads=self.decode_threads, autorotate=self.autorotate)
 
 
 class TrainDataset(_VideoDataset):

@@ -93,7 +93,7 @@ class ShardSampler(Sampler):
 def _decode_kwargs(cfg) -> dict:
     return dict(backend=cfg.DATA.DECODING_BACKEND, decode_timeout_s=cfg.DATA.DECODE_TIMEOUT_S,
                 decode_threads=cfg.DATA.DECODE_THREADS, sampling=temporal_sampling(cfg),
-                frame_folder_fps=cfg.DATA.FRAME_FOLDER_FPS)
+                frame_folder_fps=cfg.DATA.FRAME_FOLDER_FPS, autorotate=cfg.DATA.AUTOROTATE)
 
 
 def temporal_sampling(cfg) -> TemporalSampling:
@@ -156,7 +156,8 @@ def build_dataset(cfg, split: str, mode: str):
     csv_path = os.path.join(cfg.DATA.PATH_TO_DATA_DIR, f"{split}.csv")
     records = read_video_list(
         csv_path, cfg.DATA.PATH_PREFIX or cfg.DATA.PATH_TO_DATA_DIR, cfg.DATA.PATH_LABEL_SEPARATOR,
-        cfg.MODEL.NUM_CLASSES, multi_label=cfg.DATA.MULTI_LABEL)
+        cfg.MODEL.NUM_CLASSES, multi_label=cfg.DATA.MULTI_LABEL,
+        duplicates="keep" if mode == "train" else "drop")  # a test video is counted once
     names = read_classes(cfg.DATA.PATH_TO_DATA_DIR)
     _check_class_names(records, names, cfg.DATA.PATH_TO_DATA_DIR, csv_path)
     d = cfg.DATA

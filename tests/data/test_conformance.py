@@ -180,3 +180,35 @@ def test_test_views_of_a_phone_video_are_cut_from_the_frames_as_shown(quirky, ba
     shown = torch.from_numpy(refs["rot90.mp4"][0][ds.clip_indices(len(refs["rot90.mp4"][0]))[0]])
     want = T.short_side_crops(shown, 32, 3)
     assert torch.equal(views_of(item), want)
+
+
+def test_data_autorotate_false_keeps_the_stored_orientation_in_the_loader(quirky, tmp_path):
+    """DATA.AUTOROTATE reaches the datasets the loader builds: False gives the stored 64x48 frames."""
+    from rs3d.config import load_config
+    from rs3d.data.loader import build_dataset
+
+    paths, _ = quirky
+    (tmp_path / "test.csv").write_text(f"{paths['rot90.mp4']} 0\n")
+    shapes = {}
+    for autorotate in (True, False):
+        cfg = load_config(None, ["DATA.PATH_TO_DATA_DIR", str(tmp_path), "MODEL.NUM_CLASSES", "2",
+                                 "DATA.NUM_FRAMES", "4", "DATA.TEST_CROP_SIZE", "32",
+                                 "TEST.NUM_ENSEMBLE_VIEWS", "1", "TEST.NUM_SPATIAL_CROPS", "1",
+                                 "DATA.AUTOROTATE", str(autorotate)])
+        item = build_dataset(cfg, "test", "test")[0]
+        assert item["error"] == ""
+        shapes[autorotate] = item["resized_hw"]
+    assert shapes[True] == (43, 32) and shapes[False] == (32, 43)
+
+
+def test_a_test_video_listed_twice_is_counted_once_and_training_keeps_both(quirky, tmp_path):
+    from rs3d.config import load_config
+    from rs3d.data.loader import build_dataset
+
+    paths, _ = quirky
+    line = f"{paths['rot90.mp4']} 0\n"
+    for split in ("train", "test"):
+        (tmp_path / f"{split}.csv").write_text(line + line)
+    cfg = load_config(None, ["DATA.PATH_TO_DATA_DIR", str(tmp_path), "MODEL.NUM_CLASSES", "2"])
+    assert len(build_dataset(cfg, "test", "test")) == 1
+    assert len(build_dataset(cfg, "train", "train")) == 2
