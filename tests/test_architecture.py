@@ -19,7 +19,11 @@ FORBIDDEN = {
     "rs3d.models": ("rs3d.data", "rs3d.engine", "rs3d.config", "rs3d.cli", "rs3d.sweep"),
     "rs3d.data": ("rs3d.engine", "rs3d.cli", "rs3d.sweep"),
     "rs3d.config": ("rs3d.engine", "rs3d.cli", "rs3d.sweep"),
-    "rs3d.engine": ("rs3d.cli", "rs3d.sweep"),
+    "rs3d.engine": ("rs3d.cli", "rs3d.sweep", "rs3d.cluster"),
+    "rs3d.io": ("rs3d.layers", "rs3d.models", "rs3d.data", "rs3d.config", "rs3d.engine", "rs3d.cli",
+                "rs3d.sweep", "rs3d.cluster", "rs3d.inference"),
+    "rs3d.inference": ("rs3d.cli", "rs3d.sweep", "rs3d.cluster"),
+    "rs3d.sweep": ("rs3d.cluster",),  # the SLURM launcher plugs into the sweep's seam, not the reverse
 }
 # Nothing installed may import these top-level folders (they are not installed).
 NOT_INSTALLED = ("tools", "benchmarks", "tests")
