@@ -1,4 +1,4 @@
-"""Kinetics-like test videos for decode benchmarks: 10 s, 30 fps, short side 256, H.264.
+"""Kinetics-like test videos for decode benchmarks: 10 s, 24-30 fps, short side 256, H.264.
 
 The synthetic training set (``rs3d.data.synthetic``) uses tiny frames so tests stay fast; decode
 speed, the usual ceiling of Kinetics training, must be measured on frames of the size Kinetics
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import List
+from typing import List, Sequence, Union
 
 import numpy as np
 
@@ -38,26 +38,30 @@ def _frames(rng: np.random.Generator, height: int, width: int, length: int) -> n
 
 
 def make_kinetics_like_videos(out_dir: str, num_videos: int = 4, height: int = 256, width: int = 340,
-                              seconds: float = 10.0, fps: int = 30, seed: int = 0,
+                              seconds: float = 10.0, fps: Union[int, Sequence[int]] = 30, seed: int = 0,
                               gop: int = 250) -> List[str]:
     """Write (or reuse, if already there) ``num_videos`` H.264 mp4 files; returns their paths.
 
     ``gop``: frames between keyframes (250 = ffmpeg's default; a clip then decodes from the
     keyframe before its start, so a shorter GOP trades file size for faster random access).
+    ``fps``: one rate, or rates cycled over the videos (Kinetics mixes 24, 25 and 30 fps).
     """
     from rs3d.data.synthetic import write_video
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = []
-    length = int(round(seconds * fps))
+    rates = [fps] if isinstance(fps, int) else list(fps)
     for i in range(num_videos):
-        path = out / f"k400like_{height}x{width}_{length}f_g{gop}_{seed}_{i:03d}.mp4"
+        rate = int(rates[i % len(rates)])
+        length = int(round(seconds * rate))
+        tag = "" if rate == 30 else f"_{rate}fps"  # 30 fps files keep their earlier names
+        path = out / f"k400like_{height}x{width}_{length}f_g{gop}{tag}_{seed}_{i:03d}.mp4"
         if not path.exists() or path.stat().st_size == 0:
             frames = _frames(np.random.default_rng([seed, i]), height, width, length)
             tmp = str(path) + ".tmp.mp4"
             # ffmpeg's libx264 defaults (crf 23, keyint 250, 3 B-frames), "veryfast" to write quickly.
-            write_video(tmp, frames, fps, "libx264", {"preset": "veryfast", "g": str(gop)},
+            write_video(tmp, frames, rate, "libx264", {"preset": "veryfast", "g": str(gop)},
                         reproducible=False)
             os.replace(tmp, path)
         paths.append(str(path))

@@ -6,7 +6,8 @@
     python tools/benchmark.py optim --model resnet3d_rs50 --json optim.json   # SGD for-loop/foreach/fused
     python tools/benchmark.py e2e --dataset kinetics-like --model resnet3d_rs50 --width 0.25 --json e2e.json
     python tools/benchmark.py data --json data.json      # loader benchmark + decord/PyAV/torchcodec
-    python tools/benchmark.py estimate --mfu 0.4 --peak-tflops 989 --decode-json data.json
+    python tools/benchmark.py clips --json clips.json    # training clips per CPU core, every lever
+    python tools/benchmark.py estimate --mfu 0.4 --peak-tflops 989 --clips-json clips.json
 
 Every speed comparison is measured in one run, contenders interleaved (A, B, A, B, ...), medians
 reported; the code is in ``benchmarks/`` (a folder of this checkout, not installed). Absolute numbers come with the device, versions and date in the
@@ -278,6 +279,28 @@ def cmd_data(args) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- clips
+def cmd_clips(args) -> int:
+    from benchmarks import train_clips
+
+    env = measure.environment(torch.device("cpu"), ("decord", "av", "pytorchvideo"))
+    print(_header(env, _command(args.argv)))
+    paths = train_clips.default_paths()
+    if args.paths:
+        wanted = set(args.paths)
+        unknown = wanted - {p.name for p in paths}
+        if unknown:
+            raise ConfigError(f"--paths: unknown {sorted(unknown)}; known: {[p.name for p in paths]}")
+        paths = [p for i, p in enumerate(paths) if i == 0 or p.name in wanted]  # the default stays first
+    res = train_clips.run(args.cache_dir, num_kinetics=args.num_kinetics, footage=not args.no_footage,
+                          videos=args.videos, rounds=args.rounds, batch=args.batch, workers=args.workers,
+                          rss_reads=args.rss_reads, exact_items=args.exact_items, paths=paths,
+                          gpu_clips_s=args.gpu_clips_s, log=lambda m: print(m, file=sys.stderr, flush=True))
+    print(train_clips.format_tables(res))
+    _write_json(args.json, {"benchmark": "clips", "command": _command(args.argv), **env, **res})
+    return 0
+
+
 # ----------------------------------------------------------------------------- estimate
 def estimate(gflops_per_clip: float, clips: int, epochs: int, mfu: float, peak_tflops: float) -> dict:
     """GPU-hours from FLOPs: clips x epochs x GFLOPs x 2 x 3 / (MFU x peak)."""
@@ -314,6 +337,14 @@ def cmd_estimate(args) -> int:
             cores = est["clips_per_s_per_gpu"] / c
             out.setdefault("cores_needed_per_gpu", {})[b] = cores
             print(f"  {b}: {c:.2f} clips per CPU-second -> {cores:.0f} cores per GPU for decoding alone")
+    if args.clips_json:
+        with open(args.clips_json) as f:
+            rows = [r for r in json.load(f)["rows"] if r.get("clips_per_cpu_s")]
+        print(f"training clips (whole loader path) needed per GPU: {est['clips_per_s_per_gpu']:.0f}/s")
+        for r in rows:
+            cores = est["clips_per_s_per_gpu"] / r["clips_per_cpu_s"]
+            out.setdefault("loader_cores_per_gpu", {})[r["path"]] = cores
+            print(f"  {r['path']}: {r['clips_per_cpu_s']:.2f} clips per CPU-second -> {cores:.1f} cores per GPU")
     _write_json(args.json, out)
     return 0
 
@@ -378,6 +409,20 @@ def build_parser() -> argparse.ArgumentParser:
                         + " ".join(LOADER_DEFAULT_ARGS) + ")")
     d.set_defaults(fn=cmd_data)
 
+    c = sub.add_parser("clips", help="training clips per CPU core: today's default, each lever, the best "
+                                     "combination, PyTorchVideo's decord loader (benchmarks/train_clips.py)")
+    c.add_argument("--num-kinetics", type=int, default=4, help="distinct Kinetics-like files (30/25/30/24 fps)")
+    c.add_argument("--no-footage", action="store_true", help="leave out bikes.mp4 (camera footage)")
+    c.add_argument("--videos", type=int, default=10, help="videos per pass (the files cycled)")
+    c.add_argument("--rounds", type=int, default=3)
+    c.add_argument("--batch", type=int, default=8, help="TRAIN.BATCH_SIZE (clips)")
+    c.add_argument("--workers", type=int, default=1)
+    c.add_argument("--rss-reads", type=int, default=2000, help="videos read per new path (0 = skip)")
+    c.add_argument("--exact-items", type=int, default=3, help="items per path checked against a sequential decode")
+    c.add_argument("--gpu-clips-s", type=float, default=746.0, help="clips/s one GPU trains (section 7)")
+    c.add_argument("--paths", nargs="+", default=None, help="measure only these (by name; the default path stays)")
+    c.set_defaults(fn=cmd_clips)
+
     s = sub.add_parser("estimate", help="GPU-hours for a full run from FLOPs and an assumed MFU")
     s.add_argument("--model", default="resnet3d_rs50")
     s.add_argument("--frames", type=int, default=32)
@@ -388,16 +433,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--mfu", type=float, default=0.4)
     s.add_argument("--peak-tflops", type=float, default=989.0)
     s.add_argument("--decode-json", help="a 'data' JSON: decoded clips per CPU-second per backend")
+    s.add_argument("--clips-json", help="a 'clips' JSON: training clips per CPU-second of each loader path")
     s.set_defaults(fn=cmd_estimate)
 
-    for sp in (m, o, e, d, s):
+    for sp in (m, o, e, d, c, s):
         sp.add_argument("--json", help="write the results here")
-        if sp is not s and sp is not d:
+        if sp not in (s, d, c):
             sp.add_argument("--device", default="", help="cpu, cuda, cuda:1 (default: cuda if available)")
             sp.add_argument("--threads", type=int, default=0,
                             help="torch CPU threads (0 = torch's default); on a CPU shared with other "
                                  "jobs, 1 avoids OpenMP threads spinning against each other")
-        if sp in (e, d):
+        if sp in (e, d, c):
             sp.add_argument("--cache-dir", default=DEFAULT_CACHE, help="generated videos are kept here")
     return p
 

@@ -116,6 +116,15 @@ _C.DATA.MAX_RETRIES = 10
 _C.DATA.DECODE_TIMEOUT_S = 60.0
 # Decoder threads per video (decord); parallelism normally comes from DATA_LOADER.NUM_WORKERS.
 _C.DATA.DECODE_THREADS = 1
+# Repeated sampling (PySlowFast's NUM_SAMPLE): each decoded training clip gives this many clips with
+# independent crops and flips. TRAIN.BATCH_SIZE still counts clips (the learning rate too); an epoch
+# keeps its clips and steps and decodes 1/N of the videos, each video once every N epochs
+# (rs3d.data.loader.TrainSampler). Must divide the clips per forward on a rank.
+_C.DATA.TRAIN_CLIPS_PER_VIDEO = 1
+# Cut and scale the training crop inside FFmpeg while converting to RGB (rs3d.data.video.crop_scale):
+# only the kept pixels are converted, at the size the clip needs; reads through PyAV; swscale's
+# bilinear instead of torch's antialiased one (a few levels of difference per pixel).
+_C.DATA.TRAIN_CROP_IN_DECODER = False
 # Multi-label data (Charades, AVA-style tags): each CSV line lists its classes as ``path 3,17,42``
 # (``;`` between the indices when PATH_LABEL_SEPARATOR is ``,``; ``-`` for none). Training then uses
 # a sigmoid + binary cross-entropy per class, validation and test report mAP and per-class AP, and

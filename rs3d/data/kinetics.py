@@ -76,8 +76,9 @@ class _VideoDataset(Dataset):
             return None
         return self.frame_folder_fps if os.path.isdir(path) else video_fps(path)
 
-    def _read(self, path: str, pick):
-        """Decode the frames ``pick(length, fps)`` asks for (``fps`` from :meth:`_fps`)."""
+    def _read(self, path: str, pick, crop: Optional[D.CropScale] = None):
+        """Decode the frames ``pick(length, fps)`` asks for (``fps`` from :meth:`_fps`); with
+        ``crop``, FFmpeg's crops of them (video files only)."""
         fps = self._fps(path)
 
         def index_fn(length: int) -> np.ndarray:
@@ -86,7 +87,7 @@ class _VideoDataset(Dataset):
         if os.path.isdir(path):
             return read_frame_folder(path, index_fn, timeout_s=self.decode_timeout_s)
         return D.read_frames(path, index_fn, backend=self.backend, timeout_s=self.decode_timeout_s,
-                             num_threads=self.decode_threads, autorotate=self.autorotate)
+                             num_threads=self.decode_threads, autorotate=self.autorotate, crop=crop)
 
 
 class TrainDataset(_VideoDataset):
@@ -95,6 +96,14 @@ class TrainDataset(_VideoDataset):
     Item ``(epoch, index)`` (what :class:`rs3d.data.loader.TrainSampler` yields; a plain ``index``
     uses ``self.epoch``) -> ``dict(clip=uint8 [3, T, S, S], label, index, skipped)``. A broken video
     is replaced by a random other one, at most ``max_retries`` times; ``skipped`` counts them.
+
+    ``clips_per_video`` N > 1 (repeated sampling, PySlowFast's NUM_SAMPLE): the frames are decoded
+    once and cut into N clips with independent crops and flips (and each its label after the flip):
+    ``clip`` is ``[N, 3, T, S, S]``, ``label`` ``[N]`` (``[N, C]`` multi-label);
+    :func:`rs3d.data.loader.repeated_clips_collate` makes a batch of clips of them.
+    ``crop_in_decoder``: FFmpeg cuts and scales each crop while converting to RGB
+    (:mod:`rs3d.data.video.crop_scale`; same boxes and flips, swscale's interpolation); frame
+    folders keep the torch path.
 
     Args:
         jitter_mode: "area" (random resized crop with ``area`` and ``aspect``) or "short_side"
@@ -107,10 +116,14 @@ class TrainDataset(_VideoDataset):
                  jitter_mode: str = "area", area=(0.08, 1.0), aspect=(0.5, 2.0),
                  scales=(256, 320), random_flip: bool = True, seed: int = 0,
                  max_retries: int = 10, flip_label_map: Optional[Sequence[int]] = None,
-                 **decode_kwargs):
+                 clips_per_video: int = 1, crop_in_decoder: bool = False, **decode_kwargs):
         super().__init__(records, num_frames, sampling_rate, **decode_kwargs)
         if jitter_mode not in ("area", "short_side"):
             raise ValueError(f"DATA.TRAIN_JITTER_MODE must be 'area' or 'short_side', got {jitter_mode!r}")
+        if clips_per_video < 1:
+            raise ValueError(f"DATA.TRAIN_CLIPS_PER_VIDEO must be >= 1, got {clips_per_video}")
+        self.clips_per_video = int(clips_per_video)
+        self.crop_in_decoder = bool(crop_in_decoder)
         self.crop_size = crop_size
         self.jitter_mode = jitter_mode
         self.area, self.aspect, self.scales = tuple(area), tuple(aspect), tuple(scales)
@@ -132,32 +145,56 @@ class TrainDataset(_VideoDataset):
                 reason = _reason(e)
                 _warn_once(record.path, reason)
                 continue
-            label = record.label
-            if flipped and self.flip_label_map is not None:
-                label = _flip_label(label, self.flip_label_map)
-            return dict(clip=clip, label=label, index=video, skipped=retry)
+            if self.clips_per_video == 1:
+                return dict(clip=clip, label=self._label(record.label, flipped), index=video, skipped=retry)
+            labels = [self._label(record.label, f) for f in flipped]
+            return dict(clip=clip, label=torch.stack([torch.as_tensor(v) for v in labels]), index=video,
+                        skipped=retry)
         raise RuntimeError(
             f"{self.max_retries + 1} training videos in a row failed to decode (DATA.MAX_RETRIES); "
             f"last {record.path}: {reason}")
 
+    def _label(self, label, flipped: bool):
+        return _flip_label(label, self.flip_label_map) if flipped and self.flip_label_map is not None else label
+
     def load_clip(self, path: str, *key: int, with_flip: bool = False):
         """The clip of ``path`` for random key ``key`` = (seed, epoch, index, retry); with
-        ``with_flip`` also whether it was flipped."""
+        ``with_flip`` also whether it was flipped. With ``clips_per_video`` N > 1: ``[N, 3, T, S, S]``
+        and the N flips (all from one decode)."""
         rng_space = _rng(*key, 1)
+        n = self.clips_per_video
+        drawn: List[Tuple[T.Box, bool]] = []
+
+        def draw(h: int, w: int) -> List[T.Box]:
+            """N (box, flip) pairs, drawn once and in this order whichever path cuts the crops."""
+            for _ in range(n - len(drawn)):
+                if self.jitter_mode == "area":
+                    box = T.sample_area_box(h, w, rng_space, self.area, self.aspect)
+                else:
+                    box = T.sample_short_side_box(h, w, rng_space, self.scales, self.crop_size)
+                drawn.append((box, bool(self.random_flip and rng_space.random() < 0.5)))
+            return [b for b, _ in drawn]
 
         def pick(length: int, fps) -> np.ndarray:
             # A fresh generator per call: a re-sample after a length correction draws the same way.
-            return self.sampling.train(length, fps, _rng(*key, 0))
+            idx = self.sampling.train(length, fps, _rng(*key, 0))
+            return np.tile(idx, n) if crop is not None else idx  # FFmpeg: one run of frames per box
 
-        frames, _, _ = self._read(path, pick)
-        h, w = frames.shape[1], frames.shape[2]
-        if self.jitter_mode == "area":
-            box = T.sample_area_box(h, w, rng_space, self.area, self.aspect)
+        crop = None
+        if self.crop_in_decoder and not os.path.isdir(path):
+            crop = D.CropScale(draw, self.crop_size, self.num_frames)
+        frames, _, _ = self._read(path, pick, crop)
+        if crop is not None:
+            t = self.num_frames
+            clips = [T.clip_of_crops(frames[j * t:(j + 1) * t], f) for j, (_, f) in enumerate(drawn)]
         else:
-            box = T.sample_short_side_box(h, w, rng_space, self.scales, self.crop_size)
-        flip = bool(self.random_flip and rng_space.random() < 0.5)
-        clip = T.crop_resize_flip(frames, box, self.crop_size, flip)
-        return (clip, flip) if with_flip else clip
+            draw(frames.shape[1], frames.shape[2])
+            clips = [T.crop_resize_flip(frames, box, self.crop_size, f) for box, f in drawn]
+        flips = [f for _, f in drawn]
+        if n == 1:
+            return (clips[0], flips[0]) if with_flip else clips[0]
+        clip = torch.stack(clips)
+        return (clip, flips) if with_flip else clip
 
 
 class ValDataset(_VideoDataset):

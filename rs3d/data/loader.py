@@ -11,7 +11,7 @@ from typing import Iterator, Optional
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader, Sampler, default_collate
 
 from ..errors import ConfigError
 from .balance import balanced_order, class_balanced_weights
@@ -35,16 +35,26 @@ class TrainSampler(Sampler):
     iteration skip its first ``k`` items without loading them (mid-epoch resume). With ``weights``
     (:func:`rs3d.data.balance.class_balanced_weights`) the order is a seeded draw with
     replacement in proportion to them instead of a permutation; the rest is the same.
+
+    ``clips_per_video`` N > 1 (each item gives N clips, :class:`rs3d.data.kinetics.TrainDataset`):
+    an epoch keeps its number of clips, so it takes ``size // N`` videos: the order of round
+    ``epoch // N`` (seeded by ``seed + epoch // N``) cut into N parts, epoch ``e`` taking part
+    ``e % N``. Every N epochs each video is decoded once and gives N clips, the clips per video of
+    N = 1 at 1/N of the decodes; the schedule (epochs, steps, learning rate) is unchanged.
     """
 
     def __init__(self, size: int, rank: int = 0, world_size: int = 1, seed: int = 0,
-                 shuffle: bool = True, weights: Optional[torch.Tensor] = None):
-        if size < world_size:
-            raise DataError(f"{size} training videos cannot be split among {world_size} ranks")
+                 shuffle: bool = True, weights: Optional[torch.Tensor] = None, clips_per_video: int = 1):
+        if clips_per_video < 1:
+            raise ValueError(f"clips_per_video must be >= 1, got {clips_per_video}")
+        if size // clips_per_video < world_size:
+            raise DataError(f"{size} training videos cannot be split among {world_size} ranks"
+                            + (f" at DATA.TRAIN_CLIPS_PER_VIDEO {clips_per_video}" if clips_per_video > 1 else ""))
         if weights is not None and len(weights) != size:
             raise ValueError(f"{len(weights)} weights for {size} videos")
         self.size, self.rank, self.world_size = size, rank, world_size
         self.seed, self.shuffle, self.weights = seed, shuffle, weights
+        self.clips_per_video = clips_per_video
         self.epoch, self.start_index = 0, 0
 
     def set_epoch(self, epoch: int, start_index: int = 0) -> None:
@@ -52,14 +62,18 @@ class TrainSampler(Sampler):
 
     def indices(self, epoch: int) -> list:
         """This rank's full order for ``epoch``."""
+        n = self.clips_per_video
+        rnd, part = divmod(epoch, n)
         if self.weights is not None:
-            order = balanced_order(self.weights, self.seed, epoch)
+            order = balanced_order(self.weights, self.seed, rnd)
         elif self.shuffle:
-            g = torch.Generator().manual_seed(self.seed + epoch)
+            g = torch.Generator().manual_seed(self.seed + rnd)
             order = torch.randperm(self.size, generator=g).tolist()
         else:
             order = list(range(self.size))
-        usable = self.size - self.size % self.world_size
+        per_epoch = self.size // n
+        order = order[part * per_epoch:(part + 1) * per_epoch]
+        usable = per_epoch - per_epoch % self.world_size
         return order[:usable][self.rank::self.world_size]
 
     def __iter__(self) -> Iterator:
@@ -69,7 +83,7 @@ class TrainSampler(Sampler):
             yield (epoch, i)
 
     def __len__(self) -> int:
-        return self.size // self.world_size
+        return self.size // self.clips_per_video // self.world_size
 
 
 class ShardSampler(Sampler):
@@ -166,7 +180,8 @@ def build_dataset(cfg, split: str, mode: str):
             records, d.NUM_FRAMES, d.SAMPLING_RATE, d.TRAIN_CROP_SIZE, jitter_mode=d.TRAIN_JITTER_MODE,
             area=d.TRAIN_JITTER_AREA, aspect=d.TRAIN_JITTER_ASPECT, scales=d.TRAIN_JITTER_SCALES,
             random_flip=d.RANDOM_FLIP, seed=cfg.RNG_SEED, max_retries=d.MAX_RETRIES,
-            flip_label_map=train_flip_map(cfg, names), **_decode_kwargs(cfg))
+            flip_label_map=train_flip_map(cfg, names), clips_per_video=d.TRAIN_CLIPS_PER_VIDEO,
+            crop_in_decoder=d.TRAIN_CROP_IN_DECODER, **_decode_kwargs(cfg))
     if mode == "val":
         return ValDataset(records, d.NUM_FRAMES, d.SAMPLING_RATE, d.TEST_CROP_SIZE,
                           seed=cfg.RNG_SEED, max_retries=d.MAX_RETRIES, **_decode_kwargs(cfg))
@@ -191,6 +206,18 @@ def _list_collate(items: list) -> list:
     return items
 
 
+def repeated_clips_collate(items: list) -> dict:
+    """Items of N clips each (``DATA.TRAIN_CLIPS_PER_VIDEO``) -> one batch of ``len(items) * N``
+    clips, a video's N clips side by side: ``clip [B*N, 3, T, S, S]``, ``label [B*N]`` (or
+    ``[B*N, C]``), ``index`` per clip; ``skipped`` stays per video (broken videos replaced)."""
+    batch = default_collate(items)
+    n = batch["clip"].shape[1]
+    batch["clip"] = batch["clip"].flatten(0, 1)
+    batch["label"] = batch["label"].flatten(0, 1)
+    batch["index"] = batch["index"].repeat_interleave(n)
+    return batch
+
+
 def seed_worker(worker_id: int) -> None:
     """Seed python/numpy from the worker's torch seed (itself derived from the loader's generator)
     and keep each worker on one thread: parallelism comes from the workers."""
@@ -209,7 +236,19 @@ def build_loader(cfg, split: str, mode: str, batch_size: int, rank: int = 0,
     In test mode a batch is a list of ``batch_size`` per-video dicts (all views of each video).
     """
     dataset = dataset if dataset is not None else build_dataset(cfg, split, mode)
+    collate = _list_collate if mode == "test" else None
     if mode == "train":
+        n = cfg.DATA.TRAIN_CLIPS_PER_VIDEO
+        if batch_size % n:
+            raise ConfigError(f"DATA.TRAIN_CLIPS_PER_VIDEO {n} must divide the clips per forward on a rank "
+                              f"({batch_size}: TRAIN.MICRO_BATCH_SIZE, or TRAIN.BATCH_SIZE / processes)")
+        if n > 1:
+            batch_size, collate = batch_size // n, repeated_clips_collate  # videos per batch
+            if rank == 0:
+                logger.info("DATA.TRAIN_CLIPS_PER_VIDEO %d: a batch of %d clips comes from %d videos "
+                            "(each decoded once, %d crops + flips); an epoch keeps its clips and steps and "
+                            "decodes 1/%d of the training videos, each once every %d epochs",
+                            n, batch_size * n, batch_size, n, n, n)
         weights = None
         if cfg.DATA_LOADER.CLASS_BALANCED:
             if not hasattr(dataset, "records"):
@@ -223,7 +262,8 @@ def build_loader(cfg, split: str, mode: str, batch_size: int, rank: int = 0,
                 present = counts[counts > 0]
                 logger.info("DATA_LOADER.CLASS_BALANCED: %d classes of %d-%d training videos drawn "
                             "equally often", len(present), int(present.min()), int(present.max()))
-        sampler = TrainSampler(len(dataset), rank, world_size, seed=cfg.RNG_SEED, weights=weights)
+        sampler = TrainSampler(len(dataset), rank, world_size, seed=cfg.RNG_SEED, weights=weights,
+                               clips_per_video=n)
     else:
         sampler = ShardSampler(len(dataset), rank, world_size)
     workers = cfg.DATA_LOADER.NUM_WORKERS
@@ -233,7 +273,7 @@ def build_loader(cfg, split: str, mode: str, batch_size: int, rank: int = 0,
                      prefetch_factor=cfg.DATA_LOADER.PREFETCH_FACTOR, worker_init_fn=seed_worker)
     return DataLoader(
         dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
-        collate_fn=_list_collate if mode == "test" else None,
+        collate_fn=collate,
         pin_memory=cfg.DATA_LOADER.PIN_MEMORY and torch.cuda.is_available(),
         drop_last=(mode == "train"), generator=torch.Generator().manual_seed(cfg.RNG_SEED + rank),
         **extra)

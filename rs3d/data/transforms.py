@@ -112,6 +112,12 @@ def crop_resize_flip(frames: torch.Tensor, box: Box, size: int, flip: bool) -> t
     return x.permute(1, 0, 2, 3).contiguous()
 
 
+def clip_of_crops(crops: torch.Tensor, flip: bool) -> torch.Tensor:
+    """Frames already cut to ``S x S`` (``[T, S, S, 3]``, e.g. by FFmpeg) -> ``[3, T, S, S]``, optionally flipped."""
+    x = crops.permute(3, 0, 1, 2)
+    return (x.flip(-1) if flip else x).contiguous()
+
+
 # ----------------------------------------------------------------------------- evaluation
 def crop_offsets(long_side: int, crop: int, num_crops: int) -> List[int]:
     """Offsets of ``num_crops`` crops along the long side, evenly spaced from 0 to ``long - crop``.

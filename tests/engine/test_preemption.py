@@ -155,6 +155,27 @@ def test_scripted_stops_resume_bitwise_with_the_same_records(synthetic_dataset, 
 
 
 @pytest.mark.slow
+def test_two_clips_per_video_stop_and_resume_bitwise(synthetic_dataset, tmp_path):
+    """DATA.TRAIN_CLIPS_PER_VIDEO 2 stopped two steps into epoch 2, resumed: the uninterrupted
+    run's bits; an epoch has the steps it has with one clip per video."""
+    from rs3d.config import load_config
+    from rs3d.engine.train import train
+
+    torch.set_num_threads(1)
+    ref, out = tmp_path / "ref", tmp_path / "stopped"
+    extra = {"DATA.TRAIN_CLIPS_PER_VIDEO": 2}
+    train(load_config(None, small_opts(synthetic_dataset, ref, **extra)))
+    cfg = load_config(None, small_opts(synthetic_dataset, out, **extra))
+    with pytest.raises(Preempted) as e:
+        train(cfg, stop=ScriptedStop(3 + 1 + 3 + 1 + 2))  # epoch 0 (3 steps + end), epoch 1, 2 steps
+    assert e.value.signum == signal.SIGUSR1 and e.value.checkpoint.endswith("checkpoint_epoch_00002_step_000002.pyth")
+    train(cfg)
+    a, b = _load(ref / "checkpoints" / "checkpoint_epoch_00003.pyth"), _load(out / "checkpoints" / "checkpoint_epoch_00003.pyth")
+    assert a["iteration"] == 9  # 3 epochs x 3 steps, as with one clip per video
+    _assert_same_weights(a, b)
+
+
+@pytest.mark.slow
 def test_remote_output_dir_holds_checkpoints_config_and_logs_and_resumes(synthetic_dataset, tmp_path,
                                                                          monkeypatch):
     """OUTPUT_DIR on an object store (fsspec's memory:// here): checkpoints and config.yaml are
