@@ -23,6 +23,10 @@ from typing import List, Optional, Sequence, Tuple
 
 from ..errors import ConfigError
 
+# Other processes' average use of the machine during a point's timed steps above which the sweep
+# says its latency cannot be trusted (rs3d.sweep.measure.OtherWork).
+BUSY_CORES = 0.25
+
 
 def _parser() -> argparse.ArgumentParser:
     from ..sweep.grid import ALIASES
@@ -161,10 +165,10 @@ def report(points, out: str, additive: bool) -> List[dict]:
     csv_path, json_path = write_results(rows, out)
     png = plot_pareto(rows, os.path.join(out, "pareto.png"))
     print("\n".join(summary_lines(rows)))
-    busy = [r["name"] for r in rows if (r.get("load_avg_1m") or 0) > (os.cpu_count() or 1)]
+    busy = [r["name"] for r in rows if (r.get("other_cores_busy") or 0) > BUSY_CORES]
     if busy:
-        print(f"[sweep] note: {', '.join(busy)} measured while the machine was busy (load average above "
-              f"{os.cpu_count()} cores); their latency is an overestimate (delete model_stats.json to re-measure)")
+        print(f"[sweep] note: {', '.join(busy)} measured while other processes kept more than {BUSY_CORES:g} "
+              "core(s) busy; their latency is an overestimate (delete model_stats.json to re-measure)")
     print(f"[sweep] {csv_path}, {json_path}, {png}")
     if additive:
         table = additive_table(points, rows)

@@ -18,7 +18,7 @@ from .runner import METRICS_FILE, STATS_FILE, STATUS_FILE
 INFO = ["arch", "depth", "width", "frames", "sampling", "train_res", "test_res", "batch", "epochs"]
 METRICS = ["top1", "top5", "mean_class_accuracy", "num_videos", "num_failed", "views_per_video", "weights"]
 STATS = ["params_m", "gflops", "device", "amp_dtype", "measure_batch", "step_s", "latency_ms_per_clip",
-         "latency_s_per_batch", "peak_mem_gib", "load_avg_1m"]
+         "latency_s_per_batch", "peak_mem_gib", "other_cores_busy"]
 
 
 def _read_json(path: str) -> Optional[dict]:

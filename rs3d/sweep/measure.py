@@ -17,6 +17,7 @@ import contextlib
 import json
 import os
 import sys
+import time
 from typing import Optional, Sequence
 
 import torch
@@ -42,6 +43,34 @@ def device_name(dev: torch.device) -> str:
     return f"cpu ({torch.get_num_threads()} threads)"
 
 
+def _busy_cpu_s() -> Optional[float]:
+    """CPU seconds every process on the machine has used since boot (Linux ``/proc/stat``)."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()[1:]
+    except OSError:
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+class OtherWork:
+    """How many cores other processes kept busy while the block ran: the machine's CPU time less
+    this process's, over the wall time (None where ``/proc/stat`` is missing). Unlike the load
+    average it does not lag, so the sweep's own training, just ended, does not count."""
+
+    def __enter__(self) -> "OtherWork":
+        self.cores: Optional[float] = None
+        self._t0, self._busy0, self._own0 = time.perf_counter(), _busy_cpu_s(), time.process_time()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        busy, wall = _busy_cpu_s(), time.perf_counter() - self._t0
+        if busy is not None and self._busy0 is not None and wall > 0:
+            own = time.process_time() - self._own0
+            self.cores = max(0.0, (busy - self._busy0 - own) / wall)
+
+
 def measure_point(cfg, *, batch_cap: int = 128, steps: int = 3, warmup: int = 1,
                   stats=None) -> dict:
     """The figures of ``cfg``'s model; ``stats`` is ``rs3d.models.stats`` (injectable for tests)."""
@@ -64,7 +93,7 @@ def measure_point(cfg, *, batch_cap: int = 128, steps: int = 3, warmup: int = 1,
         autocast = (torch.autocast(dev.type, dtype=amp) if amp != torch.float32
                     else contextlib.nullcontext())
         try:
-            with autocast:
+            with autocast, OtherWork() as other:
                 step_s, peak = stats.measure_train_step(
                     model, batch, frames, res, steps, dev, warmup=warmup,
                     channels_last=cfg.TRAIN.CHANNELS_LAST)
@@ -91,8 +120,8 @@ def measure_point(cfg, *, batch_cap: int = 128, steps: int = 3, warmup: int = 1,
         "latency_s_per_batch": step_s * cfg.TRAIN.BATCH_SIZE / batch,
         "peak_mem_gib": peak / 2**30,
         "steps": int(steps),
-        # Other work on the machine slows the step; the load says whether the figure can be trusted.
-        "load_avg_1m": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        # Other work on the machine slows the step; this says whether the figure can be trusted.
+        "other_cores_busy": None if other.cores is None else round(other.cores, 3),
     }
 
 

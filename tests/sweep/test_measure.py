@@ -1,5 +1,6 @@
 """The measure step: appendix I's batch halving and latency normalisation, and one real measurement."""
 import json
+import os
 import types
 
 import pytest
@@ -62,3 +63,30 @@ def test_real_measurement_of_a_tiny_point(tmp_path):
     assert stats["gflops"] == pytest.approx(count_flops(model, 4, 16))
     assert stats["step_s"] > 0 and stats["device"].startswith("cpu")
     assert stats["latency_s_per_batch"] == pytest.approx(stats["step_s"] * 8)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/stat"), reason="reads /proc/stat")
+def test_other_work_counts_other_processes_not_this_one():
+    import subprocess
+    import sys
+    import time
+
+    from rs3d.sweep.measure import OtherWork
+
+    def spin(seconds):
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            pass
+
+    with OtherWork() as mine:
+        spin(1.0)  # this process's own work is the measurement, not other work
+    assert mine.cores is not None and mine.cores < 0.5
+    child = subprocess.Popen([sys.executable, "-c", "import time\nend = time.time() + 3\nwhile time.time() < end: pass"])
+    try:
+        time.sleep(0.5)  # the child is up and spinning
+        with OtherWork() as other:
+            time.sleep(1.0)
+    finally:
+        child.kill()
+        child.wait()
+    assert other.cores > 0.6  # about one core
