@@ -130,8 +130,11 @@ class Path_:
         return int(self.opts.get("DATA.TRAIN_CLIPS_PER_VIDEO", 1))
 
 
-def default_paths(recommended: str = "256 15fps gop16 fastdecode") -> List[Path_]:
-    """Today's default, each lever alone, the best combinations, PyTorchVideo's decord loader."""
+def default_paths(recommended: str = "256 15fps gop16 mpeg4",
+                  compact: str = "256 15fps gop16 fastdecode") -> List[Path_]:
+    """Today's default, each lever alone, combinations on the ``recommended`` (fastest) and the
+    ``compact`` (smaller, h264) storage, PyTorchVideo's decord loader on the source and on the
+    recommended storage."""
     timed = {"DATA.TARGET_FPS": 30.0}  # stored at 15 fps: sample by time, a clip spans 64/30 s
     pyav = {"DATA.DECODING_BACKEND": "pyav"}
     crop = {"DATA.TRAIN_CROP_IN_DECODER": True}
@@ -147,12 +150,15 @@ def default_paths(recommended: str = "256 15fps gop16 fastdecode") -> List[Path_
         opts = dict(timed) if fields.get("fps") else {}
         paths.append(Path_(f"storage {fmt} (decord)", fmt, dict(opts)))
         paths.append(Path_(f"storage {fmt} (PyAV)", fmt, {**opts, **pyav}, new=fmt == recommended))
-    best = {**timed, **pyav, **crop}
-    paths += [Path_("best: storage + PyAV + crop in decoder", recommended, dict(best)),
-              Path_("best + 2 clips per video", recommended, {**best, "DATA.TRAIN_CLIPS_PER_VIDEO": 2},
-                    new=True),
-              Path_("best + 4 clips per video", recommended, {**best, "DATA.TRAIN_CLIPS_PER_VIDEO": 4}),
-              Path_("PyTorchVideo decord loader", "source", ptv=True),
+    for fmt in (recommended, compact):
+        base = {**timed, **pyav}
+        paths += [Path_(f"{fmt} + PyAV + crop in decoder", fmt, {**base, **crop}),
+                  Path_(f"{fmt} + PyAV + 2 clips per video", fmt, {**base, "DATA.TRAIN_CLIPS_PER_VIDEO": 2},
+                        new=fmt == recommended),
+                  Path_(f"{fmt} + PyAV + 4 clips per video", fmt, {**base, "DATA.TRAIN_CLIPS_PER_VIDEO": 4})]
+    paths.append(Path_(f"{recommended} + PyAV + crop in decoder + 2 clips per video", recommended,
+                       {**timed, **pyav, **crop, "DATA.TRAIN_CLIPS_PER_VIDEO": 2}, new=True))
+    paths += [Path_("PyTorchVideo decord loader", "source", ptv=True),
               Path_(f"PyTorchVideo decord loader, storage {recommended}", recommended, ptv=True)]
     return paths
 
@@ -336,8 +342,8 @@ def run(cache: str, num_kinetics: int = 4, footage: bool = True, videos: int = 1
         d = Path(tmp) / name.replace(" ", "_")
         d.mkdir()
         listed = [fs[i % len(fs)] for i in range(videos)]
-        (d / "bench.csv").write_text("".join(f"{p} {i % 2}\n" for i, p in enumerate(listed)))
-        dirs[name] = (str(d), [(p, i % 2) for i, p in enumerate(listed)])
+        (d / "bench.csv").write_text("".join(f"{p} {i % len(fs) % 2}\n" for i, p in enumerate(listed)))
+        dirs[name] = (str(d), [(p, i % len(fs) % 2) for i, p in enumerate(listed)])
 
     def one(p: Path_) -> dict:
         d, items = dirs[p.fmt]

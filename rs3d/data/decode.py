@@ -16,6 +16,7 @@ decode that hangs is abandoned after ``timeout_s``.
 """
 from __future__ import annotations
 
+import gc
 import os
 from typing import Optional, Tuple
 
@@ -91,6 +92,13 @@ def read_frames(
     if os.path.getsize(path) == 0:
         raise DecodeError("empty file")
     if not timeout_s or timeout_s <= 0:
-        return _read(path, index_fn, backend, num_threads, autorotate, crop)
-    return run_with_timeout(lambda: _read(path, index_fn, backend, num_threads, autorotate, crop),
-                            timeout_s)
+        result = _read(path, index_fn, backend, num_threads, autorotate, crop)
+    else:
+        result = run_with_timeout(lambda: _read(path, index_fn, backend, num_threads, autorotate, crop),
+                                  timeout_s)
+    if crop is not None:
+        # A PyAV filter graph and its filter contexts refer to each other, so only the cycle
+        # collector frees them and the decoded frames they hold: without this a loader worker grew
+        # by ~280 MiB over 2,000 reads. Now the read is over they are young garbage: microseconds.
+        gc.collect(1)
+    return result

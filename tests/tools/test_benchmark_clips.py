@@ -20,7 +20,8 @@ def test_clips_benchmark_measures_every_path_and_checks_exactness(tmp_path):
     storage = "256 15fps gop16 fastdecode"
     by_name = {p.name: p for p in train_clips.default_paths(storage)}
     wanted = ["today's default (decord)", "crop in decoder (PyAV)", "2 clips per video",
-              f"storage {storage} (PyAV)", "best + 2 clips per video", "PyTorchVideo decord loader"]
+              f"storage {storage} (PyAV)", f"{storage} + PyAV + crop in decoder + 2 clips per video",
+              "PyTorchVideo decord loader"]
     res = train_clips.run(str(tmp_path / "cache"), videos=4, rounds=2, batch=4, workers=0, rss_reads=30,
                           exact_items=2, paths=[by_name[n] for n in wanted], sources=sources, frames=8,
                           crop=32, log=lambda m: None)
