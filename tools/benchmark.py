@@ -413,7 +413,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      "combination, PyTorchVideo's decord loader (benchmarks/train_clips.py)")
     c.add_argument("--num-kinetics", type=int, default=4, help="distinct Kinetics-like files (30/25/30/24 fps)")
     c.add_argument("--no-footage", action="store_true", help="leave out bikes.mp4 (camera footage)")
-    c.add_argument("--videos", type=int, default=10, help="videos per pass (the files cycled)")
+    c.add_argument("--videos", type=int, default=40,
+                   help="videos per pass (the files cycled; with few, fixed costs dominate a pass)")
     c.add_argument("--rounds", type=int, default=3)
     c.add_argument("--batch", type=int, default=8, help="TRAIN.BATCH_SIZE (clips)")
     c.add_argument("--workers", type=int, default=1)
