@@ -38,7 +38,9 @@ def _bare_decord(path: str, i: int) -> np.ndarray:
 
     vr = decord.VideoReader(path, num_threads=1)
     try:
-        return vr.get_batch([i]).asnumpy()[0]
+        batch = vr.get_batch([i])
+        # Another library in the process (PyTorchVideo) may have switched decord's bridge to torch.
+        return (batch.numpy() if hasattr(batch, "numpy") and not hasattr(batch, "asnumpy") else batch.asnumpy())[0]
     finally:
         del vr
 
