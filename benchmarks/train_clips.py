@@ -226,12 +226,7 @@ def measure_ptv(items, batch: int, workers: int, frames: int = 32, rate: int = 2
                              transform=_PtvTrain(frames, crop), decode_audio=False, decoder="decord")
     loader = DataLoader(ds, batch_size=batch, num_workers=workers, drop_last=True)
     c0, w0 = _cpu_s(), time.perf_counter()
-    try:
-        clips = _drain_counting(loader)
-    finally:
-        import decord
-
-        decord.bridge.set_bridge("native")  # PyTorchVideo's decoder switches it to torch for the process
+    clips = _drain_counting(loader)  # (importing PyTorchVideo's decoder set decord's bridge to torch)
     del loader
     return dict(clips=clips, cpu_s=_cpu_s() - c0, wall_s=time.perf_counter() - w0)
 

@@ -26,7 +26,7 @@ def test_clips_benchmark_measures_every_path_and_checks_exactness(tmp_path):
                           exact_items=2, paths=[by_name[n] for n in wanted], sources=sources, frames=8,
                           crop=32, log=lambda m: None)
     rows = {r["path"]: r for r in res["rows"]}
-    assert list(rows) == wanted and not [r for r in rows.values() if "error" in r]
+    assert list(rows) == wanted and not [r for r in rows.values() if "error" in r], [r.get("error") for r in rows.values()]
     for name in wanted:
         r = rows[name]
         assert r["clips_per_round"] == 4  # 4 videos of 1 clip, or 2 videos of 2 clips
