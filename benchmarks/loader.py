@@ -270,13 +270,14 @@ class _RssProbe(Dataset):
         return [int(fields[k].split()[0]) / 1024 for k in ("VmRSS", "VmHWM")]
 
 
-def measure_rss(items, args, data_dir):
+def rss_over_reads(cfg, reads: int) -> dict:
+    """One worker reads ``reads`` videos (the list of ``cfg``'s "bench" split cycled) through rs3d's
+    training dataset, 8 frames at 112 (many reads, cheap transforms); its resident memory."""
     from rs3d.data import TrainSampler, build_dataset
 
-    cfg = _rs3d_cfg(args, data_dir)
-    cfg.DATA.NUM_FRAMES, cfg.DATA.TRAIN_CROP_SIZE = 8, 112  # many reads, cheap transforms
+    cfg.DATA.NUM_FRAMES, cfg.DATA.TRAIN_CROP_SIZE = 8, 112
     ds = build_dataset(cfg, "bench", "train")
-    ds.records = [ds.records[i % len(ds.records)] for i in range(args.rss_reads)]
+    ds.records = [ds.records[i % len(ds.records)] for i in range(reads)]
     loader = DataLoader(_RssProbe(ds), batch_size=None, num_workers=1,
                         sampler=TrainSampler(len(ds.records), seed=0))
     curve = {}
@@ -287,6 +288,10 @@ def measure_rss(items, args, data_dir):
     return dict(reads=len(ds.records), rss_mib_after_reads=curve, peak_rss_mib=round(hwm, 1),
                 growth_mib_100_to_end=round(curve[len(ds.records)] - curve.get(100, curve[1]), 1),
                 seconds=round(time.perf_counter() - t0, 1))
+
+
+def measure_rss(items, args, data_dir):
+    return rss_over_reads(_rs3d_cfg(args, data_dir), args.rss_reads)
 
 
 # ----------------------------------------------------------------------------- run

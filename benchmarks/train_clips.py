@@ -280,28 +280,6 @@ def check_exact(cfg, items: int = 3) -> dict:
     return dict(reads=len(seen), exact=not bad and bool(seen), mismatched=bad)
 
 
-# ----------------------------------------------------------------------------- memory
-def measure_rss(cfg, reads: int) -> dict:
-    """One worker reads ``reads`` videos (the list cycled) through the path's dataset; its RSS."""
-    from torch.utils.data import DataLoader
-
-    from rs3d.data import TrainSampler, build_dataset
-
-    from .loader import _RssProbe
-
-    cfg.DATA.NUM_FRAMES, cfg.DATA.TRAIN_CROP_SIZE = 8, 112  # many reads, cheap transforms
-    ds = build_dataset(cfg, "bench", "train")
-    ds.records = [ds.records[i % len(ds.records)] for i in range(reads)]
-    loader = DataLoader(_RssProbe(ds), batch_size=None, num_workers=1,
-                        sampler=TrainSampler(len(ds.records), seed=0))
-    curve = {}
-    for i, (rss, hwm) in enumerate(loader, start=1):
-        if i in (1, 10, 100) or i % 500 == 0 or i == reads:
-            curve[i] = round(rss, 1)
-    return dict(reads=reads, rss_mib_after_reads=curve, peak_rss_mib=round(hwm, 1),
-                growth_mib_100_to_end=round(curve[reads] - curve.get(100, curve[1]), 1))
-
-
 # ----------------------------------------------------------------------------- run
 def inputs(cache: str, num_kinetics: int, footage: bool) -> List[str]:
     from .loader import real_footage
@@ -320,6 +298,8 @@ def run(cache: str, num_kinetics: int = 4, footage: bool = True, videos: int = 1
         log=print, sources: Optional[List[str]] = None, frames: int = 32, crop: int = 224) -> dict:
     """Every path, ``rounds`` interleaved rounds; see the module docstring. ``sources`` replaces
     the Kinetics-like files and footage (small files for a quick check)."""
+    from .loader import rss_over_reads
+
     torch.set_num_threads(1)
     paths = paths if paths is not None else default_paths()
     sources = list(sources) if sources else inputs(cache, num_kinetics, footage)
@@ -386,7 +366,7 @@ def run(cache: str, num_kinetics: int = 4, footage: bool = True, videos: int = 1
             except Exception as e:
                 row["exactness"] = dict(exact=False, error=f"{type(e).__name__}: {e}")
             if p.new and rss_reads:
-                row["worker_memory"] = measure_rss(rs3d_cfg(dirs[p.fmt][0], p.opts, batch, 1, frames=frames,
+                row["worker_memory"] = rss_over_reads(rs3d_cfg(dirs[p.fmt][0], p.opts, batch, 1, frames=frames,
                                                             crop=crop), rss_reads)
                 log(f"memory of {p.name}: {row['worker_memory']['rss_mib_after_reads']}")
         rows.append(row)
