@@ -2,8 +2,10 @@
 
 Every error rs3d raises on purpose derives from :class:`Rs3dError` and carries a one-line message
 that names the file, line or config key at fault. Command-line tools catch ``Rs3dError`` in one
-place (:func:`rs3d.cli.run_tool`), print ``error: <message>`` and exit with ``exit_code``
-(2 for bad input, 1 for a run that failed on its own), so no tool repeats that block.
+place (:func:`run_tool`, also importable as ``rs3d.cli.run_tool``), print ``error: <message>`` and
+exit with ``exit_code`` (2 for bad input, 1 for a run that failed on its own), so no tool repeats
+that block. ``run_tool`` lives here, beside the hierarchy it maps to exit statuses, so every layer
+that has a command entry point (``rs3d.cli``, ``python -m rs3d.sweep.measure``) uses the same one.
 
     Rs3dError
     ├── ConfigError        a config key, value or file that cannot be used     (exit 2)
@@ -14,6 +16,9 @@ place (:func:`rs3d.cli.run_tool`), print ``error: <message>`` and exit with ``ex
     └── NonFiniteLossError the loss became NaN/inf; training stopped            (exit 1)
 """
 from __future__ import annotations
+
+import sys
+from typing import Callable, Optional, Sequence
 
 
 class Rs3dError(Exception):
@@ -49,3 +54,22 @@ class NonFiniteLossError(Rs3dError, RuntimeError):
     """The loss became NaN/inf; training stopped without writing a checkpoint."""
 
     exit_code = 1
+
+
+def error_line(e: BaseException) -> str:
+    """The first line of an error's message (or its type name when it has none)."""
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def run_tool(main: Callable[..., Optional[int]], argv: Optional[Sequence[str]] = None) -> int:
+    """Run a tool's ``main(argv)``; return its exit status, mapping rs3d errors to one line."""
+    try:
+        code = main(argv)
+    except Rs3dError as e:
+        print(f"error: {error_line(e)}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    return 0 if code is None else int(code)

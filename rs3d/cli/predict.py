@@ -18,6 +18,8 @@ segments printed (see ``rs3d-timeline``, the same mode as its own command).
 - any other token shaped like a config key (``TEST.USE_EMA``) starts an override and takes the next
   token as its value; anything else is a video.
 
+(The rules of every command that takes videos: ``rs3d.cli.args``.)
+
 A video that does not exist is a mistake in the command: every missing one is named in one line and
 the tool exits with status 2 before loading the model. A video that exists but cannot be decoded is
 reported under its path and the others are still predicted (exit status 1).
@@ -29,68 +31,23 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import re
 import sys
-from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
+from typing import Optional, Sequence
 
-from rs3d.errors import ConfigError, DataError
+from rs3d.config import load_config
+from rs3d.errors import ConfigError
+from rs3d.inference.predict import format_predictions, predict
 
 from . import run_tool
-from .videos import videos_in_folder
-
-_KEY = re.compile(r"^[A-Z][A-Z0-9_]*(\.[A-Z0-9_]+)*$")
-
-
-def split_videos_and_overrides(tokens: Sequence[str]) -> Tuple[List[str], List[str]]:
-    """``[v1, KEY, VALUE, v2, "--", v3]`` -> ``([v1, v2, v3], [KEY, VALUE])`` by the rules above."""
-    tokens = list(tokens)
-    after: List[str] = []
-    if "--" in tokens:
-        cut = tokens.index("--")
-        tokens, after = tokens[:cut], tokens[cut + 1:]
-    videos, opts, i = [], [], 0
-    while i < len(tokens):
-        t = tokens[i]
-        if t == "--opts":
-            opts += tokens[i + 1:]
-            break
-        if not os.path.exists(t):
-            if _KEY.match(t):
-                if i + 1 >= len(tokens):
-                    raise ConfigError(f"{t}: an override without a value (a video by that name is not "
-                                      "there; videos after -- are never read as overrides)")
-                opts += tokens[i:i + 2]
-                i += 2
-                continue
-            if t.startswith("-"):
-                raise ConfigError(f"{t}: options go before the videos (or, if it is a video, put it after --)")
-        videos.append(t)
-        i += 1
-    return videos + after, opts
-
-
-def expand_videos(tokens: Sequence[str]) -> List[str]:
-    """Each folder replaced by its video files; DataError naming every path that does not exist."""
-    missing = [t for t in tokens if not os.path.exists(t)]
-    if missing:
-        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-        raise DataError(f"{len(missing)} videos not found: {shown}" if len(missing) > 1
-                        else f"{missing[0]}: video not found")
-    videos: List[str] = []
-    for t in tokens:
-        videos += videos_in_folder(Path(t)) if os.path.isdir(t) else [t]
-    return videos
-
-
+from .args import (add_timeline_options, expand_videos, split_at_dashdash, split_videos_and_overrides,
+                   timeline_requested)
+from .timeline import run_timelines
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rs3d-predict", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--cfg", dest="cfg_file", default="", help="YAML config of the model (may use _BASE_)")
     p.add_argument("--topk", type=int, default=5, help="classes to print per video")
     p.add_argument("--json", action="store_true", help="print one JSON list instead of text")
-    from .timeline import add_timeline_options
     add_timeline_options(p, window_required=False)  # --window SEC: a timeline instead of one label
     p.add_argument("rest", nargs=argparse.REMAINDER,
                    help="VIDEO|FOLDER ... [KEY VALUE ...] [-- VIDEO ...]")
@@ -98,22 +55,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(argv: Optional[Sequence[str]] = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    # "--" is cut off before argparse sees it (argparse versions disagree on what "--" means).
-    after: List[str] = []
-    if "--" in argv:
-        cut = argv.index("--")
-        argv, after = argv[:cut], argv[cut:]
+    argv, after = split_at_dashdash(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
-    tokens, opts = split_videos_and_overrides(list(args.rest) + after)
+    tokens, opts = split_videos_and_overrides(list(args.rest) + ["--"] + after)
     if not tokens:
         raise ConfigError("no video given (usage: rs3d-predict --cfg CONFIG VIDEO|FOLDER ... [KEY VALUE ...])")
     videos = expand_videos(tokens)
-    from rs3d.config import load_config
-    from rs3d.engine.predict import format_predictions, predict
-
     cfg = load_config(args.cfg_file, opts)
-    from .timeline import run_timelines, timeline_requested
     if timeline_requested(args):
         return run_timelines(cfg, videos, args, as_json=args.json)
     preds = predict(cfg, videos, k=args.topk)

@@ -28,13 +28,13 @@ def _setup_logging() -> None:
 
 def _run(argv: Optional[Sequence[str]] = None) -> int:
     from rs3d.config import check_data_dir, load_config, parse_args
-    from rs3d.engine.evaluate import test
+    from rs3d.evaluation import run_test
 
     args = parse_args(argv, description="rs3d multi-view test (30 views by default)")
     _setup_logging()
     cfg = load_config(args)
     check_data_dir(cfg, [cfg.TEST.SPLIT])
-    metrics = test(cfg)
+    metrics = run_test(cfg)
     if int(os.environ.get("RANK", "0")) == 0:
         summary = {k: v for k, v in metrics.items() if k != "failed"}
         print(json.dumps(summary, indent=2))

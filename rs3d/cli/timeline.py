@@ -4,7 +4,7 @@
         TEST.CHECKPOINT_FILE_PATH out/rs50/checkpoints/checkpoint_best.pyth
 
 (``python -m rs3d.cli.timeline ...`` is the same command; another command gains the same mode
-with :func:`add_timeline_options` and :func:`run_timelines`.) Every window of ``--window``
+with ``rs3d.cli.args.add_timeline_options`` and :func:`run_timelines`.) Every window of ``--window``
 seconds, moved by ``--stride`` seconds (half a window by default), gives one clip of
 ``DATA.NUM_FRAMES`` frames spread evenly over it, scored by the model; the scores are smoothed
 over ``--smooth`` windows. Per video, under ``--out`` (default OUTPUT_DIR/timeline):
@@ -23,31 +23,14 @@ import argparse
 import json
 import logging
 import sys
-from typing import List, Optional, Sequence
+from typing import Optional, Sequence
 
+from rs3d.config import load_config
 from rs3d.errors import ConfigError
+from rs3d.inference.timeline import format_summary, run_timeline
 
 from . import run_tool
-
-
-def add_timeline_options(p: argparse.ArgumentParser, window_required: bool = True) -> None:
-    """The sliding-window options (also what ``rs3d-predict`` offers for its timeline mode)."""
-    p.add_argument("--window", type=float, required=window_required, default=None, metavar="SEC",
-                   help="window length in seconds")
-    p.add_argument("--stride", type=float, default=None, metavar="SEC",
-                   help="seconds between window starts (default: half the window)")
-    p.add_argument("--smooth", type=int, default=3, metavar="N",
-                   help="centred moving average over N windows (odd; 1 = none)")
-    p.add_argument("--crops", type=int, default=1, help="spatial crops per window (1 = centre)")
-    p.add_argument("--out", default="", help="output folder (default OUTPUT_DIR/timeline)")
-    p.add_argument("--plot-classes", type=int, default=5, help="classes drawn in the PNG")
-
-
-def timeline_requested(args) -> bool:
-    """Whether a parser with :func:`add_timeline_options` asked for a timeline (``--window``)."""
-    if args.window is None and args.stride is not None:
-        raise ConfigError("--stride needs --window (the window length in seconds)")
-    return args.window is not None
+from .args import add_timeline_options, expand_videos, split_at_dashdash, split_videos_and_overrides
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -63,8 +46,6 @@ def _parser() -> argparse.ArgumentParser:
 
 def run_timelines(cfg, videos: Sequence[str], args, as_json: bool = False) -> int:
     """Run, print, and return the exit status (1 if some video failed); shared with rs3d-predict."""
-    from rs3d.inference.timeline import format_summary, run_timeline
-
     summaries = run_timeline(cfg, videos, window_s=args.window, stride_s=args.stride,
                              smooth_width=args.smooth, out_dir=args.out, topk=getattr(args, "topk", 5),
                              plot_classes=args.plot_classes, num_crops=args.crops)
@@ -79,17 +60,9 @@ def run_timelines(cfg, videos: Sequence[str], args, as_json: bool = False) -> in
 
 
 def _run(argv: Optional[Sequence[str]] = None) -> int:
-    from rs3d.config import load_config
-
-    from .predict import expand_videos, split_videos_and_overrides
-
-    argv = list(sys.argv[1:] if argv is None else argv)
-    after: List[str] = []
-    if "--" in argv:
-        cut = argv.index("--")
-        argv, after = argv[:cut], argv[cut:]
+    argv, after = split_at_dashdash(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
-    tokens, opts = split_videos_and_overrides(list(args.rest) + after)
+    tokens, opts = split_videos_and_overrides(list(args.rest) + ["--"] + after)
     if not tokens:
         raise ConfigError("no video given (usage: rs3d-timeline --cfg CONFIG --window SEC VIDEO ... "
                           "[KEY VALUE ...])")

@@ -28,9 +28,13 @@ import os
 import sys
 from typing import List, Optional, Sequence
 
+from rs3d.config import load_config
 from rs3d.errors import ConfigError, DataError
+from rs3d.evaluation.confusion import confusion_from_predictions, plot_confusion_and_accuracy
+from rs3d.inference.gradcam import gradcam_videos
 
 from . import run_tool
+from .args import expand_videos, split_at_dashdash, split_videos_and_overrides
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -55,12 +59,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _gradcam(args, after: List[str]) -> int:
-    from rs3d.config import load_config
-    from rs3d.inference.gradcam import gradcam_videos
-
-    from .predict import expand_videos, split_videos_and_overrides
-
-    tokens, opts = split_videos_and_overrides(list(args.rest) + after)
+    tokens, opts = split_videos_and_overrides(list(args.rest) + ["--"] + after)
     if not tokens:
         raise ConfigError("no video given (usage: rs3d-visualize gradcam --cfg CONFIG VIDEO ... [KEY VALUE ...])")
     videos = expand_videos(tokens)
@@ -78,8 +77,6 @@ def _gradcam(args, after: List[str]) -> int:
 
 
 def _confusion(args) -> int:
-    from rs3d.inference.confusion import confusion_from_predictions, plot_confusion_and_accuracy
-
     csv_path = os.path.join(args.run, "test_predictions.csv") if os.path.isdir(args.run) else args.run
     if not os.path.isfile(csv_path):
         raise DataError(f"{csv_path}: not found (run the test first: rs3d-test)")
@@ -99,11 +96,7 @@ def _confusion(args) -> int:
 
 
 def _run(argv: Optional[Sequence[str]] = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    after: List[str] = []
-    if "--" in argv:  # cut before argparse sees it (argparse versions disagree on what "--" means)
-        cut = argv.index("--")
-        argv, after = argv[:cut], argv[cut:]
+    argv, after = split_at_dashdash(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
     if args.command == "gradcam":
         return _gradcam(args, after)

@@ -243,7 +243,7 @@ class TestDataset(_VideoDataset):
     View ``v = clip * num_crops + crop`` is ``frames[clip_frames[clip]]`` (resized) cropped at
     ``crop_corners[crop]``. Handing over the frames instead of the views moves 3.3x fewer bytes for
     a Kinetics video (60 MB instead of 189 MB at 30 views of 32x256x256) and lets the views be cut
-    where the model runs, on the GPU (``rs3d.engine.evaluate.video_scores`` does). A broken video
+    where the model runs, on the GPU (``rs3d.inference.views.video_scores`` does). A broken video
     gives ``error`` = the reason and no frames; it never stops the run.
     """
 

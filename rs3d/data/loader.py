@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler, default_collate
 
+from ..device import default_device_name
 from ..errors import ConfigError
 from .balance import balanced_order, class_balanced_weights
 from .csv import DataError, read_classes, read_video_list
@@ -198,8 +199,7 @@ def multiview_dataset(cfg, records) -> TestDataset:
 
 def resize_test_frames_on_device(cfg) -> bool:
     """``TEST.RESIZE_ON_DEVICE`` where the test runs on CUDA (``DEVICE``, or "" with a GPU)."""
-    device = cfg.DEVICE or ("cuda" if torch.cuda.is_available() else "cpu")
-    return bool(cfg.TEST.RESIZE_ON_DEVICE) and device.startswith("cuda")
+    return bool(cfg.TEST.RESIZE_ON_DEVICE) and default_device_name(cfg.DEVICE).startswith("cuda")
 
 
 def _list_collate(items: list) -> list:

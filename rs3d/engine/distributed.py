@@ -17,6 +17,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from rs3d.device import default_device_name
+
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -40,8 +42,7 @@ def init_distributed(device: Optional[str] = None, backend: Optional[str] = None
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if not device:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = default_device_name(device)
     if device.startswith("cuda"):
         # One GPU per local rank; a scheduler that binds each task to its GPU shows it one device.
         index = 0 if torch.cuda.device_count() == 1 else local_rank

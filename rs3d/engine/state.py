@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from rs3d.engine import distributed as dist_utils
-from rs3d.engine.checkpoint import get_rng_state
+from rs3d.engine.rng import get_rng_state
 from rs3d.engine.ema import ModelEma
 
 
@@ -61,7 +61,10 @@ class TrainState:
     scaler: torch.amp.GradScaler
     ema: Optional[ModelEma] = None
     progress: Progress = field(default_factory=Progress)
-    best_top1: Optional[float] = None  # best validation top-1 (%) so far; None before the first
+    # The best validation figure so far (%) and its name: "top1", or "mAP" on multi-label data;
+    # None before the first validation.
+    best_metric: Optional[float] = None
+    best_metric_name: Optional[str] = None
     sums: EpochSums = field(default_factory=EpochSums)
     # Every rank's RNG state at ``progress``, rank order (``capture_rng``); a run resumed in the
     # middle of an epoch continues each rank's random streams from here.
@@ -79,7 +82,8 @@ class TrainState:
         state = {
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict(), "epoch": p.epoch, "step_in_epoch": p.step_in_epoch,
-            "iteration": p.iteration, "rng": self.rng, "best_top1": self.best_top1,
+            "iteration": p.iteration, "rng": self.rng, "best_metric": self.best_metric,
+            "best_metric_name": self.best_metric_name,
             "world_size": self.world_size, **self.info,
         }
         if p.step_in_epoch:
@@ -92,7 +96,8 @@ class TrainState:
         """Restore everything ``state_dict`` wrote (``world_size`` and ``info`` stay this run's).
 
         A checkpoint without EMA weights gives the EMA the model's; one without a scaler keeps
-        the fresh scaler; an old ``best_top1`` of -1 means no validation yet."""
+        the fresh scaler. Files written before ``best_metric`` hold ``best_top1`` (the run's
+        validation figure, mAP on multi-label data, whatever the name; -1 meant no validation yet)."""
         self.model.load_state_dict(ckpt["model"])
         if self.ema is not None:
             self.ema.module.load_state_dict(ckpt["ema"] if ckpt.get("ema") is not None else ckpt["model"])
@@ -101,8 +106,9 @@ class TrainState:
             self.scaler.load_state_dict(ckpt["scaler"])
         self.progress = Progress(epoch=int(ckpt["epoch"]), step_in_epoch=int(ckpt.get("step_in_epoch", 0)),
                                  iteration=int(ckpt["iteration"]))
-        best = ckpt.get("best_top1")
-        self.best_top1 = None if best is None or best < 0 else float(best)
+        best = ckpt.get("best_metric", ckpt.get("best_top1"))
+        self.best_metric = None if best is None or best < 0 else float(best)
+        self.best_metric_name = ckpt.get("best_metric_name") if self.best_metric is not None else None
         self.sums = EpochSums.from_dict(ckpt.get("epoch_progress") or {}) if self.progress.step_in_epoch \
             else EpochSums()
         self.rng = list(ckpt["rng"]) if isinstance(ckpt.get("rng"), list) else []

@@ -77,7 +77,7 @@ def view_features(tap: LayerTap, item: dict, mean: Sequence[float], std: Sequenc
     """Pooled features of a test item's views: float32 ``[clips, crops, C]`` on the CPU.
 
     The views are the test's (``rs3d.data.views_of``), cut ``chunk_size`` at a time on
-    ``device`` exactly as ``rs3d.engine.evaluate.video_scores`` cuts them for the logits.
+    ``device`` exactly as ``rs3d.inference.views.video_scores`` cuts them for the logits.
     """
     from rs3d.data import num_views, prepare_views, to_model_input, views_of
 

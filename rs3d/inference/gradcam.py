@@ -195,7 +195,7 @@ def gradcam_videos(cfg, videos: Sequence[str], *, layer: str = DEFAULT_LAYER, cl
                    out_dir: str = "", fps: int = 8, mp4: bool = True, gif: bool = False) -> List[dict]:
     """Grad-CAM of the centre clip of each video with ``cfg``'s model and weights; one record each
     (``{video, class, name, score, files, error}``), a video that cannot be read listed, not raised."""
-    from rs3d.engine.evaluate import class_names_for
+    from rs3d.data import class_names_for
 
     from .model import load_model
 

@@ -406,7 +406,7 @@ def run_timeline(cfg, videos: Sequence[str], *, window_s: float, stride_s: Optio
     ``OUTPUT_DIR/timeline``). Clips are ``DATA.NUM_FRAMES`` frames at ``DATA.TEST_CROP_SIZE``,
     ``num_crops`` crops along the long side (1: the centre), as the test cuts them.
     """
-    from rs3d.engine.evaluate import class_names_for
+    from rs3d.data import class_names_for
 
     from .model import load_model
 

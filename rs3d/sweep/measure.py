@@ -149,6 +149,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    from ..cli import run_tool
+    from ..errors import run_tool
 
     sys.exit(run_tool(main))

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from rs3d.engine.checkpoint import (CheckpointError, checkpoint_path, checkpoint_position,
-                                    find_latest_checkpoint, list_checkpoints,
-                                    get_rng_state, latest_good_checkpoint, load_checkpoint,
-                                    prune_checkpoints, remove_stale_temporaries, save_checkpoint,
-                                    set_rng_state)
+from rs3d.checkpoint import (checkpoint_path, checkpoint_position, find_latest_checkpoint, latest_good_checkpoint,
+                             list_checkpoints, load_checkpoint, prune_checkpoints, remove_stale_temporaries,
+                             save_checkpoint)
+from rs3d.engine.rng import get_rng_state, set_rng_state
+from rs3d.errors import CheckpointError
 
 
 def _state(epoch):
@@ -76,7 +76,7 @@ def test_mid_epoch_checkpoints_sort_between_epochs_and_only_the_newest_is_kept(t
 
 _SAVE_BIG = """
 import sys, torch
-from rs3d.engine.checkpoint import save_checkpoint
+from rs3d.checkpoint import save_checkpoint
 save_checkpoint({"model": {"w": torch.ones(2**27)}, "epoch": 2}, sys.argv[1])  # 512 MB
 print("done", flush=True)
 """
@@ -165,13 +165,13 @@ def test_train_state_round_trips_through_a_weights_only_file(tmp_path):
     a = _train_state(0)
     _one_step(a)
     a.progress = Progress(epoch=2, step_in_epoch=3, iteration=23)
-    a.best_top1 = 41.5
+    a.best_metric, a.best_metric_name = 41.5, "top1"
     a.sums = EpochSums(loss_sum=7.0, correct=2.0, seen=12.0, skipped=1.0, time_s=3.5)
     a.capture_rng()
     path = save_checkpoint(a.state_dict(), str(tmp_path / "c.pyth"))
     ckpt = load_checkpoint(path)  # weights_only=True
     for key in ("model", "ema", "optimizer", "scaler", "epoch", "step_in_epoch", "iteration", "cfg", "rng",
-                "best_top1", "world_size", "epoch_progress"):
+                "best_metric", "best_metric_name", "world_size", "epoch_progress"):
         assert key in ckpt, key
 
     b = _train_state(1)
@@ -183,7 +183,7 @@ def test_train_state_round_trips_through_a_weights_only_file(tmp_path):
     assert b.optimizer.state_dict()["state"].keys() == a.optimizer.state_dict()["state"].keys()
     for k, s in a.optimizer.state_dict()["state"].items():
         assert torch.equal(s["momentum_buffer"], b.optimizer.state_dict()["state"][k]["momentum_buffer"])
-    assert (b.progress, b.best_top1, b.sums) == (a.progress, a.best_top1, a.sums)
+    assert (b.progress, b.best_metric, b.best_metric_name, b.sums) == (a.progress, 41.5, "top1", a.sums)
     assert len(b.rng) == 1 and torch.equal(b.rng[0]["torch"], a.rng[0]["torch"])
     assert b.info == {"cfg": "X: 1\n"}  # this run's, not read back
 
@@ -199,13 +199,13 @@ def test_train_state_reads_older_checkpoints():
     b = _train_state(1)
     b.load_state_dict(old)
     assert b.progress == Progress(epoch=4, step_in_epoch=0, iteration=40)
-    assert b.best_top1 is None and b.sums == EpochSums() and b.rng == []
+    assert b.best_metric is None and b.best_metric_name is None and b.sums == EpochSums() and b.rng == []
     assert torch.equal(b.ema.module[0].weight, src.model[0].weight)
     assert "epoch_progress" not in b.state_dict()  # only a mid-epoch position carries sums
 
 
 def test_checkpointer_writes_at_the_position_and_prunes(tmp_path):
-    from rs3d.engine.checkpoint import Checkpointer
+    from rs3d.engine.checkpointer import Checkpointer
     from rs3d.engine.state import Progress
 
     state = _train_state(0)

@@ -9,18 +9,13 @@ import torch
 
 import rs3d
 from rs3d.data import views_of
-from rs3d.engine.checkpoint import CheckpointError
-from rs3d.engine.evaluate import (
-    EvaluationError,
-    kinetics400_class_names,
-    load_weights,
-    merge_records,
-    plot_confusion_matrix,
-    resolve_checkpoint,
-    summarize,
-    video_scores,
-    write_predictions,
-)
+from rs3d.checkpoint import load_weights, resolve_checkpoint
+from rs3d.data import kinetics400_class_names
+from rs3d.errors import CheckpointError, EvaluationError
+from rs3d.evaluation.confusion import plot_confusion_and_accuracy as plot_confusion_matrix
+from rs3d.evaluation.records import merge_records, summarize
+from rs3d.evaluation.reports import write_predictions
+from rs3d.inference.views import video_scores
 
 
 def tiny(num_classes=4, seed=0):

@@ -13,7 +13,9 @@ import torch
 
 from rs3d.config import load_config
 from rs3d.data.csv import read_video_list
-from rs3d.engine.evaluate import merge_records, run_inference, summarize, write_predictions
+from rs3d.evaluation.records import merge_records, summarize
+from rs3d.evaluation.reports import write_predictions
+from rs3d.inference.views import run_inference
 from rs3d.engine.losses import MultiLabelBCE, build_loss
 from rs3d.errors import DataError
 
@@ -94,7 +96,7 @@ def test_one_video_with_two_label_sets_cannot_be_evaluated_once(tmp_path):
 def test_views_are_scored_by_sigmoid_and_aggregated_by_max():
     import rs3d
     from rs3d.data import views_of
-    from rs3d.engine.evaluate import video_scores
+    from rs3d.inference.views import video_scores
     from rs3d.engine.metrics import aggregate_views
 
     torch.manual_seed(0)
@@ -171,7 +173,8 @@ def ml_opts(data_dir, out_dir, **extra):
 
 def test_train_validate_and_test_on_multi_label_data(multi_label_data, tmp_path):
     from rs3d.data import build_loader
-    from rs3d.engine.evaluate import load_weights, test
+    from rs3d.checkpoint import load_weights
+    from rs3d.evaluation import run_test
     from rs3d.engine.train import train
     from rs3d.models import build_model
 
@@ -184,7 +187,7 @@ def test_train_validate_and_test_on_multi_label_data(multi_label_data, tmp_path)
     assert 0.0 <= val["mAP"] <= 100.0 and val["classes_with_positives"] == 4 and val["num_clips"] == 8
     assert (out / "checkpoints" / "checkpoint_best.pyth").is_file()
 
-    metrics = test(cfg)
+    metrics = run_test(cfg)
     written = json.loads((out / "test_metrics.json").read_text())
     assert written["mAP"] == metrics["mAP"] and len(written["per_class_ap"]) == 4
     assert written["ensemble_method"] == "max" and written["num_videos"] == 8

@@ -91,7 +91,7 @@ def test_a_failing_url_is_one_line_and_exit_2(synthetic_dataset, tmp_path, serve
 def test_unreachable_server_and_fine_tuning_from_a_url(synthetic_dataset, tmp_path, served, monkeypatch):
     from rs3d.config import load_config
     from rs3d.engine.builder import build_training
-    from rs3d.engine.checkpoint import load_checkpoint
+    from rs3d.checkpoint import load_checkpoint
     from rs3d.engine.distributed import DistInfo
     from rs3d.errors import CheckpointError
 

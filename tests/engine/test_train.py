@@ -52,7 +52,7 @@ def test_training_outputs(synthetic_dataset, tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     from rs3d.config import load_config
-    from rs3d.engine.checkpoint import find_latest_checkpoint, load_checkpoint
+    from rs3d.checkpoint import find_latest_checkpoint, load_checkpoint
     from rs3d.engine.train import train
 
     out = tmp_path / "run"
@@ -159,7 +159,7 @@ def test_mid_epoch_checkpoint_of_another_world_size_is_refused(synthetic_dataset
     opts = tiny_opts(synthetic_dataset, out, **{"SOLVER.MAX_EPOCH": 1, "TRAIN.EVAL_PERIOD": 0})
     p = subprocess.run([sys.executable, TOOL, *opts], capture_output=True, text=True, env=_env(), timeout=300)
     assert p.returncode == 0, p.stderr
-    from rs3d.engine.checkpoint import checkpoint_path, save_checkpoint
+    from rs3d.checkpoint import checkpoint_path, save_checkpoint
     state = _final(out, 1)
     state.update(epoch=1, step_in_epoch=1, world_size=2, rng=[state["rng"][0]] * 2,
                  epoch_progress={"loss_sum": 1.0, "correct": 0.0, "seen": 4.0, "skipped": 0.0, "time_s": 1.0})
@@ -174,7 +174,7 @@ def test_mid_epoch_checkpoint_of_another_world_size_is_refused(synthetic_dataset
 
 def _newest_checkpoint(out: Path):
     """(epochs, steps) of the newest complete checkpoint file in ``out``, or None."""
-    from rs3d.engine.checkpoint import checkpoint_position, list_checkpoints
+    from rs3d.checkpoint import checkpoint_position, list_checkpoints
     paths = list_checkpoints(str(out))
     return checkpoint_position(paths[-1]) if paths else None
 

@@ -7,9 +7,10 @@ import pytest
 import torch
 
 from rs3d.cli.visualize import main as visualize_main
-from rs3d.engine.evaluate import kinetics400_class_names, write_predictions
+from rs3d.data import kinetics400_class_names
+from rs3d.evaluation.reports import write_predictions
 from rs3d.errors import DataError
-from rs3d.inference.confusion import confusion_from_predictions, per_class_accuracy, plot_confusion_and_accuracy
+from rs3d.evaluation.confusion import confusion_from_predictions, per_class_accuracy, plot_confusion_and_accuracy
 
 
 def rec(index, label, scores=None, error=""):

@@ -187,7 +187,8 @@ def test_the_options_another_command_can_take_for_a_timeline_mode(cfg, tmp_path,
     """What rs3d-predict's --window mode runs: its parser plus add_timeline_options, then run_timelines."""
     import argparse
 
-    from rs3d.cli.timeline import add_timeline_options, run_timelines, timeline_requested
+    from rs3d.cli.args import add_timeline_options, timeline_requested
+    from rs3d.cli.timeline import run_timelines
     from rs3d.config import load_config
 
     p = argparse.ArgumentParser()

@@ -9,8 +9,8 @@ import torch
 import rs3d
 from rs3d.data.synthetic import make_synthetic_dataset
 from helpers import load_tool
-from rs3d.cli.predict import split_videos_and_overrides
-from rs3d.engine.evaluate import kinetics400_class_names
+from rs3d.cli.args import split_videos_and_overrides
+from rs3d.data import kinetics400_class_names
 from rs3d.errors import ConfigError
 
 

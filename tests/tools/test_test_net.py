@@ -15,7 +15,7 @@ import torch
 
 import rs3d
 from rs3d.data.synthetic import make_synthetic_dataset, write_broken_videos
-from rs3d.engine.evaluate import kinetics400_class_names
+from rs3d.data import kinetics400_class_names
 
 ROOT = Path(__file__).resolve().parents[2]
 TEST_NET = str(ROOT / "tools" / "test_net.py")

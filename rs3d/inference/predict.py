@@ -1,7 +1,8 @@
 """Top-k predictions for a few video files with the test protocol (``rs3d-predict``).
 
-Same views, same softmax-then-aggregate rule and same weights resolution as the multi-view test
-(``rs3d.engine.evaluate``), so a video's prediction here equals its row of ``test_predictions.csv``.
+Same views, same softmax-then-aggregate rule (``rs3d.inference.views``) and the same model
+(``rs3d.inference.model.load_model``) as the multi-view test (``rs3d.evaluation``), so a video's
+prediction here equals its row of ``test_predictions.csv``.
 """
 from __future__ import annotations
 
@@ -9,21 +10,15 @@ from typing import Optional, Sequence
 
 import torch
 
-from rs3d.engine.evaluate import (
-    AMP_DTYPES,
-    class_names_for,
-    load_weights,
-    resolve_checkpoint,
-    run_inference,
-)
-from rs3d.engine.metrics import topk_indices
+from ..data import VideoRecord, class_names_for
+from ..data.loader import multiview_dataset
+from ..engine.metrics import topk_indices
+from .model import load_model
+from .views import run_inference
 
 
 def build_views_dataset(cfg, paths: Sequence[str]):
     """A test-mode dataset over ``paths`` (label unknown: 0), decoding exactly as ``TEST.SPLIT`` does."""
-    from rs3d.data import VideoRecord
-    from rs3d.data.loader import multiview_dataset
-
     return multiview_dataset(cfg, [VideoRecord(str(p), 0) for p in paths])
 
 
@@ -40,21 +35,13 @@ def predict(cfg, paths: Sequence[str], k: int = 5, device: str = "") -> list[dic
     Weights: ``TEST.CHECKPOINT_FILE_PATH`` or the newest checkpoint under ``OUTPUT_DIR`` (EMA
     unless ``TEST.USE_EMA`` is False). A video that cannot be decoded gets ``error`` and no ``top``.
     """
-    from rs3d.models import build_model
-
-    dev = torch.device(device or cfg.DEVICE or ("cuda" if torch.cuda.is_available() else "cpu"))
-    model = build_model(cfg)
-    load_weights(model, resolve_checkpoint(cfg.TEST.CHECKPOINT_FILE_PATH, cfg.OUTPUT_DIR),
-                 cfg.TEST.USE_EMA, inflate=cfg.TRAIN.CHECKPOINT_INFLATE,
-                 inflate_mode=cfg.TRAIN.CHECKPOINT_INFLATE_MODE)
-    model.to(dev).eval()
+    loaded = load_model(cfg, device)
     dataset = build_views_dataset(cfg, paths)
     batches = ([dataset[i]] for i in range(len(dataset)))
-    amp = AMP_DTYPES[cfg.TRAIN.AMP_DTYPE] if dev.type == "cuda" else torch.float32
     records = run_inference(
-        model, batches, num_views=cfg.TEST.NUM_ENSEMBLE_VIEWS * cfg.TEST.NUM_SPATIAL_CROPS,
+        loaded.model, batches, num_views=cfg.TEST.NUM_ENSEMBLE_VIEWS * cfg.TEST.NUM_SPATIAL_CROPS,
         ensemble_method=cfg.TEST.ENSEMBLE_METHOD, mean=cfg.DATA.MEAN, std=cfg.DATA.STD,
-        chunk_size=cfg.TEST.BATCH_SIZE, device=dev, amp_dtype=amp, log_period=0)
+        chunk_size=cfg.TEST.BATCH_SIZE, device=loaded.device, amp_dtype=loaded.amp_dtype, log_period=0)
     names = class_names_for(cfg.DATA.PATH_TO_DATA_DIR, cfg.MODEL.NUM_CLASSES)
     return [{"path": r["path"], "error": r["error"],
              "top": top_classes(r["scores"], k, names) if r["scores"] is not None else []}

@@ -1,4 +1,4 @@
-"""Checkpoint files: atomic writes, newest-good lookup, safe loading, RNG states.
+"""Checkpoint files: names, atomic writes, newest-good lookup, safe loading.
 
 Layout: ``OUTPUT_DIR/checkpoints/checkpoint_epoch_{epoch:05d}.pyth`` (``epoch`` = epochs completed),
 ``checkpoint_epoch_{epoch:05d}_step_{step:06d}.pyth`` for a mid-epoch checkpoint (``epoch`` epochs plus
@@ -16,18 +16,13 @@ from __future__ import annotations
 
 import glob
 import os
-import random
 import re
-from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Optional
 
-import numpy as np
 import torch
 
 from .. import io
-from ..errors import CheckpointError  # noqa: F401  (re-exported)
-from . import distributed as dist_utils
-from .logs import logger
+from ..errors import CheckpointError
 
 
 _NAME_RE = re.compile(r"checkpoint_epoch_(\d+)(?:_step_(\d+))?\.pyth$")
@@ -139,59 +134,3 @@ def prune_checkpoints(output_dir: str, keep: int) -> None:
     doomed |= {p for p in paths[:-1] if checkpoint_position(p)[1] != 0}
     for p in doomed:
         io.rm(p)
-
-
-@dataclass
-class Checkpointer:
-    """Writes a run's ``TrainState`` into ``output_dir/checkpoints`` and prunes the old files."""
-    output_dir: str
-    keep: int             # epoch-end checkpoints kept (TRAIN.CHECKPOINT_KEEP), besides the best
-    every_steps: int = 0  # also every this many optimizer steps inside an epoch; 0 = epoch ends only
-    # Called on rank 0 after each save (a remote OUTPUT_DIR uploads its logs then).
-    on_saved: Optional[Callable[[], object]] = None
-
-    def mid_epoch_due(self, step_in_epoch: int) -> bool:
-        return bool(self.every_steps) and step_in_epoch % self.every_steps == 0
-
-    def save(self, state, is_best: bool = False) -> str:
-        """Checkpoint ``state`` at ``state.progress``; returns the file's path. Collective (every
-        rank's RNG state is gathered); rank 0 writes, then all ranks wait for it."""
-        state.capture_rng()
-        p = state.progress
-        path = checkpoint_path(self.output_dir, p.epoch, p.step_in_epoch)
-        if dist_utils.is_main_process():
-            ckpt = state.state_dict()
-            save_checkpoint(ckpt, path)
-            if is_best:
-                save_checkpoint(ckpt, best_checkpoint_path(self.output_dir))
-            prune_checkpoints(self.output_dir, self.keep)
-            logger.info(f"saved {path}" + (" (best)" if is_best else ""))
-            if self.on_saved is not None:
-                self.on_saved()
-        dist_utils.barrier()
-        return path
-
-
-# ----------------------------------------------------------------------------- RNG states
-def get_rng_state() -> dict:
-    """python, numpy, torch (and CUDA) generator states as tensors / plain lists."""
-    version, mt, gauss = random.getstate()
-    name, keys, pos, has_gauss, cached = np.random.get_state()
-    state = {
-        "python": [version, torch.tensor(mt, dtype=torch.int64), gauss],
-        "numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)],
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict) -> None:
-    version, mt, gauss = state["python"]
-    random.setstate((version, tuple(int(x) for x in mt.tolist()), gauss))
-    name, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])

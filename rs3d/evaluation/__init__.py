@@ -1,0 +1,13 @@
+"""The multi-view test of a trained model (``rs3d-test``) and what it reports.
+
+    multiview.py  ``run_test(cfg)``: every test video once, on one process or many
+    records.py    merging all ranks' per-video records, the metrics of the merged set
+    reports.py    test_metrics.json, test_predictions.csv, per-class AP, the confusion PNG
+    confusion.py  the confusion matrix and per-class accuracy as one PNG
+
+Above :mod:`rs3d.inference` (it scores videos with ``rs3d.inference.views`` on the model
+``rs3d.inference.model.load_model`` gives).
+"""
+from .multiview import run_test
+
+__all__ = ["run_test"]

@@ -1,0 +1,92 @@
+"""A trained model's scores for test items: every view of a video, aggregated into one record.
+
+Used by ``rs3d-predict`` (``rs3d.inference.predict``) and the multi-view test
+(``rs3d.evaluation.multiview``), so a video's prediction equals its row of ``test_predictions.csv``.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from typing import Sequence
+
+import torch
+
+from ..data import num_views as views_in, prepare_views, to_model_input, views_of
+from ..engine import distributed as du
+from ..engine.metrics import aggregate_views
+from ..engine.precision import autocast
+from ..errors import EvaluationError
+
+logger = logging.getLogger(__name__)
+
+
+@torch.inference_mode()
+def video_scores(
+    model: torch.nn.Module,
+    item: Mapping,
+    mean: Sequence[float],
+    std: Sequence[float],
+    chunk_size: int,
+    device: torch.device,
+    amp_dtype: torch.dtype = torch.float32,
+    activation: str = "softmax",
+) -> torch.Tensor:
+    """Softmax probabilities ``[V, K]`` (float32, CPU) of one test item's views (``TestDataset``);
+    per-class sigmoids with ``activation="sigmoid"`` (multi-label data).
+
+    The item's uint8 frames go to the device once (and are resized there if the loader left that
+    to the device); the views are cut there (``rs3d.data.views_of``), ``chunk_size`` at a time, and
+    normalised on the device.
+    """
+    on_device = prepare_views(item, device)
+    n = views_in(item)
+    probs = []
+    for start in range(0, n, chunk_size):
+        x = to_model_input(views_of(on_device, start, min(start + chunk_size, n)), mean, std)
+        with autocast(device, amp_dtype):
+            logits = model(x)
+        logits = logits.float()
+        probs.append((logits.sigmoid() if activation == "sigmoid" else logits.softmax(dim=1)).cpu())
+    return torch.cat(probs)
+
+
+def label_of(label):
+    """A record's label: the class index, or for a multi-hot label (multi-label data) the sorted
+    list of its classes."""
+    if isinstance(label, torch.Tensor) and label.dim() == 1:
+        return torch.nonzero(label).view(-1).tolist()
+    return int(label)
+
+
+def run_inference(model, loader, *, num_views: int, ensemble_method: str, mean, std,
+                  chunk_size: int, device: torch.device, amp_dtype: torch.dtype = torch.float32,
+                  log_period: int = 10, multi_label: bool = False) -> list[dict]:
+    """One record per video of this rank's shard: index, path, label, scores (or error)."""
+    model.eval()
+    records = []
+    t0 = time.perf_counter()
+    for batch in loader:
+        for item in batch:
+            rec = {"index": int(item["index"]), "path": str(item["path"]),
+                   "label": label_of(item["label"]), "scores": None, "error": str(item["error"])}
+            if not rec["error"]:
+                if views_in(item) != num_views:
+                    raise EvaluationError(
+                        f"{rec['path']}: the loader gave {views_in(item)} views, expected {num_views}")
+                probs = video_scores(model, item, mean, std, chunk_size, device, amp_dtype,
+                                     activation="sigmoid" if multi_label else "softmax")
+                rec["scores"] = aggregate_views(probs.double(), ensemble_method).numpy()
+            records.append(rec)
+        if log_period and len(records) % log_period == 0 and du.is_main_process():
+            rate = len(records) / max(time.perf_counter() - t0, 1e-9)
+            logger.info("rank 0: %d/%d videos, %.2f videos/s", len(records),
+                        _shard_size(loader), rate)
+    return records
+
+
+def _shard_size(loader) -> int:
+    try:
+        return len(loader.sampler) if loader.sampler is not None else len(loader.dataset)
+    except TypeError:
+        return -1
