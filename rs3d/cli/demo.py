@@ -22,6 +22,9 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
+from rs3d.config import load_config, parse_args
+from rs3d.data.recipe import own_dataset_overrides
+from rs3d.data.synthetic import make_synthetic_dataset
 from rs3d.errors import ConfigError
 
 from . import run_tool
@@ -37,8 +40,6 @@ SYNTHETIC = dict(num_classes=4, train_per_class=160, val_per_class=10, test_per_
 
 
 def _run(argv: Optional[Sequence[str]] = None) -> int:
-    from rs3d.config import load_config, parse_args
-
     args = parse_args(argv, description="rs3d demo: synthetic data, training, 30-view test")
     if not args.cfg_file:
         if not DEMO_CONFIG.is_file():
@@ -49,7 +50,6 @@ def _run(argv: Optional[Sequence[str]] = None) -> int:
     t0 = time.time()
     data_dir = Path(cfg.DATA.PATH_TO_DATA_DIR)
     if not (data_dir / "train.csv").is_file():
-        from rs3d.data.synthetic import make_synthetic_dataset
         if cfg.MODEL.NUM_CLASSES != SYNTHETIC["num_classes"]:
             raise ConfigError(f"{data_dir} has no train.csv and MODEL.NUM_CLASSES is {cfg.MODEL.NUM_CLASSES}; "
                               f"the synthetic set has {SYNTHETIC['num_classes']} classes")
@@ -61,7 +61,6 @@ def _run(argv: Optional[Sequence[str]] = None) -> int:
 
     # The own-dataset recipe: clip length and flip chosen from the data (rs3d.data.recipe); what
     # the user set on the command line or in the config is kept, and comes last so it wins.
-    from rs3d.data.recipe import own_dataset_overrides
 
     recipe, notes = own_dataset_overrides(cfg, args.opts[0::2])
     for note in notes:

@@ -24,7 +24,10 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
+from rs3d.config import check_data_dir, load_config
+from rs3d.data import VideoRecord, read_video_list
 from rs3d.errors import DataError
+from rs3d.inference.features import extract_from_config
 
 from . import run_tool
 from .videos import is_video_name
@@ -60,8 +63,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def videos_under(folder: str):
     """``VideoRecord`` (label -1) of every video file under ``folder``, recursively, sorted by path."""
-    from rs3d.data import VideoRecord
-
     root = Path(folder)
     if not root.is_dir():
         raise DataError(f"{folder}: no such folder")
@@ -73,16 +74,12 @@ def videos_under(folder: str):
 
 def _records(cfg, args):
     """(records, root) of the input the command names."""
-    from rs3d.data import read_video_list
-
     if args.folder:
         return videos_under(args.folder), args.folder
     if args.csv:
         root = cfg.DATA.PATH_PREFIX or os.path.dirname(os.path.abspath(args.csv))
         path = args.csv
     else:
-        from rs3d.config import check_data_dir
-
         check_data_dir(cfg, [cfg.TEST.SPLIT])
         root = cfg.DATA.PATH_PREFIX or cfg.DATA.PATH_TO_DATA_DIR
         path = os.path.join(cfg.DATA.PATH_TO_DATA_DIR, f"{cfg.TEST.SPLIT}.csv")
@@ -90,9 +87,6 @@ def _records(cfg, args):
 
 
 def _run(argv: Optional[Sequence[str]] = None) -> int:
-    from rs3d.config import load_config
-    from rs3d.inference.features import extract_from_config
-
     args = build_parser().parse_args(argv)
     _setup_logging()
     cfg = load_config(args.cfg_file, [o for o in args.opts if o != "--opts"])

@@ -13,14 +13,13 @@ import sys
 import time
 from typing import Optional, Sequence
 
+from rs3d.data.synthetic_directions import CLASSES, make_direction_dataset
 from rs3d.errors import DataError
 
 from . import run_tool
 
 
 def _run(argv: Optional[Sequence[str]] = None) -> int:
-    from rs3d.data.synthetic_directions import CLASSES, make_direction_dataset
-
     p = argparse.ArgumentParser(prog="make_direction_dataset", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=True, help="output folder")

@@ -12,6 +12,7 @@ import sys
 import time
 from typing import Optional, Sequence
 
+from rs3d.data.synthetic import make_synthetic_dataset
 from rs3d.errors import DataError
 
 from . import run_tool
@@ -33,7 +34,6 @@ def _run(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--object-size", type=float, nargs=2, default=(0.14, 0.2),
                    help="range of the object's half-size as a fraction of the short side")
     a = p.parse_args(argv)
-    from rs3d.data.synthetic import make_synthetic_dataset
 
     t0 = time.time()
     try:

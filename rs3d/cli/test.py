@@ -16,6 +16,9 @@ import os
 import sys
 from typing import Optional, Sequence
 
+from rs3d.config import check_data_dir, load_config, parse_args
+from rs3d.evaluation import run_test
+
 from . import run_tool
 
 
@@ -27,9 +30,6 @@ def _setup_logging() -> None:
 
 
 def _run(argv: Optional[Sequence[str]] = None) -> int:
-    from rs3d.config import check_data_dir, load_config, parse_args
-    from rs3d.evaluation import run_test
-
     args = parse_args(argv, description="rs3d multi-view test (30 views by default)")
     _setup_logging()
     cfg = load_config(args)

@@ -12,18 +12,18 @@ from __future__ import annotations
 import sys
 from typing import Optional, Sequence
 
+from rs3d.config import check_data_dir, load_config, parse_args
+from rs3d.engine import distributed
+from rs3d.engine.train import train
+
 from . import run_tool
 
 
 def _run(argv: Optional[Sequence[str]] = None) -> int:
-    from rs3d.config import check_data_dir, load_config, parse_args
-
     args = parse_args(argv, description="rs3d training (one process, or one per GPU under torchrun)")
     cfg = load_config(args)
     # The data folder is checked before any process group or output folder exists.
     check_data_dir(cfg, ("train", "val") if cfg.TRAIN.EVAL_PERIOD > 0 else ("train",))
-    from rs3d.engine import distributed
-    from rs3d.engine.train import train
     try:
         train(cfg)
     finally:

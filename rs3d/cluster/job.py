@@ -25,6 +25,12 @@ from __future__ import annotations
 import signal
 import sys
 
+from rs3d.engine import distributed
+from rs3d.engine.preemption import PREEMPTED_EXIT_CODE, STOP_SIGNALS, Preempted, StopFlag
+from rs3d.engine.train import train
+
+from .rendezvous import export_torch_env
+
 
 class TrainJob:
     """``TrainJob(cfg)()`` trains ``cfg`` (a validated, frozen config) on this task's rank."""
@@ -34,12 +40,6 @@ class TrainJob:
 
     def __call__(self) -> dict:
         import submitit
-
-        from rs3d.engine import distributed
-        from rs3d.engine.preemption import PREEMPTED_EXIT_CODE, STOP_SIGNALS, Preempted, StopFlag
-        from rs3d.engine.train import train
-
-        from .rendezvous import export_torch_env
 
         export_torch_env()
         requeue_signal = getattr(signal, "SIG" + submitit.JobEnvironment.USR_SIG)

@@ -19,6 +19,8 @@ import re
 import signal
 from typing import Callable, List, Sequence
 
+from rs3d.engine.preemption import STOP_SIGNALS, StopFlag
+
 from ..errors import ConfigError
 from ..sweep.runner import Launcher
 from .launcher import JobSpec, build_executor
@@ -32,8 +34,6 @@ class PointJob:
 
     def __call__(self, point) -> dict:
         import submitit
-
-        from rs3d.engine.preemption import STOP_SIGNALS, StopFlag
 
         requeue_signal = getattr(signal, "SIG" + submitit.JobEnvironment.USR_SIG)
         flag = StopFlag(signals=tuple(dict.fromkeys((*STOP_SIGNALS, requeue_signal.name))))

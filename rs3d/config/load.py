@@ -15,7 +15,10 @@ from typing import Iterable, Optional, Sequence
 import yaml
 from fvcore.common.config import CfgNode
 
+from ..data.decode import BACKENDS
 from ..errors import ConfigError  # noqa: F401  (re-exported)
+from ..models import list_models
+from ..models.resnet3d import DROP_PATH_MODES, STEM_TYPES
 from .defaults import NONE_DEFAULT_TYPES, REMOVED_KEYS, get_cfg
 
 # Keys whose value must be one of a few strings that the training and test code define. The
@@ -31,9 +34,6 @@ ENGINE_CHOICES = {
 def choices() -> dict:
     """Key -> the values it may take, from the modules that act on them (a key whose default is
     None may also be None)."""
-    from rs3d.data.decode import BACKENDS
-    from rs3d.models.resnet3d import DROP_PATH_MODES, STEM_TYPES
-
     return {
         "MODEL.DROP_PATH_MODE": DROP_PATH_MODES,
         "MODEL.STEM_TYPE": STEM_TYPES,
@@ -241,10 +241,6 @@ def validate(cfg: CfgNode) -> None:
         raise ConfigError("DATA.MEAN and DATA.STD must hold 3 values each, STD > 0")
     if cfg.MODEL.NUM_CLASSES < 1:
         raise ConfigError(f"MODEL.NUM_CLASSES must be >= 1; got {cfg.MODEL.NUM_CLASSES}")
-    try:
-        from rs3d.models import list_models
-    except ImportError:  # the model zoo is optional while only configs are inspected
-        return
     if cfg.MODEL.ARCH not in list_models():
         raise ConfigError(f"MODEL.ARCH {cfg.MODEL.ARCH!r} is not a registered model; "
                           f"choose from {', '.join(list_models())}")

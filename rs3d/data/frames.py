@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from ..errors import DecodeError
+from .decode import run_with_timeout
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 _NAME = re.compile(r"^(.*?)(\d+)(\.(?:jpe?g|png))$", re.IGNORECASE)
@@ -93,6 +94,5 @@ def read_frame_folder(folder: str, index_fn, timeout_s: Optional[float] = None):
 
     if not timeout_s or timeout_s <= 0:
         return read()
-    from .decode import run_with_timeout
 
     return run_with_timeout(read, timeout_s)

@@ -24,6 +24,7 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 
 from ..errors import DecodeError
+from .csv import read_classes, read_video_list
 from .flip import auto_pairs, is_mirror_sensitive, unpaired_sensitive
 from .fps import video_timing
 from .frames import list_frames
@@ -102,8 +103,6 @@ def own_dataset_overrides(cfg, explicit_keys: Sequence[str] = ()) -> Tuple[List[
     from the defaults in the config file (a non-dense ``DATA.SAMPLING``, a ``DATA.TARGET_FPS``, a
     flip map, the flip turned off) leave that part of the recipe out.
     """
-    from .csv import read_classes, read_video_list
-
     d = cfg.DATA
     explicit = set(explicit_keys)
     overrides: List[str] = []

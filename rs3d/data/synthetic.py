@@ -15,6 +15,7 @@ of 12-20 frames so that it is not aliased into "still" at sampling rates up to 4
 from __future__ import annotations
 
 import math
+import multiprocessing as mp
 import os
 from pathlib import Path
 from typing import Dict, Optional, Sequence
@@ -180,7 +181,8 @@ def _video_spec(seed: int, split: str, i: int, label: int, short_fraction: float
                 ext=ext, codec=codec, options=opts, label=label)
 
 
-def _one_thread() -> None:
+def limit_to_one_thread() -> None:
+    """A worker process's initializer: torch on one thread."""
     # Small tensors: one thread is ~4x faster than several fighting over two cores.
     torch.set_num_threads(1)
 
@@ -237,14 +239,12 @@ def make_synthetic_dataset(
         (out / "videos" / split).mkdir(parents=True, exist_ok=True)
     workers = workers or min(4, os.cpu_count() or 1)
     if workers > 1 and len(jobs) > 8:
-        import multiprocessing as mp
-
         # spawn, not fork: forking after torch has started its thread pool can deadlock.
-        with mp.get_context("spawn").Pool(workers, initializer=_one_thread) as pool:
+        with mp.get_context("spawn").Pool(workers, initializer=limit_to_one_thread) as pool:
             list(pool.imap_unordered(_write_one, jobs, chunksize=4))
     else:
         threads = torch.get_num_threads()
-        _one_thread()
+        limit_to_one_thread()
         try:
             for job in jobs:
                 _write_one(job)

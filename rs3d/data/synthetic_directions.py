@@ -26,11 +26,14 @@ conversion and the encoders run as :func:`rs3d.data.synthetic.write_video` does)
 from __future__ import annotations
 
 import math
+import multiprocessing as mp
 import os
 from pathlib import Path
 from typing import Dict
 
 import numpy as np
+
+from .synthetic import limit_to_one_thread, write_video
 
 CLASSES = [
     "ball moving left to right slowly",
@@ -180,8 +183,6 @@ def _spec(seed: int, split: str, i: int, label: int) -> dict:
 
 
 def _write_one(job) -> str:
-    from .synthetic import write_video
-
     path, spec = job
     frames = render_video(spec["label"], spec["rng"], spec["height"], spec["width"], spec["fps"],
                           spec["length"])
@@ -211,11 +212,7 @@ def make_direction_dataset(out_dir: str, num_classes: int = len(CLASSES), train_
         lists[split] = lines
     workers = workers or min(4, os.cpu_count() or 1)
     if workers > 1 and len(jobs) > 8:
-        import multiprocessing as mp
-
-        from .synthetic import _one_thread
-
-        with mp.get_context("spawn").Pool(workers, initializer=_one_thread) as pool:
+        with mp.get_context("spawn").Pool(workers, initializer=limit_to_one_thread) as pool:
             list(pool.imap_unordered(_write_one, jobs, chunksize=4))
     else:
         for job in jobs:

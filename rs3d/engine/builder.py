@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from rs3d.data import build_loader
 from rs3d.engine.distributed import DistInfo
 from rs3d.engine.ema import ModelEma
 from rs3d.engine.finetune import FinetuneOptions, apply_freezing, describe, lr_multiplier
@@ -25,6 +26,8 @@ from rs3d.engine.precision import AMP_DTYPES
 from rs3d.engine.schedule import Schedule, scaled_lr
 from rs3d.engine.state import TrainState
 from rs3d.errors import ConfigError
+from rs3d.models import build_model
+from rs3d.models.convert import load_pretrained_report
 
 
 def batch_split(global_batch: int, micro_batch: Optional[int], world_size: int) -> tuple[int, int]:
@@ -93,13 +96,10 @@ def build_state(cfg, dist: DistInfo, init_weights: bool = True) -> TrainState:
     Fine-tuning choices (frozen stages and BN statistics, learning-rate multipliers;
     ``rs3d.engine.finetune``) apply to fresh and resumed runs alike, before the optimizer is built.
     """
-    from rs3d.models import build_model
-
     opts = FinetuneOptions.from_cfg(cfg)
     seed_all(cfg.RNG_SEED)
     model = build_model(cfg)
     if init_weights and cfg.TRAIN.CHECKPOINT_FILE_PATH:
-        from rs3d.models.convert import load_pretrained_report
         loaded = load_pretrained_report(model, cfg.TRAIN.CHECKPOINT_FILE_PATH,
                                         inflate=cfg.TRAIN.CHECKPOINT_INFLATE,
                                         inflate_mode=cfg.TRAIN.CHECKPOINT_INFLATE_MODE)
@@ -148,8 +148,6 @@ def build_training(cfg, dist: DistInfo, init_weights: bool = True) -> TrainParts
 
     A resumed run then loads its checkpoint into ``parts.state`` (``TrainState.load_state_dict``).
     """
-    from rs3d.data import build_loader
-
     if dist.device.type == "cuda":
         torch.backends.cudnn.benchmark = bool(cfg.CUDNN_BENCHMARK)
     rank, world = dist.rank, dist.world_size

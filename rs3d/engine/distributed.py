@@ -19,6 +19,8 @@ from torch import nn
 
 from rs3d.device import default_device_name
 
+from .logs import logger
+
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -69,7 +71,6 @@ def _warn_if_restarts_share_the_store() -> None:
     TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1, avoids it."""
     if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True" and \
             int(os.environ.get("TORCHELASTIC_MAX_RESTARTS", "0") or 0) > 0:
-        from .logs import logger
         logger.warning("torchrun --max-restarts with a shared rendezvous store: a restarted worker group "
                        "may fail to connect (pytorch/pytorch#135712); export "
                        "TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 before torchrun")

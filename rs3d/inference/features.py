@@ -38,8 +38,13 @@ from typing import Callable, Iterable, List, Optional, Sequence
 import numpy as np
 import torch
 
+from rs3d.data import build_loader, num_views, prepare_views, to_model_input, views_of
+from rs3d.data.loader import multiview_dataset
+from rs3d.engine import distributed as du
+
 from ..errors import ConfigError, DataError
 from .layers import DEFAULT_LAYER, LayerTap, pool
+from .model import load_model
 
 logger = logging.getLogger(__name__)
 
@@ -79,8 +84,6 @@ def view_features(tap: LayerTap, item: dict, mean: Sequence[float], std: Sequenc
     The views are the test's (``rs3d.data.views_of``), cut ``chunk_size`` at a time on
     ``device`` exactly as ``rs3d.inference.views.video_scores`` cuts them for the logits.
     """
-    from rs3d.data import num_views, prepare_views, to_model_input, views_of
-
     on_device = prepare_views(item, device)
     n = num_views(item)
     out = []
@@ -173,8 +176,6 @@ def extract(
     group (or without one). Returns, on every rank, ``{num_videos, computed, skipped, failed:
     [{path, reason}], index}`` (``index`` is the path of index.csv).
     """
-    from rs3d.engine import distributed as du
-
     if fmt not in FORMATS:
         raise ConfigError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     if shard_size < 1:
@@ -320,12 +321,6 @@ def extract_from_config(cfg, records, out_dir: str, *, root: str = "", layer: st
     Works as a plain process or under torchrun (each rank takes its share). The views are the
     test's: ``TEST.NUM_ENSEMBLE_VIEWS`` clips x ``TEST.NUM_SPATIAL_CROPS`` crops.
     """
-    from rs3d.data import build_loader
-    from rs3d.data.loader import multiview_dataset
-    from rs3d.engine import distributed as du
-
-    from .model import load_model
-
     owns_group = not du.is_dist()
     info = du.init_distributed(cfg.DEVICE, cfg.DIST_BACKEND, cfg.DIST_TIMEOUT_S)
     try:

@@ -22,8 +22,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from rs3d.data import VideoRecord, class_names_for, to_model_input, views_of
+from rs3d.data.loader import multiview_dataset
+from rs3d.data.synthetic import write_video
+
 from ..errors import ConfigError, DecodeError
 from .layers import DEFAULT_LAYER, LOGITS, forward_with_layer, resolve_layer
+from .model import load_model
 
 
 @dataclass
@@ -95,8 +100,6 @@ def enlarge(frames: np.ndarray, min_side: int = 224) -> np.ndarray:
 
 
 def write_mp4(path: str, frames: np.ndarray, fps: int = 8) -> None:
-    from rs3d.data.synthetic import write_video
-
     write_video(path, frames, fps, "libx264", {"crf": "18", "preset": "veryfast"})
 
 
@@ -178,9 +181,6 @@ def resolve_class(spec: Union[None, int, str], class_names: Optional[Sequence[st
 
 def center_clip(cfg, video: str):
     """(model input [1, 3, T, S, S], uint8 frames [T, S, S, 3]) of the test's centre clip and crop."""
-    from rs3d.data import VideoRecord, to_model_input, views_of
-    from rs3d.data.loader import multiview_dataset
-
     one = cfg.clone()
     one.defrost()
     one.TEST.NUM_ENSEMBLE_VIEWS, one.TEST.NUM_SPATIAL_CROPS = 1, 1
@@ -195,10 +195,6 @@ def gradcam_videos(cfg, videos: Sequence[str], *, layer: str = DEFAULT_LAYER, cl
                    out_dir: str = "", fps: int = 8, mp4: bool = True, gif: bool = False) -> List[dict]:
     """Grad-CAM of the centre clip of each video with ``cfg``'s model and weights; one record each
     (``{video, class, name, score, files, error}``), a video that cannot be read listed, not raised."""
-    from rs3d.data import class_names_for
-
-    from .model import load_model
-
     loaded = load_model(cfg)
     resolve_layer(loaded.model, layer)  # an unknown layer fails before any video is read
     names = class_names_for(cfg.DATA.PATH_TO_DATA_DIR, cfg.MODEL.NUM_CLASSES)

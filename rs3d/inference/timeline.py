@@ -36,7 +36,11 @@ from typing import Callable, Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
+from rs3d.data import class_names_for, to_model_input
+from rs3d.data import transforms as T
+
 from ..errors import ConfigError, DataError, DecodeError
+from .model import load_model
 
 logger = logging.getLogger(__name__)
 
@@ -200,9 +204,6 @@ def sliding_window_scores(
     ``model`` maps float clips ``[B, 3, T, S, S]`` to logits ``[B, K]``. A window longer than
     the video is a :class:`DataError`; a file that cannot be opened a :class:`DecodeError`.
     """
-    from rs3d.data import to_model_input
-    from rs3d.data import transforms as T
-
     container, stream, fps = _open(path)
     span, step = window_frames(window_s, stride_s, fps)
     expected = int(stream.frames or 0)
@@ -406,10 +407,6 @@ def run_timeline(cfg, videos: Sequence[str], *, window_s: float, stride_s: Optio
     ``OUTPUT_DIR/timeline``). Clips are ``DATA.NUM_FRAMES`` frames at ``DATA.TEST_CROP_SIZE``,
     ``num_crops`` crops along the long side (1: the centre), as the test cuts them.
     """
-    from rs3d.data import class_names_for
-
-    from .model import load_model
-
     stride_s = window_s / 2 if stride_s is None else stride_s
     window_frames(window_s, stride_s, 1.0)  # bad numbers fail before the model loads
     smooth(np.zeros((0, 1)), smooth_width)

@@ -23,6 +23,9 @@ from typing import Dict, Mapping, Optional, Tuple
 import torch
 from torch import nn
 
+from .. import io
+from ..errors import CheckpointError  # noqa: F401  (re-exported)
+
 logger = logging.getLogger(__name__)
 
 StateDict = Dict[str, torch.Tensor]
@@ -32,15 +35,11 @@ _BLOCK_PARTS_PTV = {"conv_a": "conv1", "norm_a": "bn1", "conv_b": "conv2", "norm
 _BLOCK_PARTS_PYSF = {"a": "conv1", "a_bn": "bn1", "b": "conv2", "b_bn": "bn2", "c": "conv3", "c_bn": "bn3"}
 
 
-from ..errors import CheckpointError  # noqa: F401  (re-exported)
-
 
 def read_weights_file(path: str) -> object:
     """``torch.load`` with ``weights_only=True`` and a clear error for unsafe or broken files.
 
     ``path`` may be a URL or an object-store path (read through ``rs3d.io``)."""
-    from .. import io
-
     try:
         if io.is_local(path):
             return torch.load(path, map_location="cpu", weights_only=True)
