@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
+import sys
 from typing import Optional, Sequence
 
 from rs3d.data.annotations import CONVERTERS
+from rs3d.engine.logs import setup_logging
 
 from . import run_tool
 
@@ -38,7 +39,7 @@ def _run(argv: Optional[Sequence[str]] = None) -> int:
                    help="official splits to write (ucf101, hmdb51)")
     p.add_argument("--strict", action="store_true", help="a missing video is an error, not skipped")
     a = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    setup_logging(stream=sys.stderr)
     kwargs = {"splits": a.splits} if a.dataset in ("ucf101", "hmdb51") else {}
     summary = CONVERTERS[a.dataset](a.annotations, a.videos, a.out, strict=a.strict, **kwargs)
     print(json.dumps(summary, indent=2))

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
 from pathlib import Path
@@ -26,18 +25,12 @@ from typing import Optional, Sequence
 
 from rs3d.config import check_data_dir, load_config
 from rs3d.data import VideoRecord, read_video_list
+from rs3d.engine.logs import setup_logging
 from rs3d.errors import DataError
 from rs3d.inference.features import extract_from_config
 
 from . import run_tool
 from .videos import is_video_name
-
-
-def _setup_logging() -> None:
-    rank = int(os.environ.get("RANK", "0"))
-    logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING,
-                        format=f"[%(asctime)s rank{rank}] %(message)s", datefmt="%H:%M:%S",
-                        stream=sys.stdout)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -88,7 +81,7 @@ def _records(cfg, args):
 
 def _run(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    _setup_logging()
+    setup_logging()
     cfg = load_config(args.cfg_file, [o for o in args.opts if o != "--opts"])
     records, root = _records(cfg, args)
     out = args.out or os.path.join(cfg.OUTPUT_DIR, f"features_{args.layer}")

@@ -11,27 +11,20 @@ command, the config, the data list or the checkpoint prints one line ``error: ..
 from __future__ import annotations
 
 import json
-import logging
 import os
 import sys
 from typing import Optional, Sequence
 
 from rs3d.config import check_data_dir, load_config, parse_args
+from rs3d.engine.logs import setup_logging
 from rs3d.evaluation import run_test
 
 from . import run_tool
 
 
-def _setup_logging() -> None:
-    rank = int(os.environ.get("RANK", "0"))
-    logging.basicConfig(
-        level=logging.INFO if rank == 0 else logging.WARNING,
-        format=f"[%(asctime)s rank{rank}] %(message)s", datefmt="%H:%M:%S", stream=sys.stdout)
-
-
 def _run(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv, description="rs3d multi-view test (30 views by default)")
-    _setup_logging()
+    setup_logging()
     cfg = load_config(args)
     check_data_dir(cfg, [cfg.TEST.SPLIT])
     metrics = run_test(cfg)

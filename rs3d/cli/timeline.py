@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from typing import Optional, Sequence
 
 from rs3d.config import load_config
+from rs3d.engine.logs import setup_logging
 from rs3d.errors import ConfigError
 from rs3d.inference.timeline import format_summary, run_timeline
 
@@ -67,8 +67,7 @@ def _run(argv: Optional[Sequence[str]] = None) -> int:
         raise ConfigError("no video given (usage: rs3d-timeline --cfg CONFIG --window SEC VIDEO ... "
                           "[KEY VALUE ...])")
     videos = expand_videos(tokens)
-    logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(message)s", datefmt="%H:%M:%S",
-                        stream=sys.stderr)
+    setup_logging(stream=sys.stderr)  # stdout carries the summaries (--json)
     cfg = load_config(args.cfg_file, opts)
     return run_timelines(cfg, videos, args, as_json=args.json)
 

@@ -17,6 +17,8 @@ from fvcore.common.config import CfgNode
 
 from ..data.decode import BACKENDS
 from ..errors import ConfigError  # noqa: F401  (re-exported)
+from ..io import atomic_write_text
+from ..io import join as io_join
 from ..models import list_models
 from ..models.resnet3d import DROP_PATH_MODES, STEM_TYPES
 from .defaults import NONE_DEFAULT_TYPES, REMOVED_KEYS, get_cfg
@@ -260,11 +262,6 @@ def check_data_dir(cfg: CfgNode, splits: Iterable[str]) -> None:
 
 
 def save_config(cfg: CfgNode, output_dir: str) -> str:
-    """Write the merged config to ``output_dir/config.yaml`` (callers do it on rank 0 only)."""
-    os.makedirs(output_dir, exist_ok=True)
-    path = os.path.join(output_dir, "config.yaml")
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(cfg.dump())
-    os.replace(tmp, path)
-    return path
+    """Write the merged config to ``output_dir/config.yaml`` (callers do it on rank 0 only); atomic
+    where the backend allows, and ``output_dir`` may be an object store (see ``rs3d.io``)."""
+    return atomic_write_text(io_join(output_dir, "config.yaml"), cfg.dump())

@@ -18,20 +18,27 @@ import torch
 logger = logging.getLogger("rs3d")
 
 
-def setup_logging(output_dir: str, rank: int) -> logging.Logger:
-    """Rank 0: INFO to stdout and ``output_dir/log.txt``; other ranks: warnings only."""
+def setup_logging(output_dir: str = "", rank: Optional[int] = None, stream=None) -> logging.Logger:
+    """The one logging set-up of every run and command: the ``rs3d`` logger (every module's logger
+    is below it). Rank 0: INFO to ``stream`` (default stdout) and, given ``output_dir``, to its
+    ``log.txt``; other ranks: warnings only, to stderr. ``rank`` None: torchrun's ``RANK`` (0 alone)."""
+    rank = int(os.environ.get("RANK", "0") or 0) if rank is None else rank
     logger.handlers.clear()
-    logger.propagate = False
+    # A run with its own log.txt keeps its records to itself (no second copy through handlers an
+    # embedding application put on the root logger); a command without one lets them propagate,
+    # so an application (or pytest's caplog) still sees them.
+    logger.propagate = not output_dir
     fmt = logging.Formatter("[%(asctime)s] %(message)s", datefmt="%H:%M:%S")
     if rank == 0:
         logger.setLevel(logging.INFO)
-        h = logging.StreamHandler(sys.stdout)
+        h = logging.StreamHandler(sys.stdout if stream is None else stream)
         h.setFormatter(fmt)
         logger.addHandler(h)
-        os.makedirs(output_dir, exist_ok=True)
-        fh = logging.FileHandler(os.path.join(output_dir, "log.txt"))
-        fh.setFormatter(fmt)
-        logger.addHandler(fh)
+        if output_dir:
+            os.makedirs(output_dir, exist_ok=True)
+            fh = logging.FileHandler(os.path.join(output_dir, "log.txt"))
+            fh.setFormatter(fmt)
+            logger.addHandler(fh)
     else:
         logger.setLevel(logging.WARNING)
         h = logging.StreamHandler(sys.stderr)

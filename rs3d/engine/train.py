@@ -66,7 +66,7 @@ def _train(cfg, dist: dist_utils.DistInfo, stop: StopFlag) -> dict:
         mirror.pull(("log.txt", "json_stats.log"))
     setup_logging(mirror.local, dist.rank)
     if dist.is_main:
-        _save_config(cfg, out)
+        save_config(cfg, out)
         for path in remove_stale_temporaries(out):
             logger.info(f"removed {path} (a save cut short by a crash)")
     restarts = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") or 0)
@@ -112,14 +112,6 @@ def _train(cfg, dist: dist_utils.DistInfo, stop: StopFlag) -> dict:
         mirror.push()
         logger.info(f"curves: {io.join(out, os.path.basename(png))}")
     return epoch_stats
-
-
-def _save_config(cfg, out: str) -> None:
-    """``config.yaml`` next to the outputs (atomic where the backend allows, see ``rs3d.io``)."""
-    if io.is_local(out):
-        save_config(cfg, out)
-    else:
-        io.atomic_write_text(io.join(out, "config.yaml"), cfg.dump())
 
 
 def resume(parts: TrainParts, path: str, ckpt: dict) -> None:

@@ -41,8 +41,10 @@ import torch
 from rs3d.data import build_loader, num_views, prepare_views, to_model_input, views_of
 from rs3d.data.loader import multiview_dataset
 from rs3d.engine import distributed as du
+from rs3d.engine.precision import autocast
 
 from ..errors import ConfigError, DataError
+from ..io import atomic_write, atomic_write_text
 from .layers import DEFAULT_LAYER, LayerTap, pool
 from .model import load_model
 
@@ -89,7 +91,7 @@ def view_features(tap: LayerTap, item: dict, mean: Sequence[float], std: Sequenc
     out = []
     for start in range(0, n, chunk_size):
         x = to_model_input(views_of(on_device, start, min(start + chunk_size, n)), mean, std)
-        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype != torch.float32):
+        with autocast(device, amp_dtype):
             y = tap(x)
         out.append(pool(y.float()).cpu())
     feats = torch.cat(out)
@@ -104,18 +106,7 @@ def video_embedding(per_view: torch.Tensor) -> np.ndarray:
 # ----------------------------------------------------------------------------- files
 def _save_npy(path: str, array: np.ndarray) -> None:
     """Write ``array`` to ``path`` atomically (a reader or a resumed run never sees half a file)."""
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "wb") as f:
-        np.save(f, np.ascontiguousarray(array))
-    os.replace(tmp, path)
-
-
-def _write_text(path: str, text: str) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    atomic_write(path, lambda f: np.save(f, np.ascontiguousarray(array)))
 
 
 def video_files(out_dir: str, name: str) -> tuple[str, str]:
@@ -203,7 +194,7 @@ def extract(
     units = du.all_gather_object(units)[0]
     if rank == 0:
         os.makedirs(out_dir, exist_ok=True)
-        _write_text(os.path.join(out_dir, INFO_FILE), json.dumps(settings, indent=2) + "\n")
+        atomic_write_text(os.path.join(out_dir, INFO_FILE), json.dumps(settings, indent=2) + "\n")
     mine = units[rank * len(units) // world:(rank + 1) * len(units) // world]
     todo = [i for unit in mine for i in unit]
     skipped = len(records) - sum(len(u) for u in units)
@@ -246,7 +237,7 @@ def extract(
     if rank == 0:
         fresh = {r["index"]: r for rs in gathered for r in rs}
         rows = _index_rows(out_dir, records, names, fmt, shard_size, fresh)
-        _write_text(index_path, _csv(rows))
+        atomic_write_text(index_path, _csv(rows))
         failed = [r for r in rows if r["error"]]
     du.barrier()
     return {"num_videos": len(records), "computed": len(records) - skipped, "skipped": skipped,
@@ -280,7 +271,7 @@ def _write_shard(out_dir: str, k: int, shard: Sequence[tuple], records, per_clip
                        "row": None if err else row, "error": err})
         row += 0 if err else 1
     meta = {"shard": k, "dim": int(dim), "videos": videos}
-    _write_text(meta_file, json.dumps(meta, indent=1) + "\n")  # last: marks the shard complete
+    atomic_write_text(meta_file, json.dumps(meta, indent=1) + "\n")  # last: marks the shard complete
 
 
 def _index_rows(out_dir: str, records, names, fmt: str, shard_size: int, fresh: dict) -> List[dict]:

@@ -38,6 +38,7 @@ import torch
 
 from rs3d.data import class_names_for, to_model_input
 from rs3d.data import transforms as T
+from rs3d.engine.precision import autocast
 
 from ..errors import ConfigError, DataError, DecodeError
 from .model import load_model
@@ -230,7 +231,7 @@ def sliding_window_scores(
         clips = torch.stack(batch).to(device)                           # [B, K, 3, T, S, S]
         b = clips.shape[0]
         x = to_model_input(clips.flatten(0, 1), mean, std)
-        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype != torch.float32):
+        with autocast(device, amp_dtype):
             logits = model(x)
         results.append(logits.float().softmax(dim=1).view(b, num_crops, -1).mean(1).double().cpu())
         batch.clear()

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from ...errors import DataError
+from ...io import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -112,11 +113,7 @@ class Collector:
 
 
 def _write_atomic(path: str, lines: Iterable[str]) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-        for line in lines:
-            f.write(line + "\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, "".join(line + "\n" for line in lines))
 
 
 def label_field(classes: Sequence[int]) -> str:
