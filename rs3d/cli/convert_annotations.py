@@ -17,7 +17,6 @@ one instead, naming its file and line. Exit status 2 on bad annotations.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from typing import Optional, Sequence
@@ -26,11 +25,13 @@ from rs3d.data.annotations import CONVERTERS
 from rs3d.engine.logs import setup_logging
 
 from . import run_tool
+from .args import command_parser, parse_command
 
 
 def _run(argv: Optional[Sequence[str]] = None) -> int:
-    p = argparse.ArgumentParser(prog="rs3d-convert-annotations", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = command_parser(
+        "rs3d-convert-annotations", __doc__, config=False, overrides=False, docs="docs/datasets.md",
+        examples=("rs3d-convert-annotations ucf101 ucfTrainTestlist --videos UCF-101 --out datasets/ucf101",))
     p.add_argument("dataset", choices=sorted(CONVERTERS))
     p.add_argument("annotations", help="folder of the dataset's official annotation files")
     p.add_argument("--videos", required=True, help="folder the videos are under (each listed one is checked)")
@@ -38,7 +39,7 @@ def _run(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--splits", type=int, nargs="+", default=[1, 2, 3],
                    help="official splits to write (ucf101, hmdb51)")
     p.add_argument("--strict", action="store_true", help="a missing video is an error, not skipped")
-    a = p.parse_args(argv)
+    a = parse_command(p, argv)
     setup_logging(stream=sys.stderr)
     kwargs = {"splits": a.splits} if a.dataset in ("ucf101", "hmdb51") else {}
     summary = CONVERTERS[a.dataset](a.annotations, a.videos, a.out, strict=a.strict, **kwargs)

@@ -22,12 +22,13 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-from rs3d.config import load_config, parse_args
+from rs3d.config import load_config
 from rs3d.data.recipe import own_dataset_overrides
 from rs3d.data.synthetic import make_synthetic_dataset
 from rs3d.errors import ConfigError
 
 from . import run_tool
+from .args import command_parser, parse_command
 
 # The source tree's configs/ (the demo config is not installed with the package).
 DEMO_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "demo.yaml"
@@ -39,14 +40,21 @@ SYNTHETIC = dict(num_classes=4, train_per_class=160, val_per_class=10, test_per_
                  clutter=0.3, object_size=(0.2, 0.28))
 
 
+def build_parser():
+    return command_parser(
+        "rs3d-demo", __doc__, docs="docs/training.md (and README.md, Quick start)",
+        examples=("rs3d-demo", "rs3d-demo DATA.PATH_TO_DATA_DIR /data/mine MODEL.NUM_CLASSES 7 OUTPUT_DIR out/mine"),
+        exit_statuses={1: "training or the test failed (a failing step's own status is passed on)"})
+
+
 def _run(argv: Optional[Sequence[str]] = None) -> int:
-    args = parse_args(argv, description="rs3d demo: synthetic data, training, 30-view test")
+    args = parse_command(build_parser(), argv)
     if not args.cfg_file:
         if not DEMO_CONFIG.is_file():
             raise ConfigError(f"{DEMO_CONFIG}: demo config not found; pass --cfg configs/demo.yaml "
                               "from a checkout of the source")
         args.cfg_file = str(DEMO_CONFIG)
-    cfg = load_config(args)
+    cfg = load_config(args.cfg_file, args.opts)
     t0 = time.time()
     data_dir = Path(cfg.DATA.PATH_TO_DATA_DIR)
     if not (data_dir / "train.csv").is_file():

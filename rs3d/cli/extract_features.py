@@ -30,13 +30,17 @@ from rs3d.errors import DataError
 from rs3d.inference.features import extract_from_config
 
 from . import run_tool
-from .videos import is_video_name
+from .args import command_parser, parse_command
+from .videos import videos_in_folder
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="rs3d-extract-features", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--cfg", dest="cfg_file", default="", help="YAML config of the model (may use _BASE_)")
+    p = command_parser(
+        "rs3d-extract-features", __doc__, docs="docs/inference.md",
+        examples=("rs3d-extract-features --cfg configs/k400_rs50.yaml --out feats "
+                  "TEST.CHECKPOINT_FILE_PATH ckpt.pyth",
+                  "rs3d-extract-features --cfg CFG --folder my_videos --out feats --per-clip"),
+        exit_statuses={1: "some video could not be decoded (listed in index.csv; the others written)"})
     src = p.add_mutually_exclusive_group()
     src.add_argument("--csv", default="", help="video list 'path label' per line (default: "
                      "DATA.PATH_TO_DATA_DIR/TEST.SPLIT.csv); relative paths are resolved against "
@@ -50,19 +54,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", dest="fmt", choices=("npy", "sharded"), default="npy",
                    help="npy: one file per video; sharded: one array per --shard-size videos")
     p.add_argument("--shard-size", type=int, default=1000)
-    p.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides KEY VALUE ...")
     return p
 
 
 def videos_under(folder: str):
     """``VideoRecord`` (label -1) of every video file under ``folder``, recursively, sorted by path."""
-    root = Path(folder)
-    if not root.is_dir():
+    if not Path(folder).is_dir():
         raise DataError(f"{folder}: no such folder")
-    paths = sorted(str(p) for p in root.rglob("*") if p.is_file() and is_video_name(p))
-    if not paths:
-        raise DataError(f"{folder}: no video files under this folder (.mp4, .mov, .avi, .mkv, .webm, ...)")
-    return [VideoRecord(p, -1) for p in paths]
+    return [VideoRecord(p, -1) for p in videos_in_folder(Path(folder))]
 
 
 def _records(cfg, args):
@@ -80,9 +79,9 @@ def _records(cfg, args):
 
 
 def _run(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_command(build_parser(), argv)
     setup_logging()
-    cfg = load_config(args.cfg_file, [o for o in args.opts if o != "--opts"])
+    cfg = load_config(args.cfg_file, args.opts)
     records, root = _records(cfg, args)
     out = args.out or os.path.join(cfg.OUTPUT_DIR, f"features_{args.layer}")
     summary = extract_from_config(cfg, records, out, root=root, layer=args.layer,

@@ -1,14 +1,13 @@
-"""``python tools/make_direction_dataset.py``: write the direction-and-speed dataset
+"""``rs3d-make-directions``: write the direction-and-speed dataset
 (:mod:`rs3d.data.synthetic_directions`): a ball moving left to right / right to left, slowly /
 quickly, up or down, with a distractor, a drifting background and noise; 15-60 fps, 2-4 s,
 112x112 to 150x200, mp4/mkv/avi/webm/mov.
 
-    python tools/make_direction_dataset.py --out datasets/directions
-    python tools/demo.py DATA.PATH_TO_DATA_DIR datasets/directions MODEL.NUM_CLASSES 6 OUTPUT_DIR output/directions
+    rs3d-make-directions --out datasets/directions
+    rs3d-demo DATA.PATH_TO_DATA_DIR datasets/directions MODEL.NUM_CLASSES 6 OUTPUT_DIR output/directions
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from typing import Optional, Sequence
@@ -17,11 +16,12 @@ from rs3d.data.synthetic_directions import CLASSES, make_direction_dataset
 from rs3d.errors import DataError
 
 from . import run_tool
+from .args import command_parser, parse_command
 
 
 def _run(argv: Optional[Sequence[str]] = None) -> int:
-    p = argparse.ArgumentParser(prog="make_direction_dataset", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = command_parser("rs3d-make-directions", __doc__, config=False, overrides=False, docs="docs/datasets.md",
+                       examples=("rs3d-make-directions --out datasets/directions",))
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--num-classes", type=int, default=len(CLASSES), help="the first N classes")
     p.add_argument("--train-per-class", type=int, default=100)
@@ -29,7 +29,7 @@ def _run(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--test-per-class", type=int, default=25)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=0, help="encoding processes (0 = per core, at most 4)")
-    a = p.parse_args(argv)
+    a = parse_command(p, argv)
     t0 = time.time()
     try:
         paths = make_direction_dataset(a.out, num_classes=a.num_classes, train_per_class=a.train_per_class,

@@ -7,7 +7,6 @@ then train with ``DATA.PATH_TO_DATA_DIR datasets/synthetic MODEL.NUM_CLASSES 8``
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from typing import Optional, Sequence
@@ -16,11 +15,12 @@ from rs3d.data.synthetic import make_synthetic_dataset
 from rs3d.errors import DataError
 
 from . import run_tool
+from .args import command_parser, parse_command
 
 
 def _run(argv: Optional[Sequence[str]] = None) -> int:
-    p = argparse.ArgumentParser(prog="rs3d-make-synthetic", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = command_parser("rs3d-make-synthetic", __doc__, config=False, overrides=False, docs="docs/datasets.md",
+                       examples=("rs3d-make-synthetic --out datasets/synthetic --num-classes 8",))
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--num-classes", type=int, default=8)
     p.add_argument("--train-per-class", type=int, default=40)
@@ -33,7 +33,7 @@ def _run(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--clutter", type=float, default=1.0, help="background contrast (0 = plain grey)")
     p.add_argument("--object-size", type=float, nargs=2, default=(0.14, 0.2),
                    help="range of the object's half-size as a fraction of the short side")
-    a = p.parse_args(argv)
+    a = parse_command(p, argv)
 
     t0 = time.time()
     try:

@@ -39,25 +39,27 @@ from rs3d.errors import ConfigError
 from rs3d.inference.predict import format_predictions, predict
 
 from . import run_tool
-from .args import (add_timeline_options, expand_videos, split_at_dashdash, split_videos_and_overrides,
-                   timeline_requested)
+from .args import add_timeline_options, command_parser, expand_videos, parse_command, timeline_requested
 from .timeline import run_timelines
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="rs3d-predict", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--cfg", dest="cfg_file", default="", help="YAML config of the model (may use _BASE_)")
+
+EXAMPLES = ("rs3d-predict --cfg configs/k400_rs50.yaml video1.mp4 clips/ TEST.CHECKPOINT_FILE_PATH ckpt.pyth",
+            "rs3d-predict --cfg configs/k400_rs50.yaml TEST.CHECKPOINT_FILE_PATH ckpt.pyth -- GOPR0001.MP4",
+            "rs3d-predict --cfg configs/k400_rs50.yaml --window 4 --stride 1 long_video.mp4 "
+            "TEST.CHECKPOINT_FILE_PATH ckpt.pyth")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = command_parser("rs3d-predict", __doc__, examples=EXAMPLES, docs="docs/evaluation.md, docs/inference.md",
+                       videos=True, exit_statuses={1: "some video could not be decoded (listed; the others done)"})
     p.add_argument("--topk", type=int, default=5, help="classes to print per video")
     p.add_argument("--json", action="store_true", help="print one JSON list instead of text")
     add_timeline_options(p, window_required=False)  # --window SEC: a timeline instead of one label
-    p.add_argument("rest", nargs=argparse.REMAINDER,
-                   help="VIDEO|FOLDER ... [KEY VALUE ...] [-- VIDEO ...]")
     return p
 
 
 def _run(argv: Optional[Sequence[str]] = None) -> int:
-    argv, after = split_at_dashdash(sys.argv[1:] if argv is None else argv)
-    args = _parser().parse_args(argv)
-    tokens, opts = split_videos_and_overrides(list(args.rest) + ["--"] + after)
+    args = parse_command(build_parser(), argv, videos=True)
+    tokens, opts = args.videos, args.opts
     if not tokens:
         raise ConfigError("no video given (usage: rs3d-predict --cfg CONFIG VIDEO|FOLDER ... [KEY VALUE ...])")
     videos = expand_videos(tokens)

@@ -1,10 +1,10 @@
-"""``tools/submit.py``: submit a training run to SLURM through submitit, preemption-safe.
+"""``rs3d-submit``: submit a training run to SLURM through submitit, preemption-safe.
 
-    python tools/submit.py --cfg configs/k400_rs50.yaml --nodes 4 --gpus-per-node 8 \\
+    rs3d-submit --cfg configs/k400_rs50.yaml --nodes 4 --gpus-per-node 8 \\
         --partition gpu --time 3-00:00:00 --cpus-per-task 10 --mem 480G \\
         DATA.PATH_TO_DATA_DIR /data/k400 OUTPUT_DIR /shared/out/rs50
-    python tools/submit.py ... --dry-run     # print the job (resources, command, rendezvous, sbatch)
-    python tools/submit.py ... --cluster local --gpus-per-node 0 --wait   # the same job on this machine
+    rs3d-submit ... --dry-run     # print the job (resources, command, rendezvous, sbatch)
+    rs3d-submit ... --cluster local --gpus-per-node 0 --wait   # the same job on this machine
 
 One task per GPU; each runs ``rs3d.cluster.TrainJob`` (training in-process, env:// rendezvous from
 SLURM's variables). About ``--signal-delay`` seconds before the time limit SLURM sends USR2: every
@@ -20,14 +20,21 @@ import os
 import sys
 from typing import Optional, Sequence
 
+from rs3d import io
+from rs3d.cluster import JobSpec, TrainJob, build_executor, dry_run_text, parse_mem, parse_time
+from rs3d.config import check_data_dir, load_config
+from rs3d.errors import ConfigError
+
 from . import run_tool
+from .args import command_parser, parse_command
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="tools/submit.py", description=__doc__.splitlines()[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="KEY VALUE config overrides go after the options (or after --opts).")
-    p.add_argument("--cfg", dest="cfg_file", default="", help="YAML config (may use _BASE_)")
+    p = command_parser(
+        "rs3d-submit", __doc__, docs="docs/cluster.md",
+        examples=("rs3d-submit --cfg configs/k400_rs50.yaml --nodes 4 --gpus-per-node 8 --partition gpu "
+                  "DATA.PATH_TO_DATA_DIR /data/k400 OUTPUT_DIR /shared/out/rs50 --dry-run",),
+        exit_statuses={1: "with --wait: the job failed"})
     r = p.add_argument_group("resources")
     r.add_argument("--nodes", type=int, default=1)
     r.add_argument("--gpus-per-node", type=int, default=8, help="also the tasks per node (0: CPU job)")
@@ -53,16 +60,12 @@ def _parser() -> argparse.ArgumentParser:
                    help="local: submitit's LocalExecutor on this machine, one node")
     j.add_argument("--dry-run", action="store_true", help="print the job and submit nothing")
     j.add_argument("--wait", action="store_true", help="wait for the job to end; its status is ours")
-    p.add_argument("--opts", nargs=argparse.REMAINDER, default=[], help="KEY VALUE overrides")
-    p.add_argument("overrides", nargs=argparse.REMAINDER, help="KEY VALUE overrides")
     return p
 
 
 def _absolute_paths(cfg):
     """OUTPUT_DIR and DATA.PATH_TO_DATA_DIR made absolute (local ones), so that the job finds
     them whatever directory a requeued task starts in."""
-    from rs3d import io
-
     cfg = cfg.clone()
     cfg.defrost()
     for node, key in ((cfg, "OUTPUT_DIR"), (cfg.DATA, "PATH_TO_DATA_DIR")):
@@ -74,13 +77,8 @@ def _absolute_paths(cfg):
 
 
 def _run(argv: Optional[Sequence[str]] = None) -> int:
-    from rs3d import io
-    from rs3d.cluster import JobSpec, TrainJob, build_executor, dry_run_text, parse_mem, parse_time
-    from rs3d.config import check_data_dir, load_config
-    from rs3d.errors import ConfigError
-
-    args = _parser().parse_args(argv)
-    opts = [o for o in list(args.overrides or []) + list(args.opts or []) if o != "--opts"]
+    args = parse_command(_parser(), argv)
+    opts = args.opts
     for name in ("nodes", "max_requeues", "signal_delay"):
         if getattr(args, name) < (1 if name == "nodes" else 0):
             raise ConfigError(f"--{name.replace('_', '-')} must be >= {1 if name == 'nodes' else 0}")

@@ -15,17 +15,25 @@ import os
 import sys
 from typing import Optional, Sequence
 
-from rs3d.config import check_data_dir, load_config, parse_args
+from rs3d.config import check_data_dir, load_config
 from rs3d.engine.logs import setup_logging
 from rs3d.evaluation import run_test
 
 from . import run_tool
+from .args import command_parser, parse_command
+
+EXAMPLES = ("rs3d-test --cfg configs/k400_rs50.yaml OUTPUT_DIR out/rs50",
+            "rs3d-test --cfg configs/k400_rs50.yaml TEST.CHECKPOINT_FILE_PATH ckpt.pyth")
+
+
+def build_parser():
+    return command_parser("rs3d-test", __doc__, examples=EXAMPLES, docs="docs/evaluation.md")
 
 
 def _run(argv: Optional[Sequence[str]] = None) -> int:
-    args = parse_args(argv, description="rs3d multi-view test (30 views by default)")
+    args = parse_command(build_parser(), argv)
     setup_logging()
-    cfg = load_config(args)
+    cfg = load_config(args.cfg_file, args.opts)
     check_data_dir(cfg, [cfg.TEST.SPLIT])
     metrics = run_test(cfg)
     if int(os.environ.get("RANK", "0")) == 0:

@@ -30,17 +30,18 @@ from rs3d.errors import ConfigError
 from rs3d.inference.timeline import format_summary, run_timeline
 
 from . import run_tool
-from .args import add_timeline_options, expand_videos, split_at_dashdash, split_videos_and_overrides
+from .args import add_timeline_options, command_parser, expand_videos, parse_command
+
+EXAMPLES = ("rs3d-timeline --cfg configs/k400_rs50.yaml --window 2.56 --stride 1 match.mp4 "
+            "TEST.CHECKPOINT_FILE_PATH out/rs50/checkpoints/checkpoint_best.pyth",)
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="rs3d-timeline", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--cfg", dest="cfg_file", default="", help="YAML config of the model (may use _BASE_)")
+def build_parser() -> argparse.ArgumentParser:
+    p = command_parser("rs3d-timeline", __doc__, examples=EXAMPLES, docs="docs/inference.md", videos=True,
+                       exit_statuses={1: "some video could not be decoded (listed; the others done)"})
     p.add_argument("--topk", type=int, default=5, help="classes listed per window in the JSON")
     p.add_argument("--json", action="store_true", help="print the summaries as JSON")
     add_timeline_options(p)
-    p.add_argument("rest", nargs=argparse.REMAINDER, help="VIDEO|FOLDER ... [KEY VALUE ...] [-- VIDEO ...]")
     return p
 
 
@@ -60,9 +61,8 @@ def run_timelines(cfg, videos: Sequence[str], args, as_json: bool = False) -> in
 
 
 def _run(argv: Optional[Sequence[str]] = None) -> int:
-    argv, after = split_at_dashdash(sys.argv[1:] if argv is None else argv)
-    args = _parser().parse_args(argv)
-    tokens, opts = split_videos_and_overrides(list(args.rest) + ["--"] + after)
+    args = parse_command(build_parser(), argv, videos=True)
+    tokens, opts = args.videos, args.opts
     if not tokens:
         raise ConfigError("no video given (usage: rs3d-timeline --cfg CONFIG --window SEC VIDEO ... "
                           "[KEY VALUE ...])")

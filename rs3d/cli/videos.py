@@ -23,12 +23,12 @@ def is_video_name(path: Path) -> bool:
 
 
 def videos_in_folder(folder: Path) -> List[str]:
-    """The video files directly inside ``folder``, sorted by name; DataError if there are none.
+    """Every video file under ``folder``, subfolders included, sorted by path; DataError if none.
 
-    Subfolders are not searched, so what is predicted is what ``ls`` shows.
+    The one folder rule of every command (a Kinetics-style ``class/video.mp4`` tree is a folder of
+    videos too).
     """
-    found = sorted(str(p) for p in folder.iterdir() if p.is_file() and is_video_name(p))
+    found = sorted(str(p) for p in Path(folder).rglob("*") if p.is_file() and is_video_name(p))
     if not found:
-        raise DataError(f"{folder}: no video files in this folder (.mp4, .mov, .avi, .mkv, .webm, ...; "
-                        "subfolders are not searched)")
+        raise DataError(f"{folder}: no video files under this folder (.mp4, .mov, .avi, .mkv, .webm, ...)")
     return found

@@ -26,7 +26,7 @@ import argparse
 import json
 import os
 import sys
-from typing import List, Optional, Sequence
+from typing import Optional, Sequence
 
 from rs3d.config import load_config
 from rs3d.errors import ConfigError, DataError
@@ -34,32 +34,39 @@ from rs3d.evaluation.confusion import confusion_from_predictions, plot_confusion
 from rs3d.inference.gradcam import gradcam_videos
 
 from . import run_tool
-from .args import expand_videos, split_at_dashdash, split_videos_and_overrides
+from .args import OVERRIDES_HELP, add_shared_arguments, command_parser, expand_videos, parse_command
+
+EXAMPLES = ("rs3d-visualize gradcam --cfg configs/k400_rs50.yaml --gif video.mp4 TEST.CHECKPOINT_FILE_PATH ckpt.pyth",
+            "rs3d-visualize confusion out/rs50")
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="rs3d-visualize", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> tuple[argparse.ArgumentParser, dict]:
+    """The command's parser and its subcommands' parsers (each parsed by ``parse_command``)."""
+    p = command_parser("rs3d-visualize", __doc__, config=False, overrides=False, examples=EXAMPLES,
+                       docs="docs/inference.md",
+                       exit_statuses={1: "some video could not be decoded (listed; the others done)"})
     sub = p.add_subparsers(dest="command", required=True, metavar="{gradcam,confusion}")
-    g = sub.add_parser("gradcam", help="Grad-CAM of a video's centre clip")
-    g.add_argument("--cfg", dest="cfg_file", default="", help="YAML config of the model (may use _BASE_)")
+    g = sub.add_parser("gradcam", help="Grad-CAM of a video's centre clip",
+                       epilog=f"example: {EXAMPLES[0]}\n{OVERRIDES_HELP}",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_shared_arguments(g, videos=True)
     g.add_argument("--layer", default="res5", help="res2..res5 or a module name (e.g. layer3.1)")
     g.add_argument("--class", dest="class_spec", default=None, help="class name or index (default: predicted)")
     g.add_argument("--out", default="", help="output folder (default OUTPUT_DIR/gradcam)")
     g.add_argument("--gif", action="store_true", help="also write a GIF")
     g.add_argument("--no-mp4", action="store_true", help="do not write the MP4")
     g.add_argument("--fps", type=int, default=8, help="frame rate of the MP4/GIF")
-    g.add_argument("rest", nargs=argparse.REMAINDER, help="VIDEO|FOLDER ... [KEY VALUE ...] [-- VIDEO ...]")
-    c = sub.add_parser("confusion", help="confusion matrix and per-class accuracy of a test run")
+    c = sub.add_parser("confusion", help="confusion matrix and per-class accuracy of a test run",
+                       epilog=f"example: {EXAMPLES[1]}")
     c.add_argument("run", help="a test run's OUTPUT_DIR or its test_predictions.csv")
     c.add_argument("--out", default="", help="PNG to write (default: test_confusion_matrix.png beside the CSV)")
     c.add_argument("--classes", default="", help="classes.txt with the names (default: the CSV's names)")
     c.add_argument("--num-classes", type=int, default=0, help="classes of the model (default: from the CSV)")
-    return p
+    return p, {"gradcam": g, "confusion": c}
 
 
-def _gradcam(args, after: List[str]) -> int:
-    tokens, opts = split_videos_and_overrides(list(args.rest) + ["--"] + after)
+def _gradcam(args) -> int:
+    tokens, opts = args.videos, args.opts
     if not tokens:
         raise ConfigError("no video given (usage: rs3d-visualize gradcam --cfg CONFIG VIDEO ... [KEY VALUE ...])")
     videos = expand_videos(tokens)
@@ -96,13 +103,13 @@ def _confusion(args) -> int:
 
 
 def _run(argv: Optional[Sequence[str]] = None) -> int:
-    argv, after = split_at_dashdash(sys.argv[1:] if argv is None else argv)
-    args = _parser().parse_args(argv)
-    if args.command == "gradcam":
-        return _gradcam(args, after)
-    if after:
-        raise ConfigError("'--' is only for the videos of gradcam")
-    return _confusion(args)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser, commands = build_parser()
+    if not argv or argv[0] not in commands:
+        parser.parse_args(argv)  # --help, --version, or argparse's error naming the missing command
+        return 2
+    args = parse_command(commands[argv[0]], argv[1:], videos=argv[0] == "gradcam")
+    return _gradcam(args) if argv[0] == "gradcam" else _confusion(args)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

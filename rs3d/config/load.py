@@ -59,25 +59,12 @@ NON_NEGATIVE = ("TRAIN.EVAL_PERIOD", "TRAIN.CHECKPOINT_PERIOD_ITERS",
                 "TRAIN.LABEL_SMOOTHING")
 
 
-def parse_args(argv: Optional[Sequence[str]] = None, description: str = "rs3d") -> argparse.Namespace:
-    """``--cfg FILE [--opts] KEY VALUE ...``: overrides may trail the command or follow ``--opts``."""
-    p = argparse.ArgumentParser(
-        description=description,
-        epilog="Overrides: KEY VALUE pairs, e.g. SOLVER.BASE_LR 0.1 OUTPUT_DIR out/run1")
-    p.add_argument("--cfg", dest="cfg_file", default="", help="YAML config (may use _BASE_)")
-    p.add_argument("--opts", nargs=argparse.REMAINDER, default=[], help="KEY VALUE overrides")
-    p.add_argument("overrides", nargs=argparse.REMAINDER, help="KEY VALUE overrides")
-    args = p.parse_args(argv)
-    # "--cfg a.yaml K V --opts K2 V2" and "--cfg a.yaml --opts K V" both end up here.
-    args.opts = [o for o in list(args.overrides or []) + list(args.opts or []) if o != "--opts"]
-    return args
-
-
 def load_config(args_or_path=None, opts: Optional[Sequence[str]] = None, *,
                 splits: Optional[Iterable[str]] = None) -> CfgNode:
     """Defaults <- YAML file (with ``_BASE_``) <- ``KEY VALUE`` overrides, validated and frozen.
 
-    ``args_or_path``: a ``parse_args`` namespace, a YAML path, or None (defaults only).
+    ``args_or_path``: a YAML path, a namespace with ``cfg_file`` and ``opts`` (what
+    ``rs3d.cli.args.parse_command`` gives), or None (defaults only).
     ``splits``: CSV names (e.g. ``("train", "val")``) that must exist under
     ``DATA.PATH_TO_DATA_DIR``; None skips the data check (used to inspect configs without data).
     """

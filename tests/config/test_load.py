@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from rs3d.config import ConfigError, get_cfg, load_config, parse_args
+from rs3d.cli.args import parse_command
+from rs3d.cli.train import build_parser
+from rs3d.config import ConfigError, get_cfg, load_config
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -16,7 +18,9 @@ def test_base_inheritance_and_overrides(tmp_path):
     base.write_text("SOLVER:\n  BASE_LR: 0.4\n  MAX_EPOCH: 7\nMODEL:\n  NUM_CLASSES: 10\n")
     child = tmp_path / "child.yaml"
     child.write_text("_BASE_: base.yaml\nSOLVER:\n  MAX_EPOCH: 9\n")
-    args = parse_args(["--cfg", str(child), "MODEL.NUM_CLASSES", "12", "--opts", "SOLVER.BASE_LR", "1"])
+    # Overrides before the option, and after --opts (rs3d.cli.args, the convention of every command).
+    args = parse_command(build_parser(),
+                         ["MODEL.NUM_CLASSES", "12", "--cfg", str(child), "--opts", "SOLVER.BASE_LR", "1"])
     cfg = load_config(args)
     assert cfg.SOLVER.MAX_EPOCH == 9          # child wins over base
     assert cfg.MODEL.NUM_CLASSES == 12        # trailing KEY VALUE

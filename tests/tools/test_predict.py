@@ -115,16 +115,19 @@ def test_a_video_named_like_a_config_key_is_predicted(setup, tmp_path, capsys, m
     assert _one_error_line(capsys) == "error: GOPR0002.MP4: video not found"
 
 
-def test_a_folder_stands_for_its_videos_sorted(setup, tmp_path, capsys):
+def test_a_folder_stands_for_every_video_under_it_sorted_by_path(setup, tmp_path, capsys):
+    # The one folder rule of every command (rs3d.cli.videos): subfolders included, as for a
+    # Kinetics-style class/video.mp4 tree; options may follow the videos.
     folder = tmp_path / "clips"
     (folder / "sub").mkdir(parents=True)
     shutil.copy(setup["videos"][1], folder / "b clip.MP4")
     shutil.copy(setup["videos"][0], folder / "a.mp4")
-    shutil.copy(setup["videos"][2], folder / "sub" / "c.mp4")  # subfolders are not searched
+    shutil.copy(setup["videos"][2], folder / "sub" / "c.mp4")
     (folder / "notes.txt").write_text("not a video")
-    assert load_tool("predict").main(["--json", str(folder), setup["videos"][2]] + setup["opts"]) == 0
+    assert load_tool("predict").main([str(folder), setup["videos"][2], "--json"] + setup["opts"]) == 0
     preds = json.loads(capsys.readouterr().out)
-    assert [p["path"] for p in preds] == [str(folder / "a.mp4"), str(folder / "b clip.MP4"), setup["videos"][2]]
+    assert [p["path"] for p in preds] == [str(folder / "a.mp4"), str(folder / "b clip.MP4"),
+                                          str(folder / "sub" / "c.mp4"), setup["videos"][2]]
     assert all(p["error"] == "" and len(p["top"]) == 3 for p in preds)
 
 
