@@ -17,8 +17,8 @@ Videos and ``KEY VALUE`` config overrides after the options are told apart so th
 ever read as a key:
 
 - every token after ``--`` is a video; every token after ``--opts`` is an override;
-- a path that exists is a video, whatever its name looks like; a folder stands for the video files
-  directly inside it (``rs3d.cli.videos``);
+- a path that exists is a video, whatever its name looks like; a folder stands for every video
+  file under it (``rs3d.cli.videos``);
 - any other token shaped like a config key (``TEST.USE_EMA``) starts an override and takes the next
   token as its value; anything else is a video.
 

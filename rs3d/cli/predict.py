@@ -13,8 +13,8 @@ segments printed (see ``rs3d-timeline``, the same mode as its own command).
 ``KEY VALUE`` config overrides, told apart so that no file name is ever read as a key:
 
 - every token after ``--`` is a video; every token after ``--opts`` is an override;
-- a path that exists is a video, whatever its name looks like; a folder stands for the video files
-  directly inside it (sorted by name; a folder with none is refused);
+- a path that exists is a video, whatever its name looks like; a folder stands for every video file
+  under it, subfolders included (sorted by path; a folder with none is refused);
 - any other token shaped like a config key (``TEST.USE_EMA``) starts an override and takes the next
   token as its value; anything else is a video.
 

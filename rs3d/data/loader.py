@@ -19,7 +19,7 @@ from .balance import balanced_order, class_balanced_weights
 from .csv import DataError, read_classes, read_video_list
 from .decode import backend_unavailable
 from .flip import flip_label_map, flip_warning
-from .kinetics import TestDataset, TrainDataset, ValDataset
+from .datasets import TestDataset, TrainDataset, ValDataset
 from .temporal import SAMPLING_MODES, TemporalSampling
 
 logger = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ class TrainSampler(Sampler):
     (:func:`rs3d.data.balance.class_balanced_weights`) the order is a seeded draw with
     replacement in proportion to them instead of a permutation; the rest is the same.
 
-    ``clips_per_video`` N > 1 (each item gives N clips, :class:`rs3d.data.kinetics.TrainDataset`):
+    ``clips_per_video`` N > 1 (each item gives N clips, :class:`rs3d.data.datasets.TrainDataset`):
     an epoch keeps its number of clips, so it takes ``size // N`` videos: the order of round
     ``epoch // N`` (seeded by ``seed + epoch // N``) cut into N parts, epoch ``e`` taking part
     ``e % N``. Every N epochs each video is decoded once and gives N clips, the clips per video of

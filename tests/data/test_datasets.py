@@ -7,9 +7,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rs3d.data import build_dataset, decode as D, kinetics, num_views, prepare_views, views_of
+from rs3d.data import build_dataset, datasets, decode as D, num_views, prepare_views, views_of
 from rs3d.data.csv import VideoRecord
-from rs3d.data.kinetics import TestDataset, TrainDataset, ValDataset
+from rs3d.data.datasets import TestDataset, TrainDataset, ValDataset
 
 BACKENDS = ["decord", "pyav"]
 
@@ -32,7 +32,7 @@ def assert_close_uint8(a, b):
 
 @pytest.fixture(autouse=True)
 def _fresh_warnings():
-    kinetics._warned.clear()
+    datasets._warned.clear()
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -120,8 +120,8 @@ def test_train_clip_matches_hand_computed_crop(real_videos):
     """Replay the draws of key (seed, epoch, index, retry) and crop/resize the reference by hand."""
     ds = TrainDataset([VideoRecord(str(real_videos["carphone"]), 0)], 4, 3, 40, seed=11)
     clip = ds[(2, 0)]["clip"]
-    start = D.random_clip_start(120, 4, 3, kinetics._rng(11, 2, 0, 0, 0))
-    rng = kinetics._rng(11, 2, 0, 0, 1)
+    start = D.random_clip_start(120, 4, 3, datasets._rng(11, 2, 0, 0, 0))
+    rng = datasets._rng(11, 2, 0, 0, 1)
     from rs3d.data.transforms import sample_area_box
     top, left, h, w = sample_area_box(144, 176, rng)
     flip = rng.random() < 0.5
@@ -136,7 +136,7 @@ def test_train_replaces_broken_videos_counts_and_logs_once(broken_videos, synthe
     bad = [VideoRecord(str(broken_videos[k]), 0) for k in
            ("missing", "empty", "truncated", "not_a_video", "audio_only")]
     ds = TrainDataset(bad + good, 4, 2, 32, seed=0, max_retries=50)
-    with caplog.at_level(logging.WARNING, logger="rs3d.data.kinetics"):
+    with caplog.at_level(logging.WARNING, logger="rs3d.data.datasets"):
         for epoch in range(3):
             for i in range(len(bad)):
                 item = ds[(epoch, i)]

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from rs3d.data import build_dataset
+from rs3d.data.datasets import TrainDataset
 from rs3d.data.flip import auto_pairs, flip_label_map, flip_warning, is_mirror_sensitive, parse_pairs
-from rs3d.data.kinetics import TrainDataset
 from rs3d.errors import ConfigError, DataError
 
 SSV2_LIKE = [
@@ -110,7 +110,7 @@ def test_a_label_outside_the_class_list_names_the_file(tmp_path, synthetic_datas
 
 
 def test_a_flipped_multi_hot_label_moves_every_class_to_its_mirror():
-    from rs3d.data.kinetics import _flip_label
+    from rs3d.data.datasets import _flip_label
 
     label = torch.tensor([True, False, False, True])
     assert _flip_label(label, [1, 0, 2, 3]).tolist() == [False, True, False, True]

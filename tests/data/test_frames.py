@@ -9,10 +9,10 @@ import pytest
 import torch
 from PIL import Image
 
-from rs3d.data import build_dataset, kinetics
+from rs3d.data import build_dataset, datasets
 from rs3d.data.csv import VideoRecord
+from rs3d.data.datasets import TestDataset, TrainDataset, ValDataset
 from rs3d.data.frames import list_frames, read_frame_folder
-from rs3d.data.kinetics import TestDataset, TrainDataset, ValDataset
 from rs3d.data.temporal import TemporalSampling
 from rs3d.errors import DecodeError
 
@@ -21,7 +21,7 @@ CARPHONE_FPS = 30000 / 1001
 
 @pytest.fixture(autouse=True)
 def _fresh_warnings():
-    kinetics._warned.clear()
+    datasets._warned.clear()
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +87,7 @@ def test_a_gap_breaks_the_folder_with_one_line_naming_it(carphone_frames, tmp_pa
         list_frames(str(gap))
     good = [VideoRecord(str(carphone_frames), 0)]
     ds = TrainDataset([VideoRecord(str(gap), 1)] + good, 4, 2, 32, seed=0)
-    with caplog.at_level(logging.WARNING, logger="rs3d.data.kinetics"):
+    with caplog.at_level(logging.WARNING, logger="rs3d.data.datasets"):
         items = [ds[(e, 0)] for e in range(3)]
     assert all(it["skipped"] >= 1 and it["index"] == 1 and it["label"] == 0 for it in items)
     lines = [r.getMessage() for r in caplog.records]

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from rs3d.data import TrainSampler, build_dataset, build_loader, set_epoch
-from rs3d.data import kinetics
+from rs3d.data import datasets
 from rs3d.errors import ConfigError
 
 
@@ -44,8 +44,8 @@ def test_n_clips_come_from_one_decode_with_their_own_crops_flips_and_labels(data
     data_cfg.DATA.FLIP_LABEL_MAP = "0:1"
     ds = build_dataset(data_cfg, "train", "train")
     calls = []
-    real = kinetics.D.read_frames
-    monkeypatch.setattr(kinetics.D, "read_frames", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
+    real = datasets.D.read_frames
+    monkeypatch.setattr(datasets.D, "read_frames", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
     seen_flip = set()
     for index in range(6):
         key = (data_cfg.RNG_SEED, 0, index, 0)
@@ -123,7 +123,7 @@ def test_crops_cut_by_ffmpeg_use_the_same_boxes_and_flips(data_cfg, monkeypatch)
     data_cfg.DATA.TRAIN_CROP_IN_DECODER = True
     ffmpeg_path = build_dataset(data_cfg, "train", "train")
     torch_boxes, reads = [], []
-    real_crop, real_read = T.crop_resize_flip, kinetics.D.read_frames
+    real_crop, real_read = T.crop_resize_flip, datasets.D.read_frames
     monkeypatch.setattr(T, "crop_resize_flip", lambda f, box, *a: torch_boxes.append(box) or real_crop(f, box, *a))
 
     def recording(path, index_fn, *a, crop=None, **k):
@@ -132,7 +132,7 @@ def test_crops_cut_by_ffmpeg_use_the_same_boxes_and_flips(data_cfg, monkeypatch)
             reads.append((path, out[1], crop, crop.boxes(0, 0)))  # drawn once: the boxes FFmpeg cut
         return out
 
-    monkeypatch.setattr(kinetics.D, "read_frames", recording)
+    monkeypatch.setattr(datasets.D, "read_frames", recording)
     for index in range(4):
         key = (0, 1, index, 0)
         path = torch_path.records[index].path

@@ -8,7 +8,7 @@ import torch
 from rs3d.config import get_cfg
 from rs3d.data import decode as D
 from rs3d.data.csv import VideoRecord
-from rs3d.data.kinetics import TestDataset
+from rs3d.data.datasets import TestDataset
 from rs3d.data.loader import temporal_sampling
 from rs3d.data.temporal import (TemporalSampling, clip_offsets, segment_train, segment_view, stride_at,
                                 timed_starts)

@@ -1,5 +1,5 @@
-"""Kinetics-style datasets: a list of (video, label) served as training clips, a validation clip or
-all test views of a video.
+"""The datasets of every video list (Kinetics-style ``path label`` lists, whatever the source): a
+list of (video, label) served as training clips, a validation clip or all test views of a video.
 
 Randomness in training is drawn from generators seeded by ``(seed, epoch, index, retry)`` only, never
 from global state, so a batch is the same whatever the number of workers and after a restart.
@@ -8,6 +8,7 @@ list entry may be a video file or a frame folder (:mod:`rs3d.data.frames`), read
 """
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from typing import List, Optional, Sequence, Tuple, Union
@@ -157,6 +158,12 @@ class TrainDataset(_VideoDataset):
     def _label(self, label, flipped: bool):
         return _flip_label(label, self.flip_label_map) if flipped and self.flip_label_map is not None else label
 
+    def _train_indices(self, length: int, fps, *, key: Tuple[int, ...], repeats: int) -> np.ndarray:
+        """The training clip's frame indices, drawn from a fresh generator of ``key`` (a re-sample
+        after a length correction draws the same way); ``repeats`` > 0: that many runs of them."""
+        idx = self.sampling.train(length, fps, _rng(*key, 0))
+        return np.tile(idx, repeats) if repeats else idx
+
     def load_clip(self, path: str, *key: int, with_flip: bool = False):
         """The clip of ``path`` for random key ``key`` = (seed, epoch, index, retry); with
         ``with_flip`` also whether it was flipped. With ``clips_per_video`` N > 1: ``[N, 3, T, S, S]``
@@ -175,14 +182,11 @@ class TrainDataset(_VideoDataset):
                 drawn.append((box, bool(self.random_flip and rng_space.random() < 0.5)))
             return [b for b, _ in drawn]
 
-        def pick(length: int, fps) -> np.ndarray:
-            # A fresh generator per call: a re-sample after a length correction draws the same way.
-            idx = self.sampling.train(length, fps, _rng(*key, 0))
-            return np.tile(idx, n) if crop is not None else idx  # FFmpeg: one run of frames per box
-
         crop = None
         if self.crop_in_decoder and not os.path.isdir(path):
             crop = D.CropScale(draw, self.crop_size, self.num_frames)
+        # Cropped by FFmpeg: one run of the clip's frames per box, so the indices are repeated.
+        pick = functools.partial(self._train_indices, key=key, repeats=n if crop is not None else 0)
         frames, _, _ = self._read(path, pick, crop)
         if crop is not None:
             t = self.num_frames
