@@ -136,7 +136,7 @@ def test_an_empty_folder_is_refused_with_the_reason(setup, tmp_path, capsys):
     (tmp_path / "empty" / "notes.txt").write_text("not a video")
     assert load_tool("predict").main([setup["videos"][0], str(tmp_path / "empty")] + setup["opts"]) == 2
     line = _one_error_line(capsys)
-    assert line.startswith(f"error: {tmp_path / 'empty'}: no video files in this folder")
+    assert line.startswith(f"error: {tmp_path / 'empty'}: no video files under this folder")
 
 
 def test_missing_videos_are_all_named_before_any_work(setup, tmp_path, capsys):
