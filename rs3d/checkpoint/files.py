@@ -24,7 +24,6 @@ import torch
 from .. import io
 from ..errors import CheckpointError
 
-
 _NAME_RE = re.compile(r"checkpoint_epoch_(\d+)(?:_step_(\d+))?\.pyth$")
 
 

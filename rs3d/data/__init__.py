@@ -5,8 +5,8 @@ plain arguments and can be used on its own.
 """
 from .class_names import class_names_for, kinetics400_class_names
 from .csv import DataError, VideoRecord, read_classes, read_video_list
-from .decode import DecodeError, read_frames
 from .datasets import TestDataset, TrainDataset, ValDataset, num_views, prepare_views, views_of
+from .decode import DecodeError, read_frames
 from .loader import ShardSampler, TrainSampler, build_dataset, build_loader, set_epoch
 from .transforms import to_model_input
 

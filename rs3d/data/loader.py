@@ -17,9 +17,9 @@ from ..device import default_device_name
 from ..errors import ConfigError
 from .balance import balanced_order, class_balanced_weights
 from .csv import DataError, read_classes, read_video_list
+from .datasets import TestDataset, TrainDataset, ValDataset
 from .decode import backend_unavailable
 from .flip import flip_label_map, flip_warning
-from .datasets import TestDataset, TrainDataset, ValDataset
 from .temporal import SAMPLING_MODES, TemporalSampling
 
 logger = logging.getLogger(__name__)

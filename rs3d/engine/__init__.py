@@ -1,1 +1,3 @@
-"""Training and evaluation engine: schedule, optimizer, EMA, checkpoints, the training loop."""
+"""Training: the state a run carries, the loop, validation, checkpoint writing, EMA, optimizer, schedule,
+precision, metrics and the distributed helpers. Checkpoint files are :mod:`rs3d.checkpoint`'s; the test
+of a trained model is :mod:`rs3d.evaluation`'s."""

@@ -16,8 +16,8 @@ import torch
 from torch import nn
 
 from rs3d.engine import distributed as dist_utils
-from rs3d.engine.rng import get_rng_state
 from rs3d.engine.ema import ModelEma
+from rs3d.engine.rng import get_rng_state
 
 
 @dataclass

@@ -12,7 +12,8 @@ from typing import Sequence
 
 import torch
 
-from ..data import num_views as views_in, prepare_views, to_model_input, views_of
+from ..data import num_views as views_in
+from ..data import prepare_views, to_model_input, views_of
 from ..engine import distributed as du
 from ..engine.metrics import aggregate_views
 from ..engine.precision import autocast
