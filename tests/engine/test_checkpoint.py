@@ -202,6 +202,10 @@ def test_train_state_reads_older_checkpoints():
     assert b.best_metric is None and b.best_metric_name is None and b.sums == EpochSums() and b.rng == []
     assert torch.equal(b.ema.module[0].weight, src.model[0].weight)
     assert "epoch_progress" not in b.state_dict()  # only a mid-epoch position carries sums
+    # A validated run of that time: its best_top1 (mAP on multi-label data) is the best so far,
+    # under no name (the file does not say which figure it was).
+    b.load_state_dict({**old, "best_top1": 41.5})
+    assert (b.best_metric, b.best_metric_name) == (41.5, None)
 
 
 def test_checkpointer_writes_at_the_position_and_prunes(tmp_path):
