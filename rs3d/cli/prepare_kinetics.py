@@ -7,7 +7,6 @@
     rs3d-prepare-kinetics /data/kinetics400 --out datasets/k400_256_15fps --short-side 256 \\
         --fps 15 --gop 16 --tune fastdecode      # h264, 26% smaller; train with DATA.TARGET_FPS 30
 
-(``python tools/prepare_kinetics.py ...`` is the same command.)
 ROOT is either ``ROOT/<split>/<class>/<video>`` (splits named by --splits) or a single split
 ``ROOT/<class>/<video>`` (named by --split). Writes ``OUT/{split}.csv`` (``path label``),
 ``OUT/classes.txt`` (sorted class folder names of the first split; line i = label i) and
@@ -23,7 +22,8 @@ frame at 30 fps then reads every stored frame, as long as it samples by time
 (``DATA.TARGET_FPS 30``), so that a clip still lasts as many seconds. ``--tune fastdecode``
 (x264 without CABAC and deblocking) decodes about 1.7x faster for about 10% more disk; a keyframe
 every ``--gop`` stored frames bounds what a clip decodes before its first frame.
-``OUT/storage.json`` records the options.
+``OUT/storage.json`` records the options. The checking and re-encoding are
+:mod:`rs3d.data.storage`.
 """
 from __future__ import annotations
 
@@ -35,10 +35,10 @@ import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
-from fractions import Fraction
 from pathlib import Path
 from typing import Optional, Sequence
 
+from rs3d.data.storage import CODECS, Storage, prepare_video
 from rs3d.errors import DataError
 
 from . import run_tool
@@ -64,168 +64,14 @@ def find_videos(root: Path, splits, single_split: str):
     return found, classes or []
 
 
-def check_video(path: str, full: bool = False, backend: str = "pyav", timeout_s: float = 120):
-    """'' if the video decodes, else the reason."""
-    import numpy as np
-
-    from rs3d.data.decode import DecodeError, read_frames
-
-    try:
-        if full:
-            fn = lambda n: np.arange(n)  # noqa: E731
-        else:
-            fn = lambda n: np.unique([0, n // 2, n - 1])  # noqa: E731
-        read_frames(path, fn, backend=backend, timeout_s=timeout_s)
-        return ""
-    except DecodeError as e:
-        return str(e)
-    except Exception as e:  # any decoder surprise is a broken file, not a crash of the tool
-        return f"{type(e).__name__}: {e}"
-
-
-@dataclasses.dataclass(frozen=True)
-class Storage:
-    """How re-encoded copies are stored: what trades disk space against decoding cost per clip.
-
-    ``short_side`` 0 keeps the size; ``fps`` 0 keeps the rate (a rate above the source's is never
-    used: frames are not invented); ``gop`` is the keyframe interval in stored frames (a clip
-    decodes from the keyframe at or before its first frame); ``tune`` "fastdecode" makes x264
-    leave out CABAC and the deblocking filter (cheaper to decode, larger files).
-    """
-
-    short_side: int = 0
-    fps: float = 0.0
-    gop: int = 32
-    codec: str = "h264"
-    crf: int = 23
-    preset: str = "veryfast"
-    tune: str = ""
-    bframes: int = -1  # -1: the encoder's default
-
-    def __post_init__(self):
-        if self.codec not in CODECS:
-            raise DataError(f"--codec must be one of {', '.join(CODECS)}; got {self.codec!r}")
-        if self.short_side < 0 or self.fps < 0 or self.gop < 1:
-            raise DataError(f"--short-side and --fps must be >= 0 and --gop >= 1; got "
-                            f"{self.short_side}, {self.fps:g}, {self.gop}")
-        if self.tune and self.codec not in ("h264", "hevc"):
-            raise DataError(f"--tune applies to h264 and hevc, not {self.codec}")
-
-    def encoder_options(self) -> dict:
-        encoder, _ = CODECS[self.codec]
-        if encoder in ("libx264", "libx265"):
-            opts = {"crf": str(self.crf), "preset": self.preset, "g": str(self.gop)}
-            if self.tune:
-                opts["tune"] = self.tune
-            if self.bframes >= 0:
-                opts["bf"] = str(self.bframes)
-            if encoder == "libx265":  # keyframes exactly every gop frames; quiet log
-                opts["x265-params"] = f"keyint={self.gop}:min-keyint={self.gop}:log-level=error"
-            return opts
-        # mpeg4 (part 2): a constant quantiser (2-31, lower is better), --crf mapped onto it
-        q = str(quantiser(self.crf))
-        opts = {"qmin": q, "qmax": q, "g": str(self.gop)}
-        if self.bframes >= 0:
-            opts["bf"] = str(self.bframes)
-        return opts
-
-
-def quantiser(crf: int) -> int:
-    """The mpeg4 quantiser that --crf stands for (crf 23 -> 4, 18 -> 3, 28 -> 5)."""
-    return max(2, min(31, round(crf / 5.5)))
-
-
-# --codec name -> (PyAV encoder, pixel format). Measured (BENCHMARKS.md): mpeg4 decodes fastest,
-# hevc is smallest and slowest; MJPEG (every frame a keyframe) lost on size and speed to both.
-CODECS = {"h264": ("libx264", "yuv420p"), "hevc": ("libx265", "yuv420p"),
-          "mpeg4": ("mpeg4", "yuv420p")}
-
-
-def _frame_time(frame, stream, i: int) -> Fraction:
-    if frame.pts is None or frame.time_base is None:
-        return Fraction(i) / Fraction(stream.average_rate or 30)
-    return Fraction(frame.pts) * Fraction(frame.time_base)
-
-
-def _timed(frames, stream):
-    """``(seconds since the first frame, frame)`` of each decoded frame."""
-    first = None
-    for i, f in enumerate(frames):
-        t = _frame_time(f, stream, i)
-        first = t if first is None else first
-        yield t - first, f
-
-
-def frames_at_rate(frames, fps: Fraction):
-    """The source frames shown at ``fps``: output frame ``k`` is the source frame nearest in time
-    to ``k / fps`` (ffmpeg's ``fps`` filter, rounding to nearest). ``frames`` yields
-    ``(time in seconds from the first frame, frame)``."""
-    k, prev = 0, None
-    for t, frame in frames:
-        if prev is not None:
-            middle = (prev[0] + t) / 2
-            while Fraction(k) / fps < middle:
-                yield prev[1]
-                k += 1
-        prev = (t, frame)
-    if prev is not None:
-        while Fraction(k) / fps <= prev[0]:
-            yield prev[1]
-            k += 1
-
-
-def reencode(src: str, dst: str, short_side: int = 0, crf: int = 23,
-             storage: Optional[Storage] = None) -> None:
-    """Re-encode ``src`` to ``dst`` as ``storage`` says (short side resized, never enlarged; frame
-    rate lowered, never raised; constant frame rate; no audio)."""
-    import av
-
-    storage = storage or Storage(short_side=short_side, crf=crf)
-    encoder, pix_fmt = CODECS[storage.codec]
-    Path(dst).parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst + ".part" + Path(dst).suffix
-    with av.open(src) as inp, av.open(tmp, "w") as out:
-        vin = inp.streams.video[0]
-        vin.thread_type = "AUTO"
-        w, h = vin.codec_context.width, vin.codec_context.height
-        scale = min(1.0, storage.short_side / min(w, h)) if storage.short_side else 1.0
-        ow, oh = max(2, int(round(w * scale / 2)) * 2), max(2, int(round(h * scale / 2)) * 2)
-        src_rate = Fraction(vin.average_rate or 30)
-        rate = src_rate
-        if storage.fps and Fraction(storage.fps).limit_denominator(1001) < src_rate:
-            rate = Fraction(storage.fps).limit_denominator(1001)
-        vout = out.add_stream(encoder, rate=rate)
-        vout.width, vout.height, vout.pix_fmt = ow, oh, pix_fmt
-        vout.options = storage.encoder_options()
-        time_base = Fraction(1, 1) / rate
-        frames = inp.decode(vin)
-        if rate != src_rate:
-            frames = frames_at_rate(_timed(frames, vin), rate)
-        for i, frame in enumerate(frames):
-            frame = frame.reformat(width=ow, height=oh, format=pix_fmt)
-            frame.pts, frame.time_base = i, time_base  # constant frame rate, as decoders count
-            for packet in vout.encode(frame):
-                out.mux(packet)
-        for packet in vout.encode():
-            out.mux(packet)
-    os.replace(tmp, dst)
-
-
 def _work(job):
     src, dst, storage, full, backend = job
-    reason = check_video(src, full, backend)
-    if reason or not dst:
-        return src, dst, reason
-    try:
-        reencode(src, dst, storage=storage)
-    except Exception as e:
-        return src, dst, f"re-encoding failed: {type(e).__name__}: {e}"
-    reason = check_video(dst, full, backend)
-    return src, dst, (f"re-encoded copy does not decode: {reason}" if reason else "")
+    return src, dst, prepare_video(src, dst, storage, full, backend)
 
 
 def _run(argv: Optional[Sequence[str]] = None) -> int:
-    p = argparse.ArgumentParser(prog="rs3d-prepare-kinetics", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="rs3d-prepare-kinetics", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("root", help="ROOT/<split>/<class>/<video> or ROOT/<class>/<video>")
     p.add_argument("--out", required=True, help="folder for the CSVs, classes.txt, report (and videos)")
     p.add_argument("--splits", nargs="+", default=["train", "val", "test"])

@@ -2,9 +2,9 @@
 
 Time-based sampling (``DATA.TARGET_FPS``) needs the rate of every video it reads, and the
 own-dataset recipe the durations of a sample of them. The rate is the stream's average frame rate
-(what PySlowFast reads), of the stream ffmpeg would pick (the largest picture that is not an
-attached cover). A loader worker meets the same files every epoch, so the answer is kept per file
-(path, size, modification time).
+(what PySlowFast reads) of the stream ffmpeg picks, the one every reader of :mod:`rs3d.data.video`
+decodes. A loader worker meets the same files every epoch, so the answer is kept per file (path,
+size, modification time).
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import os
 from typing import Tuple
 
 from ..errors import DecodeError
+from .video.container import frame_rate, open_video
 
 
 def video_fps(path: str) -> float:
@@ -29,34 +30,12 @@ def video_timing(path: str) -> Tuple[float, float]:
     return _timing_cached(path, st.st_size, st.st_mtime_ns)
 
 
-def _picked_stream(container):
-    import av
-
-    attached = int(av.stream.Disposition.attached_pic)
-    best, best_area = None, -1
-    for s in container.streams.video:
-        if int(s.disposition) & attached:
-            continue
-        area = (s.codec_context.width or 0) * (s.codec_context.height or 0)
-        if area > best_area:
-            best, best_area = s, area
-    return best
-
-
 @functools.lru_cache(maxsize=1 << 17)
 def _timing_cached(path: str, size: int, mtime_ns: int) -> Tuple[float, float]:
-    import av
-
+    container, stream = open_video(path, threads=1)
     try:
-        container = av.open(path)
-    except Exception as e:
-        raise DecodeError(f"cannot open: {str(e).splitlines()[0][:200] if str(e) else type(e).__name__}") from None
-    try:
-        stream = _picked_stream(container)
-        if stream is None:
-            raise DecodeError("no video stream")
-        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-        if not rate or rate <= 0:
+        rate = frame_rate(stream)
+        if not rate:
             raise DecodeError("frame rate unknown (DATA.TARGET_FPS needs it)")
         if stream.duration and stream.time_base:
             seconds = float(stream.duration * stream.time_base)
@@ -66,6 +45,6 @@ def _timing_cached(path: str, size: int, mtime_ns: int) -> Tuple[float, float]:
             seconds = stream.frames / float(rate)
         else:
             seconds = 0.0
-        return float(rate), seconds
+        return rate, seconds
     finally:
         container.close()

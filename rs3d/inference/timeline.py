@@ -2,7 +2,7 @@
 
 Flow of :func:`sliding_window_scores`::
 
-    PyAV, one sequential pass --frame i--> kept only if an open window samples it
+    FrameStream, one sequential pass --frame i (as shown)--> kept only if an open window samples it
         --resized (short side = crop size) and cropped at once--> crops buffer
     window k: frames [round(k * stride * fps), + window * fps), ``num_frames`` of them evenly
         spaced (at the default window = num_frames * sampling_rate / fps: the training stride)
@@ -31,13 +31,14 @@ import os
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, Iterator, List, Optional, Sequence
 
 import numpy as np
 import torch
 
 from rs3d.data import class_names_for, to_model_input
 from rs3d.data import transforms as T
+from rs3d.data.video.sequential import FrameStream
 from rs3d.engine.precision import autocast
 
 from ..errors import ConfigError, DataError, DecodeError
@@ -137,28 +138,6 @@ def top_segments(segs: Sequence[dict], k: int = 5) -> List[dict]:
 
 
 # ----------------------------------------------------------------------------- streaming decode
-def _open(path: str):
-    import av
-
-    if not os.path.isfile(path):
-        raise DecodeError(f"{path}: file not found")
-    try:
-        container = av.open(path)
-    except Exception as e:
-        raise DecodeError(f"{path}: cannot open: {str(e).splitlines()[0][:200]}") from None
-    if not container.streams.video:
-        container.close()
-        raise DecodeError(f"{path}: no video stream")
-    stream = container.streams.video[0]
-    stream.thread_type = "AUTO"
-    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-    fps = float(rate) if rate else 0.0
-    if not fps > 0:
-        container.close()
-        raise DecodeError(f"{path}: the frame rate is unknown")
-    return container, stream, fps
-
-
 @dataclass
 class TimelineScores:
     """What :func:`sliding_window_scores` computed for one video."""
@@ -182,6 +161,122 @@ class TimelineScores:
         return [w.times(self.fps)["center_s"] for w in self.windows]
 
 
+class _OpenWindows:
+    """The windows started and not yet complete, opened lazily as frames arrive, in start order."""
+
+    def __init__(self, span: int, step: float, num_frames: int):
+        self.span, self.step, self.num_frames = span, step, num_frames
+        self.open: deque = deque()
+        self.next_k = 0
+
+    def advance(self, i: int) -> None:
+        """Open every window that starts at or before frame ``i``."""
+        while True:
+            w = make_window(self.next_k, self.span, self.step, self.num_frames)
+            if w.start > i:
+                return
+            self.open.append(w)
+            self.next_k += 1
+
+    def samples(self, i: int) -> bool:
+        return any(i in w.indices for w in self.open)
+
+    def complete(self, i: int) -> Iterator[Window]:
+        """Close the windows whose last frame is ``i`` or earlier, one at a time (lazily: the
+        caller takes each one's frames before the next is closed)."""
+        while self.open and self.open[0].start + self.span - 1 <= i:
+            yield self.open.popleft()
+
+    def first_needed(self, i: int) -> int:
+        """The first frame an open window (or, with none open, a later one) may still need."""
+        return self.open[0].start if self.open else i + 1
+
+
+class _CropBuffer:
+    """The frames open windows sample, resized and cropped in chunks of ``chunk`` as the test cuts
+    them (uint8 ``[num_crops, 3, S, S]`` per frame); dropped once no window needs them."""
+
+    def __init__(self, crop_size: int, num_crops: int, chunk: int):
+        self.crop_size, self.num_crops, self.chunk = crop_size, num_crops, chunk
+        self.crops: Dict[int, torch.Tensor] = {}
+        self.pending: List[tuple] = []  # (index, rgb ndarray) decoded, not yet resized
+
+    def add(self, i: int, rgb: np.ndarray) -> None:
+        self.pending.append((i, rgb))
+        if len(self.pending) >= self.chunk:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        frames = torch.from_numpy(np.stack([f for _, f in self.pending]))  # [n, H, W, 3]
+        cut = T.short_side_crops(frames, self.crop_size, self.num_crops)     # [K, 3, n, S, S]
+        for j, (i, _) in enumerate(self.pending):
+            self.crops[i] = cut[:, :, j].clone()
+        self.pending.clear()
+
+    def clip(self, w: Window) -> torch.Tensor:
+        """The crops of window ``w``: ``[K, 3, T, S, S]``."""
+        self.flush()
+        return torch.stack([self.crops[j] for j in w.indices], dim=2)
+
+    def drop_before(self, keep: int) -> None:
+        for j in [j for j in self.crops if j < keep]:
+            del self.crops[j]
+
+    def __len__(self) -> int:
+        return len(self.crops) + len(self.pending)
+
+
+class _BatchScorer:
+    """Clips run through the model ``batch_size`` at a time; softmax averaged over the crops."""
+
+    def __init__(self, model, mean, std, num_crops: int, batch_size: int, device: torch.device,
+                 amp_dtype: torch.dtype):
+        self.model, self.mean, self.std = model, mean, std
+        self.num_crops, self.batch_size, self.device, self.amp_dtype = num_crops, batch_size, device, amp_dtype
+        self.batch: List[torch.Tensor] = []
+        self.results: List[torch.Tensor] = []
+
+    def add(self, clip: torch.Tensor) -> None:
+        self.batch.append(clip)
+        if len(self.batch) >= self.batch_size:
+            self.run()
+
+    def run(self) -> None:
+        if not self.batch:
+            return
+        clips = torch.stack(self.batch).to(self.device)                   # [B, K, 3, T, S, S]
+        x = to_model_input(clips.flatten(0, 1), self.mean, self.std)
+        with autocast(self.device, self.amp_dtype):
+            logits = self.model(x)
+        probs = logits.float().softmax(dim=1).view(clips.shape[0], self.num_crops, -1).mean(1)
+        self.results.append(probs.double().cpu())
+        self.batch.clear()
+
+    def scores(self) -> np.ndarray:
+        self.run()
+        return torch.cat(self.results).numpy()
+
+
+class _Progress:
+    """A log line every ``every_s`` seconds: video time done, windows, decoding rate, ETA."""
+
+    def __init__(self, path: str, fps: float, expected: int, every_s: float):
+        self.path, self.fps, self.expected, self.every_s = path, fps, expected, every_s
+        self.t0 = self.last = time.perf_counter()
+
+    def update(self, decoded: int, windows: int) -> None:
+        now = time.perf_counter()
+        if not self.every_s or now - self.last < self.every_s:
+            return
+        self.last = now
+        rate = decoded / (now - self.t0)
+        eta = f", ETA {(self.expected - decoded) / rate:.0f} s" if self.expected > decoded else ""
+        logger.info("%s: %.0f s of video, %d windows, %.0f frames/s%s", self.path, decoded / self.fps,
+                    windows, rate, eta)
+
+
 @torch.inference_mode()
 def sliding_window_scores(
     model: Callable[[torch.Tensor], torch.Tensor],
@@ -199,94 +294,45 @@ def sliding_window_scores(
     amp_dtype: torch.dtype = torch.float32,
     resize_chunk: int = 16,
     log_every_s: float = 30.0,
+    autorotate: bool = True,
 ) -> TimelineScores:
     """Softmax scores of every window of ``path`` (see the module doc); crops are averaged.
 
-    ``model`` maps float clips ``[B, 3, T, S, S]`` to logits ``[B, K]``. A window longer than
-    the video is a :class:`DataError`; a file that cannot be opened a :class:`DecodeError`.
+    ``model`` maps float clips ``[B, 3, T, S, S]`` to logits ``[B, K]``. Frames are those
+    :class:`FrameStream` gives: the stream ffmpeg picks, turned upright by the display matrix
+    (``autorotate``), as every other reader of rs3d shows them. A window longer than the video is
+    a :class:`DataError`; a file that cannot be opened a :class:`DecodeError`.
     """
-    container, stream, fps = _open(path)
-    span, step = window_frames(window_s, stride_s, fps)
-    expected = int(stream.frames or 0)
-    open_windows: deque = deque()       # windows started, not yet complete, in start order
-    next_k = 0
-    crops: Dict[int, torch.Tensor] = {}  # frame index -> uint8 [num_crops, 3, S, S]
-    pending: List[tuple] = []            # (index, rgb ndarray) decoded, not yet resized
-    windows: List[Window] = []
-    batch: List[torch.Tensor] = []
-    results: List[torch.Tensor] = []
-    peak, decoded, warning = 0, 0, ""
-    t0 = last_log = time.perf_counter()
-
-    def flush_pending():
-        if not pending:
-            return
-        frames = torch.from_numpy(np.stack([f for _, f in pending]))  # [n, H, W, 3]
-        cut = T.short_side_crops(frames, crop_size, num_crops)      # [K, 3, n, S, S]
-        for j, (i, _) in enumerate(pending):
-            crops[i] = cut[:, :, j].clone()
-        pending.clear()
-
-    def run_batch():
-        clips = torch.stack(batch).to(device)                           # [B, K, 3, T, S, S]
-        b = clips.shape[0]
-        x = to_model_input(clips.flatten(0, 1), mean, std)
-        with autocast(device, amp_dtype):
-            logits = model(x)
-        results.append(logits.float().softmax(dim=1).view(b, num_crops, -1).mean(1).double().cpu())
-        batch.clear()
-
-    try:
-        frame_iter = container.decode(stream)
-        i = -1
-        while True:
-            try:
-                frame = next(frame_iter)
-            except StopIteration:
-                break
-            except Exception as e:  # a broken packet: keep what decoded, as the test's reader does
-                warning = f"decoding stopped at frame {i + 1}: {str(e).splitlines()[0][:200]}"
-                logger.warning("%s: %s", path, warning)
-                break
-            i += 1
-            while True:  # open every window that starts at or before this frame
-                w = make_window(next_k, span, step, num_frames)
-                if w.start > i:
-                    break
-                open_windows.append(w)
-                next_k += 1
-            if any(i in w.indices for w in open_windows):
-                pending.append((i, frame.to_ndarray(format="rgb24")))
-                if len(pending) >= resize_chunk:
-                    flush_pending()
-            while open_windows and open_windows[0].start + span - 1 <= i:  # its last frame is in
-                w = open_windows.popleft()
-                flush_pending()
-                batch.append(torch.stack([crops[j] for j in w.indices], dim=2))  # [K, 3, T, S, S]
-                windows.append(w)
-                if len(batch) >= batch_size:
-                    run_batch()
-                keep = open_windows[0].start if open_windows else i + 1
-                for j in [j for j in crops if j < keep]:
-                    del crops[j]
-            peak = max(peak, len(crops) + len(pending))
-            decoded = i + 1
-            now = time.perf_counter()
-            if log_every_s and now - last_log >= log_every_s:
-                last_log = now
-                rate = decoded / (now - t0)
-                eta = f", ETA {(expected - decoded) / rate:.0f} s" if expected > decoded else ""
-                logger.info("%s: %.0f s of video, %d windows, %.0f frames/s%s", path, decoded / fps,
-                            len(windows), rate, eta)
-        if batch:
-            run_batch()
-    finally:
-        container.close()
-    if not windows:
+    if not os.path.isfile(path):
+        raise DecodeError(f"{path}: file not found")
+    with FrameStream(path, autorotate=autorotate) as source:
+        fps = source.fps
+        if not fps > 0:
+            raise DecodeError(f"{path}: the frame rate is unknown")
+        span, step = window_frames(window_s, stride_s, fps)
+        windows = _OpenWindows(span, step, num_frames)
+        buffer = _CropBuffer(crop_size, num_crops, resize_chunk)
+        scorer = _BatchScorer(model, mean, std, num_crops, batch_size, device, amp_dtype)
+        progress = _Progress(path, fps, source.header_frames, log_every_s)
+        done: List[Window] = []
+        peak = 0
+        for i, frame in source:
+            windows.advance(i)
+            if windows.samples(i):
+                buffer.add(i, source.rgb(frame))
+            for w in windows.complete(i):
+                scorer.add(buffer.clip(w))
+                done.append(w)
+                buffer.drop_before(windows.first_needed(i))
+            peak = max(peak, len(buffer))
+            progress.update(i + 1, len(done))
+        decoded, warning = source.decoded, source.warning
+    if warning:
+        logger.warning("%s: %s", path, warning)
+    if not done:
         raise DataError(f"{path}: the window ({window_s:g} s) is longer than the video "
                         f"({decoded / fps:.2f} s, {decoded} frames at {fps:g} fps)")
-    scores = torch.cat(results).numpy()
-    return TimelineScores(path, fps, decoded, windows, scores, window_s, stride_s, peak, warning)
+    return TimelineScores(path, fps, decoded, done, scorer.scores(), window_s, stride_s, peak, warning)
 
 
 # ----------------------------------------------------------------------------- outputs

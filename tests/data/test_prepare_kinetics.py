@@ -1,14 +1,11 @@
-"""tools/prepare_kinetics.py: CSVs from a class-folder tree, broken files reported, re-encoding."""
+"""rs3d-prepare-kinetics: CSVs from a class-folder tree, broken files reported, re-encoding."""
 import shutil
 from pathlib import Path
 
 import av
 
+from rs3d.cli import prepare_kinetics as prepare
 from rs3d.data import read_classes, read_video_list
-
-from helpers import load_tool  # noqa: E402
-
-prepare = load_tool("prepare_kinetics")
 
 
 def _tree(root, synthetic_dataset, broken_videos):

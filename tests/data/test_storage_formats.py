@@ -12,12 +12,10 @@ import av
 import numpy as np
 import pytest
 
-from helpers import load_tool
-
-prepare = load_tool("prepare_kinetics")
-from rs3d.cli.prepare_kinetics import Storage, frames_at_rate  # noqa: E402
-from rs3d.config import get_cfg  # noqa: E402
-from rs3d.data import build_dataset, read_classes, read_video_list  # noqa: E402
+from rs3d.cli import prepare_kinetics as prepare
+from rs3d.config import get_cfg
+from rs3d.data import build_dataset, read_classes, read_video_list
+from rs3d.data.storage import Storage, frames_at_rate
 from rs3d.errors import DataError  # noqa: E402
 
 LEVEL0, STEP = 20, 5

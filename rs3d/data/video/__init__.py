@@ -3,6 +3,7 @@
     sampling.py           which frame indices a clip uses (pure functions)
     container.py          PyAV's view of a file: the stream ffmpeg picks, the packet index
     orientation.py        the display matrix as a transpose and flips, applied to frames
+    sequential.py         every frame in one pass, as shown (readers of whole videos: timeline, re-encode)
     selection.py          requested indices -> distinct frames to decode, and back
     pyav_reader.py        the exact reader (seeks where the index proves it safe)
     crop_scale.py         a training crop cut and scaled by FFmpeg while converting to RGB

@@ -70,6 +70,13 @@ def open_video(path: str, threads: int = 0):
     return container, stream
 
 
+def frame_rate(stream) -> float:
+    """Frames per second of ``stream``: its average rate (what PySlowFast reads), else the rate
+    FFmpeg guesses, else the base rate; 0.0 when the container gives none."""
+    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    return float(rate) if rate and rate > 0 else 0.0
+
+
 @dataclass
 class PacketIndex:
     """One pass over a stream's packets, in decoding order, without decoding."""
