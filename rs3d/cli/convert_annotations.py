@@ -6,7 +6,7 @@
     rs3d-convert-annotations charades Charades --videos Charades_v1_480 --out datasets/charades
     rs3d-convert-annotations kinetics kinetics700_2020 --videos k700 --out datasets/kinetics700
 
-(``python tools/convert_annotations.py ...`` is the same command.) ANNOTATIONS is the folder of the
+ANNOTATIONS is the folder of the
 official files (classInd.txt + trainlist0N.txt + testlist0N.txt; the <class>_test_split<N>.txt
 files; labels.json + train.json + validation.json; Charades_v1_classes.txt + Charades_v1_train.csv
 + Charades_v1_test.csv; train.csv + validate.csv [+ test.csv]). UCF101 and HMDB51 give one folder

@@ -3,7 +3,7 @@
     rs3d-demo                                  # what `make demo` runs (configs/demo.yaml)
     rs3d-demo DATA.PATH_TO_DATA_DIR /data/mine MODEL.NUM_CLASSES 7 OUTPUT_DIR out/mine
 
-(``python tools/demo.py ...`` is the same command.) Steps: (1) write the synthetic motion dataset to
+Steps: (1) write the synthetic motion dataset to
 DATA.PATH_TO_DATA_DIR unless it already holds train.csv (so your own dataset in the same CSV layout
 is used as is); (1b) choose the clip length (``DATA.TARGET_FPS``) and the flip from the training
 videos and class names (:mod:`rs3d.data.recipe`; keys you set are kept);

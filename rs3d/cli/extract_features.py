@@ -5,7 +5,7 @@
     rs3d-extract-features --cfg CFG --folder my_videos --out feats --per-clip
     torchrun --nproc_per_node 8 -m rs3d.cli.extract_features --cfg CFG --csv list.csv --out feats
 
-(``python tools/extract_features.py ...`` is the same command.)
+
 Per video: the test's views (``TEST.NUM_ENSEMBLE_VIEWS`` x ``TEST.NUM_SPATIAL_CROPS``), the
 pooled output of ``--layer`` (res5 by default: the embedding the classifier reads) averaged over
 the views. Run it again to resume: videos already written are skipped. ``index.csv`` lists every

@@ -3,7 +3,7 @@
     rs3d-make-synthetic --out datasets/synthetic
 
 then train with ``DATA.PATH_TO_DATA_DIR datasets/synthetic MODEL.NUM_CLASSES 8``.
-(``python tools/make_synthetic_dataset.py ...`` is the same command.)
+
 """
 from __future__ import annotations
 

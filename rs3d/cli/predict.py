@@ -9,7 +9,7 @@ With ``--window SEC`` (and ``--stride SEC``, ``--smooth N``) a long video gets a
 one label: scores per window, smoothed, written as JSON/CSV and drawn as a PNG, with the top
 segments printed (see ``rs3d-timeline``, the same mode as its own command).
 
-(``python tools/predict.py ...`` is the same command.) After the options come videos and
+After the options come videos and
 ``KEY VALUE`` config overrides, told apart so that no file name is ever read as a key:
 
 - every token after ``--`` is a video; every token after ``--opts`` is an override;

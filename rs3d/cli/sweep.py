@@ -1,11 +1,12 @@
-"""Scaling sweeps, the additive study and the Pareto plot: ``tools/sweep.py``.
+"""Scaling sweeps, the additive study and the Pareto plot: ``rs3d-sweep``.
 
-    python tools/sweep.py --preset demo                       # 4 small points on the synthetic set
-    python tools/sweep.py --cfg configs/k400_rs50.yaml --grid depth=50,101,152 frames=16,32 \\
+    rs3d-sweep --preset demo                       # 4 small points on the synthetic set
+    rs3d-sweep --cfg configs/k400_rs50.yaml --grid depth=50,101,152 frames=16,32 \\
         --out output/sweep_rs DATA.PATH_TO_DATA_DIR /data/k400
-    python tools/sweep.py --configs configs/ablation/*.yaml --out output/ablation DATA.PATH_TO_DATA_DIR /data/k400
-    python tools/sweep.py ... --dry-run                       # list the points, train nothing
-    python tools/sweep.py ... --report-only                   # table and plot from the runs so far
+    rs3d-sweep --configs configs/ablation/*.yaml --out output/ablation DATA.PATH_TO_DATA_DIR /data/k400
+    rs3d-sweep ... --dry-run                       # list the points, train nothing
+    rs3d-sweep ... --report-only                   # table and plot from the runs so far
+    rs3d-sweep ... --launcher slurm --partition gpu --time 12:00:00   # one SLURM array element per point
 
 Every point trains in ``OUT/NAME`` (``NAME`` = ``depth-frames-res`` plus the other varying axes);
 running the same command again skips finished points and resumes interrupted ones. At the end
@@ -13,15 +14,27 @@ running the same command again skips finished points and resumes interrupted one
 for ``--configs`` ``OUT/additive.md`` the additive-study table. Trailing ``KEY VALUE`` pairs
 apply to every point. A mistake in the grid or the configs is one ``error:`` line and exit status
 2, before anything trains; the exit status is 1 when a point failed (the others still ran).
+
+``--launcher slurm`` runs the points as one SLURM job array (submitit; one GPU and one process per
+element, ``--parallelism`` at once), each element requeued after a preemption and resuming its
+point; with ``--dry-run`` it prints the array's sbatch script, submitting nothing.
+``--launcher slurm-local`` runs the same array through submitit on this machine.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
+from ..cluster import JobSpec, parse_mem, parse_time
+from ..cluster.sweep_launcher import SlurmArrayLauncher
 from ..errors import ConfigError
+from ..sweep import runner
+from . import run_tool
+
+LAUNCHERS = ("local", "slurm", "slurm-local")
 
 # Other processes' average use of the machine during a point's timed steps above which the sweep
 # says its latency cannot be trusted (rs3d.sweep.measure.OtherWork).
@@ -34,7 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     from ..sweep.rules import RULES
 
     p = argparse.ArgumentParser(
-        prog="tools/sweep.py", description=__doc__.splitlines()[0],
+        prog="rs3d-sweep", description=__doc__.splitlines()[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="grid short names: " + "; ".join(f"{k} = {v}" for k, v in ALIASES.items())
         + "\nrules: " + ", ".join(RULES) + "\npresets: " + ", ".join(PRESETS)
@@ -54,12 +67,29 @@ def _parser() -> argparse.ArgumentParser:
                    help="largest batch the latency/memory measurement starts from (halved until it fits)")
     p.add_argument("--measure-steps", type=int, default=5, help="timed training steps per point")
     p.add_argument("--quiet", action="store_true", help="do not echo the training logs")
+    j = p.add_argument_group("where points run")
+    j.add_argument("--launcher", default="local", choices=LAUNCHERS,
+                   help="local: here, one after another; slurm: a SLURM job array, one element per point; "
+                        "slurm-local: the same array through submitit on this machine")
+    j.add_argument("--gpus-per-node", type=int, default=1, help="GPUs of each array element (0: CPU)")
+    j.add_argument("--cpus-per-task", type=int, default=None, help="loader workers + 1 is a good start")
+    j.add_argument("--mem", default=None, help="memory of each element, e.g. 64G")
+    j.add_argument("--time", default="24:00:00", help="time limit of each element: minutes, H:MM:SS, D-HH:MM:SS")
+    j.add_argument("--partition", default=None)
+    j.add_argument("--account", default=None)
+    j.add_argument("--qos", default=None)
+    j.add_argument("--constraint", default=None, help="node features, e.g. a100")
+    j.add_argument("--job-name", default="rs3d-sweep")
+    j.add_argument("--folder", default=None, help="submitit's files (default OUT/submitit)")
+    j.add_argument("--setup", action="append", default=[], metavar="LINE",
+                   help="shell line run before each element (module load ..., source venv/bin/activate)")
+    j.add_argument("--parallelism", type=int, default=256, help="array elements running at once")
     return p
 
 
 def parse(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     """Options, with KEY VALUE overrides gathered from wherever they stand (and after ``--opts``)."""
-    argv = list(argv) if argv is not None else __import__("sys").argv[1:]
+    argv = list(argv) if argv is not None else sys.argv[1:]
     opts: List[str] = []
     if "--opts" in argv:
         i = argv.index("--opts")
@@ -67,7 +97,7 @@ def parse(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     args, extra = _parser().parse_known_args(argv)
     for tok in extra:
         if tok.startswith("--"):
-            raise ConfigError(f"unknown option {tok} (see tools/sweep.py --help)")
+            raise ConfigError(f"unknown option {tok} (see rs3d-sweep --help)")
     # --grid / --configs take several values: what follows them that is not an axis / a config is
     # the start of the KEY VALUE overrides.
     overrides = list(extra)
@@ -178,25 +208,53 @@ def report(points, out: str, additive: bool) -> List[dict]:
     return rows
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def launcher_of(args, out: str) -> Optional[SlurmArrayLauncher]:
+    """The job-array launcher ``--launcher`` asks for (None: points run here, one after another)."""
+    if args.launcher == "local":
+        return None
+    if args.mem:
+        parse_mem(args.mem)
+    if args.parallelism < 1:
+        raise ConfigError(f"--parallelism must be >= 1; got {args.parallelism}")
+    spec = JobSpec(folder=os.path.abspath(args.folder or os.path.join(out, "submitit")), nodes=1,
+                   gpus_per_node=args.gpus_per_node, tasks_per_node=1, cpus_per_task=args.cpus_per_task,
+                   timeout_min=parse_time(args.time), partition=args.partition, account=args.account,
+                   qos=args.qos, mem=args.mem, constraint=args.constraint, job_name=args.job_name,
+                   setup=list(args.setup))
+    cluster = "local" if args.launcher == "slurm-local" else "slurm"
+    return SlurmArrayLauncher(spec, cluster=cluster, parallelism=args.parallelism)
+
+
+def _run(argv: Optional[Sequence[str]] = None) -> int:
     from ..sweep.grid import check_data
-    from ..sweep.runner import Measure, Steps, check_resumable, run_sweep
 
     args = parse(argv)
     if args.measure_batch < 1 or args.measure_steps < 1:
         raise ConfigError("--measure-batch and --measure-steps must be >= 1")
     points, out, synthetic = plan(args)
+    launcher = launcher_of(args, out)
     print(f"[sweep] {len(points)} point(s) in {out}:")
     for p in points:
         extra = " ".join(f"{k}={v}" for k, v in {**p.axes, **p.rules}.items())
         print(f"    {p.name:<28} {p.label:<12} {os.path.relpath(p.cfg_file)} {extra}")
     if args.dry_run:
+        if launcher is not None:
+            print(launcher.dry_run_text(len(points)))
         return 0
     if not args.report_only:
-        check_resumable(points, out)
+        runner.check_resumable(points, out)
         _ensure_synthetic(points, synthetic)
         check_data(points)
-        steps = Steps(measure=Measure(batch_cap=args.measure_batch, steps=args.measure_steps))
-        run_sweep(points, out, steps=steps, echo=not args.quiet)
+        steps = runner.Steps(measure=runner.measure_step(batch_cap=args.measure_batch, steps=args.measure_steps))
+        runner.run_sweep(points, out, launcher=launcher, steps=steps, echo=not args.quiet)
     rows = report(points, out, additive=bool(args.configs))
     return 1 if any(r["status"] == "failed" for r in rows) else 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """The command: its exit status, with every rs3d error turned into one ``error:`` line."""
+    return run_tool(_run, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

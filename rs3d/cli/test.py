@@ -4,7 +4,7 @@
     rs3d-test --cfg configs/k400_rs50.yaml TEST.CHECKPOINT_FILE_PATH ckpt.pyth
     torchrun --nproc_per_node 8 -m rs3d.cli.test --cfg configs/k400_rs50.yaml OUTPUT_DIR out/rs50
 
-(``python tools/test_net.py ...`` is the same command.) Metrics go to OUTPUT_DIR and, as JSON, to
+(``python tools/test_net.py ...``, PySlowFast's name, is the same command.) Metrics go to OUTPUT_DIR and, as JSON, to
 stdout; videos that could not be decoded are listed as ``failed: PATH: REASON``. A mistake in the
 command, the config, the data list or the checkpoint prints one line ``error: ...``, exit status 2.
 """

@@ -3,7 +3,7 @@
     rs3d-train --cfg configs/k400_rs50.yaml DATA.PATH_TO_DATA_DIR /data/k400 OUTPUT_DIR out/rs50
     torchrun --nproc_per_node 8 -m rs3d.cli.train --cfg configs/k400_rs50.yaml OUTPUT_DIR out/rs50
 
-(``python tools/train_net.py ...`` is the same command.) Multi-node: add ``--nnodes N --node_rank R
+(``python tools/train_net.py ...``, PySlowFast's name, is the same command.) Multi-node: add ``--nnodes N --node_rank R
 --rdzv_endpoint HOST:PORT`` to torchrun on each machine. A mistake in the command, the config or the
 data lists prints one line ``error: ...`` and exits with status 2; a NaN/inf loss exits with status 1.
 """

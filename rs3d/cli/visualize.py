@@ -5,7 +5,7 @@
     rs3d-visualize gradcam --cfg CFG --layer res4 --class "playing guitar" video.mp4 ...
     rs3d-visualize confusion out/rs50            # from out/rs50/test_predictions.csv
 
-(``python tools/visualize.py ...`` is the same command.)
+
 
 ``gradcam``: Grad-CAM of the test's centre clip and crop of each video on ``--layer`` (res5 by
 default) for the predicted class or ``--class`` (a name from classes.txt or an index). Under

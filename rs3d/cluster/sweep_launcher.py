@@ -15,6 +15,7 @@ process is still writing the checkpoint.)
 """
 from __future__ import annotations
 
+import math
 import re
 import signal
 from typing import Callable, List, Sequence
@@ -23,7 +24,7 @@ from rs3d.engine.preemption import STOP_SIGNALS, StopFlag
 
 from ..errors import ConfigError
 from ..sweep.runner import Launcher
-from .launcher import JobSpec, build_executor
+from .launcher import JobSpec, build_executor, sbatch_script
 
 
 class PointJob:
@@ -59,6 +60,22 @@ class SlurmArrayLauncher(Launcher):
             raise ConfigError("a sweep point runs as one process: use --nodes 1 and one task "
                               f"(got {spec.nodes} node(s) x {spec.ntasks_per_node} task(s))")
         self.spec, self.cluster, self.parallelism = spec, cluster, parallelism
+
+    def dry_run_text(self, num_points: int) -> str:
+        """The job array for ``num_points`` points, as ``--dry-run`` prints it (no SLURM needed)."""
+        executor = build_executor(self.spec, "slurm", dry_run=True)
+        executor.update_parameters(array_parallelism=self.parallelism)
+        executor.parameters["map_count"] = num_points  # what submitit's map_array sets: --array 0-(n-1)%p
+        s, at_once = self.spec, min(num_points, self.parallelism)
+        return "\n".join([
+            f"job array {s.job_name}: {num_points} element(s), at most {at_once} at once; each one process "
+            f"with {s.gpus_per_node} GPU(s), time {math.ceil(s.timeout_min)} min, requeued after a "
+            f"preemption (and up to {s.max_requeues} times after a time limit)",
+            "each element runs one point: python -m rs3d.cli.train, rs3d.cli.test, rs3d.cli.sweep_measure",
+            f"submitit folder: {s.folder}",
+            "---- sbatch script ----",
+            sbatch_script(executor),
+        ])
 
     def launch(self, job: Callable, points: Sequence) -> List[dict]:
         executor = build_executor(self.spec, self.cluster)

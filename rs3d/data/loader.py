@@ -190,7 +190,7 @@ def build_dataset(cfg, split: str, mode: str):
 
 
 def multiview_dataset(cfg, records) -> TestDataset:
-    """The multi-view test dataset of ``cfg`` over ``records`` (also what ``tools/predict.py`` reads)."""
+    """The multi-view test dataset of ``cfg`` over ``records`` (also what ``rs3d-predict`` reads)."""
     d = cfg.DATA
     return TestDataset(records, d.NUM_FRAMES, d.SAMPLING_RATE, d.TEST_CROP_SIZE,
                        num_clips=cfg.TEST.NUM_ENSEMBLE_VIEWS, num_crops=cfg.TEST.NUM_SPATIAL_CROPS,

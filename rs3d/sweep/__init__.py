@@ -3,7 +3,7 @@
 The paper's advice: train several models to convergence at different depths, widths, resolutions
 (and, for video, frame counts), measure training latency and memory on the hardware at hand rather
 than counting FLOPs, and pick from the Pareto curve; separate training methods from architecture
-with an additive study. This package turns that into one command (``tools/sweep.py``):
+with an additive study. This package turns that into one command (``rs3d-sweep``):
 
     grid.py      a grid (or a list of configs) -> named points, every value checked before training
     rules.py     the paper's scaling rules (dropout per width, stochastic depth per depth, slow

@@ -1,6 +1,6 @@
 """Params, GFLOPs, and the measured training-step latency and peak memory of one sweep point.
 
-    python -m rs3d.sweep.measure --cfg CFG --json OUT.json [--batch-cap 128] [--steps 3] [KEY VALUE ...]
+    python -m rs3d.cli.sweep_measure --cfg CFG --json OUT.json [--batch-cap 128] [--steps 3] [KEY VALUE ...]
 
 The paper's point is that FLOPs and parameters do not predict speed or memory, so a sweep measures
 a real training step (forward, backward, SGD update) of the point's model on the device it trains
@@ -12,19 +12,14 @@ out-of-memory kill or a crash costs one point's figures, not the sweep.
 """
 from __future__ import annotations
 
-import argparse
-import contextlib
-import json
 import os
-import sys
 import time
-from typing import Optional, Sequence
+from typing import Optional
 
 import torch
 
+from ..engine.precision import AMP_DTYPES, autocast
 from ..errors import ConfigError
-
-_AMP = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
 
 
 def _is_oom(e: BaseException) -> bool:
@@ -88,12 +83,10 @@ def measure_point(cfg, *, batch_cap: int = 128, steps: int = 3, warmup: int = 1,
     gflops = stats.count_flops(model, frames, res)
     per_device = cfg.TRAIN.MICRO_BATCH_SIZE or cfg.TRAIN.BATCH_SIZE
     batch = min(per_device, batch_cap)
-    amp = _AMP[cfg.TRAIN.AMP_DTYPE]
+    amp = AMP_DTYPES[cfg.TRAIN.AMP_DTYPE]
     while True:
-        autocast = (torch.autocast(dev.type, dtype=amp) if amp != torch.float32
-                    else contextlib.nullcontext())
         try:
-            with autocast, OtherWork() as other:
+            with autocast(dev, amp), OtherWork() as other:
                 step_s, peak = stats.measure_train_step(
                     model, batch, frames, res, steps, dev, warmup=warmup,
                     channels_last=cfg.TRAIN.CHANNELS_LAST)
@@ -123,32 +116,3 @@ def measure_point(cfg, *, batch_cap: int = 128, steps: int = 3, warmup: int = 1,
         # Other work on the machine slows the step; this says whether the figure can be trusted.
         "other_cores_busy": None if other.cores is None else round(other.cores, 3),
     }
-
-
-def write_json_atomic(path: str, data: dict) -> None:
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, path)
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    from ..config import load_config
-
-    p = argparse.ArgumentParser(description="measure one sweep point (params, GFLOPs, latency, memory)")
-    p.add_argument("--cfg", required=True)
-    p.add_argument("--json", required=True, help="where the figures are written")
-    p.add_argument("--batch-cap", type=int, default=128)
-    p.add_argument("--steps", type=int, default=3)
-    p.add_argument("opts", nargs=argparse.REMAINDER)
-    args = p.parse_args(argv)
-    cfg = load_config(args.cfg, args.opts)
-    write_json_atomic(args.json, measure_point(cfg, batch_cap=args.batch_cap, steps=args.steps))
-    return 0
-
-
-if __name__ == "__main__":
-    from ..errors import run_tool
-
-    sys.exit(run_tool(main))

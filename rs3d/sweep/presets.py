@@ -1,4 +1,4 @@
-"""Ready-made sweeps: ``tools/sweep.py --preset NAME`` (command-line values still override them).
+"""Ready-made sweeps: ``rs3d-sweep --preset NAME`` (command-line values still override them).
 
 ``demo`` runs on a laptop: the CPU demo model (configs/demo.yaml: RS design at depth 26, width
 0.25, 32x32 crops) at depths 26 and 50 and 4 or 8 frames, a shorter schedule, on the synthetic
@@ -14,7 +14,7 @@ from ..errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
 
-# The synthetic set of tools/demo.py (its SYNTHETIC; a test keeps the two equal).
+# The synthetic set of rs3d-demo (its SYNTHETIC; a test keeps the two equal).
 DEMO_SYNTHETIC = dict(num_classes=4, train_per_class=160, val_per_class=10, test_per_class=25, seed=0,
                       clutter=0.3, object_size=(0.2, 0.28))
 

@@ -2,13 +2,14 @@
 
 A point runs three steps, each skipped when its output already exists:
 
-    train    tools/train_net.py          (resumes from OUTPUT_DIR/checkpoints by itself)
-    test     tools/test_net.py           -> test_metrics.json (30-view top-1/top-5, EMA weights)
-    measure  python -m rs3d.sweep.measure -> model_stats.json (params, GFLOPs, latency, memory)
+    train    python -m rs3d.cli.train          (resumes from OUTPUT_DIR/checkpoints by itself)
+    test     python -m rs3d.cli.test           -> test_metrics.json (30-view top-1/top-5, EMA weights)
+    measure  python -m rs3d.cli.sweep_measure  -> model_stats.json (params, GFLOPs, latency, memory)
 
 so a finished point is not run again and a half-trained one resumes from its newest checkpoint.
-Each step is a separate process: a point that crashes, diverges or runs out of memory is recorded
-as failed in ``sweep_point.json`` (with the step and the last error line) and the sweep goes on.
+Each step is a separate process of the installed package (no checkout needed): a point that
+crashes, diverges or runs out of memory is recorded as failed in ``sweep_point.json`` (with the
+step and the last error line) and the sweep goes on.
 
 Where points run is a :class:`Launcher`'s business. :class:`LocalLauncher` runs them here, one after
 another. A cluster launcher (e.g. a SLURM job array through submitit) implements the same
@@ -28,12 +29,12 @@ from pathlib import Path
 from typing import Callable, List, Optional, Sequence, Tuple
 
 from ..errors import ConfigError
+from ..io.files import atomic_write_text
 from .grid import Point
 
 STATUS_FILE = "sweep_point.json"
 METRICS_FILE = "test_metrics.json"
 STATS_FILE = "model_stats.json"
-REPO = Path(__file__).resolve().parents[2]
 
 Log = Callable[[str], None]
 
@@ -94,50 +95,41 @@ def _run_logged(cmd: List[str], log_path: Path, prefix: str, echo: bool) -> Tupl
 
 
 @dataclass
-class ToolStep:
-    """A step that runs ``tools/<tool>`` on the point's config with OUTPUT_DIR set to its folder."""
+class CommandStep:
+    """A step that runs the command ``python -m <module>`` on the point's config, OUTPUT_DIR set
+    to the point's folder, with ``args`` before the config (``{out_dir}`` in them: that folder)."""
 
-    tool: str
+    module: str
     step: str
+    args: Tuple[str, ...] = ()
+    output: str = ""  # a file the step must have written (checked after it succeeds)
 
     def __call__(self, point: Point, out_dir: str, echo: bool = True) -> None:
-        script = REPO / "tools" / self.tool
-        if not script.is_file():
-            raise PointFailed(self.step, f"{script} not found (the sweep runs the repository's tools)")
-        cmd = [sys.executable, str(script), "--cfg", point.cfg_file, *point.opts, "OUTPUT_DIR", out_dir]
+        args = [a.format(out_dir=out_dir) for a in self.args]
+        cmd = [sys.executable, "-m", self.module, *args, "--cfg", point.cfg_file, *point.opts,
+               "OUTPUT_DIR", out_dir]
         log = Path(out_dir) / f"sweep_{self.step}.log"
         rc, why = _run_logged(cmd, log, f"[{point.name}] ", echo)
         if rc != 0:
-            raise PointFailed(self.step, f"{self.tool} {why}")
+            raise PointFailed(self.step, f"{self.module} {why}")
+        if self.output and not (Path(out_dir) / self.output).is_file():
+            raise PointFailed(self.step, f"{self.module} wrote no {Path(out_dir) / self.output} (log: {log})")
 
 
-@dataclass
-class Measure:
-    """The measure step: ``python -m rs3d.sweep.measure`` with the sweep's measuring options."""
-
-    batch_cap: int = 128
-    steps: int = 5
-
-    def __call__(self, point: Point, out_dir: str, echo: bool = True) -> None:
-        path = Path(out_dir) / STATS_FILE
-        cmd = [sys.executable, "-m", "rs3d.sweep.measure", "--cfg", point.cfg_file, "--json", str(path),
-               "--batch-cap", str(self.batch_cap), "--steps", str(self.steps),
-               *point.opts, "OUTPUT_DIR", out_dir]
-        log = Path(out_dir) / "sweep_measure.log"
-        rc, why = _run_logged(cmd, log, f"[{point.name}] ", echo)
-        if rc != 0:
-            raise PointFailed("measure", f"rs3d.sweep.measure {why}")
-        if not path.is_file():
-            raise PointFailed("measure", f"rs3d.sweep.measure wrote no {path} (log: {log})")
+def measure_step(batch_cap: int = 128, steps: int = 5) -> CommandStep:
+    """The measure step with the sweep's measuring options (:mod:`rs3d.sweep.measure`)."""
+    args = ("--json", os.path.join("{out_dir}", STATS_FILE), "--batch-cap", str(batch_cap),
+            "--steps", str(steps))
+    return CommandStep("rs3d.cli.sweep_measure", "measure", args, output=STATS_FILE)
 
 
 @dataclass
 class Steps:
     """The three steps of a point, each ``step(point, out_dir, echo)``; raise PointFailed on failure."""
 
-    train: Callable = field(default_factory=lambda: ToolStep("train_net.py", "train"))
-    test: Callable = field(default_factory=lambda: ToolStep("test_net.py", "test"))
-    measure: Callable = field(default_factory=Measure)
+    train: Callable = field(default_factory=lambda: CommandStep("rs3d.cli.train", "train"))
+    test: Callable = field(default_factory=lambda: CommandStep("rs3d.cli.test", "test"))
+    measure: Callable = field(default_factory=measure_step)
 
 
 # ----------------------------------------------------------------------------- one point
@@ -149,10 +141,13 @@ def read_status(out_dir: str) -> Optional[dict]:
         return None
 
 
-def _write_status(out_dir: str, status: dict) -> None:
-    from .measure import write_json_atomic
+def write_json(path: str, data: dict) -> None:
+    """``data`` as indented JSON at ``path``, atomically (a reader never sees half a file)."""
+    atomic_write_text(path, json.dumps(data, indent=2) + "\n")
 
-    write_json_atomic(os.path.join(out_dir, STATUS_FILE), status)
+
+def _write_status(out_dir: str, status: dict) -> None:
+    write_json(os.path.join(out_dir, STATUS_FILE), status)
 
 
 def check_resumable(points: Sequence[Point], root: str) -> None:
@@ -226,8 +221,6 @@ def run_sweep(points: Sequence[Point], root: str, launcher: Optional[Launcher] =
     """Run every point (resuming an earlier run of the same sweep in ``root``); return the statuses."""
     check_resumable(points, root)
     os.makedirs(root, exist_ok=True)
-    from .measure import write_json_atomic
-
-    write_json_atomic(os.path.join(root, "sweep.json"), {"points": [p.to_dict() for p in points]})
+    write_json(os.path.join(root, "sweep.json"), {"points": [p.to_dict() for p in points]})
     job = functools.partial(run_point, root=root, steps=steps, echo=echo, log=log)
     return (launcher or LocalLauncher()).launch(job, points)

@@ -1,4 +1,4 @@
-"""tools/submit.py: the job a 4-node x 8-GPU submission would be (dry run), one-line refusals, and
+"""rs3d-submit: the job a 4-node x 8-GPU submission would be (dry run), one-line refusals, and
 the env:// rendezvous each task derives from SLURM's variables."""
 import os
 import subprocess
@@ -65,8 +65,8 @@ def test_missing_data_and_a_remote_output_without_folder_are_refused(tmp_path, c
     assert "give --folder" in capsys.readouterr().err
 
 
-def test_the_shim_runs_the_command():
-    p = subprocess.run([sys.executable, str(REPO / "tools" / "submit.py"), "--help"],
+def test_the_module_runs_the_command():
+    p = subprocess.run([sys.executable, "-m", "rs3d.cli.submit", "--help"],
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 0 and "--gpus-per-node" in p.stdout and "--dry-run" in p.stdout
 

@@ -1,5 +1,5 @@
 """Real submitit jobs (LocalExecutor: submitit's controller, pickles, signal handler and requeue
-on this machine) of a small demo-style config, through tools/submit.py --cluster local --wait:
+on this machine) of a small demo-style config, through rs3d-submit --cluster local --wait:
 
 - preempted: the preemption signal reaches the training task mid-epoch; it checkpoints, submitit
   requeues it (status 144 to the controller), the requeued task resumes and the final weights
@@ -68,7 +68,7 @@ def reference(synthetic_dataset, tmp_path_factory):
 
 
 def _submit(data, out, folder, *resources):
-    cmd = [sys.executable, str(REPO / "tools" / "submit.py"), "--cluster", "local", "--gpus-per-node", "0",
+    cmd = [sys.executable, "-m", "rs3d.cli.submit", "--cluster", "local", "--gpus-per-node", "0",
            "--folder", str(folder), "--wait", *resources, "--cfg", DEMO, *demo_opts(data, out)]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
 

@@ -114,11 +114,10 @@ def test_broken_and_missing_videos_are_listed_and_the_rest_written(cfg, broken_v
 
 
 def test_folder_input_through_the_tool(cfg, tmp_path, capsys):
-    from helpers import load_tool
+    from rs3d.cli import extract_features as tool
 
     folder = Path(cfg.DATA.PATH_TO_DATA_DIR) / "videos" / "test"
     out = tmp_path / "f"
-    tool = load_tool("extract_features")
     assert tool.main(["--folder", str(folder), "--out", str(out), "--format", "sharded",
                                 "--shard-size", "3"] + cli_opts(cfg)) == 0
     records = videos_under(str(folder))
@@ -207,13 +206,12 @@ def test_one_and_two_ranks_write_the_same_files(cfg, broken_videos, tmp_path, fm
     good = listed(cfg)[:6]
     lines = [f"{r.path} {r.label}" for r in good] + [f"{broken_videos['truncated']} 0"]
     (tmp_path / "list.csv").write_text("\n".join(lines) + "\n")   # 7 videos: unequal shards
-    tool = str(ROOT / "tools" / "extract_features.py")
     args = ["--csv", str(tmp_path / "list.csv"), "--per-clip", "--format", fmt, "--shard-size", "2"]
     args += cli_opts(cfg) + ["DATA_LOADER.NUM_WORKERS", "1"]
-    one = run([sys.executable, tool, "--out", str(tmp_path / "one"), *args])
+    one = run([sys.executable, "-m", "rs3d.cli.extract_features", "--out", str(tmp_path / "one"), *args])
     assert one.returncode == 1, one.stderr[-3000:]  # 1: the truncated video is listed as failed
     two = run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
-               tool, "--out", str(tmp_path / "two"), *args])
+               "-m", "rs3d.cli.extract_features", "--out", str(tmp_path / "two"), *args])
     assert two.returncode == 1, two.stderr[-3000:]
     # The work was split: rank 0 did its share only (npy: 3 of 7 videos; sharded: 2 of 4 shards).
     assert "rank 0: 7/7 videos" in one.stdout

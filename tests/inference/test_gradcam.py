@@ -139,11 +139,10 @@ def test_the_pictures_open(tmp_path):
 
 
 def test_the_tool_on_a_video_with_a_real_checkpoint(cfg, broken_videos, tmp_path, capsys):
-    from helpers import load_tool
+    from rs3d.cli import visualize as tool
 
     video = sorted(Path(cfg.DATA.PATH_TO_DATA_DIR, "videos", "test").glob("*.mp4"))[0]
     out = tmp_path / "out"
-    tool = load_tool("visualize")
     argv = ["gradcam", "--gif", "--class", "rotate", "--out", str(out), str(video),
             str(broken_videos["not_a_video"])] + cli_opts(cfg)
     assert tool.main(argv) == 1                          # the broken file is listed, the video done

@@ -9,7 +9,8 @@ from typing import Dict, List, Optional, Set, Tuple
 
 import pytest
 
-from rs3d.sweep.runner import REPO, METRICS_FILE, STATS_FILE, PointFailed, Steps
+from helpers import ROOT as REPO
+from rs3d.sweep.runner import METRICS_FILE, STATS_FILE, PointFailed, Steps
 
 
 def write_checkpoint(out_dir: str, epoch: int) -> None:

@@ -4,7 +4,7 @@ import pytest
 from rs3d.errors import ConfigError
 from rs3d.sweep.grid import Axis, check_models, expand_grid, parse_axis, points_from_configs, split_values
 from rs3d.sweep.rules import DROPOUT_PER_WIDTH, parse_rules
-from rs3d.sweep.runner import REPO
+from helpers import ROOT as REPO
 
 
 def _pairs(opts):

@@ -6,8 +6,9 @@ import types
 import pytest
 
 from rs3d.config import load_config
-from rs3d.sweep.measure import main, measure_point
-from rs3d.sweep.runner import REPO
+from rs3d.cli.sweep_measure import main
+from rs3d.sweep.measure import measure_point
+from helpers import ROOT as REPO
 
 DEMO = str(REPO / "configs" / "demo.yaml")
 

@@ -10,7 +10,8 @@ from rs3d.sweep.collect import collect, write_results
 from rs3d.sweep.grid import expand_grid, parse_axis, points_from_configs
 from rs3d.sweep.pareto import front_line, pareto_front
 from rs3d.sweep.plot import plot_pareto
-from rs3d.sweep.runner import METRICS_FILE, REPO, STATS_FILE, run_point, run_sweep
+from helpers import ROOT as REPO
+from rs3d.sweep.runner import METRICS_FILE, STATS_FILE, run_point, run_sweep
 
 QUIET = dict(log=lambda s: None)
 

@@ -1,4 +1,4 @@
-"""tools/sweep.py: bad input stops before training (one line, exit 2); failed points; the reports."""
+"""rs3d-sweep: bad input stops before training (one line, exit 2); failed points; the reports."""
 import csv
 import importlib
 import json
@@ -11,7 +11,7 @@ from rs3d.cli import run_tool
 from rs3d.cli.sweep import main, parse
 from rs3d.sweep import runner
 from rs3d.sweep.presets import DEMO_SYNTHETIC, PRESETS
-from rs3d.sweep.runner import REPO
+from helpers import ROOT as REPO
 
 DEMO = str(REPO / "configs" / "demo.yaml")
 
@@ -64,7 +64,7 @@ def test_bad_override_and_unknown_rule_and_preset_exit_2(tmp_path, capsys, no_tr
 
 
 def test_the_tool_itself_exits_2_with_one_line(tmp_path):
-    proc = subprocess.run([sys.executable, str(REPO / "tools" / "sweep.py"), "--cfg", DEMO,
+    proc = subprocess.run([sys.executable, "-m", "rs3d.cli.sweep", "--cfg", DEMO,
                            "--grid", "depth=26,50", "MODEL.WIDTH=0.5", "--out", str(tmp_path / "s")],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2
@@ -131,11 +131,7 @@ def test_additive_study_through_the_cli(tmp_path, capsys, fake_steps, synthetic_
 
 
 def test_demo_preset_uses_the_demo_dataset():
-    try:
-        synthetic = importlib.import_module("rs3d.cli.demo").SYNTHETIC
-    except (ImportError, AttributeError):
-        from helpers import load_tool
-        synthetic = load_tool("demo").SYNTHETIC
+    synthetic = importlib.import_module("rs3d.cli.demo").SYNTHETIC
     assert DEMO_SYNTHETIC == synthetic
     assert PRESETS["demo"].synthetic == synthetic
 
@@ -144,7 +140,7 @@ def test_demo_preset_uses_the_demo_dataset():
 def test_two_tiny_points_end_to_end_and_resume(tmp_path, synthetic_dataset):
     """The real tools: train 1 epoch, 30-view-style test, measurement; a second run re-runs nothing."""
     out = tmp_path / "s"
-    cmd = [sys.executable, str(REPO / "tools" / "sweep.py"), "--cfg", DEMO, "--grid", "frames=2,4",
+    cmd = [sys.executable, "-m", "rs3d.cli.sweep", "--cfg", DEMO, "--grid", "frames=2,4",
            "--out", str(out), "--measure-batch", "2", "--measure-steps", "1", "--quiet",
            "DATA.PATH_TO_DATA_DIR", str(synthetic_dataset), "SOLVER.MAX_EPOCH", "1", "TRAIN.EVAL_PERIOD", "0",
            "TRAIN.BATCH_SIZE", "4", "SOLVER.REFERENCE_BATCH_SIZE", "4", "DATA.TRAIN_CROP_SIZE", "16",
@@ -179,3 +175,48 @@ def test_a_changed_sweep_in_the_same_folder_is_refused_before_training(tmp_path,
     assert run_tool(main, args + ["SOLVER.MAX_EPOCH", "2"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "holds a run with other settings" in err[0]
+
+
+def test_the_command_prints_one_error_line_itself(tmp_path, capsys, no_training):
+    """rs3d-sweep's entry point runs through run_tool like every command (no traceback)."""
+    assert main(["--cfg", DEMO, "--grid", "depth=26,fifty", "--out", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "fifty" in err[0]
+
+
+def test_slurm_array_dry_run_prints_the_array_without_slurm(tmp_path, capsys, no_training):
+    out = tmp_path / "s"
+    assert main(["--preset", "demo", "--out", str(out), "--dry-run", "--launcher", "slurm",
+                 "--partition", "gpu", "--time", "2:00:00", "--mem", "64G", "--parallelism", "3",
+                 "--setup", "source venv/bin/activate"]) == 0
+    text = capsys.readouterr().out
+    assert "job array rs3d-sweep: 4 element(s), at most 3 at once" in text
+    for line in ("#SBATCH --array=0-3%3", "#SBATCH --partition=gpu", "#SBATCH --time=120", "#SBATCH --mem=64G",
+                 "#SBATCH --ntasks-per-node=1", "#SBATCH --gpus-per-node=1", "#SBATCH --requeue",
+                 "source venv/bin/activate"):
+        assert line in text, line
+    assert f"submitit folder: {out / 'submitit'}" in text and not out.exists()
+    assert main(["--preset", "demo", "--out", str(out), "--dry-run", "--launcher", "slurm", "--mem", "lots"]) == 2
+    assert "--mem 'lots'" in capsys.readouterr().err
+
+
+def test_the_launcher_option_reaches_the_sweep(tmp_path, monkeypatch, synthetic_dataset):
+    """--launcher slurm-local hands run_sweep a job-array launcher with the asked resources."""
+    from rs3d.cluster.sweep_launcher import SlurmArrayLauncher
+
+    seen = {}
+
+    def record(points, root, launcher=None, **kw):
+        seen["launcher"] = launcher
+        return []
+
+    monkeypatch.setattr(runner, "run_sweep", record)
+    monkeypatch.setattr("rs3d.cli.sweep.report", lambda *a, **k: [])
+    argv = ["--cfg", DEMO, "--grid", "frames=4", "--out", str(tmp_path / "s"), "--quiet",
+            "DATA.PATH_TO_DATA_DIR", str(synthetic_dataset)]
+    assert main(argv + ["--launcher", "slurm-local", "--gpus-per-node", "0", "--time", "30"]) == 0
+    launcher = seen["launcher"]
+    assert isinstance(launcher, SlurmArrayLauncher) and launcher.cluster == "local"
+    assert launcher.spec.gpus_per_node == 0 and launcher.spec.timeout_min == 30
+    assert launcher.spec.folder == str(tmp_path / "s" / "submitit")
+    assert main(argv) == 0 and seen["launcher"] is None  # the default: here, one after another

@@ -1,4 +1,4 @@
-"""tools/benchmark.py and benchmarks/: what the tables and JSON say, and the arithmetic behind them.
+"""python -m benchmarks (benchmarks/run.py) and the benchmarks: what the tables and JSON say, and the arithmetic behind them.
 
 Speed itself is not asserted (the machine may be shared); what is asserted is that every printed
 figure is what its definition says (clips/s = batch / step time, a ratio = the median of the
@@ -13,7 +13,7 @@ import helpers
 import pytest
 import torch
 
-if str(helpers.ROOT) not in sys.path:  # benchmarks/ is a folder of the checkout, as the tools see it
+if str(helpers.ROOT) not in sys.path:  # benchmarks/ is a folder of the checkout, run from its root
     sys.path.insert(0, str(helpers.ROOT))
 
 import rs3d  # noqa: E402
@@ -24,7 +24,9 @@ from rs3d.models.stats import count_flops, count_parameters  # noqa: E402
 
 
 def load_tool():
-    return helpers.load_tool("benchmark")
+    from benchmarks import run
+
+    return run
 
 
 def fake_clock(durations):
@@ -272,8 +274,8 @@ def test_worker_split_leaves_the_warm_up_round_out_and_splits_cpu_time(tmp_path)
 
 def test_worker_split_tool_runs_on_real_files(tmp_path):
     out = tmp_path / "split.json"
-    assert helpers.load_tool("benchmark_worker_split").main(
-        ["--num-videos", "1", "--rounds", "2", "--cache-dir", str(tmp_path), "--json", str(out)]) == 0
+    assert load_tool().main(
+        ["worker-split", "--num-videos", "1", "--rounds", "2", "--cache-dir", str(tmp_path), "--json", str(out)]) == 0
     res = json.loads(out.read_text())
     assert res["clips"] == 1
     assert res["augment_share"] == pytest.approx(res["augment_ms"] / (res["augment_ms"] + res["decode_ms"]),

@@ -1,4 +1,4 @@
-"""The training-clips-per-core benchmark (``tools/benchmark.py clips``) on two small files: every path
+"""The training-clips-per-core benchmark (``python -m benchmarks clips``) on two small files: every path
 measured in the same rounds, each rs3d path's clips exact against a sequential decode, the new paths'
 worker memory read, the storage table filled."""
 import sys
@@ -6,7 +6,7 @@ import sys
 import helpers
 import pytest
 
-if str(helpers.ROOT) not in sys.path:  # benchmarks/ is a folder of the checkout, as the tools see it
+if str(helpers.ROOT) not in sys.path:  # benchmarks/ is a folder of the checkout, run from its root
     sys.path.insert(0, str(helpers.ROOT))
 
 from benchmarks import train_clips  # noqa: E402
@@ -19,7 +19,7 @@ def test_clips_benchmark_measures_every_path_and_checks_exactness(tmp_path):
                                         fps=(30, 24), gop=250)
     storage = "256 15fps gop16 fastdecode"
     by_name = {p.name: p for p in train_clips.default_paths(storage)}
-    wanted = ["today's default (decord)", "crop in decoder (PyAV)", "2 clips per video",
+    wanted = ["default (decord)", "crop in decoder (PyAV)", "2 clips per video",
               f"storage {storage} (PyAV)", f"{storage} + PyAV + crop in decoder + 2 clips per video",
               "PyTorchVideo decord loader"]
     res = train_clips.run(str(tmp_path / "cache"), videos=4, rounds=2, batch=4, workers=0, rss_reads=30,

@@ -1,4 +1,4 @@
-"""rs3d-predict (tools/predict.py): top-5 per video with the test protocol, on real encoded videos."""
+"""rs3d-predict: top-5 per video with the test protocol, on real encoded videos."""
 import csv
 import json
 import shutil
@@ -9,6 +9,7 @@ import torch
 import rs3d
 from rs3d.data.synthetic import make_synthetic_dataset
 from helpers import load_tool
+from rs3d.cli import predict as predict_cli
 from rs3d.cli.args import split_videos_and_overrides
 from rs3d.data import kinetics400_class_names
 from rs3d.errors import ConfigError
@@ -52,7 +53,7 @@ def test_split_videos_and_overrides(tmp_path, monkeypatch):
 
 def test_prints_top_classes_by_name_and_matches_the_test_run(setup, capsys):
     videos = setup["videos"][:2]
-    assert load_tool("predict").main(videos + setup["opts"]) == 0
+    assert predict_cli.main(videos + setup["opts"]) == 0
     text = capsys.readouterr().out
     lines = text.strip().splitlines()
     assert lines[0] == videos[0]
@@ -66,7 +67,7 @@ def test_prints_top_classes_by_name_and_matches_the_test_run(setup, capsys):
     assert load_tool("test_net").main(setup["opts"] + ["OUTPUT_DIR", str(out)]) == 0
     capsys.readouterr()
     rows = {r["path"]: r for r in csv.DictReader(open(out / "test_predictions.csv"))}
-    assert load_tool("predict").main(["--json"] + videos + setup["opts"]) == 0
+    assert predict_cli.main(["--json"] + videos + setup["opts"]) == 0
     preds = json.loads(capsys.readouterr().out)
     for p in preds:
         row = rows[p["path"]]
@@ -77,7 +78,7 @@ def test_prints_top_classes_by_name_and_matches_the_test_run(setup, capsys):
 def test_a_broken_video_is_reported_and_the_others_predicted(setup, tmp_path, capsys):
     bad = tmp_path / "not_a_video.mp4"
     bad.write_text("hello")
-    assert load_tool("predict").main([setup["videos"][0], str(bad)] + setup["opts"]) == 1
+    assert predict_cli.main([setup["videos"][0], str(bad)] + setup["opts"]) == 1
     out = capsys.readouterr().out
     assert f"{bad}\n  error: " in out and "  1. " in out
 
@@ -89,7 +90,7 @@ def test_kinetics400_names_when_the_model_has_400_classes(setup, tmp_path, capsy
     opts = ["MODEL.ARCH", "resnet3d_rs26", "MODEL.WIDTH_MULTIPLIER", "0.25",
             "TEST.CHECKPOINT_FILE_PATH", str(tmp_path / "k400.pyth"), "DATA.NUM_FRAMES", "4",
             "DATA.TEST_CROP_SIZE", "32", "TEST.NUM_ENSEMBLE_VIEWS", "1", "TEST.NUM_SPATIAL_CROPS", "1"]
-    assert load_tool("predict").main(["--json", setup["videos"][0]] + opts) == 0
+    assert predict_cli.main(["--json", setup["videos"][0]] + opts) == 0
     (pred,) = json.loads(capsys.readouterr().out)
     names = kinetics400_class_names()
     assert len(pred["top"]) == 5 and all(t["name"] == names[t["class"]] for t in pred["top"])
@@ -107,11 +108,11 @@ def test_a_video_named_like_a_config_key_is_predicted(setup, tmp_path, capsys, m
     monkeypatch.chdir(tmp_path)
     shutil.copy(setup["videos"][0], tmp_path / "GOPR0001.MP4")
     opts = setup["opts"]
-    assert load_tool("predict").main(["--json", "GOPR0001.MP4", setup["videos"][0]] + opts) == 0
+    assert predict_cli.main(["--json", "GOPR0001.MP4", setup["videos"][0]] + opts) == 0
     a, b = json.loads(capsys.readouterr().out)
     assert a["path"] == "GOPR0001.MP4" and a["error"] == "" and a["top"] == b["top"]
     # Missing, such a name is an override only before "--"; after it, a video that is not there.
-    assert load_tool("predict").main(["--json", setup["videos"][0]] + opts + ["--", "GOPR0002.MP4"]) == 2
+    assert predict_cli.main(["--json", setup["videos"][0]] + opts + ["--", "GOPR0002.MP4"]) == 2
     assert _one_error_line(capsys) == "error: GOPR0002.MP4: video not found"
 
 
@@ -124,7 +125,7 @@ def test_a_folder_stands_for_every_video_under_it_sorted_by_path(setup, tmp_path
     shutil.copy(setup["videos"][0], folder / "a.mp4")
     shutil.copy(setup["videos"][2], folder / "sub" / "c.mp4")
     (folder / "notes.txt").write_text("not a video")
-    assert load_tool("predict").main([str(folder), setup["videos"][2], "--json"] + setup["opts"]) == 0
+    assert predict_cli.main([str(folder), setup["videos"][2], "--json"] + setup["opts"]) == 0
     preds = json.loads(capsys.readouterr().out)
     assert [p["path"] for p in preds] == [str(folder / "a.mp4"), str(folder / "b clip.MP4"),
                                           str(folder / "sub" / "c.mp4"), setup["videos"][2]]
@@ -134,19 +135,19 @@ def test_a_folder_stands_for_every_video_under_it_sorted_by_path(setup, tmp_path
 def test_an_empty_folder_is_refused_with_the_reason(setup, tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "notes.txt").write_text("not a video")
-    assert load_tool("predict").main([setup["videos"][0], str(tmp_path / "empty")] + setup["opts"]) == 2
+    assert predict_cli.main([setup["videos"][0], str(tmp_path / "empty")] + setup["opts"]) == 2
     line = _one_error_line(capsys)
     assert line.startswith(f"error: {tmp_path / 'empty'}: no video files under this folder")
 
 
 def test_missing_videos_are_all_named_before_any_work(setup, tmp_path, capsys):
     missing = [str(tmp_path / "nope1.mp4"), str(tmp_path / "nope 2.mp4")]
-    assert load_tool("predict").main([setup["videos"][0], *missing] + setup["opts"]) == 2
+    assert predict_cli.main([setup["videos"][0], *missing] + setup["opts"]) == 2
     assert _one_error_line(capsys) == f"error: 2 videos not found: {missing[0]}, {missing[1]}"
 
 
 def test_mistakes_are_one_line_and_exit_2(setup, tmp_path, capsys):
-    tool = load_tool("predict")
+    tool = predict_cli
     assert tool.main(setup["opts"]) == 2
     assert capsys.readouterr().err.startswith("error: no video given")
     assert tool.main([setup["videos"][0]] + setup["opts"] + ["TEST.CHECKPOINT_FILE_PATH", str(tmp_path / "x.pyth")]) == 2
@@ -159,7 +160,7 @@ def test_window_turns_predict_into_a_timeline_of_the_video(setup, tmp_path, caps
     out = tmp_path / "timeline"
     argv = ["--window", "0.5", "--stride", "0.25", "--smooth", "1", "--out", str(out), "--json",
             setup["videos"][0]] + setup["opts"]
-    assert load_tool("predict").main(argv) == 0
+    assert predict_cli.main(argv) == 0
     (summary,) = json.loads(capsys.readouterr().out)
     assert summary["error"] in ("", None)
     written = json.loads(open(summary["files"]["json"]).read())
@@ -168,4 +169,4 @@ def test_window_turns_predict_into_a_timeline_of_the_video(setup, tmp_path, caps
     # Window starts fall on frames, so each stride is 0.25 s to within one frame.
     assert all(abs(b - a - 0.25) <= 1 / written["fps"] + 1e-6 for a, b in zip(starts, starts[1:]))
     # A stride without a window is a mistake in the command, not a silent single-label run.
-    assert load_tool("predict").main(["--stride", "1", setup["videos"][0]] + setup["opts"]) == 2
+    assert predict_cli.main(["--stride", "1", setup["videos"][0]] + setup["opts"]) == 2

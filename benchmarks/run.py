@@ -1,18 +1,21 @@
-#!/usr/bin/env python
 """Speed and memory benchmarks of rs3d against its peers, each printing a table and writing JSON.
 
-    python tools/benchmark.py model --models slow_r50 resnet3d_rs50 --frames 8 --res 112 --batch 2 \\
+Run from the repository root (``benchmarks/`` is a folder of the checkout, not installed)::
+
+    python -m benchmarks model --models slow_r50 resnet3d_rs50 --frames 8 --res 112 --batch 2 \\
         --variants base cl bf16 --json model.json       # rs3d slow_r50 vs PyTorchVideo slow_r50 added
-    python tools/benchmark.py optim --model resnet3d_rs50 --json optim.json   # SGD for-loop/foreach/fused
-    python tools/benchmark.py e2e --dataset kinetics-like --model resnet3d_rs50 --width 0.25 --json e2e.json
-    python tools/benchmark.py data --json data.json      # loader benchmark + decord/PyAV/torchcodec
-    python tools/benchmark.py clips --json clips.json    # training clips per CPU core, every lever
-    python tools/benchmark.py estimate --mfu 0.4 --peak-tflops 989 --clips-json clips.json
+    python -m benchmarks optim --model resnet3d_rs50 --json optim.json   # SGD for-loop/foreach/fused
+    python -m benchmarks e2e --dataset kinetics-like --model resnet3d_rs50 --width 0.25 --json e2e.json
+    python -m benchmarks data --json data.json      # loader benchmark + decord/PyAV/torchcodec
+    python -m benchmarks loader --videos 12 --workers 2 --json loader.json   # the loader benchmark alone
+    python -m benchmarks worker-split --num-videos 4 --rounds 6              # decode vs augmentation per clip
+    python -m benchmarks clips --json clips.json    # training clips per CPU core, every lever
+    python -m benchmarks estimate --mfu 0.4 --peak-tflops 989 --clips-json clips.json
 
 Every speed comparison is measured in one run, contenders interleaved (A, B, A, B, ...), medians
-reported; the code is in ``benchmarks/`` (a folder of this checkout, not installed). Absolute numbers come with the device, versions and date in the
-JSON. FLOP convention: fvcore GFLOPs count a multiply-add as one; achieved TFLOP/s multiply by 2
-(multiply and add) and by 3 (forward + backward).
+reported. Absolute numbers come with the device, versions and date in the JSON. FLOP convention:
+fvcore GFLOPs count a multiply-add as one; achieved TFLOP/s multiply by 2 (multiply and add) and
+by 3 (forward + backward).
 """
 from __future__ import annotations
 
@@ -24,15 +27,19 @@ import tempfile
 from pathlib import Path
 from typing import List, Optional, Sequence
 
-_ROOT = str(Path(__file__).resolve().parents[1])
-if _ROOT not in sys.path:  # benchmarks/ belongs to the checkout, not to the installed package
-    sys.path.insert(0, _ROOT)
+import torch
 
-import torch  # noqa: E402
+from rs3d.cli import error_line, run_tool
+from rs3d.data import decode as D
+from rs3d.errors import ConfigError, DataError
 
-from benchmarks import measure  # noqa: E402
-from rs3d.cli import run_tool  # noqa: E402
-from rs3d.errors import ConfigError, DataError  # noqa: E402
+from . import loader as loader_benchmark
+from . import measure, train_clips
+from .decoders import BACKENDS, run_compare_in_child
+from .e2e import run_e2e
+from .models import PTV_PREFIX, bench_point, parse_variant, ratios, sgd_step_times
+from .videos import make_kinetics_like_videos, write_csv
+from .worker_split import measure as measure_worker_split
 
 DEFAULT_CACHE = os.path.join(tempfile.gettempdir(), "rs3d_benchmark_cache")
 K400_TRAIN_VIDEOS = 215_570
@@ -71,13 +78,12 @@ def _header(env: dict, command: str) -> str:
 
 def _command(argv: Optional[Sequence[str]]) -> str:
     args = list(sys.argv[1:] if argv is None else argv)
-    return "python tools/benchmark.py " + " ".join(args)
+    return "python -m benchmarks " + " ".join(args)
 
 
 # ----------------------------------------------------------------------------- model
 def cmd_model(args) -> int:
     import rs3d
-    from benchmarks.models import PTV_PREFIX, bench_point, parse_variant, ratios
 
     dev = _device(args.device)
     names = list(args.models)
@@ -135,7 +141,6 @@ def cmd_model(args) -> int:
 
 # ----------------------------------------------------------------------------- optim
 def cmd_optim(args) -> int:
-    from benchmarks.models import sgd_step_times
 
     dev = _device(args.device)
     env = measure.environment(dev)
@@ -151,7 +156,6 @@ def cmd_optim(args) -> int:
 
 # ----------------------------------------------------------------------------- e2e
 def _kinetics_like_dir(cache: str, num_videos: int, num_classes: int = 4) -> str:
-    from benchmarks.videos import make_kinetics_like_videos, write_csv
 
     paths = make_kinetics_like_videos(os.path.join(cache, "kinetics_like"), num_videos)
     d = os.path.join(cache, f"kinetics_like_set_{num_videos}")
@@ -173,8 +177,6 @@ def _synthetic_dir(cache: str, per_class: int) -> str:
 
 
 def cmd_e2e(args) -> int:
-    from benchmarks.e2e import run_e2e
-    from rs3d.config import get_cfg
     from rs3d.data import read_classes
 
     dev = _device(args.device)
@@ -187,24 +189,14 @@ def cmd_e2e(args) -> int:
         if not os.path.isfile(os.path.join(data_dir, "train.csv")):
             raise DataError(f"--dataset {data_dir}: no train.csv there (or use 'synthetic' / 'kinetics-like')")
     classes = read_classes(data_dir)
-    cfg = get_cfg()
-    cfg.DEVICE = dev.type
-    cfg.DATA.PATH_TO_DATA_DIR = data_dir
-    cfg.MODEL.ARCH = args.model
-    cfg.MODEL.NUM_CLASSES = len(classes) if classes else 400
-    if args.width:
-        cfg.MODEL.WIDTH_MULTIPLIER = args.width
-    cfg.DATA.NUM_FRAMES, cfg.DATA.SAMPLING_RATE = args.frames, args.stride
-    cfg.DATA.TRAIN_CROP_SIZE = args.crop
-    cfg.DATA_LOADER.NUM_WORKERS = args.workers
-    cfg.DATA_LOADER.PERSISTENT_WORKERS = args.workers > 0
-    cfg.DATA.DECODING_BACKEND = args.backend
-    cfg.TRAIN.BATCH_SIZE = args.batch
-    cfg.TRAIN.AMP_DTYPE = args.amp
-    cfg.TRAIN.CHANNELS_LAST = args.channels_last
-    if args.opts:
-        cfg.merge_from_list(args.opts)
-    cfg.freeze()
+    keys = {"DEVICE": dev.type, "DATA.PATH_TO_DATA_DIR": data_dir, "MODEL.ARCH": args.model,
+            "MODEL.NUM_CLASSES": len(classes) if classes else 400,
+            **({"MODEL.WIDTH_MULTIPLIER": args.width} if args.width else {}),
+            "DATA.NUM_FRAMES": args.frames, "DATA.SAMPLING_RATE": args.stride, "DATA.TRAIN_CROP_SIZE": args.crop,
+            "DATA_LOADER.NUM_WORKERS": args.workers, "DATA_LOADER.PERSISTENT_WORKERS": args.workers > 0,
+            "DATA.DECODING_BACKEND": args.backend, "TRAIN.BATCH_SIZE": args.batch, "TRAIN.AMP_DTYPE": args.amp,
+            "TRAIN.CHANNELS_LAST": args.channels_last}
+    cfg = measure.rs3d_config(keys, args.opts)
     env = measure.environment(dev, ("decord", "av"))
     print(_header(env, _command(args.argv)))
     res = run_e2e(cfg, args.steps, sync=not args.no_sync)
@@ -233,27 +225,46 @@ LOADER_DEFAULT_ARGS = ["--videos", "8", "--rss-reads", "0"]
 
 def _loader_benchmark(args) -> tuple:
     """(result, printable table) of the loader benchmark (``benchmarks/loader.py``) on ``--loader-args``."""
-    from benchmarks import loader
-
     argv = list(args.loader_args) if args.loader_args else list(LOADER_DEFAULT_ARGS)
     try:
-        largs = loader.parse_args(argv)
+        largs = loader_benchmark.parse_args(argv)
     except SystemExit as e:
-        raise ConfigError(f"--loader-args {argv}: rejected by tools/benchmark_data.py (exit {e.code})") from e
-    res = loader.run(largs)
+        raise ConfigError(f"--loader-args {argv}: rejected by the loader benchmark (exit {e.code})") from e
+    res = loader_benchmark.run(largs)
     res["argv"] = argv
-    return res, loader.format_table(res)
+    return res, loader_benchmark.format_table(res)
+
+
+def cmd_loader(args) -> int:
+    """The loader benchmark alone: rs3d vs PyTorchVideo vs the full-decode floor."""
+    try:
+        res = loader_benchmark.run(args)
+    except (OSError, ValueError, RuntimeError) as e:  # a missing file, a video that will not decode
+        raise DataError(error_line(e)) from e
+    print(loader_benchmark.format_table(res))
+    _write_json(args.json, res)
+    return 0
+
+
+def cmd_worker_split(args) -> int:
+    """Where a loader worker's CPU time goes for one training clip: decoding vs crop+resize+flip."""
+    if args.rounds < 2:
+        raise ConfigError("--rounds must be at least 2 (the first is warm-up)")
+    paths = make_kinetics_like_videos(os.path.join(args.cache_dir, "kinetics_like"), args.num_videos)
+    res = measure_worker_split(paths, args.rounds, backend=args.backend)
+    print(f"{res['clips']} clips of 32x2 at 224 from 256x340 files, 1 thread: decode {res['decode_ms']} ms, "
+          f"crop+resize+flip {res['augment_ms']} ms per clip ({100 * res['augment_share']:.1f}% of the "
+          f"worker's time); workers that only decoded would serve {res['decode_only_speedup']}x the clips")
+    _write_json(args.json, res)
+    return 0
 
 
 def cmd_data(args) -> int:
-    from benchmarks.decoders import BACKENDS, run_compare_in_child
-    from benchmarks.videos import make_kinetics_like_videos
-
     dev = torch.device("cpu")
     env = measure.environment(dev, ("decord", "av", "torchcodec"))
     print(_header(env, _command(args.argv)))
     loader, text = _loader_benchmark(args) if not args.no_loader else ({"skipped": "--no-loader"}, "")
-    print("loader benchmark (tools/benchmark_data.py "
+    print("loader benchmark (python -m benchmarks loader "
           f"{' '.join(loader.get('argv', []))}):\n{text or json.dumps(loader)}\n")
     missing = [p for p in args.videos if not os.path.isfile(p)]
     if missing:
@@ -281,7 +292,6 @@ def cmd_data(args) -> int:
 
 # ----------------------------------------------------------------------------- clips
 def cmd_clips(args) -> int:
-    from benchmarks import train_clips
 
     env = measure.environment(torch.device("cpu"), ("decord", "av", "pytorchvideo"))
     print(_header(env, _command(args.argv)))
@@ -394,7 +404,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--opts", nargs=argparse.REMAINDER, default=[], help="config KEY VALUE overrides")
     e.set_defaults(fn=cmd_e2e)
 
-    d = sub.add_parser("data", help="loader benchmark (tools/benchmark_data.py) and decoder comparison")
+    d = sub.add_parser("data", help="loader benchmark and decoder comparison")
     d.add_argument("--videos", nargs="*", default=[], help="files to decode (default: Kinetics-like videos)")
     d.add_argument("--num-videos", type=int, default=4)
     d.add_argument("--height", type=int, default=256)
@@ -403,14 +413,14 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--gop", type=int, default=250, help="keyframe interval of the generated videos")
     d.add_argument("--backends", nargs="+", default=None)
     d.add_argument("--rounds", type=int, default=3)
-    d.add_argument("--no-loader", action="store_true", help="skip tools/benchmark_data.py")
+    d.add_argument("--no-loader", action="store_true", help="skip the loader benchmark")
     d.add_argument("--loader-args", nargs=argparse.REMAINDER, default=[],
-                   help="arguments passed to tools/benchmark_data.py (last on the line; default: "
+                   help="arguments of the loader benchmark (`loader --help`; last on the line; default: "
                         + " ".join(LOADER_DEFAULT_ARGS) + ")")
     d.set_defaults(fn=cmd_data)
 
-    c = sub.add_parser("clips", help="training clips per CPU core: today's default, each lever, the best "
-                                     "combination, PyTorchVideo's decord loader (benchmarks/train_clips.py)")
+    c = sub.add_parser("clips", help="training clips per CPU core: the default loader path, each lever, the "
+                                     "best combination, PyTorchVideo's decord loader (benchmarks/train_clips.py)")
     c.add_argument("--num-kinetics", type=int, default=4, help="distinct Kinetics-like files (30/25/30/24 fps)")
     c.add_argument("--no-footage", action="store_true", help="leave out bikes.mp4 (camera footage)")
     c.add_argument("--videos", type=int, default=40,
@@ -437,14 +447,24 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--clips-json", help="a 'clips' JSON: training clips per CPU-second of each loader path")
     s.set_defaults(fn=cmd_estimate)
 
-    for sp in (m, o, e, d, c, s):
+    ld = sub.add_parser("loader", help="data-loader throughput: rs3d vs PyTorchVideo vs the full-decode floor")
+    loader_benchmark.add_arguments(ld)
+    ld.set_defaults(fn=cmd_loader)
+
+    w = sub.add_parser("worker-split", help="a loader worker's CPU time per clip: decoding vs augmentation")
+    w.add_argument("--num-videos", type=int, default=4)
+    w.add_argument("--rounds", type=int, default=6, help="passes over the videos; the first is warm-up")
+    w.add_argument("--backend", default="decord", choices=list(D.BACKENDS))
+    w.set_defaults(fn=cmd_worker_split)
+
+    for sp in (m, o, e, d, c, s, w):
         sp.add_argument("--json", help="write the results here")
         if sp not in (s, d, c):
             sp.add_argument("--device", default="", help="cpu, cuda, cuda:1 (default: cuda if available)")
             sp.add_argument("--threads", type=int, default=0,
                             help="torch CPU threads (0 = torch's default); on a CPU shared with other "
                                  "jobs, 1 avoids OpenMP threads spinning against each other")
-        if sp in (e, d, c):
+        if sp in (e, d, c, w):
             sp.add_argument("--cache-dir", default=DEFAULT_CACHE, help="generated videos are kept here")
     return p
 
