@@ -313,3 +313,23 @@ def test_storage_preparation_stores_the_frames_as_shown(quirky, tmp_path):
             for j in (k - 1, k + 1):
                 if 0 <= j < len(ref):
                     assert err < float(np.abs(copy[k].astype(np.int16) - ref[j]).mean()), (name, k, j)
+
+
+def test_predict_and_gradcam_read_a_phone_video_as_shown(quirky):
+    """rs3d-predict's views and rs3d-visualize gradcam's clip come from the frames as shown: rot90.mp4
+    gives what the upright frames ffmpeg shows give (the test's centre clip and crop)."""
+    from rs3d.config import load_config
+    from rs3d.data import transforms as T
+    from rs3d.engine.predict import build_views_dataset
+    from rs3d.inference.gradcam import center_clip
+
+    paths, refs = quirky
+    cfg = load_config(None, ["MODEL.NUM_CLASSES", "2", "DATA.NUM_FRAMES", "4", "DATA.TEST_CROP_SIZE", "32",
+                             "TEST.NUM_ENSEMBLE_VIEWS", "1", "TEST.NUM_SPATIAL_CROPS", "1", "DEVICE", "cpu"])
+    item = build_views_dataset(cfg, [str(paths["rot90.mp4"])])[0]
+    assert item["error"] == "" and item["resized_hw"] == (43, 32)  # shown 48 wide, 64 high
+    _, frames = center_clip(cfg, str(paths["rot90.mp4"]))         # [T, S, S, 3]
+    shown = refs["rot90.mp4"][0]
+    clip = torch.from_numpy(shown[build_views_dataset(cfg, [str(paths["plain.mp4"])]).clip_indices(len(shown))[0]])
+    want = T.short_side_crops(clip, 32, 1)[0].permute(1, 2, 3, 0).numpy()  # centre crop of the shown frames
+    np.testing.assert_array_equal(frames, want)

@@ -2,6 +2,8 @@
 import csv
 import importlib
 import json
+import os
+import shutil
 import subprocess
 import sys
 
@@ -138,15 +140,26 @@ def test_demo_preset_uses_the_demo_dataset():
 
 @pytest.mark.slow
 def test_two_tiny_points_end_to_end_and_resume(tmp_path, synthetic_dataset):
-    """The real tools: train 1 epoch, 30-view-style test, measurement; a second run re-runs nothing."""
+    """The real commands: train 1 epoch, 30-view-style test, measurement; a second run re-runs
+    nothing. The sweep runs as installed: only a copy of the ``rs3d`` package is importable (no
+    checkout, no tools/), from another folder."""
+    site = tmp_path / "site"
+    shutil.copytree(REPO / "rs3d", site / "rs3d", ignore=shutil.ignore_patterns("__pycache__"))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    cfg = shutil.copy(DEMO, elsewhere / "tiny.yaml")
+    env = dict(os.environ, PYTHONPATH=str(site))
+    where = subprocess.run([sys.executable, "-c", "import rs3d; print(rs3d.__file__)"], cwd=elsewhere, env=env,
+                           capture_output=True, text=True, timeout=120).stdout.strip()
+    assert where == str(site / "rs3d" / "__init__.py")
     out = tmp_path / "s"
-    cmd = [sys.executable, "-m", "rs3d.cli.sweep", "--cfg", DEMO, "--grid", "frames=2,4",
+    cmd = [sys.executable, "-m", "rs3d.cli.sweep", "--cfg", str(cfg), "--grid", "frames=2,4",
            "--out", str(out), "--measure-batch", "2", "--measure-steps", "1", "--quiet",
            "DATA.PATH_TO_DATA_DIR", str(synthetic_dataset), "SOLVER.MAX_EPOCH", "1", "TRAIN.EVAL_PERIOD", "0",
            "TRAIN.BATCH_SIZE", "4", "SOLVER.REFERENCE_BATCH_SIZE", "4", "DATA.TRAIN_CROP_SIZE", "16",
            "DATA.TEST_CROP_SIZE", "16", "DATA.TRAIN_JITTER_SCALES", "[16, 20]", "DATA_LOADER.NUM_WORKERS", "0",
            "TEST.NUM_ENSEMBLE_VIEWS", "2", "TEST.NUM_SPATIAL_CROPS", "3", "TENSORBOARD.ENABLE", "False"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=elsewhere, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     rows = json.loads((out / "results.json").read_text())
     assert [(r["name"], r["status"]) for r in rows] == [("26-2-16", "done"), ("26-4-16", "done")]
@@ -158,7 +171,7 @@ def test_two_tiny_points_end_to_end_and_resume(tmp_path, synthetic_dataset):
     assert (out / "pareto.png").read_bytes()[:4] == b"\x89PNG"
     ckpts = sorted((out / "26-2-16" / "checkpoints").glob("*.pyth"))
     stamp = [p.stat().st_mtime_ns for p in ckpts]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=elsewhere, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "[sweep] 26-2-16: train" not in proc.stdout
     assert [p.stat().st_mtime_ns for p in ckpts] == stamp

@@ -1,4 +1,4 @@
-"""python -m benchmarks (benchmarks/run.py) and the benchmarks: what the tables and JSON say, and the arithmetic behind them.
+"""python -m benchmarks (benchmarks/run.py): what the tables and JSON say, and the arithmetic behind them.
 
 Speed itself is not asserted (the machine may be shared); what is asserted is that every printed
 figure is what its definition says (clips/s = batch / step time, a ratio = the median of the
