@@ -30,8 +30,16 @@ from typing import List, Optional, Sequence, Tuple
 
 from ..cluster import JobSpec, parse_mem, parse_time
 from ..cluster.sweep_launcher import SlurmArrayLauncher
+from ..data.synthetic import make_synthetic_dataset
 from ..errors import ConfigError
 from ..sweep import runner
+from ..sweep.additive import additive_table, format_markdown, write_additive
+from ..sweep.collect import collect, write_results
+from ..sweep.grid import ALIASES, check_data, check_models, expand_grid, parse_axis, points_from_configs
+from ..sweep.pareto import pareto_front
+from ..sweep.plot import plot_pareto
+from ..sweep.presets import PRESETS, get_preset
+from ..sweep.rules import RULES, parse_rules
 from . import run_tool
 
 LAUNCHERS = ("local", "slurm", "slurm-local")
@@ -42,10 +50,6 @@ BUSY_CORES = 0.25
 
 
 def _parser() -> argparse.ArgumentParser:
-    from ..sweep.grid import ALIASES
-    from ..sweep.presets import PRESETS
-    from ..sweep.rules import RULES
-
     p = argparse.ArgumentParser(
         prog="rs3d-sweep", description=__doc__.splitlines()[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -122,10 +126,6 @@ def parse(argv: Optional[Sequence[str]]) -> argparse.Namespace:
 
 def plan(args) -> Tuple[list, str, Optional[dict]]:
     """(points, sweep folder, synthetic-set parameters or None) for the parsed command line."""
-    from ..sweep.grid import check_models, expand_grid, parse_axis, points_from_configs
-    from ..sweep.presets import get_preset
-    from ..sweep.rules import parse_rules
-
     preset = get_preset(args.preset) if args.preset else None
     if args.configs and (args.cfg or args.grid):
         raise ConfigError("--configs makes one point per config; use --cfg with --grid instead, not both")
@@ -156,7 +156,6 @@ def _ensure_synthetic(points, synthetic: Optional[dict]) -> None:
     if not where or (Path(where) / "train.csv").is_file():
         return  # no folder named (check_data says so) or the data is there
     data_dir = Path(where)
-    from ..data.synthetic import make_synthetic_dataset
 
     print(f"[sweep] writing the synthetic dataset to {data_dir} ...", flush=True)
     make_synthetic_dataset(str(data_dir), **synthetic)
@@ -167,8 +166,6 @@ def _fmt(v, spec: str) -> str:
 
 
 def summary_lines(rows) -> List[str]:
-    from ..sweep.pareto import pareto_front
-
     on_lat = pareto_front([r.get("latency_ms_per_clip") for r in rows], [r.get("error_pct") for r in rows])
     on_mem = pareto_front([r.get("peak_mem_gib") for r in rows], [r.get("error_pct") for r in rows])
     head = f"{'point':<28} {'status':<11} {'top-1':>6} {'top-5':>6} {'params M':>8} {'GFLOPs':>8} " \
@@ -187,10 +184,6 @@ def summary_lines(rows) -> List[str]:
 
 def report(points, out: str, additive: bool) -> List[dict]:
     """Collect the runs into results.csv/json, draw pareto.png, write additive.md; print a summary."""
-    from ..sweep.additive import additive_table, format_markdown, write_additive
-    from ..sweep.collect import collect, write_results
-    from ..sweep.plot import plot_pareto
-
     rows = collect(points, out)
     csv_path, json_path = write_results(rows, out)
     png = plot_pareto(rows, os.path.join(out, "pareto.png"))
@@ -226,8 +219,6 @@ def launcher_of(args, out: str) -> Optional[SlurmArrayLauncher]:
 
 
 def _run(argv: Optional[Sequence[str]] = None) -> int:
-    from ..sweep.grid import check_data
-
     args = parse(argv)
     if args.measure_batch < 1 or args.measure_steps < 1:
         raise ConfigError("--measure-batch and --measure-steps must be >= 1")

@@ -3,7 +3,7 @@
 ``SlurmArrayLauncher(spec).launch(job, points)`` submits one array element per point; each runs
 ``job(point)`` (``rs3d.sweep.runner.run_point``: train, test, measure in the point's own folder,
 each step a child process that resumes what is already there) and the statuses come back in the
-order of ``points``. An element is one task (a point's tools run as one process each).
+order of ``points``. An element is one task (a point's commands run as one process each).
 
 Preemption and time limits: SLURM signals every process of the element, so the point's training
 process checkpoints and exits on its own (``rs3d.engine.preemption``); meanwhile :class:`PointJob`

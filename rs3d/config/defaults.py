@@ -221,7 +221,7 @@ _C.TRAIN.LINEAR_PROBE = False
 
 # ----------------------------------------------------------------------------- test
 _C.TEST = CfgNode()
-# The CSV (without .csv) that tools/test_net.py evaluates.
+# The CSV (without .csv) that rs3d-test evaluates.
 _C.TEST.SPLIT = "test"
 # Clips per model forward (views of one or more videos).
 _C.TEST.BATCH_SIZE = 30
@@ -262,8 +262,8 @@ NONE_DEFAULT_TYPES = {
 # Keys that older configs may still set, and why they are gone (load_config names them).
 REMOVED_KEYS = {
     "NUM_GPUS": "the number of processes is torchrun's (--nproc_per_node), not a config key",
-    "TRAIN.ENABLE": "tools/train_net.py always trains; tools/test_net.py tests",
-    "TEST.ENABLE": "tools/test_net.py always tests; tools/train_net.py trains",
+    "TRAIN.ENABLE": "rs3d-train always trains; rs3d-test tests",
+    "TEST.ENABLE": "rs3d-test always tests; rs3d-train trains",
     "SOLVER.LR_POLICY": "the schedule is always warm-up + cosine (SOLVER.WARMUP_EPOCHS, SOLVER.COSINE_END_LR)",
 }
 

@@ -1,7 +1,7 @@
 """Every point's own files -> one table: ``results.csv`` and ``results.json`` in the sweep folder.
 
 Read per point (``ROOT/NAME/``): ``sweep_point.json`` (status, failed step, error),
-``test_metrics.json`` (written by tools/test_net.py: 30-view top-1/top-5 of the EMA weights) and
+``test_metrics.json`` (written by rs3d-test: 30-view top-1/top-5 of the EMA weights) and
 ``model_stats.json`` (written by rs3d.sweep.measure). Nothing is recomputed, so the table always
 says what the runs themselves wrote; a point never started is ``pending``.
 """
