@@ -148,7 +148,7 @@ DOC_PAGES = {"rs3d-train": "docs/training.md", "rs3d-test": "docs/evaluation.md"
 
 @pytest.mark.parametrize("name", sorted(set(COMMANDS) - NOT_ON_THE_SHARED_PARSER))
 def test_every_help_names_the_console_script_with_an_example_exit_statuses_and_docs(name, capsys):
-    main = importlib.import_module(COMMANDS[name][0]).main
+    main = importlib.import_module(COMMANDS[name]).main
     with pytest.raises(SystemExit) as e:
         main(["--help"])
     assert e.value.code == 0
@@ -164,7 +164,7 @@ def test_every_help_names_the_console_script_with_an_example_exit_statuses_and_d
 def test_every_command_prints_the_package_version(name, capsys):
     import rs3d
 
-    main = importlib.import_module(COMMANDS[name][0]).main
+    main = importlib.import_module(COMMANDS[name]).main
     with pytest.raises(SystemExit) as e:
         main(["--version"])
     assert e.value.code == 0

@@ -41,6 +41,7 @@ from ..sweep.plot import plot_pareto
 from ..sweep.presets import PRESETS, get_preset
 from ..sweep.rules import RULES, parse_rules
 from . import run_tool
+from .args import command_parser
 
 LAUNCHERS = ("local", "slurm", "slurm-local")
 
@@ -50,12 +51,16 @@ BUSY_CORES = 0.25
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="rs3d-sweep", description=__doc__.splitlines()[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="grid short names: " + "; ".join(f"{k} = {v}" for k, v in ALIASES.items())
-        + "\nrules: " + ", ".join(RULES) + "\npresets: " + ", ".join(PRESETS)
-        + "\nKEY VALUE overrides go after the options (or after --opts).")
+    p = command_parser(
+        "rs3d-sweep",
+        __doc__ + "\ngrid short names: " + "; ".join(f"{k} = {v}" for k, v in ALIASES.items())
+        + "\nrules: " + ", ".join(RULES) + "\npresets: " + ", ".join(PRESETS),
+        examples=("rs3d-sweep --preset demo",
+                  "rs3d-sweep --cfg configs/k400_rs50.yaml --grid MODEL.ARCH=resnet3d_rs50,resnet3d_rs101 "
+                  "DATA.NUM_FRAMES=16,32 --out out/sweep",
+                  "rs3d-sweep --configs configs/ablation/*.yaml --out out/ablation"),
+        docs="docs/reference.md (the additive study) and README.md (scaling sweeps)", config=False, overrides=False)
+    p.epilog = "KEY VALUE overrides go after the options (or after --opts).\n\n" + p.epilog
     p.add_argument("--cfg", default="", help="base config of the grid")
     p.add_argument("--grid", action="append", nargs="+", default=[], metavar="KEY=V1,V2",
                    help="one axis per KEY=V1,V2,...; axes multiply")

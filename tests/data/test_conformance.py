@@ -320,7 +320,7 @@ def test_predict_and_gradcam_read_a_phone_video_as_shown(quirky):
     gives what the upright frames ffmpeg shows give (the test's centre clip and crop)."""
     from rs3d.config import load_config
     from rs3d.data import transforms as T
-    from rs3d.engine.predict import build_views_dataset
+    from rs3d.inference.predict import build_views_dataset
     from rs3d.inference.gradcam import center_clip
 
     paths, refs = quirky
