@@ -17,3 +17,25 @@ def load_tool(name: str):
     sys.modules[module_name] = module
     spec.loader.exec_module(module)
     return module
+
+
+TF_GOLDEN = ROOT / "tests" / "fixtures" / "tf_golden.npz"
+
+
+def tf_golden() -> dict:
+    """The fixture from the authors' TF code (tools/tf_reference/make_golden.py wrote it), as a
+    dict of arrays (an open npz would decompress an array again at every access)."""
+    import numpy as np
+
+    with np.load(TF_GOLDEN) as z:
+        return {k: z[k] for k in z.files}
+
+
+def ks_distance(a, b) -> float:
+    """Two-sample Kolmogorov-Smirnov statistic: the largest gap between the two empirical CDFs."""
+    import numpy as np
+
+    a, b = np.sort(np.asarray(a, float)), np.sort(np.asarray(b, float))
+    x = np.concatenate([a, b])
+    return float(np.abs(np.searchsorted(a, x, side="right") / len(a)
+                        - np.searchsorted(b, x, side="right") / len(b)).max())

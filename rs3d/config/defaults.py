@@ -46,6 +46,10 @@ _C.MODEL.DROPOUT_RATE = 0.5
 _C.MODEL.DROP_PATH_RATE = 0.1
 # "stage": init*(i+2)/5 for stage i as in the released code; "linear": linear in block index (timm).
 _C.MODEL.DROP_PATH_MODE = "stage"
+# Initialisation: "pytorch" (Kaiming fan_out convs, last BN of each block at 0, classifier N(0, 0.01);
+# timm / PySlowFast) or "tf" (the released TF code: VarianceScaling(1, fan_in) truncated-normal convs,
+# every BN scale 1, self-gating kernels truncated N(0, 0.01), classifier U(-0.05, 0.05)).
+_C.MODEL.INIT = "pytorch"
 # Optional overrides of the registry entry (MODEL.ARCH); unset keeps the entry's own.
 # Stem: "plain" ([k,7,7] conv) or "deep" (ResNet-D, three 3x3 convs with temporal kernels [5,1,1]);
 # None: the entry's stem.
@@ -80,8 +84,11 @@ _C.DATA.SAMPLING_RATE = 2
 # Square crop side in pixels: training clips, and test views (full-resolution, as in the paper).
 _C.DATA.TRAIN_CROP_SIZE = 224
 _C.DATA.TEST_CROP_SIZE = 256
-# "area": random resized crop, area in TRAIN_JITTER_AREA, aspect in TRAIN_JITTER_ASPECT (released
-# recipe); "short_side": random short side in TRAIN_JITTER_SCALES then a random crop (PySlowFast).
+# "area": random resized crop, area uniform in TRAIN_JITTER_AREA, log-uniform aspect in
+# TRAIN_JITTER_ASPECT, antialiased resize (torchvision); "tf_area": the released TF code's crop
+# (tf.image.sample_distorted_bounding_box: side uniform for an aspect uniform in TRAIN_JITTER_ASPECT,
+# area in TRAIN_JITTER_AREA and >= 0.1 of the frame; bilinear resize without antialias, truncated to
+# uint8); "short_side": random short side in TRAIN_JITTER_SCALES then a random crop (PySlowFast).
 _C.DATA.TRAIN_JITTER_MODE = "area"
 _C.DATA.TRAIN_JITTER_AREA = [0.08, 1.0]
 _C.DATA.TRAIN_JITTER_ASPECT = [0.5, 2.0]
@@ -159,11 +166,22 @@ _C.SOLVER.WARMUP_EPOCHS = 5.0
 _C.SOLVER.WARMUP_START_LR = 0.0
 # Length of the run in epochs.
 _C.SOLVER.MAX_EPOCH = 350
+# How MAX_EPOCH becomes optimizer steps: "epochs" (PyTorch): MAX_EPOCH whole epochs of
+# floor(clips / TRAIN.BATCH_SIZE) steps; "examples" (TF Model Garden): ceil(MAX_EPOCH x clips /
+# TRAIN.BATCH_SIZE) steps, the last epoch cut short (73,682 steps for the released run, not 73,500).
+_C.SOLVER.RUN_LENGTH = "epochs"
 # SGD momentum and Nesterov (ignored by adamw).
 _C.SOLVER.MOMENTUM = 0.9
 _C.SOLVER.NESTEROV = True
+# Where SGD applies the learning rate: "pytorch" (torch.optim.SGD: the velocity sums gradients, the
+# rate scales it) or "keras" (TF's Keras SGD: the rate is inside the velocity, so during a warm-up
+# old gradients keep the small rate they came with). The same at a constant rate.
+_C.SOLVER.MOMENTUM_FORM = "pytorch"
 # Applied to conv and linear weights only (never BN parameters or biases).
 _C.SOLVER.WEIGHT_DECAY = 4e-5
+# Whether the self-gating convs' kernels are decayed too (True: every conv weight); the released TF
+# code gives them no regulariser (False).
+_C.SOLVER.SELF_GATING_WEIGHT_DECAY = True
 # Fine-tuning: the classifier's learning rate is the schedule's times HEAD_LR_MULT (a new head
 # learns faster than the pretrained backbone), and with LAYER_DECAY < 1 each earlier stage's rate is
 # LAYER_DECAY times the next one's (res5 x LAYER_DECAY, res4 x LAYER_DECAY^2, ..., stem x ^5).
@@ -182,6 +200,10 @@ _C.TRAIN.LABEL_SMOOTHING = 0.1
 # EMA of weights and BN statistics, decay min(EMA_DECAY, (1+t)/(10+t)) at step t.
 _C.TRAIN.EMA = True
 _C.TRAIN.EMA_DECAY = 0.9999
+# "pytorch" (timm): the average starts as a copy of the model and step t's update uses t = optimizer
+# steps before it; "tf" (the Model Garden's ExponentialMovingAverage): it starts at zero and uses
+# the count after the update (the first decay is 2/11, not 1/10).
+_C.TRAIN.EMA_FORM = "pytorch"
 # "bfloat16", "float16" (with a gradient scaler) or "float32".
 _C.TRAIN.AMP_DTYPE = "bfloat16"
 # channels_last_3d memory format for weights and clips (faster convolutions on some GPUs).
@@ -235,6 +257,10 @@ _C.TEST.RESIZE_ON_DEVICE = True
 _C.TEST.ENSEMBLE_METHOD = "mean"
 # Weights to test; None: the newest checkpoint under OUTPUT_DIR.
 _C.TEST.CHECKPOINT_FILE_PATH = None
+# Where the test views sit: "pytorch" (clip starts rounded to the nearest frame, short side resized
+# with rounding, centre crop (W - S) // 2) or "tf" (the released TF code: starts floored from a float32
+# linspace, the long side floored, centre crop round(W / 2 - S // 2)).
+_C.TEST.VIEW_POSITIONS = "pytorch"
 # Test an rs3d checkpoint's EMA weights (the recipe's) when it holds them.
 _C.TEST.USE_EMA = True
 

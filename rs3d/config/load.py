@@ -16,20 +16,25 @@ import yaml
 from fvcore.common.config import CfgNode
 
 from ..data.decode import BACKENDS
+from ..data.temporal import VIEW_POSITIONS
+from ..data.transforms import JITTER_MODES
 from ..errors import ConfigError  # noqa: F401  (re-exported)
 from ..io import atomic_write_text
 from ..io import join as io_join
 from ..models import list_models
-from ..models.resnet3d import DROP_PATH_MODES, STEM_TYPES
+from ..models.resnet3d import DROP_PATH_MODES, INITS, STEM_TYPES
 from .defaults import NONE_DEFAULT_TYPES, REMOVED_KEYS, get_cfg
 
 # Keys whose value must be one of a few strings that the training and test code define. The
-# config may not import the engine (docs/architecture.md), so these three are written here and
+# config may not import the engine (docs/architecture.md), so these are written here and
 # tests/config/test_load.py checks them against the engine's constants.
 ENGINE_CHOICES = {
     "SOLVER.OPTIMIZING_METHOD": ("sgd", "adamw"),                # rs3d.engine.optim.OPTIMIZERS
     "TRAIN.AMP_DTYPE": ("bfloat16", "float16", "float32"),       # rs3d.engine.precision.AMP_DTYPES
     "TEST.ENSEMBLE_METHOD": ("mean", "sum", "max"),              # rs3d.engine.metrics.ENSEMBLE_METHODS
+    "SOLVER.RUN_LENGTH": ("epochs", "examples"),                 # rs3d.engine.schedule.RUN_LENGTHS
+    "SOLVER.MOMENTUM_FORM": ("pytorch", "keras"),                # rs3d.engine.optim.MOMENTUM_FORMS
+    "TRAIN.EMA_FORM": ("pytorch", "tf"),                         # rs3d.engine.ema.EMA_FORMS
 }
 
 
@@ -40,8 +45,10 @@ def choices() -> dict:
         "MODEL.DROP_PATH_MODE": DROP_PATH_MODES,
         "MODEL.STEM_TYPE": STEM_TYPES,
         "DATA.DECODING_BACKEND": BACKENDS,
-        # No constant in rs3d.data / rs3d.models.convert yet.
-        "DATA.TRAIN_JITTER_MODE": ("area", "short_side"),
+        "DATA.TRAIN_JITTER_MODE": JITTER_MODES,
+        "MODEL.INIT": INITS,
+        "TEST.VIEW_POSITIONS": VIEW_POSITIONS,
+        # No constant in rs3d.models.convert yet.
         "TRAIN.CHECKPOINT_INFLATE_MODE": ("center", "mean"),
         **ENGINE_CHOICES,
     }
@@ -226,6 +233,12 @@ def validate(cfg: CfgNode) -> None:
             raise ConfigError(f"{key} must be >= 0{_unset_hint(key)}; got {v!r}")
     if not 0 <= cfg.TRAIN.EMA_DECAY < 1:
         raise ConfigError(f"TRAIN.EMA_DECAY must be in [0, 1); got {cfg.TRAIN.EMA_DECAY!r}")
+    if cfg.SOLVER.MOMENTUM_FORM == "keras" and cfg.SOLVER.OPTIMIZING_METHOD != "sgd":
+        raise ConfigError(f"SOLVER.MOMENTUM_FORM keras is a form of SGD; SOLVER.OPTIMIZING_METHOD is "
+                          f"{cfg.SOLVER.OPTIMIZING_METHOD!r} (set MOMENTUM_FORM pytorch)")
+    if not 0 <= cfg.BN.MOMENTUM <= 1:
+        raise ConfigError(f"BN.MOMENTUM must be in [0, 1] (PyTorch convention: 1.0 = TF's 0.0); "
+                          f"got {cfg.BN.MOMENTUM!r}")
     if len(cfg.DATA.MEAN) != 3 or len(cfg.DATA.STD) != 3 or min(cfg.DATA.STD) <= 0:
         raise ConfigError("DATA.MEAN and DATA.STD must hold 3 values each, STD > 0")
     if cfg.MODEL.NUM_CLASSES < 1:

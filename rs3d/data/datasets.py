@@ -107,8 +107,9 @@ class TrainDataset(_VideoDataset):
     folders keep the torch path.
 
     Args:
-        jitter_mode: "area" (random resized crop with ``area`` and ``aspect``) or "short_side"
-            (short side uniform in ``scales`` then a random ``crop_size`` crop).
+        jitter_mode: "area" (random resized crop with ``area`` and ``aspect``), "tf_area" (the
+            released TF crop with the same ranges and TF's resize, ``T.sample_tf_area_box``) or
+            "short_side" (short side uniform in ``scales`` then a random ``crop_size`` crop).
         flip_label_map: ``map[label]`` is the label of a flipped clip (:mod:`rs3d.data.flip`);
             None keeps the label.
     """
@@ -119,8 +120,8 @@ class TrainDataset(_VideoDataset):
                  max_retries: int = 10, flip_label_map: Optional[Sequence[int]] = None,
                  clips_per_video: int = 1, crop_in_decoder: bool = False, **decode_kwargs):
         super().__init__(records, num_frames, sampling_rate, **decode_kwargs)
-        if jitter_mode not in ("area", "short_side"):
-            raise ValueError(f"DATA.TRAIN_JITTER_MODE must be 'area' or 'short_side', got {jitter_mode!r}")
+        if jitter_mode not in T.JITTER_MODES:
+            raise ValueError(f"DATA.TRAIN_JITTER_MODE must be one of {list(T.JITTER_MODES)}, got {jitter_mode!r}")
         if clips_per_video < 1:
             raise ValueError(f"DATA.TRAIN_CLIPS_PER_VIDEO must be >= 1, got {clips_per_video}")
         self.clips_per_video = int(clips_per_video)
@@ -177,6 +178,8 @@ class TrainDataset(_VideoDataset):
             for _ in range(n - len(drawn)):
                 if self.jitter_mode == "area":
                     box = T.sample_area_box(h, w, rng_space, self.area, self.aspect)
+                elif self.jitter_mode == "tf_area":
+                    box = T.sample_tf_area_box(h, w, rng_space, self.area, self.aspect)
                 else:
                     box = T.sample_short_side_box(h, w, rng_space, self.scales, self.crop_size)
                 drawn.append((box, bool(self.random_flip and rng_space.random() < 0.5)))
@@ -193,7 +196,8 @@ class TrainDataset(_VideoDataset):
             clips = [T.clip_of_crops(frames[j * t:(j + 1) * t], f) for j, (_, f) in enumerate(drawn)]
         else:
             draw(frames.shape[1], frames.shape[2])
-            clips = [T.crop_resize_flip(frames, box, self.crop_size, f) for box, f in drawn]
+            tf_resize = self.jitter_mode == "tf_area"
+            clips = [T.crop_resize_flip(frames, box, self.crop_size, f, tf_resize) for box, f in drawn]
         flips = [f for _, f in drawn]
         if n == 1:
             return (clips[0], flips[0]) if with_flip else clips[0]
@@ -255,10 +259,13 @@ class TestDataset(_VideoDataset):
 
     def __init__(self, records, num_frames: int, sampling_rate: int, crop_size: int,
                  num_clips: int = 10, num_crops: int = 3, resize_on_device: bool = False,
-                 **decode_kwargs):
+                 view_positions: str = "pytorch", **decode_kwargs):
         super().__init__(records, num_frames, sampling_rate, **decode_kwargs)
         self.crop_size, self.num_clips, self.num_crops = crop_size, num_clips, num_crops
         self.resize_on_device = resize_on_device
+        if view_positions == "tf":
+            T.crop_offsets_tf(crop_size, crop_size, num_crops)  # refuses a crop count TF has no rule for
+        self.view_positions = view_positions
 
     def clip_indices(self, length: int, fps: Optional[float] = None) -> List[np.ndarray]:
         """The frames of each of the ``num_clips`` test clips of a video of ``length`` frames."""
@@ -286,8 +293,10 @@ class TestDataset(_VideoDataset):
                       fps: Optional[float] = None) -> dict:
         """Decoded ``frames`` (frame ``union[i]`` of the video) -> the item's view fields."""
         s = self.crop_size
-        h, w = T.short_side_size(frames.shape[1], frames.shape[2], s)
-        corners = [(off, 0) if h > w else (0, off) for off in T.crop_offsets(max(h, w), s, self.num_crops)]
+        tf = self.view_positions == "tf"
+        h, w = (T.short_side_size_tf if tf else T.short_side_size)(frames.shape[1], frames.shape[2], s)
+        offsets = (T.crop_offsets_tf if tf else T.crop_offsets)(max(h, w), s, self.num_crops)
+        corners = [(off, 0) if h > w else (0, off) for off in offsets]
         positions = [np.searchsorted(union, idx) for idx in self.clip_indices(length, fps)]
         keep = self.resize_on_device or (h, w) == tuple(frames.shape[1:3])
         return dict(frames=frames.contiguous() if keep else _resize_frames(frames, h, w),

@@ -123,7 +123,7 @@ def temporal_sampling(cfg) -> TemporalSampling:
         raise ConfigError(f"DATA.TARGET_FPS must be > 0, or None; got {d.TARGET_FPS!r}")
     if d.FRAME_FOLDER_FPS <= 0:
         raise ConfigError(f"DATA.FRAME_FOLDER_FPS must be > 0; got {d.FRAME_FOLDER_FPS!r}")
-    return TemporalSampling(d.NUM_FRAMES, d.SAMPLING_RATE, d.SAMPLING, d.TARGET_FPS)
+    return TemporalSampling(d.NUM_FRAMES, d.SAMPLING_RATE, d.SAMPLING, d.TARGET_FPS, cfg.TEST.VIEW_POSITIONS)
 
 
 def _check_class_names(records, names, data_dir: str, csv_path: str) -> None:
@@ -194,7 +194,8 @@ def multiview_dataset(cfg, records) -> TestDataset:
     d = cfg.DATA
     return TestDataset(records, d.NUM_FRAMES, d.SAMPLING_RATE, d.TEST_CROP_SIZE,
                        num_clips=cfg.TEST.NUM_ENSEMBLE_VIEWS, num_crops=cfg.TEST.NUM_SPATIAL_CROPS,
-                       resize_on_device=resize_test_frames_on_device(cfg), **_decode_kwargs(cfg))
+                       resize_on_device=resize_test_frames_on_device(cfg),
+                       view_positions=cfg.TEST.VIEW_POSITIONS, **_decode_kwargs(cfg))
 
 
 def resize_test_frames_on_device(cfg) -> bool:

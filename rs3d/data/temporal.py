@@ -27,6 +27,8 @@ from ..errors import DecodeError
 from .decode import center_clip_start, clip_indices, random_clip_start, uniform_clip_starts
 
 SAMPLING_MODES = ("dense", "segment")
+# TEST.VIEW_POSITIONS: how test clip starts (and crops, rs3d.data.transforms) are placed.
+VIEW_POSITIONS = ("pytorch", "tf")
 _EPS = 1e-9  # k * stride computed in floating point lands a hair under an integer
 
 
@@ -64,6 +66,19 @@ def timed_starts(length: int, num_frames: int, stride: float, num_clips: int) ->
     if num_clips == 1:
         return [last // 2]
     return [int(round(last * i / (num_clips - 1))) for i in range(num_clips)]
+
+
+def tf_linspace_starts(last: int, num_clips: int) -> List[int]:
+    """TF's ``sample_linspace_sequence`` starts: ``tf.linspace(0, last, num_clips)`` in float32, truncated.
+
+    ``last`` = ``L - n * stride`` (0 if negative); a single clip is the middle one, ``last // 2``
+    (TF's ``sample_sequence``), as in the PyTorch rule."""
+    if num_clips == 1:
+        return [last // 2]
+    f32 = np.float32
+    delta = f32(last) / f32(num_clips - 1)
+    inner = [int(np.floor(f32(f32(i) * delta))) for i in range(1, num_clips - 1)]
+    return [0] + inner + [last]
 
 
 def _wrap(indices: np.ndarray, length: int) -> np.ndarray:
@@ -105,12 +120,16 @@ class TemporalSampling:
     rate: int = 1
     mode: str = "dense"
     target_fps: Optional[float] = None
+    view_positions: str = "pytorch"   # dense test clip starts: rounded ("pytorch") or floored ("tf")
 
     def __post_init__(self):
         if self.mode not in SAMPLING_MODES:
             raise ValueError(f"DATA.SAMPLING must be one of {', '.join(SAMPLING_MODES)}, got {self.mode!r}")
         if self.target_fps is not None and self.target_fps <= 0:
             raise ValueError(f"DATA.TARGET_FPS must be > 0, got {self.target_fps!r}")
+        if self.view_positions not in VIEW_POSITIONS:
+            raise ValueError(f"TEST.VIEW_POSITIONS must be one of {', '.join(VIEW_POSITIONS)}, "
+                             f"got {self.view_positions!r}")
 
     @property
     def needs_fps(self) -> bool:
@@ -131,12 +150,20 @@ class TemporalSampling:
         """``num_views`` clips spread over the video (dense: evenly spaced starts; segment: offsets)."""
         if self.mode == "segment":
             return [segment_view(length, self.num_frames, v, num_views) for v in range(num_views)]
+        tf = self.view_positions == "tf"
         if self.target_fps is None:
-            starts = uniform_clip_starts(length, self.num_frames, self.rate, num_views)
+            if tf:
+                starts = tf_linspace_starts(max(length - self.num_frames * self.rate, 0), num_views)
+            else:
+                starts = uniform_clip_starts(length, self.num_frames, self.rate, num_views)
             return [clip_indices(s, self.num_frames, self.rate, length) for s in starts]
         stride = self._stride(fps)
         offsets = clip_offsets(self.num_frames, stride)
-        return [_wrap(s + offsets, length) for s in timed_starts(length, self.num_frames, stride, num_views)]
+        if tf:
+            starts = tf_linspace_starts(max(length - _extent(self.num_frames, stride), 0), num_views)
+        else:
+            starts = timed_starts(length, self.num_frames, stride, num_views)
+        return [_wrap(s + offsets, length) for s in starts]
 
     def val(self, length: int, fps: Optional[float]) -> np.ndarray:
         """The validation clip: the middle test clip (dense) or the segment centres."""

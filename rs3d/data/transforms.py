@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 
 Box = Tuple[int, int, int, int]  # top, left, height, width in the source frame
+# DATA.TRAIN_JITTER_MODE: how a training crop is chosen (see rs3d/config/defaults.py).
+JITTER_MODES = ("area", "tf_area", "short_side")
 
 
 def to_tchw(frames: torch.Tensor) -> torch.Tensor:
@@ -34,6 +36,15 @@ def resize(frames: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
     x = F.interpolate(frames.float(), size=size, mode="bilinear", antialias=True,
                       align_corners=False)
     return x.round_().clamp_(0, 255).to(torch.uint8)
+
+
+def resize_tf(frames: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
+    """TF's ``tf.cast(tf.image.resize(frames, size), tf.uint8)``: bilinear with half-pixel centres,
+    no antialias, computed in float32, cast by truncation (the released training crops)."""
+    if tuple(frames.shape[-2:]) == tuple(size):
+        return frames
+    x = F.interpolate(frames.float(), size=size, mode="bilinear", antialias=False, align_corners=False)
+    return x.clamp_(0, 255).to(torch.uint8)  # float -> uint8 truncates, as tf.cast does
 
 
 def resize_nhwc_into(frames: torch.Tensor, out: torch.Tensor, chunk: int = 16) -> torch.Tensor:
@@ -84,6 +95,62 @@ def sample_area_box(height: int, width: int, rng: np.random.Generator,
     return (height - h) // 2, (width - w) // 2, h, w
 
 
+def sample_tf_area_box(height: int, width: int, rng: np.random.Generator,
+                       area: Sequence[float] = (0.08, 1.0), aspect: Sequence[float] = (0.5, 2.0),
+                       min_covered: float = 0.1, attempts: int = 100) -> Box:
+    """The crop of TF's ``sample_distorted_bounding_box`` as the released code calls it
+    (``preprocess_ops_3d.random_crop_resize``: whole-frame box, ``min_object_covered`` 0.1, 100 attempts).
+
+    Each attempt draws an aspect (width / height) uniform in ``aspect``, then a height uniform among
+    the integers whose box of that aspect has an area in ``area`` (width = height x aspect rounded),
+    and a corner uniform in ``[0, H - h)`` x ``[0, W - w)``; it is kept when it covers at least
+    ``min_covered`` of the frame. The area is therefore not uniform (heights are), and no crop is
+    smaller than ``max(area[0], min_covered)``. After ``attempts`` failures: the whole frame.
+    TF's float32 arithmetic and round-half-even are kept; only the random generator differs.
+    """
+    f32 = np.float32
+    min_area = f32(f32(area[0]) * f32(width) * f32(height))
+    max_area = f32(f32(area[1]) * f32(width) * f32(height))
+    lo, hi = f32(aspect[0]), f32(aspect[1])
+    for _ in range(attempts):
+        ratio = f32(f32(rng.random()) * (hi - lo) + lo)
+        box = _tf_crop_for_aspect(height, width, min_area, max_area, ratio, rng)
+        if box is not None and box[2] * box[3] >= 1 and f32(box[2] * box[3]) / f32(height * width) >= f32(min_covered):
+            return box
+    return 0, 0, height, width
+
+
+def _tf_crop_for_aspect(height: int, width: int, min_area, max_area, ratio, rng: np.random.Generator):
+    """One attempt of TF's crop generator for aspect ``ratio``; None when it cannot fit."""
+    f32 = np.float32
+
+    def rint(v) -> int:  # lrintf: round half to even, in float32
+        return int(np.rint(f32(v)))
+
+    h = rint(np.sqrt(f32(min_area / ratio)))
+    h_max = rint(np.sqrt(f32(max_area / ratio)))
+    if rint(f32(h_max) * ratio) > width:  # the widest box must fit: the largest h with round(h r) <= W
+        h_max = int((width + 0.5 - 1e-7) / float(ratio))
+        if rint(f32(h_max) * ratio) > width:
+            h_max -= 1
+    h_max = min(h_max, height)
+    h = min(h, h_max)
+    if h < h_max:
+        h += int(rng.integers(0, h_max - h + 1))
+    w = rint(f32(h) * ratio)
+    if f32(w * h) < min_area:  # rounding left the box a little too small: one row more
+        h += 1
+        w = rint(f32(h) * ratio)
+    if f32(w * h) > max_area:  # or too large: one row less
+        h -= 1
+        w = rint(f32(h) * ratio)
+    if not (min_area <= f32(w * h) <= max_area) or w > width or h > height or w <= 0 or h <= 0:
+        return None
+    top = int(rng.integers(0, height - h)) if h < height else 0
+    left = int(rng.integers(0, width - w)) if w < width else 0
+    return top, left, h, w
+
+
 def sample_short_side_box(height: int, width: int, rng: np.random.Generator,
                           scales: Sequence[int], crop: int) -> Box:
     """PySlowFast jitter: short side uniform in ``scales`` (inclusive), then a random ``crop``.
@@ -102,11 +169,13 @@ def sample_short_side_box(height: int, width: int, rng: np.random.Generator,
     return top, left, h, w
 
 
-def crop_resize_flip(frames: torch.Tensor, box: Box, size: int, flip: bool) -> torch.Tensor:
-    """Crop ``box`` from every frame, resize to ``size x size``, optionally flip: -> ``[3, T, S, S]``."""
+def crop_resize_flip(frames: torch.Tensor, box: Box, size: int, flip: bool, tf_resize: bool = False) -> torch.Tensor:
+    """Crop ``box`` from every frame, resize to ``size x size``, optionally flip: -> ``[3, T, S, S]``.
+
+    ``tf_resize``: :func:`resize_tf` (TF's bilinear without antialias, truncated) instead of :func:`resize`."""
     x = to_tchw(frames)
     top, left, h, w = box
-    x = resize(x[:, :, top:top + h, left:left + w], (size, size))
+    x = (resize_tf if tf_resize else resize)(x[:, :, top:top + h, left:left + w], (size, size))
     if flip:
         x = x.flip(-1)
     return x.permute(1, 0, 2, 3).contiguous()
@@ -131,6 +200,24 @@ def crop_offsets(long_side: int, crop: int, num_crops: int) -> List[int]:
     if num_crops % 2 == 1:
         offsets[num_crops // 2] = room // 2
     return offsets
+
+
+def short_side_size_tf(height: int, width: int, short: int) -> Tuple[int, int]:
+    """TF's ``resize_smallest``: the long side floored, ``max(short, long * short // short_side)``."""
+    return max(short, height * short // width), max(short, width * short // height)
+
+
+def crop_offsets_tf(long_side: int, crop: int, num_crops: int) -> List[int]:
+    """TF's ``crop_image`` offsets along the long side: 3 crops at 0, ``round(long / 2 - crop // 2)``
+    (half to even) and ``long - crop``; 1 crop at ``(long - crop) // 2``."""
+    room = max(long_side - crop, 0)
+    if num_crops == 1:
+        return [room // 2]
+    if num_crops == 3:
+        centre = float(np.round(np.float32(long_side) / np.float32(2) - np.float32(crop // 2)))
+        return [0, int(centre), room]
+    raise ValueError(f"TEST.VIEW_POSITIONS tf places 1 or 3 crops (as TF's crop_image), not {num_crops}: "
+                     "set TEST.NUM_SPATIAL_CROPS 1 or 3, or TEST.VIEW_POSITIONS pytorch")
 
 
 def resize_short_side(frames: torch.Tensor, size: int) -> torch.Tensor:

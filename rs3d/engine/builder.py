@@ -23,7 +23,7 @@ from rs3d.engine.logs import logger
 from rs3d.engine.losses import build_loss
 from rs3d.engine.optim import build_optimizer
 from rs3d.engine.precision import AMP_DTYPES
-from rs3d.engine.schedule import Schedule, scaled_lr
+from rs3d.engine.schedule import Schedule, resolve_warmup, run_steps, scaled_lr
 from rs3d.engine.state import TrainState
 from rs3d.errors import ConfigError
 from rs3d.models import build_model
@@ -79,13 +79,17 @@ class TrainParts:
     schedule: Schedule
     dist: DistInfo
     seed: int          # RNG_SEED: every epoch's random streams derive from (seed, epoch, rank)
-    max_epoch: int
+    max_epoch: int     # epochs the run starts (the last may be cut short: SOLVER.RUN_LENGTH examples)
     global_batch: int
     log_period: int
 
     @property
     def steps_per_epoch(self) -> int:
         return self.schedule.steps_per_epoch
+
+    def steps_in_epoch(self, epoch: int) -> int:
+        """Steps of ``epoch``: ``steps_per_epoch`` but in a cut-short last epoch (SOLVER.RUN_LENGTH)."""
+        return self.schedule.steps_in_epoch(epoch)
 
 
 def build_state(cfg, dist: DistInfo, init_weights: bool = True) -> TrainState:
@@ -116,10 +120,11 @@ def build_state(cfg, dist: DistInfo, init_weights: bool = True) -> TrainState:
     model.to(dist.device)
     if cfg.TRAIN.CHANNELS_LAST:
         model.to(memory_format=torch.channels_last_3d)
-    ema = ModelEma(model, cfg.TRAIN.EMA_DECAY) if cfg.TRAIN.EMA else None
+    ema = ModelEma(model, cfg.TRAIN.EMA_DECAY, form=cfg.TRAIN.EMA_FORM) if cfg.TRAIN.EMA else None
     optimizer = build_optimizer(model, lr=0.0, momentum=cfg.SOLVER.MOMENTUM, nesterov=cfg.SOLVER.NESTEROV,
                                 weight_decay=cfg.SOLVER.WEIGHT_DECAY, method=cfg.SOLVER.OPTIMIZING_METHOD,
-                                lr_mult=lr_multiplier(model, opts))
+                                lr_mult=lr_multiplier(model, opts), momentum_form=cfg.SOLVER.MOMENTUM_FORM,
+                                decay_self_gating=cfg.SOLVER.SELF_GATING_WEIGHT_DECAY)
     scaler = torch.amp.GradScaler(dist.device.type, enabled=AMP_DTYPES[cfg.TRAIN.AMP_DTYPE] == torch.float16)
     return TrainState(model=model, optimizer=optimizer, scaler=scaler, ema=ema,
                       world_size=dist.world_size, info={"cfg": cfg.dump()})
@@ -133,12 +138,18 @@ def wrap_model(model: nn.Module, dist: DistInfo, compile: bool) -> nn.Module:
     return torch.compile(model) if compile else model
 
 
-def build_schedule(cfg, steps_per_epoch: int) -> Schedule:
-    """Warm-up + cosine over SOLVER.MAX_EPOCH epochs, peak BASE_LR linearly scaled to the batch."""
+def build_schedule(cfg, steps_per_epoch: int, num_examples: int = 0) -> Schedule:
+    """Warm-up + cosine over the run (SOLVER.RUN_LENGTH: MAX_EPOCH whole epochs, or MAX_EPOCH x
+    ``num_examples`` clips), peak BASE_LR linearly scaled to the batch. A warm-up as long as the run
+    is shortened, with a warning (``rs3d.engine.schedule.resolve_warmup``)."""
+    total = run_steps(cfg.SOLVER.MAX_EPOCH, steps_per_epoch, cfg.SOLVER.RUN_LENGTH, num_examples,
+                      cfg.TRAIN.BATCH_SIZE)
+    warmup, warning = resolve_warmup(int(round(cfg.SOLVER.WARMUP_EPOCHS * steps_per_epoch)), total)
+    if warning:
+        logger.warning(warning)
     return Schedule(
         base_lr=scaled_lr(cfg.SOLVER.BASE_LR, cfg.TRAIN.BATCH_SIZE, cfg.SOLVER.REFERENCE_BATCH_SIZE),
-        total_iters=cfg.SOLVER.MAX_EPOCH * steps_per_epoch,
-        warmup_iters=int(round(cfg.SOLVER.WARMUP_EPOCHS * steps_per_epoch)),
+        total_iters=total, warmup_iters=warmup,
         steps_per_epoch=steps_per_epoch, warmup_start_lr=cfg.SOLVER.WARMUP_START_LR,
         end_lr=cfg.SOLVER.COSINE_END_LR)
 
@@ -163,10 +174,11 @@ def build_training(cfg, dist: DistInfo, init_weights: bool = True) -> TrainParts
     if steps < 1:
         raise ConfigError(f"the train split gives {len(train_loader)} micro-batches of {micro} per process, "
                           f"fewer than one global batch of {cfg.TRAIN.BATCH_SIZE}")
-    schedule = build_schedule(cfg, steps)
+    schedule = build_schedule(cfg, steps, len(train_loader.dataset))
     state.info["scheduler"] = schedule.summary()
-    logger.info(f"{steps} steps/epoch, {schedule.total_iters} steps in all, peak lr {schedule.base_lr:.5g} "
-                f"(BASE_LR {cfg.SOLVER.BASE_LR} x {cfg.TRAIN.BATCH_SIZE}/{cfg.SOLVER.REFERENCE_BATCH_SIZE}), "
+    logger.info(f"{steps} steps/epoch, {schedule.total_iters} steps in all ({schedule.num_epochs} epochs), "
+                f"peak lr {schedule.peak_lr:.5g} at step {schedule.warmup_iters} (BASE_LR {cfg.SOLVER.BASE_LR} x "
+                f"{cfg.TRAIN.BATCH_SIZE}/{cfg.SOLVER.REFERENCE_BATCH_SIZE} = {schedule.base_lr:.5g}), "
                 f"warm-up {schedule.warmup_iters} steps")
     step = StepConfig(device=dist.device, amp_dtype=AMP_DTYPES[cfg.TRAIN.AMP_DTYPE],
                       channels_last=cfg.TRAIN.CHANNELS_LAST, clip_grad_norm=cfg.TRAIN.CLIP_GRAD_NORM,
@@ -175,5 +187,5 @@ def build_training(cfg, dist: DistInfo, init_weights: bool = True) -> TrainParts
     loss_fn = build_loss(cfg.TRAIN.LABEL_SMOOTHING, multi_label=cfg.DATA.MULTI_LABEL)
     return TrainParts(state=state, model=model, train_loader=train_loader, val_loader=val_loader,
                       loss_fn=loss_fn, step=step, schedule=schedule,
-                      dist=dist, seed=cfg.RNG_SEED, max_epoch=cfg.SOLVER.MAX_EPOCH,
+                      dist=dist, seed=cfg.RNG_SEED, max_epoch=schedule.num_epochs,
                       global_batch=cfg.TRAIN.BATCH_SIZE, log_period=cfg.LOG_PERIOD)

@@ -70,8 +70,7 @@ class EpochMeter:
         now = time.perf_counter()
         done = step - start_step  # steps run by this process in this epoch
         period = min(step % parts.log_period or parts.log_period, done)
-        steps = parts.steps_per_epoch
-        remaining = (steps - step) + (parts.max_epoch - epoch - 1) * steps
+        remaining = parts.schedule.total_iters - parts.state.progress.iteration
         rec = {
             "_type": "train_iter", "epoch": epoch + 1, "iter": step, "iteration": parts.state.progress.iteration,
             "loss": float(self.period_loss) / max(self.period_n, 1), "lr": lr,

@@ -3,11 +3,26 @@
 Linear warm-up from ``warmup_start_lr`` to the cosine curve's value at the end of warm-up, then
 the cosine curve over the whole run to ``end_lr`` (as PySlowFast and the Model Garden's
 LinearWarmup-wrapped cosine do). Stepping per iteration, not per epoch, is what the recipe uses.
+
+The run's length (``SOLVER.RUN_LENGTH``): "epochs" (PyTorch / PySlowFast) trains ``MAX_EPOCH``
+whole epochs of ``floor(clips / batch)`` steps; "examples" (the TF Model Garden) trains
+``ceil(MAX_EPOCH * clips / batch)`` steps, the last epoch cut short where they end: the released
+run is 73,682 steps (350 epochs of 215,570 clips at 1,024), not 350 x 210 = 73,500. The warm-up is
+``round(WARMUP_EPOCHS * steps per epoch)`` either way (the released 1,050 = 5 x 210).
+
+Because the warm-up climbs to the cosine's value where the warm-up ends, a warm-up as long as the
+run never gets off the ground (every step's rate would be 0). :func:`resolve_warmup` shortens such a
+warm-up to a tenth of the run and says so, and :attr:`Schedule.peak_lr` is the rate actually reached.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Optional, Tuple
+
+RUN_LENGTHS = ("epochs", "examples")
+# What a warm-up that would last the whole run is shortened to, as a share of the run.
+SHORTENED_WARMUP = 0.1
 
 
 def scaled_lr(base_lr: float, batch_size: int, reference_batch_size: int) -> float:
@@ -32,6 +47,27 @@ def lr_at(it: int, base_lr: float, total_iters: int, warmup_iters: int = 0,
     return cosine_lr(it, base_lr, total_iters, end_lr)
 
 
+def run_steps(max_epoch: int, steps_per_epoch: int, run_length: str = "epochs",
+              num_examples: int = 0, batch_size: int = 1) -> int:
+    """Optimizer steps of the whole run (see the module docstring for ``run_length``)."""
+    if run_length == "epochs":
+        return max_epoch * steps_per_epoch
+    if run_length == "examples":
+        return max(1, -(-max_epoch * num_examples // batch_size))  # ceil: every clip MAX_EPOCH times
+    raise ValueError(f"SOLVER.RUN_LENGTH must be one of {list(RUN_LENGTHS)}, got {run_length!r}")
+
+
+def resolve_warmup(warmup_iters: int, total_iters: int) -> Tuple[int, Optional[str]]:
+    """(warm-up steps to use, a warning or None): a warm-up of at least the whole run would keep
+    the rate at 0 throughout; it is shortened to ``SHORTENED_WARMUP`` of the run."""
+    if warmup_iters < total_iters or warmup_iters <= 0:
+        return warmup_iters, None
+    short = int(total_iters * SHORTENED_WARMUP)
+    return short, (f"SOLVER.WARMUP_EPOCHS gives a warm-up of {warmup_iters} steps, not shorter than the run "
+                   f"({total_iters} steps): the rate would stay 0 throughout; warm-up shortened to {short} "
+                   f"steps ({SHORTENED_WARMUP:.0%} of the run)")
+
+
 @dataclass(frozen=True)
 class Schedule:
     """The run's learning-rate curve, resolved once: ``schedule(it)`` is the rate of step ``it``."""
@@ -44,6 +80,21 @@ class Schedule:
 
     def __call__(self, it: int) -> float:
         return lr_at(it, self.base_lr, self.total_iters, self.warmup_iters, self.warmup_start_lr, self.end_lr)
+
+    @property
+    def peak_lr(self) -> float:
+        """The highest rate the run reaches: the cosine's value where the warm-up ends (BASE_LR's
+        scaled value only without a warm-up)."""
+        return max(self(min(self.warmup_iters, self.total_iters)), self.warmup_start_lr)
+
+    @property
+    def num_epochs(self) -> int:
+        """Epochs the run starts, the last one possibly cut short."""
+        return -(-self.total_iters // self.steps_per_epoch)
+
+    def steps_in_epoch(self, epoch: int) -> int:
+        """Optimizer steps of ``epoch`` (0-based): all of them but in a run's cut-short last epoch."""
+        return max(0, min(self.steps_per_epoch, self.total_iters - epoch * self.steps_per_epoch))
 
     def summary(self) -> dict:
         """What a checkpoint records about the schedule (for readers; a resume recomputes it)."""

@@ -160,11 +160,11 @@ def train_one_epoch(parts: TrainParts, epoch: int, stats: Optional[StatsWriter] 
     whether to stop (with ``checkpointer``): then a checkpoint, and ``Preempted`` is raised.
     """
     state, sc = parts.state, parts.step
-    steps = parts.steps_per_epoch
+    steps = parts.steps_in_epoch(epoch)
     last_step = min(until_step or steps, steps)
     start_step = step = start_epoch(parts, epoch)
     meter = EpochMeter(sums_before(parts, start_step), sc.device)
-    lr = _lr_before_first_step(parts, start_step)
+    lr = _lr_before_first_step(parts, start_step, steps)
     parts.model.train()
     micro = 0
     batches = meter.timed(parts.train_loader, stop) if step < last_step else ()
@@ -224,12 +224,12 @@ def train_one_epoch(parts: TrainParts, epoch: int, stats: Optional[StatsWriter] 
     return epoch_stats
 
 
-def _lr_before_first_step(parts: TrainParts, start_step: int) -> float:
+def _lr_before_first_step(parts: TrainParts, start_step: int, steps: int) -> float:
     """The learning rate the epoch's stats report if it runs no step: an epoch resumed after its
     last step (only validation was left to do) reports the lr that last step used; otherwise the
-    lr of the step about to run (the loop then sets it again, step by step)."""
+    lr of the step about to run (the loop then sets it again, step by step). ``steps``: the epoch's."""
     iteration = parts.state.progress.iteration
-    resumed_after_last_step = parts.steps_per_epoch > 0 and start_step == parts.steps_per_epoch
+    resumed_after_last_step = steps > 0 and start_step == steps
     return parts.schedule(iteration - 1 if resumed_after_last_step else iteration)
 
 

@@ -119,6 +119,7 @@ def build_model(cfg) -> nn.Module:
         drop_path_mode=cfg.MODEL.DROP_PATH_MODE,
         bn_eps=cfg.BN.EPSILON,
         bn_momentum=cfg.BN.MOMENTUM,
+        init=cfg.MODEL.INIT,
     )
     if cfg.MODEL.STEM_TYPE:
         overrides["stem_type"] = cfg.MODEL.STEM_TYPE

@@ -153,8 +153,13 @@ def test_choices_are_the_modules_own_constants():
     from rs3d.data.decode import BACKENDS
     from rs3d.engine.metrics import ENSEMBLE_METHODS
     from rs3d.engine.optim import OPTIMIZERS
+    from rs3d.data.temporal import VIEW_POSITIONS
+    from rs3d.data.transforms import JITTER_MODES
+    from rs3d.engine.ema import EMA_FORMS
     from rs3d.engine.precision import AMP_DTYPES
-    from rs3d.models.resnet3d import DROP_PATH_MODES, STEM_TYPES
+    from rs3d.engine.schedule import RUN_LENGTHS
+    from rs3d.engine.optim import MOMENTUM_FORMS
+    from rs3d.models.resnet3d import DROP_PATH_MODES, INITS, STEM_TYPES
 
     c = choices()
     assert c["MODEL.STEM_TYPE"] is STEM_TYPES and c["MODEL.DROP_PATH_MODE"] is DROP_PATH_MODES
@@ -163,6 +168,12 @@ def test_choices_are_the_modules_own_constants():
     assert c["SOLVER.OPTIMIZING_METHOD"] == OPTIMIZERS
     assert c["TRAIN.AMP_DTYPE"] == tuple(AMP_DTYPES)
     assert c["TEST.ENSEMBLE_METHOD"] == tuple(ENSEMBLE_METHODS)
+    assert c["SOLVER.RUN_LENGTH"] == RUN_LENGTHS
+    assert c["SOLVER.MOMENTUM_FORM"] == MOMENTUM_FORMS
+    assert c["TRAIN.EMA_FORM"] == EMA_FORMS
+    assert c["MODEL.INIT"] is INITS
+    assert c["DATA.TRAIN_JITTER_MODE"] == JITTER_MODES
+    assert c["TEST.VIEW_POSITIONS"] == VIEW_POSITIONS
     defaults = _flat(get_cfg())
     for key, allowed in c.items():
         assert defaults[key] is None or defaults[key] in allowed, key
