@@ -58,14 +58,23 @@ def run_steps(max_epoch: int, steps_per_epoch: int, run_length: str = "epochs",
 
 
 def resolve_warmup(warmup_iters: int, total_iters: int) -> Tuple[int, Optional[str]]:
-    """(warm-up steps to use, a warning or None): a warm-up of at least the whole run would keep
-    the rate at 0 throughout; it is shortened to ``SHORTENED_WARMUP`` of the run."""
-    if warmup_iters < total_iters or warmup_iters <= 0:
-        return warmup_iters, None
-    short = int(total_iters * SHORTENED_WARMUP)
-    return short, (f"SOLVER.WARMUP_EPOCHS gives a warm-up of {warmup_iters} steps, not shorter than the run "
-                   f"({total_iters} steps): the rate would stay 0 throughout; warm-up shortened to {short} "
-                   f"steps ({SHORTENED_WARMUP:.0%} of the run)")
+    """(warm-up steps to use, a warning or None).
+
+    A warm-up of at least the whole run would keep the rate at 0 throughout: it is shortened to
+    ``SHORTENED_WARMUP`` of the run. One that ends past the middle of the run is kept but warned
+    about: the rate then never reaches half of the (scaled) BASE_LR.
+    """
+    if warmup_iters >= total_iters > 0:
+        short = int(total_iters * SHORTENED_WARMUP)
+        return short, (f"SOLVER.WARMUP_EPOCHS gives a warm-up of {warmup_iters} steps, not shorter than the "
+                       f"run ({total_iters} steps): the rate would stay 0 throughout; warm-up shortened to "
+                       f"{short} steps ({SHORTENED_WARMUP:.0%} of the run)")
+    if 2 * warmup_iters > total_iters:
+        peak = 0.5 * (1.0 + math.cos(math.pi * warmup_iters / total_iters))
+        return warmup_iters, (f"SOLVER.WARMUP_EPOCHS gives a warm-up of {warmup_iters} of the run's {total_iters} "
+                              f"steps: the rate peaks at {peak:.0%} of the scaled BASE_LR (the cosine's value "
+                              "where the warm-up ends)")
+    return warmup_iters, None
 
 
 @dataclass(frozen=True)

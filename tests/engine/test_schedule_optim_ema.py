@@ -1,4 +1,5 @@
 """Schedule, optimizer groups and EMA against values computed by hand."""
+import logging
 import math
 
 import pytest
@@ -125,3 +126,66 @@ def test_schedule_object_is_the_pure_function():
     kw = dict(base_lr=0.8, total_iters=1000, warmup_iters=50, warmup_start_lr=0.01, end_lr=0.001)
     assert [s(i) for i in (0, 25, 50, 500, 1000)] == [lr_at(i, **kw) for i in (0, 25, 50, 500, 1000)]
     assert s.summary() == {"base_lr": 0.8, "total_iters": 1000, "warmup_iters": 50, "steps_per_epoch": 10}
+
+
+class _Warnings(logging.Handler):
+    """Collects what the "rs3d" logger warns while installed."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.messages = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+# (SOLVER.WARMUP_EPOCHS, SOLVER.MAX_EPOCH, SOLVER.RUN_LENGTH, clips) with 8-clip batches: whole and
+# fractional warm-ups, warm-ups shorter than, as long as and longer than the run, and runs whose
+# last epoch is cut short (RUN_LENGTH examples with 100 clips: 12.5 steps an epoch).
+WARMUP_SWEEP = [(w, e, mode, 100) for mode in ("epochs", "examples")
+                for w, e in ((0.0, 1), (0.5, 1), (1.0, 1), (2.0, 1), (5.0, 1), (1.5, 2), (2.0, 2), (2.5, 2),
+                             (0.3, 3), (3.0, 3), (5.0, 350), (400.0, 350))] + [(2.0, 1, "examples", 9)]
+
+
+@pytest.mark.parametrize("warmup_epochs, max_epoch, run_length, clips", WARMUP_SWEEP)
+def test_warmup_never_leaves_the_rate_at_zero(warmup_epochs, max_epoch, run_length, clips):
+    """Every (warm-up, run) pair trains: no step after the first has rate 0 and the logged peak is
+    the highest rate of the run. A warm-up at least as long as the run is shortened to a tenth of it,
+    one past the middle of the run is kept (the peak is then under half the rate), each with one
+    warning that names SOLVER.WARMUP_EPOCHS; any other warm-up is kept silently."""
+    from rs3d.config import get_cfg
+    from rs3d.engine.builder import build_schedule
+    from rs3d.engine.logs import logger
+
+    cfg = get_cfg()
+    cfg.SOLVER.WARMUP_EPOCHS, cfg.SOLVER.MAX_EPOCH, cfg.SOLVER.RUN_LENGTH = warmup_epochs, max_epoch, run_length
+    cfg.TRAIN.BATCH_SIZE = cfg.SOLVER.REFERENCE_BATCH_SIZE = 8
+    steps_per_epoch = clips // 8
+    handler = _Warnings()
+    logger.addHandler(handler)
+    try:
+        s = build_schedule(cfg, steps_per_epoch, clips)
+    finally:
+        logger.removeHandler(handler)
+    total = steps_per_epoch * max_epoch if run_length == "epochs" else -(-max_epoch * clips // 8)
+    asked = int(round(warmup_epochs * steps_per_epoch))
+    assert s.total_iters == total
+    assert sum(s.steps_in_epoch(e) for e in range(s.num_epochs)) == total
+    rates = [s(i) for i in range(total)]
+    assert all(r > 0 for r in rates[1:]), (asked, total)
+    assert s.peak_lr == pytest.approx(max(rates), rel=1e-12, abs=0)
+    if asked >= total:
+        assert s.warmup_iters == int(0.1 * total) and len(handler.messages) == 1
+        assert "SOLVER.WARMUP_EPOCHS" in handler.messages[0] and f"shortened to {s.warmup_iters} steps" \
+            in handler.messages[0]
+        assert s.peak_lr >= 0.97 * s.base_lr
+    elif 2 * asked > total:
+        assert s.warmup_iters == asked and len(handler.messages) == 1
+        assert f"peaks at {s.peak_lr / s.base_lr:.0%}" in handler.messages[0]
+    else:
+        assert s.warmup_iters == asked and handler.messages == [] and s.peak_lr >= 0.5 * s.base_lr
+
+
+def test_without_the_guard_a_warmup_as_long_as_the_run_keeps_the_rate_at_zero():
+    """What the guard prevents: the warm-up climbs to the cosine's end value, 0."""
+    assert max(lr_at(i, 0.8, 20, warmup_iters=20) for i in range(21)) == 0.0
