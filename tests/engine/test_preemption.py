@@ -175,6 +175,42 @@ def test_two_clips_per_video_stop_and_resume_bitwise(synthetic_dataset, tmp_path
     _assert_same_weights(a, b)
 
 
+# The released TF conventions (configs/k400_rs50.yaml) on the small run, with 12 clips in batches of 5:
+# 2 steps an epoch and ceil(2 x 12 / 5) = 5 steps in all, so the third epoch is cut short after 1 step.
+TF_CONVENTIONS = {"MODEL.INIT": "tf", "BN.MOMENTUM": 1.0, "DATA.TRAIN_JITTER_MODE": "tf_area",
+                  "SOLVER.RUN_LENGTH": "examples", "SOLVER.MOMENTUM_FORM": "keras",
+                  "SOLVER.SELF_GATING_WEIGHT_DECAY": False, "TRAIN.EMA_FORM": "tf", "TEST.VIEW_POSITIONS": "tf",
+                  "TRAIN.BATCH_SIZE": 5, "SOLVER.REFERENCE_BATCH_SIZE": 5, "SOLVER.MAX_EPOCH": 2}
+
+
+@pytest.mark.slow
+def test_tf_conventions_with_a_cut_short_epoch_stop_and_resume_bitwise(synthetic_dataset, tmp_path):
+    """Stopped one step into epoch 2 and in the cut-short epoch 3 (at its only step, before its
+    validation), resumed each time: the uninterrupted run's bits (Keras SGD velocity, EMA from
+    zero, BN statistics), 5 steps over 3 epochs, each epoch's records the same."""
+    from rs3d.config import load_config
+    from rs3d.engine.train import train
+
+    torch.set_num_threads(1)
+    ref, out = tmp_path / "ref", tmp_path / "stopped"
+    train(load_config(None, small_opts(synthetic_dataset, ref, **TF_CONVENTIONS)))
+    assert "5 steps in all (3 epochs)" in (ref / "log.txt").read_text()
+    cfg = load_config(None, small_opts(synthetic_dataset, out, **TF_CONVENTIONS))
+    ckpts = out / "checkpoints"
+    for at, expected in ((4, "checkpoint_epoch_00001_step_000001.pyth"),   # epoch 0 (2 steps + end), 1 step
+                         (3, "checkpoint_epoch_00002_step_000001.pyth")):  # 1 step + end, the cut-short epoch's step
+        with pytest.raises(Preempted) as e:
+            train(cfg, stop=ScriptedStop(at))
+        assert e.value.checkpoint == str(ckpts / expected)
+    train(cfg)
+    a, b = _load(ref / "checkpoints" / "checkpoint_epoch_00003.pyth"), _load(ckpts / "checkpoint_epoch_00003.pyth")
+    assert a["iteration"] == 5 and "velocity" in next(iter(a["optimizer"]["state"].values()))
+    _assert_same_weights(a, b)
+    want = _epoch_records((ref / "json_stats.log").read_text())
+    assert len(want) == 6 and _epoch_records((out / "json_stats.log").read_text()) == want
+    assert [want[("train_epoch", e)]["iteration"] for e in (1, 2, 3)] == [2, 4, 5]
+
+
 @pytest.mark.slow
 def test_remote_output_dir_holds_checkpoints_config_and_logs_and_resumes(synthetic_dataset, tmp_path,
                                                                          monkeypatch):
