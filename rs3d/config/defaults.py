@@ -2,7 +2,10 @@
 
 Names follow PySlowFast where the concept is the same, so a PySlowFast user can read a config at
 a glance. Defaults are the authors' released R3D-RS-50 recipe on Kinetics-400
-(``docs/reference.md``); ``configs/*.yaml`` only state what differs from here.
+(``docs/reference.md``); ``configs/*.yaml`` only state what differs from here. Where the released
+TF training code and the PyTorch convention differ (MODEL.INIT, BN.MOMENTUM, DATA.TRAIN_JITTER_MODE,
+SOLVER.RUN_LENGTH, SOLVER.MOMENTUM_FORM, SOLVER.SELF_GATING_WEIGHT_DECAY, TRAIN.EMA_FORM,
+TEST.VIEW_POSITIONS) the default is PyTorch's, and ``configs/k400_rs50.yaml`` selects TF's.
 
 ``None`` means "not set": the comment says what happens then, and ``NONE_DEFAULT_TYPES`` gives the
 type a value must have when it is set (from YAML, or ``KEY VALUE`` on the command line; ``null``

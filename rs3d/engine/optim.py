@@ -73,6 +73,21 @@ class KerasSGD(torch.optim.Optimizer):
         return loss
 
 
+def state_mismatch(optimizer: torch.optim.Optimizer, state_dict: dict) -> Optional[str]:
+    """Why ``state_dict`` (a checkpoint's optimizer state) cannot continue in ``optimizer``, or None.
+
+    A velocity of the Keras form and torch's momentum buffer are different quantities (one holds
+    the rate, the other does not): loading one as the other would silently restart the momentum."""
+    keys = {k for s in state_dict.get("state", {}).values() for k in s}
+    if isinstance(optimizer, KerasSGD) and "momentum_buffer" in keys:
+        return ("the checkpoint's SGD state is torch's (SOLVER.MOMENTUM_FORM pytorch), this run's "
+                "SOLVER.MOMENTUM_FORM is keras: resume with the form the run started with")
+    if isinstance(optimizer, torch.optim.SGD) and "velocity" in keys:
+        return ("the checkpoint's SGD state is Keras' (SOLVER.MOMENTUM_FORM keras), this run's "
+                "SOLVER.MOMENTUM_FORM is pytorch: resume with the form the run started with")
+    return None
+
+
 def _undecayed(model: nn.Module, decay_self_gating: bool) -> set:
     """ids of weights that stay undecayed although their module is a conv or linear layer."""
     if decay_self_gating:

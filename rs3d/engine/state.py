@@ -18,6 +18,8 @@ from torch import nn
 from rs3d.engine import distributed as dist_utils
 from rs3d.engine.ema import ModelEma
 from rs3d.engine.rng import get_rng_state
+from rs3d.engine.optim import state_mismatch
+from rs3d.errors import ConfigError
 
 
 @dataclass
@@ -101,6 +103,9 @@ class TrainState:
         self.model.load_state_dict(ckpt["model"])
         if self.ema is not None:
             self.ema.module.load_state_dict(ckpt["ema"] if ckpt.get("ema") is not None else ckpt["model"])
+        mismatch = state_mismatch(self.optimizer, ckpt["optimizer"])
+        if mismatch:
+            raise ConfigError(mismatch)
         self.optimizer.load_state_dict(ckpt["optimizer"])
         if "scaler" in ckpt:
             self.scaler.load_state_dict(ckpt["scaler"])

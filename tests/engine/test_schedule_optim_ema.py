@@ -189,3 +189,68 @@ def test_warmup_never_leaves_the_rate_at_zero(warmup_epochs, max_epoch, run_leng
 def test_without_the_guard_a_warmup_as_long_as_the_run_keeps_the_rate_at_zero():
     """What the guard prevents: the warm-up climbs to the cosine's end value, 0."""
     assert max(lr_at(i, 0.8, 20, warmup_iters=20) for i in range(21)) == 0.0
+
+
+def test_keras_sgd_is_the_keras_formula_and_torch_sgd_is_not():
+    """Two steps at rates 0 then 0.5: Keras' velocity keeps the first gradient at rate 0, torch's
+    buffer applies the current rate to it."""
+    from rs3d.engine.optim import KerasSGD
+
+    w0, g1, g2, m, wd = torch.tensor([1.0, -2.0]), torch.tensor([0.3, 0.1]), torch.tensor([-0.2, 0.4]), 0.9, 0.01
+    results = {}
+    for form in ("keras", "pytorch"):
+        p = nn.Parameter(w0.clone())
+        opt = build_optimizer(nn.ParameterList([p]), lr=0.0, momentum=m, nesterov=True, weight_decay=wd,
+                              momentum_form=form)
+        # ParameterList params are no conv/linear weights: weight decay goes to group 0 by hand
+        for g in opt.param_groups:
+            g["weight_decay"] = wd
+        assert isinstance(opt, KerasSGD) == (form == "keras")
+        for lr, g in ((0.0, g1), (0.5, g2)):
+            for group in opt.param_groups:
+                group["lr"] = lr
+            p.grad = g.clone()
+            opt.step()
+        results[form] = p.detach().clone()
+    v, w = torch.zeros(2), w0.clone()
+    for lr, g in ((0.0, g1), (0.5, g2)):
+        g = g + wd * w
+        v = m * v - lr * g
+        w = w + m * v - lr * g
+    assert torch.allclose(results["keras"], w, atol=1e-7)
+    assert not torch.allclose(results["pytorch"], w, atol=1e-3)
+
+
+def test_resuming_with_the_other_momentum_form_is_refused():
+    from rs3d.engine.optim import state_mismatch
+
+    model = nn.Linear(2, 2)
+    model(torch.ones(1, 2)).sum().backward()
+    written = {}
+    for form in ("keras", "pytorch"):
+        opt = build_optimizer(model, lr=0.1, momentum_form=form)
+        opt.step()
+        written[form] = opt.state_dict()
+    keras, torch_sgd = build_optimizer(model, lr=0.1, momentum_form="keras"), build_optimizer(model, lr=0.1)
+    assert state_mismatch(keras, written["keras"]) is None and state_mismatch(torch_sgd, written["pytorch"]) is None
+    assert "SOLVER.MOMENTUM_FORM keras" in state_mismatch(torch_sgd, written["keras"])
+    assert "SOLVER.MOMENTUM_FORM pytorch" in state_mismatch(keras, written["pytorch"])
+
+
+def test_self_gating_kernels_are_undecayed_on_request():
+    model = rs3d.create_model("resnet3d_rs26", num_classes=5, width_multiplier=0.25)
+    gating = {id(m.fc.weight) for m in model.modules() if type(m).__name__ == "SelfGating3d"}
+    assert len(gating) == 4  # the last block of each stage
+    for decay_self_gating in (True, False):
+        decay, _ = param_groups(model, 4e-5, decay_self_gating)
+        assert (gating <= {id(p) for p in decay["params"]}) == decay_self_gating
+        assert len(decay["params"]) == len(param_groups(model, 4e-5)[0]["params"]) - (0 if decay_self_gating else 4)
+
+
+def test_tf_ema_starts_at_zero_and_counts_after_the_update():
+    model = nn.Linear(2, 2)
+    ema = ModelEma(model, 0.9999, form="tf")
+    assert all(float(t.abs().sum()) == 0 for t in ema.module.state_dict().values())
+    ema.update(model, 0)  # after the first optimizer step: decay 2/11, the average 9/11 of the weights
+    assert torch.allclose(ema.module.weight, model.weight * 9 / 11)
+    assert torch.equal(ModelEma(model, 0.9999).module.weight, model.weight)  # the PyTorch form: a copy

@@ -119,7 +119,8 @@ def tiny_run(z, momentum_form="keras", decay_self_gating=False, ema_form="tf", b
         for n, v in model.state_dict().items():
             if n not in init_w:
                 continue
-            now, before = torch.from_numpy(z[f"upd_w{k}/{n}"]).double(), torch.from_numpy(z[f"upd_w{k - 1}/{n}"]).double()
+            now = torch.from_numpy(z[f"upd_w{k}/{n}"]).double()
+            before = torch.from_numpy(z[f"upd_w{k - 1}/{n}"]).double()
             err = float((v.double() - now).abs().max())
             if n in params:
                 slack = 2 * float(np.spacing(np.float32(now.abs().max())))
@@ -170,14 +171,15 @@ def main() -> None:
         ("5 momentum form", lambda m: f"update {(ablate['momentum'] if m == 'pytorch' else tiny['tf'])[0]:.2g} "
                                       "of its size from TF's (other options TF's)"),
         ("6 BN statistics", lambda m: f"{(ablate['bn'] if m == 'pytorch' else tiny['tf'])[1]:.2g} relative"),
-        ("7 EMA start and count", lambda m: f"EMA after 5 steps {(ablate['ema'] if m == 'pytorch' else tiny['tf'])[2]:.2g}"
-                                            " relative"),
+        ("7 EMA start and count",
+         lambda m: f"EMA after 5 steps {(ablate['ema'] if m == 'pytorch' else tiny['tf'])[2]:.2g} relative"),
         ("8 test views", lambda m: views(z, m)),
     ]
     for item, measure in rows:
         for mode in ("pytorch", "tf"):
             print(f"{item:24s} {mode:8s} {measure(mode)}")
-    print(f"all options together, 5 steps: PyTorch convention update {tiny['pytorch'][0]:.2g}, BN {tiny['pytorch'][1]:.2g}, "
+    print(f"all options together, 5 steps: PyTorch convention update {tiny['pytorch'][0]:.2g}, "
+          f"BN {tiny['pytorch'][1]:.2g}, "
           f"EMA {tiny['pytorch'][2]:.2g}; TF options update {tiny['tf'][0]:.2g}, BN {tiny['tf'][1]:.2g}, "
           f"EMA {tiny['tf'][2]:.2g}")
 

@@ -7,9 +7,8 @@ Runs in its own environment, never rs3d's (TensorFlow is no dependency of rs3d):
     tfenv/bin/pip install --no-deps tf-models-official==2.20.0
     tfenv/bin/pip install gin-config pyyaml tensorflow-hub six absl-py tensorflow-datasets tf_slim \
         scipy pycocotools pillow opencv-python-headless matplotlib
-    tfenv/bin/python tools/tf_reference/make_golden.py \
-        --yaml <tensorflow/models>/official/vision/configs/experiments/video_classification/k400_resnet3drs_50_tpu.yaml \
-        --out tests/fixtures/tf_golden.npz
+    tfenv/bin/python tools/tf_reference/make_golden.py --out tests/fixtures/tf_golden.npz --yaml \
+        <tensorflow/models>/official/vision/configs/experiments/video_classification/k400_resnet3drs_50_tpu.yaml
 
 Every value comes from a Model Garden object built from the released yaml (or from TensorFlow's own
 ops with the arguments the Model Garden passes them); nothing here imports rs3d. The CI tests
@@ -269,7 +268,8 @@ def view_samples(exp) -> dict:
     n, stride = data.feature_shape[0], data.temporal_stride
     crop = data.feature_shape[1]
     out = {"view_num_clips": np.int64(data.num_test_clips), "view_frames": np.int64(n),
-           "view_stride": np.int64(stride), "view_crop": np.int64(crop), "view_min_resize": np.int64(data.min_image_size)}
+           "view_stride": np.int64(stride), "view_crop": np.int64(crop),
+           "view_min_resize": np.int64(data.min_image_size)}
     for length in VIEW_LENGTHS:
         idx = preprocess_ops_3d.sample_linspace_sequence(tf.range(length), data.num_test_clips, n, stride)
         idx = idx.numpy().reshape(data.num_test_clips, n)
