@@ -17,8 +17,8 @@ from torch import nn
 
 from rs3d.engine import distributed as dist_utils
 from rs3d.engine.ema import ModelEma
-from rs3d.engine.rng import get_rng_state
 from rs3d.engine.optim import state_mismatch
+from rs3d.engine.rng import get_rng_state
 from rs3d.errors import ConfigError
 
 

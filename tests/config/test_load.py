@@ -151,14 +151,13 @@ def test_choices_are_the_modules_own_constants():
     """The allowed values come from the code that acts on them, so the two cannot drift apart."""
     from rs3d.config.load import choices
     from rs3d.data.decode import BACKENDS
-    from rs3d.engine.metrics import ENSEMBLE_METHODS
-    from rs3d.engine.optim import OPTIMIZERS
     from rs3d.data.temporal import VIEW_POSITIONS
     from rs3d.data.transforms import JITTER_MODES
     from rs3d.engine.ema import EMA_FORMS
+    from rs3d.engine.metrics import ENSEMBLE_METHODS
+    from rs3d.engine.optim import MOMENTUM_FORMS, OPTIMIZERS
     from rs3d.engine.precision import AMP_DTYPES
     from rs3d.engine.schedule import RUN_LENGTHS
-    from rs3d.engine.optim import MOMENTUM_FORMS
     from rs3d.models.resnet3d import DROP_PATH_MODES, INITS, STEM_TYPES
 
     c = choices()

@@ -12,7 +12,7 @@ from helpers import ks_distance, tf_golden
 
 from rs3d.data import transforms as T
 from rs3d.data.csv import read_video_list
-from rs3d.data.kinetics import TestDataset, TrainDataset, _rng
+from rs3d.data.datasets import TestDataset, TrainDataset, _rng
 from rs3d.data.temporal import TemporalSampling, tf_linspace_starts
 
 Z = tf_golden()
