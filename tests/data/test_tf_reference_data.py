@@ -33,7 +33,9 @@ def _areas_aspects(boxes, h, w):
 @pytest.mark.parametrize("sampler, close", [(T.sample_tf_area_box, True), (T.sample_area_box, False)])
 def test_training_crop_distributions_match_tf(sampler, close):
     """tf_area draws TF's crops (area, aspect and position within KS 0.02 of TF's 10,000); the
-    PyTorch-convention "area" sampler is 0.10 away, which the same test catches."""
+    PyTorch-convention "area" sampler is 0.10 away, which the same test catches. Both samples are
+    fixed (the fixture's, rs3d's seed 0): 0.02 is about the 95 % point of the KS distance of two
+    independent 10,000-draw samples of one law, so other seeds may land above it one time in 20."""
     h, w = (int(v) for v in Z["crop_frame_hw"])
     area, aspect = tuple(Z["crop_area_range"]), tuple(Z["crop_aspect_range"])
     rng = np.random.default_rng(0)
