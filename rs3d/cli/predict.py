@@ -34,7 +34,7 @@ import json
 import sys
 from typing import Optional, Sequence
 
-from rs3d.config import load_config
+from rs3d.checkpoint import load_model_config
 from rs3d.errors import ConfigError
 from rs3d.inference.predict import format_predictions, predict
 
@@ -63,7 +63,7 @@ def _run(argv: Optional[Sequence[str]] = None) -> int:
     if not tokens:
         raise ConfigError("no video given (usage: rs3d-predict --cfg CONFIG VIDEO|FOLDER ... [KEY VALUE ...])")
     videos = expand_videos(tokens)
-    cfg = load_config(args.cfg_file, opts)
+    cfg = load_model_config(args.cfg_file, opts)
     if timeline_requested(args):
         return run_timelines(cfg, videos, args, as_json=args.json)
     preds = predict(cfg, videos, k=args.topk)

@@ -22,7 +22,7 @@ from typing import Optional, Sequence
 
 from rs3d import io
 from rs3d.cluster import JobSpec, TrainJob, build_executor, dry_run_text, parse_mem, parse_time
-from rs3d.config import check_data_dir, load_config
+from rs3d.config import load_config, missing_data
 from rs3d.errors import ConfigError
 
 from . import run_tool
@@ -76,26 +76,44 @@ def _absolute_paths(cfg):
     return cfg
 
 
+def _option_problems(args) -> list:
+    """Every mistake in the resource options, all at once."""
+    problems = []
+    for name in ("nodes", "max_requeues", "signal_delay"):
+        if getattr(args, name) < (1 if name == "nodes" else 0):
+            problems.append(f"--{name.replace('_', '-')} must be >= {1 if name == 'nodes' else 0}")
+    if args.gpus_per_node < 0 or (args.tasks_per_node is not None and args.tasks_per_node < 1):
+        problems.append("--gpus-per-node must be >= 0 and --tasks-per-node >= 1")
+    if args.cluster == "local" and args.nodes != 1:
+        problems.append("--cluster local runs one node; use --nodes 1")
+    for check, value in ((parse_mem, args.mem), (parse_time, args.time)):
+        if value is not None:
+            try:
+                check(value)  # a typo fails here, not in sbatch
+            except ConfigError as e:
+                problems.append(str(e))
+    return problems
+
+
 def _run(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_command(_parser(), argv)
     opts = args.opts
-    for name in ("nodes", "max_requeues", "signal_delay"):
-        if getattr(args, name) < (1 if name == "nodes" else 0):
-            raise ConfigError(f"--{name.replace('_', '-')} must be >= {1 if name == 'nodes' else 0}")
-    if args.gpus_per_node < 0 or (args.tasks_per_node is not None and args.tasks_per_node < 1):
-        raise ConfigError("--gpus-per-node must be >= 0 and --tasks-per-node >= 1")
-    if args.cluster == "local" and args.nodes != 1:
-        raise ConfigError("--cluster local runs one node; use --nodes 1")
-    if args.mem is not None:
-        parse_mem(args.mem)  # a typo fails here, not in sbatch
+    problems = _option_problems(args)
     cfg = _absolute_paths(load_config(args.cfg_file or None, opts))
-    check_data_dir(cfg, ("train", "val") if cfg.TRAIN.EVAL_PERIOD > 0 else ("train",))
+    data = missing_data(cfg, ("train", "val") if cfg.TRAIN.EVAL_PERIOD > 0 else ("train",))
     folder = args.folder
     if folder is None:
         if not io.is_local(cfg.OUTPUT_DIR):
-            raise ConfigError(f"OUTPUT_DIR {cfg.OUTPUT_DIR} is not a local path; give --folder "
-                              "(submitit's files must be on a file system every node sees)")
+            problems.append(f"OUTPUT_DIR {cfg.OUTPUT_DIR} is not a local path; give --folder "
+                            "(submitit's files must be on a file system every node sees)")
         folder = os.path.join(cfg.OUTPUT_DIR, "submitit", "%j")
+    if not args.dry_run:
+        problems += data
+    if problems:
+        raise ConfigError("; ".join(problems))
+    if data:  # a dry run only shows the job: the data may live where the job runs
+        for d in data:
+            print(f"warning: {d} (here; the job needs it where it runs)", file=sys.stderr)
     spec = JobSpec(folder=folder, nodes=args.nodes, gpus_per_node=args.gpus_per_node,
                    tasks_per_node=args.tasks_per_node, cpus_per_task=args.cpus_per_task,
                    timeout_min=parse_time(args.time), partition=args.partition, account=args.account,

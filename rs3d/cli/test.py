@@ -15,7 +15,8 @@ import os
 import sys
 from typing import Optional, Sequence
 
-from rs3d.config import check_data_dir, load_config
+from rs3d.checkpoint import load_model_config
+from rs3d.config import check_data_dir
 from rs3d.engine.logs import setup_logging
 from rs3d.evaluation import run_test
 
@@ -33,7 +34,7 @@ def build_parser():
 def _run(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_command(build_parser(), argv)
     setup_logging()
-    cfg = load_config(args.cfg_file, args.opts)
+    cfg = load_model_config(args.cfg_file, args.opts)
     check_data_dir(cfg, [cfg.TEST.SPLIT])
     metrics = run_test(cfg)
     if int(os.environ.get("RANK", "0")) == 0:

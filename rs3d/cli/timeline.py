@@ -1,14 +1,19 @@
 """``rs3d-timeline``: class scores over long videos, one clip per sliding window.
 
-    rs3d-timeline --cfg configs/k400_rs50.yaml --window 2.56 --stride 1 match.mp4 \\
+    rs3d-timeline --out tl TEST.CHECKPOINT_FILE_PATH model.pyth -- long.mp4
+    rs3d-timeline --window 2.56 --stride 1 match.mp4 \\
         TEST.CHECKPOINT_FILE_PATH out/rs50/checkpoints/checkpoint_best.pyth
 
 (``python -m rs3d.cli.timeline ...`` is the same command; another command gains the same mode
-with ``rs3d.cli.args.add_timeline_options`` and :func:`run_timelines`.) Every window of ``--window``
-seconds, moved by ``--stride`` seconds (half a window by default), gives one clip of
-``DATA.NUM_FRAMES`` frames spread evenly over it, scored by the model; the scores are smoothed
+with ``rs3d.cli.args.add_timeline_options`` and :func:`run_timelines`.) The checkpoint carries its
+config (``--cfg`` only to override it). Every window of ``--window`` seconds (default: the span of
+the clips the model was trained on, ``DATA.NUM_FRAMES x DATA.SAMPLING_RATE / DATA.TARGET_FPS``; a
+window that spaces the frames more than ~25% differently is warned about), moved by ``--stride``
+seconds (half a window by default), gives one clip of ``DATA.NUM_FRAMES`` frames spread evenly
+over it, scored by the model (softmax, or a sigmoid per class on multi-label data); the scores are smoothed
 over ``--smooth`` windows. Per video, under ``--out`` (default OUTPUT_DIR/timeline):
-``NAME.timeline.json`` (per-window top classes, segments of one top class, the top segments),
+``NAME.timeline.json`` (per-window top classes, segments of one top class, the top segments in
+time order, ``warning``),
 ``NAME.timeline.csv`` (every window's smoothed score of every class) and ``NAME.timeline.png``
 (the top classes over time, by name). The video is read in one pass and only the frames of the
 windows in flight are held, so an hour-long video needs no more memory than a short one.
@@ -24,7 +29,7 @@ import json
 import sys
 from typing import Optional, Sequence
 
-from rs3d.config import load_config
+from rs3d.checkpoint import load_model_config
 from rs3d.engine.logs import setup_logging
 from rs3d.errors import ConfigError
 from rs3d.inference.timeline import format_summary, run_timeline
@@ -32,8 +37,9 @@ from rs3d.inference.timeline import format_summary, run_timeline
 from . import run_tool
 from .args import add_timeline_options, command_parser, expand_videos, parse_command
 
-EXAMPLES = ("rs3d-timeline --cfg configs/k400_rs50.yaml --window 2.56 --stride 1 match.mp4 "
-            "TEST.CHECKPOINT_FILE_PATH out/rs50/checkpoints/checkpoint_best.pyth",)
+EXAMPLES = ("rs3d-timeline --out tl TEST.CHECKPOINT_FILE_PATH model.pyth -- long.mp4",
+            "rs3d-timeline --window 2.56 --stride 1 match.mp4 "
+            "TEST.CHECKPOINT_FILE_PATH out/rs50/checkpoints/checkpoint_best.pyth")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
                        exit_statuses={1: "some video could not be decoded (listed; the others done)"})
     p.add_argument("--topk", type=int, default=5, help="classes listed per window in the JSON")
     p.add_argument("--json", action="store_true", help="print the summaries as JSON")
-    add_timeline_options(p)
+    add_timeline_options(p, window_required=False)
     return p
 
 
@@ -64,11 +70,11 @@ def _run(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_command(build_parser(), argv, videos=True)
     tokens, opts = args.videos, args.opts
     if not tokens:
-        raise ConfigError("no video given (usage: rs3d-timeline --cfg CONFIG --window SEC VIDEO ... "
-                          "[KEY VALUE ...])")
+        raise ConfigError("no video given (usage: rs3d-timeline [--window SEC] VIDEO ... "
+                          "TEST.CHECKPOINT_FILE_PATH CKPT [KEY VALUE ...])")
     videos = expand_videos(tokens)
     setup_logging(stream=sys.stderr)  # stdout carries the summaries (--json)
-    cfg = load_config(args.cfg_file, opts)
+    cfg = load_model_config(args.cfg_file, opts)
     return run_timelines(cfg, videos, args, as_json=args.json)
 
 

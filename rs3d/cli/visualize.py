@@ -1,17 +1,19 @@
 """``rs3d-visualize``: pictures of what a trained model does.
 
-    rs3d-visualize gradcam --cfg configs/k400_rs50.yaml --gif video.mp4 \\
-        TEST.CHECKPOINT_FILE_PATH out/rs50/checkpoints/checkpoint_best.pyth
-    rs3d-visualize gradcam --cfg CFG --layer res4 --class "playing guitar" video.mp4 ...
+    rs3d-visualize gradcam --gif TEST.CHECKPOINT_FILE_PATH model.pyth -- video.mp4
+    rs3d-visualize gradcam --layer res4 --class "playing guitar" video.mp4 \\
+        TEST.CHECKPOINT_FILE_PATH model.pyth
     rs3d-visualize confusion out/rs50            # from out/rs50/test_predictions.csv
 
 
 
-``gradcam``: Grad-CAM of the test's centre clip and crop of each video on ``--layer`` (res5 by
-default) for the predicted class or ``--class`` (a name from classes.txt or an index). Under
+``gradcam``: Grad-CAM of the test's centre clip and crop of each video on ``--layer`` (default
+``auto``: the deepest stage whose map is at least 7x7 at the input size, else the largest; the
+choice is printed) for the predicted class or ``--class`` (a class name or an index). The
+checkpoint carries its config and class names (``--cfg`` only to override them). Under
 ``--out`` (default OUTPUT_DIR/gradcam): ``NAME.gradcam.mp4`` (and ``.gif`` with ``--gif``), the clip
-with the map over it; ``NAME.gradcam.png``, a strip of frames; ``NAME.gradcam.json``, the class and
-scores. Videos and ``KEY VALUE`` overrides follow the options as for ``rs3d-predict``.
+with the map over it; ``NAME.gradcam.png``, a strip of frames with a colour bar;
+``NAME.gradcam.json``, the class, scores and layer. Videos and ``KEY VALUE`` overrides follow the options as for ``rs3d-predict``.
 
 ``confusion``: the confusion matrix and per-class accuracy of a test run, as one PNG, from the
 run's ``test_predictions.csv`` (a run folder or the file); written beside it as
@@ -28,7 +30,7 @@ import os
 import sys
 from typing import Optional, Sequence
 
-from rs3d.config import load_config
+from rs3d.checkpoint import load_model_config
 from rs3d.errors import ConfigError, DataError
 from rs3d.evaluation.confusion import confusion_from_predictions, plot_confusion_and_accuracy
 from rs3d.inference.gradcam import gradcam_videos
@@ -36,7 +38,7 @@ from rs3d.inference.gradcam import gradcam_videos
 from . import run_tool
 from .args import OVERRIDES_HELP, add_shared_arguments, command_parser, expand_videos, parse_command
 
-EXAMPLES = ("rs3d-visualize gradcam --cfg configs/k400_rs50.yaml --gif video.mp4 TEST.CHECKPOINT_FILE_PATH ckpt.pyth",
+EXAMPLES = ("rs3d-visualize gradcam --gif TEST.CHECKPOINT_FILE_PATH model.pyth -- video.mp4",
             "rs3d-visualize confusion out/rs50")
 
 
@@ -50,7 +52,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict]:
                        epilog=f"example: {EXAMPLES[0]}\n{OVERRIDES_HELP}",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     add_shared_arguments(g, videos=True)
-    g.add_argument("--layer", default="res5", help="res2..res5 or a module name (e.g. layer3.1)")
+    g.add_argument("--layer", default="auto", help="auto (default: the deepest stage with a >= 7x7 map at "
+                   "the input size, else the largest; the choice is printed), res2..res5 or a module name")
     g.add_argument("--class", dest="class_spec", default=None, help="class name or index (default: predicted)")
     g.add_argument("--out", default="", help="output folder (default OUTPUT_DIR/gradcam)")
     g.add_argument("--gif", action="store_true", help="also write a GIF")
@@ -72,14 +75,15 @@ def _gradcam(args) -> int:
     videos = expand_videos(tokens)
     if args.fps < 1:
         raise ConfigError(f"--fps must be >= 1, got {args.fps}")
-    cfg = load_config(args.cfg_file, opts)
+    cfg = load_model_config(args.cfg_file, opts)
     records = gradcam_videos(cfg, videos, layer=args.layer, class_spec=args.class_spec, out_dir=args.out,
                              fps=args.fps, mp4=not args.no_mp4, gif=args.gif)
     for r in records:
         if r["error"]:
             print(f"{r['video']}\n  error: {r['error']}")
         else:
-            print(f"{r['video']}\n  {r['score']:.4f}  {r['name']}  -> {', '.join(r['files'].values())}")
+            print(f"{r['video']}\n  {r['score']:.4f}  {r['name']}  layer {r['layer_choice']}\n"
+                  f"  -> {', '.join(r['files'].values())}")
     return 1 if any(r["error"] for r in records) else 0
 
 

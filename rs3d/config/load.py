@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import logging
 import os
 from typing import Iterable, Optional, Sequence
 
@@ -24,6 +25,8 @@ from ..io import join as io_join
 from ..models import list_models
 from ..models.resnet3d import DROP_PATH_MODES, INITS, STEM_TYPES
 from .defaults import NONE_DEFAULT_TYPES, REMOVED_KEYS, get_cfg
+
+logger = logging.getLogger(__name__)
 
 # Keys whose value must be one of a few strings that the training and test code define. The
 # config may not import the engine (docs/architecture.md), so these are written here and
@@ -67,13 +70,16 @@ NON_NEGATIVE = ("TRAIN.EVAL_PERIOD", "TRAIN.CHECKPOINT_PERIOD_ITERS",
 
 
 def load_config(args_or_path=None, opts: Optional[Sequence[str]] = None, *,
-                splits: Optional[Iterable[str]] = None) -> CfgNode:
-    """Defaults <- YAML file (with ``_BASE_``) <- ``KEY VALUE`` overrides, validated and frozen.
+                splits: Optional[Iterable[str]] = None, base: Optional[dict] = None,
+                base_name: str = "stored config") -> CfgNode:
+    """Defaults <- ``base`` <- YAML file (with ``_BASE_``) <- ``KEY VALUE`` overrides, validated and frozen.
 
     ``args_or_path``: a YAML path, a namespace with ``cfg_file`` and ``opts`` (what
     ``rs3d.cli.args.parse_command`` gives), or None (defaults only).
     ``splits``: CSV names (e.g. ``("train", "val")``) that must exist under
     ``DATA.PATH_TO_DATA_DIR``; None skips the data check (used to inspect configs without data).
+    ``base``: a resolved config as a mapping (a checkpoint's own, ``base_name`` in messages); keys
+    this version no longer knows are skipped with a warning, not refused.
     """
     if isinstance(args_or_path, argparse.Namespace):
         path = args_or_path.cfg_file
@@ -82,6 +88,11 @@ def load_config(args_or_path=None, opts: Optional[Sequence[str]] = None, *,
         path = os.fspath(args_or_path) if args_or_path else ""
         opts = list(opts or [])
     cfg = get_cfg()
+    if base:
+        skipped = _merge_known(cfg, base, where=base_name)
+        if skipped:
+            logger.warning("%s: keys this rs3d version does not know were ignored: %s", base_name,
+                           ", ".join(skipped[:10]) + (f" and {len(skipped) - 10} more" if len(skipped) > 10 else ""))
     if path:
         _merge_dict(cfg, _read_yaml(path), where=path)
     _merge_opts(cfg, opts)
@@ -126,6 +137,23 @@ def _merge_dict(cfg: CfgNode, data: dict, where: str, prefix: str = "") -> None:
             _merge_dict(cfg[k], v, where, full + ".")
         else:
             cfg[k] = _coerce(cfg[k], v, full, where)
+
+
+def _merge_known(cfg: CfgNode, data: dict, where: str, prefix: str = "") -> list:
+    """Like :func:`_merge_dict`, but keys ``cfg`` does not have are skipped; returns their names."""
+    skipped = []
+    for k, v in data.items():
+        full = prefix + str(k)
+        if k not in cfg:
+            skipped.append(full)
+        elif isinstance(cfg[k], CfgNode):
+            if isinstance(v, dict):
+                skipped += _merge_known(cfg[k], v, where, full + ".")
+            else:
+                skipped.append(full)
+        else:
+            cfg[k] = _coerce(cfg[k], v, full, where)
+    return skipped
 
 
 def _merge_opts(cfg: CfgNode, opts: Sequence[str]) -> None:
@@ -248,17 +276,22 @@ def validate(cfg: CfgNode) -> None:
                           f"choose from {', '.join(list_models())}")
 
 
-def check_data_dir(cfg: CfgNode, splits: Iterable[str]) -> None:
-    """DATA.PATH_TO_DATA_DIR exists and holds ``{split}.csv`` for every split asked for."""
+def missing_data(cfg: CfgNode, splits: Iterable[str]) -> list:
+    """Every reason DATA.PATH_TO_DATA_DIR cannot serve ``splits`` (empty: it can), all at once."""
     d = cfg.DATA.PATH_TO_DATA_DIR
     if not d:
-        raise ConfigError("DATA.PATH_TO_DATA_DIR is not set (the folder with train.csv, val.csv, test.csv)")
+        return ["DATA.PATH_TO_DATA_DIR is not set (the folder with train.csv, val.csv, test.csv)"]
     if not os.path.isdir(d):
-        raise ConfigError(f"DATA.PATH_TO_DATA_DIR {d} does not exist or is not a directory")
-    for split in splits:
-        csv = os.path.join(d, f"{split}.csv")
-        if not os.path.isfile(csv):
-            raise ConfigError(f"DATA.PATH_TO_DATA_DIR {d} has no {split}.csv")
+        return [f"DATA.PATH_TO_DATA_DIR {d} does not exist or is not a directory"]
+    missing = [f"{split}.csv" for split in splits if not os.path.isfile(os.path.join(d, f"{split}.csv"))]
+    return [f"DATA.PATH_TO_DATA_DIR {d} has no {' or '.join(missing)}"] if missing else []
+
+
+def check_data_dir(cfg: CfgNode, splits: Iterable[str]) -> None:
+    """DATA.PATH_TO_DATA_DIR exists and holds ``{split}.csv`` for every split asked for."""
+    problems = missing_data(cfg, splits)
+    if problems:
+        raise ConfigError("; ".join(problems))
 
 
 def save_config(cfg: CfgNode, output_dir: str) -> str:

@@ -29,7 +29,7 @@ import math
 import multiprocessing as mp
 import os
 from pathlib import Path
-from typing import Dict
+from typing import Dict, Optional
 
 import numpy as np
 
@@ -140,8 +140,12 @@ def _track(rng: np.random.Generator, t: np.ndarray, vx: float, vy: float, h: int
 
 
 def render_video(label: int, rng: np.random.Generator, height: int, width: int, fps: float,
-                 length: int) -> np.ndarray:
-    """Frames ``[T, H, W, 3]`` uint8 of one video of class ``CLASSES[label]``."""
+                 length: int, boxes: Optional[list] = None) -> np.ndarray:
+    """Frames ``[T, H, W, 3]`` uint8 of one video of class ``CLASSES[label]``.
+
+    ``boxes``: a list that receives the ball's box ``(x0, y0, x1, y1)`` in pixels per frame (the
+    object the class is about; e.g. to check where a Grad-CAM map falls). A box may reach past
+    the frame where the ball wraps around the edge."""
     name = CLASSES[label]
     short = min(height, width)
     t = np.arange(length, dtype=np.float64) / fps
@@ -159,6 +163,9 @@ def render_video(label: int, rng: np.random.Generator, height: int, width: int, 
     body = rng.uniform(0.2, 1.0, 3).astype(np.float32)
     rim = 0.05 if body.mean() > 0.5 else 0.95
     ball_in_front = rng.random() < 0.5
+    if boxes is not None:
+        boxes.extend((float(x - radius), float(y - radius), float(x + radius), float(y + radius))
+                     for x, y in zip(ball_x, ball_y))
     for i in range(length):
         layers = []
         for (cx, cy, size, draw) in ((sq_x[i], sq_y[i], half, lambda fx, fy: _square(half, fx, fy, sq_colour)),

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from rs3d.checkpoint import METADATA_KEY, checkpoint_metadata
 from rs3d.data import build_loader
 from rs3d.engine.distributed import DistInfo
 from rs3d.engine.ema import ModelEma
@@ -127,7 +128,7 @@ def build_state(cfg, dist: DistInfo, init_weights: bool = True) -> TrainState:
                                 decay_self_gating=cfg.SOLVER.SELF_GATING_WEIGHT_DECAY)
     scaler = torch.amp.GradScaler(dist.device.type, enabled=AMP_DTYPES[cfg.TRAIN.AMP_DTYPE] == torch.float16)
     return TrainState(model=model, optimizer=optimizer, scaler=scaler, ema=ema,
-                      world_size=dist.world_size, info={"cfg": cfg.dump()})
+                      world_size=dist.world_size, info={"cfg": cfg.dump(), METADATA_KEY: checkpoint_metadata(cfg)})
 
 
 def wrap_model(model: nn.Module, dist: DistInfo, compile: bool) -> nn.Module:

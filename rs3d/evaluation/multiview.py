@@ -81,7 +81,7 @@ def run_test(cfg) -> dict:
             world_size=info.world_size,
         )
         if info.is_main:
-            write_outputs(cfg, metrics, merged, conf)
+            write_outputs(cfg, metrics, merged, conf, loaded.class_names)
         du.barrier()
         return metrics
     finally:

@@ -73,11 +73,13 @@ def write_confusion_png(conf: torch.Tensor, path: str, class_names: Optional[Seq
         rs3d_io.upload(os.path.join(tmp, "cm.png"), path)
 
 
-def write_outputs(cfg, metrics: dict, records: Sequence[dict], conf: Optional[torch.Tensor]) -> None:
+def write_outputs(cfg, metrics: dict, records: Sequence[dict], conf: Optional[torch.Tensor],
+                  class_names: Optional[Sequence[str]] = None) -> None:
     """Everything rank 0 writes into ``OUTPUT_DIR`` after a test, and the summary log line."""
     out = cfg.OUTPUT_DIR
     rs3d_io.mkdirs(out)
-    names = class_names_for(cfg.DATA.PATH_TO_DATA_DIR, cfg.MODEL.NUM_CLASSES)
+    names = class_names if class_names is not None else class_names_for(cfg.DATA.PATH_TO_DATA_DIR,
+                                                                           cfg.MODEL.NUM_CLASSES)
     metrics_path = os.path.join(out, "test_metrics.json")
     rs3d_io.atomic_write_text(metrics_path, json.dumps(metrics, indent=2) + "\n")
     write_predictions(os.path.join(out, "test_predictions.csv"), records, names)

@@ -327,7 +327,8 @@ def extract_from_config(cfg, records, out_dir: str, *, root: str = "", layer: st
         settings = dict(arch=cfg.MODEL.ARCH, checkpoint=os.path.abspath(loaded.checkpoint),
                         weights=loaded.weights, num_clips=cfg.TEST.NUM_ENSEMBLE_VIEWS,
                         num_crops=cfg.TEST.NUM_SPATIAL_CROPS, num_frames=d.NUM_FRAMES,
-                        sampling_rate=d.SAMPLING_RATE, crop_size=d.TEST_CROP_SIZE)
+                        sampling_rate=d.SAMPLING_RATE, crop_size=d.TEST_CROP_SIZE,
+                        class_names=loaded.class_names, activation=loaded.activation)
         return extract(tap, records, out_dir, items, root=root, per_clip=per_clip, fmt=fmt,
                        shard_size=shard_size, mean=d.MEAN, std=d.STD, chunk_size=cfg.TEST.BATCH_SIZE,
                        device=info.device, amp_dtype=loaded.amp_dtype, settings=settings,

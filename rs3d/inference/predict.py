@@ -1,8 +1,9 @@
 """Top-k predictions for a few video files with the test protocol (``rs3d-predict``).
 
-Same views, same softmax-then-aggregate rule (``rs3d.inference.views``) and the same model
-(``rs3d.inference.model.load_model``) as the multi-view test (``rs3d.evaluation``), so a video's
-prediction here equals its row of ``test_predictions.csv``.
+Same views, same per-view activation (softmax, or a sigmoid per class with ``DATA.MULTI_LABEL``)
+and ``TEST.ENSEMBLE_METHOD`` aggregation (``rs3d.inference.views``), and the same model and class
+names (``rs3d.inference.model.load_model``) as the multi-view test (``rs3d.evaluation``), so a
+video's prediction here equals its row of ``test_predictions.csv``.
 """
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Optional, Sequence
 
 import torch
 
-from ..data import VideoRecord, class_names_for
+from ..data import VideoRecord
 from ..data.loader import multiview_dataset
 from ..engine.metrics import topk_indices
 from .model import load_model
@@ -41,8 +42,9 @@ def predict(cfg, paths: Sequence[str], k: int = 5, device: str = "") -> list[dic
     records = run_inference(
         loaded.model, batches, num_views=cfg.TEST.NUM_ENSEMBLE_VIEWS * cfg.TEST.NUM_SPATIAL_CROPS,
         ensemble_method=cfg.TEST.ENSEMBLE_METHOD, mean=cfg.DATA.MEAN, std=cfg.DATA.STD,
-        chunk_size=cfg.TEST.BATCH_SIZE, device=loaded.device, amp_dtype=loaded.amp_dtype, log_period=0)
-    names = class_names_for(cfg.DATA.PATH_TO_DATA_DIR, cfg.MODEL.NUM_CLASSES)
+        chunk_size=cfg.TEST.BATCH_SIZE, device=loaded.device, amp_dtype=loaded.amp_dtype, log_period=0,
+        multi_label=loaded.multi_label)
+    names = loaded.class_names
     return [{"path": r["path"], "error": r["error"],
              "top": top_classes(r["scores"], k, names) if r["scores"] is not None else []}
             for r in records]

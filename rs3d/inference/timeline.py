@@ -36,7 +36,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence
 import numpy as np
 import torch
 
-from rs3d.data import class_names_for, to_model_input
+from rs3d.data import to_model_input
 from rs3d.data import transforms as T
 from rs3d.data.video.sequential import FrameStream
 from rs3d.engine.precision import autocast
@@ -130,11 +130,12 @@ def segments(scores: np.ndarray, centers: Sequence[float], duration: float,
 
 
 def top_segments(segs: Sequence[dict], k: int = 5) -> List[dict]:
-    """The ``k`` segments with the most evidence (duration x mean score), best first."""
+    """The ``k`` segments with the most evidence (duration x mean score), in time order."""
     def evidence(i):
         return (segs[i]["end_s"] - segs[i]["start_s"]) * segs[i]["score"]
 
-    return [segs[i] for i in sorted(range(len(segs)), key=lambda i: (-evidence(i), i))[:k]]
+    best = sorted(range(len(segs)), key=lambda i: (-evidence(i), i))[:k]
+    return [segs[i] for i in sorted(best)]
 
 
 # ----------------------------------------------------------------------------- streaming decode
@@ -146,7 +147,7 @@ class TimelineScores:
     fps: float
     num_frames: int                 # frames decoded
     windows: List[Window]
-    scores: np.ndarray              # float64 [num_windows, num_classes], softmax
+    scores: np.ndarray              # float64 [num_windows, num_classes], softmax or sigmoids
     window_s: float
     stride_s: float
     peak_buffered_frames: int = 0   # most resized frames held at once (the memory bound)
@@ -229,11 +230,12 @@ class _CropBuffer:
 
 
 class _BatchScorer:
-    """Clips run through the model ``batch_size`` at a time; softmax averaged over the crops."""
+    """Clips run through the model ``batch_size`` at a time; softmax (or per-class sigmoids,
+    ``activation="sigmoid"``) averaged over the crops."""
 
     def __init__(self, model, mean, std, num_crops: int, batch_size: int, device: torch.device,
-                 amp_dtype: torch.dtype):
-        self.model, self.mean, self.std = model, mean, std
+                 amp_dtype: torch.dtype, activation: str = "softmax"):
+        self.model, self.mean, self.std, self.activation = model, mean, std, activation
         self.num_crops, self.batch_size, self.device, self.amp_dtype = num_crops, batch_size, device, amp_dtype
         self.batch: List[torch.Tensor] = []
         self.results: List[torch.Tensor] = []
@@ -250,7 +252,9 @@ class _BatchScorer:
         x = to_model_input(clips.flatten(0, 1), self.mean, self.std)
         with autocast(self.device, self.amp_dtype):
             logits = self.model(x)
-        probs = logits.float().softmax(dim=1).view(clips.shape[0], self.num_crops, -1).mean(1)
+        logits = logits.float()
+        probs = logits.sigmoid() if self.activation == "sigmoid" else logits.softmax(dim=1)
+        probs = probs.view(clips.shape[0], self.num_crops, -1).mean(1)
         self.results.append(probs.double().cpu())
         self.batch.clear()
 
@@ -295,8 +299,10 @@ def sliding_window_scores(
     resize_chunk: int = 16,
     log_every_s: float = 30.0,
     autorotate: bool = True,
+    activation: str = "softmax",
 ) -> TimelineScores:
-    """Softmax scores of every window of ``path`` (see the module doc); crops are averaged.
+    """Softmax (or, ``activation="sigmoid"``, per-class sigmoid) scores of every window of ``path``
+    (see the module doc); crops are averaged.
 
     ``model`` maps float clips ``[B, 3, T, S, S]`` to logits ``[B, K]``. Frames are those
     :class:`FrameStream` gives: the stream ffmpeg picks, turned upright by the display matrix
@@ -312,7 +318,7 @@ def sliding_window_scores(
         span, step = window_frames(window_s, stride_s, fps)
         windows = _OpenWindows(span, step, num_frames)
         buffer = _CropBuffer(crop_size, num_crops, resize_chunk)
-        scorer = _BatchScorer(model, mean, std, num_crops, batch_size, device, amp_dtype)
+        scorer = _BatchScorer(model, mean, std, num_crops, batch_size, device, amp_dtype, activation)
         progress = _Progress(path, fps, source.header_frames, log_every_s)
         done: List[Window] = []
         peak = 0
@@ -434,7 +440,7 @@ def write_timeline(result: TimelineScores, out_dir: str, class_names: Optional[S
 
 
 def format_summary(summary: dict) -> str:
-    """A few lines for the console: the video, then its top segments."""
+    """A few lines for the console: the video, then its top segments in time order."""
     lines = [f"{summary['video']}: {summary['num_windows']} windows over {summary['duration_s']:.1f} s"]
     for s in summary["top_segments"]:
         lines.append(f"  {s['start_s']:8.2f} - {s['end_s']:8.2f} s  {s['score']:.3f}  {s['name']}")
@@ -444,34 +450,88 @@ def format_summary(summary: dict) -> str:
 
 
 # ----------------------------------------------------------------------------- from a config
-def run_timeline(cfg, videos: Sequence[str], *, window_s: float, stride_s: Optional[float] = None,
-                 smooth_width: int = 3, out_dir: str = "", topk: int = 5, plot_classes: int = 5,
-                 num_crops: int = 1) -> List[dict]:
+# A window whose frame spacing differs from the training clip's by more than this factor warns.
+SPACING_TOLERANCE = 1.25
+
+
+def trained_spacing_s(cfg, fps: float) -> Optional[float]:
+    """Seconds between the frames of a training clip (``DATA.SAMPLING_RATE`` frames at
+    ``DATA.TARGET_FPS``, else at the video's ``fps``); None for segment sampling (no fixed span)."""
+    if cfg.DATA.SAMPLING != "dense":
+        return None
+    return cfg.DATA.SAMPLING_RATE / (cfg.DATA.TARGET_FPS or fps)
+
+
+def trained_window_s(cfg, fps: float) -> Optional[float]:
+    """The span of a training clip in seconds (``NUM_FRAMES`` x the spacing): the default window."""
+    spacing = trained_spacing_s(cfg, fps)
+    return None if spacing is None else cfg.DATA.NUM_FRAMES * spacing
+
+
+def spacing_warning(cfg, window_s: float, fps: float) -> str:
+    """A warning when ``window_s`` spreads the clip's frames more than ~25% wider or narrower than
+    training did (the model then sees motion at another speed), else ""."""
+    trained = trained_spacing_s(cfg, fps)
+    if trained is None:
+        return ""
+    spacing = window_s / cfg.DATA.NUM_FRAMES
+    ratio = spacing / trained
+    if max(ratio, 1 / ratio) <= SPACING_TOLERANCE:
+        return ""
+    return (f"--window {window_s:g} s puts the {cfg.DATA.NUM_FRAMES} frames {spacing:.3g} s apart; the model was "
+            f"trained on frames {trained:.3g} s apart ({ratio:.2g}x; its clip spans "
+            f"{trained_window_s(cfg, fps):.3g} s, the default window): scores may be meaningless")
+
+
+def video_fps(path: str) -> float:
+    """The frame rate the timeline's stream reads ``path`` at (only the header is read)."""
+    if not os.path.isfile(path):
+        raise DecodeError(f"{path}: file not found")
+    with FrameStream(path) as source:
+        return source.fps
+
+
+def run_timeline(cfg, videos: Sequence[str], *, window_s: Optional[float] = None,
+                 stride_s: Optional[float] = None, smooth_width: int = 3, out_dir: str = "", topk: int = 5,
+                 plot_classes: int = 5, num_crops: int = 1) -> List[dict]:
     """Timelines of ``videos`` with ``cfg``'s model, weights and clip shape; one summary each
     (``{"video", "error"}`` for a video that cannot be read, the others still done).
 
-    ``stride_s`` defaults to half the window; outputs go to ``out_dir`` (default
+    ``window_s`` defaults to the training clip's span (:func:`trained_window_s`); a window that
+    changes the frame spacing by more than ~25% is done but warned about (log and the JSON's
+    ``warning``). ``stride_s`` defaults to half the window; outputs go to ``out_dir`` (default
     ``OUTPUT_DIR/timeline``). Clips are ``DATA.NUM_FRAMES`` frames at ``DATA.TEST_CROP_SIZE``,
-    ``num_crops`` crops along the long side (1: the centre), as the test cuts them.
+    ``num_crops`` crops along the long side (1: the centre), as the test cuts them; scored with the
+    run's activation (a sigmoid per class with ``DATA.MULTI_LABEL``).
     """
-    stride_s = window_s / 2 if stride_s is None else stride_s
-    window_frames(window_s, stride_s, 1.0)  # bad numbers fail before the model loads
+    if window_s is None and cfg.DATA.SAMPLING != "dense":
+        raise ConfigError(f"DATA.SAMPLING {cfg.DATA.SAMPLING!r}: training clips have no fixed span; give --window")
+    if window_s is not None:
+        window_frames(window_s, window_s / 2 if stride_s is None else stride_s, 1.0)  # fail before loading
+    elif stride_s is not None:
+        window_frames(1.0, stride_s, 1.0)
     smooth(np.zeros((0, 1)), smooth_width)
     loaded = load_model(cfg)
-    names = class_names_for(cfg.DATA.PATH_TO_DATA_DIR, cfg.MODEL.NUM_CLASSES)
+    names = loaded.class_names
     out_dir = out_dir or os.path.join(cfg.OUTPUT_DIR, "timeline")
     summaries = []
     for video in videos:
         try:
+            fps = video_fps(video)
+            win = window_s if window_s is not None else trained_window_s(cfg, fps)
+            warning = spacing_warning(cfg, win, fps)
             result = sliding_window_scores(
-                loaded.model, video, window_s=window_s, stride_s=stride_s,
+                loaded.model, video, window_s=win, stride_s=win / 2 if stride_s is None else stride_s,
                 num_frames=cfg.DATA.NUM_FRAMES, crop_size=cfg.DATA.TEST_CROP_SIZE, mean=cfg.DATA.MEAN,
                 std=cfg.DATA.STD, num_crops=num_crops, batch_size=max(1, cfg.TEST.BATCH_SIZE // num_crops),
-                device=loaded.device, amp_dtype=loaded.amp_dtype)
+                device=loaded.device, amp_dtype=loaded.amp_dtype, autorotate=cfg.DATA.AUTOROTATE,
+                activation=loaded.activation)
         except DecodeError as e:
             summaries.append({"video": video, "error": str(e)})
             continue
+        if warning:  # said once the video is done (a window longer than the video is an error instead)
+            logger.warning("%s: %s", video, warning)
+            result.warning = "; ".join(w for w in (warning, result.warning) if w)
         summaries.append(dict(write_timeline(result, out_dir, names, smooth_width, topk, plot_classes),
                               error=""))
     return summaries
-

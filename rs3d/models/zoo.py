@@ -11,11 +11,12 @@ Which source each entry follows:
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 from torch import nn
 
 from ..errors import ConfigError
+from .pretrained import load_pretrained_folder
 from .resnet3d import BLOCKS_PER_DEPTH, ResNet3D
 
 _REGISTRY: Dict[str, Dict[str, Any]] = {}
@@ -85,20 +86,31 @@ def _checked_name(name: str) -> str:
     return name
 
 
-def create_model(name: str, num_classes: int = 400, **overrides: Any) -> nn.Module:
+def create_model(name: str, num_classes: Optional[int] = None, pretrained: Optional[str] = None,
+                 **overrides: Any) -> nn.Module:
     """Build a registered model; keyword arguments override the entry's ``ResNet3D`` arguments.
 
     Args:
         name: one of :func:`list_models`.
-        num_classes: classifier outputs (0: no classifier, ``forward`` returns pooled features).
+        num_classes: classifier outputs (0: no classifier, ``forward`` returns pooled features);
+            default 400, or the pretrained folder's.
+        pretrained: a folder or URL written by ``rs3d-export`` / ``rs3d.save_pretrained``
+            (``config.json`` + ``model.safetensors``); its architecture must be ``name``; the
+            model comes in eval mode with the folder's weights and ``pretrained_cfg``.
         **overrides: any ``ResNet3D`` argument except those in ``FIXED_BY_NAME`` (``depth``: the
             name states it, so pick the name of the depth you want).
 
     Example: ``create_model("resnet3d_rs101", num_classes=400, width_multiplier=1.5, drop_path_rate=0.2)``.
+    The model's ``pretrained_cfg`` records the name, classes and arguments (what export writes).
 
     Raises:
         ConfigError (a ValueError): an unknown name, or an override of an argument the name fixes.
     """
+    if pretrained:
+        if num_classes is not None:
+            overrides["num_classes"] = num_classes
+        return load_pretrained_folder(pretrained, create_model, name=_checked_name(name), **overrides)
+    num_classes = 400 if num_classes is None else num_classes
     args = model_args(name)
     fixed = [k for k in FIXED_BY_NAME if k in overrides and overrides[k] != args[k]]
     if fixed:
@@ -108,11 +120,14 @@ def create_model(name: str, num_classes: int = 400, **overrides: Any) -> nn.Modu
         raise ConfigError(f"create_model({name!r}, {given}): the name fixes "
                           + ", ".join(f"{k}={args[k]!r}" for k in fixed) + "; "
                           + (f"use {others[0]!r}" if others else f"choose another name from {list_models()}"))
-    return ResNet3D(**{**args, **overrides, "num_classes": num_classes})
+    model = ResNet3D(**{**args, **overrides, "num_classes": num_classes})
+    model.pretrained_cfg = {"architecture": name, "num_classes": num_classes, "model_args": dict(overrides)}
+    return model
 
 
-def build_model(cfg) -> nn.Module:
-    """The model a config describes (MODEL.*, BN.*); the only model code that reads a config."""
+def model_overrides(cfg) -> Dict[str, Any]:
+    """The ``create_model`` keyword arguments a config sets besides the name and the classes
+    (MODEL.*, BN.*); what a checkpoint stores as its architecture's constructor arguments."""
     overrides: Dict[str, Any] = dict(
         dropout_rate=cfg.MODEL.DROPOUT_RATE,
         drop_path_rate=cfg.MODEL.DROP_PATH_RATE,
@@ -127,4 +142,9 @@ def build_model(cfg) -> nn.Module:
         overrides["se_ratio"] = cfg.MODEL.SE_RATIO
     if cfg.MODEL.WIDTH_MULTIPLIER is not None and cfg.MODEL.WIDTH_MULTIPLIER > 0:
         overrides["width_multiplier"] = cfg.MODEL.WIDTH_MULTIPLIER
-    return create_model(cfg.MODEL.ARCH, num_classes=cfg.MODEL.NUM_CLASSES, **overrides)
+    return overrides
+
+
+def build_model(cfg) -> nn.Module:
+    """The model a config describes (MODEL.*, BN.*); the only model code that reads a config."""
+    return create_model(cfg.MODEL.ARCH, num_classes=cfg.MODEL.NUM_CLASSES, **model_overrides(cfg))

@@ -59,7 +59,7 @@ def test_bad_submissions_are_one_line_exit_2(synthetic_dataset, tmp_path, capsys
 
 
 def test_missing_data_and_a_remote_output_without_folder_are_refused(tmp_path, capsys, synthetic_dataset):
-    assert main(["--dry-run", "DATA.PATH_TO_DATA_DIR", str(tmp_path / "nope")]) == 2
+    assert main(["DATA.PATH_TO_DATA_DIR", str(tmp_path / "nope")]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert main(["--dry-run", "DATA.PATH_TO_DATA_DIR", str(synthetic_dataset), "OUTPUT_DIR", "s3://b/run"]) == 2
     assert "give --folder" in capsys.readouterr().err
@@ -93,3 +93,27 @@ def test_rendezvous_from_slurm_variables(monkeypatch):
     monkeypatch.setenv("SLURM_PROCID", "0")  # another task of the same job: the same port
     monkeypatch.delenv("MASTER_PORT")
     assert export_torch_env()["MASTER_PORT"] == str(port)
+
+
+def test_a_dry_run_needs_no_data_and_warns(tmp_path, capsys):
+    """The job is shown from a machine without the data (it lives where the job runs), with a warning."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "train.csv").write_text("a.mp4 0\n")  # val.csv missing
+    rc = main(["--dry-run", "--cluster", "local", "--gpus-per-node", "0", "DATA.PATH_TO_DATA_DIR", str(data),
+               "OUTPUT_DIR", str(tmp_path / "o")])
+    captured = capsys.readouterr()
+    assert rc == 0 and "local job" in captured.out, captured
+    assert "warning: " in captured.err and "has no val.csv" in captured.err
+    assert main(["--dry-run", "DATA.PATH_TO_DATA_DIR", str(tmp_path / "nope"), "OUTPUT_DIR", str(tmp_path / "o"),
+                 "--cluster", "local", "--gpus-per-node", "0"]) == 0
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_every_problem_is_listed_at_once(tmp_path, capsys):
+    rc = main(["--nodes", "0", "--mem", "lots", "--time", "3 days", "DATA.PATH_TO_DATA_DIR", str(tmp_path / "nope"),
+               "OUTPUT_DIR", "s3://b/run"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1, err
+    for piece in ("--nodes must be >= 1", "--mem 'lots'", "--time '3 days'", "give --folder", "does not exist"):
+        assert piece in err[0], (piece, err[0])

@@ -2,7 +2,8 @@
 
 ``tiny_checkpoint`` -> (path, model)
     ``resnet3d_rs26`` at width 0.25 for 4 classes with randomised BatchNorm affine parameters and
-    statistics (so no residual branch is zero, as it is at initialisation), saved with EMA weights.
+    statistics (so no residual branch is zero, as it is at initialisation), saved with EMA weights
+    and the self-description training writes (the ``cfg`` fixture's config, class names, ...).
 ``cfg`` -> CfgNode
     ``data_cfg`` (tests/conftest.py: 4 frames x stride 2, 32x32 crops, 2 clips x 3 crops) pointed at
     that model and checkpoint, on the CPU.
@@ -10,14 +11,21 @@
 import pytest
 import torch
 
-from inference_helpers import tiny_model
+from rs3d.checkpoint import METADATA_KEY, checkpoint_metadata
+from rs3d.config import load_config
+from inference_helpers import MODEL_OPTS, tiny_model
 
 
 @pytest.fixture(scope="session")
-def tiny_checkpoint(tmp_path_factory):
+def tiny_checkpoint(tmp_path_factory, synthetic_dataset):
     model = tiny_model()
     path = tmp_path_factory.mktemp("ckpt") / "tiny.pyth"
-    torch.save({"model": model.state_dict(), "ema": model.state_dict(), "epoch": 1}, path)
+    stored = load_config(None, MODEL_OPTS + [
+        "DATA.PATH_TO_DATA_DIR", str(synthetic_dataset), "DATA.NUM_FRAMES", "4", "DATA.SAMPLING_RATE", "2",
+        "DATA.TRAIN_CROP_SIZE", "32", "DATA.TEST_CROP_SIZE", "32", "TEST.NUM_ENSEMBLE_VIEWS", "2",
+        "TEST.NUM_SPATIAL_CROPS", "3", "DATA_LOADER.NUM_WORKERS", "0", "TEST.BATCH_SIZE", "4", "DEVICE", "cpu"])
+    torch.save({"model": model.state_dict(), "ema": model.state_dict(), "epoch": 1, "cfg": stored.dump(),
+                METADATA_KEY: checkpoint_metadata(stored)}, path)
     return path, model
 
 

@@ -10,7 +10,9 @@ import rs3d
 from rs3d.data.synthetic import make_synthetic_dataset
 from helpers import load_tool
 from rs3d.cli import predict as predict_cli
+from rs3d.checkpoint import METADATA_KEY, checkpoint_metadata
 from rs3d.cli.args import split_videos_and_overrides
+from rs3d.config import load_config
 from rs3d.data import kinetics400_class_names
 from rs3d.errors import ConfigError
 
@@ -24,12 +26,14 @@ def setup(tmp_path_factory):
     torch.manual_seed(0)
     model = rs3d.create_model("resnet3d_rs26", num_classes=3, width_multiplier=0.25)
     ckpt = root / "model.pyth"
-    torch.save({"model": model.state_dict(), "ema": model.state_dict(), "epoch": 1}, ckpt)
     videos = [str(data / line.split()[0]) for line in (data / "test.csv").read_text().splitlines()]
     opts = ["MODEL.ARCH", "resnet3d_rs26", "MODEL.WIDTH_MULTIPLIER", "0.25", "MODEL.NUM_CLASSES", "3",
             "DATA.PATH_TO_DATA_DIR", str(data), "DATA.PATH_PREFIX", str(data),
             "TEST.CHECKPOINT_FILE_PATH", str(ckpt), "DATA.NUM_FRAMES", "4", "DATA.TEST_CROP_SIZE", "32",
             "TEST.NUM_ENSEMBLE_VIEWS", "2", "TEST.NUM_SPATIAL_CROPS", "3", "DATA_LOADER.NUM_WORKERS", "0"]
+    stored = load_config(None, opts)  # what training writes beside the weights
+    torch.save({"model": model.state_dict(), "ema": model.state_dict(), "epoch": 1, "cfg": stored.dump(),
+                METADATA_KEY: checkpoint_metadata(stored)}, ckpt)
     return {"root": root, "data": data, "videos": videos, "opts": opts, "ckpt": ckpt}
 
 
