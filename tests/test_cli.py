@@ -29,6 +29,7 @@ COMMANDS = {
     "rs3d-convert-annotations": "rs3d.cli.convert_annotations",
     "rs3d-make-directions": "rs3d.cli.make_directions",
     "rs3d-timeline": "rs3d.cli.timeline",
+    "rs3d-export": "rs3d.cli.export",
 }
 # tools/ keeps the two scripts PySlowFast users run (tools/train_net.py --cfg ...), as shims.
 SHIMS = {"train_net": "rs3d.cli.train", "test_net": "rs3d.cli.test"}
@@ -91,6 +92,8 @@ MISTAKES = {
     "rs3d-make-directions": (lambda tmp: ["--out", str(tmp / "s"), "--num-classes", "1"], "num_classes"),
     "rs3d-timeline": (lambda tmp: ["--window", "1", "--", str(tmp / "GOPR0001.MP4")],
                       "GOPR0001.MP4: video not found"),
+    "rs3d-export": (lambda tmp: ["--out", str(tmp / "o"), "TEST.CHECKPOINT_FILE_PATH", str(tmp / "nope.pyth")],
+                    "nope.pyth does not exist"),
     "rs3d-sweep": (lambda tmp: ["--cfg", str(tmp / "missing.yaml"), "--grid", "depth=26,50", "--out",
                                 str(tmp / "s")], "missing.yaml"),
 }
