@@ -111,11 +111,14 @@ def _sprite(rng: np.random.Generator, size: int = 32) -> torch.Tensor:
 
 
 def render_video(label: int, rng: np.random.Generator, height: int, width: int,
-                 length: int, clutter: float = 1.0, object_size=(0.14, 0.2)) -> np.ndarray:
+                 length: int, clutter: float = 1.0, object_size=(0.14, 0.2),
+                 boxes: Optional[list] = None) -> np.ndarray:
     """Frames ``[T, H, W, 3]`` uint8 of one video of class ``CLASSES[label]``.
 
     ``clutter`` scales the contrast of the textured background (0 = plain grey); ``object_size`` is
-    the range of the object's half-size as a fraction of the short side.
+    the range of the object's half-size as a fraction of the short side. ``boxes``: a list that
+    receives the object's bounding box ``(x0, y0, x1, y1)`` in pixels per frame (the object wraps
+    around the edges, so a box may reach past the frame; the part past it shows on the other side).
     """
     name = CLASSES[label]
     t = torch.arange(length, dtype=torch.float32)
@@ -148,6 +151,10 @@ def render_video(label: int, rng: np.random.Generator, height: int, width: int,
         offset = amp * torch.sin(2 * math.pi * t / period + phase)
         x, y = x + offset * math.cos(direction), y + offset * math.sin(direction)
     scale = torch.exp(log_s) * half
+    if boxes is not None:  # the rotated square [-1, 1]^2 of the sprite, scaled
+        reach = scale * (torch.cos(angle).abs() + torch.sin(angle).abs())
+        xc, yc = torch.remainder(x, width), torch.remainder(y, height)
+        boxes.extend((float(a - r), float(b - r), float(a + r), float(b + r)) for a, b, r in zip(xc, yc, reach))
 
     # Inverse mapping of every pixel into the object's [-1, 1]^2 frame (toroidal wrap-around).
     py, px = torch.meshgrid(torch.arange(height, dtype=torch.float32) + 0.5,
