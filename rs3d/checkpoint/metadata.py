@@ -40,8 +40,9 @@ def clip_spec(cfg) -> Dict[str, Any]:
     return {"num_frames": d.NUM_FRAMES, "sampling": d.SAMPLING, "sampling_rate": d.SAMPLING_RATE,
             "target_fps": d.TARGET_FPS, "train_crop_size": d.TRAIN_CROP_SIZE,
             "test_crop_size": d.TEST_CROP_SIZE, "mean": list(d.MEAN), "std": list(d.STD),
-            "pixel_scaling": PIXEL_SCALING, "test_views": [cfg.TEST.NUM_ENSEMBLE_VIEWS,
-                                                           cfg.TEST.NUM_SPATIAL_CROPS]}
+            "pixel_scaling": PIXEL_SCALING, "autorotate": d.AUTOROTATE,
+            "test_views": [cfg.TEST.NUM_ENSEMBLE_VIEWS, cfg.TEST.NUM_SPATIAL_CROPS],
+            "test_view_positions": cfg.TEST.VIEW_POSITIONS}
 
 
 def architecture_spec(cfg) -> Dict[str, Any]:
