@@ -49,7 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--folder", default="", help="every video file under this folder (recursive)")
     p.add_argument("--out", default="", help="output folder (default OUTPUT_DIR/features_LAYER)")
     p.add_argument("--layer", default="res5", help="res2..res5, stem, logits or a module name "
-                   "(e.g. layer3.1); pooled over time and space")
+                   "(e.g. layer3.1), pooled over time and space; or scores: the class scores as the "
+                   "test computes them (softmax, or sigmoids for a multi-label model, aggregated by "
+                   "TEST.ENSEMBLE_METHOD)")
     p.add_argument("--per-clip", action="store_true", help="also write each view's features "
                    "[clips, crops, C]")
     p.add_argument("--format", dest="fmt", choices=("npy", "sharded"), default="npy",

@@ -41,11 +41,14 @@ import torch
 from rs3d.data import build_loader, num_views, prepare_views, to_model_input, views_of
 from rs3d.data.loader import multiview_dataset
 from rs3d.engine import distributed as du
+from rs3d.engine.metrics import aggregate_views
 from rs3d.engine.precision import autocast
 
 from ..errors import ConfigError, DataError
 from ..io import atomic_write, atomic_write_text
 from .layers import DEFAULT_LAYER, LayerTap, pool
+
+SCORES = "scores"  # the layer name of the test's class scores (ScoresTap)
 from .model import load_model
 
 logger = logging.getLogger(__name__)
@@ -98,9 +101,26 @@ def view_features(tap: LayerTap, item: dict, mean: Sequence[float], std: Sequenc
     return feats.view(item["clip_frames"].shape[0], item["crop_corners"].shape[0], -1)
 
 
-def video_embedding(per_view: torch.Tensor) -> np.ndarray:
-    """``[clips, crops, C]`` -> float32 ``[C]``, the mean over all views."""
-    return per_view.flatten(0, 1).mean(0).numpy().astype(np.float32)
+def video_embedding(per_view: torch.Tensor, method: str = "mean") -> np.ndarray:
+    """``[clips, crops, C]`` -> float32 ``[C]``: the mean over all views (``method``: any
+    ``TEST.ENSEMBLE_METHOD``, what the ``scores`` layer uses, as the test does)."""
+    views = per_view.flatten(0, 1)
+    if method == "mean":
+        return views.mean(0).numpy().astype(np.float32)
+    return aggregate_views(views.double(), method).numpy().astype(np.float32)
+
+
+class ScoresTap:
+    """The ``scores`` layer: the model's per-view class scores as the test computes them (softmax,
+    or a sigmoid per class for a multi-label model), so a video's ``scores`` feature aggregated with
+    ``TEST.ENSEMBLE_METHOD`` is its prediction."""
+
+    def __init__(self, model: torch.nn.Module, activation: str = "softmax"):
+        self.model, self.name, self.activation = model, SCORES, activation
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.model(x).float()
+        return y.sigmoid() if self.activation == "sigmoid" else y.softmax(dim=1)
 
 
 # ----------------------------------------------------------------------------- files
@@ -159,6 +179,7 @@ def extract(
     amp_dtype: torch.dtype = torch.float32,
     settings: Optional[dict] = None,
     log_period: int = 10,
+    combine: str = "mean",
 ) -> dict:
     """Write the embeddings of ``records`` (``VideoRecord`` list) under ``out_dir``; see the module doc.
 
@@ -216,12 +237,12 @@ def extract(
                 emb_file, clip_file = video_files(out_dir, names[i])
                 if per_clip:
                     _save_npy(clip_file, feats.numpy())
-                _save_npy(emb_file, video_embedding(feats))  # last: its presence marks the video done
+                _save_npy(emb_file, video_embedding(feats, combine))  # last: its presence marks the video done
         results.append(rec)
         if fmt == "sharded":
             shard.append((i, feats, rec["error"]))
             if i == min((i // shard_size + 1) * shard_size, len(records)) - 1:
-                _write_shard(out_dir, i // shard_size, shard, records, per_clip)
+                _write_shard(out_dir, i // shard_size, shard, records, per_clip, combine)
                 shard = []
         done += 1
         if rank == 0 and log_period and (done % log_period == 0 or done == len(todo)):
@@ -258,13 +279,14 @@ def _eta(seconds: float) -> str:
     return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
 
 
-def _write_shard(out_dir: str, k: int, shard: Sequence[tuple], records, per_clip: bool) -> None:
+def _write_shard(out_dir: str, k: int, shard: Sequence[tuple], records, per_clip: bool,
+                 combine: str = "mean") -> None:
     feats_file, clips_file, meta_file = shard_files(out_dir, k)
     ok = [f for _, f, err in shard if not err]
     dim = ok[0].shape[-1] if ok else 0
     if per_clip:
         _save_npy(clips_file, np.stack([f.numpy() for f in ok]) if ok else np.zeros((0, 0, 0, 0), np.float32))
-    _save_npy(feats_file, np.stack([video_embedding(f) for f in ok]) if ok else np.zeros((0, 0), np.float32))
+    _save_npy(feats_file, np.stack([video_embedding(f, combine) for f in ok]) if ok else np.zeros((0, 0), np.float32))
     videos, row = [], 0
     for i, f, err in shard:
         videos.append({"index": i, "path": records[i].path, "label": records[i].label,
@@ -316,7 +338,8 @@ def extract_from_config(cfg, records, out_dir: str, *, root: str = "", layer: st
     info = du.init_distributed(cfg.DEVICE, cfg.DIST_BACKEND, cfg.DIST_TIMEOUT_S)
     try:
         loaded = load_model(cfg, info.device)
-        tap = LayerTap(loaded.model, layer)  # an unknown layer fails before any video is read
+        # An unknown layer fails before any video is read.
+        tap = ScoresTap(loaded.model, loaded.activation) if layer == SCORES else LayerTap(loaded.model, layer)
 
         def items(recs):
             if not recs:
@@ -332,7 +355,7 @@ def extract_from_config(cfg, records, out_dir: str, *, root: str = "", layer: st
         return extract(tap, records, out_dir, items, root=root, per_clip=per_clip, fmt=fmt,
                        shard_size=shard_size, mean=d.MEAN, std=d.STD, chunk_size=cfg.TEST.BATCH_SIZE,
                        device=info.device, amp_dtype=loaded.amp_dtype, settings=settings,
-                       log_period=cfg.LOG_PERIOD)
+                       log_period=cfg.LOG_PERIOD, combine=cfg.TEST.ENSEMBLE_METHOD if layer == SCORES else "mean")
     finally:
         if owns_group:
             du.cleanup()

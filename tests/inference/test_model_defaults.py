@@ -147,3 +147,16 @@ def test_the_direction_videos_give_the_balls_box_per_frame():
     for t, (x0, y0, x1, y1) in enumerate(boxes):
         cam[t, int((y0 + y1) / 2), int((x0 + x1) / 2)] = 1.0
     assert mass_in_boxes(cam, boxes) == pytest.approx(1.0)
+
+
+def test_the_scores_feature_of_a_multi_label_model_is_its_prediction(cfg, tmp_path):
+    from rs3d.data import VideoRecord
+    from rs3d.inference.features import extract_from_config
+
+    cfg = multi_label(cfg)
+    video = str(sorted(Path(cfg.DATA.PATH_TO_DATA_DIR, "videos", "test").glob("*.mp4"))[0])
+    extract_from_config(cfg, [VideoRecord(video, -1)], str(tmp_path), root=str(Path(video).parent), layer="scores")
+    (feature,) = [np.load(p) for p in (tmp_path / "features").rglob("*.npy")]
+    (pred,) = predict(cfg, [video], k=4)
+    for t in pred["top"]:
+        assert feature[t["class"]] == pytest.approx(t["score"], abs=1e-6)
