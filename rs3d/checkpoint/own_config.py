@@ -4,8 +4,9 @@ Every tool that uses a trained model (``rs3d-test``, ``rs3d-predict``, ``rs3d-ti
 ``rs3d-extract-features``, ``rs3d-visualize gradcam``) loads its config here, so
 ``rs3d-predict TEST.CHECKPOINT_FILE_PATH model.pyth -- video.mp4`` works from any folder:
 
-- no ``--cfg``: the run's resolved config stored in the checkpoint is the base, the command's
-  overrides apply on top (a checkpoint without one: the defaults, with a warning);
+- no ``--cfg``: the run's resolved config stored in the checkpoint is the base (but for the
+  machine's keys, ``DEVICE`` and ``OUTPUT_DIR``), the command's overrides apply on top (a
+  checkpoint without one: the defaults, with a warning);
 - ``--cfg``: that file is the base, as before, but a model it describes differently from the
   checkpoint (architecture, classes, width, ...) is refused in one line naming the keys, instead
   of a ``size mismatch`` from deep inside PyTorch.
@@ -23,6 +24,10 @@ from .metadata import read_description, stored_config
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_KEY = "TEST.CHECKPOINT_FILE_PATH"
+# Keys of the stored config that belong to the machine and folder it was trained in, not to the
+# model: left at their defaults here (a GPU run's DEVICE "cuda" on a laptop, another machine's
+# OUTPUT_DIR), unless the command sets them.
+MACHINE_KEYS = ("DEVICE", "OUTPUT_DIR")
 # Config keys that decide the shapes of a model's weights, with the ``create_model`` argument each sets.
 SHAPE_KEYS = {"MODEL.ARCH": None, "MODEL.NUM_CLASSES": None, "MODEL.WIDTH_MULTIPLIER": "width_multiplier",
               "MODEL.SE_RATIO": "se_ratio", "MODEL.STEM_TYPE": "stem_type"}
@@ -79,4 +84,5 @@ def load_model_config(cfg_file: str, opts: Sequence[str], *, splits=None,
             logger.warning("%s holds no config; using the defaults and the overrides (give --cfg with the "
                            "run's config if the model does not fit)", path)
         return load_config(None, opts, splits=splits)
-    return load_config(None, opts, splits=splits, base=stored, base_name=f"{path} (stored config)")
+    base = {k: v for k, v in stored.items() if k not in MACHINE_KEYS}
+    return load_config(None, opts, splits=splits, base=base, base_name=f"{path} (stored config)")

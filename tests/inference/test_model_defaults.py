@@ -160,3 +160,15 @@ def test_the_scores_feature_of_a_multi_label_model_is_its_prediction(cfg, tmp_pa
     (pred,) = predict(cfg, [video], k=4)
     for t in pred["top"]:
         assert feature[t["class"]] == pytest.approx(t["score"], abs=1e-6)
+
+
+def test_the_stored_config_is_the_base_but_not_the_training_machines_device_and_folder(tmp_path):
+    from rs3d.checkpoint import METADATA_KEY, checkpoint_metadata, load_model_config
+
+    trained = load_config(None, ["MODEL.NUM_CLASSES", "3", "DATA.NUM_FRAMES", "6", "DEVICE", "cuda",
+                                 "OUTPUT_DIR", "/cluster/runs/a", "DATA.TARGET_FPS", "7.5"])
+    torch.save({"model": {}, "cfg": trained.dump(), METADATA_KEY: checkpoint_metadata(trained, ["a", "b", "c"])},
+               tmp_path / "m.pyth")
+    cfg = load_model_config("", ["TEST.CHECKPOINT_FILE_PATH", str(tmp_path / "m.pyth"), "DATA.NUM_FRAMES", "4"])
+    assert (cfg.MODEL.NUM_CLASSES, cfg.DATA.TARGET_FPS, cfg.DATA.NUM_FRAMES) == (3, 7.5, 4)  # override on top
+    assert cfg.DEVICE is None and cfg.OUTPUT_DIR == "./output"
