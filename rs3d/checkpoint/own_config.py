@@ -8,8 +8,8 @@ Every tool that uses a trained model (``rs3d-test``, ``rs3d-predict``, ``rs3d-ti
   machine's keys, ``DEVICE`` and ``OUTPUT_DIR``), the command's overrides apply on top (a
   checkpoint without one: the defaults, with a warning);
 - ``--cfg``: that file is the base, as before, but a model it describes differently from the
-  checkpoint (architecture, classes, width, ...) is refused in one line naming the keys, instead
-  of a ``size mismatch`` from deep inside PyTorch.
+  checkpoint (architecture, classes, width, single- or multi-label, ...) is refused in one line
+  naming the keys, instead of a ``size mismatch`` from deep inside PyTorch.
 """
 from __future__ import annotations
 
@@ -28,9 +28,10 @@ CHECKPOINT_KEY = "TEST.CHECKPOINT_FILE_PATH"
 # model: left at their defaults here (a GPU run's DEVICE "cuda" on a laptop, another machine's
 # OUTPUT_DIR), unless the command sets them.
 MACHINE_KEYS = ("DEVICE", "OUTPUT_DIR")
-# Config keys that decide the shapes of a model's weights, with the ``create_model`` argument each sets.
-SHAPE_KEYS = {"MODEL.ARCH": None, "MODEL.NUM_CLASSES": None, "MODEL.WIDTH_MULTIPLIER": "width_multiplier",
-              "MODEL.SE_RATIO": "se_ratio", "MODEL.STEM_TYPE": "stem_type"}
+# Config keys that decide the shapes of a model's weights, or how its outputs are scored (a
+# multi-label model read with a softmax gives other numbers without a word).
+MODEL_KEYS = ("MODEL.ARCH", "MODEL.NUM_CLASSES", "MODEL.WIDTH_MULTIPLIER", "MODEL.SE_RATIO", "MODEL.STEM_TYPE",
+              "DATA.MULTI_LABEL")
 
 
 def checkpoint_in(opts: Sequence[str]) -> str:
@@ -48,14 +49,14 @@ def _get(cfg, key: str):
 
 
 def _model_keys(cfg) -> dict:
-    return {k: _get(cfg, k) for k in SHAPE_KEYS}
+    return {k: _get(cfg, k) for k in MODEL_KEYS}
 
 
 def check_fits(cfg, stored, path: str, cfg_file: str) -> None:
-    """ConfigError naming every shape key where ``cfg`` (from ``cfg_file``) and the checkpoint's
-    stored config disagree."""
+    """ConfigError naming every key of :data:`MODEL_KEYS` where ``cfg`` (from ``cfg_file``) and the
+    checkpoint's stored config disagree."""
     ours, theirs = _model_keys(cfg), _model_keys(stored)
-    diff = [k for k in SHAPE_KEYS if ours[k] != theirs[k]]
+    diff = [k for k in MODEL_KEYS if ours[k] != theirs[k]]
     if diff:
         shown = ", ".join(f"{k} {ours[k]!r} (checkpoint: {theirs[k]!r})" for k in diff)
         raise ConfigError(f"--cfg {cfg_file} describes another model than {path}: {shown}; drop --cfg "

@@ -9,7 +9,6 @@ multi-label data) come with it, so every tool names and scores classes as the te
 """
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -22,8 +21,6 @@ from ..data import class_names_for
 from ..device import default_device
 from ..engine.precision import inference_amp_dtype
 from ..models import build_model
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass
