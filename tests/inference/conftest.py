@@ -10,10 +10,10 @@
 """
 import pytest
 import torch
+from inference_helpers import MODEL_OPTS, tiny_model
 
 from rs3d.checkpoint import METADATA_KEY, checkpoint_metadata
 from rs3d.config import load_config
-from inference_helpers import MODEL_OPTS, tiny_model
 
 
 @pytest.fixture(scope="session")

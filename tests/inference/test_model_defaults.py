@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from inference_helpers import tiny_model
 
 from rs3d.config import load_config
 from rs3d.data.synthetic import write_video
@@ -17,7 +18,6 @@ from rs3d.inference.gradcam import center_clip, choose_layer, grad_cam, mass_in_
 from rs3d.inference.model import LoadedModel
 from rs3d.inference.predict import predict
 from rs3d.inference.timeline import run_timeline, spacing_warning, trained_window_s
-from inference_helpers import tiny_model
 
 
 def multi_label(cfg):

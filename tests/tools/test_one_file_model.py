@@ -100,7 +100,8 @@ def test_a_cfg_that_contradicts_the_checkpoint_is_one_line(trained, tmp_path):
     assert p.returncode == 2 and len(err) == 1, p.stderr
     assert "MODEL.NUM_CLASSES 7 (checkpoint: 4)" in err[0] and "drop --cfg" in err[0]
     assert "size mismatch" not in p.stderr
-    cfg.write_text("MODEL:\n  ARCH: resnet3d_rs26\n  WIDTH_MULTIPLIER: 0.25\n  NUM_CLASSES: 4\nDATA:\n  MULTI_LABEL: true\n")
+    cfg.write_text("MODEL:\n  ARCH: resnet3d_rs26\n  WIDTH_MULTIPLIER: 0.25\n  NUM_CLASSES: 4\n"
+                   "DATA:\n  MULTI_LABEL: true\n")
     p = tool("predict", "--cfg", cfg, "TEST.CHECKPOINT_FILE_PATH", trained["ckpt"], "--", trained["dir"] / "video.mp4",
              cwd=tmp_path)
     assert p.returncode == 2 and "DATA.MULTI_LABEL True (checkpoint: False)" in p.stderr, p.stderr

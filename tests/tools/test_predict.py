@@ -5,15 +5,15 @@ import shutil
 
 import pytest
 import torch
+from helpers import load_tool
 
 import rs3d
-from rs3d.data.synthetic import make_synthetic_dataset
-from helpers import load_tool
-from rs3d.cli import predict as predict_cli
 from rs3d.checkpoint import METADATA_KEY, checkpoint_metadata
+from rs3d.cli import predict as predict_cli
 from rs3d.cli.args import split_videos_and_overrides
 from rs3d.config import load_config
 from rs3d.data import kinetics400_class_names
+from rs3d.data.synthetic import make_synthetic_dataset
 from rs3d.errors import ConfigError
 
 
