@@ -178,10 +178,13 @@ def render_video(label: int, rng: np.random.Generator, height: int, width: int,
 
 
 def _video_spec(seed: int, split: str, i: int, label: int, short_fraction: float,
-                min_len: int, max_len: int, short_len: Sequence[int]) -> dict:
+                min_len: int, max_len: int, short_len: Sequence[int], num_classes: int) -> dict:
     rng = np.random.default_rng([seed, {"train": 0, "val": 1, "test": 2}.get(split, 3), i])
     h, w = SIZES[int(rng.integers(len(SIZES)))]
-    ext, codec, opts = FORMATS[i % len(FORMATS)]
+    # The container cycles over a class's own videos (i // num_classes), so every class comes in
+    # every format: with ``i % len(FORMATS)`` and 4 classes each class had one format, and a model
+    # could name the class from the codec's artefacts instead of the motion.
+    ext, codec, opts = FORMATS[(i // num_classes) % len(FORMATS)]
     length = (int(rng.integers(short_len[0], short_len[1] + 1)) if rng.random() < short_fraction
               else int(rng.integers(min_len, max_len + 1)))
     return dict(rng=rng, height=h, width=w, length=length, fps=FPS[int(rng.integers(len(FPS)))],
@@ -236,7 +239,7 @@ def make_synthetic_dataset(
         for i in range(per_class * num_classes):
             label = i % num_classes
             spec = _video_spec(seed, split, i, label, short_fraction, min_frames, max_frames,
-                               short_frames)
+                               short_frames, num_classes)
             spec.update(clutter=clutter, object_size=tuple(object_size))
             rel = f"videos/{split}/{CLASSES[label]}_{i:04d}.{spec['ext']}"
             jobs.append((str(out / rel), spec))

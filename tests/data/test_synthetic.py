@@ -24,6 +24,16 @@ def test_dataset_layout_and_decodable_files(synthetic_dataset):
             assert codec == {"mp4": "h264", "mkv": "h264", "avi": "mpeg4", "webm": "vp9"}[r.path[-4:].lstrip(".")]
 
 
+def test_the_container_does_not_tell_the_class(tmp_path):
+    """Every class comes in every container: a model must not be able to name the class from the
+    codec (with 4 classes and 4 formats each class once had a single one)."""
+    make_synthetic_dataset(str(tmp_path), num_classes=4, train_per_class=4, val_per_class=0,
+                           test_per_class=0, min_frames=4, max_frames=4, workers=1)
+    recs = read_video_list(str(tmp_path / "train.csv"), str(tmp_path), num_classes=4)
+    formats_of = {label: {r.path.rsplit(".", 1)[1] for r in recs if r.label == label} for label in range(4)}
+    assert all(found == {"mp4", "mkv", "avi", "webm"} for found in formats_of.values()), formats_of
+
+
 def test_generator_is_deterministic(tmp_path):
     kw = dict(num_classes=2, train_per_class=2, val_per_class=1, test_per_class=1, min_frames=6,
               max_frames=8, workers=1)
