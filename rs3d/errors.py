@@ -13,7 +13,10 @@ that has a command entry point (``rs3d.cli``, ``python -m rs3d.sweep.measure``) 
     │   └── DecodeError    one video that cannot give the frames asked for
     ├── CheckpointError    a checkpoint or weight file that cannot be read      (exit 2)
     ├── EvaluationError    a test run that cannot start or cannot be trusted    (exit 2)
-    └── NonFiniteLossError the loss became NaN/inf; training stopped            (exit 1)
+    ├── OutputDirError     OUTPUT_DIR in use by another run, or holding another run (exit 2)
+    ├── NonFiniteLossError the loss became NaN/inf; training stopped            (exit 1)
+    ├── NonFiniteOutputError a model whose outputs are NaN/inf; nothing scored   (exit 1)
+    └── OutputWriteError   a file of the run cannot be written (disk full, read-only) (exit 1)
 """
 from __future__ import annotations
 
@@ -50,8 +53,25 @@ class EvaluationError(Rs3dError, RuntimeError):
     """A test run that cannot start or cannot be trusted."""
 
 
+class OutputDirError(Rs3dError, RuntimeError):
+    """OUTPUT_DIR is held by another run (its lock), or holds another run's checkpoints."""
+
+
 class NonFiniteLossError(Rs3dError, RuntimeError):
     """The loss became NaN/inf; training stopped without writing a checkpoint."""
+
+    exit_code = 1
+
+
+class NonFiniteOutputError(Rs3dError, RuntimeError):
+    """A model gave NaN/inf scores; they are not turned into predictions or metrics."""
+
+    exit_code = 1
+
+
+class OutputWriteError(Rs3dError, RuntimeError):
+    """A file of the run could not be written (disk full, read-only folder, permission denied);
+    the message names it and what was kept."""
 
     exit_code = 1
 

@@ -18,9 +18,11 @@ from typing import IO, Callable, List
 from iopath.common.file_io import PathManager
 
 from .handlers import FsspecHandler, HTTPHandler
+from .owner import temporary_name
 
 path_manager = PathManager()
-path_manager.register_handler(HTTPHandler())
+_http = HTTPHandler()
+path_manager.register_handler(_http)
 path_manager.register_handler(FsspecHandler())
 path_manager.set_logging(False)  # iopath's telemetry hook: nothing to report to
 
@@ -86,6 +88,12 @@ def ls(path: str) -> List[str]:
     return path_manager.ls(path) if path_manager.exists(path) else []
 
 
+def evict_download(url: str) -> str:
+    """Remove the cached download of the URL ``url`` (a copy that turned out unusable), so the
+    next read asks the server again; returns the cached file's path."""
+    return _http.evict(url)
+
+
 def mkdirs(path: str) -> None:
     if is_url(path):
         raise PermissionError(f"{path}: URLs are read-only")
@@ -136,7 +144,8 @@ def _copy_stream(src, dst) -> None:
 def atomic_write(path: str, write: Callable[[IO[bytes]], None]) -> str:
     """Write a file with ``write(f)`` (a binary stream) so ``path`` is never seen half-written.
 
-    Local paths: a temporary ``{path}.{pid}.tmp`` in the same folder is written, fsynced and renamed
+    Local paths: a temporary ``{path}.{host}.{pid}.tmp`` in the same folder (its writer in its name,
+    so a cleaner can tell whether that writer still runs) is written, fsynced and renamed
     over ``path`` (``os.replace`` is atomic on POSIX), then the folder is fsynced so the rename
     survives a power cut; a SIGKILL at any moment leaves at worst the stray ``.tmp``.
 
@@ -164,7 +173,7 @@ def atomic_write(path: str, write: Callable[[IO[bytes]], None]) -> str:
     path = _native(path)
     d = os.path.dirname(path) or "."
     os.makedirs(d, exist_ok=True)
-    tmp = f"{path}.{os.getpid()}.tmp"
+    tmp = temporary_name(path)
     try:
         with builtins.open(tmp, "wb") as f:
             write(f)

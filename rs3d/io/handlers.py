@@ -33,15 +33,31 @@ class HTTPHandler(HTTPURLHandler):
 
     A cached file is used again by later runs without asking the server (downloads are meant for
     files that do not change under one URL, such as released weights); delete it to fetch anew.
+    A reader that finds the cached copy unusable evicts it (``rs3d.io.evict_download``), so a
+    fixed server is asked again.
     """
 
-    def _get_local_path(self, path: str, force: bool = False, cache_dir=None, **kwargs: Any) -> str:
-        self._check_kwargs(kwargs)
+    @staticmethod
+    def cached_path(path: str, cache_dir=None) -> str:
+        """Where the download of ``path`` is (or would be) cached."""
         url = urlparse(path)
         name = os.path.basename(url.path) or "index"
         folder = os.path.join(get_cache_dir(cache_dir), url.netloc.replace(":", "_"),
                               os.path.dirname(url.path.lstrip("/")))
-        cached = os.path.join(folder, name[:200])
+        return os.path.join(folder, name[:200])
+
+    def evict(self, path: str, cache_dir=None) -> str:
+        """Forget the cached download of ``path`` (a bad copy: the next read downloads it anew);
+        returns the cached file's path (removed if it was there)."""
+        cached = self.cache_map.pop(path, None) or self.cached_path(path, cache_dir)
+        with file_lock(cached):
+            if os.path.isfile(cached):
+                os.remove(cached)
+        return cached
+
+    def _get_local_path(self, path: str, force: bool = False, cache_dir=None, **kwargs: Any) -> str:
+        self._check_kwargs(kwargs)
+        cached = self.cached_path(path, cache_dir)
         if not force and path in self.cache_map and os.path.isfile(self.cache_map[path]):
             return self.cache_map[path]
         with file_lock(cached):

@@ -1,4 +1,5 @@
 """Checkpoint files: atomic write, newest good one found, unsafe or broken files refused in one line."""
+import logging
 import os
 import random
 import signal
@@ -22,7 +23,15 @@ def _state(epoch):
             "cfg": "X: 1\n"}
 
 
-def test_latest_skips_corrupt_and_partial_files(tmp_path):
+@pytest.fixture
+def warnings_seen(caplog, monkeypatch):
+    """The rs3d logger's warnings (a run in this process may have stopped their propagation)."""
+    monkeypatch.setattr(logging.getLogger("rs3d"), "propagate", True)
+    caplog.set_level(logging.WARNING, logger="rs3d")
+    return lambda: [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_latest_skips_corrupt_and_partial_files(tmp_path, warnings_seen):
     out = str(tmp_path)
     assert find_latest_checkpoint(out) is None
     for e in (1, 2, 3):
@@ -34,8 +43,65 @@ def test_latest_skips_corrupt_and_partial_files(tmp_path):
     path, ckpt = latest_good_checkpoint(out)
     assert path == checkpoint_path(out, 3) == find_latest_checkpoint(out)
     assert ckpt["epoch"] == 3 and torch.equal(ckpt["model"]["w"], torch.full((2,), 3.0))
+    # Each file skipped is named, with why.
+    seen = warnings_seen()
+    assert any(checkpoint_path(out, 5) in w and "not a checkpoint" in w for w in seen), seen
+    assert any(checkpoint_path(out, 4) in w and "damaged" in w for w in seen), seen
     with pytest.raises(CheckpointError, match="checkpoint_epoch_00004.pyth"):
         load_checkpoint(checkpoint_path(out, 4))
+
+
+def _overwrite_middle(path, nbytes=4096, seed=0):
+    data = bytearray(open(path, "rb").read())
+    mid = len(data) // 2
+    data[mid:mid + nbytes] = random.Random(seed).randbytes(nbytes)
+    open(path, "wb").write(bytes(data))
+
+
+def test_bytes_overwritten_inside_the_newest_checkpoint_are_detected_and_it_is_skipped_by_name(
+        tmp_path, warnings_seen):
+    """4 KB overwritten in the middle of a checkpoint: torch.load alone reads it without a word (the
+    weights are wrong); the CRC check refuses it and the lookup falls back to the previous file."""
+    out = str(tmp_path)
+    for e in (1, 2):
+        save_checkpoint({**_state(e), "optimizer": {"m": torch.randn(2**16)}}, checkpoint_path(out, e))
+    newest = checkpoint_path(out, 2)
+    _overwrite_middle(newest)
+    torch.load(newest, weights_only=True)  # what made this dangerous: no error from PyTorch
+    with pytest.raises(CheckpointError, match=r"checkpoint_epoch_00002.pyth is damaged: .*CRC") as e:
+        load_checkpoint(newest)
+    assert "\n" not in str(e.value)
+    path, ckpt = latest_good_checkpoint(out)
+    assert path == checkpoint_path(out, 1) and ckpt["epoch"] == 1
+    assert any(newest in w and "CRC" in w for w in warnings_seen()), warnings_seen()
+
+
+def test_a_text_file_is_not_a_checkpoint_and_not_called_unsafe(tmp_path):
+    path = tmp_path / "notes.pyth"
+    path.write_text("these are my notes, not weights\n")
+    with pytest.raises(CheckpointError) as e:
+        load_checkpoint(str(path))
+    assert f"{path} is not a checkpoint" in str(e.value) and "run code" not in str(e.value)
+
+
+def test_only_temporaries_whose_writer_is_gone_are_removed(tmp_path):
+    """A save under way in a live process (or on another host) keeps its temporary; a dead
+    writer's is removed."""
+    from rs3d.io.owner import temporary_name
+
+    final = checkpoint_path(str(tmp_path), 1)
+    os.makedirs(os.path.dirname(final))
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    live = temporary_name(final)  # this process: alive
+    live_old_style = f"{final}.{os.getpid()}.tmp"
+    gone = f"{final}.{os.path.basename(live).split('.')[-3]}.{dead.pid}.tmp"
+    gone_old_style = f"{final}.{dead.pid}.tmp"  # names written before the host was in them
+    elsewhere = f"{final}.some-other-host.{os.getpid()}.tmp"
+    for p in (live, live_old_style, gone, gone_old_style, elsewhere):
+        open(p, "wb").write(b"partial")
+    assert sorted(remove_stale_temporaries(str(tmp_path))) == sorted([gone, gone_old_style])
+    assert all(os.path.exists(p) for p in (live, live_old_style, elsewhere))
 
 
 def test_epoch_numbers_sort_numerically_and_prune_keeps_newest(tmp_path):

@@ -106,3 +106,27 @@ def test_unreachable_server_and_fine_tuning_from_a_url(synthetic_dataset, tmp_pa
     want = torch.load(local, weights_only=True)["ema"]  # fine-tuning starts from the EMA weights
     got = parts.state.model.state_dict()
     assert all(torch.equal(got[k], want[k]) for k in want)
+
+
+def test_a_bad_download_is_evicted_from_the_cache_so_a_fixed_server_helps(tmp_path, monkeypatch):
+    """A server that sent something that is not a checkpoint: the error says the cached copy was
+    removed, and once the server is fixed the next load downloads the good file."""
+    from rs3d.checkpoint import load_checkpoint
+    from rs3d.errors import CheckpointError
+
+    monkeypatch.setenv("FVCORE_CACHE", str(tmp_path / "cache"))
+    root = tmp_path / "www"
+    root.mkdir()
+    (root / "w.pyth").write_text("<html>503 Service Unavailable</html>")
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(root)))
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{srv.server_address[1]}/w.pyth"
+        with pytest.raises(CheckpointError, match=r"is not a checkpoint.*removed from the cache") as e:
+            load_checkpoint(url)
+        assert url in str(e.value) and "\n" not in str(e.value)
+        torch.save({"model": {"w": torch.ones(3)}, "epoch": 1}, root / "w.pyth")  # the server is fixed
+        assert torch.equal(load_checkpoint(url)["model"]["w"], torch.ones(3))
+    finally:
+        srv.shutdown()
+        srv.server_close()
