@@ -114,8 +114,9 @@ def build_state(cfg, dist: DistInfo, init_weights: bool = True) -> TrainState:
     if not opts.is_default or cfg.TRAIN.CHECKPOINT_FILE_PATH:
         # After the SyncBatchNorm conversion, which replaces the BN modules it would pin in eval mode.
         counts = apply_freezing(model, opts)
-        logger.info(describe(opts, counts, sum(p.numel() for p in model.parameters())))
-        if (opts.freeze_stages or opts.freeze_bn) and not cfg.TRAIN.CHECKPOINT_FILE_PATH:
+        from_checkpoint = bool(cfg.TRAIN.CHECKPOINT_FILE_PATH)
+        logger.info(describe(opts, counts, sum(p.numel() for p in model.parameters()), from_checkpoint))
+        if (opts.freeze_stages or opts.freeze_bn) and not from_checkpoint:
             logger.warning("frozen stages or BN statistics without TRAIN.CHECKPOINT_FILE_PATH: they keep "
                            "their random initialisation")
     model.to(dist.device)

@@ -142,8 +142,9 @@ def lr_multiplier(model: nn.Module, opts: FinetuneOptions) -> Optional[Callable[
     return mult
 
 
-def describe(opts: FinetuneOptions, counts: dict, total_params: int) -> str:
-    """One log line with the resolved choices."""
+def describe(opts: FinetuneOptions, counts: dict, total_params: int, from_checkpoint: bool = True) -> str:
+    """One log line with the resolved choices; "fine-tuning" only when the run starts from a
+    checkpoint (``from_checkpoint``), otherwise they are options of a run from scratch."""
     if opts.linear_probe:
         frozen = "linear probe: the whole backbone frozen, only the classifier learns"
     elif opts.freeze_stages:
@@ -161,5 +162,6 @@ def describe(opts: FinetuneOptions, counts: dict, total_params: int) -> str:
     if opts.layer_decay != 1.0:
         d = opts.layer_decay
         lr += f", layer decay {d:g} (res5 x{d:g} .. stem x{d ** NUM_STAGES:.3g})"
-    return (f"fine-tuning: {frozen}; {bn}; {lr}; {counts['trainable']:,} of {total_params:,} "
+    what = "fine-tuning" if from_checkpoint else "training from scratch (no TRAIN.CHECKPOINT_FILE_PATH)"
+    return (f"{what}: {frozen}; {bn}; {lr}; {counts['trainable']:,} of {total_params:,} "
             "parameters train")

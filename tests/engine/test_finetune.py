@@ -192,3 +192,20 @@ def test_bad_fine_tuning_values_name_the_key(key, value, match):
     cfg = load_config(None, [key, str(value)])
     with pytest.raises(ConfigError, match=match):
         FinetuneOptions.from_cfg(cfg)
+
+
+def test_the_fine_tuning_line_is_printed_only_when_fine_tuning(synthetic_dataset, tmp_path, source, caplog):
+    """A recipe's SOLVER.HEAD_LR_MULT 10 in a run from scratch is not "fine-tuning"; with
+    TRAIN.CHECKPOINT_FILE_PATH it is."""
+    torch.set_num_threads(1)
+    with caplog.at_level(logging.INFO, logger="rs3d"):
+        build_training(load_config(None, opts(synthetic_dataset, tmp_path / "a", **{"SOLVER.HEAD_LR_MULT": 10.0})),
+                       CPU)
+    assert "fine-tuning" not in caplog.text
+    assert "training from scratch (no TRAIN.CHECKPOINT_FILE_PATH): no stage frozen; BN statistics updated; " \
+           "lr x10 for the classifier" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="rs3d"):
+        build_training(load_config(None, opts(synthetic_dataset, tmp_path / "b", **{
+            "SOLVER.HEAD_LR_MULT": 10.0, "TRAIN.CHECKPOINT_FILE_PATH": str(source[0])})), CPU)
+    assert "fine-tuning: no stage frozen; BN statistics updated; lr x10 for the classifier" in caplog.text
