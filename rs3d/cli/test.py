@@ -22,13 +22,17 @@ from rs3d.evaluation import run_test
 
 from . import run_tool
 from .args import command_parser, parse_command
+from .signals import terminate_cleanly
 
 EXAMPLES = ("rs3d-test --cfg configs/k400_rs50.yaml OUTPUT_DIR out/rs50",
             "rs3d-test --cfg configs/k400_rs50.yaml TEST.CHECKPOINT_FILE_PATH ckpt.pyth")
 
 
 def build_parser():
-    return command_parser("rs3d-test", __doc__, examples=EXAMPLES, docs="docs/evaluation.md")
+    return command_parser("rs3d-test", __doc__, examples=EXAMPLES, docs="docs/evaluation.md",
+                          exit_statuses={1: "the model gives NaN/inf scores (diverged or damaged weights); "
+                                            "nothing scored",
+                                         143: "stopped by SIGTERM (loader workers ended, nothing written)"})
 
 
 def _run(argv: Optional[Sequence[str]] = None) -> int:
@@ -36,7 +40,8 @@ def _run(argv: Optional[Sequence[str]] = None) -> int:
     setup_logging()
     cfg = load_model_config(args.cfg_file, args.opts)
     check_data_dir(cfg, [cfg.TEST.SPLIT])
-    metrics = run_test(cfg)
+    with terminate_cleanly():
+        metrics = run_test(cfg)
     if int(os.environ.get("RANK", "0")) == 0:
         summary = {k: v for k, v in metrics.items() if k != "failed"}
         print(json.dumps(summary, indent=2))

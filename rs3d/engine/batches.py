@@ -42,8 +42,16 @@ def end_workers(stop: StopFlag, loaders) -> None:
     only when the iterator is garbage-collected, which a traceback or a persistent loader defers.
     """
     for it in list(stop.shielded):
-        if hasattr(it, "_shutdown_workers"):
-            it._shutdown_workers()
+        end_iterator_workers(it)
     for loader in loaders:
         if getattr(loader, "_iterator", None) is not None:
             loader._iterator = None  # persistent workers: ended above
+
+
+def end_iterator_workers(it, loader=None) -> None:
+    """End the worker processes of the loader iterator ``it`` now (nothing for other iterables);
+    ``loader``: forget ``it`` if it is the loader's persistent iterator, which cannot run again."""
+    if hasattr(it, "_shutdown_workers"):
+        it._shutdown_workers()
+    if loader is not None and getattr(loader, "_iterator", None) is it:
+        loader._iterator = None

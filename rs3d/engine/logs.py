@@ -36,7 +36,7 @@ def setup_logging(output_dir: str = "", rank: Optional[int] = None, stream=None)
         logger.addHandler(h)
         if output_dir:
             os.makedirs(output_dir, exist_ok=True)
-            fh = logging.FileHandler(os.path.join(output_dir, "log.txt"))
+            fh = _LogFile(os.path.join(output_dir, "log.txt"))
             fh.setFormatter(fmt)
             logger.addHandler(fh)
     else:
@@ -45,6 +45,32 @@ def setup_logging(output_dir: str = "", rank: Optional[int] = None, stream=None)
         h.setFormatter(logging.Formatter(f"[rank {rank}] %(message)s"))
         logger.addHandler(h)
     return logger
+
+
+class _LogFile(logging.FileHandler):
+    """``log.txt``. A write that fails (disk full) is said once on stderr, not as logging's
+    traceback per record; the run's own error then names the file it could not write."""
+
+    _failed = False
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if not self._failed:
+            self._failed = True
+            err = sys.exc_info()[1]
+            print(f"warning: cannot write {self.baseFilename}: {getattr(err, 'strerror', None) or err}",
+                  file=sys.stderr)
+
+
+def log_to_file(message: str) -> None:
+    """Write ``message`` as an ERROR record to the run's ``log.txt`` only (the console already
+    gets it as the command's ``error:`` line); nothing when there is no log file or it fails."""
+    record = logger.makeRecord(logger.name, logging.ERROR, __file__, 0, message, None, None)
+    for h in logger.handlers:
+        if isinstance(h, logging.FileHandler):
+            try:
+                h.handle(record)
+            except Exception:  # noqa: BLE001  (a log line must not hide the error it reports)
+                pass
 
 
 def memory_mb(device: torch.device) -> float:

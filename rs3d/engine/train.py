@@ -28,22 +28,31 @@ from typing import Optional
 from torch import nn
 
 from rs3d import io
-from rs3d.checkpoint import latest_good_checkpoint, remove_stale_temporaries
+from rs3d.checkpoint import checkpoint_dir, latest_good_checkpoint, list_checkpoints, remove_stale_temporaries
 from rs3d.config import save_config
 from rs3d.data import set_epoch
 from rs3d.engine import distributed as dist_utils
 from rs3d.engine.batches import end_workers, model_input
 from rs3d.engine.builder import StepConfig, TrainParts, build_training, seed_all
-from rs3d.engine.checkpointer import Checkpointer
+from rs3d.engine.checkpointer import Checkpointer, is_write_failure, write_error
 from rs3d.engine.distributed import no_sync
-from rs3d.engine.logs import StatsWriter, format_eta, logger, memory_mb, plot_training_curves, setup_logging
+from rs3d.engine.logs import (
+    StatsWriter,
+    format_eta,
+    log_to_file,
+    logger,
+    memory_mb,
+    plot_training_curves,
+    setup_logging,
+)
 from rs3d.engine.meter import EpochMeter, sums_before
 from rs3d.engine.precision import autocast
 from rs3d.engine.preemption import Preempted, StopFlag
 from rs3d.engine.rng import set_rng_state
+from rs3d.engine.run_lock import announce, claim_output_dir
 from rs3d.engine.state import EpochSums, Progress, TrainState
 from rs3d.engine.validation import validate_and_log
-from rs3d.errors import ConfigError
+from rs3d.errors import ConfigError, OutputDirError, Rs3dError, error_line
 
 
 def train(cfg, stop: Optional[StopFlag] = None) -> dict:
@@ -60,11 +69,39 @@ def train(cfg, stop: Optional[StopFlag] = None) -> dict:
 
 
 def _train(cfg, dist: dist_utils.DistInfo, stop: StopFlag) -> dict:
+    """Claim OUTPUT_DIR (``rs3d.engine.run_lock``), then run; an error of the run is also written to
+    log.txt, and a file that cannot be written (disk full, read-only) is one line naming it."""
     out = cfg.OUTPUT_DIR
-    mirror = io.OutputMirror(out)  # where the logs are written: OUTPUT_DIR itself when local
-    if dist.is_main:
-        mirror.pull(("log.txt", "json_stats.log"))
-    setup_logging(mirror.local, dist.rank)
+    lock = claim_output_dir(out, resuming=cfg.TRAIN.AUTO_RESUME)  # before anything is written there
+    try:
+        mirror = io.OutputMirror(out)  # where the logs are written: OUTPUT_DIR itself when local
+        try:
+            if dist.is_main:
+                mirror.pull(("log.txt", "json_stats.log"))
+            setup_logging(mirror.local, dist.rank)
+        except OSError as e:
+            raise (write_error(e, out, out) if is_write_failure(e) else e) from None
+        announce(lock, out)
+        try:
+            return _run(cfg, dist, stop, mirror)
+        except OSError as e:  # a log, the config or the stats could not be written
+            if not is_write_failure(e):
+                raise
+            error = write_error(e, out, out)
+            log_to_file(f"error: {error}")
+            raise error from None
+        except Preempted:
+            raise
+        except Rs3dError as e:
+            log_to_file(f"error: {error_line(e)}")
+            raise
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _run(cfg, dist: dist_utils.DistInfo, stop: StopFlag, mirror: io.OutputMirror) -> dict:
+    out = cfg.OUTPUT_DIR
     if dist.is_main:
         save_config(cfg, out)
         for path in remove_stale_temporaries(out):
@@ -73,6 +110,10 @@ def _train(cfg, dist: dist_utils.DistInfo, stop: StopFlag) -> dict:
     if restarts:
         logger.info(f"torchrun restart {restarts}: the worker group resumes from the newest good checkpoint")
     resume_path, ckpt = latest_good_checkpoint(out) if cfg.TRAIN.AUTO_RESUME else (None, None)
+    if ckpt is None and cfg.TRAIN.AUTO_RESUME and list_checkpoints(out):
+        # Starting afresh among them would number and prune this run's files among files it did not write.
+        raise OutputDirError(f"none of the checkpoints in {checkpoint_dir(out)} loads (each is named above); "
+                             "move them away or choose another OUTPUT_DIR to start a new run")
     parts = build_training(cfg, dist, init_weights=ckpt is None)
     if ckpt is not None:
         resume(parts, resume_path, ckpt)

@@ -2,6 +2,7 @@
 (``DATA.MULTI_LABEL``) over every rank's shard, and the best-so-far bookkeeping."""
 from __future__ import annotations
 
+import math
 import time
 from typing import Optional
 
@@ -16,6 +17,7 @@ from rs3d.engine.logs import StatsWriter, logger
 from rs3d.engine.metrics import multilabel_metrics, topk_indices
 from rs3d.engine.precision import autocast
 from rs3d.engine.preemption import StopFlag
+from rs3d.errors import NonFiniteLossError
 
 
 @torch.no_grad()
@@ -52,11 +54,20 @@ def validate(model: nn.Module, loader, sc: StepConfig, epoch: int, iteration: in
 def validate_and_log(parts: TrainParts, epoch: int, stats: Optional[StatsWriter] = None,
                      stop: Optional[StopFlag] = None) -> bool:
     """Validate the EMA model (the one the recipe evaluates, BN statistics included; the model
-    itself without EMA), log and record it; returns whether it is the best so far."""
+    itself without EMA), log and record it; returns whether it is the best so far.
+
+    A non-finite validation loss or metric (a diverged model: NaN scores tie, and top-1 becomes the
+    share of class 0) stops the run with ``NonFiniteLossError`` before the epoch is saved, so such
+    a model is never a checkpoint, let alone the best one."""
     state = parts.state
     model = state.ema.module if state.ema is not None else state.model
     val = validate(model, parts.val_loader, parts.step, epoch, state.progress.iteration, stop)
     key = "mAP" if "mAP" in val else "top1"  # the best model: by mAP on multi-label data
+    if not (math.isfinite(val["loss"]) and math.isfinite(val[key])):
+        raise NonFiniteLossError(
+            f"non-finite validation loss ({val['loss']}) after epoch {epoch + 1}: the "
+            f"{'EMA ' if state.ema is not None else ''}model diverged; epoch {epoch + 1} not saved, earlier "
+            "checkpoints kept (lower SOLVER.BASE_LR, set TRAIN.CLIP_GRAD_NORM, or use float32)")
     is_best = state.best_metric is None or val[key] > state.best_metric
     if is_best:
         state.best_metric, state.best_metric_name = val[key], key

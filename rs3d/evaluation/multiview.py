@@ -14,6 +14,8 @@ label is the list of its classes, and the metrics are mAP and per-class AP (``mu
 Per-video scores depend only on the video and the weights (its views are cut into the same
 chunks of ``TEST.BATCH_SIZE`` whatever the world size), so 1 process and N processes report the
 same metrics. A video that cannot be decoded is a record with an ``error``, never an exception.
+A model whose scores are NaN/inf (diverged or damaged weights) is refused: ``NonFiniteOutputError``,
+nothing written.
 """
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ from .. import io
 from ..data import build_loader
 from ..engine import distributed as du
 from ..inference.model import load_model
-from ..inference.views import run_inference
+from ..inference.views import refuse_nonfinite_scores, run_inference
 from .records import merge_records, summarize
 from .reports import write_outputs
 
@@ -65,6 +67,7 @@ def run_test(cfg) -> dict:
         gathered = du.all_gather_object(records)
         elapsed = time.perf_counter() - t0
         merged = merge_records(gathered, num_videos)
+        refuse_nonfinite_scores(merged, ckpt_path)  # every rank: all of them stop alike
         metrics = summarize(merged, cfg.MODEL.NUM_CLASSES, multi_label=cfg.DATA.MULTI_LABEL)
         conf = metrics.pop("confusion_matrix", None)  # none for multi-label data
         metrics.update(

@@ -15,7 +15,7 @@ from ..data import VideoRecord
 from ..data.loader import multiview_dataset
 from ..engine.metrics import topk_indices
 from .model import load_model
-from .views import run_inference
+from .views import refuse_nonfinite_scores, run_inference
 
 
 def build_views_dataset(cfg, paths: Sequence[str]):
@@ -35,6 +35,7 @@ def predict(cfg, paths: Sequence[str], k: int = 5, device: str = "") -> list[dic
 
     Weights: ``TEST.CHECKPOINT_FILE_PATH`` or the newest checkpoint under ``OUTPUT_DIR`` (EMA
     unless ``TEST.USE_EMA`` is False). A video that cannot be decoded gets ``error`` and no ``top``.
+    NaN/inf scores (diverged or damaged weights) raise ``NonFiniteOutputError``: no top classes.
     """
     loaded = load_model(cfg, device)
     dataset = build_views_dataset(cfg, paths)
@@ -44,6 +45,7 @@ def predict(cfg, paths: Sequence[str], k: int = 5, device: str = "") -> list[dic
         ensemble_method=cfg.TEST.ENSEMBLE_METHOD, mean=cfg.DATA.MEAN, std=cfg.DATA.STD,
         chunk_size=cfg.TEST.BATCH_SIZE, device=loaded.device, amp_dtype=loaded.amp_dtype, log_period=0,
         multi_label=loaded.multi_label)
+    refuse_nonfinite_scores(records, loaded.checkpoint)
     names = loaded.class_names
     return [{"path": r["path"], "error": r["error"],
              "top": top_classes(r["scores"], k, names) if r["scores"] is not None else []}

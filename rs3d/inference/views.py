@@ -15,9 +15,10 @@ import torch
 from ..data import num_views as views_in
 from ..data import prepare_views, to_model_input, views_of
 from ..engine import distributed as du
+from ..engine.batches import end_iterator_workers
 from ..engine.metrics import aggregate_views
 from ..engine.precision import autocast
-from ..errors import EvaluationError
+from ..errors import EvaluationError, NonFiniteOutputError
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +68,21 @@ def run_inference(model, loader, *, num_views: int, ensemble_method: str, mean, 
     model.eval()
     records = []
     t0 = time.perf_counter()
-    for batch in loader:
+    batches = iter(loader)
+    try:
+        _score_batches(model, batches, records, loader, t0, num_views=num_views,
+                       ensemble_method=ensemble_method, mean=mean, std=std, chunk_size=chunk_size,
+                       device=device, amp_dtype=amp_dtype, log_period=log_period, multi_label=multi_label)
+    finally:
+        # Loader workers end now, also when an error (or SIGTERM, rs3d.cli.signals) stops the loop,
+        # rather than when the iterator is collected or the workers notice their parent is gone.
+        end_iterator_workers(batches, loader)
+    return records
+
+
+def _score_batches(model, batches, records: list, loader, t0: float, *, num_views, ensemble_method, mean, std,
+                   chunk_size, device, amp_dtype, log_period, multi_label) -> None:
+    for batch in batches:
         for item in batch:
             rec = {"index": int(item["index"]), "path": str(item["path"]),
                    "label": label_of(item["label"]), "scores": None, "error": str(item["error"])}
@@ -83,7 +98,17 @@ def run_inference(model, loader, *, num_views: int, ensemble_method: str, mean, 
             rate = len(records) / max(time.perf_counter() - t0, 1e-9)
             logger.info("rank 0: %d/%d videos, %.2f videos/s", len(records),
                         _shard_size(loader), rate)
-    return records
+
+
+def refuse_nonfinite_scores(records: Sequence[dict], checkpoint: str) -> None:
+    """``NonFiniteOutputError`` when any video's scores hold NaN/inf: a diverged or damaged model,
+    whose NaN scores would otherwise tie and all go to class 0 (the top-1 becoming that class's share)."""
+    scored = [r for r in records if r["scores"] is not None]
+    bad = [r for r in scored if not torch.isfinite(torch.as_tensor(r["scores"])).all()]
+    if bad:
+        raise NonFiniteOutputError(
+            f"the model gives non-finite (NaN/inf) scores for {len(bad)} of {len(scored)} videos (e.g. "
+            f"{bad[0]['path']}); nothing was scored: the weights of {checkpoint} are diverged or damaged")
 
 
 def _shard_size(loader) -> int:
