@@ -66,7 +66,7 @@ def validate_and_log(parts: TrainParts, epoch: int, stats: Optional[StatsWriter]
     if not (math.isfinite(val["loss"]) and math.isfinite(val[key])):
         raise NonFiniteLossError(
             f"non-finite validation loss ({val['loss']}) after epoch {epoch + 1}: the "
-            f"{'EMA ' if state.ema is not None else ''}model diverged; epoch {epoch + 1} not saved, earlier "
+            f"{'EMA ' if state.ema is not None else ''}model diverged; epoch {epoch + 1} not saved, any earlier "
             "checkpoints kept (lower SOLVER.BASE_LR, set TRAIN.CLIP_GRAD_NORM, or use float32)")
     is_best = state.best_metric is None or val[key] > state.best_metric
     if is_best:

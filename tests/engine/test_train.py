@@ -151,6 +151,22 @@ def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(synthetic_dataset, 
     assert not (out / "checkpoints" / "checkpoint_epoch_00002.pyth").exists()
 
 
+def test_a_diverged_validation_stops_the_run_and_nothing_is_saved_or_best(synthetic_dataset, tmp_path):
+    """SOLVER.BASE_LR 1e6: the training loss of epoch 1 is still finite, its validation loss is NaN
+    (NaN scores tie, top-1 = the share of class 0). That epoch used to be saved as the best
+    checkpoint; now the run stops after validation with one line, exit 1, and nothing is saved."""
+    out = tmp_path / "diverged"
+    opts = tiny_opts(synthetic_dataset, out, **{"SOLVER.MAX_EPOCH": 2, "SOLVER.BASE_LR": 1e6,
+                                                "TENSORBOARD.ENABLE": False})
+    p = subprocess.run([sys.executable, TOOL, *opts], capture_output=True, text=True, env=_env(), timeout=300)
+    assert p.returncode == 1, p.stdout + p.stderr
+    err = p.stderr.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: non-finite validation loss (nan) after epoch 1"), p.stderr
+    assert "epoch 1 done" in p.stdout  # the training loss itself was finite
+    assert err[0] in (out / "log.txt").read_text()
+    assert not (out / "checkpoints").exists() or not os.listdir(out / "checkpoints")
+
+
 def test_mid_epoch_checkpoint_of_another_world_size_is_refused(synthetic_dataset, tmp_path):
     """A mid-epoch checkpoint holds per-rank RNG states and a position in per-rank data shards, so
     it resumes only with the same number of processes: otherwise one line and exit 2, not a run

@@ -174,3 +174,19 @@ def test_window_turns_predict_into_a_timeline_of_the_video(setup, tmp_path, caps
     assert all(abs(b - a - 0.25) <= 1 / written["fps"] + 1e-6 for a, b in zip(starts, starts[1:]))
     # A stride without a window is a mistake in the command, not a silent single-label run.
     assert predict_cli.main(["--stride", "1", setup["videos"][0]] + setup["opts"]) == 2
+
+
+def test_non_finite_scores_are_one_line_and_exit_1(setup, tmp_path, capsys):
+    """NaN weights: the scores are NaN and their "top classes" would be arbitrary; refused."""
+    torch.manual_seed(0)
+    model = rs3d.create_model("resnet3d_rs26", num_classes=3, width_multiplier=0.25)
+    with torch.no_grad():
+        model.fc.weight.fill_(float("nan"))
+    bad = tmp_path / "nan.pyth"
+    torch.save({"model": model.state_dict(), "ema": model.state_dict(), "epoch": 1}, bad)
+    assert predict_cli.main(setup["videos"][:2] + setup["opts"] + ["TEST.CHECKPOINT_FILE_PATH", str(bad)]) == 1
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: the model gives non-finite (NaN/inf) scores for 2 of 2 "
+                                               "videos"), err
+    assert captured.out == ""

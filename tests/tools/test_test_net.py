@@ -221,3 +221,105 @@ def test_pytorchvideo_slow_r50_checkpoint_is_evaluated(setup, tmp_path):
     names = kinetics400_class_names()
     assert rows[0]["label_name"] == names[int(rows[0]["label"])]
     assert rows[0]["name_1"] == names[int(rows[0]["pred_1"])]
+
+
+def test_a_damaged_newest_checkpoint_is_skipped_by_name_and_the_previous_evaluated(setup, tmp_path, capsys):
+    """4 KB overwritten inside the newest checkpoint: torch.load would read it; rs3d-test checks its
+    CRCs, names the file it skips and why, and evaluates the previous one."""
+    out = tmp_path / "run"
+    (out / "checkpoints").mkdir(parents=True)
+    for epoch, seed in ((10, 5), (11, 6)):
+        torch.save({"model": tiny_model(seed).state_dict(), "epoch": epoch, "iteration": epoch, "cfg": ""},
+                   out / "checkpoints" / f"checkpoint_epoch_{epoch:05d}.pyth")
+    newest = out / "checkpoints" / "checkpoint_epoch_00011.pyth"
+    data = bytearray(newest.read_bytes())
+    mid = len(data) // 2
+    data[mid:mid + 4096] = bytes(range(256)) * 16
+    newest.write_bytes(bytes(data))
+    opts = without(overrides(setup, out), "TEST.CHECKPOINT_FILE_PATH", "TEST.SPLIT") + [
+        "TEST.SPLIT", "test", "DATA.PATH_PREFIX", str(setup["data"]), "TEST.USE_EMA", "False"]
+    assert call_main(opts) == 0
+    said = capsys.readouterr().out
+    assert f"skipped a checkpoint that does not load: {newest} is damaged" in said and "CRC" in said, said
+    m = json.loads((out / "test_metrics.json").read_text())
+    assert m["checkpoint"].endswith("checkpoint_epoch_00010.pyth")
+
+
+def test_non_finite_scores_are_refused_in_one_line_exit_1(setup, tmp_path, capsys):
+    """A diverged model (NaN weights): every score is NaN, which would tie and all go to class 0.
+    The test refuses to score it and writes no metrics."""
+    model = tiny_model(3)
+    with torch.no_grad():
+        model.fc.bias.fill_(float("nan"))
+    bad = tmp_path / "diverged.pyth"
+    torch.save({"model": model.state_dict(), "ema": model.state_dict(), "epoch": 1, "cfg": ""}, bad)
+    out = tmp_path / "o"
+    assert call_main(overrides(setup, out) + ["TEST.CHECKPOINT_FILE_PATH", str(bad)]) == 1
+    err = error_line(capsys)
+    assert err.startswith("error: the model gives non-finite (NaN/inf) scores for 10 of 10 videos (e.g. "), err
+    assert str(bad) in err
+    assert not (out / "test_metrics.json").exists() and not (out / "test_predictions.csv").exists()
+
+
+def _children(pid):
+    """PIDs whose parent is ``pid`` (the loader workers of a test process)."""
+    kids = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid and fields[0] != "Z":
+                kids.append(int(d))
+    return kids
+
+
+def _running(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+def test_sigterm_ends_the_loader_workers_before_the_test_process_exits(setup, tmp_path):
+    """SIGTERM to rs3d-test (as a scheduler sends it): its loader workers are ended by the time the
+    process itself has exited (they used to outlive it for seconds), one line, status 143."""
+    import signal
+    import time
+
+    long = setup["data"] / "long"  # distinct files (hard links), enough to take a while
+    long.mkdir(exist_ok=True)
+    rows = []
+    for i, line in enumerate((setup["data"] / "test.csv").read_text().splitlines() * 60):
+        path, label = line.split()
+        if not (long / f"{i}.mp4").exists():
+            os.link(setup["data"] / path, long / f"{i}.mp4")
+        rows.append(f"long/{i}.mp4 {label}")
+    (setup["data"] / "long.csv").write_text("\n".join(rows) + "\n")
+    opts = without(overrides(setup, tmp_path), "TEST.SPLIT", "DATA_LOADER.NUM_WORKERS") + [
+        "TEST.SPLIT", "long", "DATA.PATH_PREFIX", str(setup["data"]), "DATA_LOADER.NUM_WORKERS", "2"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    # Output to files, not pipes: the workers inherit them, and reading a pipe to its end would
+    # wait for the workers too.
+    with open(tmp_path / "stdout", "w") as out, open(tmp_path / "stderr", "w") as err:
+        p = subprocess.Popen([sys.executable, TEST_NET, *opts], stdout=out, stderr=err, env=env, cwd=ROOT)
+    t0 = time.time()
+    while len(_children(p.pid)) < 2:
+        assert p.poll() is None, (tmp_path / "stderr").read_text()[-3000:]
+        assert time.time() - t0 < 240
+        time.sleep(0.05)
+    time.sleep(1.0)  # the workers are decoding
+    workers = _children(p.pid)
+    p.send_signal(signal.SIGTERM)
+    p.wait(timeout=120)
+    left = [w for w in workers if _running(w)]  # checked the moment the test process is gone
+    assert not left, f"loader workers {left} outlived the test process"
+    stderr = (tmp_path / "stderr").read_text()
+    assert p.returncode == 143, stderr[-3000:]
+    assert stderr.strip().splitlines()[-1] == "error: stopped by SIGTERM; nothing was written", stderr[-3000:]
+    assert "Traceback" not in stderr
+    assert not (tmp_path / "test_metrics.json").exists()
