@@ -105,8 +105,10 @@ def _verify(f: IO[bytes], path: str) -> None:
         try:
             with zipfile.ZipFile(f) as z:
                 bad = z.testzip()
-        except (zipfile.BadZipFile, EOFError, ValueError) as e:
-            raise CheckpointError(f"{path} is damaged (truncated or overwritten?): {e}") from None
+        except (zipfile.BadZipFile, EOFError, ValueError, KeyError, NotImplementedError) as e:
+            reason = " ".join(str(e).split())[:200]
+            raise CheckpointError(f"{path} is damaged (truncated or overwritten?): its zip archive cannot be "
+                                  f"read ({reason})") from None
         finally:
             f.seek(0)
         if bad is not None:

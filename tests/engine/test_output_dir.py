@@ -230,3 +230,32 @@ def test_a_read_only_checkpoints_folder_mid_run_is_one_line_also_in_the_log(synt
                    f"kept: {good}"], p.stderr
     assert err[0] in (out / "log.txt").read_text()
     assert good.read_bytes() == before
+
+
+_DENY_EPOCH_2 = """
+import builtins, errno, runpy, sys
+real_open = builtins.open
+def guarded_open(file, *args, **kwargs):  # what a folder without write permission does (root ignores modes)
+    if str(file).endswith(".tmp") and "checkpoint_epoch_00002" in str(file):
+        raise PermissionError(errno.EACCES, "Permission denied", str(file))
+    return real_open(file, *args, **kwargs)
+builtins.open = guarded_open
+sys.argv = ["rs3d-train", *sys.argv[1:]]
+runpy.run_module("rs3d.cli.train", run_name="__main__")
+"""
+
+
+@pytest.mark.slow
+def test_permission_denied_on_a_save_is_one_line_also_in_the_log(synthetic_dataset, tmp_path):
+    """EACCES when epoch 2's checkpoint is created (injected: the tests may run as root, whom file
+    modes do not stop): one line naming the checkpoint and the one kept, also in log.txt, exit 1."""
+    out = tmp_path / "run"
+    good, before = _first_epoch(synthetic_dataset, out)
+    p = subprocess.run([sys.executable, "-c", _DENY_EPOCH_2, *_opts(synthetic_dataset, out)],
+                       capture_output=True, text=True, env=_env(), timeout=300)
+    assert p.returncode == 1, p.stdout + p.stderr
+    err = p.stderr.strip().splitlines()
+    assert err == [f"error: cannot write {out / 'checkpoints' / 'checkpoint_epoch_00002.pyth'}: Permission denied; "
+                   f"kept: {good}"], p.stderr
+    assert err[0] in (out / "log.txt").read_text()
+    assert good.read_bytes() == before
