@@ -24,8 +24,8 @@ A video that does not exist is a mistake in the command: every missing one is na
 the tool exits with status 2 before loading the model. A video that exists but cannot be decoded is
 reported under its path and the others are still predicted (exit status 1).
 Class names come from ``classes.txt`` in DATA.PATH_TO_DATA_DIR, or the shipped Kinetics-400 list
-for 400-class models. Exit status: 0 all predicted, 1 some video could not be decoded, 2 a bad
-command, config, checkpoint or missing video.
+for 400-class models. Exit status: 0 all predicted, 1 some video could not be decoded or the model
+gives NaN/inf scores, 2 a bad command, config, checkpoint or missing video.
 """
 from __future__ import annotations
 
@@ -50,7 +50,8 @@ EXAMPLES = ("rs3d-predict --cfg configs/k400_rs50.yaml video1.mp4 clips/ TEST.CH
 
 def build_parser() -> argparse.ArgumentParser:
     p = command_parser("rs3d-predict", __doc__, examples=EXAMPLES, docs="docs/evaluation.md, docs/inference.md",
-                       videos=True, exit_statuses={1: "some video could not be decoded (listed; the others done)"})
+                       videos=True, exit_statuses={1: "some video could not be decoded (listed; the others done), or the "
+                                        "model gives NaN/inf scores (nothing predicted)"})
     p.add_argument("--topk", type=int, default=5, help="classes to print per video")
     p.add_argument("--json", action="store_true", help="print one JSON list instead of text")
     add_timeline_options(p, window_required=False)  # --window SEC: a timeline instead of one label

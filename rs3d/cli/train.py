@@ -5,7 +5,8 @@
 
 (``python tools/train_net.py ...``, PySlowFast's name, is the same command.) Multi-node: add ``--nnodes N --node_rank R
 --rdzv_endpoint HOST:PORT`` to torchrun on each machine. A mistake in the command, the config or the
-data lists prints one line ``error: ...`` and exits with status 2; a NaN/inf loss exits with status 1.
+data lists, or an OUTPUT_DIR in use by another run or holding another run's checkpoints, prints one line
+``error: ...`` and exits with status 2; a NaN/inf loss or a file that cannot be written exits with status 1.
 """
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ EXAMPLES = ("rs3d-train --cfg configs/k400_rs50.yaml DATA.PATH_TO_DATA_DIR /data
 
 def build_parser():
     return command_parser("rs3d-train", __doc__, examples=EXAMPLES, docs="docs/training.md",
-                          exit_statuses={1: "the run failed on its own (a NaN/inf loss)",
+                          exit_statuses={1: "the run failed on its own (a NaN/inf training or validation loss, "
+                                            "or a file it cannot write: disk full, read-only, permission)",
                                          75: "stopped by a signal after a checkpoint (resume by running it again)"})
 
 
