@@ -10,9 +10,9 @@ containers so ``torch.load(weights_only=True)`` reads it.
 
 Integrity: ``torch.save`` writes a zip archive with a CRC-32 per member, but ``torch.load`` does not
 check them, so bytes overwritten inside a file would load as wrong weights or NaN optimizer state.
-Every load checks them first (``zipfile.testzip``: about 0.05 s per 200 MB once the file is in the
-page cache, less than the load itself), and a file that fails is skipped by the newest-good lookup
-with a warning naming it and why.
+Every load checks them first (``rs3d.io.integrity``: about 0.05 s per 200 MB once the file is in
+the page cache, less than the load itself), and a file that fails is skipped by the newest-good
+lookup with a warning naming it and why.
 
 Paths go through :mod:`rs3d.io`, so ``OUTPUT_DIR`` may be an object store (``s3://...``) and a
 checkpoint to load an ``http(s)://`` URL; writes stay atomic where the backend allows
@@ -25,13 +25,13 @@ import glob
 import logging
 import os
 import re
-import zipfile
-from typing import IO, Optional
+from typing import Optional
 
 import torch
 
 from .. import io
 from ..errors import CheckpointError
+from ..io.integrity import check_torch_file
 from ..io.owner import temporary_writer, writer_alive
 
 logger = logging.getLogger(__name__)
@@ -96,28 +96,6 @@ def remove_stale_temporaries(output_dir: str) -> list:
     return stale
 
 
-def _verify(f: IO[bytes], path: str) -> None:
-    """Refuse what is not a PyTorch file at all, and a zip-format checkpoint whose CRCs fail
-    (``torch.load`` reads such a file without a word); leaves ``f`` at its start."""
-    head = f.read(4)
-    f.seek(0)
-    if head[:2] == b"PK":
-        try:
-            with zipfile.ZipFile(f) as z:
-                bad = z.testzip()
-        except (zipfile.BadZipFile, EOFError, ValueError, KeyError, NotImplementedError) as e:
-            reason = " ".join(str(e).split())[:200]
-            raise CheckpointError(f"{path} is damaged (truncated or overwritten?): its zip archive cannot be "
-                                  f"read ({reason})") from None
-        finally:
-            f.seek(0)
-        if bad is not None:
-            raise CheckpointError(f"{path} is damaged: its member {bad} fails the CRC check (bytes changed "
-                                  "after it was written)")
-    elif head[:1] != b"\x80":  # a pickle: the format torch.save wrote before PyTorch 1.6
-        raise CheckpointError(f"{path} is not a checkpoint: not a PyTorch file (it starts with {head!r})")
-
-
 def load_checkpoint(path: str, map_location="cpu") -> dict:
     """``torch.load(weights_only=True)`` after the integrity check; any failure becomes one line
     naming the file.
@@ -129,7 +107,7 @@ def load_checkpoint(path: str, map_location="cpu") -> dict:
         if not io.is_url(path) and not io.isfile(path):  # a URL's download says why it fails
             raise CheckpointError(f"checkpoint not found: {path}")
         with io.open(path, "rb") as f:
-            _verify(f, path)
+            check_torch_file(f, path)
             ckpt = torch.load(f, map_location=map_location, weights_only=True)
     except CheckpointError as e:
         raise _evicted(path, e) from None

@@ -25,6 +25,7 @@ from torch import nn
 
 from .. import io
 from ..errors import CheckpointError  # noqa: F401  (re-exported)
+from ..io.integrity import check_torch_file
 
 logger = logging.getLogger(__name__)
 
@@ -41,10 +42,11 @@ def read_weights_file(path: str) -> object:
 
     ``path`` may be a URL or an object-store path (read through ``rs3d.io``)."""
     try:
-        if io.is_local(path):
-            return torch.load(path, map_location="cpu", weights_only=True)
         with io.open(path, "rb") as f:
+            check_torch_file(f, path)  # zip CRCs (torch.load does not check them); not a torch file at all
             return torch.load(f, map_location="cpu", weights_only=True)
+    except CheckpointError:
+        raise
     except FileNotFoundError:
         raise CheckpointError(f"{path}: no such checkpoint file") from None
     except OSError as e:

@@ -289,3 +289,20 @@ def test_checkpointer_writes_at_the_position_and_prunes(tmp_path):
     saver.save(state, is_best=True)
     assert [checkpoint_position(p) for p in list_checkpoints(str(tmp_path))] == [(1, 0)]
     assert load_checkpoint(str(tmp_path / "checkpoints" / "checkpoint_best.pyth"))["iteration"] == 12
+
+
+def test_initial_weights_are_checked_the_same_way(tmp_path):
+    """TRAIN.CHECKPOINT_FILE_PATH and foreign files (rs3d.models.convert) get the same CRC check and
+    the same "not a checkpoint" message."""
+    from rs3d.models.convert import read_weights_file
+
+    path = str(tmp_path / "init.pyth")
+    save_checkpoint({"model": {"w": torch.randn(2**16)}, "epoch": 1}, path)
+    _overwrite_middle(path)
+    with pytest.raises(CheckpointError, match="init.pyth is damaged: .*CRC"):
+        read_weights_file(path)
+    text = tmp_path / "notes.pyth"
+    text.write_text("not weights")
+    with pytest.raises(CheckpointError, match="notes.pyth is not a checkpoint") as e:
+        read_weights_file(str(text))
+    assert "run code" not in str(e.value)
