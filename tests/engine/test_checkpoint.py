@@ -11,9 +11,17 @@ import numpy as np
 import pytest
 import torch
 
-from rs3d.checkpoint import (checkpoint_path, checkpoint_position, find_latest_checkpoint, latest_good_checkpoint,
-                             list_checkpoints, load_checkpoint, prune_checkpoints, remove_stale_temporaries,
-                             save_checkpoint)
+from rs3d.checkpoint import (
+    checkpoint_path,
+    checkpoint_position,
+    find_latest_checkpoint,
+    latest_good_checkpoint,
+    list_checkpoints,
+    load_checkpoint,
+    prune_checkpoints,
+    remove_stale_temporaries,
+    save_checkpoint,
+)
 from rs3d.engine.rng import get_rng_state, set_rng_state
 from rs3d.errors import CheckpointError
 
