@@ -10,8 +10,8 @@ containers so ``torch.load(weights_only=True)`` reads it.
 
 Integrity: ``torch.save`` writes a zip archive with a CRC-32 per member, but ``torch.load`` does not
 check them, so bytes overwritten inside a file would load as wrong weights or NaN optimizer state.
-Every load checks them first (``rs3d.io.integrity``: about a third of the load's time), and a file that fails is skipped by the newest-good
-lookup with a warning naming it and why.
+Every load checks them first (``rs3d.io.integrity``: about a third of the load's time), and a file
+that fails is skipped by the newest-good lookup with a warning naming it and why.
 
 Paths go through :mod:`rs3d.io`, so ``OUTPUT_DIR`` may be an object store (``s3://...``) and a
 checkpoint to load an ``http(s)://`` URL; writes stay atomic where the backend allows

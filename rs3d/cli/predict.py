@@ -50,8 +50,9 @@ EXAMPLES = ("rs3d-predict --cfg configs/k400_rs50.yaml video1.mp4 clips/ TEST.CH
 
 def build_parser() -> argparse.ArgumentParser:
     p = command_parser("rs3d-predict", __doc__, examples=EXAMPLES, docs="docs/evaluation.md, docs/inference.md",
-                       videos=True, exit_statuses={1: "some video could not be decoded (listed; the others done), or the "
-                                        "model gives NaN/inf scores (nothing predicted)"})
+                       videos=True,
+                       exit_statuses={1: "some video could not be decoded (listed; the others done), or the "
+                                         "model gives NaN/inf scores (nothing predicted)"})
     p.add_argument("--topk", type=int, default=5, help="classes to print per video")
     p.add_argument("--json", action="store_true", help="print one JSON list instead of text")
     add_timeline_options(p, window_required=False)  # --window SEC: a timeline instead of one label
