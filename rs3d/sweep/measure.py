@@ -49,6 +49,10 @@ def _busy_cpu_s() -> Optional[float]:
     return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
+_own_cpu_s = time.process_time  # this process's CPU seconds
+_wall_s = time.perf_counter
+
+
 class OtherWork:
     """How many cores other processes kept busy while the block ran: the machine's CPU time less
     this process's, over the wall time (None where ``/proc/stat`` is missing). Unlike the load
@@ -56,14 +60,16 @@ class OtherWork:
 
     def __enter__(self) -> "OtherWork":
         self.cores: Optional[float] = None
-        self._t0, self._busy0, self._own0 = time.perf_counter(), _busy_cpu_s(), time.process_time()
+        self.wall_s = 0.0
+        self._t0, self._busy0, self._own0 = _wall_s(), _busy_cpu_s(), _own_cpu_s()
         return self
 
     def __exit__(self, *exc) -> None:
-        busy, wall = _busy_cpu_s(), time.perf_counter() - self._t0
-        if busy is not None and self._busy0 is not None and wall > 0:
-            own = time.process_time() - self._own0
-            self.cores = max(0.0, (busy - self._busy0 - own) / wall)
+        own = _own_cpu_s() - self._own0
+        busy = _busy_cpu_s()
+        self.wall_s = _wall_s() - self._t0
+        if busy is not None and self._busy0 is not None and self.wall_s > 0:
+            self.cores = max(0.0, (busy - self._busy0 - own) / self.wall_s)
 
 
 def measure_point(cfg, *, batch_cap: int = 128, steps: int = 3, warmup: int = 1,
