@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import ast
 import logging
+import math
 import os
 from typing import Iterable, Optional, Sequence
 
@@ -57,16 +58,62 @@ def choices() -> dict:
     }
 
 
-# Keys that must be > 0 (or >= 0) when set.
-POSITIVE = ("TRAIN.BATCH_SIZE", "SOLVER.MAX_EPOCH", "SOLVER.REFERENCE_BATCH_SIZE", "DATA.NUM_FRAMES",
-            "DATA.SAMPLING_RATE", "DATA.TRAIN_CROP_SIZE", "DATA.TEST_CROP_SIZE", "TEST.BATCH_SIZE",
-            "TEST.NUM_ENSEMBLE_VIEWS", "TEST.NUM_SPATIAL_CROPS", "TRAIN.CHECKPOINT_PERIOD",
-            "TRAIN.CHECKPOINT_KEEP", "LOG_PERIOD", "DIST_TIMEOUT_S", "TRAIN.MICRO_BATCH_SIZE",
-            "TRAIN.CLIP_GRAD_NORM", "MODEL.WIDTH_MULTIPLIER", "DATA.TRAIN_CLIPS_PER_VIDEO")
-NON_NEGATIVE = ("TRAIN.EVAL_PERIOD", "TRAIN.CHECKPOINT_PERIOD_ITERS",
-                "SOLVER.BASE_LR", "SOLVER.WEIGHT_DECAY", "SOLVER.WARMUP_EPOCHS",
-                "MODEL.DROPOUT_RATE", "MODEL.DROP_PATH_RATE", "MODEL.SE_RATIO", "DATA_LOADER.NUM_WORKERS",
-                "TRAIN.LABEL_SMOOTHING")
+# The interval each number must lie in ("[" / "]" closed, "(" / ")" open; None also allowed where
+# the key defaults to None). tests/config/test_load.py checks every numeric key has a range here or
+# a reason in ANY_NUMBER, so a new key cannot skip validation.
+RANGES = {
+    "DIST_TIMEOUT_S": "(0, inf)", "LOG_PERIOD": "(0, inf)",
+    "MODEL.NUM_CLASSES": "[1, inf)", "MODEL.DROPOUT_RATE": "[0, 1)", "MODEL.DROP_PATH_RATE": "[0, 1)",
+    "MODEL.SE_RATIO": "[0, inf)", "MODEL.WIDTH_MULTIPLIER": "(0, inf)",
+    "BN.EPSILON": "(0, inf)", "BN.MOMENTUM": "[0, 1]",
+    "DATA.NUM_FRAMES": "(0, inf)", "DATA.SAMPLING_RATE": "(0, inf)", "DATA.TRAIN_CROP_SIZE": "(0, inf)",
+    "DATA.TEST_CROP_SIZE": "(0, inf)", "DATA.TARGET_FPS": "(0, inf)", "DATA.FRAME_FOLDER_FPS": "(0, inf)",
+    "DATA.STD": "(0, inf)", "DATA.MAX_RETRIES": "[0, inf)", "DATA.DECODE_TIMEOUT_S": "[0, inf)",
+    "DATA.DECODE_THREADS": "[0, inf)", "DATA.TRAIN_CLIPS_PER_VIDEO": "(0, inf)",
+    "DATA.TRAIN_JITTER_AREA": "(0, 1]", "DATA.TRAIN_JITTER_ASPECT": "(0, inf)",
+    "DATA.TRAIN_JITTER_SCALES": "(0, inf)",
+    "DATA_LOADER.NUM_WORKERS": "[0, inf)", "DATA_LOADER.PREFETCH_FACTOR": "[1, inf)",
+    "SOLVER.BASE_LR": "[0, inf)", "SOLVER.REFERENCE_BATCH_SIZE": "(0, inf)", "SOLVER.COSINE_END_LR": "[0, inf)",
+    "SOLVER.WARMUP_EPOCHS": "[0, inf)", "SOLVER.WARMUP_START_LR": "[0, inf)", "SOLVER.MAX_EPOCH": "(0, inf)",
+    "SOLVER.MOMENTUM": "[0, 1)", "SOLVER.WEIGHT_DECAY": "[0, inf)", "SOLVER.HEAD_LR_MULT": "[0, inf)",
+    "SOLVER.LAYER_DECAY": "(0, 1]",
+    "TRAIN.BATCH_SIZE": "(0, inf)", "TRAIN.MICRO_BATCH_SIZE": "(0, inf)", "TRAIN.LABEL_SMOOTHING": "[0, 1)",
+    "TRAIN.EMA_DECAY": "[0, 1)", "TRAIN.CLIP_GRAD_NORM": "(0, inf)", "TRAIN.EVAL_PERIOD": "[0, inf)",
+    "TRAIN.CHECKPOINT_PERIOD": "(0, inf)", "TRAIN.CHECKPOINT_PERIOD_ITERS": "[0, inf)",
+    "TRAIN.CHECKPOINT_KEEP": "(0, inf)", "TRAIN.FREEZE_STAGES": "[0, 5]",
+    "TEST.BATCH_SIZE": "(0, inf)", "TEST.NUM_ENSEMBLE_VIEWS": "(0, inf)", "TEST.NUM_SPATIAL_CROPS": "(0, inf)",
+}
+# Numeric keys any finite value of which works, and why.
+ANY_NUMBER = {
+    "RNG_SEED": "any integer seeds the generators",
+    "DATA.MEAN": "subtracted from pixels in [0, 1]; any shift is valid",
+}
+# Keys holding a fixed number of values.
+LENGTHS = {"DATA.MEAN": 3, "DATA.STD": 3, "DATA.TRAIN_JITTER_AREA": 2, "DATA.TRAIN_JITTER_ASPECT": 2,
+           "DATA.TRAIN_JITTER_SCALES": 2}
+# [low, high] pairs: low <= high (a random draw between them).
+ORDERED_PAIRS = ("DATA.TRAIN_JITTER_AREA", "DATA.TRAIN_JITTER_ASPECT", "DATA.TRAIN_JITTER_SCALES")
+
+
+def _interval(spec: str):
+    """"[0, 1)" -> (0.0, 1.0, low closed, high closed)."""
+    low, high = (float(v) for v in spec[1:-1].split(","))
+    return low, high, spec[0] == "[", spec[-1] == "]"
+
+
+def _outside(v, spec: str) -> bool:
+    low, high, low_closed, high_closed = _interval(spec)
+    return v < low or (v == low and not low_closed) or v > high or (v == high and not high_closed)
+
+
+def _range_words(spec: str) -> str:
+    low, high, low_closed, high_closed = _interval(spec)
+    lo = f"{'>=' if low_closed else '>'} {low:g}"
+    if high == float("inf"):
+        return f"be {lo}"
+    if low_closed and not high_closed:
+        return f"be in [{low:g}, {high:g})"
+    return f"be in {spec}"
 
 
 def load_config(args_or_path=None, opts: Optional[Sequence[str]] = None, *,
@@ -106,18 +153,54 @@ def load_config(args_or_path=None, opts: Optional[Sequence[str]] = None, *,
 def _read_yaml(path: str) -> dict:
     if not os.path.isfile(path):
         raise ConfigError(f"config file not found: {path}")
+    data = _load_with_base(path, ())
+    data.pop("_BASE_", None)
+    return data
+
+
+def _load_with_base(path: str, chain: tuple) -> dict:
+    """The mapping of ``path`` merged over its ``_BASE_`` file(s) (fvcore's rules: a relative base is
+    relative to the file naming it; later bases and the file itself win). ``chain``: the files
+    that include this one, so a cycle is named in one line instead of recursing until Python stops."""
+    real = os.path.realpath(os.path.expanduser(path))
+    if real in chain:
+        cycle = " -> ".join([*chain[chain.index(real):], real])
+        raise ConfigError(f"{chain[0]}: _BASE_ files include each other: {cycle}")
+    if not os.path.isfile(real):
+        raise ConfigError(f"{chain[-1] if chain else path}: _BASE_ file not found: {path}")
     try:
-        data = CfgNode.load_yaml_with_base(path, allow_unsafe=False)
-    except FileNotFoundError as e:
-        raise ConfigError(f"{path}: _BASE_ file not found: {e.filename}") from None
+        with open(real) as f:
+            data = yaml.safe_load(f)
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: invalid YAML: {' '.join(str(e).split())}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of KEY: value, got {type(data).__name__}")
-    data.pop("_BASE_", None)
-    return data
+    bases = data.pop("_BASE_", None)
+    if bases is None:
+        return data
+    merged: dict = {}
+    for base in bases if isinstance(bases, list) else [bases]:
+        if not isinstance(base, str):
+            raise ConfigError(f"{path}: _BASE_ must name a file (or a list of files); got {base!r}")
+        base = os.path.expanduser(base)
+        if not os.path.isabs(base):
+            base = os.path.join(os.path.dirname(path), base)
+        _merge_into(_load_with_base(base, (*chain, real)), merged, path)
+    _merge_into(data, merged, path)
+    return merged
+
+
+def _merge_into(a: dict, b: dict, where: str, prefix: str = "") -> None:
+    """Values of ``a`` written over ``b``, section by section."""
+    for k, v in a.items():
+        if isinstance(v, dict) and k in b:
+            if not isinstance(b[k], dict):
+                raise ConfigError(f"{where}: {prefix}{k} is a section here but a value in its _BASE_")
+            _merge_into(v, b[k], where, f"{prefix}{k}.")
+        else:
+            b[k] = v
 
 
 def _unknown(key: str, where: str) -> ConfigError:
@@ -216,6 +299,8 @@ def _coerce_like(default, value, key: str, where: str):
         raise bad
     if isinstance(default, float):
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise ConfigError(f"{where}: {key} must be a finite number; got {value!r}")
             return float(value)
         raise bad
     if isinstance(default, str):
@@ -251,26 +336,23 @@ def validate(cfg: CfgNode) -> None:
         if v not in allowed and not (v is None and key in NONE_DEFAULT_TYPES):
             raise ConfigError(f"{key} must be one of {', '.join(repr(c) for c in allowed)}"
                               f"{_unset_hint(key)}; got {v!r}")
-    for key in POSITIVE:
+    for key, n in LENGTHS.items():
         v = _get(cfg, key)
-        if v is not None and v <= 0:
-            raise ConfigError(f"{key} must be > 0{_unset_hint(key)}; got {v!r}")
-    for key in NON_NEGATIVE:
+        if len(v) != n:
+            raise ConfigError(f"{key} must hold {n} values; got {list(v)!r}")
+    for key, spec in RANGES.items():
         v = _get(cfg, key)
-        if v is not None and v < 0:
-            raise ConfigError(f"{key} must be >= 0{_unset_hint(key)}; got {v!r}")
-    if not 0 <= cfg.TRAIN.EMA_DECAY < 1:
-        raise ConfigError(f"TRAIN.EMA_DECAY must be in [0, 1); got {cfg.TRAIN.EMA_DECAY!r}")
+        for x in (v if isinstance(v, (list, tuple)) else [v]):
+            if x is not None and _outside(x, spec):
+                shown = list(v) if isinstance(v, (list, tuple)) else v
+                raise ConfigError(f"{key} must {_range_words(spec)}{_unset_hint(key)}; got {shown!r}")
+    for key in ORDERED_PAIRS:
+        low, high = _get(cfg, key)
+        if low > high:
+            raise ConfigError(f"{key} is [low, high] of a random draw: low must be <= high; got {[low, high]!r}")
     if cfg.SOLVER.MOMENTUM_FORM == "keras" and cfg.SOLVER.OPTIMIZING_METHOD != "sgd":
         raise ConfigError(f"SOLVER.MOMENTUM_FORM keras is a form of SGD; SOLVER.OPTIMIZING_METHOD is "
                           f"{cfg.SOLVER.OPTIMIZING_METHOD!r} (set MOMENTUM_FORM pytorch)")
-    if not 0 <= cfg.BN.MOMENTUM <= 1:
-        raise ConfigError(f"BN.MOMENTUM must be in [0, 1] (PyTorch convention: 1.0 = TF's 0.0); "
-                          f"got {cfg.BN.MOMENTUM!r}")
-    if len(cfg.DATA.MEAN) != 3 or len(cfg.DATA.STD) != 3 or min(cfg.DATA.STD) <= 0:
-        raise ConfigError("DATA.MEAN and DATA.STD must hold 3 values each, STD > 0")
-    if cfg.MODEL.NUM_CLASSES < 1:
-        raise ConfigError(f"MODEL.NUM_CLASSES must be >= 1; got {cfg.MODEL.NUM_CLASSES}")
     if cfg.MODEL.ARCH not in list_models():
         raise ConfigError(f"MODEL.ARCH {cfg.MODEL.ARCH!r} is not a registered model; "
                           f"choose from {', '.join(list_models())}")

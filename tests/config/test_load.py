@@ -1,5 +1,6 @@
 """Config loading: _BASE_, overrides in both places, and one-line errors with exit status 2."""
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -190,3 +191,89 @@ def test_every_key_in_defaults_has_a_comment():
             if not lines[j].lstrip().startswith("#"):
                 missing.append(line)
     assert not missing, missing
+
+
+def _numeric_keys():
+    from rs3d.config.defaults import NONE_DEFAULT_TYPES
+
+    out = []
+    for key, v in _flat(get_cfg()).items():
+        values = v if isinstance(v, (list, tuple)) else [v]
+        kind = NONE_DEFAULT_TYPES.get(key) if v is None else None
+        if kind in (int, float) or (values and all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                                                   for x in values) and v is not None):
+            out.append(key)
+    return out
+
+
+def test_every_numeric_key_has_a_range_or_a_reason_for_none():
+    """A new numeric key cannot skip validation: it needs an interval (or a reason any value works)."""
+    from rs3d.config.load import ANY_NUMBER, RANGES
+
+    keys = _numeric_keys()
+    assert "SOLVER.BASE_LR" in keys and "DATA.TRAIN_JITTER_SCALES" in keys and "DATA.TARGET_FPS" in keys
+    assert not [k for k in keys if k not in RANGES and k not in ANY_NUMBER]
+    assert not set(RANGES) & set(ANY_NUMBER)
+
+
+@pytest.mark.parametrize("opts, needle", [
+    (["DATA.TRAIN_JITTER_SCALES", "[40, 32]"], "DATA.TRAIN_JITTER_SCALES is [low, high]"),
+    (["DATA.TRAIN_JITTER_SCALES", "[0, 32]"], "DATA.TRAIN_JITTER_SCALES must be > 0"),
+    (["DATA.TRAIN_JITTER_SCALES", "[256]"], "DATA.TRAIN_JITTER_SCALES must hold 2 values"),
+    (["DATA.TRAIN_JITTER_AREA", "[0.5, 0.2]"], "DATA.TRAIN_JITTER_AREA is [low, high]"),
+    (["DATA.TRAIN_JITTER_AREA", "[0.5, 1.5]"], "DATA.TRAIN_JITTER_AREA must be in (0, 1]"),
+    (["DATA.TRAIN_JITTER_AREA", "[0.0, 1.0]"], "DATA.TRAIN_JITTER_AREA must be in (0, 1]"),
+    (["DATA.TRAIN_JITTER_ASPECT", "[2.0, 0.5]"], "DATA.TRAIN_JITTER_ASPECT is [low, high]"),
+    (["DATA.TRAIN_JITTER_ASPECT", "[-1.0, 2.0]"], "DATA.TRAIN_JITTER_ASPECT must be > 0"),
+    (["MODEL.DROPOUT_RATE", "1.0"], "MODEL.DROPOUT_RATE must be in [0, 1)"),
+    (["SOLVER.MOMENTUM", "1.5"], "SOLVER.MOMENTUM must be in [0, 1)"),
+    (["TRAIN.FREEZE_STAGES", "6"], "TRAIN.FREEZE_STAGES must be in [0, 5]"),
+    (["DATA.TARGET_FPS", "0"], "DATA.TARGET_FPS must be > 0, or null"),
+    (["DATA_LOADER.PREFETCH_FACTOR", "0"], "DATA_LOADER.PREFETCH_FACTOR must be >= 1"),
+    (["BN.EPSILON", "0"], "BN.EPSILON must be > 0"),
+    (["SOLVER.BASE_LR", "1e999"], "SOLVER.BASE_LR must be a finite number"),
+    (["DATA.STD", "[1.0, 1e999, 1.0]"], "DATA.STD must be a finite number"),
+])
+def test_ranges_and_ordered_pairs_are_checked(opts, needle):
+    with pytest.raises(ConfigError, match=re.escape(needle)):
+        load_config(None, opts)
+
+
+@pytest.mark.parametrize("text", ["SOLVER:\n  BASE_LR: .nan\n", "SOLVER:\n  BASE_LR: .inf\n",
+                                  "SOLVER:\n  WEIGHT_DECAY: -.inf\n", "DATA:\n  MEAN: [0.0, .nan, 0.0]\n"])
+def test_nan_and_inf_are_refused_from_yaml_as_from_the_command_line(text, tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text(text)
+    with pytest.raises(ConfigError, match=f"{f}: .* must be a finite number"):
+        load_config(str(f))
+
+
+def test_a_base_cycle_is_named_in_one_line(tmp_path):
+    (tmp_path / "a.yaml").write_text("_BASE_: b.yaml\nSOLVER:\n  MAX_EPOCH: 3\n")
+    (tmp_path / "b.yaml").write_text("_BASE_: a.yaml\n")
+    (tmp_path / "self.yaml").write_text("_BASE_: self.yaml\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(str(tmp_path / "a.yaml"))
+    assert "include each other" in str(e.value) and "a.yaml -> " in str(e.value) and "b.yaml" in str(e.value)
+    with pytest.raises(ConfigError, match="self.yaml -> .*self.yaml"):
+        load_config(str(tmp_path / "self.yaml"))
+    p = subprocess.run([sys.executable, "-m", "rs3d.cli.train", "--cfg", str(tmp_path / "self.yaml")],
+                       capture_output=True, text=True, cwd=REPO, timeout=120,
+                       env=dict(os.environ, PYTHONWARNINGS="ignore"))
+    assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1, p.stderr[-2000:]
+    assert p.stderr.startswith("error: ") and "include each other" in p.stderr
+
+
+def test_a_base_shared_by_two_files_is_no_cycle_and_bases_merge_as_before(tmp_path):
+    """A diamond (two bases sharing one) is allowed; a list of bases merges in order, the file wins."""
+    (tmp_path / "root.yaml").write_text("SOLVER:\n  MAX_EPOCH: 3\n  BASE_LR: 0.1\n")
+    (tmp_path / "left.yaml").write_text("_BASE_: root.yaml\nSOLVER:\n  BASE_LR: 0.2\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "right.yaml").write_text("_BASE_: ../root.yaml\nSOLVER:\n  BASE_LR: 0.3\n"
+                                                 "  WEIGHT_DECAY: 0.01\n")
+    (tmp_path / "top.yaml").write_text("_BASE_: [left.yaml, sub/right.yaml]\nSOLVER:\n  WEIGHT_DECAY: 0.02\n")
+    cfg = load_config(str(tmp_path / "top.yaml"))
+    assert (cfg.SOLVER.MAX_EPOCH, cfg.SOLVER.BASE_LR, cfg.SOLVER.WEIGHT_DECAY) == (3, 0.3, 0.02)
+    (tmp_path / "bad.yaml").write_text("_BASE_: nowhere.yaml\n")
+    with pytest.raises(ConfigError, match="_BASE_ file not found: .*nowhere.yaml"):
+        load_config(str(tmp_path / "bad.yaml"))
