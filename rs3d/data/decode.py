@@ -26,6 +26,7 @@ import torch
 from ..errors import DecodeError
 from .video import decord_reader, torchcodec_reader
 from .video.crop_scale import CropScale
+from .video.file_kind import unreadable_reason
 from .video.selection import IndexFn
 from .video.guard import run_with_timeout
 from .video.probe import BACKENDS, backend_unavailable, has_open_gop, probe_open_gop, video_info
@@ -84,11 +85,13 @@ def read_frames(
     ``crop`` (:class:`~rs3d.data.video.crop_scale.CropScale`) PyAV reads the same frames and
     ``frames[i]`` is the crop of its box scaled by FFmpeg to ``crop.size`` (whatever ``backend``). Raises
     :class:`DecodeError` with a one-line reason for a missing, empty, truncated or audio-only
-    file, a display matrix that is not a multiple of 90 degrees (with ``autorotate``), or a file
-    that takes longer than ``timeout_s`` seconds.
+    file, a path that is no regular file (a symbolic link loop, a FIFO, a device: each said so), a
+    display matrix that is not a multiple of 90 degrees (with ``autorotate``), or a file that takes
+    longer than ``timeout_s`` seconds.
     """
-    if not os.path.isfile(path):
-        raise DecodeError("file not found")
+    reason = unreadable_reason(path)
+    if reason:
+        raise DecodeError(reason)
     if os.path.getsize(path) == 0:
         raise DecodeError("empty file")
     if not timeout_s or timeout_s <= 0:

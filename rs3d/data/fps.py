@@ -14,6 +14,7 @@ from typing import Tuple
 
 from ..errors import DecodeError
 from .video.container import frame_rate, open_video
+from .video.file_kind import unreadable_reason
 
 
 def video_fps(path: str) -> float:
@@ -23,10 +24,10 @@ def video_fps(path: str) -> float:
 
 def video_timing(path: str) -> Tuple[float, float]:
     """``(frames per second, seconds)`` of ``path`` (seconds 0.0 when the container does not say)."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        raise DecodeError("file not found") from None
+    reason = unreadable_reason(path)  # before opening: a FIFO would block the reader
+    if reason:
+        raise DecodeError(reason)
+    st = os.stat(path)
     return _timing_cached(path, st.st_size, st.st_mtime_ns)
 
 

@@ -309,8 +309,6 @@ def sliding_window_scores(
     (``autorotate``), as every other reader of rs3d shows them. A window longer than the video is
     a :class:`DataError`; a file that cannot be opened a :class:`DecodeError`.
     """
-    if not os.path.isfile(path):
-        raise DecodeError(f"{path}: file not found")
     with FrameStream(path, autorotate=autorotate) as source:
         fps = source.fps
         if not fps > 0:
@@ -485,8 +483,6 @@ def spacing_warning(cfg, window_s: float, fps: float) -> str:
 
 def video_fps(path: str) -> float:
     """The frame rate the timeline's stream reads ``path`` at (only the header is read)."""
-    if not os.path.isfile(path):
-        raise DecodeError(f"{path}: file not found")
     with FrameStream(path) as source:
         return source.fps
 

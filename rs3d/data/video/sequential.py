@@ -17,6 +17,7 @@ import torch
 
 from ...errors import DecodeError
 from .container import frame_rate, open_video
+from .file_kind import unreadable_reason
 from .guard import short
 from .orientation import UPRIGHT, Orientation, display_matrix, orientation_of
 
@@ -30,6 +31,9 @@ class FrameStream:
     """
 
     def __init__(self, path: str, autorotate: bool = True, threads: int = 0):
+        reason = unreadable_reason(path)  # before opening: a FIFO would block the reader
+        if reason:
+            raise DecodeError(f"{path}: {reason}")
         try:
             self.container, self.stream = open_video(path, threads)
         except DecodeError as e:
