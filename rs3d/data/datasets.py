@@ -1,6 +1,11 @@
 """The datasets of every video list (Kinetics-style ``path label`` lists, whatever the source): a
 list of (video, label) served as training clips, a validation clip or all test views of a video.
 
+Only a video that cannot be decoded (:class:`rs3d.errors.DecodeError`) counts as broken: it is
+replaced (training, validation) or listed as failed (test). Any other exception while making a clip
+(a transform given impossible sizes, say) is a bug, and stops the run with its traceback rather
+than being counted as one more broken video.
+
 Randomness in training is drawn from generators seeded by ``(seed, epoch, index, retry)`` only, never
 from global state, so a batch is the same whatever the number of workers and after a restart.
 Which frames a clip uses is :class:`rs3d.data.temporal.TemporalSampling`'s (``DATA.SAMPLING``); a
@@ -35,8 +40,8 @@ def _warn_once(path: str, reason: str) -> None:
         logger.warning("skipping broken video %s: %s", path, reason)
 
 
-def _reason(e: BaseException) -> str:
-    return str(e) if isinstance(e, D.DecodeError) else f"{type(e).__name__}: {e}"
+def _reason(e: D.DecodeError) -> str:
+    return str(e)
 
 
 def _rng(*key: int) -> np.random.Generator:
@@ -143,7 +148,7 @@ class TrainDataset(_VideoDataset):
             try:
                 clip, flipped = self.load_clip(record.path, self.seed, epoch, index, retry,
                                                with_flip=True)
-            except Exception as e:
+            except D.DecodeError as e:  # anything else is a bug: it stops the run with its traceback
                 reason = _reason(e)
                 _warn_once(record.path, reason)
                 continue
@@ -224,7 +229,7 @@ class ValDataset(_VideoDataset):
             try:
                 frames, _, _ = self._read(record.path, self._pick)
                 clip = T.short_side_crops(frames, self.crop_size, 1)[0]
-            except Exception as e:
+            except D.DecodeError as e:  # anything else is a bug: it stops the run with its traceback
                 reason = _reason(e)
                 _warn_once(record.path, reason)
                 continue
@@ -281,7 +286,7 @@ class TestDataset(_VideoDataset):
         try:
             frames, union, length = self._read(record.path, self._union)
             item.update(self.compact_views(frames, union, length, self._fps(record.path)))
-        except Exception as e:
+        except D.DecodeError as e:  # only a video that cannot be read is listed as failed
             item.update(frames=torch.empty((0, 0, 0, 3), dtype=torch.uint8),
                         clip_frames=torch.empty((0, self.num_frames), dtype=torch.long),
                         crop_corners=torch.empty((0, 2), dtype=torch.long), resized_hw=(0, 0))

@@ -194,3 +194,25 @@ def test_every_synthetic_video_serves_all_modes(data_cfg, backend):
                 assert item["error"] == "" and views_of(item).shape == (6, 3, 4, 32, 32)
             else:
                 assert item["skipped"] == 0 and item["clip"].shape == (3, 4, 32, 32)
+
+
+def test_an_error_that_is_not_decoding_stops_the_run_in_every_mode(real_videos, monkeypatch):
+    """Only a video that cannot be decoded counts as broken. Jitter scales [40, 32] (low > high)
+    used to make every training video "broken" until MAX_RETRIES ran out; now the bug surfaces at
+    once, with its own exception and traceback."""
+    from rs3d.data import transforms as T
+
+    rec = [VideoRecord(str(real_videos["carphone"]), 0)]
+    train = TrainDataset(rec, 4, 2, 32, jitter_mode="short_side", scales=(40, 32), max_retries=3)
+    with pytest.raises(ValueError, match="low >= high"):
+        train[(0, 0)]
+
+    def bug(*a, **k):
+        raise ZeroDivisionError("a bug in a transform")
+
+    monkeypatch.setattr(T, "short_side_crops", bug)
+    with pytest.raises(ZeroDivisionError):
+        ValDataset(rec, 4, 2, 32, max_retries=3)[0]
+    monkeypatch.setattr(T, "short_side_size", bug)
+    with pytest.raises(ZeroDivisionError):
+        TestDataset(rec, 4, 2, 32, num_clips=1, num_crops=1)[0]
