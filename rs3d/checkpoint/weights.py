@@ -14,7 +14,7 @@ import torch
 
 from .. import io
 from ..errors import EvaluationError
-from ..models.convert import load_pretrained, strip_wrapper_prefixes
+from ..models.convert import fit_hint, load_pretrained, strip_wrapper_prefixes
 from .files import find_latest_checkpoint, load_checkpoint
 
 logger = logging.getLogger(__name__)
@@ -66,14 +66,16 @@ def load_weights(model: torch.nn.Module, path: str, use_ema: bool = True, inflat
             which = "ema"
         else:
             logger.warning("%s has no EMA weights; evaluating the raw model weights", path)
+    sd = strip_wrapper_prefixes(ckpt[which])
     try:
-        result = model.load_state_dict(strip_wrapper_prefixes(ckpt[which]), strict=False)
+        result = model.load_state_dict(sd, strict=False)
     except RuntimeError as e:  # shape mismatches
         detail = " ".join(str(e).split())[:300]
-        raise EvaluationError(f"{path}: weights do not fit MODEL.ARCH / MODEL.NUM_CLASSES: {detail}") from None
+        raise EvaluationError(f"{path}: weights do not fit MODEL.ARCH / MODEL.NUM_CLASSES: {fit_hint(sd)}. "
+                              f"Detail: {detail}") from None
     if result.missing_keys or result.unexpected_keys:
         raise EvaluationError(
             f"{path}: weights do not fit MODEL.ARCH (missing {len(result.missing_keys)} keys, e.g. "
             f"{result.missing_keys[:3]}; unexpected {len(result.unexpected_keys)}, e.g. "
-            f"{result.unexpected_keys[:3]}); is the config the one it was trained with?")
+            f"{result.unexpected_keys[:3]}); {fit_hint(sd)}")
     return which

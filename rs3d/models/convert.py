@@ -1,7 +1,9 @@
 """Bring weights from elsewhere into rs3d models.
 
-- PyTorchVideo (``pytorchvideo.models.hub.slow_r50`` state dicts, keys ``blocks.N...``) and PySlowFast
-  (``SLOW_8x8_R50`` checkpoints, keys ``s1.pathway0_stem...`` under ``model_state``) -> ``slow_r50``.
+- PyTorchVideo (``pytorchvideo.models.hub.slow_r50`` state dicts and its model-zoo files, keys
+  ``blocks.N...``, bare or under ``model_state``; PySlowFast's ``PTVResNet``, the same keys under
+  ``model.``) and PySlowFast (``SLOW_8x8_R50`` checkpoints, keys ``s1.pathway0_stem...`` under
+  ``model_state``) -> ``slow_r50``. The keys decide the format, never the wrapper.
 - 2D ImageNet ResNets (timm ``resnetrs*`` / ``resnet*``) -> the matching 3D model by inflation:
   "center" puts the 2D kernel at the temporal centre (a clip of identical frames then gives the 2D
   network's output exactly); "mean" spreads it evenly over the temporal taps (I3D).
@@ -9,6 +11,8 @@
 
 A classifier of another class count (fine-tuning on a new label set) is left at the model's own
 initialisation and everything else is loaded; ``load_pretrained_report`` says what was loaded.
+Weights that do not fit the model (another width, depth or class count) are refused with the
+config keys they would fit (``fit_hint``).
 
 Every file is read with ``torch.load(weights_only=True)``: a pickle that would run code is refused.
 """
@@ -18,7 +22,7 @@ import logging
 import pickle
 import re
 from dataclasses import dataclass
-from typing import Dict, Mapping, Optional, Tuple
+from typing import Dict, List, Mapping, Optional, Tuple
 
 import torch
 from torch import nn
@@ -26,6 +30,8 @@ from torch import nn
 from .. import io
 from ..errors import CheckpointError  # noqa: F401  (re-exported)
 from ..io.integrity import check_torch_file
+from .resnet3d import BLOCKS_PER_DEPTH
+from .zoo import create_model, list_models, model_args
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +40,6 @@ StateDict = Dict[str, torch.Tensor]
 _BLOCK_PARTS_PTV = {"conv_a": "conv1", "norm_a": "bn1", "conv_b": "conv2", "norm_b": "bn2",
                     "conv_c": "conv3", "norm_c": "bn3"}
 _BLOCK_PARTS_PYSF = {"a": "conv1", "a_bn": "bn1", "b": "conv2", "b_bn": "bn2", "c": "conv3", "c_bn": "bn3"}
-
 
 
 def read_weights_file(path: str) -> object:
@@ -196,30 +201,99 @@ class PretrainedLoad:
         return text
 
 
+def _format_of(sd: Mapping[str, torch.Tensor]) -> str:
+    """Which network the keys belong to: "pytorchvideo", "pyslowfast", "2d" or "rs3d"."""
+    if any(k.startswith("blocks.0.") for k in sd):
+        return "pytorchvideo"
+    if any(k.startswith("s1.pathway0_stem.") for k in sd):
+        return "pyslowfast"
+    conv = sd.get("conv1.weight", sd.get("conv1.0.weight"))
+    if conv is not None and conv.dim() == 4:
+        return "2d"
+    return "rs3d"
+
+
+def _strip_ptv_module(sd: StateDict) -> StateDict:
+    """PySlowFast's PyTorchVideo models (``PTVResNet``) hold the network as ``self.model``: their
+    keys are ``model.blocks.N...``; the PyTorchVideo keys are what is under ``model.``."""
+    if sd and all(k.startswith("model.") for k in sd) and any(k.startswith("model.blocks.0.") for k in sd):
+        return {k[len("model."):]: v for k, v in sd.items()}
+    return sd
+
+
 def _unwrap_which(obj: object, prefer_ema: bool) -> Tuple[StateDict, str, str]:
     """Find the state dict inside a checkpoint: (state dict, format, "ema"/"model" for an rs3d
-    checkpoint else "")."""
+    checkpoint else "").
+
+    The wrapper (rs3d's ``model``/``ema``, PySlowFast's and PyTorchVideo's ``model_state``,
+    ``state_dict``, ``model_state_dict``) only says where the weights are; the keys say whose
+    network they are: PyTorchVideo's model zoo saves ``{"model_state": <PyTorchVideo keys>}``."""
     if not isinstance(obj, Mapping):
         raise CheckpointError("checkpoint is not a dict of tensors")
     if "model" in obj and isinstance(obj["model"], Mapping):  # rs3d (and many trainers)
         use_ema = prefer_ema and isinstance(obj.get("ema"), Mapping)
         which = "ema" if use_ema else "model"
-        return strip_wrapper_prefixes(obj[which]), "rs3d", which
-    if "model_state" in obj:  # PySlowFast
-        return strip_wrapper_prefixes(obj["model_state"]), "pyslowfast", ""
-    for wrapper in ("state_dict", "model_state_dict"):
+        sd = _strip_ptv_module(strip_wrapper_prefixes(obj[which]))
+        fmt = _format_of(sd)
+        return sd, fmt, which if fmt == "rs3d" else ""
+    for wrapper in ("model_state", "state_dict", "model_state_dict"):
         if wrapper in obj and isinstance(obj[wrapper], Mapping):
             obj = obj[wrapper]
             break
-    sd = strip_wrapper_prefixes(obj)
-    if any(k.startswith("blocks.0.") for k in sd):
-        return sd, "pytorchvideo", ""
-    if any(k.startswith("s1.pathway0_stem.") for k in sd):
-        return sd, "pyslowfast", ""
-    conv = sd.get("conv1.weight", sd.get("conv1.0.weight"))
-    if conv is not None and conv.dim() == 4:
-        return sd, "2d", ""
-    return sd, "rs3d", ""
+    sd = _strip_ptv_module(strip_wrapper_prefixes(obj))
+    return sd, _format_of(sd), ""
+
+
+def _blocks_per_stage(sd: Mapping[str, torch.Tensor]) -> Tuple[int, ...]:
+    blocks: Dict[int, set] = {}
+    for k in sd:
+        if m := re.match(r"layer(\d)\.(\d+)\.", k):
+            blocks.setdefault(int(m.group(1)), set()).add(int(m.group(2)))
+    return tuple(len(blocks[i]) for i in sorted(blocks))
+
+
+def _fits(sd: Mapping[str, torch.Tensor], model: nn.Module) -> bool:
+    target = {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
+    mine = {k: v for k, v in sd.items() if not k.endswith("num_batches_tracked")}
+    return set(target) == set(mine) and all(tuple(mine[k].shape) == tuple(v.shape) for k, v in target.items())
+
+
+def configs_that_fit(sd: Mapping[str, torch.Tensor]) -> List[str]:
+    """``MODEL.ARCH a MODEL.WIDTH_MULTIPLIER w MODEL.NUM_CLASSES c`` for every registered model
+    these rs3d-keyed weights fit exactly (models built on the meta device: no memory, no time)."""
+    fc = sd.get("fc.weight")
+    if fc is None or fc.dim() != 2:
+        return []
+    classes, features = int(fc.shape[0]), int(fc.shape[1])
+    stages = _blocks_per_stage(sd)
+    fits = []
+    for name in list_models():
+        if BLOCKS_PER_DEPTH.get(model_args(name)["depth"]) != stages:
+            continue
+        with torch.device("meta"):
+            width = features / create_model(name, num_classes=classes).fc.in_features
+            if _fits(sd, create_model(name, num_classes=classes, width_multiplier=width)):
+                fits.append(f"MODEL.ARCH {name} MODEL.WIDTH_MULTIPLIER {width:g} MODEL.NUM_CLASSES {classes}")
+    return fits
+
+
+def fit_hint(sd: Mapping[str, torch.Tensor]) -> str:
+    """What to set so the model fits these weights (one clause of an error message)."""
+    fits = configs_that_fit(sd)
+    if fits:
+        return "the file fits " + " or ".join(fits)
+    fc = sd.get("fc.weight")
+    stages = _blocks_per_stage(sd)
+    depth = [d for d, b in BLOCKS_PER_DEPTH.items() if b == stages]
+    facts = [f"blocks per stage {list(stages)}" + (f" (depth {depth[0]})" if depth else "")] if stages else []
+    if fc is not None and fc.dim() == 2:
+        facts.append(f"{fc.shape[1]} features into {fc.shape[0]} classes (MODEL.NUM_CLASSES {fc.shape[0]})")
+    return "no registered MODEL.ARCH fits it" + (f"; the file has {', '.join(facts)}" if facts else "")
+
+
+def _mismatches(sd: Mapping[str, torch.Tensor], target: Mapping[str, torch.Tensor]) -> List[str]:
+    return [f"{k} {tuple(v.shape)} in the file, {tuple(target[k].shape)} in the model"
+            for k, v in sd.items() if k in target and tuple(v.shape) != tuple(target[k].shape)]
 
 
 def load_pretrained(model: nn.Module, path: str, inflate: bool = False, inflate_mode: str = "center",
@@ -245,6 +319,7 @@ def load_pretrained_report(model: nn.Module, path: str, inflate: bool = False, i
             raise CheckpointError(f"{path}: holds 2D weights; set TRAIN.CHECKPOINT_INFLATE True (inflate=True) "
                                   f"to inflate them into the 3D model")
     target = model.state_dict()
+    whole = sd  # with its classifier: what the file fits is said from all of it
     fc_w = sd.get("fc.weight")
     skip_fc = fc_w is not None and "fc.weight" in target and fc_w.shape[0] != target["fc.weight"].shape[0]
     if fmt == "2d":
@@ -253,14 +328,16 @@ def load_pretrained_report(model: nn.Module, path: str, inflate: bool = False, i
         logger.warning("%s: classifier has %d classes, the model %d: keeping the model's new classifier",
                        path, fc_w.shape[0], target["fc.weight"].shape[0])
         sd = {k: v for k, v in sd.items() if not k.startswith("fc.")}
-    try:
-        result = model.load_state_dict(sd, strict=False)
-    except RuntimeError as e:  # shape mismatches
-        raise CheckpointError(f"{path} ({fmt}): does not match the model: {str(e).splitlines()[-1].strip()}") from None
+    mismatched = _mismatches(sd, target)
+    if mismatched:
+        raise CheckpointError(f"{path} ({fmt}): does not match the model: {len(mismatched)} shape mismatch(es), "
+                              f"e.g. {mismatched[0]}; {fit_hint(whole)}")
+    result = model.load_state_dict(sd, strict=False)
     missing = [k for k in result.missing_keys if not (skip_fc and k.startswith("fc."))]
     if strict and (missing or result.unexpected_keys):
         raise CheckpointError(f"{path} ({fmt}): does not match the model: missing {missing[:5]}"
-                              f"{'...' if len(missing) > 5 else ''}, unexpected {result.unexpected_keys[:5]}")
+                              f"{'...' if len(missing) > 5 else ''}, unexpected {result.unexpected_keys[:5]}; "
+                              f"{fit_hint(whole)}")
     unexpected = set(result.unexpected_keys)
     loaded = sum(1 for k in sd if k in target and k not in unexpected)
     head = (int(fc_w.shape[0]), int(target["fc.weight"].shape[0])) if skip_fc else None

@@ -222,3 +222,66 @@ def test_timm_2d_weights_with_another_head_inflate_into_the_backbone(tmp_path):
     assert torch.equal(model.conv1.weight, inflate_kernel(net2d.conv1.weight, 3, "mean"))
     assert torch.equal(model.layer3[0].conv1.weight, inflate_kernel(net2d.layer3[0].conv1.weight, 3, "mean"))
     assert torch.equal(model.layer4[1].bn2.running_var, net2d.layer4[1].bn2.running_var)
+
+
+# ----------------------------------------------------------------------------- whose keys, not whose wrapper
+def test_pytorchvideo_model_zoo_file_loads_by_its_keys(tmp_path):
+    """PyTorchVideo's model zoo (what ``slow_r50(pretrained=True)`` downloads) stores
+    ``{"model_state": <PyTorchVideo keys>}``; PySlowFast's ``PTVResNet`` stores the same network
+    as ``self.model``, so its keys are ``model.blocks...``. Both are PyTorchVideo weights."""
+    hub = pytest.importorskip("pytorchvideo.models.hub")
+    from rs3d.checkpoint.weights import load_weights
+    from rs3d.models.convert import convert_pytorchvideo_resnet
+
+    torch.manual_seed(0)
+    ptv = hub.slow_r50(pretrained=False, stem_dim_out=16, model_num_class=10)  # the zoo's layout at width 0.25
+    randomize_bn(ptv)
+    expected = convert_pytorchvideo_resnet(ptv.state_dict())
+    zoo = tmp_path / "SLOW_8x8_R50.pyth"
+    torch.save({"model_state": ptv.state_dict()}, zoo)
+    pyslowfast = tmp_path / "checkpoint_epoch_00196.pyth"
+    torch.save({"epoch": 196, "model_state": {"model." + k: v for k, v in ptv.state_dict().items()}}, pyslowfast)
+    for path in (zoo, pyslowfast):
+        model = rs3d.create_model("slow_r50", num_classes=10, width_multiplier=0.25)
+        assert load_pretrained(model, str(path)) == "pytorchvideo"
+        assert all(torch.equal(model.state_dict()[k], v) for k, v in expected.items())
+        model = rs3d.create_model("slow_r50", num_classes=10, width_multiplier=0.25)
+        assert load_weights(model, str(path)) == "pytorchvideo"  # what rs3d-test does with it
+        assert torch.equal(model.fc.weight, expected["fc.weight"])
+
+
+def test_weights_of_another_width_name_the_config_that_fits(tmp_path):
+    """A wider PyTorchVideo slow_r50 (here 0.25, as 1.0 into 0.25 but smaller) into a width-0.125
+    config, an RS-50 into an RS-26 config: the error says which MODEL.ARCH / WIDTH_MULTIPLIER /
+    NUM_CLASSES the file fits."""
+    hub = pytest.importorskip("pytorchvideo.models.hub")
+    from rs3d.checkpoint.weights import load_weights
+    from rs3d.errors import EvaluationError
+
+    ptv = tmp_path / "SLOW_8x8_R50.pyth"
+    torch.save({"model_state": hub.slow_r50(pretrained=False, stem_dim_out=16).state_dict()}, ptv)
+    with pytest.raises(CheckpointError) as e:
+        load_weights(rs3d.create_model("slow_r50", num_classes=400, width_multiplier=0.125), str(ptv))
+    assert "the file fits MODEL.ARCH slow_r50 MODEL.WIDTH_MULTIPLIER 0.25 MODEL.NUM_CLASSES 400" in str(e.value)
+    assert "shape mismatch" in str(e.value) and "\n" not in str(e.value)
+
+    rs50 = tmp_path / "rs50.pyth"
+    torch.save({"model": rs3d.create_model("resnet3d_rs50", num_classes=7, width_multiplier=0.125).state_dict()},
+               rs50)
+    with pytest.raises(EvaluationError, match="fits MODEL.ARCH resnet3d_rs50 MODEL.WIDTH_MULTIPLIER 0.125 "
+                                              "MODEL.NUM_CLASSES 7"):
+        load_weights(rs3d.create_model("resnet3d_rs26", num_classes=7, width_multiplier=0.125), str(rs50))
+    with pytest.raises(EvaluationError, match="fits MODEL.ARCH resnet3d_rs50 MODEL.WIDTH_MULTIPLIER 0.125 "
+                                              "MODEL.NUM_CLASSES 7"):
+        load_weights(rs3d.create_model("resnet3d_rs50", num_classes=7, width_multiplier=0.25), str(rs50))
+    with pytest.raises(CheckpointError, match="fits MODEL.ARCH resnet3d_rs50 MODEL.WIDTH_MULTIPLIER 0.125"):
+        load_pretrained(rs3d.create_model("resnet3d_rs50", num_classes=3, width_multiplier=0.25), str(rs50))
+
+
+def test_weights_no_registered_model_fits_say_what_they_hold():
+    from rs3d.models.convert import fit_hint
+
+    sd = rs3d.create_model("resnet3d_rs26", num_classes=5, width_multiplier=0.125).state_dict()
+    sd["fc.weight"] = torch.zeros(5, 999)
+    hint = fit_hint(sd)
+    assert hint.startswith("no registered MODEL.ARCH fits it") and "depth 26" in hint and "MODEL.NUM_CLASSES 5" in hint
