@@ -247,7 +247,10 @@ class TestDataset(_VideoDataset):
     Item -> ``dict(frames, clip_frames, crop_corners, crop_size, label, index, path, error)``:
 
     - ``frames``: uint8 ``[N, h, w, 3]``, the union of all clips' frames, decoded in one pass and
-      resized once (short side = ``crop_size``);
+      resized once (short side = ``crop_size``); a frame more elongated than
+      ``transforms.WHOLE_FRAME_MAX_ASPECT`` is never resized whole: ``frames`` then holds the
+      views' windows side by side (``[N, S, K*S, 3]``, resampled in the worker), so memory stays
+      that of the views whatever the aspect ratio;
     - ``clip_frames``: int64 ``[num_clips, T]``, positions in ``frames`` of each clip's frames;
     - ``crop_corners``: int64 ``[num_crops, 2]``, (top, left) of each spatial crop;
     - ``resized_hw``: ``(h, w)`` of the resized frames. With ``resize_on_device`` the worker only
@@ -299,13 +302,23 @@ class TestDataset(_VideoDataset):
         """Decoded ``frames`` (frame ``union[i]`` of the video) -> the item's view fields."""
         s = self.crop_size
         tf = self.view_positions == "tf"
+        positions = [np.searchsorted(union, idx) for idx in self.clip_indices(length, fps)]
+        clip_frames = torch.as_tensor(np.stack(positions), dtype=torch.long)
+        if not tf and T.cut_before_resize(frames.shape[1], frames.shape[2], s):
+            # Too elongated to resize whole (T.WHOLE_FRAME_MAX_ASPECT): the views' windows, resized
+            # here, side by side; the views are then cut from them as from resized frames. (The TF
+            # view positions use TF's resize and offsets: those frames are still resized whole.)
+            strip = T.resize_crop_windows(frames, s, self.num_crops)
+            portrait = strip.shape[1] > strip.shape[2]
+            corners = [(k * s, 0) if portrait else (0, k * s) for k in range(self.num_crops)]
+            return dict(frames=strip, clip_frames=clip_frames, resized_hw=tuple(strip.shape[1:3]),
+                        crop_corners=torch.as_tensor(corners, dtype=torch.long).view(-1, 2))
         h, w = (T.short_side_size_tf if tf else T.short_side_size)(frames.shape[1], frames.shape[2], s)
         offsets = (T.crop_offsets_tf if tf else T.crop_offsets)(max(h, w), s, self.num_crops)
         corners = [(off, 0) if h > w else (0, off) for off in offsets]
-        positions = [np.searchsorted(union, idx) for idx in self.clip_indices(length, fps)]
         keep = self.resize_on_device or (h, w) == tuple(frames.shape[1:3])
         return dict(frames=frames.contiguous() if keep else _resize_frames(frames, h, w),
-                    clip_frames=torch.as_tensor(np.stack(positions), dtype=torch.long),
+                    clip_frames=clip_frames,
                     crop_corners=torch.as_tensor(corners, dtype=torch.long).view(-1, 2),
                     resized_hw=(h, w))
 

@@ -243,8 +243,80 @@ def spatial_crops(frames: torch.Tensor, size: int, num_crops: int) -> torch.Tens
 
 
 def short_side_crops(frames: torch.Tensor, size: int, num_crops: int) -> torch.Tensor:
-    """Resize the short side to ``size``, then :func:`spatial_crops`: -> ``[K, 3, T, S, S]``."""
-    return spatial_crops(resize_short_side(frames, size), size, num_crops).contiguous()
+    """Resize the short side to ``size``, then :func:`spatial_crops`: -> ``[K, 3, T, S, S]``.
+
+    A frame too elongated to resize whole (:func:`cut_before_resize`) has each crop's window
+    resized on its own (:func:`resize_crop_windows`), so memory stays that of ``K`` crops."""
+    x = to_tchw(frames)
+    if cut_before_resize(x.shape[-2], x.shape[-1], size):
+        strip = resize_crop_windows(x.permute(0, 2, 3, 1), size, num_crops)  # [T, S, K*S, 3] or [T, K*S, S, 3]
+        return spatial_crops(to_tchw(strip), size, num_crops).contiguous()
+    return spatial_crops(resize_short_side(x, size), size, num_crops).contiguous()
+
+
+# A frame whose long side, once the short side is S, would exceed WHOLE_FRAME_MAX_ASPECT x S is not
+# resized whole before the views are cut: a 100000x16 video at S = 256 would need 1.6 million
+# columns per frame. Up to this aspect ratio (any real camera's) the whole frame is resized, as
+# before; beyond it each view's own window is, so the resized pixels per frame stay
+# max(WHOLE_FRAME_MAX_ASPECT, K) x S^2 whatever the aspect ratio.
+WHOLE_FRAME_MAX_ASPECT = 4
+
+
+def cut_before_resize(height: int, width: int, size: int) -> bool:
+    """Whether a ``height x width`` frame is too elongated to resize whole to short side ``size``."""
+    return max(short_side_size(height, width, size)) > WHOLE_FRAME_MAX_ASPECT * size
+
+
+def resize_crop_windows(frames: torch.Tensor, size: int, num_crops: int, chunk: int = 16) -> torch.Tensor:
+    """The ``num_crops`` views of :func:`crop_offsets`, each resampled from its own source window.
+
+    ``[N, H, W, 3]`` -> ``[N, S, K*S, 3]`` (landscape: crop ``k`` in columns ``k*S..``) or
+    ``[N, K*S, S, 3]`` (portrait). Each view is what resizing the whole frame to short side ``S``
+    and cutting would give: the same filter weights (:func:`aa_weights`, torch's antialiased
+    bilinear), computed only for the view's own output pixels, horizontal pass first and rounded in
+    between as torch's uint8 resize does; the values can differ from it by a level of rounding.
+    Temporaries are those of ``chunk`` frames at a time.
+    """
+    n, height, width = frames.shape[:3]
+    h, w = short_side_size(height, width, size)
+    portrait = h > w
+    rows_full = aa_weights(height, h, 0, h) if not portrait else None
+    cols_full = aa_weights(width, w, 0, w) if portrait else None
+    out = torch.empty((n, size * num_crops, size, 3) if portrait else (n, size, size * num_crops, 3),
+                      dtype=torch.uint8)
+    for k, off in enumerate(crop_offsets(h if portrait else w, size, num_crops)):
+        rows = aa_weights(height, h, off, size) if portrait else rows_full
+        cols = cols_full if portrait else aa_weights(width, w, off, size)
+        target = out[:, k * size:(k + 1) * size] if portrait else out[:, :, k * size:(k + 1) * size]
+        for i in range(0, n, chunk):
+            window = frames[i:i + chunk, rows[1]:rows[2], cols[1]:cols[2]].float()
+            x = torch.einsum("nhwc,sw->nhsc", window, cols[0]).round_().clamp_(0, 255)  # horizontal pass
+            x = torch.einsum("nhsc,rh->nrsc", x, rows[0]).round_().clamp_(0, 255)       # vertical pass
+            target[i:i + chunk] = x.to(torch.uint8)
+    return out
+
+
+def aa_weights(in_size: int, out_size: int, start: int, count: int) -> Tuple[torch.Tensor, int, int]:
+    """Output pixels ``start..start+count`` of torch's antialiased bilinear resize of ``in_size``
+    pixels to ``out_size`` (align_corners=False), as ``(weights [count, hi - lo], lo, hi)``: output
+    ``i`` is ``weights[i - start] @ input[lo:hi]``. The triangle filter, widened by the scale when
+    shrinking, normalised per output pixel, exactly as ``F.interpolate(antialias=True)`` computes it."""
+    scale = in_size / out_size
+    support, inv = (scale, 1.0 / scale) if scale >= 1.0 else (1.0, 1.0)
+    taps = []
+    for i in range(start, start + count):
+        center = scale * (i + 0.5)
+        lo = max(int(center - support + 0.5), 0)
+        hi = min(int(center + support + 0.5), in_size)
+        x = torch.arange(lo, hi, dtype=torch.float64)
+        weight = (1.0 - ((x - center + 0.5) * inv).abs()).clamp_(min=0.0)
+        taps.append((lo, weight / weight.sum()))
+    lo = min(t[0] for t in taps)
+    hi = max(t[0] + len(t[1]) for t in taps)
+    weights = torch.zeros((count, hi - lo), dtype=torch.float64)
+    for row, (first, weight) in enumerate(taps):
+        weights[row, first - lo:first - lo + len(weight)] = weight
+    return weights.float(), lo, hi
 
 
 def cut_views(frames: torch.Tensor, clip_frames: torch.Tensor, crop_corners: torch.Tensor, size: int,
