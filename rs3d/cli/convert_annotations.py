@@ -11,9 +11,11 @@ official files (classInd.txt + trainlist0N.txt + testlist0N.txt; the <class>_tes
 files; labels.json + train.json + validation.json; Charades_v1_classes.txt + Charades_v1_train.csv
 + Charades_v1_test.csv; train.csv + validate.csv [+ test.csv]). UCF101 and HMDB51 give one folder
 per official split (OUT/split1 ...). Each output folder holds {train,val,test}.csv, with paths
-relative to it, and classes.txt: point DATA.PATH_TO_DATA_DIR at it. A listed video that is not
-under --videos is skipped, counted and listed in missing_videos.tsv; --strict stops at the first
-one instead, naming its file and line. Exit status 2 on bad annotations.
+relative to the video folder, video_root.txt naming that folder (so the lists survive a move), and
+classes.txt: point DATA.PATH_TO_DATA_DIR at it. A listed video that is not under --videos is
+skipped, counted and listed in missing_videos.tsv (split, source file:line, video); --strict stops
+at the first one instead, naming its file and line. Everything is checked before anything is
+written; exit status 2 on bad annotations or a missing split file.
 """
 from __future__ import annotations
 

@@ -26,6 +26,7 @@ from typing import Optional, Sequence
 from rs3d.checkpoint import load_model_config
 from rs3d.config import check_data_dir
 from rs3d.data import VideoRecord, read_video_list
+from rs3d.data.video_root import resolve_video_root
 from rs3d.engine.logs import setup_logging
 from rs3d.errors import DataError
 from rs3d.inference.features import extract_from_config
@@ -45,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     src = p.add_mutually_exclusive_group()
     src.add_argument("--csv", default="", help="video list 'path label' per line (default: "
                      "DATA.PATH_TO_DATA_DIR/TEST.SPLIT.csv); relative paths are resolved against "
-                     "DATA.PATH_PREFIX, else the list's folder")
+                     "DATA.PATH_PREFIX, else the folder its video_root.txt names, else the list's folder")
     src.add_argument("--folder", default="", help="every video file under this folder (recursive)")
     p.add_argument("--out", default="", help="output folder (default OUTPUT_DIR/features_LAYER)")
     p.add_argument("--layer", default="res5", help="res2..res5, stem, logits or a module name "
@@ -72,11 +73,11 @@ def _records(cfg, args):
     if args.folder:
         return videos_under(args.folder), args.folder
     if args.csv:
-        root = cfg.DATA.PATH_PREFIX or os.path.dirname(os.path.abspath(args.csv))
+        root = resolve_video_root(os.path.dirname(os.path.abspath(args.csv)), cfg.DATA.PATH_PREFIX)[0]
         path = args.csv
     else:
         check_data_dir(cfg, [cfg.TEST.SPLIT])
-        root = cfg.DATA.PATH_PREFIX or cfg.DATA.PATH_TO_DATA_DIR
+        root = resolve_video_root(cfg.DATA.PATH_TO_DATA_DIR, cfg.DATA.PATH_PREFIX)[0]
         path = os.path.join(cfg.DATA.PATH_TO_DATA_DIR, f"{cfg.TEST.SPLIT}.csv")
     return read_video_list(path, root, cfg.DATA.PATH_LABEL_SEPARATOR, duplicates="drop"), root
 

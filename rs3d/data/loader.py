@@ -21,6 +21,7 @@ from .datasets import TestDataset, TrainDataset, ValDataset
 from .decode import backend_unavailable
 from .flip import flip_label_map, flip_warning
 from .temporal import SAMPLING_MODES, TemporalSampling
+from .video_root import check_some_video_exists, resolve_video_root
 
 logger = logging.getLogger(__name__)
 
@@ -166,13 +167,15 @@ def build_dataset(cfg, split: str, mode: str):
     reason = backend_unavailable(cfg.DATA.DECODING_BACKEND)
     if reason:
         raise DataError(reason)
-    # Relative paths are resolved against PATH_PREFIX, or else the data folder itself (so a
-    # dataset folder can be moved); absolute paths are kept.
+    # Relative paths are resolved against PATH_PREFIX, else the folder the data folder's
+    # video_root.txt names, else the data folder itself (rs3d.data.video_root); absolute paths are kept.
     csv_path = os.path.join(cfg.DATA.PATH_TO_DATA_DIR, f"{split}.csv")
+    root, root_source = resolve_video_root(cfg.DATA.PATH_TO_DATA_DIR, cfg.DATA.PATH_PREFIX)
     records = read_video_list(
-        csv_path, cfg.DATA.PATH_PREFIX or cfg.DATA.PATH_TO_DATA_DIR, cfg.DATA.PATH_LABEL_SEPARATOR,
+        csv_path, root, cfg.DATA.PATH_LABEL_SEPARATOR,
         cfg.MODEL.NUM_CLASSES, multi_label=cfg.DATA.MULTI_LABEL,
         duplicates="keep" if mode == "train" else "drop")  # a test video is counted once
+    check_some_video_exists([r.path for r in records], csv_path, root, root_source)
     names = read_classes(cfg.DATA.PATH_TO_DATA_DIR)
     _check_class_names(records, names, cfg.DATA.PATH_TO_DATA_DIR, csv_path)
     d = cfg.DATA

@@ -28,6 +28,7 @@ from .csv import read_classes, read_video_list
 from .flip import auto_pairs, is_mirror_sensitive, unpaired_sensitive
 from .fps import video_timing
 from .frames import list_frames
+from .video_root import resolve_video_root
 
 COVER = 0.8       # share of the shorter videos' duration one clip spans
 QUANTILE = 0.25   # "the shorter videos": this quantile of the durations
@@ -111,7 +112,7 @@ def own_dataset_overrides(cfg, explicit_keys: Sequence[str] = ()) -> Tuple[List[
         notes.append("sampling: as configured (set in the config or on the command line)")
     else:
         records = read_video_list(os.path.join(d.PATH_TO_DATA_DIR, "train.csv"),
-                                  d.PATH_PREFIX or d.PATH_TO_DATA_DIR, d.PATH_LABEL_SEPARATOR)
+                                  resolve_video_root(d.PATH_TO_DATA_DIR, d.PATH_PREFIX)[0], d.PATH_LABEL_SEPARATOR)
         target, why = choose_target_fps(survey([r.path for r in records], d.FRAME_FOLDER_FPS),
                                         d.NUM_FRAMES, d.SAMPLING_RATE)
         if target is not None:

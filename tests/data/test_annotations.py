@@ -10,7 +10,10 @@ from rs3d.cli.convert_annotations import main as cli_main
 from rs3d.data.annotations import (convert_charades, convert_hmdb51, convert_kinetics, convert_ssv2,
                                    convert_ucf101)
 from rs3d.data.csv import read_classes, read_video_list
+from rs3d.data.video_root import resolve_video_root
 from rs3d.errors import DataError
+
+REPO = __import__("pathlib").Path(__file__).resolve().parents[2]
 
 
 def touch(root, *relative):
@@ -21,9 +24,10 @@ def touch(root, *relative):
 
 
 def listed(folder, split, root, multi_label=False, num_classes=None):
-    """(path relative to ``root/videos``, label) of a written list, checking each path exists."""
-    records = read_video_list(str(folder / f"{split}.csv"), str(folder), num_classes=num_classes,
-                              multi_label=multi_label)
+    """(path relative to ``root/videos``, label) of a written list, checking each path exists
+    (relative paths resolved as the loader does: against the folder video_root.txt names)."""
+    records = read_video_list(str(folder / f"{split}.csv"), resolve_video_root(str(folder))[0],
+                              num_classes=num_classes, multi_label=multi_label)
     assert all(os.path.exists(r.path) for r in records)
     out = []
     for r in records:
@@ -75,7 +79,8 @@ def test_ucf101_missing_video_is_skipped_and_counted_or_an_error_when_strict(ucf
     summary = convert_ucf101(str(ann), str(root / "videos"), str(root / "out"), splits=(1,))
     assert summary["split1"]["splits"]["test"] == {"videos": 2, "missing": 1}
     tsv = (root / "out" / "split1" / "missing_videos.tsv").read_text().splitlines()
-    assert tsv[0] == "source\tvideo" and tsv[1:] == [f"{ann / 'testlist01.txt'}:2\t{UCF_TEST[1]}"] * 2  # val, test
+    # One row per annotation line, with the splits it feeds (testlist01 is both val and test).
+    assert tsv == ["split\tsource\tvideo", f"val,test\t{ann / 'testlist01.txt'}:2\t{UCF_TEST[1]}"]
     with pytest.raises(DataError) as e:
         convert_ucf101(str(ann), str(root / "videos"), str(root / "out2"), splits=(1,), strict=True)
     assert one_line(e) == f"{ann / 'testlist01.txt'}:2: {UCF_TEST[1]} not found under {root / 'videos'}"
@@ -212,7 +217,7 @@ def test_charades_actions_to_multi_label_lists(charades):
     out = root / "out"
     assert read_classes(str(out)) == ["Holding some clothes", "Putting clothes somewhere",
                                       "Taking some clothes from somewhere"]
-    assert (out / "train.csv").read_text().splitlines() == ["../videos/46GP8.mp4 0,2", "../videos/N11GT.mp4 -"]
+    assert (out / "train.csv").read_text().splitlines() == ["46GP8.mp4 0,2", "N11GT.mp4 -"]
     assert listed(out, "train", root, multi_label=True, num_classes=3) == [("46GP8.mp4", [0, 2]), ("N11GT.mp4", [])]
     assert listed(out, "test", root, multi_label=True, num_classes=3) == [("YSKX3.mp4", [0])]
 
@@ -266,7 +271,7 @@ def test_kinetics_csvs_to_rs3d_lists_missing_clips_counted(kinetics, caplog):
     assert listed(out, "val", root) == listed(out, "test", root) == val
     assert summary["splits"]["train"] == {"videos": 3, "missing": 1}
     assert (out / "missing_videos.tsv").read_text().splitlines()[1] == \
-        f"{ann / 'train.csv'}:5\tmissingVid1_000000_000010"
+        f"train\t{ann / 'train.csv'}:5\tmissingVid1_000000_000010"
     assert f"{ann / 'train.csv'}: 1 listed video(s) not found" in caplog.text
 
 
@@ -290,3 +295,102 @@ def test_command_writes_lists_and_reports_bad_input_in_one_line(ucf, capsys):
                      "--splits", "1", "--strict"]) == 2
     err = capsys.readouterr().err.strip()
     assert err == f"error: {ann / 'testlist01.txt'}:3: {UCF_TEST[2]} not found under {root / 'videos'}"
+
+
+# ----------------------------------------------------------------------------- moves, reports, all or nothing
+def _cfg(data_dir, **keys):
+    from rs3d.config import get_cfg
+
+    cfg = get_cfg()
+    cfg.DATA.PATH_TO_DATA_DIR = str(data_dir)
+    cfg.MODEL.NUM_CLASSES = 3
+    for k, v in keys.items():
+        setattr(cfg.DATA, k, v)
+    return cfg
+
+
+def test_lists_survive_a_move_of_the_output_folder_or_of_videos_and_lists_together(ucf):
+    """The lists are relative to the video folder, which video_root.txt names (absolute, then
+    relative to the lists): moving the output folder alone, or the whole tree, keeps every path."""
+    import shutil
+
+    from rs3d.data import build_dataset
+
+    root, ann = ucf
+    (root / "tree").mkdir()
+    shutil.move(str(root / "videos"), str(root / "tree" / "videos"))  # tree/videos, tree/out
+    convert_ucf101(str(ann), str(root / "tree" / "videos"), str(root / "tree" / "out"), splits=(1,))
+    expected = [(v, i - 1) for v, i in UCF_TRAIN.items()]
+    moved = root / "elsewhere" / "deeper" / "split1"
+    shutil.move(str(root / "tree" / "out" / "split1"), str(moved))  # the lists alone
+    assert listed(moved, "train", root / "tree") == expected
+    assert all(os.path.isfile(r.path) for r in build_dataset(_cfg(moved), "train", "train").records)
+    shutil.move(str(moved), str(root / "tree" / "out" / "split1"))
+    shutil.move(str(root / "tree"), str(root / "copied_tree"))  # videos and lists together
+    ds = build_dataset(_cfg(root / "copied_tree" / "out" / "split1"), "train", "train")
+    assert [os.path.relpath(r.path, root / "copied_tree" / "videos") for r in ds.records] == list(UCF_TRAIN)
+    assert all(os.path.isfile(r.path) for r in ds.records)
+
+
+def test_a_list_none_of_whose_videos_exists_is_one_line_and_exit_2(ucf, tmp_path, capsys):
+    """Videos moved away from both places video_root.txt names: training stops at start-up with
+    one line naming the list, the root and the key to set (it ended in a DataLoader traceback)."""
+    import shutil
+
+    from rs3d.cli.train import main as train_main
+
+    root, ann = ucf
+    convert_ucf101(str(ann), str(root / "videos"), str(root / "out"), splits=(1,))
+    shutil.move(str(root / "videos"), str(root / "moved_videos"))
+    data = root / "out" / "split1"
+    argv = ["--cfg", str(REPO / "configs" / "demo.yaml"), "DATA.PATH_TO_DATA_DIR", str(data),
+            "MODEL.NUM_CLASSES", "3", "OUTPUT_DIR", str(tmp_path / "run"), "DEVICE", "cpu",
+            "DATA_LOADER.NUM_WORKERS", "0", "TRAIN.EVAL_PERIOD", "0"]
+    assert train_main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {data / 'train.csv'}: none of its 4 videos exists")
+    assert "video_root.txt" in err[0] and "DATA.PATH_PREFIX" in err[0]
+    # The key it names fixes it.
+    ds_cfg = _cfg(data, PATH_PREFIX=str(root / "moved_videos"))
+    from rs3d.data import build_dataset
+
+    assert all(os.path.isfile(r.path) for r in build_dataset(ds_cfg, "train", "train").records)
+
+
+def test_kinetics_test_list_taken_from_validate_is_said_so(kinetics, caplog):
+    root, ann = kinetics
+    summary = convert_kinetics(str(ann), str(root / "videos"), str(root / "out"))
+    assert summary["splits"]["test"]["source"] == "validate.csv"
+    assert f"{ann / 'test.csv'} has no label column" in caplog.text and "validation videos" in caplog.text
+    os.remove(ann / "test.csv")
+    caplog.clear()
+    assert convert_kinetics(str(ann), str(root / "videos"), str(root / "o2"))["splits"]["test"]["source"] == \
+        "validate.csv"
+    assert f"{ann / 'test.csv'} does not exist" in caplog.text
+    (ann / "test.csv").write_text("label,youtube_id,time_start,time_end,split\n"
+                                  "abseiling,---QUuC4vJs,84,94,test\n")
+    caplog.clear()
+    assert convert_kinetics(str(ann), str(root / "videos"), str(root / "o3"))["splits"]["test"]["source"] == \
+        "test.csv"
+    assert "test.csv lists the validation videos" not in caplog.text
+
+
+@pytest.mark.parametrize("damage", ["third split asked for", "bad line in split 2", "split 2 all missing"])
+def test_nothing_is_written_before_an_error(ucf, damage, capsys):
+    """UCF101 with the default --splits 1 2 3 but two split files: nothing is written (it wrote
+    split1 and split2, then failed on the third); the same for any error in a later split."""
+    root, ann = ucf
+    argv = ["ucf101", str(ann), "--videos", str(root / "videos"), "--out", str(root / "out")]
+    if damage == "bad line in split 2":
+        (ann / "testlist02.txt").write_text("YoYo/v_YoYo_g01_c01.avi extra\n")
+        argv += ["--splits", "1", "2"]
+    elif damage == "split 2 all missing":
+        (ann / "trainlist02.txt").write_text("YoYo/v_YoYo_g99_c01.avi 3\n")
+        argv += ["--splits", "1", "2"]
+    assert cli_main(argv) == 2
+    # The error is one line, the last (warnings about missing videos may come before it).
+    err = [line for line in capsys.readouterr().err.strip().splitlines() if line.startswith("error: ")]
+    assert len(err) == 1, err
+    if damage == "third split asked for":
+        assert "trainlist03.txt: annotation file not found" in err[0] and "--splits" in err[0]
+    assert not (root / "out").exists()

@@ -1,9 +1,13 @@
 """What every converter shares: finding the listed videos, and writing rs3d's lists.
 
 Output (``write_dataset``): ``{split}.csv`` with one ``path label`` line per video (the path
-relative to the CSV's folder, so the folder and the videos can move together; multi-label lists
-write ``path 3,17,42`` or ``path -``), ``classes.txt`` (line i = the name of label i), and, when
-videos were missing, ``missing_videos.tsv`` (``file:line`` of the annotation, the video it names).
+relative to the video folder; multi-label lists write ``path 3,17,42`` or ``path -``),
+``video_root.txt`` naming that folder (absolute, then relative to the output folder: the lists
+survive a move of the output folder alone or of both together; ``rs3d.data.video_root``),
+``classes.txt`` (line i = the name of label i), and, when videos were missing,
+``missing_videos.tsv`` (``split``, ``source`` = ``file:line`` of the annotation, ``video``; one
+row per annotation line, its splits joined by commas when one line feeds several).
+Everything is checked before anything is written: a converter that fails writes nothing.
 
 A listed video that is not under the video folder is skipped and counted (Kinetics downloads
 always miss some); one warning per annotation file gives the count and the first ``file:line``.
@@ -19,6 +23,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from ...errors import DataError
 from ...io import atomic_write_text
+from ..video_root import VIDEO_ROOT_FILE, video_root_lines
 
 logger = logging.getLogger(__name__)
 
@@ -121,35 +126,58 @@ def label_field(classes: Sequence[int]) -> str:
     return ",".join(str(c) for c in sorted(set(classes))) if classes else "-"
 
 
-def write_dataset(out_dir: str, collector: Collector, classes: Sequence[str],
-                  order: Sequence[str] = ("train", "val", "test")) -> dict:
-    """Write the splits, ``classes.txt`` and ``missing_videos.tsv``; returns a summary dict
-    ``{"out": dir, "classes": K, "splits": {name: {"videos": n, "missing": m}}}``."""
-    os.makedirs(out_dir, exist_ok=True)
+def check_dataset(collector: Collector, classes: Sequence[str]) -> None:
+    """What ``write_dataset`` would refuse, raised before anything is written."""
     for i, name in enumerate(classes, start=1):
         if not name.strip() or "\n" in name:
             raise DataError(f"class {i} has an empty or multi-line name {name!r}")
-    _write_atomic(os.path.join(out_dir, "classes.txt"), classes)
-    summary = {"out": out_dir, "classes": len(classes), "splits": {}}
-    missing_lines = []
-    for name in list(order) + [n for n in collector.splits if n not in order]:
-        s = collector.splits.get(name)
-        if s is None:
-            continue
+    for name, s in collector.splits.items():
         if not s.rows:
             raise DataError(f"{name} split: none of its {len(s.missing)} listed videos was found under "
                             f"{collector.videos.root} (first: {s.missing[0][0]}: {s.missing[0][1]})"
                             if s.missing else f"{name} split: no videos listed")
+
+
+def write_dataset(out_dir: str, collector: Collector, classes: Sequence[str],
+                  order: Sequence[str] = ("train", "val", "test"),
+                  sources: Optional[Dict[str, str]] = None) -> dict:
+    """Check, then write the splits, ``video_root.txt``, ``classes.txt`` and ``missing_videos.tsv``;
+    returns a summary dict ``{"out": dir, "video_root": folder, "classes": K, "splits": {name:
+    {"videos": n, "missing": m[, "source": file]}}}`` (``sources``: the annotation file of a split,
+    where it is not the obvious one)."""
+    check_dataset(collector, classes)
+    root = collector.videos.root
+    os.makedirs(out_dir, exist_ok=True)
+    _write_atomic(os.path.join(out_dir, "classes.txt"), classes)
+    _write_atomic(os.path.join(out_dir, VIDEO_ROOT_FILE), video_root_lines(root, out_dir))
+    summary = {"out": out_dir, "video_root": root, "classes": len(classes), "splits": {}}
+    missing: Dict[Tuple[str, str], List[str]] = {}  # (file:line, video) -> splits, in order
+    for name in list(order) + [n for n in collector.splits if n not in order]:
+        s = collector.splits.get(name)
+        if s is None:
+            continue
         _write_atomic(os.path.join(out_dir, f"{name}.csv"),
-                      (f"{os.path.relpath(path, out_dir)} {label}" for path, label in s.rows))
-        missing_lines += [f"{where}\t{video}" for where, video in s.missing]
+                      (f"{os.path.relpath(path, root)} {label}" for path, label in s.rows))
+        for where, video in s.missing:
+            missing.setdefault((where, video), []).append(name)
         summary["splits"][name] = {"videos": len(s.rows), "missing": len(s.missing)}
+        if sources and name in sources:
+            summary["splits"][name]["source"] = sources[name]
     report = os.path.join(out_dir, "missing_videos.tsv")
-    if missing_lines:
-        _write_atomic(report, ["source\tvideo"] + missing_lines)
+    if missing:
+        _write_atomic(report, ["split\tsource\tvideo"] +
+                      [f"{','.join(splits)}\t{where}\t{video}" for (where, video), splits in missing.items()])
     elif os.path.exists(report):
         os.remove(report)  # from an earlier run with fewer videos
     return summary
+
+
+def write_official_splits(out: str, collectors: Dict[int, Collector], classes: Sequence[str]) -> dict:
+    """``out/split{N}/`` for each official split (UCF101, HMDB51), every split checked before any
+    is written; returns ``{"split1": summary, ...}``."""
+    for collector in collectors.values():
+        check_dataset(collector, classes)
+    return {f"split{n}": write_dataset(os.path.join(out, f"split{n}"), c, classes) for n, c in collectors.items()}
 
 
 def read_lines(path: str) -> List[Tuple[int, str]]:

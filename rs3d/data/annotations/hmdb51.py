@@ -13,7 +13,7 @@ import re
 from typing import Dict, Sequence
 
 from ...errors import DataError
-from .common import Collector, VideoIndex, read_lines, write_dataset
+from .common import Collector, VideoIndex, read_lines, write_official_splits
 
 _SPLIT_FILE = re.compile(r"^(?P<cls>.+)_test_split(?P<n>\d+)\.txt$")
 
@@ -44,9 +44,9 @@ def convert_hmdb51(annotations: str, videos: str, out: str, splits: Sequence[int
             other = sorted(set(files[n]) ^ set(classes))
             raise DataError(f"{annotations}: split {n} has other classes than split {min(files)} (e.g. {other[:3]})")
     index = VideoIndex(videos)
-    result = {}
+    collectors = {}
     for n in splits:
-        collector = Collector(index, strict)
+        collector = collectors[n] = Collector(index, strict)
         for label, cls in enumerate(classes):
             path = files[n][cls]
             before = {s: len(collector.split(s).missing) for s in ("train", "test")}
@@ -63,5 +63,4 @@ def convert_hmdb51(annotations: str, videos: str, out: str, splits: Sequence[int
                     collector.add(split, where, found, relative, str(label))
             for s in ("train", "test"):
                 collector.warn_missing(path, before[s], s)
-        result[f"split{n}"] = write_dataset(os.path.join(out, f"split{n}"), collector, classes)
-    return result
+    return write_official_splits(out, collectors, classes)

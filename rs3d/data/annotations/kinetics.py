@@ -8,17 +8,20 @@ validation or test class not among them is an error naming ``file:line``.
 A clip is found as ``<youtube_id>_<start:06d>_<end:06d>`` (the name the common download scripts
 give it), else as ``<youtube_id>``, with any container, anywhere under the video folder (the
 class folder of the label is preferred when a name is found twice). Writes ``train.csv``
-(train), ``val.csv`` (validate) and ``test.csv`` (test when it has labels, else validate) and
-``classes.txt``.
+(train), ``val.csv`` (validate) and ``test.csv`` (test when it has labels, else validate: a
+warning says so, and the summary's ``test`` split names its ``source``) and ``classes.txt``.
 """
 from __future__ import annotations
 
 import csv
+import logging
 import os
 from typing import Dict, List, Optional, Tuple
 
 from ...errors import DataError
 from .common import Collector, VideoIndex, write_dataset
+
+logger = logging.getLogger(__name__)
 
 _SOURCES = (("train.csv", "train"), ("validate.csv", "val"), ("test.csv", "test"))
 
@@ -58,6 +61,11 @@ def convert_kinetics(annotations: str, videos: str, out: str, strict: bool = Fal
     index = VideoIndex(videos)
     collector = Collector(index, strict)
     test_source: Optional[str] = "test" if "test" in read and read["test"][1] else None
+    if test_source is None:
+        why = ("has no label column (Kinetics does not publish test labels)" if "test" in read
+               else "does not exist")
+        logger.warning("%s %s: test.csv lists the validation videos (%s), where Kinetics results are "
+                       "reported", files["test"], why, os.path.basename(files["val"]))
     plan = [("train", ("train",)), ("val", ("val",) if test_source else ("val", "test"))]
     if test_source:
         plan.append(("test", ("test",)))
@@ -79,4 +87,5 @@ def convert_kinetics(annotations: str, videos: str, out: str, strict: bool = Fal
             for split in splits:
                 collector.add(split, where, found, stem, str(lookup[name]))
         collector.warn_missing(path, before, splits[-1])
-    return write_dataset(out, collector, classes)
+    sources = {"test": os.path.basename(files["val"] if test_source is None else files["test"])}
+    return write_dataset(out, collector, classes, sources=sources)

@@ -16,7 +16,7 @@ import os
 from typing import Dict, List, Sequence
 
 from ...errors import DataError
-from .common import Collector, VideoIndex, read_lines, write_dataset
+from .common import Collector, VideoIndex, read_lines, write_official_splits
 
 
 def read_class_index(path: str) -> List[str]:
@@ -49,10 +49,15 @@ def convert_ucf101(annotations: str, videos: str, out: str, splits: Sequence[int
     """Write ``out/split{N}/`` for every N in ``splits``; returns ``{"split1": summary, ...}``."""
     classes = read_class_index(os.path.join(annotations, "classInd.txt"))
     lookup = {name: i for i, name in enumerate(classes)}
+    for n in splits:  # every file of every split asked for, before any is read or written
+        for name in (f"trainlist0{n}.txt", f"testlist0{n}.txt"):
+            if not os.path.isfile(os.path.join(annotations, name)):
+                raise DataError(f"{os.path.join(annotations, name)}: annotation file not found (split {n}; "
+                                f"--splits chooses the splits to write)")
     index = VideoIndex(videos)
-    result = {}
+    collectors = {}
     for n in splits:
-        collector = Collector(index, strict)
+        collector = collectors[n] = Collector(index, strict)
         train = os.path.join(annotations, f"trainlist0{n}.txt")
         for lineno, text in read_lines(train):
             where = f"{train}:{lineno}"
@@ -76,5 +81,4 @@ def convert_ucf101(annotations: str, videos: str, out: str, splits: Sequence[int
             for split in ("val", "test"):
                 collector.add(split, where, found, parts[0], str(label))
         collector.warn_missing(test, 0, "test")
-        result[f"split{n}"] = write_dataset(os.path.join(out, f"split{n}"), collector, classes)
-    return result
+    return write_official_splits(out, collectors, classes)
