@@ -1,6 +1,6 @@
 """What README.md and docs/*.md tell a user to run exists and parses.
 
-Every ``configs/...`` path they name exists; every command line they show (``rs3d-*``,
+Every ``configs/...`` path and every ``tests/...`` test they cite exists; every command line they show (``rs3d-*``,
 ``python -m rs3d...``, ``tools/...``, under ``torchrun`` or not) names a command that exists, its
 arguments pass the command's own argument parser (parsed, nothing run), and the ``KEY VALUE``
 overrides on it load with the config it names. ``make TARGET`` names a Makefile target.
@@ -25,6 +25,7 @@ DOCS = sorted([ROOT / "README.md", *(ROOT / "docs").glob("*.md")])
 
 # "configs/..." not preceded by a path (official/vision/configs/... is the TF Model Garden's).
 _CONFIG_REF = re.compile(r"(?<![\w/.-])configs/[\w./{},*-]*[\w}*]")
+_TEST_REF = re.compile(r"(?<![\w/.-])(tests/[\w/.-]+\.py)(?:::(\w+))?")
 _TOOLS_REF = re.compile(r"(?<![\w/.-])tools/[\w.-]+\.(?:py|sh)")
 _FENCE = re.compile(r"```[^\n]*\n(.*?)```", re.S)
 _INLINE = re.compile(r"(?<!`)`([^`\n]+)`(?!`)")
@@ -68,6 +69,15 @@ def tools_references() -> list:
     for doc in DOCS:
         text = doc.read_text()
         out += [(_where(doc, text, m.start()), m.group(0)) for m in _TOOLS_REF.finditer(text)]
+    return out
+
+
+def cited_tests() -> list:
+    """(doc:line, test file, test name or None) for every tests/....py[::name] the docs cite."""
+    out = []
+    for doc in DOCS:
+        text = doc.read_text()
+        out += [(_where(doc, text, m.start()), m.group(1), m.group(2)) for m in _TEST_REF.finditer(text)]
     return out
 
 
@@ -182,6 +192,7 @@ def _config_arg(argv: list):
     return None
 
 
+TEST_REFS = cited_tests()
 CONFIG_REFS = config_references()
 TOOLS_REFS = tools_references()
 COMMANDS = command_lines()
@@ -191,7 +202,7 @@ def test_the_docs_show_commands_and_configs():
     """The extraction finds what is there (guards against a test that checks nothing)."""
     shown = {c for _, c, _ in COMMANDS}
     assert {"rs3d-train", "rs3d-test", "rs3d-predict", "rs3d-convert-annotations"} <= shown, shown
-    assert len(COMMANDS) > 40 and len(CONFIG_REFS) > 20
+    assert len(COMMANDS) > 40 and len(CONFIG_REFS) > 20 and len(TEST_REFS) > 5
     assert ("README.md", "configs/k400_rs50.yaml") in {(w.split(":")[0], p) for w, p in CONFIG_REFS}
 
 
@@ -204,6 +215,14 @@ def test_every_named_config_exists(where, path):
 @pytest.mark.parametrize("where, path", TOOLS_REFS, ids=[f"{w} {p}" for w, p in TOOLS_REFS])
 def test_every_named_tools_file_exists(where, path):
     assert (ROOT / path).is_file(), f"{where}: {path} does not exist"
+
+
+@pytest.mark.parametrize("where, path, name", TEST_REFS, ids=[f"{w} {p} {n or ''}" for w, p, n in TEST_REFS])
+def test_every_cited_test_exists(where, path, name):
+    """A figure or a fault row that cites a test must cite one that is there to rerun."""
+    assert (ROOT / path).is_file(), f"{where}: {path} does not exist"
+    if name:
+        assert re.search(rf"^def {name}\(", (ROOT / path).read_text(), re.M), f"{where}: no test {name} in {path}"
 
 
 def _expand_globs(argv: list) -> list:
