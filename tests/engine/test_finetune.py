@@ -184,14 +184,13 @@ def test_a_resumed_run_keeps_its_stages_frozen(synthetic_dataset, tmp_path, sour
 
 
 @pytest.mark.parametrize("key,value,match", [
-    ("TRAIN.FREEZE_STAGES", 6, r"TRAIN.FREEZE_STAGES must be in 0..5"),
+    ("TRAIN.FREEZE_STAGES", 6, r"TRAIN.FREEZE_STAGES must be in \[0, 5\]"),
     ("SOLVER.LAYER_DECAY", 0.0, r"SOLVER.LAYER_DECAY must be in \(0, 1\]"),
     ("SOLVER.HEAD_LR_MULT", -1.0, r"SOLVER.HEAD_LR_MULT must be >= 0"),
 ])
 def test_bad_fine_tuning_values_name_the_key(key, value, match):
-    cfg = load_config(None, [key, str(value)])
-    with pytest.raises(ConfigError, match=match):
-        FinetuneOptions.from_cfg(cfg)
+    with pytest.raises(ConfigError, match=match):  # load_config's range check, before any model
+        FinetuneOptions.from_cfg(load_config(None, [key, str(value)]))
 
 
 def test_the_fine_tuning_line_is_printed_only_when_fine_tuning(synthetic_dataset, tmp_path, source, caplog):
