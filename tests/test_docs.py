@@ -16,8 +16,8 @@ import shlex
 from pathlib import Path
 
 import pytest
-
 from helpers import load_tool
+
 from rs3d.config import get_cfg, load_config
 
 ROOT = Path(__file__).resolve().parents[1]

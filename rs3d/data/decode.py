@@ -27,11 +27,11 @@ from ..errors import DecodeError
 from .video import decord_reader, torchcodec_reader
 from .video.crop_scale import CropScale
 from .video.file_kind import unreadable_reason
-from .video.selection import IndexFn
 from .video.guard import run_with_timeout
 from .video.probe import BACKENDS, backend_unavailable, has_open_gop, probe_open_gop, video_info
 from .video.pyav_reader import read as _pyav_read
 from .video.sampling import center_clip_start, clip_indices, random_clip_start, uniform_clip_starts
+from .video.selection import IndexFn
 
 __all__ = [
     "BACKENDS", "CropScale", "DecodeError", "IndexFn", "backend_unavailable", "center_clip_start", "clip_indices",

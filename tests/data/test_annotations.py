@@ -7,8 +7,7 @@ import os
 import pytest
 
 from rs3d.cli.convert_annotations import main as cli_main
-from rs3d.data.annotations import (convert_charades, convert_hmdb51, convert_kinetics, convert_ssv2,
-                                   convert_ucf101)
+from rs3d.data.annotations import convert_charades, convert_hmdb51, convert_kinetics, convert_ssv2, convert_ucf101
 from rs3d.data.csv import read_classes, read_video_list
 from rs3d.data.video_root import resolve_video_root
 from rs3d.errors import DataError

@@ -7,7 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rs3d.data import build_dataset, datasets, decode as D, num_views, prepare_views, views_of
+from rs3d.data import build_dataset, datasets, num_views, prepare_views, views_of
+from rs3d.data import decode as D
 from rs3d.data.csv import VideoRecord
 from rs3d.data.datasets import TestDataset, TrainDataset, ValDataset
 

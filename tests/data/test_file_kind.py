@@ -8,8 +8,8 @@ import pytest
 
 from rs3d.data import decode as D
 from rs3d.data.csv import VideoRecord
-from rs3d.data.fps import video_fps
 from rs3d.data.datasets import TestDataset
+from rs3d.data.fps import video_fps
 from rs3d.data.video.file_kind import unreadable_reason
 from rs3d.inference import timeline
 

@@ -7,11 +7,11 @@ import time
 import types
 
 import pytest
-
-from rs3d.config import load_config
-from rs3d.cli.sweep_measure import main
-from rs3d.sweep.measure import measure_point
 from helpers import ROOT as REPO
+
+from rs3d.cli.sweep_measure import main
+from rs3d.config import load_config
+from rs3d.sweep.measure import measure_point
 
 DEMO = str(REPO / "configs" / "demo.yaml")
 
