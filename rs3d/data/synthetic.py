@@ -181,10 +181,11 @@ def _video_spec(seed: int, split: str, i: int, label: int, short_fraction: float
                 min_len: int, max_len: int, short_len: Sequence[int], num_classes: int) -> dict:
     rng = np.random.default_rng([seed, {"train": 0, "val": 1, "test": 2}.get(split, 3), i])
     h, w = SIZES[int(rng.integers(len(SIZES)))]
-    # The container cycles over a class's own videos (i // num_classes), so every class comes in
-    # every format: with ``i % len(FORMATS)`` and 4 classes each class had one format, and a model
-    # could name the class from the codec's artefacts instead of the motion.
-    ext, codec, opts = FORMATS[(i // num_classes) % len(FORMATS)]
+    # The container cycles over a class's own videos (the k-th video of class c takes format k + c),
+    # so every class comes in every format and a split of fewer videos per class than formats still
+    # holds them all. With ``i % len(FORMATS)`` and 4 classes each class had a single format, and a
+    # model could name the class from the codec's artefacts instead of the motion.
+    ext, codec, opts = FORMATS[(i // num_classes + label) % len(FORMATS)]
     length = (int(rng.integers(short_len[0], short_len[1] + 1)) if rng.random() < short_fraction
               else int(rng.integers(min_len, max_len + 1)))
     return dict(rng=rng, height=h, width=w, length=length, fps=FPS[int(rng.integers(len(FPS)))],
