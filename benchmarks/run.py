@@ -10,6 +10,7 @@ Run from the repository root (``benchmarks/`` is a folder of the checkout, not i
     python -m benchmarks loader --videos 12 --workers 2 --json loader.json   # the loader benchmark alone
     python -m benchmarks worker-split --num-videos 4 --rounds 6              # decode vs augmentation per clip
     python -m benchmarks clips --json clips.json    # training clips per CPU core, every lever
+    python -m benchmarks manifest --videos 200 --json manifest.json   # rs3d-manifest videos per CPU-s
     python -m benchmarks estimate --mfu 0.4 --peak-tflops 989 --clips-json clips.json
 
 Every speed comparison is measured in one run, contenders interleaved (A, B, A, B, ...), medians
@@ -34,6 +35,7 @@ from rs3d.data import decode as D
 from rs3d.errors import ConfigError, DataError
 
 from . import loader as loader_benchmark
+from . import manifest as manifest_benchmark
 from . import measure, train_clips
 from .decoders import BACKENDS, run_compare_in_child
 from .e2e import run_e2e
@@ -311,6 +313,20 @@ def cmd_clips(args) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- manifest
+def cmd_manifest(args) -> int:
+    env = measure.environment(torch.device("cpu"), ("av",))
+    print(_header(env, _command(args.argv)))
+    res = manifest_benchmark.run(args.cache_dir, num_videos=args.videos, rounds=args.rounds,
+                                 build_rounds=args.build_rounds)
+    print(f"{res['videos']} Kinetics-named videos ({res['distinct_files']} distinct 256x340 10 s H.264 files, "
+          f"{res['mean_file_mb']:.2f} MB each on average, page cache warm), one thread, median of "
+          f"{res['rounds']} interleaved rounds")
+    print(manifest_benchmark.format_table(res))
+    _write_json(args.json, {"benchmark": "manifest", "command": _command(args.argv), **env, **res})
+    return 0
+
+
 # ----------------------------------------------------------------------------- estimate
 def estimate(gflops_per_clip: float, clips: int, epochs: int, mfu: float, peak_tflops: float) -> dict:
     """GPU-hours from FLOPs: clips x epochs x GFLOPs x 2 x 3 / (MFU x peak)."""
@@ -419,6 +435,13 @@ def build_parser() -> argparse.ArgumentParser:
                         + " ".join(LOADER_DEFAULT_ARGS) + ")")
     d.set_defaults(fn=cmd_data)
 
+    mf = sub.add_parser("manifest", help="rs3d-manifest build: videos per CPU-second vs a plain probe and "
+                                         "whole-file hashing; the 250k-video projection (benchmarks/manifest.py)")
+    mf.add_argument("--videos", type=int, default=200, help="videos listed (links to 4 distinct files)")
+    mf.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the per-video contenders")
+    mf.add_argument("--build-rounds", type=int, default=3, help="whole builds timed (median reported)")
+    mf.set_defaults(fn=cmd_manifest)
+
     c = sub.add_parser("clips", help="training clips per CPU core: the default loader path, each lever, the "
                                      "best combination, PyTorchVideo's decord loader (benchmarks/train_clips.py)")
     c.add_argument("--num-kinetics", type=int, default=4, help="distinct Kinetics-like files (30/25/30/24 fps)")
@@ -457,14 +480,14 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--backend", default="decord", choices=list(D.BACKENDS))
     w.set_defaults(fn=cmd_worker_split)
 
-    for sp in (m, o, e, d, c, s, w):
+    for sp in (m, o, e, d, c, mf, s, w):
         sp.add_argument("--json", help="write the results here")
-        if sp not in (s, d, c):
+        if sp not in (s, d, c, mf):
             sp.add_argument("--device", default="", help="cpu, cuda, cuda:1 (default: cuda if available)")
             sp.add_argument("--threads", type=int, default=0,
                             help="torch CPU threads (0 = torch's default); on a CPU shared with other "
                                  "jobs, 1 avoids OpenMP threads spinning against each other")
-        if sp in (e, d, c, w):
+        if sp in (e, d, c, mf, w):
             sp.add_argument("--cache-dir", default=DEFAULT_CACHE, help="generated videos are kept here")
     return p
 

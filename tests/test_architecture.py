@@ -27,7 +27,7 @@ RANKS = (
     ("rs3d",),                       # the facade: rs3d.create_model, rs3d.__version__
     ("rs3d.data.video",),            # video file -> frames exactly as ffmpeg shows them
     ("rs3d.data",),                  # lists, datasets, transforms, loaders, class names
-    ("rs3d.config",),                # defaults, loading, validation
+    ("rs3d.config", "rs3d.manifest"),  # defaults, loading, validation; dataset manifests, fingerprints
     ("rs3d.checkpoint",),            # checkpoint files: save, load, newest good, the weights to use
     ("rs3d.engine",),                # training: state, loop, validation, EMA, optimizer, distributed
     ("rs3d.inference",),             # using a trained model: load, views, predict, features, timeline

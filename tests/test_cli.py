@@ -10,7 +10,6 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
-
 from helpers import load_tool
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,6 +27,7 @@ COMMANDS = {
     "rs3d-sweep": "rs3d.cli.sweep",
     "rs3d-convert-annotations": "rs3d.cli.convert_annotations",
     "rs3d-make-directions": "rs3d.cli.make_directions",
+    "rs3d-manifest": "rs3d.cli.manifest",
     "rs3d-timeline": "rs3d.cli.timeline",
     "rs3d-export": "rs3d.cli.export",
 }
@@ -90,6 +90,8 @@ MISTAKES = {
     "rs3d-convert-annotations": (lambda tmp: ["ucf101", str(tmp / "nowhere"), "--videos", str(tmp / "nowhere"),
                                               "--out", str(tmp / "o")], "nowhere"),
     "rs3d-make-directions": (lambda tmp: ["--out", str(tmp / "s"), "--num-classes", "1"], "num_classes"),
+    "rs3d-manifest": (lambda tmp: ["build", str(tmp / "nowhere"), "--out", str(tmp / "o")],
+                      "nowhere: dataset folder not found"),
     "rs3d-timeline": (lambda tmp: ["--window", "1", "--", str(tmp / "GOPR0001.MP4")],
                       "GOPR0001.MP4: video not found"),
     "rs3d-export": (lambda tmp: ["--out", str(tmp / "o"), "TEST.CHECKPOINT_FILE_PATH", str(tmp / "nope.pyth")],

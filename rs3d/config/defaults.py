@@ -81,6 +81,12 @@ _C.DATA.PATH_TO_DATA_DIR = None
 _C.DATA.PATH_PREFIX = None
 # Separator between path and label in the CSVs.
 _C.DATA.PATH_LABEL_SEPARATOR = " "
+# A manifest of the dataset (folder from `rs3d-manifest build`, or one {split}.csv.gz): training
+# and the test take the split's fingerprint from it, checking only each listed file's size (one
+# stat). None: the fast digest (size + first and last MiB) of every listed file is computed at
+# start-up instead (up to 2 MiB read per file; at Kinetics scale a manifest is cheaper). Either way the
+# fingerprint, with the counts, goes into json_stats.log, every checkpoint and test_metrics.json.
+_C.DATA.MANIFEST = None
 # Frames per clip and the step between sampled frames (32 x 2 for Kinetics).
 _C.DATA.NUM_FRAMES = 32
 _C.DATA.SAMPLING_RATE = 2
@@ -264,6 +270,9 @@ _C.TEST.CHECKPOINT_FILE_PATH = None
 # with rounding, centre crop (W - S) // 2) or "tf" (the released TF code: starts floored from a float32
 # linspace, the long side floored, centre crop round(W / 2 - S // 2)).
 _C.TEST.VIEW_POSITIONS = "pytorch"
+# Evaluate only the test videos that this manifest (folder or {split}.csv.gz) also lists, matched
+# by key, e.g. the intersection of two labs' copies (`rs3d-manifest diff A B --intersection OUT`).
+_C.TEST.SUBSET_MANIFEST = None
 # Test an rs3d checkpoint's EMA weights (the recipe's) when it holds them.
 _C.TEST.USE_EMA = True
 
@@ -280,12 +289,14 @@ NONE_DEFAULT_TYPES = {
     "MODEL.WIDTH_MULTIPLIER": float,
     "DATA.PATH_TO_DATA_DIR": str,
     "DATA.PATH_PREFIX": str,
+    "DATA.MANIFEST": str,
     "DATA.FLIP_LABEL_MAP": str,
     "DATA.TARGET_FPS": float,
     "TRAIN.MICRO_BATCH_SIZE": int,
     "TRAIN.CLIP_GRAD_NORM": float,
     "TRAIN.CHECKPOINT_FILE_PATH": str,
     "TEST.CHECKPOINT_FILE_PATH": str,
+    "TEST.SUBSET_MANIFEST": str,
 }
 
 # Keys that older configs may still set, and why they are gone (load_config names them).

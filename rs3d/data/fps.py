@@ -13,7 +13,7 @@ import os
 from typing import Tuple
 
 from ..errors import DecodeError
-from .video.container import frame_rate, open_video
+from .video.container import open_video, stream_timing
 from .video.file_kind import unreadable_reason
 
 
@@ -35,17 +35,9 @@ def video_timing(path: str) -> Tuple[float, float]:
 def _timing_cached(path: str, size: int, mtime_ns: int) -> Tuple[float, float]:
     container, stream = open_video(path, threads=1)
     try:
-        rate = frame_rate(stream)
+        rate, seconds = stream_timing(container, stream)
         if not rate:
             raise DecodeError("frame rate unknown (DATA.TARGET_FPS needs it)")
-        if stream.duration and stream.time_base:
-            seconds = float(stream.duration * stream.time_base)
-        elif container.duration:
-            seconds = container.duration / 1_000_000
-        elif stream.frames:
-            seconds = stream.frames / float(rate)
-        else:
-            seconds = 0.0
         return rate, seconds
     finally:
         container.close()

@@ -35,6 +35,7 @@ from rs3d.engine import distributed as dist_utils
 from rs3d.engine.batches import end_workers, model_input
 from rs3d.engine.builder import StepConfig, TrainParts, build_training, seed_all
 from rs3d.engine.checkpointer import Checkpointer, is_write_failure, write_error
+from rs3d.engine.data_manifest import CHECKPOINT_KEY, training_set_entry
 from rs3d.engine.distributed import no_sync
 from rs3d.engine.logs import (
     StatsWriter,
@@ -123,6 +124,8 @@ def _run(cfg, dist: dist_utils.DistInfo, stop: StopFlag, mirror: io.OutputMirror
                                 on_saved=mirror.push if mirror.is_remote else None)
     stats = StatsWriter(mirror.local, enabled=dist.is_main, tensorboard=cfg.TENSORBOARD.ENABLE,
                         purge_step=state.progress.iteration + 1)  # also a restart from scratch: hide old runs
+    if dist.is_main:  # the training set's fingerprint and counts: json_stats.log and every checkpoint
+        state.info[CHECKPOINT_KEY] = training_set_entry(cfg, stats)
 
     epoch_stats: dict = {}
     try:

@@ -30,6 +30,7 @@ from ..data import build_loader
 from ..engine import distributed as du
 from ..inference.model import load_model
 from ..inference.views import refuse_nonfinite_scores, run_inference
+from .data_record import limited_test_dataset, record_test_set, with_counts
 from .records import merge_records, summarize
 from .reports import write_outputs
 
@@ -51,8 +52,9 @@ def run_test(cfg) -> dict:
         # bf16/fp16 autocast follows the training precision on GPU; on CPU it only slows the test.
         loaded = load_model(cfg, info.device)
         ckpt_path, weights = loaded.checkpoint, loaded.weights
-        loader = build_loader(cfg, cfg.TEST.SPLIT, "test", batch_size=1,
-                              rank=info.rank, world_size=info.world_size)
+        data_record = record_test_set(cfg, ckpt_path) if info.is_main else None  # fingerprint, leakage
+        loader = build_loader(cfg, cfg.TEST.SPLIT, "test", batch_size=1, rank=info.rank, world_size=info.world_size,
+                              dataset=limited_test_dataset(cfg))  # None: all; else TEST.SUBSET_MANIFEST's
         num_videos = len(loader.dataset)
         num_views = cfg.TEST.NUM_ENSEMBLE_VIEWS * cfg.TEST.NUM_SPATIAL_CROPS
         if info.is_main:
@@ -84,6 +86,7 @@ def run_test(cfg) -> dict:
             world_size=info.world_size,
         )
         if info.is_main:
+            metrics["data_manifest"] = with_counts(data_record, metrics)
             write_outputs(cfg, metrics, merged, conf, loaded.class_names)
         du.barrier()
         return metrics

@@ -15,7 +15,7 @@ from typing import Dict, Sequence
 from ...errors import DataError
 from .common import Collector, VideoIndex, read_lines, write_official_splits
 
-_SPLIT_FILE = re.compile(r"^(?P<cls>.+)_test_split(?P<n>\d+)\.txt$")
+SPLIT_FILE = re.compile(r"^(?P<cls>.+)_test_split(?P<n>\d+)\.txt$")
 
 
 def split_files(annotations: str) -> Dict[int, Dict[str, str]]:
@@ -24,7 +24,7 @@ def split_files(annotations: str) -> Dict[int, Dict[str, str]]:
         raise DataError(f"{annotations}: folder of HMDB51 split files not found")
     found: Dict[int, Dict[str, str]] = {}
     for name in sorted(os.listdir(annotations)):
-        m = _SPLIT_FILE.match(name)
+        m = SPLIT_FILE.match(name)
         if m:
             found.setdefault(int(m.group("n")), {})[m.group("cls")] = os.path.join(annotations, name)
     if not found:

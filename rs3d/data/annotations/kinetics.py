@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 _SOURCES = (("train.csv", "train"), ("validate.csv", "val"), ("test.csv", "test"))
 
 
-def _read(path: str) -> Tuple[List[Tuple[int, Dict[str, str]]], bool]:
+def read_csv(path: str) -> Tuple[List[Tuple[int, Dict[str, str]]], bool]:
     """(line number, record) pairs and whether the file has a label column."""
     with open(path, encoding="utf-8-sig", newline="") as f:
         reader = csv.DictReader(f)
@@ -53,7 +53,7 @@ def convert_kinetics(annotations: str, videos: str, out: str, strict: bool = Fal
     for split in ("train", "val"):
         if not os.path.isfile(files[split]):
             raise DataError(f"{files[split]}: annotation file not found")
-    read = {split: _read(path) for split, path in files.items() if os.path.isfile(path)}
+    read = {split: read_csv(path) for split, path in files.items() if os.path.isfile(path)}
     if not read["train"][1]:
         raise DataError(f"{files['train']}:1: the training list has no label column")
     classes = sorted({row["label"].strip() for _, row in read["train"][0]})

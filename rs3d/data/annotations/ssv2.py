@@ -20,7 +20,7 @@ from ...errors import DataError
 from .common import Collector, VideoIndex, write_dataset
 
 
-def _read_json(path: str):
+def read_json(path: str):
     if not os.path.isfile(path):
         raise DataError(f"{path}: annotation file not found")
     try:
@@ -32,7 +32,7 @@ def _read_json(path: str):
 
 def read_labels(path: str) -> List[str]:
     """labels.json -> class names in label order (the indices must be 0..K-1, each once)."""
-    data = _read_json(path)
+    data = read_json(path)
     if not isinstance(data, dict) or not data:
         raise DataError(f"{path}: expected an object mapping class names to indices")
     names = {}
@@ -63,7 +63,7 @@ def convert_ssv2(annotations: str, videos: str, out: str, strict: bool = False) 
     collector = Collector(index, strict)
     for source, splits in (("train.json", ("train",)), ("validation.json", ("val", "test"))):
         path = os.path.join(annotations, source)
-        entries = _read_json(path)
+        entries = read_json(path)
         if not isinstance(entries, list):
             raise DataError(f"{path}: expected a list of videos")
         before = len(collector.split(splits[-1]).missing)

@@ -34,7 +34,7 @@ def read_class_index(path: str) -> List[str]:
     return names
 
 
-def _class_of(video: str, lookup: Dict[str, int], where: str) -> int:
+def class_of(video: str, lookup: Dict[str, int], where: str) -> int:
     folder = video.replace("\\", "/").split("/")[0]
     if folder in lookup:
         return lookup[folder]
@@ -64,7 +64,7 @@ def convert_ucf101(annotations: str, videos: str, out: str, splits: Sequence[int
             parts = text.split()
             if len(parts) != 2 or not parts[1].isdigit():
                 raise DataError(f"{where}: expected '<class>/<video> <class index>', got {text!r}")
-            label = _class_of(parts[0], lookup, where)
+            label = class_of(parts[0], lookup, where)
             if int(parts[1]) != label + 1:
                 raise DataError(f"{where}: class index {parts[1]} but {parts[0]} is in folder "
                                 f"{classes[label]!r} (index {label + 1} in classInd.txt)")
@@ -76,7 +76,7 @@ def convert_ucf101(annotations: str, videos: str, out: str, splits: Sequence[int
             parts = text.split()
             if len(parts) != 1:
                 raise DataError(f"{where}: expected '<class>/<video>', got {text!r}")
-            label = _class_of(parts[0], lookup, where)
+            label = class_of(parts[0], lookup, where)
             found = index.find(parts[0])
             for split in ("val", "test"):
                 collector.add(split, where, found, parts[0], str(label))

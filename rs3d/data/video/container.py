@@ -77,6 +77,21 @@ def frame_rate(stream) -> float:
     return float(rate) if rate and rate > 0 else 0.0
 
 
+def stream_timing(container, stream) -> Tuple[float, float]:
+    """``(frames per second, seconds)`` of ``stream``: :func:`frame_rate`, and its duration, else
+    the container's, else frames / rate (0.0 when nothing says)."""
+    fps = frame_rate(stream)
+    if stream.duration and stream.time_base:
+        seconds = float(stream.duration * stream.time_base)
+    elif container.duration:
+        seconds = container.duration / 1_000_000
+    elif stream.frames and fps:
+        seconds = stream.frames / fps
+    else:
+        seconds = 0.0
+    return fps, seconds
+
+
 @dataclass
 class PacketIndex:
     """One pass over a stream's packets, in decoding order, without decoding."""

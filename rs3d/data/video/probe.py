@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from typing import Optional
 
 from ...errors import DecodeError
-from .container import index_packets, is_attached_picture, open_video
+from .container import first_frame_matrix, index_packets, is_attached_picture, open_video, stream_timing
 from .guard import short
+from .orientation import orientation_of
 
 BACKENDS = ("decord", "pyav", "torchcodec")
 
@@ -37,9 +38,6 @@ class VideoInfo:
 
 def probe_video(path: str) -> VideoInfo:
     """The facts about ``path`` (not remembered; :func:`video_info` is)."""
-    from .container import first_frame_matrix
-    from .orientation import orientation_of
-
     container, stream = open_video(path, 1)
     try:
         index = index_packets(container, stream, keep_first_key=True)
@@ -55,6 +53,53 @@ def probe_video(path: str) -> VideoInfo:
         cc = stream.codec_context
         return VideoInfo(stream.index, others, int(cc.width), int(cc.height), bool(upright),
                          index.length, index.open_gop)
+    finally:
+        container.close()
+
+
+@dataclass(frozen=True)
+class VideoFacts:
+    """What a dataset manifest records of a file (:func:`describe_video`)."""
+    width: int            # displayed size: the stored size of the stream ffmpeg picks, after its
+    height: int           # display matrix (a 90-degree rotation swaps width and height)
+    fps: float            # the stream's average frame rate (0.0 when the file gives none)
+    duration: float       # seconds (0.0 when the container does not say)
+    frames: int           # frames the packet index lists (what ffmpeg decodes when ``frames_exact``)
+    frames_exact: bool
+    decodable: bool       # its first keyframe decodes and its orientation can be applied
+    reason: str           # why not, when not decodable
+
+
+def describe_video(path: str) -> VideoFacts:
+    """Size as shown, rate, duration, frame count and whether ``path`` decodes, from the same one
+    look as :func:`probe_video` (the packet index and the first keyframe; no other decoding).
+
+    Raises :class:`DecodeError` when the file cannot be opened or has no video stream.
+    """
+    container, stream = open_video(path, 1)
+    try:
+        fps, seconds = stream_timing(container, stream)
+        cc = stream.codec_context
+        width, height = int(cc.width), int(cc.height)
+        try:
+            index = index_packets(container, stream, keep_first_key=True)
+        except Exception as e:
+            return VideoFacts(width, height, fps, seconds, 0, False, False, f"cannot read packets: {short(e)}")
+        if index.shown == 0:
+            return VideoFacts(width, height, fps, seconds, 0, False, False, "no frames")
+        decodable, reason = False, "first keyframe does not decode"
+        if index.first_key is None:
+            reason = "the first packet is not a timed keyframe"
+        else:
+            decoded, matrix = first_frame_matrix(stream, index.first_key)
+            if decoded:
+                try:
+                    if orientation_of(matrix).transpose:
+                        width, height = height, width
+                    decodable, reason = True, ""
+                except DecodeError as e:
+                    reason = str(e)
+        return VideoFacts(width, height, fps, seconds, index.shown, index.exact, decodable, reason)
     finally:
         container.close()
 
