@@ -169,3 +169,33 @@ def first_frame_matrix(stream, packet) -> Tuple[bool, Optional[tuple]]:
     if not frames:
         return False, None
     return True, display_matrix(frames[0])
+
+
+
+def first_shown_frame_matrix(path: str, max_packets: int = 256) -> Tuple[bool, Optional[tuple]]:
+    """``(decoded, display matrix)`` of the first frame a decode from the start gives (within
+    ``max_packets`` packets, then a flush), on a fresh container: for a stream whose first packet is
+    not a timed keyframe (ffmpeg drops what cannot decode and shows the rest; a raw stream has no
+    times and may not seek)."""
+    from .orientation import display_matrix
+
+    try:
+        container, stream = open_video(path, 1)
+    except DecodeError:
+        return False, None
+    try:
+        for i, packet in enumerate(container.demux(stream)):
+            if i >= max_packets:
+                break
+            try:
+                frames = list(stream.decode(packet))
+            except Exception:  # leading frames without their reference
+                continue
+            if frames:
+                return True, display_matrix(frames[0])
+        frames = list(stream.decode(None))
+        return (True, display_matrix(frames[0])) if frames else (False, None)
+    except Exception:
+        return False, None
+    finally:
+        container.close()

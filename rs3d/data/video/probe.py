@@ -18,7 +18,14 @@ from dataclasses import dataclass
 from typing import Optional
 
 from ...errors import DecodeError
-from .container import first_frame_matrix, index_packets, is_attached_picture, open_video, stream_timing
+from .container import (
+    first_frame_matrix,
+    first_shown_frame_matrix,
+    index_packets,
+    is_attached_picture,
+    open_video,
+    stream_timing,
+)
 from .guard import short
 from .orientation import orientation_of
 
@@ -66,13 +73,14 @@ class VideoFacts:
     duration: float       # seconds (0.0 when the container does not say)
     frames: int           # frames the packet index lists (what ffmpeg decodes when ``frames_exact``)
     frames_exact: bool
-    decodable: bool       # its first keyframe decodes and its orientation can be applied
+    decodable: bool       # its first shown frame decodes and its orientation can be applied
     reason: str           # why not, when not decodable
 
 
 def describe_video(path: str) -> VideoFacts:
     """Size as shown, rate, duration, frame count and whether ``path`` decodes, from the same one
-    look as :func:`probe_video` (the packet index and the first keyframe; no other decoding).
+    look as :func:`probe_video` (the packet index and the first keyframe; no other decoding, but
+    from the start when the first packet is not a keyframe).
 
     Raises :class:`DecodeError` when the file cannot be opened or has no video stream.
     """
@@ -87,18 +95,17 @@ def describe_video(path: str) -> VideoFacts:
             return VideoFacts(width, height, fps, seconds, 0, False, False, f"cannot read packets: {short(e)}")
         if index.shown == 0:
             return VideoFacts(width, height, fps, seconds, 0, False, False, "no frames")
-        decodable, reason = False, "first keyframe does not decode"
-        if index.first_key is None:
-            reason = "the first packet is not a timed keyframe"
-        else:
-            decoded, matrix = first_frame_matrix(stream, index.first_key)
-            if decoded:
-                try:
-                    if orientation_of(matrix).transpose:
-                        width, height = height, width
-                    decodable, reason = True, ""
-                except DecodeError as e:
-                    reason = str(e)
+        decodable, reason = False, "no frame decodes"
+        decoded, matrix = first_frame_matrix(stream, index.first_key) if index.first_key else (False, None)
+        if not decoded:  # no timed first keyframe, or one an edit list hides: decode from the start
+            decoded, matrix = first_shown_frame_matrix(path)
+        if decoded:
+            try:
+                if orientation_of(matrix).transpose:
+                    width, height = height, width
+                decodable, reason = True, ""
+            except DecodeError as e:
+                reason = str(e)
         return VideoFacts(width, height, fps, seconds, index.shown, index.exact, decodable, reason)
     finally:
         container.close()
