@@ -1,7 +1,7 @@
 """One manifest row: a listed file's size, content digest, and what rs3d's video probe sees.
 
 The probe is :func:`rs3d.data.video.probe.describe_video` (the stream ffmpeg picks, the size as
-shown after the display matrix, the packet index's frame count, the first keyframe decoded), the
+shown after the display matrix, the packet index's frame count, the first shown frame decoded), the
 same look that decides how training reads the file. A file that is missing, cannot be opened or
 does not decode is a row with ``decodable`` 0 and the reason, never an error of the build.
 """
