@@ -9,6 +9,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))  # quirky_videos.py, shared
 
 import quirky_videos as Q  # noqa: E402
+
 from rs3d.manifest.probe import manifest_row  # noqa: E402
 
 FFMPEG = Q.ffmpeg_exe()
