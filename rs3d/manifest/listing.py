@@ -1,9 +1,10 @@
 """The videos a dataset folder lists, read exactly as training and the test read them.
 
 A dataset folder holds ``{split}.csv`` (``path label`` lines, see :mod:`rs3d.data.csv`) and
-optionally ``classes.txt``. Relative paths are resolved against the path prefix, else the folder
-itself, as the loader does. A video listed twice counts once (the test's rule). A row's ``label``
-is its class name when ``classes.txt`` names the classes (so copies that number classes
+optionally ``classes.txt``. Relative paths are resolved as the loader resolves them
+(:func:`rs3d.data.video_root.resolve_video_root`: the path prefix, else the folder
+``video_root.txt`` names, else the data folder itself). A video listed twice counts once (the
+test's rule). A row's ``label`` is its class name when ``classes.txt`` names the classes (so copies that number classes
 differently still compare), else the index; multi-label rows join them with ``|`` (``-``: none).
 """
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Dict, List, Optional, Sequence
 import torch
 
 from ..data.csv import read_classes, read_video_list
+from ..data.video_root import resolve_video_root
 from ..errors import DataError
 from .keys import key_root
 
@@ -54,7 +56,8 @@ def list_split(data_dir: str, split: str, fmt: ListFormat = PLAIN_LISTS,
     if fmt.multi_label and not classes:
         raise DataError(f"{csv_path}: a multi-label list needs {os.path.join(data_dir, 'classes.txt')} "
                         "(the number of classes)")
-    records = read_video_list(csv_path, fmt.path_prefix or data_dir, fmt.separator,
+    root = resolve_video_root(data_dir, fmt.path_prefix or None)[0]  # the loader's rule
+    records = read_video_list(csv_path, root, fmt.separator,
                               len(classes) if classes else None, duplicates="drop",
                               multi_label=fmt.multi_label)
     out = []
