@@ -6,14 +6,18 @@
     rs3d-sweep --configs configs/ablation/*.yaml --out output/ablation DATA.PATH_TO_DATA_DIR /data/k400
     rs3d-sweep ... --dry-run                       # list the points, train nothing
     rs3d-sweep ... --report-only                   # table and plot from the runs so far
+    rs3d-sweep --cfg configs/demo.yaml --seeds 3 --out output/demo_seeds   # spread over seeds
     rs3d-sweep ... --launcher slurm --partition gpu --time 12:00:00   # one SLURM array element per point
 
 Every point trains in ``OUT/NAME`` (``NAME`` = ``depth-frames-res`` plus the other varying axes);
 running the same command again skips finished points and resumes interrupted ones. At the end
 ``OUT/results.csv`` / ``results.json`` hold one row per point, ``OUT/pareto.png`` the plot, and
-for ``--configs`` ``OUT/additive.md`` the additive-study table. Trailing ``KEY VALUE`` pairs
-apply to every point. A mistake in the grid or the configs is one ``error:`` line and exit status
-2, before anything trains; the exit status is 1 when a point failed (the others still ran).
+for ``--configs`` ``OUT/additive.md`` the additive-study table. With ``--seeds N`` (or a
+``--grid RNG_SEED=...`` axis) every point trains once per seed and ``OUT/seeds.csv`` / ``seeds.json``
+give per point the mean, standard deviation and range of top-1 over seeds (the plot's error bars).
+Trailing ``KEY VALUE`` pairs apply to every point. A mistake in the grid or the configs is one
+``error:`` line and exit status 2, before anything trains; the exit status is 1 when a point failed
+(the others still ran).
 
 ``--launcher slurm`` runs the points as one SLURM job array (submitit; one GPU and one process per
 element, ``--parallelism`` at once), each element requeued after a preemption and resuming its
@@ -34,8 +38,9 @@ from ..data.synthetic import make_synthetic_dataset
 from ..errors import ConfigError
 from ..sweep import runner
 from ..sweep.additive import additive_table, format_markdown, write_additive
-from ..sweep.collect import collect, write_results
-from ..sweep.grid import ALIASES, check_data, check_models, expand_grid, parse_axis, points_from_configs
+from ..sweep.collect import collect, seed_summary, write_results
+from ..sweep.grid import (ALIASES, check_data, check_models, expand_grid, parse_axis, points_from_configs,
+                          with_seeds)
 from ..sweep.pareto import pareto_front
 from ..sweep.plot import plot_pareto
 from ..sweep.presets import PRESETS, get_preset
@@ -68,6 +73,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="one point per config, in order (the additive study)")
     p.add_argument("--preset", default="", help="a ready-made sweep (demo)")
     p.add_argument("--out", default="", help="sweep folder: one subfolder per point plus the results")
+    p.add_argument("--seeds", type=int, default=None, metavar="N",
+                   help="train every point N times, RNG_SEED = the config's seed + 0..N-1; report mean, std, range")
     p.add_argument("--rules", action="append", default=[], metavar="RULE,RULE",
                    help="the paper's scaling rules to apply (explicit values win)")
     p.add_argument("--dry-run", action="store_true", help="list the points and exit")
@@ -150,6 +157,9 @@ def plan(args) -> Tuple[list, str, Optional[dict]]:
         points = expand_grid(cfg_file, [parse_axis(a) for a in grid], overrides, rules)
     else:
         raise ConfigError("nothing to sweep: give --cfg with --grid, --configs, or --preset")
+    seeds = args.seeds if args.seeds is not None else (preset.seeds if preset else None)
+    if seeds is not None:
+        points = with_seeds(points, seeds)
     check_models(points)
     return points, out, (preset.synthetic if preset else None)
 
@@ -187,12 +197,27 @@ def summary_lines(rows) -> List[str]:
     return lines
 
 
+def seed_lines(groups) -> List[str]:
+    lines = [f"{'point':<28} {'seeds':>5} {'top-1 mean':>10} {'std':>5} {'min':>6} {'max':>6} {'top-5 mean':>10}"]
+    for g in groups:
+        lines.append(f"{g['name']:<28} {g['seeds_done']:>2}/{g['seeds']:<2} {_fmt(g['top1_mean'], '10.2f')} "
+                     f"{_fmt(g['top1_std'], '5.2f')} {_fmt(g['top1_min'], '6.1f')} {_fmt(g['top1_max'], '6.1f')} "
+                     f"{_fmt(g['top5_mean'], '10.2f')}")
+    return lines
+
+
 def report(points, out: str, additive: bool) -> List[dict]:
-    """Collect the runs into results.csv/json, draw pareto.png, write additive.md; print a summary."""
+    """Collect the runs into results.csv/json (and seeds.csv/json), draw pareto.png, write
+    additive.md; print a summary."""
     rows = collect(points, out)
     csv_path, json_path = write_results(rows, out)
-    png = plot_pareto(rows, os.path.join(out, "pareto.png"))
+    groups = seed_summary(rows)
+    png = plot_pareto(groups or rows, os.path.join(out, "pareto.png"),
+                      title="speed-accuracy Pareto curve, spread over seeds" if groups else None)
     print("\n".join(summary_lines(rows)))
+    if groups:
+        print("\n".join(seed_lines(groups)))
+        print(f"[sweep] {', '.join(write_results(groups, out, stem='seeds'))}")
     busy = [r["name"] for r in rows if (r.get("other_cores_busy") or 0) > BUSY_CORES]
     if busy:
         print(f"[sweep] note: {', '.join(busy)} measured while other processes kept more than {BUSY_CORES:g} "
@@ -225,6 +250,8 @@ def launcher_of(args, out: str) -> Optional[SlurmArrayLauncher]:
 
 def _run(argv: Optional[Sequence[str]] = None) -> int:
     args = parse(argv)
+    if args.seeds is not None and args.seeds < 1:
+        raise ConfigError(f"--seeds {args.seeds}: expected a number of seeds >= 1")
     if args.measure_batch < 1 or args.measure_steps < 1:
         raise ConfigError("--measure-batch and --measure-steps must be >= 1")
     points, out, synthetic = plan(args)

@@ -7,6 +7,10 @@ that does not exist), so a mistake stops the sweep before its first point trains
 
 Points are named like the paper's figures, ``depth-frames-res`` (e.g. ``50-32-224``), followed by
 the other axes that vary (``50-32-224_w0.5``); the name is also the point's folder.
+
+Seeds: ``--seeds N`` (:func:`with_seeds`) or a grid axis ``RNG_SEED=0,1,2`` trains every point once
+per seed (``50-32-224_seed1``); the points of one setting share a ``seed_group`` (the name without
+the seed) so the report gives the mean, standard deviation and range of top-1 over seeds.
 """
 from __future__ import annotations
 
@@ -35,7 +39,8 @@ _ALIAS_KEY = {"width": "MODEL.WIDTH_MULTIPLIER", "frames": "DATA.NUM_FRAMES", "s
 # Axes the ``depth-frames-res`` label already shows; the others go into the point name.
 _IN_LABEL = {"depth", "frames", "res", "train_res", "MODEL.DEPTH", "DATA.NUM_FRAMES", "DATA.TRAIN_CROP_SIZE"}
 _NAME_PREFIX = {"width": "w", "stride": "s", "test_res": "t", "MODEL.WIDTH_MULTIPLIER": "w",
-                "DATA.SAMPLING_RATE": "s", "DATA.TEST_CROP_SIZE": "t"}
+                "DATA.SAMPLING_RATE": "s", "DATA.TEST_CROP_SIZE": "t", "RNG_SEED": "seed"}
+SEED_KEY = "RNG_SEED"
 _PER_POINT_KEYS = ("OUTPUT_DIR",)  # set by the sweep for every point
 
 
@@ -222,6 +227,9 @@ def expand_grid(cfg_file: str, axes: Sequence[Axis], overrides: Sequence[str] = 
         info = point_info(cfg)
         label = label_of(info)
         name = "_".join([label] + [_token(a, assigned[a]) for a in varying])
+        if SEED_KEY in assigned:
+            info.update(seed=int(cfg.RNG_SEED),
+                        seed_group="_".join([label] + [_token(a, assigned[a]) for a in varying if a != SEED_KEY]))
         points.append(Point(name=name, label=label, cfg_file=cfg_file, opts=opts, axes=assigned,
                             rules={k: _flat({k: v})[1] for k, v in ruled.items()}, info=info))
     _check_unique(points, "--grid")
@@ -250,6 +258,25 @@ def points_from_configs(cfg_files: Sequence[str], overrides: Sequence[str] = (),
                             rules={k: _flat({k: v})[1] for k, v in ruled.items()}, info=info))
     _check_unique(points, "--configs")
     return points
+
+
+def with_seeds(points: Sequence[Point], seeds: int) -> List[Point]:
+    """Every point trained ``seeds`` times, with RNG_SEED = its config's seed (overrides included)
+    + 0 .. seeds-1, so the first run is the point as configured; the runs of a point share its name as
+    ``seed_group``. Only the training's randomness changes: the data set is the same files."""
+    if seeds < 1:
+        raise ConfigError(f"--seeds {seeds}: expected a number of seeds >= 1")
+    out: List[Point] = []
+    for p in points:
+        if SEED_KEY in p.axes:
+            raise ConfigError(f"--seeds: the grid already has a {SEED_KEY} axis; give the seeds one way")
+        base = int(p.load().RNG_SEED)
+        for seed in range(base, base + seeds):
+            out.append(Point(name=f"{p.name}_seed{seed}", label=p.label, cfg_file=p.cfg_file,
+                             opts=list(p.opts) + [SEED_KEY, str(seed)], axes={**p.axes, SEED_KEY: str(seed)},
+                             rules=dict(p.rules), info={**p.info, "seed": seed, "seed_group": p.name}))
+    _check_unique(out, "--seeds")
+    return out
 
 
 # ----------------------------------------------------------------------------- checks
