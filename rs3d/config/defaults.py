@@ -147,6 +147,27 @@ _C.DATA.TRAIN_CROP_IN_DECODER = False
 # the test aggregates per-view sigmoids with TEST.ENSEMBLE_METHOD ("max" is Charades practice).
 _C.DATA.MULTI_LABEL = False
 
+# ----------------------------------------------------------------------------- augmentation
+_C.AUG = CfgNode()
+# RandAugment of training clips (rs3d.data.randaugment): RAND_AUGMENT_NUM_OPS ops drawn once per clip
+# and applied alike to every frame, at RAND_AUGMENT_MAGNITUDE on the TensorFlow level scale (10 = each
+# op's nominal maximum). 0 ops = off (the released recipe: scale jittering instead). The paper's
+# additive study before its scale-jittering row: 2 ops at magnitude 15 (appendix F, 224-px crops).
+_C.AUG.RAND_AUGMENT_NUM_OPS = 0
+_C.AUG.RAND_AUGMENT_MAGNITUDE = 15
+
+_C.MIXUP = CfgNode()
+# MixUp / CutMix of training batches (rs3d.engine.mixup; PySlowFast's key names): with probability
+# PROB a batch is mixed with itself reversed, by CutMix with probability SWITCH_PROB (when both alphas
+# are > 0), else MixUp; lambda ~ Beta(ALPHA, ALPHA) or Beta(CUTMIX_ALPHA, CUTMIX_ALPHA); one lambda
+# and one box for the batch, the same on every frame. Targets become soft (TRAIN.LABEL_SMOOTHING
+# applied before mixing).
+_C.MIXUP.ENABLE = False
+_C.MIXUP.ALPHA = 0.8
+_C.MIXUP.CUTMIX_ALPHA = 1.0
+_C.MIXUP.PROB = 1.0
+_C.MIXUP.SWITCH_PROB = 0.5
+
 _C.DATA_LOADER = CfgNode()
 # Decoding processes per rank (0 = decode in the training process).
 _C.DATA_LOADER.NUM_WORKERS = 8
@@ -162,7 +183,8 @@ _C.DATA_LOADER.CLASS_BALANCED = False
 
 # ----------------------------------------------------------------------------- solver
 _C.SOLVER = CfgNode()
-# "sgd" (Nesterov; the recipe) or "adamw" (small models trained briefly, e.g. the CPU demo).
+# "sgd" (Nesterov; the recipe), "adamw" (small models trained briefly, e.g. the CPU demo) or "lamb"
+# (timm's LAMB, large batches as in ResNet strikes back; needs timm installed: pip install timm).
 _C.SOLVER.OPTIMIZING_METHOD = "sgd"
 # Learning rate at REFERENCE_BATCH_SIZE; the run uses BASE_LR * TRAIN.BATCH_SIZE / REFERENCE_BATCH_SIZE.
 _C.SOLVER.BASE_LR = 0.8
@@ -204,8 +226,15 @@ _C.TRAIN = CfgNode()
 _C.TRAIN.BATCH_SIZE = 1024
 # Clips per forward on one rank; None: BATCH_SIZE / world size. Gradient accumulation makes up the rest.
 _C.TRAIN.MICRO_BATCH_SIZE = None
-# Cross-entropy label smoothing.
+# Label smoothing (cross-entropy, or timm's rule for binary cross-entropy: 1 - s + s/K and s/K).
 _C.TRAIN.LABEL_SMOOTHING = 0.1
+# Loss of single-label data (rs3d.engine.losses): "ce" = softmax cross-entropy; "bce" = sigmoid +
+# binary cross-entropy per class on one-hot (or mixed) targets, ResNet strikes back's choice.
+# Multi-label data (DATA.MULTI_LABEL) always uses binary cross-entropy.
+_C.TRAIN.LOSS = "ce"
+# With "bce": targets above this value become 1, the others 0 (timm's target_threshold: both classes
+# of a mixed pair count as present); None keeps the soft targets.
+_C.TRAIN.BCE_TARGET_THRESHOLD = None
 # EMA of weights and BN statistics, decay min(EMA_DECAY, (1+t)/(10+t)) at step t.
 _C.TRAIN.EMA = True
 _C.TRAIN.EMA_DECAY = 0.9999
@@ -294,6 +323,7 @@ NONE_DEFAULT_TYPES = {
     "DATA.TARGET_FPS": float,
     "TRAIN.MICRO_BATCH_SIZE": int,
     "TRAIN.CLIP_GRAD_NORM": float,
+    "TRAIN.BCE_TARGET_THRESHOLD": float,
     "TRAIN.CHECKPOINT_FILE_PATH": str,
     "TEST.CHECKPOINT_FILE_PATH": str,
     "TEST.SUBSET_MANIFEST": str,

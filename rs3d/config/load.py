@@ -33,7 +33,8 @@ logger = logging.getLogger(__name__)
 # config may not import the engine (docs/architecture.md), so these are written here and
 # tests/config/test_load.py checks them against the engine's constants.
 ENGINE_CHOICES = {
-    "SOLVER.OPTIMIZING_METHOD": ("sgd", "adamw"),                # rs3d.engine.optim.OPTIMIZERS
+    "SOLVER.OPTIMIZING_METHOD": ("sgd", "adamw", "lamb"),        # rs3d.engine.optim.OPTIMIZERS
+    "TRAIN.LOSS": ("ce", "bce"),                                 # rs3d.engine.losses.LOSSES
     "TRAIN.AMP_DTYPE": ("bfloat16", "float16", "float32"),       # rs3d.engine.precision.AMP_DTYPES
     "TEST.ENSEMBLE_METHOD": ("mean", "sum", "max"),              # rs3d.engine.metrics.ENSEMBLE_METHODS
     "SOLVER.RUN_LENGTH": ("epochs", "examples"),                 # rs3d.engine.schedule.RUN_LENGTHS
@@ -82,6 +83,9 @@ RANGES = {
     "TRAIN.CHECKPOINT_PERIOD": "(0, inf)", "TRAIN.CHECKPOINT_PERIOD_ITERS": "[0, inf)",
     "TRAIN.CHECKPOINT_KEEP": "(0, inf)", "TRAIN.FREEZE_STAGES": "[0, 5]",
     "TEST.BATCH_SIZE": "(0, inf)", "TEST.NUM_ENSEMBLE_VIEWS": "(0, inf)", "TEST.NUM_SPATIAL_CROPS": "(0, inf)",
+    "AUG.RAND_AUGMENT_NUM_OPS": "[0, inf)", "AUG.RAND_AUGMENT_MAGNITUDE": "[0, inf)",
+    "MIXUP.ALPHA": "[0, inf)", "MIXUP.CUTMIX_ALPHA": "[0, inf)", "MIXUP.PROB": "[0, 1]",
+    "MIXUP.SWITCH_PROB": "[0, 1]", "TRAIN.BCE_TARGET_THRESHOLD": "[0, 1]",
 }
 # Numeric keys any finite value of which works, and why.
 ANY_NUMBER = {
@@ -350,6 +354,10 @@ def validate(cfg: CfgNode) -> None:
         low, high = _get(cfg, key)
         if low > high:
             raise ConfigError(f"{key} is [low, high] of a random draw: low must be <= high; got {[low, high]!r}")
+    if cfg.MIXUP.ENABLE and cfg.MIXUP.ALPHA == 0 and cfg.MIXUP.CUTMIX_ALPHA == 0:
+        raise ConfigError("MIXUP.ENABLE is set but MIXUP.ALPHA and MIXUP.CUTMIX_ALPHA are both 0")
+    if cfg.TRAIN.BCE_TARGET_THRESHOLD is not None and cfg.TRAIN.LOSS != "bce" and not cfg.DATA.MULTI_LABEL:
+        raise ConfigError("TRAIN.BCE_TARGET_THRESHOLD is set but TRAIN.LOSS is not 'bce'")
     if cfg.SOLVER.MOMENTUM_FORM == "keras" and cfg.SOLVER.OPTIMIZING_METHOD != "sgd":
         raise ConfigError(f"SOLVER.MOMENTUM_FORM keras is a form of SGD; SOLVER.OPTIMIZING_METHOD is "
                           f"{cfg.SOLVER.OPTIMIZING_METHOD!r} (set MOMENTUM_FORM pytorch)")

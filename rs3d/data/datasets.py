@@ -117,13 +117,16 @@ class TrainDataset(_VideoDataset):
             "short_side" (short side uniform in ``scales`` then a random ``crop_size`` crop).
         flip_label_map: ``map[label]`` is the label of a flipped clip (:mod:`rs3d.data.flip`);
             None keeps the label.
+        rand_augment: ``f(clip, rng)`` applied to every clip after crop and flip, e.g.
+            :class:`rs3d.data.randaugment.ClipRandAugment` (one draw for all frames); None: off.
     """
 
     def __init__(self, records, num_frames: int, sampling_rate: int, crop_size: int,
                  jitter_mode: str = "area", area=(0.08, 1.0), aspect=(0.5, 2.0),
                  scales=(256, 320), random_flip: bool = True, seed: int = 0,
                  max_retries: int = 10, flip_label_map: Optional[Sequence[int]] = None,
-                 clips_per_video: int = 1, crop_in_decoder: bool = False, **decode_kwargs):
+                 clips_per_video: int = 1, crop_in_decoder: bool = False, rand_augment=None,
+                 **decode_kwargs):
         super().__init__(records, num_frames, sampling_rate, **decode_kwargs)
         if jitter_mode not in T.JITTER_MODES:
             raise ValueError(f"DATA.TRAIN_JITTER_MODE must be one of {list(T.JITTER_MODES)}, got {jitter_mode!r}")
@@ -138,6 +141,7 @@ class TrainDataset(_VideoDataset):
         self.flip_label_map = None if flip_label_map is None else [int(v) for v in flip_label_map]
         self.seed = seed
         self.max_retries = max_retries
+        self.rand_augment = rand_augment
 
     def __getitem__(self, key: Union[int, Tuple[int, int]]) -> dict:
         epoch, index = key if isinstance(key, tuple) else (self.epoch, key)
@@ -203,6 +207,8 @@ class TrainDataset(_VideoDataset):
             draw(frames.shape[1], frames.shape[2])
             tf_resize = self.jitter_mode == "tf_area"
             clips = [T.crop_resize_flip(frames, box, self.crop_size, f, tf_resize) for box, f in drawn]
+        if self.rand_augment is not None:  # its own stream: the crops and flips draw as without it
+            clips = [self.rand_augment(c, _rng(*key, 3, j)) for j, c in enumerate(clips)]
         flips = [f for _, f in drawn]
         if n == 1:
             return (clips[0], flips[0]) if with_flip else clips[0]

@@ -20,6 +20,7 @@ from .csv import DataError, read_classes, read_video_list
 from .datasets import TestDataset, TrainDataset, ValDataset
 from .decode import backend_unavailable
 from .flip import flip_label_map, flip_warning
+from .randaugment import ClipRandAugment
 from .temporal import SAMPLING_MODES, TemporalSampling
 from .video_root import check_some_video_exists, resolve_video_root
 
@@ -185,11 +186,17 @@ def build_dataset(cfg, split: str, mode: str):
             area=d.TRAIN_JITTER_AREA, aspect=d.TRAIN_JITTER_ASPECT, scales=d.TRAIN_JITTER_SCALES,
             random_flip=d.RANDOM_FLIP, seed=cfg.RNG_SEED, max_retries=d.MAX_RETRIES,
             flip_label_map=train_flip_map(cfg, names), clips_per_video=d.TRAIN_CLIPS_PER_VIDEO,
-            crop_in_decoder=d.TRAIN_CROP_IN_DECODER, **_decode_kwargs(cfg))
+            crop_in_decoder=d.TRAIN_CROP_IN_DECODER, rand_augment=rand_augment(cfg), **_decode_kwargs(cfg))
     if mode == "val":
         return ValDataset(records, d.NUM_FRAMES, d.SAMPLING_RATE, d.TEST_CROP_SIZE,
                           seed=cfg.RNG_SEED, max_retries=d.MAX_RETRIES, **_decode_kwargs(cfg))
     return multiview_dataset(cfg, records)
+
+
+def rand_augment(cfg) -> Optional[ClipRandAugment]:
+    """The training clips' RandAugment (AUG.RAND_AUGMENT_*), or None when it is off."""
+    a = cfg.AUG
+    return ClipRandAugment(a.RAND_AUGMENT_NUM_OPS, a.RAND_AUGMENT_MAGNITUDE) if a.RAND_AUGMENT_NUM_OPS else None
 
 
 def multiview_dataset(cfg, records) -> TestDataset:

@@ -22,6 +22,7 @@ from rs3d.engine.ema import ModelEma
 from rs3d.engine.finetune import FinetuneOptions, apply_freezing, describe, lr_multiplier
 from rs3d.engine.logs import logger
 from rs3d.engine.losses import build_loss
+from rs3d.engine.mixup import ClipMix, build_mix
 from rs3d.engine.optim import build_optimizer
 from rs3d.engine.precision import AMP_DTYPES
 from rs3d.engine.schedule import Schedule, resolve_warmup, run_steps, scaled_lr
@@ -83,6 +84,7 @@ class TrainParts:
     max_epoch: int     # epochs the run starts (the last may be cut short: SOLVER.RUN_LENGTH examples)
     global_batch: int
     log_period: int
+    mix: Optional[ClipMix] = None  # MixUp/CutMix of the training batches (MIXUP.ENABLE)
 
     @property
     def steps_per_epoch(self) -> int:
@@ -186,8 +188,9 @@ def build_training(cfg, dist: DistInfo, init_weights: bool = True) -> TrainParts
                       channels_last=cfg.TRAIN.CHANNELS_LAST, clip_grad_norm=cfg.TRAIN.CLIP_GRAD_NORM,
                       accum=accum, mean=list(cfg.DATA.MEAN), std=list(cfg.DATA.STD),
                       multi_label=cfg.DATA.MULTI_LABEL)
-    loss_fn = build_loss(cfg.TRAIN.LABEL_SMOOTHING, multi_label=cfg.DATA.MULTI_LABEL)
+    loss_fn = build_loss(cfg.TRAIN.LABEL_SMOOTHING, multi_label=cfg.DATA.MULTI_LABEL, loss=cfg.TRAIN.LOSS,
+                         target_threshold=cfg.TRAIN.BCE_TARGET_THRESHOLD)
     return TrainParts(state=state, model=model, train_loader=train_loader, val_loader=val_loader,
                       loss_fn=loss_fn, step=step, schedule=schedule,
                       dist=dist, seed=cfg.RNG_SEED, max_epoch=schedule.num_epochs,
-                      global_batch=cfg.TRAIN.BATCH_SIZE, log_period=cfg.LOG_PERIOD)
+                      global_batch=cfg.TRAIN.BATCH_SIZE, log_period=cfg.LOG_PERIOD, mix=build_mix(cfg))

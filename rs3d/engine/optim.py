@@ -23,7 +23,7 @@ from rs3d.layers import SelfGating3d
 
 _DECAYED = (nn.modules.conv._ConvNd, nn.Linear)
 # The optimizers ``build_optimizer`` offers (SOLVER.OPTIMIZING_METHOD).
-OPTIMIZERS = ("sgd", "adamw")
+OPTIMIZERS = ("sgd", "adamw", "lamb")
 # Where SGD applies the learning rate (SOLVER.MOMENTUM_FORM).
 MOMENTUM_FORMS = ("pytorch", "keras")
 
@@ -166,6 +166,9 @@ def build_optimizer(model: nn.Module, lr: float, momentum: float = 0.9, nesterov
                                               nesterov=nesterov and momentum > 0, **impl)
     elif method == "adamw":
         make = lambda **impl: torch.optim.AdamW(groups, lr=lr, **impl)  # noqa: E731
+    elif method == "lamb":
+        from rs3d.engine.lamb import build_lamb
+        return build_lamb(groups, lr)
     else:
         raise ValueError(f"SOLVER.OPTIMIZING_METHOD={method!r} is not allowed; choose one of {list(OPTIMIZERS)}")
     try:

@@ -190,6 +190,16 @@ def start_epoch(parts: TrainParts, epoch: int) -> int:
     return first
 
 
+def _mixed(parts: TrainParts, x: torch.Tensor, y: torch.Tensor, epoch: int, micro: int) -> torch.Tensor:
+    """MixUp/CutMix ``x`` in place (rs3d.engine.mixup); the soft targets. The draw is a function of
+    (RNG_SEED, epoch, step, micro-batch, rank); train top-1 stays against the clips' own labels."""
+    from rs3d.engine.mixup import batch_rng
+
+    rng = batch_rng(parts.seed, epoch, parts.state.progress.iteration, micro % parts.step.accum,
+                    parts.dist.rank)
+    return parts.mix(x, y, rng)[1]
+
+
 def train_one_epoch(parts: TrainParts, epoch: int, stats: Optional[StatsWriter] = None,
                     checkpointer: Optional[Checkpointer] = None,
                     until_step: Optional[int] = None, stop: Optional[StopFlag] = None) -> dict:
@@ -219,12 +229,13 @@ def train_one_epoch(parts: TrainParts, epoch: int, stats: Optional[StatsWriter] 
                 g["lr"] = lr * g.get("lr_mult", 1.0)  # fine-tuning multipliers (rs3d.engine.optim)
         x = model_input(batch, sc)
         y = batch["label"].to(sc.device, non_blocking=True)
+        target = y if parts.mix is None else _mixed(parts, x, y, epoch, micro)
         last_micro = (micro + 1) % sc.accum == 0
         # Gradients are all-reduced once per optimizer step, not on every micro-batch.
         with no_sync(parts.model) if not last_micro else contextlib.nullcontext():
             with autocast(sc.device, sc.amp_dtype):
                 logits = parts.model(x)
-            loss = parts.loss_fn(logits.float(), y)
+            loss = parts.loss_fn(logits.float(), target)
             state.scaler.scale(loss / sc.accum).backward()
         meter.add(loss, logits, y, int(batch["skipped"].sum()) if "skipped" in batch else 0)
         micro += 1

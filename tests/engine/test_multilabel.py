@@ -40,7 +40,9 @@ def test_bce_loss_by_hand_and_with_smoothing():
     # smoothing 0.2 over 2 classes: positives 1 - 0.2 + 0.1, negatives 0.1 (timm's convention)
     smoothed = MultiLabelBCE(0.2)(logits, target).item()
     assert smoothed == pytest.approx(mean([[0.9, 0.1], [0.1, 0.9]]), rel=1e-6)
-    assert isinstance(build_loss(0.1), torch.nn.CrossEntropyLoss)
+    ce = build_loss(0.1)
+    labels = torch.tensor([0, 1])
+    assert torch.equal(ce(logits, labels), torch.nn.functional.cross_entropy(logits, labels, label_smoothing=0.1))
     assert isinstance(build_loss(0.1, multi_label=True), MultiLabelBCE)
     with pytest.raises(ValueError, match=r"\[B, K\]"):
         MultiLabelBCE()(logits, torch.tensor([0, 1]))
