@@ -91,7 +91,8 @@ class ClipMix:
         if d.kind == "none":
             return x, t
         if d.kind == "mixup":
-            x.mul_(d.lam).add_(x.flip(0).mul_(1.0 - d.lam))
+            partner = x.flip(0).mul_(1.0 - d.lam)  # a copy, taken before x is scaled in place
+            x.mul_(d.lam).add_(partner)
         else:
             top, bottom, left, right = d.box
             x[..., top:bottom, left:right] = x.flip(0)[..., top:bottom, left:right]
