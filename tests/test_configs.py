@@ -35,6 +35,16 @@ def test_rs50_is_the_released_recipe():
     assert (cfg.MODEL.DROPOUT_RATE, cfg.MODEL.DROP_PATH_RATE) == (0.5, 0.1)
     assert cfg.TRAIN.EMA and cfg.TRAIN.AMP_DTYPE == "bfloat16" and cfg.DATA.TRAIN_JITTER_MODE == "tf_area"
     assert load_config(str(REPO / "configs/k400_rs200_48x2.yaml")).DATA.NUM_FRAMES == 48
+    assert cfg.AUG.RAND_AUGMENT_NUM_OPS == 0 and not cfg.MIXUP.ENABLE  # scale jittering replaces RandAugment
+
+
+def test_ablation_rows_before_scale_jittering_use_randaugment_as_the_paper():
+    """Rows 0-6 train with RandAugment (2 ops, magnitude 15: appendix F at 224 px); row 7 replaces it."""
+    rows = sorted(c for c in CONFIGS if "/ablation/" in c)
+    for row in rows:
+        a = load_config(str(REPO / row)).AUG
+        before = int(Path(row).name[:2]) < 7
+        assert (a.RAND_AUGMENT_NUM_OPS, a.RAND_AUGMENT_MAGNITUDE) == ((2, 15) if before else (0, 15)), row
 
 
 def test_ablation_rows_add_one_method_each():
@@ -42,7 +52,8 @@ def test_ablation_rows_add_one_method_each():
     rows = sorted(c for c in CONFIGS if "/ablation/" in c)
     expected = [
         {"MODEL.DROPOUT_RATE"}, {"TRAIN.LABEL_SMOOTHING"}, {"MODEL.DROP_PATH_RATE"}, {"TRAIN.EMA"},
-        {"SOLVER.WEIGHT_DECAY"}, {"SOLVER.MAX_EPOCH"}, {"DATA.TRAIN_JITTER_MODE", "MODEL.DROP_PATH_RATE"},
+        {"SOLVER.WEIGHT_DECAY"}, {"SOLVER.MAX_EPOCH"},
+        {"DATA.TRAIN_JITTER_MODE", "MODEL.DROP_PATH_RATE", "AUG.RAND_AUGMENT_NUM_OPS"},
         {"MODEL.STEM_TYPE"}, {"MODEL.SE_RATIO"},
     ]
 
