@@ -126,6 +126,7 @@ class Path_:
     opts: dict = field(default_factory=dict)
     ptv: bool = False
     check_memory: bool = False  # the worker's memory over --rss-reads reads is measured on this path
+    mix: bool = False  # MixUp/CutMix of each batch in the loading process (MIXUP.* of ``opts``)
 
     @property
     def clips_per_video(self) -> int:
@@ -160,6 +161,14 @@ def default_paths(recommended: str = "256 15fps gop16 mpeg4",
                   Path_(f"{fmt} + PyAV + 4 clips per video", fmt, {**base, "DATA.TRAIN_CLIPS_PER_VIDEO": 4})]
     paths.append(Path_(f"{recommended} + PyAV + crop in decoder + 2 clips per video", recommended,
                        {**timed, **pyav, **crop, "DATA.TRAIN_CLIPS_PER_VIDEO": 2}, check_memory=True))
+    # The training procedures' augmentations on the default path: RandAugment in the workers (the
+    # ResNet-RS ablation's 2 ops at magnitude 15), MixUp/CutMix of each batch on this CPU (float
+    # conversion included; a GPU run does both on the GPU).
+    paths += [Path_("RandAugment 2 ops, magnitude 15", "source",
+                    {"AUG.RAND_AUGMENT_NUM_OPS": 2, "AUG.RAND_AUGMENT_MAGNITUDE": 15}),
+              Path_("MixUp/CutMix of each batch (CPU, float)", "source",
+                    {"MIXUP.ENABLE": True, "MIXUP.ALPHA": 0.8, "MIXUP.CUTMIX_ALPHA": 1.0,
+                     "MODEL.NUM_CLASSES": 400}, mix=True)]  # Kinetics-400 targets
     paths += [Path_("PyTorchVideo decord loader", "source", ptv=True),
               Path_(f"PyTorchVideo decord loader, storage {recommended}", recommended, ptv=True)]
     return paths
@@ -185,9 +194,15 @@ def _cpu_s() -> float:
     return time.process_time() + ch.ru_utime + ch.ru_stime
 
 
-def _drain_counting(loader) -> int:
+def _drain_counting(loader, mix=None) -> int:
+    """Clips in a pass over ``loader``; with ``mix`` (a ClipMix), each batch converted to float and
+    mixed here, as the training loop does."""
+    from rs3d.data import to_model_input
+
     n = 0
-    for batch in loader:
+    for i, batch in enumerate(loader):
+        if mix is not None:
+            mix(to_model_input(batch["clip"], (0.0,) * 3, (1.0,) * 3), batch["label"], np.random.default_rng(i))
         n += len(batch["label"])
     return n
 
@@ -200,10 +215,13 @@ def rs3d_loader(cfg):
     return loader
 
 
-def measure_rs3d(cfg) -> dict:
+def measure_rs3d(cfg, mix: bool = False) -> dict:
+    from rs3d.engine.mixup import build_mix
+
     loader = rs3d_loader(cfg)
+    mixer = build_mix(cfg) if mix else None
     c0, w0 = _cpu_s(), time.perf_counter()
-    clips = _drain_counting(loader)
+    clips = _drain_counting(loader, mixer)
     del loader
     return dict(clips=clips, cpu_s=_cpu_s() - c0, wall_s=time.perf_counter() - w0)
 
@@ -324,7 +342,7 @@ def run(cache: str, num_kinetics: int = 4, footage: bool = True, videos: int = 1
         d, items = dirs[p.fmt]
         if p.ptv:
             return measure_ptv(items, batch, workers, frames=frames, crop=crop)
-        return measure_rs3d(rs3d_cfg(d, p.opts, batch, workers, frames=frames, crop=crop))
+        return measure_rs3d(rs3d_cfg(d, p.opts, batch, workers, frames=frames, crop=crop), mix=p.mix)
 
     samples: Dict[str, List[dict]] = {p.name: [] for p in paths}
     errors: Dict[str, str] = {}

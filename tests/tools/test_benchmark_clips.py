@@ -21,6 +21,7 @@ def test_clips_benchmark_measures_every_path_and_checks_exactness(tmp_path):
     by_name = {p.name: p for p in train_clips.default_paths(storage)}
     wanted = ["default (decord)", "crop in decoder (PyAV)", "2 clips per video",
               f"storage {storage} (PyAV)", f"{storage} + PyAV + crop in decoder + 2 clips per video",
+              "RandAugment 2 ops, magnitude 15", "MixUp/CutMix of each batch (CPU, float)",
               "PyTorchVideo decord loader"]
     res = train_clips.run(str(tmp_path / "cache"), videos=4, rounds=2, batch=4, workers=0, rss_reads=30,
                           exact_items=2, paths=[by_name[n] for n in wanted], sources=sources, frames=8,
