@@ -46,7 +46,8 @@ def test_mixup_targets_sum_to_one_and_follow_lambda():
         one = one_hot_targets(labels, 5, 0.1)
         assert torch.allclose(t, d.lam * one + (1 - d.lam) * one.flip(0))
         # the pixels are the same blend: clip i is lam * (i+1) + (1 - lam) * (B-i)
-        assert torch.allclose(mixed[:, 0, 0, 0, 0], d.lam * torch.arange(1., 5.) + (1 - d.lam) * torch.arange(4., 0., -1))
+        own, partner = torch.arange(1., 5.), torch.arange(4., 0., -1)
+        assert torch.allclose(mixed[:, 0, 0, 0, 0], d.lam * own + (1 - d.lam) * partner)
 
 
 def test_cutmix_lambda_is_the_share_of_pixels_kept():
