@@ -88,3 +88,18 @@ def test_bad_input_is_refused():
         ra.frames(torch.zeros(4, 3, 8, 8), seed=0)
     with pytest.raises(ValueError, match="num_ops"):
         ClipRandAugment(0, 9)
+
+
+@pytest.mark.parametrize("sign", [1, -1])
+def test_every_op_at_magnitude_15_keeps_equal_frames_equal(sign):
+    """Each of the 14 ops, forced, on a 4-frame static clip: uint8 out, frames still equal."""
+    ra = ClipRandAugment(2, 15)
+    t = ra.transform
+    frames = torch.randint(0, 256, (1, 3, 32, 32), dtype=torch.uint8).expand(4, 3, 32, 32).contiguous()
+    assert len(t._AUGMENTATION_SPACE) == 14
+    for name, (fn, signed) in t._AUGMENTATION_SPACE.items():
+        mags = fn(t.num_magnitude_bins, 32, 32)
+        m = 0.0 if mags is None else float(mags[15]) * (sign if signed else 1)
+        out = t._apply_image_or_video_transform(frames, name, m, interpolation=t.interpolation, fill=t._fill)
+        assert out.dtype == torch.uint8 and out.shape == frames.shape, name
+        assert all(torch.equal(out[0], out[i]) for i in range(1, 4)), name
