@@ -5,7 +5,7 @@
 motion set that ``make demo`` uses (written first when the data folder has no train.csv).
 
 ``demo-seeds`` trains ``make demo``'s own recipe (configs/demo.yaml, 60 epochs, the clip length
-rs3d-demo's recipe picks for this set) with 3 seeds: the spread of the demo's number.
+rs3d-demo's recipe picks for this set) with 5 seeds: the spread of the demo's number.
 """
 from __future__ import annotations
 
@@ -46,14 +46,14 @@ PRESETS: Dict[str, Preset] = {
         synthetic=DEMO_SYNTHETIC,
     ),
     "demo-seeds": Preset(
-        description="make demo's recipe (configs/demo.yaml, 60 epochs) trained with 3 seeds",
+        description="make demo's recipe (configs/demo.yaml, 60 epochs) trained with 5 seeds",
         cfg=str(REPO / "configs" / "demo.yaml"),
         grid=(),
         # rs3d-demo surveys the synthetic set and sets DATA.TARGET_FPS 5.44 (its log: "sampling:
         # DATA.TARGET_FPS 5.44"); the sweep's tools do not survey, so the preset states it.
         overrides=("DATA.TARGET_FPS", "5.44"),
         out="output/demo_seeds",
-        seeds=3,
+        seeds=5,
         synthetic=DEMO_SYNTHETIC,
     ),
 }

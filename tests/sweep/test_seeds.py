@@ -104,8 +104,8 @@ def test_seeds_through_the_cli_write_seeds_csv_and_the_plot(tmp_path, capsys, mo
 
 def test_demo_seeds_preset_is_the_demo_recipe():
     """make demo's config and its epochs, the clip length rs3d-demo's recipe picks on the demo set,
-    3 seeds from the config's own."""
+    5 seeds from the config's own."""
     p = PRESETS["demo-seeds"]
-    assert p.cfg == DEMO and p.grid == () and p.seeds == 3
+    assert p.cfg == DEMO and p.grid == () and p.seeds == 5
     assert p.overrides == ("DATA.TARGET_FPS", "5.44")
     assert p.synthetic == PRESETS["demo"].synthetic
