@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from rs3d.data.csv import VideoRecord
-from rs3d.data.kinetics import TrainDataset
+from rs3d.data.datasets import TrainDataset
 from rs3d.data.randaugment import MAX_LEVEL, ClipRandAugment, _LevelRandAugment
 from rs3d.data.synthetic import write_video
 

@@ -49,7 +49,8 @@ def _weights(parts) -> dict:
 @pytest.mark.parametrize("optimizer", ["sgd", "lamb"])
 def test_mid_epoch_resume_is_bitwise_with_randaugment_and_mixup(synthetic_dataset, tmp_path, optimizer):
     from rs3d.config import load_config
-    from rs3d.engine.checkpoint import Checkpointer, latest_good_checkpoint
+    from rs3d.checkpoint.files import latest_good_checkpoint
+    from rs3d.engine.checkpointer import Checkpointer
     from rs3d.engine.train import resume, train_one_epoch
 
     torch.set_num_threads(1)

@@ -71,7 +71,7 @@ def test_cutmix_lambda_is_the_share_of_pixels_kept():
 def test_flipped_clips_mix_their_mirrored_label():
     """The dataset flips a clip and maps its label (DATA.FLIP_LABEL_MAP) before the batch is made;
     the mixed targets carry the mapped label with the clip's weight."""
-    from rs3d.data.kinetics import _flip_label
+    from rs3d.data.datasets import _flip_label
 
     flip_map = [1, 0, 2, 3]   # 0 <-> 1 are mirror classes ("left", "right")
     labels = torch.tensor([_flip_label(0, flip_map), 2, 3, 0])  # clip 0 was flipped: now class 1
@@ -86,7 +86,7 @@ def test_flip_label_map_and_mixup_through_the_real_dataset(tmp_path):
     """End to end on a decoded video: the flipped items' labels are the mirrored class, and the
     mixed targets put lambda on exactly those labels."""
     from rs3d.data.csv import VideoRecord
-    from rs3d.data.kinetics import TrainDataset
+    from rs3d.data.datasets import TrainDataset
     from rs3d.data.synthetic import write_video
 
     path = str(tmp_path / "v.avi")

@@ -13,7 +13,8 @@ from rs3d.sweep import runner
 from rs3d.sweep.collect import collect, seed_summary
 from rs3d.sweep.grid import expand_grid, parse_axis, with_seeds
 from rs3d.sweep.presets import PRESETS
-from rs3d.sweep.runner import REPO, run_sweep
+from rs3d.sweep.runner import run_sweep
+from helpers import ROOT as REPO
 
 DEMO = str(REPO / "configs" / "demo.yaml")
 QUIET = dict(log=lambda s: None)
