@@ -89,7 +89,7 @@ def test_adamw_decays_weights_only_and_unknown_method_is_refused():
     assert torch.allclose(lin[0].weight, w0 * (1 - 0.1 * 0.5))
     assert torch.equal(lin[0].bias, b0)
     with pytest.raises(ValueError, match="OPTIMIZING_METHOD"):
-        build_optimizer(lin, lr=0.1, method="lamb")
+        build_optimizer(lin, lr=0.1, method="adagrad")
 
 
 def test_ema_decay_hand_values():
