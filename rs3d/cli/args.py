@@ -107,6 +107,20 @@ def parse_command(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]]
     return args
 
 
+def parse_subcommand(parser: argparse.ArgumentParser, subparsers: Mapping[str, argparse.ArgumentParser],
+                     argv: Optional[Sequence[str]] = None, *, videos: Sequence[str] = ()):
+    """``(name, args)`` of a command with subcommands (``rs3d-visualize gradcam ...``), each parsed
+    by :func:`parse_command` (``videos``: the subcommands that take videos); None when ``argv``
+    names no subcommand and argparse did not exit with its own message (the caller's status 2).
+
+    Dispatched by hand: argparse's subparsers cannot parse options in any order."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in subparsers:
+        parser.parse_args(argv)  # --help, --version, or argparse's error naming the missing command
+        return None
+    return argv[0], parse_command(subparsers[argv[0]], argv[1:], videos=argv[0] in videos)
+
+
 def split_at_dashdash(argv: Sequence[str]) -> Tuple[List[str], List[str]]:
     """``argv`` before ``--`` and the tokens after it (``--`` itself dropped)."""
     argv = list(argv)

@@ -34,7 +34,7 @@ from rs3d.manifest.reference import read_reference
 from rs3d.manifest.table import read_manifest
 
 from . import run_tool
-from .args import command_parser, parse_command
+from .args import command_parser, parse_subcommand
 
 
 def _size(n: int) -> str:
@@ -160,13 +160,12 @@ def build_parser() -> tuple:
 
 
 def _run(argv: Optional[Sequence[str]] = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
     parser, commands = build_parser()
-    if not argv or argv[0] not in commands:
-        parser.parse_args(argv)  # --help, --version, or argparse's error naming the missing command
+    parsed = parse_subcommand(parser, {name: sub for name, (sub, _) in commands.items()}, argv)
+    if parsed is None:
         return 2
-    sub, fn = commands[argv[0]]
-    a = parse_command(sub, argv[1:])
+    name, a = parsed
+    fn = commands[name][1]
     setup_logging(stream=sys.stderr)
     return fn(a)
 

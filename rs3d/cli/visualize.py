@@ -36,7 +36,7 @@ from rs3d.evaluation.confusion import confusion_from_predictions, plot_confusion
 from rs3d.inference.gradcam import gradcam_videos
 
 from . import run_tool
-from .args import OVERRIDES_HELP, add_shared_arguments, command_parser, expand_videos, parse_command
+from .args import OVERRIDES_HELP, add_shared_arguments, command_parser, expand_videos, parse_subcommand
 
 EXAMPLES = ("rs3d-visualize gradcam --gif TEST.CHECKPOINT_FILE_PATH model.pyth -- video.mp4",
             "rs3d-visualize confusion out/rs50")
@@ -107,13 +107,11 @@ def _confusion(args) -> int:
 
 
 def _run(argv: Optional[Sequence[str]] = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    parser, commands = build_parser()
-    if not argv or argv[0] not in commands:
-        parser.parse_args(argv)  # --help, --version, or argparse's error naming the missing command
+    parsed = parse_subcommand(*build_parser(), argv, videos=("gradcam",))
+    if parsed is None:
         return 2
-    args = parse_command(commands[argv[0]], argv[1:], videos=argv[0] == "gradcam")
-    return _gradcam(args) if argv[0] == "gradcam" else _confusion(args)
+    name, args = parsed
+    return _gradcam(args) if name == "gradcam" else _confusion(args)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

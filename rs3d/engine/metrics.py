@@ -100,7 +100,6 @@ def compute_metrics(scores: torch.Tensor, labels: torch.Tensor, num_failed: int,
     scores = scores.double()
     labels = labels.long()
     n = scores.shape[0]
-    total = n + num_failed
     if n and (labels.min() < 0 or labels.max() >= num_classes):
         raise ValueError(f"labels must lie in [0, {num_classes}), got {labels.min().item()}..{labels.max().item()}")
     correct1 = int(topk_correct(scores, labels, 1).sum())
@@ -109,16 +108,23 @@ def compute_metrics(scores: torch.Tensor, labels: torch.Tensor, num_failed: int,
     # confusion matrix's diagonal always agree.
     preds = topk_indices(scores, 1)[:, 0] if n else torch.zeros(0, dtype=torch.long)
     conf = confusion_matrix(preds, labels, num_classes)
+    return {**accuracy_report(correct1, correct5, n, num_failed, mean_class_accuracy(conf)), "confusion_matrix": conf}
+
+
+def accuracy_report(correct1: int, correct5: int, n: int, num_failed: int, class_mean: float) -> dict:
+    """The reported accuracies from hit counts over ``n`` decoded videos; the ``num_failed`` that
+    were not decoded count as wrong only in the ``*_counting_failures`` figures (the test and a
+    re-score of its predictions report alike)."""
+    total = n + num_failed
     return {
         "top1": 100.0 * correct1 / n if n else 0.0,
         "top5": 100.0 * correct5 / n if n else 0.0,
-        "mean_class_accuracy": mean_class_accuracy(conf),
+        "mean_class_accuracy": class_mean,
         "num_videos": total,
         "num_evaluated": n,
         "num_failed": num_failed,
         "top1_counting_failures": 100.0 * correct1 / total if total else 0.0,
         "top5_counting_failures": 100.0 * correct5 / total if total else 0.0,
-        "confusion_matrix": conf,
     }
 
 

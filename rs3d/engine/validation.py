@@ -20,6 +20,16 @@ from rs3d.engine.preemption import StopFlag
 from rs3d.errors import NonFiniteLossError
 
 
+def _scored_batches(model: nn.Module, loader, sc: StepConfig, stop: Optional[StopFlag]):
+    """(batch, labels on the device, float32 logits) for every validation batch, both validations' loop."""
+    for batch in start_batches(loader, stop):
+        x = model_input(batch, sc)
+        y = batch["label"].to(sc.device, non_blocking=True)
+        with autocast(sc.device, sc.amp_dtype):
+            logits = model(x)
+        yield batch, y, logits.float()
+
+
 @torch.no_grad()
 def validate(model: nn.Module, loader, sc: StepConfig, epoch: int, iteration: int,
              stop: Optional[StopFlag] = None) -> dict:
@@ -31,12 +41,7 @@ def validate(model: nn.Module, loader, sc: StepConfig, epoch: int, iteration: in
     totals = torch.zeros(5, device=dev, dtype=torch.float64)  # loss, top1, top5, n, skipped
     ce = nn.CrossEntropyLoss(reduction="sum")
     t0 = time.perf_counter()
-    for batch in start_batches(loader, stop):
-        x = model_input(batch, sc)
-        y = batch["label"].to(dev, non_blocking=True)
-        with autocast(dev, sc.amp_dtype):
-            logits = model(x)
-        logits = logits.float()
+    for batch, y, logits in _scored_batches(model, loader, sc, stop):
         top5 = logits.topk(min(5, logits.shape[1]), dim=1).indices
         totals[0] += ce(logits, y).double()
         totals[1] += (top5[:, 0] == y).sum()
@@ -91,16 +96,10 @@ def validate_multilabel(model, loader, sc, epoch: int, iteration: int, stop=None
     contiguous and in order (``ShardSampler``), and AP does not depend on the order of the clips
     anyway, so 1 and N processes report the same mAP."""
     model.eval()
-    dev = sc.device
     scores, targets = [], []
     loss_sum, skipped = 0.0, 0
     t0 = time.perf_counter()
-    for batch in start_batches(loader, stop):
-        x = model_input(batch, sc)
-        y = batch["label"].to(dev, non_blocking=True)
-        with autocast(dev, sc.amp_dtype):
-            logits = model(x)
-        logits = logits.float()
+    for batch, y, logits in _scored_batches(model, loader, sc, stop):
         per_clip = F.binary_cross_entropy_with_logits(logits, y.to(logits.dtype), reduction="none").mean(1)
         loss_sum += float(per_clip.double().sum())
         scores.append(logits.sigmoid().double().cpu())

@@ -14,7 +14,7 @@ from typing import Callable, Optional
 
 import torch
 
-from ..engine.metrics import confusion_matrix, mean_class_accuracy
+from ..engine.metrics import accuracy_report, confusion_matrix, mean_class_accuracy
 from ..errors import DataError
 
 TOP_K = 5
@@ -31,7 +31,7 @@ def rescore_predictions(path: str, keep: Optional[Callable[[str], bool]] = None)
     """The test metrics of the rows of ``path`` whose video ``keep(path)`` accepts (all if None)."""
     if not os.path.isfile(path):
         raise DataError(f"{path}: predictions file not found")
-    labels, preds, top5, failed, total, considered = [], [], [], 0, 0, 0
+    labels, preds, top5, failed, considered = [], [], [], 0, 0
     with open(path, encoding="utf-8", newline="") as f:
         reader = csv.DictReader(f)
         needed = {"path", "label", "pred_1", "error"}
@@ -46,7 +46,6 @@ def rescore_predictions(path: str, keep: Optional[Callable[[str], bool]] = None)
             if "," in row["label"] or row["label"] == "-":
                 raise DataError(f"{where}: multi-label predictions keep only the top {TOP_K} classes; mAP "
                                 "cannot be recomputed from them (run rs3d-test with TEST.SUBSET_MANIFEST)")
-            total += 1
             if row["error"]:
                 failed += 1
                 continue
@@ -61,14 +60,5 @@ def rescore_predictions(path: str, keep: Optional[Callable[[str], bool]] = None)
     num_classes = max(labels + preds, default=-1) + 1
     conf = confusion_matrix(torch.tensor(preds, dtype=torch.long), torch.tensor(labels, dtype=torch.long),
                             num_classes) if n else torch.zeros(0, 0, dtype=torch.long)
-    return {
-        "top1": 100.0 * correct1 / n if n else 0.0,
-        "top5": 100.0 * correct5 / n if n else 0.0,
-        "mean_class_accuracy": mean_class_accuracy(conf) if n else 0.0,
-        "num_videos": total,
-        "num_evaluated": n,
-        "num_failed": failed,
-        "top1_counting_failures": 100.0 * correct1 / total if total else 0.0,
-        "top5_counting_failures": 100.0 * correct5 / total if total else 0.0,
-        "rows_in_file": considered,
-    }
+    report = accuracy_report(correct1, correct5, n, failed, mean_class_accuracy(conf) if n else 0.0)
+    return {**report, "rows_in_file": considered}

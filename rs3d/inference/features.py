@@ -38,18 +38,18 @@ from typing import Callable, Iterable, List, Optional, Sequence
 import numpy as np
 import torch
 
-from rs3d.data import build_loader, num_views, prepare_views, to_model_input, views_of
+from rs3d.data import build_loader
 from rs3d.data.loader import multiview_dataset
 from rs3d.engine import distributed as du
 from rs3d.engine.metrics import aggregate_views
-from rs3d.engine.precision import autocast
 
 from ..errors import ConfigError, DataError
 from ..io import atomic_write, atomic_write_text
 from .layers import DEFAULT_LAYER, LayerTap, pool
+from .model import load_model
+from .views import map_views
 
 SCORES = "scores"  # the layer name of the test's class scores (ScoresTap)
-from .model import load_model
 
 logger = logging.getLogger(__name__)
 
@@ -89,15 +89,7 @@ def view_features(tap: LayerTap, item: dict, mean: Sequence[float], std: Sequenc
     The views are the test's (``rs3d.data.views_of``), cut ``chunk_size`` at a time on
     ``device`` exactly as ``rs3d.inference.views.video_scores`` cuts them for the logits.
     """
-    on_device = prepare_views(item, device)
-    n = num_views(item)
-    out = []
-    for start in range(0, n, chunk_size):
-        x = to_model_input(views_of(on_device, start, min(start + chunk_size, n)), mean, std)
-        with autocast(device, amp_dtype):
-            y = tap(x)
-        out.append(pool(y.float()).cpu())
-    feats = torch.cat(out)
+    feats = map_views(tap, item, mean, std, chunk_size, device, amp_dtype, pool)
     return feats.view(item["clip_frames"].shape[0], item["crop_corners"].shape[0], -1)
 
 

@@ -41,16 +41,29 @@ def video_scores(
     to the device); the views are cut there (``rs3d.data.views_of``), ``chunk_size`` at a time, and
     normalised on the device.
     """
+    def probabilities(logits: torch.Tensor) -> torch.Tensor:
+        return logits.sigmoid() if activation == "sigmoid" else logits.softmax(dim=1)
+
+    return map_views(model, item, mean, std, chunk_size, device, amp_dtype, probabilities)
+
+
+def map_views(run, item: Mapping, mean: Sequence[float], std: Sequence[float], chunk_size: int,
+              device: torch.device, amp_dtype: torch.dtype, finish) -> torch.Tensor:
+    """``finish(run(views).float())`` over a test item's views, ``chunk_size`` at a time, on the CPU.
+
+    The one way views reach a model: the item's uint8 frames go to the device once (resized there
+    if the loader left that to the device), the views are cut there (``rs3d.data.views_of``) and
+    normalised there; the test's scores and the features cut them alike.
+    """
     on_device = prepare_views(item, device)
     n = views_in(item)
-    probs = []
+    out = []
     for start in range(0, n, chunk_size):
         x = to_model_input(views_of(on_device, start, min(start + chunk_size, n)), mean, std)
         with autocast(device, amp_dtype):
-            logits = model(x)
-        logits = logits.float()
-        probs.append((logits.sigmoid() if activation == "sigmoid" else logits.softmax(dim=1)).cpu())
-    return torch.cat(probs)
+            y = run(x)
+        out.append(finish(y.float()).cpu())
+    return torch.cat(out)
 
 
 def label_of(label):
