@@ -2,10 +2,10 @@
 # The install also puts the commands (rs3d-train, rs3d-test, rs3d-predict, ...) in $(VENV)/bin.
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# torch/torchvision are pinned here (they install from this machine's disk); setup.cfg states real ranges.
+# torch/torchvision are pinned to the versions the suite is run with; setup.cfg states real ranges.
 TORCH_PIN ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install test test-fast demo clean
+.PHONY: install lint test test-fast demo clean
 
 install: $(VENV)/.installed
 
@@ -15,7 +15,12 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PY) -m pip install -q -e ".[dev]"
 	touch $@
 
-test: install
+# ruff (pinned in the dev extra: its formatting changes between versions); settings in pyproject.toml.
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: lint
 	$(PY) -m pytest -q
 
 test-fast: install

@@ -4,6 +4,7 @@ Every registered model name (``rs3d.list_models()``) is an entry; ``pretrained``
 written by ``rs3d-export`` / ``rs3d.save_pretrained`` (None: random initialisation); other keyword
 arguments go to ``rs3d.create_model`` (``num_classes``, ``width_multiplier``, ...).
 """
+
 import rs3d
 
 dependencies = ["torch", "safetensors"]

@@ -1,4 +1,5 @@
 """``python -m benchmarks <benchmark> ...`` from the repository root (see benchmarks/run.py)."""
+
 import sys
 
 from .run import main

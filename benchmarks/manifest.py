@@ -22,6 +22,7 @@ Kinetics-size set on many cores: an extrapolation (the build parallelises over f
 shared state but the output), not a measurement on 16 cores. Files are read from the page cache
 (warm); on cold storage the manifest reads 2 MiB per video and whole-file hashing the whole file.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -81,6 +82,7 @@ def _blake2b_whole(path: str) -> None:
 def _ffmpeg_info(exe: str) -> Callable[[str], None]:
     def run(path: str) -> None:
         subprocess.run([exe, "-hide_banner", "-i", path], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
     return run
 
 
@@ -91,19 +93,26 @@ def _cpu() -> float:
 
 
 def contenders() -> Dict[str, Callable[[str], None]]:
-    out = {"manifest row": lambda p: manifest_row(p, "", "x", "0"),
-           "PyAV open + stream info": _pyav_stream_info,
-           "BLAKE2b of the whole file": _blake2b_whole}
+    out = {
+        "manifest row": lambda p: manifest_row(p, "", "x", "0"),
+        "PyAV open + stream info": _pyav_stream_info,
+        "BLAKE2b of the whole file": _blake2b_whole,
+    }
     try:
         import imageio_ffmpeg
+
         out["ffmpeg -i (one process per file)"] = _ffmpeg_info(imageio_ffmpeg.get_ffmpeg_exe())
     except (ImportError, RuntimeError):
         pass
     return out
 
 
-def per_video_cpu(paths: List[str], rounds: int, fns: Optional[Dict[str, Callable[[str], None]]] = None,
-                  clock: Callable[[], float] = _cpu) -> Dict[str, float]:
+def per_video_cpu(
+    paths: List[str],
+    rounds: int,
+    fns: Optional[Dict[str, Callable[[str], None]]] = None,
+    clock: Callable[[], float] = _cpu,
+) -> Dict[str, float]:
     """Median over rounds of CPU seconds per video of each contender (interleaved every round)."""
     fns = fns or contenders()
     per_round: Dict[str, List[float]] = {k: [] for k in fns}
@@ -129,8 +138,13 @@ def build_once(data_dir: str, workers: int = 1) -> dict:
 
 def project(videos_per_cpu_s: float, videos: int = TARGET_VIDEOS, cores: int = TARGET_CORES) -> dict:
     seconds = videos / (videos_per_cpu_s * cores)
-    return {"videos": videos, "cores": cores, "minutes": seconds / 60, "under_target": seconds < TARGET_SECONDS,
-            "note": "extrapolated from the one-process rate (files in the page cache), not measured on 16 cores"}
+    return {
+        "videos": videos,
+        "cores": cores,
+        "minutes": seconds / 60,
+        "under_target": seconds < TARGET_SECONDS,
+        "note": "extrapolated from the one-process rate (files in the page cache), not measured on 16 cores",
+    }
 
 
 def run(cache: str, num_videos: int = 200, rounds: int = 3, build_rounds: int = 3) -> dict:
@@ -144,24 +158,47 @@ def run(cache: str, num_videos: int = 200, rounds: int = 3, build_rounds: int = 
     cpu = per_video_cpu(paths, rounds)
     builds = [build_once(data_dir) for _ in range(build_rounds)]
     build_cpu = statistics.median(b["cpu_s"] for b in builds) / num_videos
-    rows = [{"contender": name, "cpu_ms_per_video": 1000 * s, "videos_per_cpu_s": 1 / s,
-             "manifest_row_speed_vs": s / cpu["manifest row"]} for name, s in cpu.items()]
-    rows.append({"contender": "rs3d-manifest build, 1 process (whole command)", "cpu_ms_per_video": 1000 * build_cpu,
-                 "videos_per_cpu_s": 1 / build_cpu, "manifest_row_speed_vs": None})
-    return {"videos": num_videos, "distinct_files": 4, "mean_file_mb": sum(sizes) / len(sizes) / 1e6,
-            "rounds": rounds, "rows": rows, "builds": builds,
-            "projection": project(1 / build_cpu)}
+    rows = [
+        {
+            "contender": name,
+            "cpu_ms_per_video": 1000 * s,
+            "videos_per_cpu_s": 1 / s,
+            "manifest_row_speed_vs": s / cpu["manifest row"],
+        }
+        for name, s in cpu.items()
+    ]
+    rows.append(
+        {
+            "contender": "rs3d-manifest build, 1 process (whole command)",
+            "cpu_ms_per_video": 1000 * build_cpu,
+            "videos_per_cpu_s": 1 / build_cpu,
+            "manifest_row_speed_vs": None,
+        }
+    )
+    return {
+        "videos": num_videos,
+        "distinct_files": 4,
+        "mean_file_mb": sum(sizes) / len(sizes) / 1e6,
+        "rounds": rounds,
+        "rows": rows,
+        "builds": builds,
+        "projection": project(1 / build_cpu),
+    }
 
 
 def format_table(res: dict) -> str:
-    lines = ["| contender | CPU ms per video | videos per CPU-s | manifest row's rate / this rate |",
-             "|---|---|---|---|"]
+    lines = [
+        "| contender | CPU ms per video | videos per CPU-s | manifest row's rate / this rate |",
+        "|---|---|---|---|",
+    ]
     for r in res["rows"]:
         ratio = "-" if r["manifest_row_speed_vs"] is None else f"{r['manifest_row_speed_vs']:.2f}x"
         lines.append(f"| {r['contender']} | {r['cpu_ms_per_video']:.2f} | {r['videos_per_cpu_s']:.1f} | {ratio} |")
     p = res["projection"]
     lines.append("")
-    lines.append(f"projection (extrapolated from the 1-process rate, not measured): {p['videos']} videos on "
-                 f"{p['cores']} cores: {p['minutes']:.1f} min (target under 30 min: "
-                 f"{'met' if p['under_target'] else 'NOT met'})")
+    lines.append(
+        f"projection (extrapolated from the 1-process rate, not measured): {p['videos']} videos on "
+        f"{p['cores']} cores: {p['minutes']:.1f} min (target under 30 min: "
+        f"{'met' if p['under_target'] else 'NOT met'})"
+    )
     return "\n".join(lines)

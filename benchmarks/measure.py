@@ -12,6 +12,7 @@ high-water mark (:func:`rs3d.models.stats.rss_peak_growth_bytes`: ``VmHWM`` rese
 ``/proc/self/clear_refs`` after ``malloc_trim``, so that freed memory of an earlier contender is not
 silently reused); the CPU figure is an approximation.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -33,9 +34,9 @@ def rs3d_config(keys: Dict[str, object], opts: Sequence[str] = ()):
     validated, frozen."""
     return load_config(None, [str(x) for kv in keys.items() for x in kv] + list(opts))
 
+
 # Dense bf16 tensor-core peaks (TFLOP/s) from the vendors' data sheets; MFU is measured against these.
-PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L4": 121.0, "A10": 125.0,
-                    "V100": 125.0}
+PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L4": 121.0, "A10": 125.0, "V100": 125.0}
 
 
 def sync(device: torch.device) -> None:
@@ -43,9 +44,13 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def interleaved_median(fns: Dict[str, Callable[[], None]], rounds: int, device: torch.device,
-                       calls_per_round: int = 1,
-                       clock: Callable[[], float] = time.perf_counter) -> Dict[str, dict]:
+def interleaved_median(
+    fns: Dict[str, Callable[[], None]],
+    rounds: int,
+    device: torch.device,
+    calls_per_round: int = 1,
+    clock: Callable[[], float] = time.perf_counter,
+) -> Dict[str, dict]:
     """Median seconds per call of each function, timed in interleaved rounds.
 
     Round r times ``calls_per_round`` calls of every function in turn (the order rotates each round
@@ -135,6 +140,11 @@ def environment(device: torch.device, extra: Sequence[str] = ()) -> dict:
         load = os.getloadavg()[0]
     except OSError:
         load = None
-    return {"date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            "device": device_name(device), "device_type": device.type, "versions": versions(extra),
-            "load_avg_1min": load, "cpu_count": os.cpu_count()}
+    return {
+        "date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "device": device_name(device),
+        "device_type": device.type,
+        "versions": versions(extra),
+        "load_avg_1min": load,
+        "cpu_count": os.cpu_count(),
+    }

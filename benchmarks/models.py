@@ -17,6 +17,7 @@ FLOP (the "GFLOPs" of the model zoos), the same figure as ``tools/model_stats.py
 Achieved TFLOP/s = fvcore GFLOPs per clip x 2 (multiply and add) x 3 (forward + backward, the usual
 estimate of backward = 2 x forward) x clips per second; MFU = that / the device's dense bf16 peak.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -44,8 +45,10 @@ def parse_variant(variant: str) -> frozenset:
     flags = frozenset() if variant == "base" else frozenset(variant.split("+"))
     unknown = sorted(flags - set(VARIANT_FLAGS))
     if unknown:
-        raise ValueError(f"unknown variant flag(s) {unknown} in {variant!r}; use 'base' or a '+'-joined "
-                         f"subset of {list(VARIANT_FLAGS)}")
+        raise ValueError(
+            f"unknown variant flag(s) {unknown} in {variant!r}; use 'base' or a '+'-joined "
+            f"subset of {list(VARIANT_FLAGS)}"
+        )
     return flags
 
 
@@ -57,7 +60,7 @@ def build_contender_model(name: str, frames: int, res: int, num_classes: int, ov
     the same arithmetic as rs3d's global average pool.
     """
     if name.startswith(PTV_PREFIX):
-        ptv_name = name[len(PTV_PREFIX):]
+        ptv_name = name[len(PTV_PREFIX) :]
         if ptv_name != "slow_r50":
             raise ValueError(f"only ptv:slow_r50 is supported as a PyTorchVideo peer, got {name!r}")
         from pytorchvideo.models.hub import slow_r50
@@ -73,6 +76,7 @@ def build_contender_model(name: str, frames: int, res: int, num_classes: int, ov
 @dataclass
 class Contender:
     """One model at one grid point, ready to run a training step or an inference forward."""
+
     name: str
     model: nn.Module
     run_model: nn.Module  # maybe compiled
@@ -102,13 +106,26 @@ class Contender:
     def static_bytes(self) -> int:
         """Parameters, buffers, gradients, optimizer state and the input batch."""
         m = self.model
-        return (tensor_bytes(m.parameters()) * 2 + tensor_bytes(m.buffers())
-                + optimizer_state_bytes(self.opt) + tensor_bytes([self.clip]))
+        return (
+            tensor_bytes(m.parameters()) * 2
+            + tensor_bytes(m.buffers())
+            + optimizer_state_bytes(self.opt)
+            + tensor_bytes([self.clip])
+        )
 
 
-def make_contender(name: str, frames: int, res: int, batch: int, variant: str, device: torch.device,
-                   num_classes: int = 400, overrides: Optional[dict] = None,
-                   gflops_cache: Optional[dict] = None, foreach: Optional[bool] = None) -> Contender:
+def make_contender(
+    name: str,
+    frames: int,
+    res: int,
+    batch: int,
+    variant: str,
+    device: torch.device,
+    num_classes: int = 400,
+    overrides: Optional[dict] = None,
+    gflops_cache: Optional[dict] = None,
+    foreach: Optional[bool] = None,
+) -> Contender:
     flags = parse_variant(variant)
     overrides = dict(overrides or {}) if not name.startswith(PTV_PREFIX) else {}
     torch.manual_seed(0)
@@ -144,19 +161,31 @@ def _first_line(e: BaseException) -> str:
 
 def _safe(fn: Callable[[], None], c: Contender) -> Callable[[], None]:
     """Run ``fn``; after the first failure the contender is marked and skipped (no exception)."""
+
     def wrapped() -> None:
         if c.error is None:
             try:
                 fn()
             except Exception as e:  # OOM, an unsupported op under a variant: reported in the row
                 c.error = _first_line(e)
+
     return wrapped
 
 
-def bench_point(names: Sequence[str], variants: Sequence[str], frames: int, res: int, batch: int,
-                device: torch.device, rounds: int, warmup: int, overrides: Optional[dict] = None,
-                peak: Optional[float] = None, inference: bool = True,
-                gflops_cache: Optional[dict] = None) -> List[dict]:
+def bench_point(
+    names: Sequence[str],
+    variants: Sequence[str],
+    frames: int,
+    res: int,
+    batch: int,
+    device: torch.device,
+    rounds: int,
+    warmup: int,
+    overrides: Optional[dict] = None,
+    peak: Optional[float] = None,
+    inference: bool = True,
+    gflops_cache: Optional[dict] = None,
+) -> List[dict]:
     """Rows for every (model, variant) at one (frames, res, batch), all timed interleaved.
 
     Interleaving variants too makes "variant / base" ratios as robust to machine noise as
@@ -167,8 +196,9 @@ def bench_point(names: Sequence[str], variants: Sequence[str], frames: int, res:
     errors: Dict[tuple, str] = {}
     for key in keys:
         try:
-            contenders[key] = make_contender(key[0], frames, res, batch, key[1], device,
-                                             overrides=overrides, gflops_cache=gflops_cache)
+            contenders[key] = make_contender(
+                key[0], frames, res, batch, key[1], device, overrides=overrides, gflops_cache=gflops_cache
+            )
         except Exception as e:
             errors[key] = _first_line(e)
     mems = {}
@@ -182,10 +212,8 @@ def bench_point(names: Sequence[str], variants: Sequence[str], frames: int, res:
                 _safe(c.infer_step, c)()
         warm_s = time.perf_counter() - t_warm  # includes compilation
         mem = peak_growth_bytes(_safe(c.train_step, c), device) if c.error is None else None
-        imem = (peak_growth_bytes(_safe(c.infer_step, c), device)
-                if inference and c.error is None else None)
-        infer_static = tensor_bytes(c.model.parameters()) + tensor_bytes(c.model.buffers()) + \
-            tensor_bytes([c.clip])
+        imem = peak_growth_bytes(_safe(c.infer_step, c), device) if inference and c.error is None else None
+        infer_static = tensor_bytes(c.model.parameters()) + tensor_bytes(c.model.buffers()) + tensor_bytes([c.clip])
         mems[key] = {
             "train_peak_mem_gib": None if mem is None else (c.static_bytes() + mem) / 2**30,
             "infer_peak_mem_gib": None if imem is None else (infer_static + imem) / 2**30,
@@ -193,13 +221,21 @@ def bench_point(names: Sequence[str], variants: Sequence[str], frames: int, res:
         }
     live = {k: c for k, c in contenders.items() if c.error is None}
     train_t = interleaved_median({k: _safe(c.train_step, c) for k, c in live.items()}, rounds, device)
-    infer_t = (interleaved_median({k: _safe(c.infer_step, c) for k, c in live.items()}, rounds, device)
-               if inference else {})
+    infer_t = (
+        interleaved_median({k: _safe(c.infer_step, c) for k, c in live.items()}, rounds, device) if inference else {}
+    )
     out = []
     for key in keys:
         name, variant = key
-        row = {"model": name, "source": "pytorchvideo" if name.startswith(PTV_PREFIX) else "rs3d",
-               "frames": frames, "res": res, "batch": batch, "variant": variant, "device": device.type}
+        row = {
+            "model": name,
+            "source": "pytorchvideo" if name.startswith(PTV_PREFIX) else "rs3d",
+            "frames": frames,
+            "res": res,
+            "batch": batch,
+            "variant": variant,
+            "device": device.type,
+        }
         if key in errors:
             row["error"] = errors[key]
             out.append(row)
@@ -210,8 +246,12 @@ def bench_point(names: Sequence[str], variants: Sequence[str], frames: int, res:
             row["error"] = c.error
         else:
             ts = train_t[key]["median_s"]
-            row.update(train_step_s=ts, train_clips_s=batch / ts, train_times_s=train_t[key]["times_s"],
-                       train_tflops=c.gflops * 2 * 3 * batch / ts / 1e3)
+            row.update(
+                train_step_s=ts,
+                train_clips_s=batch / ts,
+                train_times_s=train_t[key]["times_s"],
+                train_tflops=c.gflops * 2 * 3 * batch / ts / 1e3,
+            )
             if peak:
                 row["mfu"] = row["train_tflops"] / peak
             if inference:
@@ -263,14 +303,22 @@ def _ratio_row(what: str, a: dict, b: dict) -> dict:
         rounds = per_round(k)
         return statistics.median(rounds) if rounds else a[k] / b[k]
 
-    return {"what": what, "frames": a["frames"], "res": a["res"], "batch": a["batch"],
-            "variant": a["variant"], "train_step_ratio": div("train_step_s"),
-            "train_step_ratio_rounds": per_round("train_step_s"),
-            "infer_step_ratio": div("infer_step_s"), "train_mem_ratio": div("train_peak_mem_gib")}
+    return {
+        "what": what,
+        "frames": a["frames"],
+        "res": a["res"],
+        "batch": a["batch"],
+        "variant": a["variant"],
+        "train_step_ratio": div("train_step_s"),
+        "train_step_ratio_rounds": per_round("train_step_s"),
+        "infer_step_ratio": div("infer_step_s"),
+        "train_mem_ratio": div("train_peak_mem_gib"),
+    }
 
 
-def sgd_step_times(model_name: str, device: torch.device, rounds: int,
-                   modes: Sequence[str] = ("for-loop", "foreach", "fused")) -> dict:
+def sgd_step_times(
+    model_name: str, device: torch.device, rounds: int, modes: Sequence[str] = ("for-loop", "foreach", "fused")
+) -> dict:
     """Median time of one SGD (Nesterov, weight decay) update over a model's parameters, by mode.
 
     Gradients are filled with random values once; only ``optimizer.step()`` is timed, interleaved.
@@ -292,8 +340,12 @@ def sgd_step_times(model_name: str, device: torch.device, rounds: int,
     n_params = count_parameters(model)
     rows = []
     for mode in modes:
-        row = {"mode": mode, "model": model_name, "params_m": n_params / 1e6,
-               "num_tensors": len(list(model.parameters()))}
+        row = {
+            "mode": mode,
+            "model": model_name,
+            "params_m": n_params / 1e6,
+            "num_tensors": len(list(model.parameters())),
+        }
         if mode in errors:
             row["error"] = errors[mode]
         else:

@@ -18,6 +18,7 @@ reported. Absolute numbers come with the device, versions and date in the JSON. 
 fvcore GFLOPs count a multiply-add as one; achieved TFLOP/s multiply by 2 (multiply and add) and
 by 3 (forward + backward).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -73,9 +74,11 @@ def _device(arg: str) -> torch.device:
 
 def _header(env: dict, command: str) -> str:
     load = env.get("load_avg_1min")
-    return (f"{env['device']}; {', '.join(f'{k} {v}' for k, v in env['versions'].items())}; "
-            f"{env['date_utc']}; 1-min load average {load:.1f} on {env['cpu_count']} cores\n"
-            f"command: {command}\n")
+    return (
+        f"{env['device']}; {', '.join(f'{k} {v}' for k, v in env['versions'].items())}; "
+        f"{env['date_utc']}; 1-min load average {load:.1f} on {env['cpu_count']} cores\n"
+        f"command: {command}\n"
+    )
 
 
 def _command(argv: Optional[Sequence[str]]) -> str:
@@ -107,37 +110,78 @@ def cmd_model(args) -> int:
     env = measure.environment(dev, ("pytorchvideo", "fvcore"))
     cache = {}  # GFLOPs per (model, frames, res, overrides), counted once for all variants and batches
     rows: List[dict] = []
-    cols = [("model", "model", None), ("variant", "variant", None),
-            ("frames x res", lambda r: f"{r['frames']}x{r['res']}", None), ("batch", "batch", None),
-            ("params (M)", "params_m", "{:.2f}"), ("GFLOPs/clip", "gflops", "{:.2f}"),
-            ("train step (s)", "train_step_s", "{:.3f}"), ("train clips/s", "train_clips_s", "{:.2f}"),
-            ("infer clips/s", "infer_clips_s", "{:.2f}"), ("train peak mem (GiB)", "train_peak_mem_gib", "{:.2f}"),
-            ("infer peak mem (GiB)", "infer_peak_mem_gib", "{:.2f}"),
-            ("achieved TFLOP/s", "train_tflops", "{:.3f}"), ("MFU", "mfu", "{:.1%}"),
-            ("warm-up (s)", "warmup_s", "{:.1f}"), ("error", "error", None)]
+    cols = [
+        ("model", "model", None),
+        ("variant", "variant", None),
+        ("frames x res", lambda r: f"{r['frames']}x{r['res']}", None),
+        ("batch", "batch", None),
+        ("params (M)", "params_m", "{:.2f}"),
+        ("GFLOPs/clip", "gflops", "{:.2f}"),
+        ("train step (s)", "train_step_s", "{:.3f}"),
+        ("train clips/s", "train_clips_s", "{:.2f}"),
+        ("infer clips/s", "infer_clips_s", "{:.2f}"),
+        ("train peak mem (GiB)", "train_peak_mem_gib", "{:.2f}"),
+        ("infer peak mem (GiB)", "infer_peak_mem_gib", "{:.2f}"),
+        ("achieved TFLOP/s", "train_tflops", "{:.3f}"),
+        ("MFU", "mfu", "{:.1%}"),
+        ("warm-up (s)", "warmup_s", "{:.1f}"),
+        ("error", "error", None),
+    ]
     print(_header(env, _command(args.argv)))
     print(table([], cols))
     for frames in args.frames:
         for res in args.res:
             for batch in args.batch:
-                point = bench_point(names, args.variants, frames, res, batch, dev, args.rounds, args.warmup,
-                                    overrides, peak, not args.no_inference, cache)
+                point = bench_point(
+                    names,
+                    args.variants,
+                    frames,
+                    res,
+                    batch,
+                    dev,
+                    args.rounds,
+                    args.warmup,
+                    overrides,
+                    peak,
+                    not args.no_inference,
+                    cache,
+                )
                 rows.extend(point)
                 print("\n".join(table(point, cols).splitlines()[2:]), flush=True)
     rat = ratios(rows)
-    rcols = [("comparison", "what", None), ("frames x res", lambda r: f"{r['frames']}x{r['res']}", None),
-             ("batch", "batch", None), ("train step ratio", "train_step_ratio", "{:.3f}"),
-             ("per-round range", lambda r: r.get("train_step_ratio_rounds") and
-              f"{min(r['train_step_ratio_rounds']):.2f}-{max(r['train_step_ratio_rounds']):.2f}", None),
-             ("inference ratio", "infer_step_ratio", "{:.3f}"), ("train memory ratio", "train_mem_ratio", "{:.3f}")]
+    rcols = [
+        ("comparison", "what", None),
+        ("frames x res", lambda r: f"{r['frames']}x{r['res']}", None),
+        ("batch", "batch", None),
+        ("train step ratio", "train_step_ratio", "{:.3f}"),
+        (
+            "per-round range",
+            lambda r: (
+                r.get("train_step_ratio_rounds")
+                and f"{min(r['train_step_ratio_rounds']):.2f}-{max(r['train_step_ratio_rounds']):.2f}"
+            ),
+            None,
+        ),
+        ("inference ratio", "infer_step_ratio", "{:.3f}"),
+        ("train memory ratio", "train_mem_ratio", "{:.3f}"),
+    ]
     print(f"\nRatios (< 1 = faster / lighter; medians of {args.rounds} interleaved rounds)\n")
     print(table(rat, rcols))
     if peak is None:
         print("\nMFU: no peak known for this device (pass --peak-tflops)")
-    _write_json(args.json, {"benchmark": "model", "command": _command(args.argv), **env,
-                            "flop_convention": "fvcore multiply-adds per clip; TFLOP/s = GFLOPs x 2 x 3 "
-                                               "(fwd+bwd) x clips/s",
-                            "peak_tflops": peak, "rounds": args.rounds, "rows": rows, "ratios": rat})
+    _write_json(
+        args.json,
+        {
+            "benchmark": "model",
+            "command": _command(args.argv),
+            **env,
+            "flop_convention": "fvcore multiply-adds per clip; TFLOP/s = GFLOPs x 2 x 3 (fwd+bwd) x clips/s",
+            "peak_tflops": peak,
+            "rounds": args.rounds,
+            "rows": rows,
+            "ratios": rat,
+        },
+    )
     return 0
 
 
@@ -148,10 +192,20 @@ def cmd_optim(args) -> int:
     env = measure.environment(dev)
     print(_header(env, _command(args.argv)))
     result = sgd_step_times(args.model, dev, args.rounds)
-    print(table(result["rows"], [("SGD implementation", "mode", None), ("model", "model", None),
-                                 ("params (M)", "params_m", "{:.1f}"), ("tensors", "num_tensors", None),
-                                 ("step (ms)", lambda r: r.get("step_s") and r["step_s"] * 1e3, "{:.1f}"),
-                                 ("ratio vs for-loop", "ratio_vs_for_loop", "{:.3f}"), ("error", "error", None)]))
+    print(
+        table(
+            result["rows"],
+            [
+                ("SGD implementation", "mode", None),
+                ("model", "model", None),
+                ("params (M)", "params_m", "{:.1f}"),
+                ("tensors", "num_tensors", None),
+                ("step (ms)", lambda r: r.get("step_s") and r["step_s"] * 1e3, "{:.1f}"),
+                ("ratio vs for-loop", "ratio_vs_for_loop", "{:.3f}"),
+                ("error", "error", None),
+            ],
+        )
+    )
     _write_json(args.json, {"benchmark": "optim", "command": _command(args.argv), **env, **result})
     return 0
 
@@ -173,8 +227,7 @@ def _synthetic_dir(cache: str, per_class: int) -> str:
 
     d = os.path.join(cache, f"synthetic_{per_class}")
     if not os.path.exists(os.path.join(d, "classes.txt")):
-        make_synthetic_dataset(d, num_classes=8, train_per_class=per_class, val_per_class=1,
-                               test_per_class=1)
+        make_synthetic_dataset(d, num_classes=8, train_per_class=per_class, val_per_class=1, test_per_class=1)
     return d
 
 
@@ -191,33 +244,64 @@ def cmd_e2e(args) -> int:
         if not os.path.isfile(os.path.join(data_dir, "train.csv")):
             raise DataError(f"--dataset {data_dir}: no train.csv there (or use 'synthetic' / 'kinetics-like')")
     classes = read_classes(data_dir)
-    keys = {"DEVICE": dev.type, "DATA.PATH_TO_DATA_DIR": data_dir, "MODEL.ARCH": args.model,
-            "MODEL.NUM_CLASSES": len(classes) if classes else 400,
-            **({"MODEL.WIDTH_MULTIPLIER": args.width} if args.width else {}),
-            "DATA.NUM_FRAMES": args.frames, "DATA.SAMPLING_RATE": args.stride, "DATA.TRAIN_CROP_SIZE": args.crop,
-            "DATA_LOADER.NUM_WORKERS": args.workers, "DATA_LOADER.PERSISTENT_WORKERS": args.workers > 0,
-            "DATA.DECODING_BACKEND": args.backend, "TRAIN.BATCH_SIZE": args.batch, "TRAIN.AMP_DTYPE": args.amp,
-            "TRAIN.CHANNELS_LAST": args.channels_last}
+    keys = {
+        "DEVICE": dev.type,
+        "DATA.PATH_TO_DATA_DIR": data_dir,
+        "MODEL.ARCH": args.model,
+        "MODEL.NUM_CLASSES": len(classes) if classes else 400,
+        **({"MODEL.WIDTH_MULTIPLIER": args.width} if args.width else {}),
+        "DATA.NUM_FRAMES": args.frames,
+        "DATA.SAMPLING_RATE": args.stride,
+        "DATA.TRAIN_CROP_SIZE": args.crop,
+        "DATA_LOADER.NUM_WORKERS": args.workers,
+        "DATA_LOADER.PERSISTENT_WORKERS": args.workers > 0,
+        "DATA.DECODING_BACKEND": args.backend,
+        "TRAIN.BATCH_SIZE": args.batch,
+        "TRAIN.AMP_DTYPE": args.amp,
+        "TRAIN.CHANNELS_LAST": args.channels_last,
+    }
     cfg = measure.rs3d_config(keys, args.opts)
     env = measure.environment(dev, ("decord", "av"))
     print(_header(env, _command(args.argv)))
     res = run_e2e(cfg, args.steps, sync=not args.no_sync)
-    cols = [("model", lambda r: args.model + (f" (width {args.width})" if args.width else ""), None),
-            ("data", lambda r: args.dataset if args.dataset in ("synthetic", "kinetics-like") else "dir", None),
-            ("clip", lambda r: f"{args.frames}x{args.stride} @ {args.crop}", None),
-            ("batch", "batch", None), ("workers", lambda r: args.workers, None),
-            ("iters", "iterations", None), ("first batch (s)", "first_batch_wait_s", "{:.2f}"),
-            ("data wait (s/iter)", "median_data_wait_s", "{:.3f}"),
-            ("compute (s/iter)", "median_compute_s", "{:.3f}"),
-            ("wait share", "data_wait_fraction", "{:.0%}"), ("clips/s", "clips_s", "{:.2f}"),
-            ("compute-only clips/s", "compute_only_clips_s", "{:.2f}"), ("limited by", "limited_by", None)]
+    cols = [
+        ("model", lambda r: args.model + (f" (width {args.width})" if args.width else ""), None),
+        ("data", lambda r: args.dataset if args.dataset in ("synthetic", "kinetics-like") else "dir", None),
+        ("clip", lambda r: f"{args.frames}x{args.stride} @ {args.crop}", None),
+        ("batch", "batch", None),
+        ("workers", lambda r: args.workers, None),
+        ("iters", "iterations", None),
+        ("first batch (s)", "first_batch_wait_s", "{:.2f}"),
+        ("data wait (s/iter)", "median_data_wait_s", "{:.3f}"),
+        ("compute (s/iter)", "median_compute_s", "{:.3f}"),
+        ("wait share", "data_wait_fraction", "{:.0%}"),
+        ("clips/s", "clips_s", "{:.2f}"),
+        ("compute-only clips/s", "compute_only_clips_s", "{:.2f}"),
+        ("limited by", "limited_by", None),
+    ]
     print(table([res], cols))
-    _write_json(args.json, {"benchmark": "e2e", "command": _command(args.argv), **env,
-                            "config": {"model": args.model, "width": args.width, "dataset": args.dataset,
-                                       "frames": args.frames, "stride": args.stride, "crop": args.crop,
-                                       "batch": args.batch, "workers": args.workers, "backend": args.backend,
-                                       "amp": args.amp, "channels_last": args.channels_last},
-                            "result": res})
+    _write_json(
+        args.json,
+        {
+            "benchmark": "e2e",
+            "command": _command(args.argv),
+            **env,
+            "config": {
+                "model": args.model,
+                "width": args.width,
+                "dataset": args.dataset,
+                "frames": args.frames,
+                "stride": args.stride,
+                "crop": args.crop,
+                "batch": args.batch,
+                "workers": args.workers,
+                "backend": args.backend,
+                "amp": args.amp,
+                "channels_last": args.channels_last,
+            },
+            "result": res,
+        },
+    )
     return 0
 
 
@@ -254,9 +338,11 @@ def cmd_worker_split(args) -> int:
         raise ConfigError("--rounds must be at least 2 (the first is warm-up)")
     paths = make_kinetics_like_videos(os.path.join(args.cache_dir, "kinetics_like"), args.num_videos)
     res = measure_worker_split(paths, args.rounds, backend=args.backend)
-    print(f"{res['clips']} clips of 32x2 at 224 from 256x340 files, 1 thread: decode {res['decode_ms']} ms, "
-          f"crop+resize+flip {res['augment_ms']} ms per clip ({100 * res['augment_share']:.1f}% of the "
-          f"worker's time); workers that only decoded would serve {res['decode_only_speedup']}x the clips")
+    print(
+        f"{res['clips']} clips of 32x2 at 224 from 256x340 files, 1 thread: decode {res['decode_ms']} ms, "
+        f"crop+resize+flip {res['augment_ms']} ms per clip ({100 * res['augment_share']:.1f}% of the "
+        f"worker's time); workers that only decoded would serve {res['decode_only_speedup']}x the clips"
+    )
     _write_json(args.json, res)
     return 0
 
@@ -266,29 +352,55 @@ def cmd_data(args) -> int:
     env = measure.environment(dev, ("decord", "av", "torchcodec"))
     print(_header(env, _command(args.argv)))
     loader, text = _loader_benchmark(args) if not args.no_loader else ({"skipped": "--no-loader"}, "")
-    print("loader benchmark (python -m benchmarks loader "
-          f"{' '.join(loader.get('argv', []))}):\n{text or json.dumps(loader)}\n")
+    print(
+        "loader benchmark (python -m benchmarks loader "
+        f"{' '.join(loader.get('argv', []))}):\n{text or json.dumps(loader)}\n"
+    )
     missing = [p for p in args.videos if not os.path.isfile(p)]
     if missing:
         raise DataError(f"--videos: no such file {missing[0]}")
     paths = list(args.videos) or make_kinetics_like_videos(
-        os.path.join(args.cache_dir, "kinetics_like"), args.num_videos, height=args.height,
-        width=args.width, seconds=args.seconds, gop=args.gop)
+        os.path.join(args.cache_dir, "kinetics_like"),
+        args.num_videos,
+        height=args.height,
+        width=args.width,
+        seconds=args.seconds,
+        gop=args.gop,
+    )
     dec = run_compare_in_child(paths, args.backends or list(BACKENDS), args.rounds)
-    print(f"decoders, single-threaded, {len(paths)} videos"
-          + (f" ({args.height}x{args.width}, {args.seconds:g} s, keyframe every {args.gop})"
-             if not args.videos else "")
-          + f", median of {args.rounds} interleaved rounds")
+    print(
+        f"decoders, single-threaded, {len(paths)} videos"
+        + (f" ({args.height}x{args.width}, {args.seconds:g} s, keyframe every {args.gop})" if not args.videos else "")
+        + f", median of {args.rounds} interleaved rounds"
+    )
     if dec.get("torchcodec_note"):
         print(f"torchcodec: {dec['torchcodec_note']}")
-    print(table(sorted(dec["rows"], key=lambda r: (r["workload"], r["backend"])),
-                [("backend", "backend", None), ("workload", "workload", None),
-                 ("frames/s (wall)", "frames_s", "{:.0f}"), ("frames per CPU-s", "frames_per_cpu_s", "{:.0f}"),
-                 ("32x2 clips per CPU-s", "clips_per_cpu_s", "{:.2f}"),
-                 ("per CPU-s vs decord", "cpu_speed_vs_decord", "{:.2f}"),
-                 ("mean |diff| vs PyAV", "mean_abs_diff_vs_pyav", "{:.2f}"), ("error", "error", None)]))
-    _write_json(args.json, {"benchmark": "data", "command": _command(args.argv), **env,
-                            "videos": paths, "loader": loader, "decoders": dec})
+    print(
+        table(
+            sorted(dec["rows"], key=lambda r: (r["workload"], r["backend"])),
+            [
+                ("backend", "backend", None),
+                ("workload", "workload", None),
+                ("frames/s (wall)", "frames_s", "{:.0f}"),
+                ("frames per CPU-s", "frames_per_cpu_s", "{:.0f}"),
+                ("32x2 clips per CPU-s", "clips_per_cpu_s", "{:.2f}"),
+                ("per CPU-s vs decord", "cpu_speed_vs_decord", "{:.2f}"),
+                ("mean |diff| vs PyAV", "mean_abs_diff_vs_pyav", "{:.2f}"),
+                ("error", "error", None),
+            ],
+        )
+    )
+    _write_json(
+        args.json,
+        {
+            "benchmark": "data",
+            "command": _command(args.argv),
+            **env,
+            "videos": paths,
+            "loader": loader,
+            "decoders": dec,
+        },
+    )
     return 0
 
 
@@ -304,10 +416,20 @@ def cmd_clips(args) -> int:
         if unknown:
             raise ConfigError(f"--paths: unknown {sorted(unknown)}; known: {[p.name for p in paths]}")
         paths = [p for i, p in enumerate(paths) if i == 0 or p.name in wanted]  # the default stays first
-    res = train_clips.run(args.cache_dir, num_kinetics=args.num_kinetics, footage=not args.no_footage,
-                          videos=args.videos, rounds=args.rounds, batch=args.batch, workers=args.workers,
-                          rss_reads=args.rss_reads, exact_items=args.exact_items, paths=paths,
-                          gpu_clips_s=args.gpu_clips_s, log=lambda m: print(m, file=sys.stderr, flush=True))
+    res = train_clips.run(
+        args.cache_dir,
+        num_kinetics=args.num_kinetics,
+        footage=not args.no_footage,
+        videos=args.videos,
+        rounds=args.rounds,
+        batch=args.batch,
+        workers=args.workers,
+        rss_reads=args.rss_reads,
+        exact_items=args.exact_items,
+        paths=paths,
+        gpu_clips_s=args.gpu_clips_s,
+        log=lambda m: print(m, file=sys.stderr, flush=True),
+    )
     print(train_clips.format_tables(res))
     _write_json(args.json, {"benchmark": "clips", "command": _command(args.argv), **env, **res})
     return 0
@@ -317,11 +439,14 @@ def cmd_clips(args) -> int:
 def cmd_manifest(args) -> int:
     env = measure.environment(torch.device("cpu"), ("av",))
     print(_header(env, _command(args.argv)))
-    res = manifest_benchmark.run(args.cache_dir, num_videos=args.videos, rounds=args.rounds,
-                                 build_rounds=args.build_rounds)
-    print(f"{res['videos']} Kinetics-named videos ({res['distinct_files']} distinct 256x340 10 s H.264 files, "
-          f"{res['mean_file_mb']:.2f} MB each on average, page cache warm), one thread, median of "
-          f"{res['rounds']} interleaved rounds")
+    res = manifest_benchmark.run(
+        args.cache_dir, num_videos=args.videos, rounds=args.rounds, build_rounds=args.build_rounds
+    )
+    print(
+        f"{res['videos']} Kinetics-named videos ({res['distinct_files']} distinct 256x340 10 s H.264 files, "
+        f"{res['mean_file_mb']:.2f} MB each on average, page cache warm), one thread, median of "
+        f"{res['rounds']} interleaved rounds"
+    )
     print(manifest_benchmark.format_table(res))
     _write_json(args.json, {"benchmark": "manifest", "command": _command(args.argv), **env, **res})
     return 0
@@ -332,8 +457,11 @@ def estimate(gflops_per_clip: float, clips: int, epochs: int, mfu: float, peak_t
     """GPU-hours from FLOPs: clips x epochs x GFLOPs x 2 x 3 / (MFU x peak)."""
     total_flop = gflops_per_clip * 1e9 * 2 * 3 * clips * epochs
     per_gpu_clips_s = mfu * peak_tflops * 1e12 / (gflops_per_clip * 1e9 * 2 * 3)
-    return {"total_pflop": total_flop / 1e15, "clips_per_s_per_gpu": per_gpu_clips_s,
-            "gpu_hours": total_flop / (mfu * peak_tflops * 1e12) / 3600}
+    return {
+        "total_pflop": total_flop / 1e15,
+        "clips_per_s_per_gpu": per_gpu_clips_s,
+        "gpu_hours": total_flop / (mfu * peak_tflops * 1e12) / 3600,
+    }
 
 
 def cmd_estimate(args) -> int:
@@ -342,14 +470,26 @@ def cmd_estimate(args) -> int:
 
     gflops = args.gflops or count_flops(rs3d.create_model(args.model, num_classes=400), args.frames, args.res)
     est = estimate(gflops, args.videos, args.epochs, args.mfu, args.peak_tflops)
-    out = {"benchmark": "estimate", "command": _command(args.argv), "model": args.model, "frames": args.frames,
-           "res": args.res, "gflops_per_clip": gflops, "videos": args.videos, "epochs": args.epochs,
-           "mfu_assumed": args.mfu, "peak_tflops": args.peak_tflops, **est,
-           "note": "an estimate from FLOPs and an assumed MFU, not a measurement"}
+    out = {
+        "benchmark": "estimate",
+        "command": _command(args.argv),
+        "model": args.model,
+        "frames": args.frames,
+        "res": args.res,
+        "gflops_per_clip": gflops,
+        "videos": args.videos,
+        "epochs": args.epochs,
+        "mfu_assumed": args.mfu,
+        "peak_tflops": args.peak_tflops,
+        **est,
+        "note": "an estimate from FLOPs and an assumed MFU, not a measurement",
+    }
     print(f"{args.model} {args.frames}x{args.res}: {gflops:.1f} GFLOPs/clip (fvcore multiply-adds)")
     print(f"{args.videos} clips x {args.epochs} epochs x {gflops:.1f} GFLOPs x 2 x 3 = {est['total_pflop']:.0f} PFLOP")
-    print(f"at MFU {args.mfu:.0%} of {args.peak_tflops:g} TFLOP/s: {est['clips_per_s_per_gpu']:.0f} clips/s per GPU, "
-          f"{est['gpu_hours']:.0f} GPU-hours (ESTIMATE, not measured)")
+    print(
+        f"at MFU {args.mfu:.0%} of {args.peak_tflops:g} TFLOP/s: {est['clips_per_s_per_gpu']:.0f} clips/s per GPU, "
+        f"{est['gpu_hours']:.0f} GPU-hours (ESTIMATE, not measured)"
+    )
     if args.decode_json:
         with open(args.decode_json) as f:
             dec = json.load(f)["decoders"]["rows"]
@@ -386,8 +526,12 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--frames", nargs="+", type=int, default=[8])
     m.add_argument("--res", nargs="+", type=int, default=[112])
     m.add_argument("--batch", nargs="+", type=int, default=[2])
-    m.add_argument("--variants", nargs="+", default=["base", "cl"],
-                   help="'base' or '+'-joined flags from cl, bf16, compile (e.g. cl+bf16)")
+    m.add_argument(
+        "--variants",
+        nargs="+",
+        default=["base", "cl"],
+        help="'base' or '+'-joined flags from cl, bf16, compile (e.g. cl+bf16)",
+    )
     m.add_argument("--width", type=float, default=None, help="width multiplier for rs3d models (small tests)")
     m.add_argument("--rounds", type=int, default=5, help="interleaved timed rounds (median reported)")
     m.add_argument("--warmup", type=int, default=1, help="untimed steps first (+1 with compile)")
@@ -430,24 +574,39 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--backends", nargs="+", default=None)
     d.add_argument("--rounds", type=int, default=3)
     d.add_argument("--no-loader", action="store_true", help="skip the loader benchmark")
-    d.add_argument("--loader-args", nargs=argparse.REMAINDER, default=[],
-                   help="arguments of the loader benchmark (`loader --help`; last on the line; default: "
-                        + " ".join(LOADER_DEFAULT_ARGS) + ")")
+    d.add_argument(
+        "--loader-args",
+        nargs=argparse.REMAINDER,
+        default=[],
+        help="arguments of the loader benchmark (`loader --help`; last on the line; default: "
+        + " ".join(LOADER_DEFAULT_ARGS)
+        + ")",
+    )
     d.set_defaults(fn=cmd_data)
 
-    mf = sub.add_parser("manifest", help="rs3d-manifest build: videos per CPU-second vs a plain probe and "
-                                         "whole-file hashing; the 250k-video projection (benchmarks/manifest.py)")
+    mf = sub.add_parser(
+        "manifest",
+        help="rs3d-manifest build: videos per CPU-second vs a plain probe and "
+        "whole-file hashing; the 250k-video projection (benchmarks/manifest.py)",
+    )
     mf.add_argument("--videos", type=int, default=200, help="videos listed (links to 4 distinct files)")
     mf.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the per-video contenders")
     mf.add_argument("--build-rounds", type=int, default=3, help="whole builds timed (median reported)")
     mf.set_defaults(fn=cmd_manifest)
 
-    c = sub.add_parser("clips", help="training clips per CPU core: the default loader path, each lever, the "
-                                     "best combination, PyTorchVideo's decord loader (benchmarks/train_clips.py)")
+    c = sub.add_parser(
+        "clips",
+        help="training clips per CPU core: the default loader path, each lever, the "
+        "best combination, PyTorchVideo's decord loader (benchmarks/train_clips.py)",
+    )
     c.add_argument("--num-kinetics", type=int, default=4, help="distinct Kinetics-like files (30/25/30/24 fps)")
     c.add_argument("--no-footage", action="store_true", help="leave out bikes.mp4 (camera footage)")
-    c.add_argument("--videos", type=int, default=40,
-                   help="videos per pass (the files cycled; with few, fixed costs dominate a pass)")
+    c.add_argument(
+        "--videos",
+        type=int,
+        default=40,
+        help="videos per pass (the files cycled; with few, fixed costs dominate a pass)",
+    )
     c.add_argument("--rounds", type=int, default=3)
     c.add_argument("--batch", type=int, default=8, help="TRAIN.BATCH_SIZE (clips)")
     c.add_argument("--workers", type=int, default=1)
@@ -484,9 +643,13 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--json", help="write the results here")
         if sp not in (s, d, c, mf):
             sp.add_argument("--device", default="", help="cpu, cuda, cuda:1 (default: cuda if available)")
-            sp.add_argument("--threads", type=int, default=0,
-                            help="torch CPU threads (0 = torch's default); on a CPU shared with other "
-                                 "jobs, 1 avoids OpenMP threads spinning against each other")
+            sp.add_argument(
+                "--threads",
+                type=int,
+                default=0,
+                help="torch CPU threads (0 = torch's default); on a CPU shared with other "
+                "jobs, 1 avoids OpenMP threads spinning against each other",
+            )
         if sp in (e, d, c, mf, w):
             sp.add_argument("--cache-dir", default=DEFAULT_CACHE, help="generated videos are kept here")
     return p

@@ -22,6 +22,7 @@ dataset received equal those a sequential PyAV decode of the whole file gives fo
 asked for. ``--rss-reads`` reads that many videos in one worker on each new path and reports its
 resident memory (it must stay flat).
 """
+
 from __future__ import annotations
 
 import os
@@ -61,10 +62,15 @@ def prepare_flags(fields: Optional[dict]) -> str:
     """The rs3d-prepare-kinetics options that write a format."""
     if not fields:
         return "(none: the files as they come)"
-    names = {"short_side": "--short-side", "fps": "--fps", "gop": "--gop", "codec": "--codec",
-             "tune": "--tune", "crf": "--crf"}
-    return " ".join(f"{names[k]} {v:g}" if isinstance(v, float) else f"{names[k]} {v}"
-                    for k, v in fields.items())
+    names = {
+        "short_side": "--short-side",
+        "fps": "--fps",
+        "gop": "--gop",
+        "codec": "--codec",
+        "tune": "--tune",
+        "crf": "--crf",
+    }
+    return " ".join(f"{names[k]} {v:g}" if isinstance(v, float) else f"{names[k]} {v}" for k, v in fields.items())
 
 
 def prepare_format(sources: Sequence[str], name: str, fields: Optional[dict], cache: str) -> List[str]:
@@ -107,7 +113,7 @@ def storage_quality(source: str, copy: str) -> Optional[float]:
         src = src[picked]
     n = min(len(src), len(dst))
     mse = np.mean((src[:n].astype(np.float64) - dst[:n].astype(np.float64)) ** 2)
-    return float(10 * np.log10(255.0 ** 2 / max(mse, 1e-12)))
+    return float(10 * np.log10(255.0**2 / max(mse, 1e-12)))
 
 
 def _duration_s(path: str) -> float:
@@ -133,20 +139,23 @@ class Path_:
         return int(self.opts.get("DATA.TRAIN_CLIPS_PER_VIDEO", 1))
 
 
-def default_paths(recommended: str = "256 15fps gop16 mpeg4",
-                  compact: str = "256 15fps gop16 fastdecode") -> List[Path_]:
+def default_paths(
+    recommended: str = "256 15fps gop16 mpeg4", compact: str = "256 15fps gop16 fastdecode"
+) -> List[Path_]:
     """The default path, each lever alone, combinations on the ``recommended`` (fastest) and the
     ``compact`` (smaller, h264) storage, PyTorchVideo's decord loader on the source and on the
     recommended storage."""
     timed = {"DATA.TARGET_FPS": 30.0}  # stored at 15 fps: sample by time, a clip spans 64/30 s
     pyav = {"DATA.DECODING_BACKEND": "pyav"}
     crop = {"DATA.TRAIN_CROP_IN_DECODER": True}
-    paths = [Path_("default (decord)", "source"),
-             Path_("PyAV backend", "source", dict(pyav)),
-             Path_("decoder threads 2 (decord)", "source", {"DATA.DECODE_THREADS": 2}),
-             Path_("crop in decoder (PyAV)", "source", {**pyav, **crop}, check_memory=True),
-             Path_("2 clips per video", "source", {"DATA.TRAIN_CLIPS_PER_VIDEO": 2}, check_memory=True),
-             Path_("4 clips per video", "source", {"DATA.TRAIN_CLIPS_PER_VIDEO": 4})]
+    paths = [
+        Path_("default (decord)", "source"),
+        Path_("PyAV backend", "source", dict(pyav)),
+        Path_("decoder threads 2 (decord)", "source", {"DATA.DECODE_THREADS": 2}),
+        Path_("crop in decoder (PyAV)", "source", {**pyav, **crop}, check_memory=True),
+        Path_("2 clips per video", "source", {"DATA.TRAIN_CLIPS_PER_VIDEO": 2}, check_memory=True),
+        Path_("4 clips per video", "source", {"DATA.TRAIN_CLIPS_PER_VIDEO": 4}),
+    ]
     for fmt, fields in storage_formats().items():
         if fields is None:
             continue
@@ -155,32 +164,63 @@ def default_paths(recommended: str = "256 15fps gop16 mpeg4",
         paths.append(Path_(f"storage {fmt} (PyAV)", fmt, {**opts, **pyav}, check_memory=fmt == recommended))
     for fmt in (recommended, compact):
         base = {**timed, **pyav}
-        paths += [Path_(f"{fmt} + PyAV + crop in decoder", fmt, {**base, **crop}),
-                  Path_(f"{fmt} + PyAV + 2 clips per video", fmt, {**base, "DATA.TRAIN_CLIPS_PER_VIDEO": 2},
-                        check_memory=fmt == recommended),
-                  Path_(f"{fmt} + PyAV + 4 clips per video", fmt, {**base, "DATA.TRAIN_CLIPS_PER_VIDEO": 4})]
-    paths.append(Path_(f"{recommended} + PyAV + crop in decoder + 2 clips per video", recommended,
-                       {**timed, **pyav, **crop, "DATA.TRAIN_CLIPS_PER_VIDEO": 2}, check_memory=True))
+        paths += [
+            Path_(f"{fmt} + PyAV + crop in decoder", fmt, {**base, **crop}),
+            Path_(
+                f"{fmt} + PyAV + 2 clips per video",
+                fmt,
+                {**base, "DATA.TRAIN_CLIPS_PER_VIDEO": 2},
+                check_memory=fmt == recommended,
+            ),
+            Path_(f"{fmt} + PyAV + 4 clips per video", fmt, {**base, "DATA.TRAIN_CLIPS_PER_VIDEO": 4}),
+        ]
+    paths.append(
+        Path_(
+            f"{recommended} + PyAV + crop in decoder + 2 clips per video",
+            recommended,
+            {**timed, **pyav, **crop, "DATA.TRAIN_CLIPS_PER_VIDEO": 2},
+            check_memory=True,
+        )
+    )
     # The training procedures' augmentations on the default path: RandAugment in the workers (the
     # ResNet-RS ablation's 2 ops at magnitude 15), MixUp/CutMix of each batch on this CPU (float
     # conversion included; a GPU run does both on the GPU).
-    paths += [Path_("RandAugment 2 ops, magnitude 15", "source",
-                    {"AUG.RAND_AUGMENT_NUM_OPS": 2, "AUG.RAND_AUGMENT_MAGNITUDE": 15}),
-              Path_("MixUp/CutMix of each batch (CPU, float)", "source",
-                    {"MIXUP.ENABLE": True, "MIXUP.ALPHA": 0.8, "MIXUP.CUTMIX_ALPHA": 1.0,
-                     "MODEL.NUM_CLASSES": 400}, mix=True)]  # Kinetics-400 targets
-    paths += [Path_("PyTorchVideo decord loader", "source", ptv=True),
-              Path_(f"PyTorchVideo decord loader, storage {recommended}", recommended, ptv=True)]
+    paths += [
+        Path_(
+            "RandAugment 2 ops, magnitude 15",
+            "source",
+            {"AUG.RAND_AUGMENT_NUM_OPS": 2, "AUG.RAND_AUGMENT_MAGNITUDE": 15},
+        ),
+        Path_(
+            "MixUp/CutMix of each batch (CPU, float)",
+            "source",
+            {"MIXUP.ENABLE": True, "MIXUP.ALPHA": 0.8, "MIXUP.CUTMIX_ALPHA": 1.0, "MODEL.NUM_CLASSES": 400},
+            mix=True,
+        ),
+    ]  # Kinetics-400 targets
+    paths += [
+        Path_("PyTorchVideo decord loader", "source", ptv=True),
+        Path_(f"PyTorchVideo decord loader, storage {recommended}", recommended, ptv=True),
+    ]
     return paths
 
 
-def rs3d_keys(data_dir: str, opts: dict, batch: int, workers: int, frames: int = 32, rate: int = 2,
-              crop: int = 224) -> dict:
+def rs3d_keys(
+    data_dir: str, opts: dict, batch: int, workers: int, frames: int = 32, rate: int = 2, crop: int = 224
+) -> dict:
     """The config keys of a path (set through rs3d's config loader: :func:`rs3d_cfg`)."""
-    return {"DATA.PATH_TO_DATA_DIR": data_dir, "MODEL.NUM_CLASSES": 1000000, "DATA.NUM_FRAMES": frames,
-            "DATA.SAMPLING_RATE": rate, "DATA.TRAIN_CROP_SIZE": crop, "DATA_LOADER.NUM_WORKERS": workers,
-            # workers exit after a pass: their CPU time is counted
-            "DATA_LOADER.PERSISTENT_WORKERS": False, "TRAIN.BATCH_SIZE": batch, **opts}
+    return {
+        "DATA.PATH_TO_DATA_DIR": data_dir,
+        "MODEL.NUM_CLASSES": 1000000,
+        "DATA.NUM_FRAMES": frames,
+        "DATA.SAMPLING_RATE": rate,
+        "DATA.TRAIN_CROP_SIZE": crop,
+        "DATA_LOADER.NUM_WORKERS": workers,
+        # workers exit after a pass: their CPU time is counted
+        "DATA_LOADER.PERSISTENT_WORKERS": False,
+        "TRAIN.BATCH_SIZE": batch,
+        **opts,
+    }
 
 
 def rs3d_cfg(*args, **kwargs):
@@ -234,9 +274,14 @@ def measure_ptv(items, batch: int, workers: int, frames: int = 32, rate: int = 2
 
     from .loader import _PtvTrain
 
-    ds = LabeledVideoDataset([(p, {"label": lab}) for p, lab in items],
-                             make_clip_sampler("random", frames * rate / 30.0), SequentialSampler,
-                             transform=_PtvTrain(frames, crop), decode_audio=False, decoder="decord")
+    ds = LabeledVideoDataset(
+        [(p, {"label": lab}) for p, lab in items],
+        make_clip_sampler("random", frames * rate / 30.0),
+        SequentialSampler,
+        transform=_PtvTrain(frames, crop),
+        decode_audio=False,
+        decoder="decord",
+    )
     loader = DataLoader(ds, batch_size=batch, num_workers=workers, drop_last=True)
     c0, w0 = _cpu_s(), time.perf_counter()
     clips = _drain_counting(loader)  # (importing PyTorchVideo's decoder set decord's bridge to torch)
@@ -298,17 +343,29 @@ def inputs(cache: str, num_kinetics: int, footage: bool) -> List[str]:
     from .loader import real_footage
     from .videos import make_kinetics_like_videos
 
-    paths = make_kinetics_like_videos(os.path.join(cache, "kinetics_like"), num_kinetics,
-                                      fps=(30, 25, 30, 24))
+    paths = make_kinetics_like_videos(os.path.join(cache, "kinetics_like"), num_kinetics, fps=(30, 25, 30, 24))
     if footage:
         paths.append(real_footage(cache)[0])  # bikes.mp4
     return paths
 
 
-def run(cache: str, num_kinetics: int = 4, footage: bool = True, videos: int = 10, rounds: int = 3,
-        batch: int = 8, workers: int = 1, rss_reads: int = 2000, exact_items: int = 3,
-        paths: Optional[List[Path_]] = None, gpu_clips_s: float = RS50_CLIPS_PER_S_PER_GPU,
-        log=print, sources: Optional[List[str]] = None, frames: int = 32, crop: int = 224) -> dict:
+def run(
+    cache: str,
+    num_kinetics: int = 4,
+    footage: bool = True,
+    videos: int = 10,
+    rounds: int = 3,
+    batch: int = 8,
+    workers: int = 1,
+    rss_reads: int = 2000,
+    exact_items: int = 3,
+    paths: Optional[List[Path_]] = None,
+    gpu_clips_s: float = RS50_CLIPS_PER_S_PER_GPU,
+    log=print,
+    sources: Optional[List[str]] = None,
+    frames: int = 32,
+    crop: int = 224,
+) -> dict:
     """Every path, ``rounds`` interleaved rounds; see the module docstring. ``sources`` replaces
     the Kinetics-like files and footage (small files for a quick check)."""
     from .loader import rss_over_reads
@@ -323,11 +380,19 @@ def run(cache: str, num_kinetics: int = 4, footage: bool = True, videos: int = 1
         files[name] = prepare_format(sources, name, formats[name], cache)
         seconds = sum(_duration_s(p) for p in sources)
         size = sum(os.path.getsize(p) for p in files[name])
-        psnr = [q for q in (storage_quality(s, c) for s, c in zip(sources, files[name]))
-                if q is not None] if formats[name] else []
-        fmt_rows.append(dict(format=name, prepare=prepare_flags(formats[name]),
-                             mb_per_10s=round(size / seconds * 10 / 1e6, 3),
-                             psnr_y_db=round(statistics.mean(psnr), 2) if psnr else None))
+        psnr = (
+            [q for q in (storage_quality(s, c) for s, c in zip(sources, files[name])) if q is not None]
+            if formats[name]
+            else []
+        )
+        fmt_rows.append(
+            dict(
+                format=name,
+                prepare=prepare_flags(formats[name]),
+                mb_per_10s=round(size / seconds * 10 / 1e6, 3),
+                psnr_y_db=round(statistics.mean(psnr), 2) if psnr else None,
+            )
+        )
         log(f"format {name}: {fmt_rows[-1]['mb_per_10s']} MB per 10 s")
     tmp = tempfile.mkdtemp(prefix="rs3d_clips_")
     dirs = {}
@@ -366,9 +431,12 @@ def run(cache: str, num_kinetics: int = 4, footage: bool = True, videos: int = 1
             rows.append(row)
             continue
         rates = [x["clips"] / x["cpu_s"] for x in s]
-        row.update(clips_per_round=s[0]["clips"], clips_per_cpu_s=statistics.median(rates),
-                   rounds_clips_per_cpu_s=[round(v, 3) for v in rates],
-                   wall_clips_s=statistics.median(x["clips"] / x["wall_s"] for x in s))
+        row.update(
+            clips_per_round=s[0]["clips"],
+            clips_per_cpu_s=statistics.median(rates),
+            rounds_clips_per_cpu_s=[round(v, 3) for v in rates],
+            wall_clips_s=statistics.median(x["clips"] / x["wall_s"] for x in s),
+        )
         if len(base) == len(s):
             row["vs_default"] = statistics.median(a / (b["clips"] / b["cpu_s"]) for a, b in zip(rates, base))
         row["cores_per_gpu"] = gpu_clips_s / row["clips_per_cpu_s"]
@@ -379,35 +447,61 @@ def run(cache: str, num_kinetics: int = 4, footage: bool = True, videos: int = 1
             except Exception as e:
                 row["exactness"] = dict(exact=False, error=f"{type(e).__name__}: {e}")
             if p.check_memory and rss_reads:
-                row["worker_memory"] = rss_over_reads(rs3d_keys(dirs[p.fmt][0], p.opts, batch, 1, frames=frames,
-                                                                crop=crop), rss_reads)
+                row["worker_memory"] = rss_over_reads(
+                    rs3d_keys(dirs[p.fmt][0], p.opts, batch, 1, frames=frames, crop=crop), rss_reads
+                )
                 log(f"memory of {p.name}: {row['worker_memory']['rss_mib_after_reads']}")
         rows.append(row)
     for f in fmt_rows:
-        mine = [r for r in rows if r["format"] == f["format"] and not r["ptv"] and "clips_per_cpu_s" in r
-                and r["path"].startswith(("storage", "default"))]
+        mine = [
+            r
+            for r in rows
+            if r["format"] == f["format"]
+            and not r["ptv"]
+            and "clips_per_cpu_s" in r
+            and r["path"].startswith(("storage", "default"))
+        ]
         if mine:
             top = max(mine, key=lambda r: r["clips_per_cpu_s"])
-            f.update(best_path=top["path"], clips_per_cpu_s=top["clips_per_cpu_s"],
-                     cores_per_gpu=gpu_clips_s / top["clips_per_cpu_s"])
+            f.update(
+                best_path=top["path"],
+                clips_per_cpu_s=top["clips_per_cpu_s"],
+                cores_per_gpu=gpu_clips_s / top["clips_per_cpu_s"],
+            )
         best = [r for r in rows if r["format"] == f["format"] and not r["ptv"] and "clips_per_cpu_s" in r]
         if best:
             top = max(best, key=lambda r: r["clips_per_cpu_s"])
-            f.update(best_with_levers=top["path"], best_with_levers_clips_per_cpu_s=top["clips_per_cpu_s"],
-                     best_with_levers_cores_per_gpu=gpu_clips_s / top["clips_per_cpu_s"])
-    return dict(videos=videos, distinct_files=len(sources), files=sources, rounds=rounds, batch=batch,
-                frames=frames, crop=crop,
-                workers=workers, gpu_clips_s=gpu_clips_s, formats=fmt_rows, rows=rows)
+            f.update(
+                best_with_levers=top["path"],
+                best_with_levers_clips_per_cpu_s=top["clips_per_cpu_s"],
+                best_with_levers_cores_per_gpu=gpu_clips_s / top["clips_per_cpu_s"],
+            )
+    return dict(
+        videos=videos,
+        distinct_files=len(sources),
+        files=sources,
+        rounds=rounds,
+        batch=batch,
+        frames=frames,
+        crop=crop,
+        workers=workers,
+        gpu_clips_s=gpu_clips_s,
+        formats=fmt_rows,
+        rows=rows,
+    )
 
 
 def format_tables(res: dict) -> str:
-    out = [f"{res['videos']} videos per pass ({res['distinct_files']} files: Kinetics-like 340x256 10 s "
-           f"at 30/25/30/24 fps, bikes.mp4 640x272 25 fps), batch {res['batch']} clips, "
-           f"{res['workers']} worker(s), median of {res['rounds']} interleaved rounds; clip = {res['frames']}x2 at "
-           f"{res['crop']}, random resized crop + flip; per core = clips per CPU-second of the loader processes", "",
-           "| path | storage | clips per CPU-s | vs default | cores per GPU (RS-50, "
-           f"{res['gpu_clips_s']:.0f} clips/s) | exact | worker RSS growth after read 100 (MiB) |",
-           "|---|---|---|---|---|---|---|"]
+    out = [
+        f"{res['videos']} videos per pass ({res['distinct_files']} files: Kinetics-like 340x256 10 s "
+        f"at 30/25/30/24 fps, bikes.mp4 640x272 25 fps), batch {res['batch']} clips, "
+        f"{res['workers']} worker(s), median of {res['rounds']} interleaved rounds; clip = {res['frames']}x2 at "
+        f"{res['crop']}, random resized crop + flip; per core = clips per CPU-second of the loader processes",
+        "",
+        "| path | storage | clips per CPU-s | vs default | cores per GPU (RS-50, "
+        f"{res['gpu_clips_s']:.0f} clips/s) | exact | worker RSS growth after read 100 (MiB) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in res["rows"]:
         if "error" in r:
             out.append(f"| {r['path']} | {r['format']} | - | - | - | - | error: {r['error']} |")
@@ -417,15 +511,24 @@ def format_tables(res: dict) -> str:
         mem = r.get("worker_memory")
         memo = "-" if mem is None else f"{mem['growth_mib_100_to_end']:+.1f} over {mem['reads']}"
         vs = f"{r['vs_default']:.2f}" if "vs_default" in r else "-"
-        out.append(f"| {r['path']} | {r['format']} | {r['clips_per_cpu_s']:.2f} | {vs} | "
-                   f"{r['cores_per_gpu']:.1f} | {exact} | {memo} |")
-    out += ["", "| storage | rs3d-prepare-kinetics options | MB per 10 s | PSNR-Y vs source (dB) | "
-            "clips per CPU-s (best backend) | cores per GPU | with all levers | cores per GPU |",
-            "|---|---|---|---|---|---|---|---|"]
+        out.append(
+            f"| {r['path']} | {r['format']} | {r['clips_per_cpu_s']:.2f} | {vs} | "
+            f"{r['cores_per_gpu']:.1f} | {exact} | {memo} |"
+        )
+    out += [
+        "",
+        "| storage | rs3d-prepare-kinetics options | MB per 10 s | PSNR-Y vs source (dB) | "
+        "clips per CPU-s (best backend) | cores per GPU | with all levers | cores per GPU |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for f in res["formats"]:
-        def g(k, fmt):
+
+        def g(k, fmt, f=f):
             return fmt.format(f[k]) if f.get(k) is not None else "-"
-        out.append(f"| {f['format']} | {f['prepare']} | {f['mb_per_10s']:.2f} | {g('psnr_y_db', '{:.1f}')} | "
-                   f"{g('clips_per_cpu_s', '{:.2f}')} | {g('cores_per_gpu', '{:.1f}')} | "
-                   f"{g('best_with_levers_clips_per_cpu_s', '{:.2f}')} | {g('best_with_levers_cores_per_gpu', '{:.1f}')} |")
+
+        out.append(
+            f"| {f['format']} | {f['prepare']} | {f['mb_per_10s']:.2f} | {g('psnr_y_db', '{:.1f}')} | "
+            f"{g('clips_per_cpu_s', '{:.2f}')} | {g('cores_per_gpu', '{:.1f}')} | "
+            f"{g('best_with_levers_clips_per_cpu_s', '{:.2f}')} | {g('best_with_levers_cores_per_gpu', '{:.1f}')} |"
+        )
     return "\n".join(out)

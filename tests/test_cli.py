@@ -1,5 +1,6 @@
 """The command line: console scripts (the one name of every command), the two PySlowFast-style
 tools/ shims, and one error path for all."""
+
 import ast
 import configparser
 import importlib
@@ -47,8 +48,9 @@ def declared_scripts() -> dict:
 def test_setup_cfg_declares_every_command_and_the_install_has_them():
     declared = declared_scripts()
     assert {name: f"{module}:main" for name, module in COMMANDS.items()} == declared
-    installed = {ep.name: ep.value for ep in metadata.entry_points(group="console_scripts")
-                 if ep.name.startswith("rs3d-")}
+    installed = {
+        ep.name: ep.value for ep in metadata.entry_points(group="console_scripts") if ep.name.startswith("rs3d-")
+    }
     assert installed == declared, "the installed entry points are stale: run `make install` again"
     for name, target in declared.items():
         module, func = target.split(":")
@@ -79,25 +81,36 @@ MISTAKES = {
     "rs3d-train": (lambda tmp: ["--cfg", str(tmp / "missing.yaml")], "config file not found"),
     "rs3d-test": (lambda tmp: ["TEST.NO_SUCH_KEY", "1"], "TEST.NO_SUCH_KEY"),
     "rs3d-predict": (lambda tmp: ["--", str(tmp / "GOPR0001.MP4")], "GOPR0001.MP4: video not found"),
-    "rs3d-demo": (lambda tmp: ["MODEL.NUM_CLASSES", "7", "DATA.PATH_TO_DATA_DIR", str(tmp / "none")],
-                  "the synthetic set has 4 classes"),
+    "rs3d-demo": (
+        lambda tmp: ["MODEL.NUM_CLASSES", "7", "DATA.PATH_TO_DATA_DIR", str(tmp / "none")],
+        "the synthetic set has 4 classes",
+    ),
     "rs3d-make-synthetic": (lambda tmp: ["--out", str(tmp / "s"), "--num-classes", "1"], "num_classes"),
     "rs3d-prepare-kinetics": (lambda tmp: [str(tmp / "nowhere"), "--out", str(tmp / "o")], "not a folder"),
-    "rs3d-extract-features": (lambda tmp: ["--folder", str(tmp / "nowhere"), "--out", str(tmp / "o")],
-                              "no such folder"),
+    "rs3d-extract-features": (
+        lambda tmp: ["--folder", str(tmp / "nowhere"), "--out", str(tmp / "o")],
+        "no such folder",
+    ),
     "rs3d-visualize": (lambda tmp: ["confusion", str(tmp / "nowhere")], "not found"),
     "rs3d-submit": (lambda tmp: ["--cfg", str(tmp / "missing.yaml"), "--dry-run"], "config file not found"),
-    "rs3d-convert-annotations": (lambda tmp: ["ucf101", str(tmp / "nowhere"), "--videos", str(tmp / "nowhere"),
-                                              "--out", str(tmp / "o")], "nowhere"),
+    "rs3d-convert-annotations": (
+        lambda tmp: ["ucf101", str(tmp / "nowhere"), "--videos", str(tmp / "nowhere"), "--out", str(tmp / "o")],
+        "nowhere",
+    ),
     "rs3d-make-directions": (lambda tmp: ["--out", str(tmp / "s"), "--num-classes", "1"], "num_classes"),
-    "rs3d-manifest": (lambda tmp: ["build", str(tmp / "nowhere"), "--out", str(tmp / "o")],
-                      "nowhere: dataset folder not found"),
-    "rs3d-timeline": (lambda tmp: ["--window", "1", "--", str(tmp / "GOPR0001.MP4")],
-                      "GOPR0001.MP4: video not found"),
-    "rs3d-export": (lambda tmp: ["--out", str(tmp / "o"), "TEST.CHECKPOINT_FILE_PATH", str(tmp / "nope.pyth")],
-                    "nope.pyth does not exist"),
-    "rs3d-sweep": (lambda tmp: ["--cfg", str(tmp / "missing.yaml"), "--grid", "depth=26,50", "--out",
-                                str(tmp / "s")], "missing.yaml"),
+    "rs3d-manifest": (
+        lambda tmp: ["build", str(tmp / "nowhere"), "--out", str(tmp / "o")],
+        "nowhere: dataset folder not found",
+    ),
+    "rs3d-timeline": (lambda tmp: ["--window", "1", "--", str(tmp / "GOPR0001.MP4")], "GOPR0001.MP4: video not found"),
+    "rs3d-export": (
+        lambda tmp: ["--out", str(tmp / "o"), "TEST.CHECKPOINT_FILE_PATH", str(tmp / "nope.pyth")],
+        "nope.pyth does not exist",
+    ),
+    "rs3d-sweep": (
+        lambda tmp: ["--cfg", str(tmp / "missing.yaml"), "--grid", "depth=26,50", "--out", str(tmp / "s")],
+        "missing.yaml",
+    ),
 }
 
 
@@ -118,12 +131,19 @@ def _script(name: str) -> str:
 @pytest.mark.parametrize("how", ["console script", "python -m", "tools/ shim"])
 def test_the_three_ways_to_run_a_command_agree(how, tmp_path):
     """Run from another folder: the installed package is found without any sys.path edit."""
-    argv = {"console script": [_script("rs3d-train")],
-            "python -m": [sys.executable, "-m", "rs3d.cli.train"],
-            "tools/ shim": [sys.executable, str(ROOT / "tools" / "train_net.py")]}[how]
-    p = subprocess.run(argv + ["SOLVER.MAX_EPOCH", "many", "OUTPUT_DIR", str(tmp_path / "o")],
-                       capture_output=True, text=True, cwd=tmp_path, timeout=300,
-                       env=dict(os.environ, PYTHONWARNINGS="ignore"))
+    argv = {
+        "console script": [_script("rs3d-train")],
+        "python -m": [sys.executable, "-m", "rs3d.cli.train"],
+        "tools/ shim": [sys.executable, str(ROOT / "tools" / "train_net.py")],
+    }[how]
+    p = subprocess.run(
+        argv + ["SOLVER.MAX_EPOCH", "many", "OUTPUT_DIR", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+        env=dict(os.environ, PYTHONWARNINGS="ignore"),
+    )
     assert p.returncode == 2, p.stderr
     assert p.stderr.strip().splitlines() == [p.stderr.strip()] and "SOLVER.MAX_EPOCH" in p.stderr
     assert p.stderr.startswith("error: ") and not (tmp_path / "o").exists()
@@ -133,11 +153,32 @@ def test_the_three_ways_to_run_a_command_agree(how, tmp_path):
 def test_demo_trains_and_tests_in_child_processes_on_a_given_dataset(synthetic_dataset, tmp_path):
     out = tmp_path / "out"
     p = subprocess.run(
-        [_script("rs3d-demo"), "DATA.PATH_TO_DATA_DIR", str(synthetic_dataset), "OUTPUT_DIR", str(out),
-         "SOLVER.MAX_EPOCH", "1", "TRAIN.EVAL_PERIOD", "0", "TRAIN.BATCH_SIZE", "4",
-         "DATA.NUM_FRAMES", "4", "TEST.NUM_ENSEMBLE_VIEWS", "1", "TEST.NUM_SPATIAL_CROPS", "1",
-         "DATA_LOADER.NUM_WORKERS", "0"],
-        capture_output=True, text=True, cwd=tmp_path, timeout=900)
+        [
+            _script("rs3d-demo"),
+            "DATA.PATH_TO_DATA_DIR",
+            str(synthetic_dataset),
+            "OUTPUT_DIR",
+            str(out),
+            "SOLVER.MAX_EPOCH",
+            "1",
+            "TRAIN.EVAL_PERIOD",
+            "0",
+            "TRAIN.BATCH_SIZE",
+            "4",
+            "DATA.NUM_FRAMES",
+            "4",
+            "TEST.NUM_ENSEMBLE_VIEWS",
+            "1",
+            "TEST.NUM_SPATIAL_CROPS",
+            "1",
+            "DATA_LOADER.NUM_WORKERS",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=900,
+    )
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-3000:]
     assert f"[demo] using the dataset in {synthetic_dataset}" in p.stdout
     assert "[demo] rs3d-train --cfg " in p.stdout and "[demo] rs3d-test --cfg " in p.stdout

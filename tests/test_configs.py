@@ -1,4 +1,5 @@
 """Every file in configs/ loads, and builds its model (at a tiny width) that runs forward."""
+
 from pathlib import Path
 
 import pytest
@@ -7,8 +8,10 @@ import torch
 from rs3d.config import load_config
 from rs3d.models import build_model
 
-CONFIGS = sorted(str(p.relative_to(Path(__file__).resolve().parents[1]))
-                 for p in (Path(__file__).resolve().parents[1] / "configs").rglob("*.yaml"))
+CONFIGS = sorted(
+    str(p.relative_to(Path(__file__).resolve().parents[1]))
+    for p in (Path(__file__).resolve().parents[1] / "configs").rglob("*.yaml")
+)
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -51,10 +54,15 @@ def test_ablation_rows_add_one_method_each():
     """Row k differs from row k-1 in the keys of its method only (appendix H order)."""
     rows = sorted(c for c in CONFIGS if "/ablation/" in c)
     expected = [
-        {"MODEL.DROPOUT_RATE"}, {"TRAIN.LABEL_SMOOTHING"}, {"MODEL.DROP_PATH_RATE"}, {"TRAIN.EMA"},
-        {"SOLVER.WEIGHT_DECAY"}, {"SOLVER.MAX_EPOCH"},
+        {"MODEL.DROPOUT_RATE"},
+        {"TRAIN.LABEL_SMOOTHING"},
+        {"MODEL.DROP_PATH_RATE"},
+        {"TRAIN.EMA"},
+        {"SOLVER.WEIGHT_DECAY"},
+        {"SOLVER.MAX_EPOCH"},
         {"DATA.TRAIN_JITTER_MODE", "MODEL.DROP_PATH_RATE", "AUG.RAND_AUGMENT_NUM_OPS"},
-        {"MODEL.STEM_TYPE"}, {"MODEL.SE_RATIO"},
+        {"MODEL.STEM_TYPE"},
+        {"MODEL.SE_RATIO"},
     ]
 
     def flat(cfg, prefix=""):
@@ -78,14 +86,23 @@ def test_ablation_rows_add_one_method_each():
 
 # What each convention sets (rs3d/config/defaults.py; docs/reference.md, "Conventions").
 TF_CONVENTIONS = {
-    ("MODEL", "INIT"): "tf", ("BN", "MOMENTUM"): 1.0, ("SOLVER", "RUN_LENGTH"): "examples",
-    ("SOLVER", "MOMENTUM_FORM"): "keras", ("SOLVER", "SELF_GATING_WEIGHT_DECAY"): False,
-    ("TRAIN", "EMA_FORM"): "tf", ("TEST", "VIEW_POSITIONS"): "tf", ("DATA", "TRAIN_JITTER_MODE"): "tf_area",
+    ("MODEL", "INIT"): "tf",
+    ("BN", "MOMENTUM"): 1.0,
+    ("SOLVER", "RUN_LENGTH"): "examples",
+    ("SOLVER", "MOMENTUM_FORM"): "keras",
+    ("SOLVER", "SELF_GATING_WEIGHT_DECAY"): False,
+    ("TRAIN", "EMA_FORM"): "tf",
+    ("TEST", "VIEW_POSITIONS"): "tf",
+    ("DATA", "TRAIN_JITTER_MODE"): "tf_area",
 }
 PYTORCH_CONVENTIONS = {
-    ("MODEL", "INIT"): "pytorch", ("BN", "MOMENTUM"): 0.1, ("SOLVER", "RUN_LENGTH"): "epochs",
-    ("SOLVER", "MOMENTUM_FORM"): "pytorch", ("SOLVER", "SELF_GATING_WEIGHT_DECAY"): True,
-    ("TRAIN", "EMA_FORM"): "pytorch", ("TEST", "VIEW_POSITIONS"): "pytorch",
+    ("MODEL", "INIT"): "pytorch",
+    ("BN", "MOMENTUM"): 0.1,
+    ("SOLVER", "RUN_LENGTH"): "epochs",
+    ("SOLVER", "MOMENTUM_FORM"): "pytorch",
+    ("SOLVER", "SELF_GATING_WEIGHT_DECAY"): True,
+    ("TRAIN", "EMA_FORM"): "pytorch",
+    ("TEST", "VIEW_POSITIONS"): "pytorch",
 }
 FINE_TUNING = ("configs/ucf101/", "configs/hmdb51/", "configs/charades_rs50.yaml", "configs/ssv2_rs50.yaml")
 SHORT_SIDE_CROP = ("configs/k400_r3d50_baseline.yaml", "configs/ablation/0")  # PySlowFast's crop until row 7

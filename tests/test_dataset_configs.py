@@ -1,4 +1,5 @@
 """The dataset configs beyond Kinetics-400: what each one promises in its comments."""
+
 from pathlib import Path
 
 import pytest

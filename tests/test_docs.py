@@ -5,6 +5,7 @@ Every ``configs/...`` path and every ``tests/...`` test they cite exists; every 
 arguments pass the command's own argument parser (parsed, nothing run), and the ``KEY VALUE``
 overrides on it load with the config it names. ``make TARGET`` names a Makefile target.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,8 +31,10 @@ _TOOLS_REF = re.compile(r"(?<![\w/.-])tools/[\w.-]+\.(?:py|sh)")
 _FENCE = re.compile(r"```[^\n]*\n(.*?)```", re.S)
 _INLINE = re.compile(r"(?<!`)`([^`\n]+)`(?!`)")
 # Where a command starts inside a shell line: a console script, a module, or a file under tools/.
-_COMMAND = re.compile(r"(?:^|\s)(rs3d-[a-z-]+|-m\s+rs3d(?:\.\w+)+|(?:bash\s+|python\s+)?tools/[\w.-]+\.(?:py|sh))"
-                      r"(?=\s|$)")
+_COMMAND = re.compile(
+    r"(?:^|\s)(rs3d-[a-z-]+|-m\s+rs3d(?:\.\w+)+|(?:bash\s+|python\s+)?tools/[\w.-]+\.(?:py|sh))"
+    r"(?=\s|$)"
+)
 _SHELL_END = {"|", "||", "&&", ";", ">", ">>", "2>&1", "&"}
 _KEY = re.compile(r"^[A-Z][A-Z0-9_]*(?:\.[A-Z][A-Z0-9_]*)*$")
 
@@ -47,7 +50,7 @@ def _brace_expand(ref: str) -> list:
     m = re.search(r"\{([^{}]*)\}", ref)
     if not m:
         return [ref]
-    return [x for part in m.group(1).split(",") for x in _brace_expand(ref[:m.start()] + part + ref[m.end():])]
+    return [x for part in m.group(1).split(",") for x in _brace_expand(ref[: m.start()] + part + ref[m.end() :])]
 
 
 def _where(doc: Path, text: str, index: int) -> str:
@@ -123,10 +126,10 @@ def command_lines() -> list:
             line = re.sub(r"\[(-[^\]]*)\]", r"\1", _strip_comment(line))  # "[--opt V]": optional, shown
             for m in _COMMAND.finditer(line):
                 command = re.sub(r"^(?:bash|python)\s+|^-m\s+", "", m.group(1))
-                rest = line[m.end():]
+                rest = line[m.end() :]
                 following = _COMMAND.search(rest)  # two commands in one span ("... then ...")
                 if following:
-                    rest = rest[:following.start()]
+                    rest = rest[: following.start()]
                 try:
                     tokens = shlex.split(rest)
                 except ValueError:
@@ -233,8 +236,7 @@ def _expand_globs(argv: list) -> list:
     return out
 
 
-@pytest.mark.parametrize("where, command, argv", COMMANDS,
-                         ids=[f"{w} {c} {' '.join(a)[:60]}" for w, c, a in COMMANDS])
+@pytest.mark.parametrize("where, command, argv", COMMANDS, ids=[f"{w} {c} {' '.join(a)[:60]}" for w, c, a in COMMANDS])
 def test_every_command_line_exists_and_parses(where, command, argv, monkeypatch):
     if command.startswith("rs3d-"):
         assert command in _console_scripts(), f"{where}: {command} is not a console script (setup.cfg)"
@@ -263,7 +265,8 @@ def test_every_command_line_exists_and_parses(where, command, argv, monkeypatch)
     load_config(str(ROOT / cfg) if cfg else None, pairs)
 
 
-@pytest.mark.parametrize("target", sorted({m.group(1) for doc in DOCS
-                                           for m in re.finditer(r"`make ([\w-]+)", doc.read_text())}))
+@pytest.mark.parametrize(
+    "target", sorted({m.group(1) for doc in DOCS for m in re.finditer(r"`make ([\w-]+)", doc.read_text())})
+)
 def test_every_make_target_exists(target):
     assert re.search(rf"^{re.escape(target)}:", (ROOT / "Makefile").read_text(), re.M), target

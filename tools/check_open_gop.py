@@ -9,6 +9,7 @@ rs3d's ``read_frames`` with its decord and PyAV backends (both must be exact), a
 for comparison (the reason rs3d checks files for open GOPs before letting decord seek). A frame
 counts as wrong when its mean absolute difference exceeds 0.5.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -72,14 +73,17 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for name, extra in (("open_gop", "open-gop=1:"), ("closed_gop", "")):
             path = os.path.join(tmp, f"{name}.mp4")
-            write_video(path, frames, 24, "libx264",
-                        {"bf": "3", "g": str(args.gop), "x264-params": f"{extra}b-pyramid=normal"})
+            write_video(
+                path, frames, 24, "libx264", {"bf": "3", "g": str(args.gop), "x264-params": f"{extra}b-pyramid=normal"}
+            )
             results[name] = wrong_frames(path)
     for name, r in results.items():
         print(f"{name}: {r['frames']} frames, has_open_gop={r['has_open_gop']}")
         for reader in ("decord", "rs3d-decord", "rs3d-pyav"):
-            print(f"  {reader:12s} wrong frames {len(r[reader]['wrong']):3d} {r[reader]['wrong']} "
-                  f"(max mean |diff| {r[reader]['max_error']})")
+            print(
+                f"  {reader:12s} wrong frames {len(r[reader]['wrong']):3d} {r[reader]['wrong']} "
+                f"(max mean |diff| {r[reader]['max_error']})"
+            )
     print(json.dumps(results))
     return 0
 

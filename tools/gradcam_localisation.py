@@ -10,6 +10,7 @@ the Grad-CAM map of each layer (``auto`` and res2..res5) inside the object's box
 beside the share a map spread evenly would get (the boxes' area). A box's part that wraps around
 the frame edge is not counted, so the shares are lower bounds. A developer check, not a command.
 """
+
 import argparse
 import json
 import sys
@@ -26,7 +27,7 @@ from rs3d.inference.model import load_model
 
 def box_area_share(boxes, size: int) -> float:
     """Mean share of the frame the (clipped) boxes cover: what an even map would put inside."""
-    areas = [(min(x1, size) - max(x0, 0)) * (min(y1, size) - max(y0, 0)) / size ** 2 for x0, y0, x1, y1 in boxes]
+    areas = [(min(x1, size) - max(x0, 0)) * (min(y1, size) - max(y0, 0)) / size**2 for x0, y0, x1, y1 in boxes]
     return float(np.mean(areas))
 
 
@@ -50,8 +51,7 @@ def main(argv=None) -> int:
         step = d.SAMPLING_RATE * (fps / d.TARGET_FPS if d.TARGET_FPS else 1.0)
         idx = [int(round(k * step)) for k in range(frames_per_clip)]
         boxes = []
-        frames = render_video(label, rng, size, size, idx[-1] + 1, clutter=0.3, object_size=(0.2, 0.28),
-                              boxes=boxes)
+        frames = render_video(label, rng, size, size, idx[-1] + 1, clutter=0.3, object_size=(0.2, 0.28), boxes=boxes)
         clip = to_model_input(torch.from_numpy(frames[idx]).permute(3, 0, 1, 2)[None], d.MEAN, d.STD)
         clip_boxes = [boxes[j] for j in idx]
         even.append(box_area_share(clip_boxes, size))
@@ -62,10 +62,14 @@ def main(argv=None) -> int:
             result = grad_cam(loaded.model, clip, layer, class_index=label, activation=loaded.activation)
             shares[name].append(mass_in_boxes(result.cam, clip_boxes))
         correct += int(result.probs.argmax() == label)
-    report = {"checkpoint": args.checkpoint, "videos": args.videos, "auto_layer": chosen,
-              "top1_on_these_clips": correct / args.videos,
-              "share_of_map_on_object": {k: round(float(np.mean(v)), 3) for k, v in shares.items()},
-              "share_an_even_map_would_get": round(float(np.mean(even)), 3)}
+    report = {
+        "checkpoint": args.checkpoint,
+        "videos": args.videos,
+        "auto_layer": chosen,
+        "top1_on_these_clips": correct / args.videos,
+        "share_of_map_on_object": {k: round(float(np.mean(v)), 3) for k, v in shares.items()},
+        "share_an_even_map_would_get": round(float(np.mean(even)), 3),
+    }
     print(json.dumps(report, indent=2))
     return 0
 

@@ -11,6 +11,7 @@ Latency is the median wall time of a full training step (forward, backward, SGD 
 CPU, the growth of the process's peak resident memory during the steps (each model is measured in
 its own subprocess so the figures do not mix). The device is printed under the table.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,8 +28,9 @@ from rs3d.errors import ConfigError
 from rs3d.models.stats import count_flops, count_parameters, measure_train_step
 
 
-def train_step_stats(name: str, frames: int, res: int, batch: int, device: str, steps: int,
-                     channels_last: bool) -> dict:
+def train_step_stats(
+    name: str, frames: int, res: int, batch: int, device: str, steps: int, channels_last: bool
+) -> dict:
     """Median training-step time and peak memory of a fresh ``name`` (seed 0), in this process."""
     torch.manual_seed(0)
     model = rs3d.create_model(name, num_classes=400)
@@ -43,18 +45,38 @@ def _child(queue, kwargs) -> None:
         queue.put({"error": f"{type(e).__name__}: {str(e).splitlines()[0][:80]}"})
 
 
-def stats_row(name: str, frames: int, res: int, batch: int, device: str, steps: int, measure: bool,
-              channels_last: bool) -> dict:
+def stats_row(
+    name: str, frames: int, res: int, batch: int, device: str, steps: int, measure: bool, channels_last: bool
+) -> dict:
     model = rs3d.create_model(name, num_classes=400)
-    row = {"model": name, "frames": frames, "res": res, "batch": batch, "device": device,
-           "params_m": count_parameters(model) / 1e6, "gflops": count_flops(model, frames, res)}
+    row = {
+        "model": name,
+        "frames": frames,
+        "res": res,
+        "batch": batch,
+        "device": device,
+        "params_m": count_parameters(model) / 1e6,
+        "gflops": count_flops(model, frames, res),
+    }
     del model
     if measure:  # in a fresh process, so one model's memory does not mix into the next one's figure
         ctx = mp.get_context("spawn")
         queue = ctx.Queue()
-        proc = ctx.Process(target=_child, args=(queue, dict(name=name, frames=frames, res=res, batch=batch,
-                                                             device=device, steps=steps,
-                                                             channels_last=channels_last)))
+        proc = ctx.Process(
+            target=_child,
+            args=(
+                queue,
+                dict(
+                    name=name,
+                    frames=frames,
+                    res=res,
+                    batch=batch,
+                    device=device,
+                    steps=steps,
+                    channels_last=channels_last,
+                ),
+            ),
+        )
         proc.start()
         proc.join()
         row.update(queue.get() if not queue.empty() else {"error": f"child exited with {proc.exitcode}"})
@@ -67,8 +89,9 @@ def format_table(rows: list) -> str:
     for r in rows:
         step = f"{r['train_step_s']:.3f}" if "train_step_s" in r else r.get("error", "-")
         mem = f"{r['peak_mem_gib']:.2f}" if "peak_mem_gib" in r else "-"
-        lines.append(f"| {r['model']} | {r['frames']}x{r['res']} | {r['params_m']:.2f} | {r['gflops']:.1f} "
-                     f"| {step} | {mem} |")
+        lines.append(
+            f"| {r['model']} | {r['frames']}x{r['res']} | {r['params_m']:.2f} | {r['gflops']:.1f} | {step} | {mem} |"
+        )
     return "\n".join(lines)
 
 
@@ -92,8 +115,11 @@ def _main(argv=None) -> int:
     args = p.parse_args(argv)
     names = args.models
     if args.all:
-        names = [f"resnet3d_rs{d}" for d in (50, 101, 152, 200, 270, 350, 420)] + \
-                ["resnet3d_rs50_paper", "r3d50", "slow_r50"]
+        names = [f"resnet3d_rs{d}" for d in (50, 101, 152, 200, 270, 350, 420)] + [
+            "resnet3d_rs50_paper",
+            "r3d50",
+            "slow_r50",
+        ]
     unknown = [n for n in names if n not in rs3d.list_models()]
     if unknown:
         raise ConfigError(f"--models: unknown model(s) {unknown}; available: {', '.join(rs3d.list_models())}")
@@ -101,8 +127,11 @@ def _main(argv=None) -> int:
     for name in names:
         for frames in args.frames:
             for res in args.res:
-                rows.append(stats_row(name, frames, res, args.batch, args.device, args.steps,
-                                      not args.no_measure, args.channels_last))
+                rows.append(
+                    stats_row(
+                        name, frames, res, args.batch, args.device, args.steps, not args.no_measure, args.channels_last
+                    )
+                )
                 print(format_table(rows[-1:]).splitlines()[-1], flush=True)
     device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor() or "cpu"
     print(f"\n{device_name}, torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}\n")

@@ -8,6 +8,7 @@
 Training (``rs3d.engine``) writes and resumes through these; the test, prediction and every
 inference tool load through ``load_weights``.
 """
+
 from .files import (
     best_checkpoint_path,
     checkpoint_dir,
@@ -26,9 +27,22 @@ from .own_config import load_model_config
 from .weights import is_rs3d_checkpoint, load_weights, resolve_checkpoint
 
 __all__ = [
-    "METADATA_KEY", "checkpoint_metadata", "read_description", "load_model_config",
-    "best_checkpoint_path", "checkpoint_dir", "checkpoint_path", "checkpoint_position",
-    "find_latest_checkpoint", "is_rs3d_checkpoint", "latest_good_checkpoint", "list_checkpoints",
-    "load_checkpoint", "load_weights", "prune_checkpoints", "remove_stale_temporaries",
-    "resolve_checkpoint", "save_checkpoint",
+    "METADATA_KEY",
+    "checkpoint_metadata",
+    "read_description",
+    "load_model_config",
+    "best_checkpoint_path",
+    "checkpoint_dir",
+    "checkpoint_path",
+    "checkpoint_position",
+    "find_latest_checkpoint",
+    "is_rs3d_checkpoint",
+    "latest_good_checkpoint",
+    "list_checkpoints",
+    "load_checkpoint",
+    "load_weights",
+    "prune_checkpoints",
+    "remove_stale_temporaries",
+    "resolve_checkpoint",
+    "save_checkpoint",
 ]

@@ -10,14 +10,15 @@ containers so ``torch.load(weights_only=True)`` reads it.
 
 Integrity: ``torch.save`` writes a zip archive with a CRC-32 per member, but ``torch.load`` does not
 check them, so bytes overwritten inside a file would load as wrong weights or NaN optimizer state.
-Every load checks them first (``rs3d.io.integrity``: about a third of the load's time), and a file
+Every load checks them first (``rs3d.file_io.integrity``: about a third of the load's time), and a file
 that fails is skipped by the newest-good lookup with a warning naming it and why.
 
-Paths go through :mod:`rs3d.io`, so ``OUTPUT_DIR`` may be an object store (``s3://...``) and a
+Paths go through :mod:`rs3d.file_io`, so ``OUTPUT_DIR`` may be an object store (``s3://...``) and a
 checkpoint to load an ``http(s)://`` URL; writes stay atomic where the backend allows
-(``rs3d.io.atomic_write`` says where it does not). A downloaded copy that does not load is evicted
+(``rs3d.file_io.atomic_write`` says where it does not). A downloaded copy that does not load is evicted
 from the download cache, so a fixed server is asked again.
 """
+
 from __future__ import annotations
 
 import glob
@@ -28,10 +29,10 @@ from typing import Optional
 
 import torch
 
-from .. import io
+from .. import file_io
 from ..errors import CheckpointError
-from ..io.integrity import check_torch_file
-from ..io.owner import temporary_writer, writer_alive
+from ..file_io.integrity import check_torch_file
+from ..file_io.owner import temporary_writer, writer_alive
 
 logger = logging.getLogger(__name__)
 
@@ -39,13 +40,13 @@ _NAME_RE = re.compile(r"checkpoint_epoch_(\d+)(?:_step_(\d+))?\.pyth$")
 
 
 def checkpoint_dir(output_dir: str) -> str:
-    return io.join(output_dir, "checkpoints")
+    return file_io.join(output_dir, "checkpoints")
 
 
 def checkpoint_path(output_dir: str, epoch: int, step: int = 0) -> str:
     """The file for ``epoch`` completed epochs plus ``step`` steps into the next (0 = epoch end)."""
     name = f"checkpoint_epoch_{epoch:05d}" + (f"_step_{step:06d}" if step else "")
-    return io.join(checkpoint_dir(output_dir), name + ".pyth")
+    return file_io.join(checkpoint_dir(output_dir), name + ".pyth")
 
 
 def checkpoint_position(path: str) -> Optional[tuple[int, int]]:
@@ -55,13 +56,13 @@ def checkpoint_position(path: str) -> Optional[tuple[int, int]]:
 
 
 def best_checkpoint_path(output_dir: str) -> str:
-    return io.join(checkpoint_dir(output_dir), "checkpoint_best.pyth")
+    return file_io.join(checkpoint_dir(output_dir), "checkpoint_best.pyth")
 
 
 def list_checkpoints(output_dir: str) -> list[str]:
     """Epoch and mid-epoch checkpoints, oldest first (by the position in the name)."""
     d = checkpoint_dir(output_dir)
-    paths = [io.join(d, name) for name in io.ls(d) if name.startswith("checkpoint_epoch_")]
+    paths = [file_io.join(d, name) for name in file_io.ls(d) if name.startswith("checkpoint_epoch_")]
     return sorted((p for p in paths if checkpoint_position(p)), key=checkpoint_position)
 
 
@@ -72,15 +73,15 @@ def save_checkpoint(state: dict, path: str) -> str:
     ``path`` (``os.replace`` is atomic on POSIX); a SIGKILL at any moment leaves at worst a stray
     ``.tmp``. On an object store the file is one upload, published only when complete.
     """
-    return io.atomic_write(path, lambda f: torch.save(state, f))
+    return file_io.atomic_write(path, lambda f: torch.save(state, f))
 
 
 def remove_stale_temporaries(output_dir: str) -> list:
     """Delete the partial ``*.tmp`` files that saves cut short by a crash left behind (each can be
     as large as a checkpoint); returns their paths. Only a temporary whose writer is gone is
-    removed: its name holds the writer's host and PID (``rs3d.io.atomic_write``), a live process's
+    removed: its name holds the writer's host and PID (``rs3d.file_io.atomic_write``), a live process's
     save and another host's (whose processes cannot be seen from here) are left alone."""
-    if not io.is_local(output_dir):
+    if not file_io.is_local(output_dir):
         return []  # uploads leave no temporaries behind
     stale = []
     for p in glob.glob(os.path.join(checkpoint_dir(output_dir), "*.pyth.*.tmp")):
@@ -99,13 +100,13 @@ def load_checkpoint(path: str, map_location="cpu") -> dict:
     """``torch.load(weights_only=True)`` after the integrity check; any failure becomes one line
     naming the file.
 
-    ``path`` may be a URL (downloaded once into the cache, see ``rs3d.io``; a copy that does not
+    ``path`` may be a URL (downloaded once into the cache, see ``rs3d.file_io``; a copy that does not
     load is evicted and the message says so) or an object-store path.
     """
     try:
-        if not io.is_url(path) and not io.isfile(path):  # a URL's download says why it fails
+        if not file_io.is_url(path) and not file_io.isfile(path):  # a URL's download says why it fails
             raise CheckpointError(f"checkpoint not found: {path}")
-        with io.open(path, "rb") as f:
+        with file_io.open(path, "rb") as f:
             check_torch_file(f, path)
             ckpt = torch.load(f, map_location=map_location, weights_only=True)
     except CheckpointError as e:
@@ -125,11 +126,12 @@ def load_checkpoint(path: str, map_location="cpu") -> dict:
 
 def _evicted(path: str, e: CheckpointError) -> CheckpointError:
     """``e``, after evicting a URL's cached download (the bad copy would be read again forever)."""
-    if not io.is_url(path):
+    if not file_io.is_url(path):
         return e
-    cached = io.evict_download(path)
-    return CheckpointError(f"{e}; its downloaded copy {cached} was removed from the cache (the next run "
-                           "downloads it again)")
+    cached = file_io.evict_download(path)
+    return CheckpointError(
+        f"{e}; its downloaded copy {cached} was removed from the cache (the next run downloads it again)"
+    )
 
 
 def latest_good_checkpoint(output_dir: str) -> tuple[Optional[str], Optional[dict]]:
@@ -157,7 +159,7 @@ def prune_checkpoints(output_dir: str, keep: int) -> None:
     newest checkpoint of all (a later one supersedes it). The best one is a separate file."""
     paths = list_checkpoints(output_dir)
     ends = [p for p in paths if checkpoint_position(p)[1] == 0]
-    doomed = set(ends[:max(len(ends) - keep, 0)])
+    doomed = set(ends[: max(len(ends) - keep, 0)])
     doomed |= {p for p in paths[:-1] if checkpoint_position(p)[1] != 0}
     for p in doomed:
-        io.rm(p)
+        file_io.rm(p)

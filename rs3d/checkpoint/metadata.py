@@ -10,6 +10,7 @@ for the training data's fingerprint. Plain containers only: the file still loads
 :func:`read_description` gives a file's description for the tools; a file written before it (or
 by another library) gives what it has and :func:`missing_parts` names the rest.
 """
+
 from __future__ import annotations
 
 import functools
@@ -37,12 +38,20 @@ PIXEL_SCALING = "(pixel / 255 - mean) / std, RGB, channels first [B, 3, T, H, W]
 def clip_spec(cfg) -> Dict[str, Any]:
     """The clip a model was trained and tested on: what preprocessing must reproduce."""
     d = cfg.DATA
-    return {"num_frames": d.NUM_FRAMES, "sampling": d.SAMPLING, "sampling_rate": d.SAMPLING_RATE,
-            "target_fps": d.TARGET_FPS, "train_crop_size": d.TRAIN_CROP_SIZE,
-            "test_crop_size": d.TEST_CROP_SIZE, "mean": list(d.MEAN), "std": list(d.STD),
-            "pixel_scaling": PIXEL_SCALING, "autorotate": d.AUTOROTATE,
-            "test_views": [cfg.TEST.NUM_ENSEMBLE_VIEWS, cfg.TEST.NUM_SPATIAL_CROPS],
-            "test_view_positions": cfg.TEST.VIEW_POSITIONS}
+    return {
+        "num_frames": d.NUM_FRAMES,
+        "sampling": d.SAMPLING,
+        "sampling_rate": d.SAMPLING_RATE,
+        "target_fps": d.TARGET_FPS,
+        "train_crop_size": d.TRAIN_CROP_SIZE,
+        "test_crop_size": d.TEST_CROP_SIZE,
+        "mean": list(d.MEAN),
+        "std": list(d.STD),
+        "pixel_scaling": PIXEL_SCALING,
+        "autorotate": d.AUTOROTATE,
+        "test_views": [cfg.TEST.NUM_ENSEMBLE_VIEWS, cfg.TEST.NUM_SPATIAL_CROPS],
+        "test_view_positions": cfg.TEST.VIEW_POSITIONS,
+    }
 
 
 def architecture_spec(cfg) -> Dict[str, Any]:
@@ -73,9 +82,13 @@ def checkpoint_metadata(cfg, class_names: Optional[List[str]] = None) -> Dict[st
 def missing_parts(ckpt: dict) -> List[str]:
     """The parts of :data:`PARTS` a loaded checkpoint does not carry."""
     meta = ckpt.get(METADATA_KEY) if isinstance(ckpt.get(METADATA_KEY), dict) else {}
-    have = {"config": isinstance(ckpt.get("cfg"), str), "class names": bool(meta.get("class_names")),
-            "architecture": "architecture" in meta, "clip": "clip" in meta,
-            "rs3d version": "rs3d_version" in meta}
+    have = {
+        "config": isinstance(ckpt.get("cfg"), str),
+        "class names": bool(meta.get("class_names")),
+        "architecture": "architecture" in meta,
+        "clip": "clip" in meta,
+        "rs3d version": "rs3d_version" in meta,
+    }
     return [p for p in PARTS if not have[p]]
 
 
@@ -84,8 +97,7 @@ def _description(path: str, stamp) -> dict:
     ckpt = load_checkpoint(path)
     meta = ckpt.get(METADATA_KEY) if isinstance(ckpt.get(METADATA_KEY), dict) else {}
     config = ckpt.get("cfg") if isinstance(ckpt.get("cfg"), str) else None
-    return {"config": config, "metadata": dict(meta), "missing": missing_parts(ckpt),
-            "rs3d": "model" in ckpt}
+    return {"config": config, "metadata": dict(meta), "missing": missing_parts(ckpt), "rs3d": "model" in ckpt}
 
 
 def read_description(path: str) -> dict:
@@ -108,7 +120,11 @@ def warn_missing(path: str) -> List[str]:
     """Log one warning naming what ``path`` lacks of a complete description; returns the list."""
     desc = read_description(path)
     if desc["missing"] and desc["rs3d"]:
-        logger.warning("%s does not describe itself fully (written by an older rs3d): no %s; "
-                       "give the run's config with --cfg (and classes.txt in DATA.PATH_TO_DATA_DIR) "
-                       "if the results look wrong", path, ", ".join(desc["missing"]))
+        logger.warning(
+            "%s does not describe itself fully (written by an older rs3d): no %s; "
+            "give the run's config with --cfg (and classes.txt in DATA.PATH_TO_DATA_DIR) "
+            "if the results look wrong",
+            path,
+            ", ".join(desc["missing"]),
+        )
     return desc["missing"]

@@ -11,12 +11,13 @@ Every tool that uses a trained model (``rs3d-test``, ``rs3d-predict``, ``rs3d-ti
   checkpoint (architecture, classes, width, single- or multi-label, ...) is refused in one line
   naming the keys, instead of a ``size mismatch`` from deep inside PyTorch.
 """
+
 from __future__ import annotations
 
 import logging
 from typing import Optional, Sequence
 
-from .. import io
+from .. import file_io
 from ..config import load_config
 from ..errors import ConfigError
 from .metadata import read_description, stored_config
@@ -30,8 +31,14 @@ CHECKPOINT_KEY = "TEST.CHECKPOINT_FILE_PATH"
 MACHINE_KEYS = ("DEVICE", "OUTPUT_DIR")
 # Config keys that decide the shapes of a model's weights, or how its outputs are scored (a
 # multi-label model read with a softmax gives other numbers without a word).
-MODEL_KEYS = ("MODEL.ARCH", "MODEL.NUM_CLASSES", "MODEL.WIDTH_MULTIPLIER", "MODEL.SE_RATIO", "MODEL.STEM_TYPE",
-              "DATA.MULTI_LABEL")
+MODEL_KEYS = (
+    "MODEL.ARCH",
+    "MODEL.NUM_CLASSES",
+    "MODEL.WIDTH_MULTIPLIER",
+    "MODEL.SE_RATIO",
+    "MODEL.STEM_TYPE",
+    "DATA.MULTI_LABEL",
+)
 
 
 def checkpoint_in(opts: Sequence[str]) -> str:
@@ -59,12 +66,13 @@ def check_fits(cfg, stored, path: str, cfg_file: str) -> None:
     diff = [k for k in MODEL_KEYS if ours[k] != theirs[k]]
     if diff:
         shown = ", ".join(f"{k} {ours[k]!r} (checkpoint: {theirs[k]!r})" for k in diff)
-        raise ConfigError(f"--cfg {cfg_file} describes another model than {path}: {shown}; drop --cfg "
-                          "(the checkpoint carries its own config) or fix these keys")
+        raise ConfigError(
+            f"--cfg {cfg_file} describes another model than {path}: {shown}; drop --cfg "
+            "(the checkpoint carries its own config) or fix these keys"
+        )
 
 
-def load_model_config(cfg_file: str, opts: Sequence[str], *, splits=None,
-                      checkpoint: Optional[str] = None):
+def load_model_config(cfg_file: str, opts: Sequence[str], *, splits=None, checkpoint: Optional[str] = None):
     """The validated, frozen config for using the checkpoint named by ``checkpoint`` or by
     ``TEST.CHECKPOINT_FILE_PATH`` in ``opts`` (see the module doc). Without a checkpoint given,
     plain :func:`rs3d.config.load_config` (the newest checkpoint under OUTPUT_DIR is found later)."""
@@ -72,7 +80,7 @@ def load_model_config(cfg_file: str, opts: Sequence[str], *, splits=None,
     if checkpoint:
         opts += [CHECKPOINT_KEY, checkpoint]
     path = checkpoint_in(opts)
-    if not path or io.is_url(path) or not io.isfile(path):  # a URL or a missing file fails when loaded
+    if not path or file_io.is_url(path) or not file_io.isfile(path):  # a URL or a missing file fails when loaded
         return load_config(cfg_file or None, opts, splits=splits)
     stored = stored_config(path)
     if cfg_file:
@@ -82,8 +90,11 @@ def load_model_config(cfg_file: str, opts: Sequence[str], *, splits=None,
         return cfg
     if stored is None:
         if read_description(path)["rs3d"]:
-            logger.warning("%s holds no config; using the defaults and the overrides (give --cfg with the "
-                           "run's config if the model does not fit)", path)
+            logger.warning(
+                "%s holds no config; using the defaults and the overrides (give --cfg with the "
+                "run's config if the model does not fit)",
+                path,
+            )
         return load_config(None, opts, splits=splits)
     base = {k: v for k, v in stored.items() if k not in MACHINE_KEYS}
     return load_config(None, opts, splits=splits, base=base, base_name=f"{path} (stored config)")

@@ -5,6 +5,7 @@ features, timelines, Grad-CAM): ``TEST.CHECKPOINT_FILE_PATH`` or the newest good
 ``OUTPUT_DIR``; EMA weights when asked and present; foreign formats through
 ``rs3d.models.convert``; a classifier that does not fit is an error, never a random head.
 """
+
 from __future__ import annotations
 
 import logging
@@ -12,7 +13,7 @@ from collections.abc import Mapping
 
 import torch
 
-from .. import io
+from .. import file_io
 from ..errors import EvaluationError
 from ..models.convert import fit_hint, load_pretrained, strip_wrapper_prefixes
 from .files import find_latest_checkpoint, load_checkpoint
@@ -23,13 +24,14 @@ logger = logging.getLogger(__name__)
 def resolve_checkpoint(checkpoint_path: str, output_dir: str) -> str:
     """The file to evaluate: the one given, else the newest checkpoint under ``output_dir``."""
     if checkpoint_path:  # a URL is downloaded when loaded, which then says why it fails
-        if not io.is_url(checkpoint_path) and not io.isfile(checkpoint_path):
+        if not file_io.is_url(checkpoint_path) and not file_io.isfile(checkpoint_path):
             raise EvaluationError(f"TEST.CHECKPOINT_FILE_PATH {checkpoint_path} does not exist")
         return checkpoint_path
     path = find_latest_checkpoint(output_dir)
     if not path:
         raise EvaluationError(
-            f"no checkpoint under {output_dir}/checkpoints; train first or set TEST.CHECKPOINT_FILE_PATH")
+            f"no checkpoint under {output_dir}/checkpoints; train first or set TEST.CHECKPOINT_FILE_PATH"
+        )
     return path
 
 
@@ -38,8 +40,9 @@ def is_rs3d_checkpoint(ckpt) -> bool:
     return isinstance(ckpt, Mapping) and isinstance(ckpt.get("model"), Mapping)
 
 
-def load_weights(model: torch.nn.Module, path: str, use_ema: bool = True, inflate: bool = False,
-                 inflate_mode: str = "center") -> str:
+def load_weights(
+    model: torch.nn.Module, path: str, use_ema: bool = True, inflate: bool = False, inflate_mode: str = "center"
+) -> str:
     """Load ``path`` into ``model``; returns which weights were used: "ema", "model" or the
     foreign format ("pytorchvideo", "pyslowfast", "2d").
 
@@ -58,7 +61,8 @@ def load_weights(model: torch.nn.Module, path: str, use_ema: bool = True, inflat
         if before and all(torch.equal(b, a) for b, a in zip(before, after)):
             raise EvaluationError(
                 f"{path} ({fmt}): its classifier does not fit MODEL.NUM_CLASSES "
-                f"{getattr(model, 'num_classes', '?')}; evaluating a random classifier is meaningless")
+                f"{getattr(model, 'num_classes', '?')}; evaluating a random classifier is meaningless"
+            )
         return fmt
     which = "model"
     if use_ema:
@@ -71,11 +75,13 @@ def load_weights(model: torch.nn.Module, path: str, use_ema: bool = True, inflat
         result = model.load_state_dict(sd, strict=False)
     except RuntimeError as e:  # shape mismatches
         detail = " ".join(str(e).split())[:300]
-        raise EvaluationError(f"{path}: weights do not fit MODEL.ARCH / MODEL.NUM_CLASSES: {fit_hint(sd)}. "
-                              f"Detail: {detail}") from None
+        raise EvaluationError(
+            f"{path}: weights do not fit MODEL.ARCH / MODEL.NUM_CLASSES: {fit_hint(sd)}. Detail: {detail}"
+        ) from None
     if result.missing_keys or result.unexpected_keys:
         raise EvaluationError(
             f"{path}: weights do not fit MODEL.ARCH (missing {len(result.missing_keys)} keys, e.g. "
             f"{result.missing_keys[:3]}; unexpected {len(result.unexpected_keys)}, e.g. "
-            f"{result.unexpected_keys[:3]}); {fit_hint(sd)}")
+            f"{result.unexpected_keys[:3]}); {fit_hint(sd)}"
+        )
     return which

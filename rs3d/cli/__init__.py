@@ -6,6 +6,7 @@ so tools never print tracebacks for mistakes a user can fix. Anything else is a 
 its traceback. It is defined in :mod:`rs3d.errors` (beside the statuses it maps) and is the
 public entry of this package. The argument rules every command shares are in :mod:`rs3d.cli.args`.
 """
+
 from ..errors import error_line, run_tool
 
 __all__ = ["error_line", "run_tool"]

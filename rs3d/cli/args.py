@@ -24,6 +24,7 @@ ever read as a key:
 
 ``--`` is cut off before argparse sees it (argparse versions disagree on what it means).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,13 +41,23 @@ from .videos import videos_in_folder
 
 # The exit statuses every command shares (``rs3d.errors``: a user-fixable mistake is 2).
 EXIT_STATUSES = {0: "done", 2: "a mistake in the command, the config, the data or a checkpoint (one line: error: ...)"}
-OVERRIDES_HELP = ("config overrides: KEY VALUE pairs after the options, or every token after --opts\n"
-                  "  (e.g. SOLVER.BASE_LR 0.1 OUTPUT_DIR out/run1); options may come anywhere before --")
+OVERRIDES_HELP = (
+    "config overrides: KEY VALUE pairs after the options, or every token after --opts\n"
+    "  (e.g. SOLVER.BASE_LR 0.1 OUTPUT_DIR out/run1); options may come anywhere before --"
+)
 
 
-def command_parser(prog: str, description: str, *, examples: Sequence[str], docs: str,
-                   exit_statuses: Optional[Mapping[int, str]] = None, config: bool = True,
-                   overrides: bool = True, videos: bool = False) -> argparse.ArgumentParser:
+def command_parser(
+    prog: str,
+    description: str,
+    *,
+    examples: Sequence[str],
+    docs: str,
+    exit_statuses: Optional[Mapping[int, str]] = None,
+    config: bool = True,
+    overrides: bool = True,
+    videos: bool = False,
+) -> argparse.ArgumentParser:
     """A command's parser with the shared options and ``--help`` layout.
 
     ``description``: what the command does (a module docstring is fine). ``examples``: command
@@ -61,30 +72,48 @@ def command_parser(prog: str, description: str, *, examples: Sequence[str], docs
     if overrides:
         epilog += [OVERRIDES_HELP, ""]
     if videos:
-        epilog += ["videos: files or folders (every video file under a folder, subfolders included);\n"
-                   "  every token after -- is a video", ""]
-    epilog += ["exit status:", *(f"  {code:>3}  {text}" for code, text in sorted(statuses.items())), "",
-               f"documentation: {docs}"]
-    p = argparse.ArgumentParser(prog=prog, description=description, epilog="\n".join(epilog),
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog += [
+            "videos: files or folders (every video file under a folder, subfolders included);\n"
+            "  every token after -- is a video",
+            "",
+        ]
+    epilog += [
+        "exit status:",
+        *(f"  {code:>3}  {text}" for code, text in sorted(statuses.items())),
+        "",
+        f"documentation: {docs}",
+    ]
+    p = argparse.ArgumentParser(
+        prog=prog,
+        description=description,
+        epilog="\n".join(epilog),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--version", action="version", version=f"%(prog)s (rs3d) {__version__}")
     add_shared_arguments(p, config=config, overrides=overrides, videos=videos)
     return p
 
 
-def add_shared_arguments(p: argparse.ArgumentParser, *, config: bool = True, overrides: bool = True,
-                         videos: bool = False) -> None:
+def add_shared_arguments(
+    p: argparse.ArgumentParser, *, config: bool = True, overrides: bool = True, videos: bool = False
+) -> None:
     """``--cfg`` and the positional tokens, for :func:`command_parser` and for a subcommand's parser."""
     if config:
-        p.add_argument("--cfg", dest="cfg_file", default="", metavar="YAML",
-                       help="config file (may use _BASE_); optional: the defaults otherwise")
+        p.add_argument(
+            "--cfg",
+            dest="cfg_file",
+            default="",
+            metavar="YAML",
+            help="config file (may use _BASE_); optional: the defaults otherwise",
+        )
     if overrides or videos:
-        metavar = ("VIDEO|FOLDER|KEY VALUE" if videos else "KEY VALUE")
+        metavar = "VIDEO|FOLDER|KEY VALUE" if videos else "KEY VALUE"
         p.add_argument("rest", nargs="*", metavar=metavar, help=argparse.SUPPRESS)
 
 
-def parse_command(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]] = None, *,
-                  videos: bool = False) -> argparse.Namespace:
+def parse_command(
+    parser: argparse.ArgumentParser, argv: Optional[Sequence[str]] = None, *, videos: bool = False
+) -> argparse.Namespace:
     """Parse ``argv`` (default ``sys.argv[1:]``) by the rules of this module.
 
     Sets ``args.opts`` (the overrides, ``KEY VALUE ...``) and, with ``videos``, ``args.videos``
@@ -94,7 +123,7 @@ def parse_command(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]]
     tail: List[str] = []
     if "--opts" in argv:
         cut = argv.index("--opts")
-        argv, tail = argv[:cut], argv[cut + 1:]
+        argv, tail = argv[:cut], argv[cut + 1 :]
     args = parser.parse_intermixed_args(argv)
     if not hasattr(args, "rest") and (after or tail):
         parser.error("this command takes no config overrides or videos (nothing after -- or --opts)")
@@ -107,8 +136,13 @@ def parse_command(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]]
     return args
 
 
-def parse_subcommand(parser: argparse.ArgumentParser, subparsers: Mapping[str, argparse.ArgumentParser],
-                     argv: Optional[Sequence[str]] = None, *, videos: Sequence[str] = ()):
+def parse_subcommand(
+    parser: argparse.ArgumentParser,
+    subparsers: Mapping[str, argparse.ArgumentParser],
+    argv: Optional[Sequence[str]] = None,
+    *,
+    videos: Sequence[str] = (),
+):
     """``(name, args)`` of a command with subcommands (``rs3d-visualize gradcam ...``), each parsed
     by :func:`parse_command` (``videos``: the subcommands that take videos); None when ``argv``
     names no subcommand and argparse did not exit with its own message (the caller's status 2).
@@ -127,7 +161,7 @@ def split_at_dashdash(argv: Sequence[str]) -> Tuple[List[str], List[str]]:
     if "--" not in argv:
         return argv, []
     cut = argv.index("--")
-    return argv[:cut], argv[cut + 1:]
+    return argv[:cut], argv[cut + 1 :]
 
 
 _KEY = re.compile(r"^[A-Z][A-Z0-9_]*(\.[A-Z0-9_]+)*$")
@@ -140,14 +174,16 @@ def split_videos_and_overrides(tokens: Sequence[str]) -> Tuple[List[str], List[s
     while i < len(tokens):
         t = tokens[i]
         if t == "--opts":
-            opts += tokens[i + 1:]
+            opts += tokens[i + 1 :]
             break
         if not os.path.exists(t):
             if _KEY.match(t):
                 if i + 1 >= len(tokens):
-                    raise ConfigError(f"{t}: an override without a value (a video by that name is not "
-                                      "there; videos after -- are never read as overrides)")
-                opts += tokens[i:i + 2]
+                    raise ConfigError(
+                        f"{t}: an override without a value (a video by that name is not "
+                        "there; videos after -- are never read as overrides)"
+                    )
+                opts += tokens[i : i + 2]
                 i += 2
                 continue
             if t.startswith("-"):
@@ -162,8 +198,9 @@ def expand_videos(tokens: Sequence[str]) -> List[str]:
     missing = [t for t in tokens if not os.path.exists(t)]
     if missing:
         shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-        raise DataError(f"{len(missing)} videos not found: {shown}" if len(missing) > 1
-                        else f"{missing[0]}: video not found")
+        raise DataError(
+            f"{len(missing)} videos not found: {shown}" if len(missing) > 1 else f"{missing[0]}: video not found"
+        )
     videos: List[str] = []
     for t in tokens:
         videos += videos_in_folder(Path(t)) if os.path.isdir(t) else [t]
@@ -172,13 +209,25 @@ def expand_videos(tokens: Sequence[str]) -> List[str]:
 
 def add_timeline_options(p: argparse.ArgumentParser, window_required: bool = True) -> None:
     """The sliding-window options (also what ``rs3d-predict`` offers for its timeline mode)."""
-    p.add_argument("--window", type=float, required=window_required, default=None, metavar="SEC",
-                   help="window length in seconds (rs3d-timeline's default: the span of the clips the "
-                        "model was trained on; one that spaces the frames >25%% differently warns)")
-    p.add_argument("--stride", type=float, default=None, metavar="SEC",
-                   help="seconds between window starts (default: half the window)")
-    p.add_argument("--smooth", type=int, default=3, metavar="N",
-                   help="centred moving average over N windows (odd; 1 = none)")
+    p.add_argument(
+        "--window",
+        type=float,
+        required=window_required,
+        default=None,
+        metavar="SEC",
+        help="window length in seconds (rs3d-timeline's default: the span of the clips the "
+        "model was trained on; one that spaces the frames >25%% differently warns)",
+    )
+    p.add_argument(
+        "--stride",
+        type=float,
+        default=None,
+        metavar="SEC",
+        help="seconds between window starts (default: half the window)",
+    )
+    p.add_argument(
+        "--smooth", type=int, default=3, metavar="N", help="centred moving average over N windows (odd; 1 = none)"
+    )
     p.add_argument("--crops", type=int, default=1, help="spatial crops per window (1 = centre)")
     p.add_argument("--out", default="", help="output folder (default OUTPUT_DIR/timeline)")
     p.add_argument("--plot-classes", type=int, default=5, help="classes drawn in the PNG")

@@ -17,6 +17,7 @@ skipped, counted and listed in missing_videos.tsv (split, source file:line, vide
 at the first one instead, naming its file and line. Everything is checked before anything is
 written; exit status 2 on bad annotations or a missing split file.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,14 +33,18 @@ from .args import command_parser, parse_command
 
 def _run(argv: Optional[Sequence[str]] = None) -> int:
     p = command_parser(
-        "rs3d-convert-annotations", __doc__, config=False, overrides=False, docs="docs/datasets.md",
-        examples=("rs3d-convert-annotations ucf101 ucfTrainTestlist --videos UCF-101 --out datasets/ucf101",))
+        "rs3d-convert-annotations",
+        __doc__,
+        config=False,
+        overrides=False,
+        docs="docs/datasets.md",
+        examples=("rs3d-convert-annotations ucf101 ucfTrainTestlist --videos UCF-101 --out datasets/ucf101",),
+    )
     p.add_argument("dataset", choices=sorted(CONVERTERS))
     p.add_argument("annotations", help="folder of the dataset's official annotation files")
     p.add_argument("--videos", required=True, help="folder the videos are under (each listed one is checked)")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--splits", type=int, nargs="+", default=[1, 2, 3],
-                   help="official splits to write (ucf101, hmdb51)")
+    p.add_argument("--splits", type=int, nargs="+", default=[1, 2, 3], help="official splits to write (ucf101, hmdb51)")
     p.add_argument("--strict", action="store_true", help="a missing video is an error, not skipped")
     a = parse_command(p, argv)
     setup_logging(stream=sys.stderr)

@@ -12,6 +12,7 @@ resumes if OUTPUT_DIR already has checkpoints); (3) ``rs3d-test`` on the newest 
 child process; (4) print ``OUTPUT_DIR/test_metrics.json``. Relative paths are taken from the
 current folder; without ``--cfg`` the demo config of the source tree is used.
 """
+
 from __future__ import annotations
 
 import json
@@ -36,31 +37,44 @@ DEMO_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "demo.yaml"
 # The synthetic set the demo config is tuned for: 4 motion classes (move_up, move_down,
 # move_sideways, rotate), 160 training videos per class, low background clutter and large objects
 # (the motion, not the texture, is what the small model has to find in a few minutes).
-SYNTHETIC = dict(num_classes=4, train_per_class=160, val_per_class=10, test_per_class=25, seed=0,
-                 clutter=0.3, object_size=(0.2, 0.28))
+SYNTHETIC = dict(
+    num_classes=4,
+    train_per_class=160,
+    val_per_class=10,
+    test_per_class=25,
+    seed=0,
+    clutter=0.3,
+    object_size=(0.2, 0.28),
+)
 
 
 def build_parser():
     return command_parser(
-        "rs3d-demo", __doc__, docs="docs/training.md (and README.md, Quick start)",
+        "rs3d-demo",
+        __doc__,
+        docs="docs/training.md (and README.md, Quick start)",
         examples=("rs3d-demo", "rs3d-demo DATA.PATH_TO_DATA_DIR /data/mine MODEL.NUM_CLASSES 7 OUTPUT_DIR out/mine"),
-        exit_statuses={1: "training or the test failed (a failing step's own status is passed on)"})
+        exit_statuses={1: "training or the test failed (a failing step's own status is passed on)"},
+    )
 
 
 def _run(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_command(build_parser(), argv)
     if not args.cfg_file:
         if not DEMO_CONFIG.is_file():
-            raise ConfigError(f"{DEMO_CONFIG}: demo config not found; pass --cfg configs/demo.yaml "
-                              "from a checkout of the source")
+            raise ConfigError(
+                f"{DEMO_CONFIG}: demo config not found; pass --cfg configs/demo.yaml from a checkout of the source"
+            )
         args.cfg_file = str(DEMO_CONFIG)
     cfg = load_config(args.cfg_file, args.opts)
     t0 = time.time()
     data_dir = Path(cfg.DATA.PATH_TO_DATA_DIR)
     if not (data_dir / "train.csv").is_file():
         if cfg.MODEL.NUM_CLASSES != SYNTHETIC["num_classes"]:
-            raise ConfigError(f"{data_dir} has no train.csv and MODEL.NUM_CLASSES is {cfg.MODEL.NUM_CLASSES}; "
-                              f"the synthetic set has {SYNTHETIC['num_classes']} classes")
+            raise ConfigError(
+                f"{data_dir} has no train.csv and MODEL.NUM_CLASSES is {cfg.MODEL.NUM_CLASSES}; "
+                f"the synthetic set has {SYNTHETIC['num_classes']} classes"
+            )
         print(f"[demo] writing the synthetic dataset to {data_dir} ...", flush=True)
         make_synthetic_dataset(str(data_dir), **SYNTHETIC)
         print(f"[demo] dataset ready in {time.time() - t0:.0f} s", flush=True)
@@ -85,8 +99,7 @@ def _run(argv: Optional[Sequence[str]] = None) -> int:
     metrics_path = Path(cfg.OUTPUT_DIR) / "test_metrics.json"
     metrics = json.loads(metrics_path.read_text())
     print(f"[demo] {metrics_path}:")
-    for key in ("top1", "top5", "mean_class_accuracy", "num_videos", "num_failed", "views_per_video",
-                "checkpoint"):
+    for key in ("top1", "top5", "mean_class_accuracy", "num_videos", "num_failed", "views_per_video", "checkpoint"):
         if key in metrics:
             print(f"    {key}: {metrics[key]}")
     print(f"[demo] done in {time.time() - t0:.0f} s; curves: {Path(cfg.OUTPUT_DIR) / 'training_curves.png'}")

@@ -12,6 +12,7 @@ an http(s) URL to one) or ``torch.hub.load(REPO, ARCH, source="local", pretraine
 same config (TorchScript extra file / ONNX metadata entry ``rs3d_config``).
 The checkpoint carries its config (``--cfg`` only to override it).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,8 +33,10 @@ from rs3d.models.pretrained import export_onnx, export_torchscript, pretrained_c
 from . import run_tool
 from .args import command_parser, parse_command
 
-EXAMPLES = ("rs3d-export --out exported TEST.CHECKPOINT_FILE_PATH model.pyth",
-            "rs3d-export --out exported --torchscript --onnx TEST.CHECKPOINT_FILE_PATH model.pyth")
+EXAMPLES = (
+    "rs3d-export --out exported TEST.CHECKPOINT_FILE_PATH model.pyth",
+    "rs3d-export --out exported --torchscript --onnx TEST.CHECKPOINT_FILE_PATH model.pyth",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,9 +50,14 @@ def build_parser() -> argparse.ArgumentParser:
 def export_checkpoint(cfg, out: str, torchscript: bool = False, onnx: bool = False) -> dict:
     """Write ``out`` from ``cfg``'s model and test weights; returns the files written."""
     loaded = load_model(cfg, torch.device("cpu"))
-    extra = dict(rs3d_version=__version__, multi_label=loaded.multi_label, activation=loaded.activation,
-                 ensemble_method=cfg.TEST.ENSEMBLE_METHOD, weights=loaded.weights,
-                 data_manifest=loaded.metadata.get("data_manifest"))
+    extra = dict(
+        rs3d_version=__version__,
+        multi_label=loaded.multi_label,
+        activation=loaded.activation,
+        ensemble_method=cfg.TEST.ENSEMBLE_METHOD,
+        weights=loaded.weights,
+        data_manifest=loaded.metadata.get("data_manifest"),
+    )
     preprocessing = clip_spec(cfg)
     files = save_pretrained(loaded.model, out, loaded.class_names, preprocessing, **extra)
     config = pretrained_config(loaded.model, loaded.class_names, preprocessing, **extra)

@@ -14,6 +14,7 @@ video with its file or the reason it failed. Layout: ``rs3d.inference.features``
 ``class/video.mp4`` tree), sorted by path; their labels are unknown (-1 in ``index.csv``).
 Exit status: 0 all written, 1 some video could not be decoded, 2 bad command/config/checkpoint.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,25 +39,41 @@ from .videos import videos_in_folder
 
 def build_parser() -> argparse.ArgumentParser:
     p = command_parser(
-        "rs3d-extract-features", __doc__, docs="docs/inference.md",
-        examples=("rs3d-extract-features --cfg configs/k400_rs50.yaml --out feats "
-                  "TEST.CHECKPOINT_FILE_PATH ckpt.pyth",
-                  "rs3d-extract-features --cfg CFG --folder my_videos --out feats --per-clip"),
-        exit_statuses={1: "some video could not be decoded (listed in index.csv; the others written)"})
+        "rs3d-extract-features",
+        __doc__,
+        docs="docs/inference.md",
+        examples=(
+            "rs3d-extract-features --cfg configs/k400_rs50.yaml --out feats TEST.CHECKPOINT_FILE_PATH ckpt.pyth",
+            "rs3d-extract-features --cfg CFG --folder my_videos --out feats --per-clip",
+        ),
+        exit_statuses={1: "some video could not be decoded (listed in index.csv; the others written)"},
+    )
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--csv", default="", help="video list 'path label' per line (default: "
-                     "DATA.PATH_TO_DATA_DIR/TEST.SPLIT.csv); relative paths are resolved against "
-                     "DATA.PATH_PREFIX, else the folder its video_root.txt names, else the list's folder")
+    src.add_argument(
+        "--csv",
+        default="",
+        help="video list 'path label' per line (default: "
+        "DATA.PATH_TO_DATA_DIR/TEST.SPLIT.csv); relative paths are resolved against "
+        "DATA.PATH_PREFIX, else the folder its video_root.txt names, else the list's folder",
+    )
     src.add_argument("--folder", default="", help="every video file under this folder (recursive)")
     p.add_argument("--out", default="", help="output folder (default OUTPUT_DIR/features_LAYER)")
-    p.add_argument("--layer", default="res5", help="res2..res5, stem, logits or a module name "
-                   "(e.g. layer3.1), pooled over time and space; or scores: the class scores as the "
-                   "test computes them (softmax, or sigmoids for a multi-label model, aggregated by "
-                   "TEST.ENSEMBLE_METHOD)")
-    p.add_argument("--per-clip", action="store_true", help="also write each view's features "
-                   "[clips, crops, C]")
-    p.add_argument("--format", dest="fmt", choices=("npy", "sharded"), default="npy",
-                   help="npy: one file per video; sharded: one array per --shard-size videos")
+    p.add_argument(
+        "--layer",
+        default="res5",
+        help="res2..res5, stem, logits or a module name "
+        "(e.g. layer3.1), pooled over time and space; or scores: the class scores as the "
+        "test computes them (softmax, or sigmoids for a multi-label model, aggregated by "
+        "TEST.ENSEMBLE_METHOD)",
+    )
+    p.add_argument("--per-clip", action="store_true", help="also write each view's features [clips, crops, C]")
+    p.add_argument(
+        "--format",
+        dest="fmt",
+        choices=("npy", "sharded"),
+        default="npy",
+        help="npy: one file per video; sharded: one array per --shard-size videos",
+    )
     p.add_argument("--shard-size", type=int, default=1000)
     return p
 
@@ -88,11 +105,17 @@ def _run(argv: Optional[Sequence[str]] = None) -> int:
     cfg = load_model_config(args.cfg_file, args.opts)
     records, root = _records(cfg, args)
     out = args.out or os.path.join(cfg.OUTPUT_DIR, f"features_{args.layer}")
-    summary = extract_from_config(cfg, records, out, root=root, layer=args.layer,
-                                  per_clip=args.per_clip, fmt=args.fmt, shard_size=args.shard_size)
+    summary = extract_from_config(
+        cfg, records, out, root=root, layer=args.layer, per_clip=args.per_clip, fmt=args.fmt, shard_size=args.shard_size
+    )
     if int(os.environ.get("RANK", "0")) == 0:
-        print(json.dumps({k: v for k, v in summary.items() if k != "failed"} |
-                         {"num_failed": len(summary["failed"]), "out": out}, indent=2))
+        print(
+            json.dumps(
+                {k: v for k, v in summary.items() if k != "failed"}
+                | {"num_failed": len(summary["failed"]), "out": out},
+                indent=2,
+            )
+        )
         for f in summary["failed"]:
             print(f"failed: {f['path']}: {f['reason']}")
     return 1 if summary["failed"] else 0

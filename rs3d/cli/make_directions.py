@@ -6,6 +6,7 @@ quickly, up or down, with a distractor, a drifting background and noise; 15-60 f
     rs3d-make-directions --out datasets/directions
     rs3d-demo DATA.PATH_TO_DATA_DIR datasets/directions MODEL.NUM_CLASSES 6 OUTPUT_DIR output/directions
 """
+
 from __future__ import annotations
 
 import sys
@@ -20,8 +21,14 @@ from .args import command_parser, parse_command
 
 
 def _run(argv: Optional[Sequence[str]] = None) -> int:
-    p = command_parser("rs3d-make-directions", __doc__, config=False, overrides=False, docs="docs/datasets.md",
-                       examples=("rs3d-make-directions --out datasets/directions",))
+    p = command_parser(
+        "rs3d-make-directions",
+        __doc__,
+        config=False,
+        overrides=False,
+        docs="docs/datasets.md",
+        examples=("rs3d-make-directions --out datasets/directions",),
+    )
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--num-classes", type=int, default=len(CLASSES), help="the first N classes")
     p.add_argument("--train-per-class", type=int, default=100)
@@ -32,9 +39,15 @@ def _run(argv: Optional[Sequence[str]] = None) -> int:
     a = parse_command(p, argv)
     t0 = time.time()
     try:
-        paths = make_direction_dataset(a.out, num_classes=a.num_classes, train_per_class=a.train_per_class,
-                                       val_per_class=a.val_per_class, test_per_class=a.test_per_class,
-                                       seed=a.seed, workers=a.workers)
+        paths = make_direction_dataset(
+            a.out,
+            num_classes=a.num_classes,
+            train_per_class=a.train_per_class,
+            val_per_class=a.val_per_class,
+            test_per_class=a.test_per_class,
+            seed=a.seed,
+            workers=a.workers,
+        )
     except (ValueError, OSError) as e:  # a bad option value, or an output folder that cannot be written
         raise DataError(str(e)) from e
     print(f"wrote {', '.join(paths.values())} in {time.time() - t0:.1f} s")

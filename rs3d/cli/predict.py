@@ -27,6 +27,7 @@ Class names come from ``classes.txt`` in DATA.PATH_TO_DATA_DIR, or the shipped K
 for 400-class models. Exit status: 0 all predicted, 1 some video could not be decoded or the model
 gives NaN/inf scores, 2 a bad command, config, checkpoint or missing video.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,17 +43,26 @@ from . import run_tool
 from .args import add_timeline_options, command_parser, expand_videos, parse_command, timeline_requested
 from .timeline import run_timelines
 
-EXAMPLES = ("rs3d-predict --cfg configs/k400_rs50.yaml video1.mp4 clips/ TEST.CHECKPOINT_FILE_PATH ckpt.pyth",
-            "rs3d-predict --cfg configs/k400_rs50.yaml TEST.CHECKPOINT_FILE_PATH ckpt.pyth -- GOPR0001.MP4",
-            "rs3d-predict --cfg configs/k400_rs50.yaml --window 4 --stride 1 long_video.mp4 "
-            "TEST.CHECKPOINT_FILE_PATH ckpt.pyth")
+EXAMPLES = (
+    "rs3d-predict --cfg configs/k400_rs50.yaml video1.mp4 clips/ TEST.CHECKPOINT_FILE_PATH ckpt.pyth",
+    "rs3d-predict --cfg configs/k400_rs50.yaml TEST.CHECKPOINT_FILE_PATH ckpt.pyth -- GOPR0001.MP4",
+    "rs3d-predict --cfg configs/k400_rs50.yaml --window 4 --stride 1 long_video.mp4 "
+    "TEST.CHECKPOINT_FILE_PATH ckpt.pyth",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = command_parser("rs3d-predict", __doc__, examples=EXAMPLES, docs="docs/evaluation.md, docs/inference.md",
-                       videos=True,
-                       exit_statuses={1: "some video could not be decoded (listed; the others done), or the "
-                                         "model gives NaN/inf scores (nothing predicted)"})
+    p = command_parser(
+        "rs3d-predict",
+        __doc__,
+        examples=EXAMPLES,
+        docs="docs/evaluation.md, docs/inference.md",
+        videos=True,
+        exit_statuses={
+            1: "some video could not be decoded (listed; the others done), or the "
+            "model gives NaN/inf scores (nothing predicted)"
+        },
+    )
     p.add_argument("--topk", type=int, default=5, help="classes to print per video")
     p.add_argument("--json", action="store_true", help="print one JSON list instead of text")
     add_timeline_options(p, window_required=False)  # --window SEC: a timeline instead of one label

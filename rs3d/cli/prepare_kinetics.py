@@ -25,6 +25,7 @@ every ``--gop`` stored frames bounds what a clip decodes before its first frame.
 ``OUT/storage.json`` records the options. The checking and re-encoding are
 :mod:`rs3d.data.storage`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -70,8 +71,9 @@ def _work(job):
 
 
 def _run(argv: Optional[Sequence[str]] = None) -> int:
-    p = argparse.ArgumentParser(prog="rs3d-prepare-kinetics", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="rs3d-prepare-kinetics", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("root", help="ROOT/<split>/<class>/<video> or ROOT/<class>/<video>")
     p.add_argument("--out", required=True, help="folder for the CSVs, classes.txt, report (and videos)")
     p.add_argument("--splits", nargs="+", default=["train", "val", "test"])
@@ -81,12 +83,14 @@ def _run(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--backend", default="pyav", choices=["pyav", "decord"])
     g = p.add_argument_group("storage (any of these re-encodes the videos under OUT/videos)")
     g.add_argument("--short-side", type=int, default=None, help="short side in pixels (256, 320); never enlarged")
-    g.add_argument("--fps", type=float, default=None,
-                   help="stored frame rate (e.g. 15; never raised); train with DATA.TARGET_FPS")
+    g.add_argument(
+        "--fps", type=float, default=None, help="stored frame rate (e.g. 15; never raised); train with DATA.TARGET_FPS"
+    )
     g.add_argument("--gop", type=int, default=None, help="keyframe interval in stored frames (default 32)")
     g.add_argument("--codec", default=None, choices=sorted(CODECS), help="default h264")
-    g.add_argument("--crf", type=int, default=None,
-                   help="quality, lower is better (default 23; mpeg4: quantiser crf/5.5)")
+    g.add_argument(
+        "--crf", type=int, default=None, help="quality, lower is better (default 23; mpeg4: quantiser crf/5.5)"
+    )
     g.add_argument("--tune", default=None, choices=["fastdecode"], help="x264/x265 tuning")
     g.add_argument("--bframes", type=int, default=None, help="B-frames between references (encoder default)")
     g.add_argument("--encoder-preset", default=None, help="x264/x265 preset (default veryfast)")
@@ -95,9 +99,20 @@ def _run(argv: Optional[Sequence[str]] = None) -> int:
     if not root.is_dir():
         raise DataError(f"{root}: not a folder")
     # --short-side 0 and --fps 0 mean "as the source" (and alone ask for no re-encoding, as before)
-    asked = {k: v for k, v in (("short_side", a.short_side or None), ("fps", a.fps or None), ("gop", a.gop),
-                               ("codec", a.codec), ("crf", a.crf), ("tune", a.tune),
-                               ("bframes", a.bframes), ("preset", a.encoder_preset)) if v is not None}
+    asked = {
+        k: v
+        for k, v in (
+            ("short_side", a.short_side or None),
+            ("fps", a.fps or None),
+            ("gop", a.gop),
+            ("codec", a.codec),
+            ("crf", a.crf),
+            ("tune", a.tune),
+            ("bframes", a.bframes),
+            ("preset", a.encoder_preset),
+        )
+        if v is not None
+    }
     storage = Storage(**asked) if asked else None
     found, classes = find_videos(root, a.splits, a.split)
     if not classes or not any(found.values()):
@@ -118,8 +133,11 @@ def _run(argv: Optional[Sequence[str]] = None) -> int:
     desc = "checking" + (" + re-encoding" if storage is not None else "")
     # Spawned, not forked: a fork of a process whose decoder or torch threads are running can
     # crash or hang in the child (this command is also called from Python that has them).
-    pool = (ProcessPoolExecutor(max_workers=a.workers, mp_context=multiprocessing.get_context("spawn"))
-            if a.workers > 1 else None)
+    pool = (
+        ProcessPoolExecutor(max_workers=a.workers, mp_context=multiprocessing.get_context("spawn"))
+        if a.workers > 1
+        else None
+    )
     try:
         done = pool.map(_work, jobs, chunksize=4) if pool else map(_work, jobs)
         for src, dst, reason in tqdm(done, total=len(jobs), desc=desc, unit="video"):
@@ -145,13 +163,17 @@ def _run(argv: Optional[Sequence[str]] = None) -> int:
         f.write("path\treason\n")
         for path, reason in sorted(broken):
             f.write(f"{path}\t{reason}\n")
-    print(f"{len(classes)} classes, {len(broken)} broken videos listed in "
-          f"{out / 'broken_videos.tsv'} ({time.time() - t0:.0f} s)")
+    print(
+        f"{len(classes)} classes, {len(broken)} broken videos listed in "
+        f"{out / 'broken_videos.tsv'} ({time.time() - t0:.0f} s)"
+    )
     if storage is not None:
         (out / "storage.json").write_text(json.dumps(dataclasses.asdict(storage), indent=1) + "\n")
         if storage.fps:
-            print(f"stored at most {storage.fps:g} fps: sample clips by time (DATA.TARGET_FPS, e.g. 30 "
-                  "for a recipe whose SAMPLING_RATE counts frames at 30 fps)")
+            print(
+                f"stored at most {storage.fps:g} fps: sample clips by time (DATA.TARGET_FPS, e.g. 30 "
+                "for a recipe whose SAMPLING_RATE counts frames at 30 fps)"
+            )
     return 0
 
 

@@ -6,6 +6,7 @@ few seconds) while still holding memory and files. Inside :func:`terminate_clean
 worker processes and raises :class:`Terminated`: the command unwinds (``run_inference`` also shuts its
 loader down), ``run_tool`` prints one line and the exit status is 143 (128 + SIGTERM), as before.
 """
+
 from __future__ import annotations
 
 import contextlib

@@ -13,6 +13,7 @@ rank finishes its step, a checkpoint is written and the job requeues itself (at 
 ``KEY VALUE`` pairs override the config, as for ``rs3d-train``. A mistake in the options, the config
 or the data folder is one ``error:`` line and exit status 2, before anything is submitted.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,7 +21,7 @@ import os
 import sys
 from typing import Optional, Sequence
 
-from rs3d import io
+from rs3d import file_io
 from rs3d.cluster import JobSpec, TrainJob, build_executor, dry_run_text, parse_mem, parse_time
 from rs3d.config import load_config, missing_data
 from rs3d.errors import ConfigError
@@ -31,10 +32,15 @@ from .args import command_parser, parse_command
 
 def _parser() -> argparse.ArgumentParser:
     p = command_parser(
-        "rs3d-submit", __doc__, docs="docs/cluster.md",
-        examples=("rs3d-submit --cfg configs/k400_rs50.yaml --nodes 4 --gpus-per-node 8 --partition gpu "
-                  "DATA.PATH_TO_DATA_DIR /data/k400 OUTPUT_DIR /shared/out/rs50 --dry-run",),
-        exit_statuses={1: "with --wait: the job failed"})
+        "rs3d-submit",
+        __doc__,
+        docs="docs/cluster.md",
+        examples=(
+            "rs3d-submit --cfg configs/k400_rs50.yaml --nodes 4 --gpus-per-node 8 --partition gpu "
+            "DATA.PATH_TO_DATA_DIR /data/k400 OUTPUT_DIR /shared/out/rs50 --dry-run",
+        ),
+        exit_statuses={1: "with --wait: the job failed"},
+    )
     r = p.add_argument_group("resources")
     r.add_argument("--nodes", type=int, default=1)
     r.add_argument("--gpus-per-node", type=int, default=8, help="also the tasks per node (0: CPU job)")
@@ -48,16 +54,32 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--constraint", default=None, help="node features, e.g. a100")
     j = p.add_argument_group("job")
     j.add_argument("--job-name", default="rs3d")
-    j.add_argument("--folder", default=None,
-                   help="submitit's pickles and task logs, on a file system every node sees "
-                        "(default OUTPUT_DIR/submitit/%%j)")
-    j.add_argument("--signal-delay", type=int, default=120, metavar="S",
-                   help="seconds before the time limit that USR2 comes (time to finish a step and save)")
+    j.add_argument(
+        "--folder",
+        default=None,
+        help="submitit's pickles and task logs, on a file system every node sees (default OUTPUT_DIR/submitit/%%j)",
+    )
+    j.add_argument(
+        "--signal-delay",
+        type=int,
+        default=120,
+        metavar="S",
+        help="seconds before the time limit that USR2 comes (time to finish a step and save)",
+    )
     j.add_argument("--max-requeues", type=int, default=10, help="requeues after a time limit")
-    j.add_argument("--setup", action="append", default=[], metavar="LINE",
-                   help="shell line run before the tasks start (repeatable), e.g. 'module load cuda'")
-    j.add_argument("--cluster", default="slurm", choices=("slurm", "local"),
-                   help="local: submitit's LocalExecutor on this machine, one node")
+    j.add_argument(
+        "--setup",
+        action="append",
+        default=[],
+        metavar="LINE",
+        help="shell line run before the tasks start (repeatable), e.g. 'module load cuda'",
+    )
+    j.add_argument(
+        "--cluster",
+        default="slurm",
+        choices=("slurm", "local"),
+        help="local: submitit's LocalExecutor on this machine, one node",
+    )
     j.add_argument("--dry-run", action="store_true", help="print the job and submit nothing")
     j.add_argument("--wait", action="store_true", help="wait for the job to end; its status is ours")
     return p
@@ -70,7 +92,7 @@ def _absolute_paths(cfg):
     cfg.defrost()
     for node, key in ((cfg, "OUTPUT_DIR"), (cfg.DATA, "PATH_TO_DATA_DIR")):
         value = getattr(node, key)
-        if value and io.is_local(value) and not os.path.isabs(value):
+        if value and file_io.is_local(value) and not os.path.isabs(value):
             setattr(node, key, os.path.abspath(value))
     cfg.freeze()
     return cfg
@@ -103,9 +125,11 @@ def _run(argv: Optional[Sequence[str]] = None) -> int:
     data = missing_data(cfg, ("train", "val") if cfg.TRAIN.EVAL_PERIOD > 0 else ("train",))
     folder = args.folder
     if folder is None:
-        if not io.is_local(cfg.OUTPUT_DIR):
-            problems.append(f"OUTPUT_DIR {cfg.OUTPUT_DIR} is not a local path; give --folder "
-                            "(submitit's files must be on a file system every node sees)")
+        if not file_io.is_local(cfg.OUTPUT_DIR):
+            problems.append(
+                f"OUTPUT_DIR {cfg.OUTPUT_DIR} is not a local path; give --folder "
+                "(submitit's files must be on a file system every node sees)"
+            )
         folder = os.path.join(cfg.OUTPUT_DIR, "submitit", "%j")
     if not args.dry_run:
         problems += data
@@ -114,24 +138,39 @@ def _run(argv: Optional[Sequence[str]] = None) -> int:
     if data:  # a dry run only shows the job: the data may live where the job runs
         for d in data:
             print(f"warning: {d} (here; the job needs it where it runs)", file=sys.stderr)
-    spec = JobSpec(folder=folder, nodes=args.nodes, gpus_per_node=args.gpus_per_node,
-                   tasks_per_node=args.tasks_per_node, cpus_per_task=args.cpus_per_task,
-                   timeout_min=parse_time(args.time), partition=args.partition, account=args.account,
-                   qos=args.qos, mem=args.mem,
-                   constraint=args.constraint, job_name=args.job_name, signal_delay_s=args.signal_delay,
-                   max_requeues=args.max_requeues, setup=args.setup)
+    spec = JobSpec(
+        folder=folder,
+        nodes=args.nodes,
+        gpus_per_node=args.gpus_per_node,
+        tasks_per_node=args.tasks_per_node,
+        cpus_per_task=args.cpus_per_task,
+        timeout_min=parse_time(args.time),
+        partition=args.partition,
+        account=args.account,
+        qos=args.qos,
+        mem=args.mem,
+        constraint=args.constraint,
+        job_name=args.job_name,
+        signal_delay_s=args.signal_delay,
+        max_requeues=args.max_requeues,
+        setup=args.setup,
+    )
     executor = build_executor(spec, args.cluster, dry_run=args.dry_run)
     train_argv = ([("--cfg"), args.cfg_file] if args.cfg_file else []) + opts
     if args.dry_run:
         if args.cluster == "local":
-            print(f"local job: 1 node x {spec.ntasks_per_node} task(s), time {spec.timeout_min:g} min, "
-                  f"submitit folder {folder}")
+            print(
+                f"local job: 1 node x {spec.ntasks_per_node} task(s), time {spec.timeout_min:g} min, "
+                f"submitit folder {folder}"
+            )
         else:
             print(dry_run_text(spec, executor, train_argv, cfg))
         return 0
     job = executor.submit(TrainJob(cfg))
-    print(f"submitted job {job.job_id}: {spec.nodes} node(s) x {spec.ntasks_per_node} task(s); "
-          f"outputs {cfg.OUTPUT_DIR}; task logs {job.paths.stdout}")
+    print(
+        f"submitted job {job.job_id}: {spec.nodes} node(s) x {spec.ntasks_per_node} task(s); "
+        f"outputs {cfg.OUTPUT_DIR}; task logs {job.paths.stdout}"
+    )
     if args.wait:
         job.wait()
         err = job.exception()

@@ -24,6 +24,7 @@ element, ``--parallelism`` at once), each element requeued after a preemption an
 point; with ``--dry-run`` it prints the array's sbatch script, submitting nothing.
 ``--launcher slurm-local`` runs the same array through submitit on this machine.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,8 +40,7 @@ from ..errors import ConfigError
 from ..sweep import runner
 from ..sweep.additive import additive_table, format_markdown, write_additive
 from ..sweep.collect import collect, seed_summary, write_results
-from ..sweep.grid import (ALIASES, check_data, check_models, expand_grid, parse_axis, points_from_configs,
-                          with_seeds)
+from ..sweep.grid import ALIASES, check_data, check_models, expand_grid, parse_axis, points_from_configs, with_seeds
 from ..sweep.pareto import pareto_front
 from ..sweep.plot import plot_pareto
 from ..sweep.presets import PRESETS, get_preset
@@ -58,35 +58,75 @@ BUSY_CORES = 0.25
 def _parser() -> argparse.ArgumentParser:
     p = command_parser(
         "rs3d-sweep",
-        __doc__ + "\ngrid short names: " + "; ".join(f"{k} = {v}" for k, v in ALIASES.items())
-        + "\nrules: " + ", ".join(RULES) + "\npresets: " + ", ".join(PRESETS),
-        examples=("rs3d-sweep --preset demo",
-                  "rs3d-sweep --cfg configs/k400_rs50.yaml --grid MODEL.ARCH=resnet3d_rs50,resnet3d_rs101 "
-                  "DATA.NUM_FRAMES=16,32 --out out/sweep",
-                  "rs3d-sweep --configs configs/ablation/*.yaml --out out/ablation"),
-        docs="docs/reference.md (the additive study) and README.md (scaling sweeps)", config=False, overrides=False)
+        __doc__
+        + "\ngrid short names: "
+        + "; ".join(f"{k} = {v}" for k, v in ALIASES.items())
+        + "\nrules: "
+        + ", ".join(RULES)
+        + "\npresets: "
+        + ", ".join(PRESETS),
+        examples=(
+            "rs3d-sweep --preset demo",
+            "rs3d-sweep --cfg configs/k400_rs50.yaml --grid MODEL.ARCH=resnet3d_rs50,resnet3d_rs101 "
+            "DATA.NUM_FRAMES=16,32 --out out/sweep",
+            "rs3d-sweep --configs configs/ablation/*.yaml --out out/ablation",
+        ),
+        docs="docs/reference.md (the additive study) and README.md (scaling sweeps)",
+        config=False,
+        overrides=False,
+    )
     p.epilog = "KEY VALUE overrides go after the options (or after --opts).\n\n" + p.epilog
     p.add_argument("--cfg", default="", help="base config of the grid")
-    p.add_argument("--grid", action="append", nargs="+", default=[], metavar="KEY=V1,V2",
-                   help="one axis per KEY=V1,V2,...; axes multiply")
-    p.add_argument("--configs", action="append", nargs="+", default=[], metavar="CFG",
-                   help="one point per config, in order (the additive study)")
+    p.add_argument(
+        "--grid",
+        action="append",
+        nargs="+",
+        default=[],
+        metavar="KEY=V1,V2",
+        help="one axis per KEY=V1,V2,...; axes multiply",
+    )
+    p.add_argument(
+        "--configs",
+        action="append",
+        nargs="+",
+        default=[],
+        metavar="CFG",
+        help="one point per config, in order (the additive study)",
+    )
     p.add_argument("--preset", default="", help="a ready-made sweep (demo)")
     p.add_argument("--out", default="", help="sweep folder: one subfolder per point plus the results")
-    p.add_argument("--seeds", type=int, default=None, metavar="N",
-                   help="train every point N times, RNG_SEED = the config's seed + 0..N-1; report mean, std, range")
-    p.add_argument("--rules", action="append", default=[], metavar="RULE,RULE",
-                   help="the paper's scaling rules to apply (explicit values win)")
+    p.add_argument(
+        "--seeds",
+        type=int,
+        default=None,
+        metavar="N",
+        help="train every point N times, RNG_SEED = the config's seed + 0..N-1; report mean, std, range",
+    )
+    p.add_argument(
+        "--rules",
+        action="append",
+        default=[],
+        metavar="RULE,RULE",
+        help="the paper's scaling rules to apply (explicit values win)",
+    )
     p.add_argument("--dry-run", action="store_true", help="list the points and exit")
     p.add_argument("--report-only", action="store_true", help="collect, plot and tabulate; train nothing")
-    p.add_argument("--measure-batch", type=int, default=128,
-                   help="largest batch the latency/memory measurement starts from (halved until it fits)")
+    p.add_argument(
+        "--measure-batch",
+        type=int,
+        default=128,
+        help="largest batch the latency/memory measurement starts from (halved until it fits)",
+    )
     p.add_argument("--measure-steps", type=int, default=5, help="timed training steps per point")
     p.add_argument("--quiet", action="store_true", help="do not echo the training logs")
     j = p.add_argument_group("where points run")
-    j.add_argument("--launcher", default="local", choices=LAUNCHERS,
-                   help="local: here, one after another; slurm: a SLURM job array, one element per point; "
-                        "slurm-local: the same array through submitit on this machine")
+    j.add_argument(
+        "--launcher",
+        default="local",
+        choices=LAUNCHERS,
+        help="local: here, one after another; slurm: a SLURM job array, one element per point; "
+        "slurm-local: the same array through submitit on this machine",
+    )
     j.add_argument("--gpus-per-node", type=int, default=1, help="GPUs of each array element (0: CPU)")
     j.add_argument("--cpus-per-task", type=int, default=None, help="loader workers + 1 is a good start")
     j.add_argument("--mem", default=None, help="memory of each element, e.g. 64G")
@@ -97,8 +137,13 @@ def _parser() -> argparse.ArgumentParser:
     j.add_argument("--constraint", default=None, help="node features, e.g. a100")
     j.add_argument("--job-name", default="rs3d-sweep")
     j.add_argument("--folder", default=None, help="submitit's files (default OUT/submitit)")
-    j.add_argument("--setup", action="append", default=[], metavar="LINE",
-                   help="shell line run before each element (module load ..., source venv/bin/activate)")
+    j.add_argument(
+        "--setup",
+        action="append",
+        default=[],
+        metavar="LINE",
+        help="shell line run before each element (module load ..., source venv/bin/activate)",
+    )
     j.add_argument("--parallelism", type=int, default=256, help="array elements running at once")
     return p
 
@@ -109,7 +154,7 @@ def parse(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     opts: List[str] = []
     if "--opts" in argv:
         i = argv.index("--opts")
-        argv, opts = argv[:i], argv[i + 1:]
+        argv, opts = argv[:i], argv[i + 1 :]
     args, extra = _parser().parse_known_args(argv)
     for tok in extra:
         if tok.startswith("--"):
@@ -183,15 +228,19 @@ def _fmt(v, spec: str) -> str:
 def summary_lines(rows) -> List[str]:
     on_lat = pareto_front([r.get("latency_ms_per_clip") for r in rows], [r.get("error_pct") for r in rows])
     on_mem = pareto_front([r.get("peak_mem_gib") for r in rows], [r.get("error_pct") for r in rows])
-    head = f"{'point':<28} {'status':<11} {'top-1':>6} {'top-5':>6} {'params M':>8} {'GFLOPs':>8} " \
-           f"{'ms/clip':>8} {'peak GiB':>8}  front"
+    head = (
+        f"{'point':<28} {'status':<11} {'top-1':>6} {'top-5':>6} {'params M':>8} {'GFLOPs':>8} "
+        f"{'ms/clip':>8} {'peak GiB':>8}  front"
+    )
     lines = [head]
     for r, fl, fm in zip(rows, on_lat, on_mem):
         front = ",".join(n for n, f in (("latency", fl), ("memory", fm)) if f)
-        lines.append(f"{r['name']:<28} {r['status']:<11} {_fmt(r.get('top1'), '6.1f')} "
-                     f"{_fmt(r.get('top5'), '6.1f')} {_fmt(r.get('params_m'), '8.3f')} "
-                     f"{_fmt(r.get('gflops'), '8.3f')} {_fmt(r.get('latency_ms_per_clip'), '8.2f')} "
-                     f"{_fmt(r.get('peak_mem_gib'), '8.3f')}  {front}")
+        lines.append(
+            f"{r['name']:<28} {r['status']:<11} {_fmt(r.get('top1'), '6.1f')} "
+            f"{_fmt(r.get('top5'), '6.1f')} {_fmt(r.get('params_m'), '8.3f')} "
+            f"{_fmt(r.get('gflops'), '8.3f')} {_fmt(r.get('latency_ms_per_clip'), '8.2f')} "
+            f"{_fmt(r.get('peak_mem_gib'), '8.3f')}  {front}"
+        )
         if r["status"] == "failed":
             lines.append(f"    failed at {r.get('step')}: {r.get('error')}")
     return lines
@@ -200,9 +249,11 @@ def summary_lines(rows) -> List[str]:
 def seed_lines(groups) -> List[str]:
     lines = [f"{'point':<28} {'seeds':>5} {'top-1 mean':>10} {'std':>5} {'min':>6} {'max':>6} {'top-5 mean':>10}"]
     for g in groups:
-        lines.append(f"{g['name']:<28} {g['seeds_done']:>2}/{g['seeds']:<2} {_fmt(g['top1_mean'], '10.2f')} "
-                     f"{_fmt(g['top1_std'], '5.2f')} {_fmt(g['top1_min'], '6.1f')} {_fmt(g['top1_max'], '6.1f')} "
-                     f"{_fmt(g['top5_mean'], '10.2f')}")
+        lines.append(
+            f"{g['name']:<28} {g['seeds_done']:>2}/{g['seeds']:<2} {_fmt(g['top1_mean'], '10.2f')} "
+            f"{_fmt(g['top1_std'], '5.2f')} {_fmt(g['top1_min'], '6.1f')} {_fmt(g['top1_max'], '6.1f')} "
+            f"{_fmt(g['top5_mean'], '10.2f')}"
+        )
     return lines
 
 
@@ -212,16 +263,21 @@ def report(points, out: str, additive: bool) -> List[dict]:
     rows = collect(points, out)
     csv_path, json_path = write_results(rows, out)
     groups = seed_summary(rows)
-    png = plot_pareto(groups or rows, os.path.join(out, "pareto.png"),
-                      title="speed-accuracy Pareto curve, spread over seeds" if groups else None)
+    png = plot_pareto(
+        groups or rows,
+        os.path.join(out, "pareto.png"),
+        title="speed-accuracy Pareto curve, spread over seeds" if groups else None,
+    )
     print("\n".join(summary_lines(rows)))
     if groups:
         print("\n".join(seed_lines(groups)))
         print(f"[sweep] {', '.join(write_results(groups, out, stem='seeds'))}")
     busy = [r["name"] for r in rows if (r.get("other_cores_busy") or 0) > BUSY_CORES]
     if busy:
-        print(f"[sweep] note: {', '.join(busy)} measured while other processes kept more than {BUSY_CORES:g} "
-              "core(s) busy; their latency is an overestimate (delete model_stats.json to re-measure)")
+        print(
+            f"[sweep] note: {', '.join(busy)} measured while other processes kept more than {BUSY_CORES:g} "
+            "core(s) busy; their latency is an overestimate (delete model_stats.json to re-measure)"
+        )
     print(f"[sweep] {csv_path}, {json_path}, {png}")
     if additive:
         table = additive_table(points, rows)
@@ -239,11 +295,21 @@ def launcher_of(args, out: str) -> Optional[SlurmArrayLauncher]:
         parse_mem(args.mem)
     if args.parallelism < 1:
         raise ConfigError(f"--parallelism must be >= 1; got {args.parallelism}")
-    spec = JobSpec(folder=os.path.abspath(args.folder or os.path.join(out, "submitit")), nodes=1,
-                   gpus_per_node=args.gpus_per_node, tasks_per_node=1, cpus_per_task=args.cpus_per_task,
-                   timeout_min=parse_time(args.time), partition=args.partition, account=args.account,
-                   qos=args.qos, mem=args.mem, constraint=args.constraint, job_name=args.job_name,
-                   setup=list(args.setup))
+    spec = JobSpec(
+        folder=os.path.abspath(args.folder or os.path.join(out, "submitit")),
+        nodes=1,
+        gpus_per_node=args.gpus_per_node,
+        tasks_per_node=1,
+        cpus_per_task=args.cpus_per_task,
+        timeout_min=parse_time(args.time),
+        partition=args.partition,
+        account=args.account,
+        qos=args.qos,
+        mem=args.mem,
+        constraint=args.constraint,
+        job_name=args.job_name,
+        setup=list(args.setup),
+    )
     cluster = "local" if args.launcher == "slurm-local" else "slurm"
     return SlurmArrayLauncher(spec, cluster=cluster, parallelism=args.parallelism)
 

@@ -6,6 +6,7 @@ Params, GFLOPs, and the training-step latency and peak memory of the config's mo
 (:func:`rs3d.sweep.measure.measure_point`), written to ``--json``. Its own process so that an
 out-of-memory kill or a crash costs one point's figures, not the sweep.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,8 +20,9 @@ from . import run_tool
 
 
 def _run(argv: Optional[Sequence[str]] = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m rs3d.cli.sweep_measure",
-                                description="measure one sweep point (params, GFLOPs, latency, memory)")
+    p = argparse.ArgumentParser(
+        prog="python -m rs3d.cli.sweep_measure", description="measure one sweep point (params, GFLOPs, latency, memory)"
+    )
     p.add_argument("--cfg", required=True)
     p.add_argument("--json", required=True, help="where the figures are written")
     p.add_argument("--batch-cap", type=int, default=128)

@@ -8,6 +8,7 @@
 stdout; videos that could not be decoded are listed as ``failed: PATH: REASON``. A mistake in the
 command, the config, the data list or the checkpoint prints one line ``error: ...``, exit status 2.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,15 +25,23 @@ from . import run_tool
 from .args import command_parser, parse_command
 from .signals import terminate_cleanly
 
-EXAMPLES = ("rs3d-test --cfg configs/k400_rs50.yaml OUTPUT_DIR out/rs50",
-            "rs3d-test --cfg configs/k400_rs50.yaml TEST.CHECKPOINT_FILE_PATH ckpt.pyth")
+EXAMPLES = (
+    "rs3d-test --cfg configs/k400_rs50.yaml OUTPUT_DIR out/rs50",
+    "rs3d-test --cfg configs/k400_rs50.yaml TEST.CHECKPOINT_FILE_PATH ckpt.pyth",
+)
 
 
 def build_parser():
-    return command_parser("rs3d-test", __doc__, examples=EXAMPLES, docs="docs/evaluation.md",
-                          exit_statuses={1: "the model gives NaN/inf scores (diverged or damaged weights); "
-                                            "nothing scored",
-                                         143: "stopped by SIGTERM (loader workers ended, nothing written)"})
+    return command_parser(
+        "rs3d-test",
+        __doc__,
+        examples=EXAMPLES,
+        docs="docs/evaluation.md",
+        exit_statuses={
+            1: "the model gives NaN/inf scores (diverged or damaged weights); nothing scored",
+            143: "stopped by SIGTERM (loader workers ended, nothing written)",
+        },
+    )
 
 
 def _run(argv: Optional[Sequence[str]] = None) -> int:

@@ -22,6 +22,7 @@ Videos and ``KEY VALUE`` overrides follow the options as for ``rs3d-predict``. E
 done, 1 some video could not be decoded (listed, the others done), 2 a bad command, config,
 checkpoint, missing video or a window longer than the video.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,14 +38,22 @@ from rs3d.inference.timeline import format_summary, run_timeline
 from . import run_tool
 from .args import add_timeline_options, command_parser, expand_videos, parse_command
 
-EXAMPLES = ("rs3d-timeline --out tl TEST.CHECKPOINT_FILE_PATH model.pyth -- long.mp4",
-            "rs3d-timeline --window 2.56 --stride 1 match.mp4 "
-            "TEST.CHECKPOINT_FILE_PATH out/rs50/checkpoints/checkpoint_best.pyth")
+EXAMPLES = (
+    "rs3d-timeline --out tl TEST.CHECKPOINT_FILE_PATH model.pyth -- long.mp4",
+    "rs3d-timeline --window 2.56 --stride 1 match.mp4 "
+    "TEST.CHECKPOINT_FILE_PATH out/rs50/checkpoints/checkpoint_best.pyth",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = command_parser("rs3d-timeline", __doc__, examples=EXAMPLES, docs="docs/inference.md", videos=True,
-                       exit_statuses={1: "some video could not be decoded (listed; the others done)"})
+    p = command_parser(
+        "rs3d-timeline",
+        __doc__,
+        examples=EXAMPLES,
+        docs="docs/inference.md",
+        videos=True,
+        exit_statuses={1: "some video could not be decoded (listed; the others done)"},
+    )
     p.add_argument("--topk", type=int, default=5, help="classes listed per window in the JSON")
     p.add_argument("--json", action="store_true", help="print the summaries as JSON")
     add_timeline_options(p, window_required=False)
@@ -53,9 +62,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run_timelines(cfg, videos: Sequence[str], args, as_json: bool = False) -> int:
     """Run, print, and return the exit status (1 if some video failed); shared with rs3d-predict."""
-    summaries = run_timeline(cfg, videos, window_s=args.window, stride_s=args.stride,
-                             smooth_width=args.smooth, out_dir=args.out, topk=getattr(args, "topk", 5),
-                             plot_classes=args.plot_classes, num_crops=args.crops)
+    summaries = run_timeline(
+        cfg,
+        videos,
+        window_s=args.window,
+        stride_s=args.stride,
+        smooth_width=args.smooth,
+        out_dir=args.out,
+        topk=getattr(args, "topk", 5),
+        plot_classes=args.plot_classes,
+        num_crops=args.crops,
+    )
     if as_json:
         print(json.dumps([{k: v for k, v in s.items() if k != "windows"} for s in summaries], indent=2))
     else:
@@ -70,8 +87,10 @@ def _run(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_command(build_parser(), argv, videos=True)
     tokens, opts = args.videos, args.opts
     if not tokens:
-        raise ConfigError("no video given (usage: rs3d-timeline [--window SEC] VIDEO ... "
-                          "TEST.CHECKPOINT_FILE_PATH CKPT [KEY VALUE ...])")
+        raise ConfigError(
+            "no video given (usage: rs3d-timeline [--window SEC] VIDEO ... "
+            "TEST.CHECKPOINT_FILE_PATH CKPT [KEY VALUE ...])"
+        )
     videos = expand_videos(tokens)
     setup_logging(stream=sys.stderr)  # stdout carries the summaries (--json)
     cfg = load_model_config(args.cfg_file, opts)

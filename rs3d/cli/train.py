@@ -8,6 +8,7 @@
 data lists, or an OUTPUT_DIR in use by another run or holding another run's checkpoints, prints one line
 ``error: ...`` and exits with status 2; a NaN/inf loss or a file that cannot be written exits with status 1.
 """
+
 from __future__ import annotations
 
 import sys
@@ -20,15 +21,24 @@ from rs3d.engine.train import train
 from . import run_tool
 from .args import command_parser, parse_command
 
-EXAMPLES = ("rs3d-train --cfg configs/k400_rs50.yaml DATA.PATH_TO_DATA_DIR /data/k400 OUTPUT_DIR out/rs50",
-            "torchrun --nproc_per_node 8 -m rs3d.cli.train --cfg configs/k400_rs50.yaml OUTPUT_DIR out/rs50")
+EXAMPLES = (
+    "rs3d-train --cfg configs/k400_rs50.yaml DATA.PATH_TO_DATA_DIR /data/k400 OUTPUT_DIR out/rs50",
+    "torchrun --nproc_per_node 8 -m rs3d.cli.train --cfg configs/k400_rs50.yaml OUTPUT_DIR out/rs50",
+)
 
 
 def build_parser():
-    return command_parser("rs3d-train", __doc__, examples=EXAMPLES, docs="docs/training.md",
-                          exit_statuses={1: "the run failed on its own (a NaN/inf training or validation loss, "
-                                            "or a file it cannot write: disk full, read-only, permission)",
-                                         75: "stopped by a signal after a checkpoint (resume by running it again)"})
+    return command_parser(
+        "rs3d-train",
+        __doc__,
+        examples=EXAMPLES,
+        docs="docs/training.md",
+        exit_statuses={
+            1: "the run failed on its own (a NaN/inf training or validation loss, "
+            "or a file it cannot write: disk full, read-only, permission)",
+            75: "stopped by a signal after a checkpoint (resume by running it again)",
+        },
+    )
 
 
 def _run(argv: Optional[Sequence[str]] = None) -> int:

@@ -4,6 +4,7 @@ Extensions are matched case-insensitively (cameras write ``GOPR0001.MP4``). The 
 purpose: a file that does not decode is reported as such, while a file skipped for its name is lost
 without a word.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,10 +12,31 @@ from typing import List
 
 from rs3d.errors import DataError
 
-VIDEO_EXTENSIONS = frozenset({
-    ".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".flv", ".mpg", ".mpeg", ".ts", ".m2ts",
-    ".mts", ".3gp", ".wmv", ".ogv", ".gif", ".h264", ".264", ".h265", ".265", ".hevc",
-})
+VIDEO_EXTENSIONS = frozenset(
+    {
+        ".mp4",
+        ".m4v",
+        ".mov",
+        ".avi",
+        ".mkv",
+        ".webm",
+        ".flv",
+        ".mpg",
+        ".mpeg",
+        ".ts",
+        ".m2ts",
+        ".mts",
+        ".3gp",
+        ".wmv",
+        ".ogv",
+        ".gif",
+        ".h264",
+        ".264",
+        ".h265",
+        ".265",
+        ".hevc",
+    }
+)
 
 
 def is_video_name(path: Path) -> bool:

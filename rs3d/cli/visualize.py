@@ -13,7 +13,8 @@ choice is printed) for the predicted class or ``--class`` (a class name or an in
 checkpoint carries its config and class names (``--cfg`` only to override them). Under
 ``--out`` (default OUTPUT_DIR/gradcam): ``NAME.gradcam.mp4`` (and ``.gif`` with ``--gif``), the clip
 with the map over it; ``NAME.gradcam.png``, a strip of frames with a colour bar;
-``NAME.gradcam.json``, the class, scores and layer. Videos and ``KEY VALUE`` overrides follow the options as for ``rs3d-predict``.
+``NAME.gradcam.json``, the class, scores and layer. Videos and ``KEY VALUE`` overrides follow the
+options as for ``rs3d-predict``.
 
 ``confusion``: the confusion matrix and per-class accuracy of a test run, as one PNG, from the
 run's ``test_predictions.csv`` (a run folder or the file); written beside it as
@@ -22,6 +23,7 @@ run's ``test_predictions.csv`` (a run folder or the file); written beside it as
 Exit status: 0 done, 1 some video could not be decoded (listed, the others done), 2 a bad
 command, config, checkpoint, layer, class or missing video/file.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,29 +40,45 @@ from rs3d.inference.gradcam import gradcam_videos
 from . import run_tool
 from .args import OVERRIDES_HELP, add_shared_arguments, command_parser, expand_videos, parse_subcommand
 
-EXAMPLES = ("rs3d-visualize gradcam --gif TEST.CHECKPOINT_FILE_PATH model.pyth -- video.mp4",
-            "rs3d-visualize confusion out/rs50")
+EXAMPLES = (
+    "rs3d-visualize gradcam --gif TEST.CHECKPOINT_FILE_PATH model.pyth -- video.mp4",
+    "rs3d-visualize confusion out/rs50",
+)
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict]:
     """The command's parser and its subcommands' parsers (each parsed by ``parse_command``)."""
-    p = command_parser("rs3d-visualize", __doc__, config=False, overrides=False, examples=EXAMPLES,
-                       docs="docs/inference.md",
-                       exit_statuses={1: "some video could not be decoded (listed; the others done)"})
+    p = command_parser(
+        "rs3d-visualize",
+        __doc__,
+        config=False,
+        overrides=False,
+        examples=EXAMPLES,
+        docs="docs/inference.md",
+        exit_statuses={1: "some video could not be decoded (listed; the others done)"},
+    )
     sub = p.add_subparsers(dest="command", required=True, metavar="{gradcam,confusion}")
-    g = sub.add_parser("gradcam", help="Grad-CAM of a video's centre clip",
-                       epilog=f"example: {EXAMPLES[0]}\n{OVERRIDES_HELP}",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    g = sub.add_parser(
+        "gradcam",
+        help="Grad-CAM of a video's centre clip",
+        epilog=f"example: {EXAMPLES[0]}\n{OVERRIDES_HELP}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_shared_arguments(g, videos=True)
-    g.add_argument("--layer", default="auto", help="auto (default: the deepest stage with a >= 7x7 map at "
-                   "the input size, else the largest; the choice is printed), res2..res5 or a module name")
+    g.add_argument(
+        "--layer",
+        default="auto",
+        help="auto (default: the deepest stage with a >= 7x7 map at "
+        "the input size, else the largest; the choice is printed), res2..res5 or a module name",
+    )
     g.add_argument("--class", dest="class_spec", default=None, help="class name or index (default: predicted)")
     g.add_argument("--out", default="", help="output folder (default OUTPUT_DIR/gradcam)")
     g.add_argument("--gif", action="store_true", help="also write a GIF")
     g.add_argument("--no-mp4", action="store_true", help="do not write the MP4")
     g.add_argument("--fps", type=int, default=8, help="frame rate of the MP4/GIF")
-    c = sub.add_parser("confusion", help="confusion matrix and per-class accuracy of a test run",
-                       epilog=f"example: {EXAMPLES[1]}")
+    c = sub.add_parser(
+        "confusion", help="confusion matrix and per-class accuracy of a test run", epilog=f"example: {EXAMPLES[1]}"
+    )
     c.add_argument("run", help="a test run's OUTPUT_DIR or its test_predictions.csv")
     c.add_argument("--out", default="", help="PNG to write (default: test_confusion_matrix.png beside the CSV)")
     c.add_argument("--classes", default="", help="classes.txt with the names (default: the CSV's names)")
@@ -76,14 +94,24 @@ def _gradcam(args) -> int:
     if args.fps < 1:
         raise ConfigError(f"--fps must be >= 1, got {args.fps}")
     cfg = load_model_config(args.cfg_file, opts)
-    records = gradcam_videos(cfg, videos, layer=args.layer, class_spec=args.class_spec, out_dir=args.out,
-                             fps=args.fps, mp4=not args.no_mp4, gif=args.gif)
+    records = gradcam_videos(
+        cfg,
+        videos,
+        layer=args.layer,
+        class_spec=args.class_spec,
+        out_dir=args.out,
+        fps=args.fps,
+        mp4=not args.no_mp4,
+        gif=args.gif,
+    )
     for r in records:
         if r["error"]:
             print(f"{r['video']}\n  error: {r['error']}")
         else:
-            print(f"{r['video']}\n  {r['score']:.4f}  {r['name']}  layer {r['layer_choice']}\n"
-                  f"  -> {', '.join(r['files'].values())}")
+            print(
+                f"{r['video']}\n  {r['score']:.4f}  {r['name']}  layer {r['layer_choice']}\n"
+                f"  -> {', '.join(r['files'].values())}"
+            )
     return 1 if any(r["error"] for r in records) else 0
 
 
@@ -101,8 +129,7 @@ def _confusion(args) -> int:
             raise DataError(f"{args.classes}: {len(names)} names for {conf.shape[0]} classes (--num-classes)")
     out = args.out or os.path.join(os.path.dirname(os.path.abspath(csv_path)), "test_confusion_matrix.png")
     plot_confusion_and_accuracy(conf, out, names, failed)
-    print(json.dumps({"png": out, "classes": int(conf.shape[0]), "videos": int(conf.sum()),
-                      "failed": failed}))
+    print(json.dumps({"png": out, "classes": int(conf.shape[0]), "videos": int(conf.sum()), "failed": failed}))
     return 0
 
 

@@ -20,6 +20,7 @@ loses nothing. SIGTERM and SIGUSR1 stop the same way but do not requeue (a preem
 ``PreemptMode=REQUEUE`` is requeued by SLURM itself; ``scancel`` should stay cancelled): the
 tasks exit with status 75 after the checkpoint.
 """
+
 from __future__ import annotations
 
 import signal

@@ -5,6 +5,7 @@
 without a cluster), one task per GPU, ``--requeue`` so that a preempted job can come back, and
 submitit's ``--signal=USR2@<signal_delay_s>`` so training can checkpoint before the end.
 """
+
 from __future__ import annotations
 
 import math
@@ -22,20 +23,20 @@ CLUSTERS = ("slurm", "local")
 
 @dataclass
 class JobSpec:
-    folder: str                     # submitit's pickles and per-task logs (shared by all nodes)
+    folder: str  # submitit's pickles and per-task logs (shared by all nodes)
     nodes: int = 1
     gpus_per_node: int = 8
     tasks_per_node: Optional[int] = None  # None: one per GPU (one on a CPU-only job)
     cpus_per_task: Optional[int] = None
-    timeout_min: float = 60 * 24      # SLURM gets whole minutes (rounded up)
+    timeout_min: float = 60 * 24  # SLURM gets whole minutes (rounded up)
     partition: Optional[str] = None
     account: Optional[str] = None
     qos: Optional[str] = None
-    mem: Optional[str] = None       # per node, SLURM's syntax (480G); checked by parse_mem
+    mem: Optional[str] = None  # per node, SLURM's syntax (480G); checked by parse_mem
     constraint: Optional[str] = None
     job_name: str = "rs3d"
-    signal_delay_s: int = 120       # USR2 this long before the time limit
-    max_requeues: int = 10          # requeues after a time limit (preemptions are not counted)
+    signal_delay_s: int = 120  # USR2 this long before the time limit
+    max_requeues: int = 10  # requeues after a time limit (preemptions are not counted)
     setup: list = field(default_factory=list)  # shell lines run before the tasks (module load, ...)
 
     @property
@@ -53,7 +54,7 @@ def parse_time(text: str) -> float:
     nums = [int(x) for x in m.group(2).split(":")]
     if m.group(1) is None:  # M, M:S, H:M:S
         h, mi, s = nums if len(nums) == 3 else (0, nums[0], (nums + [0])[1])
-    else:                   # D-H, D-H:M, D-H:M:S
+    else:  # D-H, D-H:M, D-H:M:S
         h, mi, s = (nums + [0, 0])[:3]
     seconds = int(m.group(1) or 0) * 86400 + h * 3600 + mi * 60 + s
     if seconds < 1:
@@ -66,7 +67,7 @@ def parse_mem(text: str) -> float:
     m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([KMGT]?)B?", text.strip(), flags=re.IGNORECASE)
     if not m:
         raise ConfigError(f"--mem {text!r}: use e.g. 480G or 512000M")
-    scale = {"K": 2 ** -20, "M": 2 ** -10, "": 1, "G": 1, "T": 1024}[m.group(2).upper()]
+    scale = {"K": 2**-20, "M": 2**-10, "": 1, "G": 1, "T": 1024}[m.group(2).upper()]
     return float(m.group(1)) * scale
 
 
@@ -89,9 +90,13 @@ def build_executor(spec: JobSpec, cluster: str = "slurm", dry_run: bool = False)
 
     if cluster == "local":
         ex = submitit.LocalExecutor(spec.folder, max_num_timeout=spec.max_requeues)
-        ex.update_parameters(timeout_min=spec.timeout_min, tasks_per_node=spec.ntasks_per_node,
-                             gpus_per_node=spec.gpus_per_node, signal_delay_s=spec.signal_delay_s,
-                             setup=list(spec.setup))
+        ex.update_parameters(
+            timeout_min=spec.timeout_min,
+            tasks_per_node=spec.ntasks_per_node,
+            gpus_per_node=spec.gpus_per_node,
+            signal_delay_s=spec.signal_delay_s,
+            setup=list(spec.setup),
+        )
         return ex
     if cluster != "slurm":
         raise ConfigError(f"--cluster must be one of {', '.join(CLUSTERS)}; got {cluster!r}")
@@ -100,14 +105,25 @@ def build_executor(spec: JobSpec, cluster: str = "slurm", dry_run: bool = False)
         ex = make(spec.folder, max_num_timeout=spec.max_requeues)
     except RuntimeError as e:  # no srun on this machine
         raise ConfigError(f"cannot submit to SLURM from here ({e}); use --dry-run to see the job") from None
-    params = dict(job_name=spec.job_name, nodes=spec.nodes, ntasks_per_node=spec.ntasks_per_node,
-                  time=math.ceil(spec.timeout_min), signal_delay_s=spec.signal_delay_s,
-                  additional_parameters={"requeue": True})
+    params = dict(
+        job_name=spec.job_name,
+        nodes=spec.nodes,
+        ntasks_per_node=spec.ntasks_per_node,
+        time=math.ceil(spec.timeout_min),
+        signal_delay_s=spec.signal_delay_s,
+        additional_parameters={"requeue": True},
+    )
     if spec.gpus_per_node:
         params["gpus_per_node"] = spec.gpus_per_node
-    optional = dict(cpus_per_task=spec.cpus_per_task, partition=spec.partition, account=spec.account,
-                    qos=spec.qos, constraint=spec.constraint, mem=spec.mem,
-                    setup=list(spec.setup) or None)
+    optional = dict(
+        cpus_per_task=spec.cpus_per_task,
+        partition=spec.partition,
+        account=spec.account,
+        qos=spec.qos,
+        constraint=spec.constraint,
+        mem=spec.mem,
+        setup=list(spec.setup) or None,
+    )
     params.update({k: v for k, v in optional.items() if v is not None})
     ex.update_parameters(**params)
     return ex

@@ -19,7 +19,10 @@ Each task learns its place from SLURM's variables, read by submitit's ``JobEnvir
     LOCAL_RANK        SLURM_LOCALID           (the GPU index on the node)
     LOCAL_WORLD_SIZE  WORLD_SIZE / SLURM_JOB_NUM_NODES
 """
+
 from __future__ import annotations
+
+import os
 
 RENDEZVOUS_VARIABLES = ("MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "RANK", "LOCAL_RANK", "LOCAL_WORLD_SIZE")
 
@@ -31,8 +34,6 @@ def export_torch_env() -> dict:
     overwritten. CUDA_VISIBLE_DEVICES is left alone: each rank takes GPU LOCAL_RANK of the node
     (or the only one it sees, where SLURM binds one GPU per task).
     """
-    import os
-
     from submitit.helpers import TorchDistributedEnvironment
 
     TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)

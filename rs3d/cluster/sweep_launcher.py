@@ -13,6 +13,7 @@ which skips the finished steps and resumes training from the checkpoint. (Lettin
 handler act when the signal arrives would requeue, and so kill, the element while its training
 process is still writing the checkpoint.)
 """
+
 from __future__ import annotations
 
 import math
@@ -57,8 +58,10 @@ class SlurmArrayLauncher(Launcher):
 
     def __init__(self, spec: JobSpec, cluster: str = "slurm", parallelism: int = 256):
         if spec.nodes != 1 or spec.ntasks_per_node != 1:
-            raise ConfigError("a sweep point runs as one process: use --nodes 1 and one task "
-                              f"(got {spec.nodes} node(s) x {spec.ntasks_per_node} task(s))")
+            raise ConfigError(
+                "a sweep point runs as one process: use --nodes 1 and one task "
+                f"(got {spec.nodes} node(s) x {spec.ntasks_per_node} task(s))"
+            )
         self.spec, self.cluster, self.parallelism = spec, cluster, parallelism
 
     def dry_run_text(self, num_points: int) -> str:
@@ -67,15 +70,17 @@ class SlurmArrayLauncher(Launcher):
         executor.update_parameters(array_parallelism=self.parallelism)
         executor.parameters["map_count"] = num_points  # what submitit's map_array sets: --array 0-(n-1)%p
         s, at_once = self.spec, min(num_points, self.parallelism)
-        return "\n".join([
-            f"job array {s.job_name}: {num_points} element(s), at most {at_once} at once; each one process "
-            f"with {s.gpus_per_node} GPU(s), time {math.ceil(s.timeout_min)} min, requeued after a "
-            f"preemption (and up to {s.max_requeues} times after a time limit)",
-            "each element runs one point: python -m rs3d.cli.train, rs3d.cli.test, rs3d.cli.sweep_measure",
-            f"submitit folder: {s.folder}",
-            "---- sbatch script ----",
-            sbatch_script(executor),
-        ])
+        return "\n".join(
+            [
+                f"job array {s.job_name}: {num_points} element(s), at most {at_once} at once; each one process "
+                f"with {s.gpus_per_node} GPU(s), time {math.ceil(s.timeout_min)} min, requeued after a "
+                f"preemption (and up to {s.max_requeues} times after a time limit)",
+                "each element runs one point: python -m rs3d.cli.train, rs3d.cli.test, rs3d.cli.sweep_measure",
+                f"submitit folder: {s.folder}",
+                "---- sbatch script ----",
+                sbatch_script(executor),
+            ]
+        )
 
     def launch(self, job: Callable, points: Sequence) -> List[dict]:
         executor = build_executor(self.spec, self.cluster)
@@ -87,8 +92,15 @@ class SlurmArrayLauncher(Launcher):
             try:
                 statuses.append(j.result())
             except Exception as e:  # the element itself failed (not a failing step: run_point records those)
-                statuses.append({"name": point.name, "label": point.label, "status": "failed",
-                                 "step": "launch", "error": f"job {j.job_id}: {_exception_line(e)}"})
+                statuses.append(
+                    {
+                        "name": point.name,
+                        "label": point.label,
+                        "status": "failed",
+                        "step": "launch",
+                        "error": f"job {j.job_id}: {_exception_line(e)}",
+                    }
+                )
         return statuses
 
 

@@ -14,6 +14,7 @@ in YAML or ``None`` on the command line unsets it again).
 Only builders (``build_model(cfg)``, ``build_loader(cfg, ...)``, ``tools/*``) read a config; the
 modules below them take plain arguments.
 """
+
 from fvcore.common.config import CfgNode
 
 _C = CfgNode()

@@ -5,6 +5,7 @@ Every way a config can be wrong (unknown key, wrong type, bad choice, missing da
 it as ``error: ...`` and exit with status 2. fvcore's own merge is not used for values because it
 rejects ``SOLVER.BASE_LR 1`` (int for float) and reports mistakes as assertion tracebacks.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,8 +22,8 @@ from ..data.decode import BACKENDS
 from ..data.temporal import VIEW_POSITIONS
 from ..data.transforms import JITTER_MODES
 from ..errors import ConfigError  # noqa: F401  (re-exported)
-from ..io import atomic_write_text
-from ..io import join as io_join
+from ..file_io import atomic_write_text
+from ..file_io import join as io_join
 from ..models import list_models
 from ..models.resnet3d import DROP_PATH_MODES, INITS, STEM_TYPES
 from .defaults import NONE_DEFAULT_TYPES, REMOVED_KEYS, get_cfg
@@ -33,13 +34,13 @@ logger = logging.getLogger(__name__)
 # config may not import the engine (docs/architecture.md), so these are written here and
 # tests/config/test_load.py checks them against the engine's constants.
 ENGINE_CHOICES = {
-    "SOLVER.OPTIMIZING_METHOD": ("sgd", "adamw", "lamb"),        # rs3d.engine.optim.OPTIMIZERS
-    "TRAIN.LOSS": ("ce", "bce"),                                 # rs3d.engine.losses.LOSSES
-    "TRAIN.AMP_DTYPE": ("bfloat16", "float16", "float32"),       # rs3d.engine.precision.AMP_DTYPES
-    "TEST.ENSEMBLE_METHOD": ("mean", "sum", "max"),              # rs3d.engine.metrics.ENSEMBLE_METHODS
-    "SOLVER.RUN_LENGTH": ("epochs", "examples"),                 # rs3d.engine.schedule.RUN_LENGTHS
-    "SOLVER.MOMENTUM_FORM": ("pytorch", "keras"),                # rs3d.engine.optim.MOMENTUM_FORMS
-    "TRAIN.EMA_FORM": ("pytorch", "tf"),                         # rs3d.engine.ema.EMA_FORMS
+    "SOLVER.OPTIMIZING_METHOD": ("sgd", "adamw", "lamb"),  # rs3d.engine.optim.OPTIMIZERS
+    "TRAIN.LOSS": ("ce", "bce"),  # rs3d.engine.losses.LOSSES
+    "TRAIN.AMP_DTYPE": ("bfloat16", "float16", "float32"),  # rs3d.engine.precision.AMP_DTYPES
+    "TEST.ENSEMBLE_METHOD": ("mean", "sum", "max"),  # rs3d.engine.metrics.ENSEMBLE_METHODS
+    "SOLVER.RUN_LENGTH": ("epochs", "examples"),  # rs3d.engine.schedule.RUN_LENGTHS
+    "SOLVER.MOMENTUM_FORM": ("pytorch", "keras"),  # rs3d.engine.optim.MOMENTUM_FORMS
+    "TRAIN.EMA_FORM": ("pytorch", "tf"),  # rs3d.engine.ema.EMA_FORMS
 }
 
 
@@ -63,29 +64,61 @@ def choices() -> dict:
 # the key defaults to None). tests/config/test_load.py checks every numeric key has a range here or
 # a reason in ANY_NUMBER, so a new key cannot skip validation.
 RANGES = {
-    "DIST_TIMEOUT_S": "(0, inf)", "LOG_PERIOD": "(0, inf)",
-    "MODEL.NUM_CLASSES": "[1, inf)", "MODEL.DROPOUT_RATE": "[0, 1)", "MODEL.DROP_PATH_RATE": "[0, 1)",
-    "MODEL.SE_RATIO": "[0, inf)", "MODEL.WIDTH_MULTIPLIER": "(0, inf)",
-    "BN.EPSILON": "(0, inf)", "BN.MOMENTUM": "[0, 1]",
-    "DATA.NUM_FRAMES": "(0, inf)", "DATA.SAMPLING_RATE": "(0, inf)", "DATA.TRAIN_CROP_SIZE": "(0, inf)",
-    "DATA.TEST_CROP_SIZE": "(0, inf)", "DATA.TARGET_FPS": "(0, inf)", "DATA.FRAME_FOLDER_FPS": "(0, inf)",
-    "DATA.STD": "(0, inf)", "DATA.MAX_RETRIES": "[0, inf)", "DATA.DECODE_TIMEOUT_S": "[0, inf)",
-    "DATA.DECODE_THREADS": "[0, inf)", "DATA.TRAIN_CLIPS_PER_VIDEO": "(0, inf)",
-    "DATA.TRAIN_JITTER_AREA": "(0, 1]", "DATA.TRAIN_JITTER_ASPECT": "(0, inf)",
+    "DIST_TIMEOUT_S": "(0, inf)",
+    "LOG_PERIOD": "(0, inf)",
+    "MODEL.NUM_CLASSES": "[1, inf)",
+    "MODEL.DROPOUT_RATE": "[0, 1)",
+    "MODEL.DROP_PATH_RATE": "[0, 1)",
+    "MODEL.SE_RATIO": "[0, inf)",
+    "MODEL.WIDTH_MULTIPLIER": "(0, inf)",
+    "BN.EPSILON": "(0, inf)",
+    "BN.MOMENTUM": "[0, 1]",
+    "DATA.NUM_FRAMES": "(0, inf)",
+    "DATA.SAMPLING_RATE": "(0, inf)",
+    "DATA.TRAIN_CROP_SIZE": "(0, inf)",
+    "DATA.TEST_CROP_SIZE": "(0, inf)",
+    "DATA.TARGET_FPS": "(0, inf)",
+    "DATA.FRAME_FOLDER_FPS": "(0, inf)",
+    "DATA.STD": "(0, inf)",
+    "DATA.MAX_RETRIES": "[0, inf)",
+    "DATA.DECODE_TIMEOUT_S": "[0, inf)",
+    "DATA.DECODE_THREADS": "[0, inf)",
+    "DATA.TRAIN_CLIPS_PER_VIDEO": "(0, inf)",
+    "DATA.TRAIN_JITTER_AREA": "(0, 1]",
+    "DATA.TRAIN_JITTER_ASPECT": "(0, inf)",
     "DATA.TRAIN_JITTER_SCALES": "(0, inf)",
-    "DATA_LOADER.NUM_WORKERS": "[0, inf)", "DATA_LOADER.PREFETCH_FACTOR": "[1, inf)",
-    "SOLVER.BASE_LR": "[0, inf)", "SOLVER.REFERENCE_BATCH_SIZE": "(0, inf)", "SOLVER.COSINE_END_LR": "[0, inf)",
-    "SOLVER.WARMUP_EPOCHS": "[0, inf)", "SOLVER.WARMUP_START_LR": "[0, inf)", "SOLVER.MAX_EPOCH": "(0, inf)",
-    "SOLVER.MOMENTUM": "[0, 1)", "SOLVER.WEIGHT_DECAY": "[0, inf)", "SOLVER.HEAD_LR_MULT": "[0, inf)",
+    "DATA_LOADER.NUM_WORKERS": "[0, inf)",
+    "DATA_LOADER.PREFETCH_FACTOR": "[1, inf)",
+    "SOLVER.BASE_LR": "[0, inf)",
+    "SOLVER.REFERENCE_BATCH_SIZE": "(0, inf)",
+    "SOLVER.COSINE_END_LR": "[0, inf)",
+    "SOLVER.WARMUP_EPOCHS": "[0, inf)",
+    "SOLVER.WARMUP_START_LR": "[0, inf)",
+    "SOLVER.MAX_EPOCH": "(0, inf)",
+    "SOLVER.MOMENTUM": "[0, 1)",
+    "SOLVER.WEIGHT_DECAY": "[0, inf)",
+    "SOLVER.HEAD_LR_MULT": "[0, inf)",
     "SOLVER.LAYER_DECAY": "(0, 1]",
-    "TRAIN.BATCH_SIZE": "(0, inf)", "TRAIN.MICRO_BATCH_SIZE": "(0, inf)", "TRAIN.LABEL_SMOOTHING": "[0, 1)",
-    "TRAIN.EMA_DECAY": "[0, 1)", "TRAIN.CLIP_GRAD_NORM": "(0, inf)", "TRAIN.EVAL_PERIOD": "[0, inf)",
-    "TRAIN.CHECKPOINT_PERIOD": "(0, inf)", "TRAIN.CHECKPOINT_PERIOD_ITERS": "[0, inf)",
-    "TRAIN.CHECKPOINT_KEEP": "(0, inf)", "TRAIN.FREEZE_STAGES": "[0, 5]",
-    "TEST.BATCH_SIZE": "(0, inf)", "TEST.NUM_ENSEMBLE_VIEWS": "(0, inf)", "TEST.NUM_SPATIAL_CROPS": "(0, inf)",
-    "AUG.RAND_AUGMENT_NUM_OPS": "[0, inf)", "AUG.RAND_AUGMENT_MAGNITUDE": "[0, inf)",
-    "MIXUP.ALPHA": "[0, inf)", "MIXUP.CUTMIX_ALPHA": "[0, inf)", "MIXUP.PROB": "[0, 1]",
-    "MIXUP.SWITCH_PROB": "[0, 1]", "TRAIN.BCE_TARGET_THRESHOLD": "[0, 1]",
+    "TRAIN.BATCH_SIZE": "(0, inf)",
+    "TRAIN.MICRO_BATCH_SIZE": "(0, inf)",
+    "TRAIN.LABEL_SMOOTHING": "[0, 1)",
+    "TRAIN.EMA_DECAY": "[0, 1)",
+    "TRAIN.CLIP_GRAD_NORM": "(0, inf)",
+    "TRAIN.EVAL_PERIOD": "[0, inf)",
+    "TRAIN.CHECKPOINT_PERIOD": "(0, inf)",
+    "TRAIN.CHECKPOINT_PERIOD_ITERS": "[0, inf)",
+    "TRAIN.CHECKPOINT_KEEP": "(0, inf)",
+    "TRAIN.FREEZE_STAGES": "[0, 5]",
+    "TEST.BATCH_SIZE": "(0, inf)",
+    "TEST.NUM_ENSEMBLE_VIEWS": "(0, inf)",
+    "TEST.NUM_SPATIAL_CROPS": "(0, inf)",
+    "AUG.RAND_AUGMENT_NUM_OPS": "[0, inf)",
+    "AUG.RAND_AUGMENT_MAGNITUDE": "[0, inf)",
+    "MIXUP.ALPHA": "[0, inf)",
+    "MIXUP.CUTMIX_ALPHA": "[0, inf)",
+    "MIXUP.PROB": "[0, 1]",
+    "MIXUP.SWITCH_PROB": "[0, 1]",
+    "TRAIN.BCE_TARGET_THRESHOLD": "[0, 1]",
 }
 # Numeric keys any finite value of which works, and why.
 ANY_NUMBER = {
@@ -93,14 +126,19 @@ ANY_NUMBER = {
     "DATA.MEAN": "subtracted from pixels in [0, 1]; any shift is valid",
 }
 # Keys holding a fixed number of values.
-LENGTHS = {"DATA.MEAN": 3, "DATA.STD": 3, "DATA.TRAIN_JITTER_AREA": 2, "DATA.TRAIN_JITTER_ASPECT": 2,
-           "DATA.TRAIN_JITTER_SCALES": 2}
+LENGTHS = {
+    "DATA.MEAN": 3,
+    "DATA.STD": 3,
+    "DATA.TRAIN_JITTER_AREA": 2,
+    "DATA.TRAIN_JITTER_ASPECT": 2,
+    "DATA.TRAIN_JITTER_SCALES": 2,
+}
 # [low, high] pairs: low <= high (a random draw between them).
 ORDERED_PAIRS = ("DATA.TRAIN_JITTER_AREA", "DATA.TRAIN_JITTER_ASPECT", "DATA.TRAIN_JITTER_SCALES")
 
 
 def _interval(spec: str):
-    """"[0, 1)" -> (0.0, 1.0, low closed, high closed)."""
+    """ "[0, 1)" -> (0.0, 1.0, low closed, high closed)."""
     low, high = (float(v) for v in spec[1:-1].split(","))
     return low, high, spec[0] == "[", spec[-1] == "]"
 
@@ -120,9 +158,14 @@ def _range_words(spec: str) -> str:
     return f"be in {spec}"
 
 
-def load_config(args_or_path=None, opts: Optional[Sequence[str]] = None, *,
-                splits: Optional[Iterable[str]] = None, base: Optional[dict] = None,
-                base_name: str = "stored config") -> CfgNode:
+def load_config(
+    args_or_path=None,
+    opts: Optional[Sequence[str]] = None,
+    *,
+    splits: Optional[Iterable[str]] = None,
+    base: Optional[dict] = None,
+    base_name: str = "stored config",
+) -> CfgNode:
     """Defaults <- ``base`` <- YAML file (with ``_BASE_``) <- ``KEY VALUE`` overrides, validated and frozen.
 
     ``args_or_path``: a YAML path, a namespace with ``cfg_file`` and ``opts`` (what
@@ -142,8 +185,11 @@ def load_config(args_or_path=None, opts: Optional[Sequence[str]] = None, *,
     if base:
         skipped = _merge_known(cfg, base, where=base_name)
         if skipped:
-            logger.warning("%s: keys this rs3d version does not know were ignored: %s", base_name,
-                           ", ".join(skipped[:10]) + (f" and {len(skipped) - 10} more" if len(skipped) > 10 else ""))
+            logger.warning(
+                "%s: keys this rs3d version does not know were ignored: %s",
+                base_name,
+                ", ".join(skipped[:10]) + (f" and {len(skipped) - 10} more" if len(skipped) > 10 else ""),
+            )
     if path:
         _merge_dict(cfg, _read_yaml(path), where=path)
     _merge_opts(cfg, opts)
@@ -168,7 +214,7 @@ def _load_with_base(path: str, chain: tuple) -> dict:
     that include this one, so a cycle is named in one line instead of recursing until Python stops."""
     real = os.path.realpath(os.path.expanduser(path))
     if real in chain:
-        cycle = " -> ".join([*chain[chain.index(real):], real])
+        cycle = " -> ".join([*chain[chain.index(real) :], real])
         raise ConfigError(f"{chain[0]}: _BASE_ files include each other: {cycle}")
     if not os.path.isfile(real):
         raise ConfigError(f"{chain[-1] if chain else path}: _BASE_ file not found: {path}")
@@ -338,15 +384,16 @@ def validate(cfg: CfgNode) -> None:
     for key, allowed in choices().items():
         v = _get(cfg, key)
         if v not in allowed and not (v is None and key in NONE_DEFAULT_TYPES):
-            raise ConfigError(f"{key} must be one of {', '.join(repr(c) for c in allowed)}"
-                              f"{_unset_hint(key)}; got {v!r}")
+            raise ConfigError(
+                f"{key} must be one of {', '.join(repr(c) for c in allowed)}{_unset_hint(key)}; got {v!r}"
+            )
     for key, n in LENGTHS.items():
         v = _get(cfg, key)
         if len(v) != n:
             raise ConfigError(f"{key} must hold {n} values; got {list(v)!r}")
     for key, spec in RANGES.items():
         v = _get(cfg, key)
-        for x in (v if isinstance(v, (list, tuple)) else [v]):
+        for x in v if isinstance(v, (list, tuple)) else [v]:
             if x is not None and _outside(x, spec):
                 shown = list(v) if isinstance(v, (list, tuple)) else v
                 raise ConfigError(f"{key} must {_range_words(spec)}{_unset_hint(key)}; got {shown!r}")
@@ -359,11 +406,14 @@ def validate(cfg: CfgNode) -> None:
     if cfg.TRAIN.BCE_TARGET_THRESHOLD is not None and cfg.TRAIN.LOSS != "bce" and not cfg.DATA.MULTI_LABEL:
         raise ConfigError("TRAIN.BCE_TARGET_THRESHOLD is set but TRAIN.LOSS is not 'bce'")
     if cfg.SOLVER.MOMENTUM_FORM == "keras" and cfg.SOLVER.OPTIMIZING_METHOD != "sgd":
-        raise ConfigError(f"SOLVER.MOMENTUM_FORM keras is a form of SGD; SOLVER.OPTIMIZING_METHOD is "
-                          f"{cfg.SOLVER.OPTIMIZING_METHOD!r} (set MOMENTUM_FORM pytorch)")
+        raise ConfigError(
+            f"SOLVER.MOMENTUM_FORM keras is a form of SGD; SOLVER.OPTIMIZING_METHOD is "
+            f"{cfg.SOLVER.OPTIMIZING_METHOD!r} (set MOMENTUM_FORM pytorch)"
+        )
     if cfg.MODEL.ARCH not in list_models():
-        raise ConfigError(f"MODEL.ARCH {cfg.MODEL.ARCH!r} is not a registered model; "
-                          f"choose from {', '.join(list_models())}")
+        raise ConfigError(
+            f"MODEL.ARCH {cfg.MODEL.ARCH!r} is not a registered model; choose from {', '.join(list_models())}"
+        )
 
 
 def missing_data(cfg: CfgNode, splits: Iterable[str]) -> list:
@@ -386,5 +436,5 @@ def check_data_dir(cfg: CfgNode, splits: Iterable[str]) -> None:
 
 def save_config(cfg: CfgNode, output_dir: str) -> str:
     """Write the merged config to ``output_dir/config.yaml`` (callers do it on rank 0 only); atomic
-    where the backend allows, and ``output_dir`` may be an object store (see ``rs3d.io``)."""
+    where the backend allows, and ``output_dir`` may be an object store (see ``rs3d.file_io``)."""
     return atomic_write_text(io_join(output_dir, "config.yaml"), cfg.dump())

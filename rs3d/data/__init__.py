@@ -3,6 +3,7 @@
 ``build_dataset`` / ``build_loader`` turn a config into datasets and loaders; everything else takes
 plain arguments and can be used on its own.
 """
+
 from .class_names import class_names_for, kinetics400_class_names
 from .csv import DataError, VideoRecord, read_classes, read_video_list
 from .datasets import TestDataset, TrainDataset, ValDataset, num_views, prepare_views, views_of
@@ -11,8 +12,24 @@ from .loader import ShardSampler, TrainSampler, build_dataset, build_loader, set
 from .transforms import to_model_input
 
 __all__ = [
-    "DataError", "DecodeError", "ShardSampler", "TestDataset", "TrainDataset", "TrainSampler",
-    "ValDataset", "VideoRecord", "build_dataset", "build_loader", "class_names_for",
-    "kinetics400_class_names", "num_views", "prepare_views", "read_classes", "read_frames",
-    "read_video_list", "set_epoch", "to_model_input", "views_of",
+    "DataError",
+    "DecodeError",
+    "ShardSampler",
+    "TestDataset",
+    "TrainDataset",
+    "TrainSampler",
+    "ValDataset",
+    "VideoRecord",
+    "build_dataset",
+    "build_loader",
+    "class_names_for",
+    "kinetics400_class_names",
+    "num_views",
+    "prepare_views",
+    "read_classes",
+    "read_frames",
+    "read_video_list",
+    "set_epoch",
+    "to_model_input",
+    "views_of",
 ]

@@ -7,6 +7,7 @@ a rare class's videos repeat, a common class's are subsampled. The draw is a pur
 restart -- so DDP sharding and mid-epoch resume work as with the shuffled order
 (:class:`rs3d.data.loader.TrainSampler`).
 """
+
 from __future__ import annotations
 
 from typing import List, Sequence

@@ -3,6 +3,7 @@
 Below both training and inference, so the test, ``rs3d-predict``, timelines and Grad-CAM name
 classes the same way.
 """
+
 from __future__ import annotations
 
 import logging

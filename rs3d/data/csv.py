@@ -24,6 +24,7 @@ second, not as a crash hours into training. What a list may hold (``read_video_l
   Anything else in that field is an error naming ``file:line``. The record's label is then a
   multi-hot bool tensor ``[num_classes]``, which batches into ``[B, num_classes]`` targets.
 """
+
 from __future__ import annotations
 
 import logging
@@ -34,14 +35,15 @@ from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 
-from .. import io as rs3d_io  # lists and classes.txt may be URLs or object-store paths
+from .. import file_io  # lists and classes.txt may be URLs or object-store paths
 from ..errors import DataError  # noqa: F401  (re-exported)
 
 logger = logging.getLogger(__name__)
 
 # Names a header line's last column may have (compared in lower case).
-HEADER_LABEL_NAMES = frozenset({"label", "labels", "label_id", "class", "class_id", "classes",
-                                "target", "category", "y"})
+HEADER_LABEL_NAMES = frozenset(
+    {"label", "labels", "label_id", "class", "class_id", "classes", "target", "category", "y"}
+)
 _HEADER_FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _FIELD_SPLIT = re.compile(r"[ \t,;]+")
 # Separators a list is commonly written with; used only to explain a line that does not parse.
@@ -71,8 +73,7 @@ def _is_int(text: str) -> bool:
 def is_header(line: str) -> bool:
     """True for a column-name line such as ``path label`` or ``video,label``."""
     fields = [f for f in _FIELD_SPLIT.split(line.strip()) if f]
-    return (len(fields) >= 2 and all(_HEADER_FIELD.match(f) for f in fields)
-            and fields[-1].lower() in HEADER_LABEL_NAMES)
+    return len(fields) >= 2 and all(_HEADER_FIELD.match(f) for f in fields) and fields[-1].lower() in HEADER_LABEL_NAMES
 
 
 def _other_separator(line: str, separator: Optional[str]) -> Optional[str]:
@@ -91,36 +92,48 @@ def _parse_line(line: str, sep: Optional[str], where: str, separator) -> Tuple[s
     if len(parts) == 2 and parts[0].strip() and _is_int(parts[1].strip()):
         return parts[0].strip(), int(parts[1].strip())
     if len(parts) == 2 and _LABEL_LIST.match(parts[1].strip()):
-        raise DataError(f"{where}: label {parts[1].strip()!r} is a list of classes; a multi-label list "
-                        "needs DATA.MULTI_LABEL True")
+        raise DataError(
+            f"{where}: label {parts[1].strip()!r} is a list of classes; a multi-label list needs DATA.MULTI_LABEL True"
+        )
     other = _other_separator(line, sep)
     if other is not None:
-        raise DataError(f"{where}: path and label are separated by {other!r} but "
-                        f"DATA.PATH_LABEL_SEPARATOR is {separator!r} (got {line!r})")
+        raise DataError(
+            f"{where}: path and label are separated by {other!r} but "
+            f"DATA.PATH_LABEL_SEPARATOR is {separator!r} (got {line!r})"
+        )
     if len(parts) != 2 or not parts[0].strip():
-        raise DataError(f"{where}: expected a path and an integer label separated by {separator!r} "
-                        f"(DATA.PATH_LABEL_SEPARATOR), got {line!r}")
+        raise DataError(
+            f"{where}: expected a path and an integer label separated by {separator!r} "
+            f"(DATA.PATH_LABEL_SEPARATOR), got {line!r}"
+        )
     raise DataError(f"{where}: label {parts[1].strip()!r} is not an integer")
 
 
-def _parse_multi_label(line: str, sep: Optional[str], where: str, separator,
-                       num_classes: int) -> Tuple[str, Tuple[int, ...]]:
+def _parse_multi_label(
+    line: str, sep: Optional[str], where: str, separator, num_classes: int
+) -> Tuple[str, Tuple[int, ...]]:
     """``path<sep>3,17,42`` (or ``-``) -> (path, sorted distinct class indices)."""
     parts = line.rsplit(sep, 1) if sep is not None else line.rsplit(None, 1)
     if len(parts) != 2 or not parts[0].strip():
-        raise DataError(f"{where}: expected a path and its class indices separated by {separator!r} "
-                        f"(DATA.PATH_LABEL_SEPARATOR), got {line!r}")
+        raise DataError(
+            f"{where}: expected a path and its class indices separated by {separator!r} "
+            f"(DATA.PATH_LABEL_SEPARATOR), got {line!r}"
+        )
     path, field = parts[0].strip(), parts[1].strip()
     joiner = ";" if separator == "," else ","
     if separator == "," and re.search(r",\d+$", path):
-        raise DataError(f"{where}: class indices seem joined by ','; with DATA.PATH_LABEL_SEPARATOR ',' "
-                        f"join them with ';' (path,3;17;42), got {line!r}")
+        raise DataError(
+            f"{where}: class indices seem joined by ','; with DATA.PATH_LABEL_SEPARATOR ',' "
+            f"join them with ';' (path,3;17;42), got {line!r}"
+        )
     if field == "-":
         return path, ()
     items = field.split(joiner)
     if not all(_is_int(x) and x.strip() == x and x for x in items):
-        raise DataError(f"{where}: multi-label field {field!r} is not a list of class indices joined by "
-                        f"{joiner!r} such as 3{joiner}17{joiner}42, or '-' for none (DATA.MULTI_LABEL)")
+        raise DataError(
+            f"{where}: multi-label field {field!r} is not a list of class indices joined by "
+            f"{joiner!r} such as 3{joiner}17{joiner}42, or '-' for none (DATA.MULTI_LABEL)"
+        )
     labels = sorted({int(x) for x in items})
     bad = [c for c in labels if not 0 <= c < num_classes]
     if bad:
@@ -153,7 +166,7 @@ def read_video_list(
         raise ValueError(f"duplicates must be one of {DUPLICATE_MODES}, got {duplicates!r}")
     if multi_label and num_classes is None:
         raise ValueError("multi_label needs num_classes (the length of the multi-hot labels)")
-    if not rs3d_io.isfile(csv_path):
+    if not file_io.isfile(csv_path):
         raise DataError(f"{csv_path}: video list not found")
     sep = separator if separator not in ("", None) else None
     records: List[VideoRecord] = []
@@ -161,11 +174,11 @@ def read_video_list(
     dup_count, conflicts, first_dup = 0, 0, None
     first = True
     # Read as bytes and decode line by line, so that a non-UTF-8 byte is reported on its own line.
-    with rs3d_io.open(csv_path, "rb") as f:
+    with file_io.open(csv_path, "rb") as f:
         for lineno, raw in enumerate(f, start=1):
             where = f"{csv_path}:{lineno}"
             if lineno == 1 and raw.startswith(_BOM):
-                raw = raw[len(_BOM):]  # spreadsheets write one; it is not part of the first path
+                raw = raw[len(_BOM) :]  # spreadsheets write one; it is not part of the first path
             try:
                 line = raw.decode("utf-8").strip()
             except UnicodeDecodeError as e:
@@ -184,14 +197,18 @@ def read_video_list(
             if not multi_label and (label < 0 or (num_classes is not None and label >= num_classes)):
                 raise DataError(
                     f"{where}: label {label} outside [0, {num_classes}) (MODEL.NUM_CLASSES)"
-                    if num_classes is not None else f"{where}: negative label {label}")
+                    if num_classes is not None
+                    else f"{where}: negative label {label}"
+                )
             full = os.path.join(path_prefix, path) if path_prefix else path
             key = os.path.normpath(full)
             if key in seen:
                 first_line, first_label = seen[key]
                 if duplicates == "drop" and label != first_label:
-                    raise DataError(f"{where}: {path} has label {label} here and {first_label} on "
-                                    f"line {first_line}; a video evaluated once needs one label")
+                    raise DataError(
+                        f"{where}: {path} has label {label} here and {first_label} on "
+                        f"line {first_line}; a video evaluated once needs one label"
+                    )
                 dup_count += 1
                 conflicts += label != first_label
                 if first_dup is None:
@@ -211,17 +228,24 @@ def read_video_list(
             outcome = "every line is used as listed (a video listed twice is sampled twice)"
             if conflicts:
                 outcome += f"; {conflicts} of them give the video another label"
-        logger.warning("%s:%d: %d duplicate line(s) in this list, the first here (%s, first on line %d); %s",
-                       csv_path, dup_line, dup_count, dup_path, dup_first, outcome)
+        logger.warning(
+            "%s:%d: %d duplicate line(s) in this list, the first here (%s, first on line %d); %s",
+            csv_path,
+            dup_line,
+            dup_count,
+            dup_path,
+            dup_first,
+            outcome,
+        )
     return records
 
 
 def read_classes(data_dir: str) -> Optional[List[str]]:
     """Class names from ``data_dir/classes.txt`` (one a line, line i = label i), or None."""
-    path = rs3d_io.join(data_dir, "classes.txt")
-    if not rs3d_io.isfile(path):
+    path = file_io.join(data_dir, "classes.txt")
+    if not file_io.isfile(path):
         return None
-    with rs3d_io.open(path, encoding="utf-8-sig") as f:
+    with file_io.open(path, encoding="utf-8-sig") as f:
         names = [line.strip() for line in f]
     while names and not names[-1]:
         names.pop()

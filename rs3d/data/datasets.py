@@ -11,6 +11,7 @@ from global state, so a batch is the same whatever the number of workers and aft
 Which frames a clip uses is :class:`rs3d.data.temporal.TemporalSampling`'s (``DATA.SAMPLING``); a
 list entry may be a video file or a frame folder (:mod:`rs3d.data.frames`), read the same way.
 """
+
 from __future__ import annotations
 
 import functools
@@ -53,10 +54,18 @@ class _VideoDataset(Dataset):
     picks the frames; ``frame_folder_fps`` is the rate assumed for frame folders (time-based
     sampling needs one, and images carry none)."""
 
-    def __init__(self, records: Sequence[VideoRecord], num_frames: int, sampling_rate: int,
-                 backend: str = "decord", decode_timeout_s: Optional[float] = None,
-                 decode_threads: int = 1, sampling: Optional[TemporalSampling] = None,
-                 frame_folder_fps: float = 30.0, autorotate: bool = True):
+    def __init__(
+        self,
+        records: Sequence[VideoRecord],
+        num_frames: int,
+        sampling_rate: int,
+        backend: str = "decord",
+        decode_timeout_s: Optional[float] = None,
+        decode_threads: int = 1,
+        sampling: Optional[TemporalSampling] = None,
+        frame_folder_fps: float = 30.0,
+        autorotate: bool = True,
+    ):
         self.records = list(records)
         self.autorotate = autorotate
         self.num_frames = num_frames
@@ -92,8 +101,15 @@ class _VideoDataset(Dataset):
 
         if os.path.isdir(path):
             return read_frame_folder(path, index_fn, timeout_s=self.decode_timeout_s)
-        return D.read_frames(path, index_fn, backend=self.backend, timeout_s=self.decode_timeout_s,
-                             num_threads=self.decode_threads, autorotate=self.autorotate, crop=crop)
+        return D.read_frames(
+            path,
+            index_fn,
+            backend=self.backend,
+            timeout_s=self.decode_timeout_s,
+            num_threads=self.decode_threads,
+            autorotate=self.autorotate,
+            crop=crop,
+        )
 
 
 class TrainDataset(_VideoDataset):
@@ -121,12 +137,25 @@ class TrainDataset(_VideoDataset):
             :class:`rs3d.data.randaugment.ClipRandAugment` (one draw for all frames); None: off.
     """
 
-    def __init__(self, records, num_frames: int, sampling_rate: int, crop_size: int,
-                 jitter_mode: str = "area", area=(0.08, 1.0), aspect=(0.5, 2.0),
-                 scales=(256, 320), random_flip: bool = True, seed: int = 0,
-                 max_retries: int = 10, flip_label_map: Optional[Sequence[int]] = None,
-                 clips_per_video: int = 1, crop_in_decoder: bool = False, rand_augment=None,
-                 **decode_kwargs):
+    def __init__(
+        self,
+        records,
+        num_frames: int,
+        sampling_rate: int,
+        crop_size: int,
+        jitter_mode: str = "area",
+        area=(0.08, 1.0),
+        aspect=(0.5, 2.0),
+        scales=(256, 320),
+        random_flip: bool = True,
+        seed: int = 0,
+        max_retries: int = 10,
+        flip_label_map: Optional[Sequence[int]] = None,
+        clips_per_video: int = 1,
+        crop_in_decoder: bool = False,
+        rand_augment=None,
+        **decode_kwargs,
+    ):
         super().__init__(records, num_frames, sampling_rate, **decode_kwargs)
         if jitter_mode not in T.JITTER_MODES:
             raise ValueError(f"DATA.TRAIN_JITTER_MODE must be one of {list(T.JITTER_MODES)}, got {jitter_mode!r}")
@@ -150,8 +179,7 @@ class TrainDataset(_VideoDataset):
             video = index if retry == 0 else int(_rng(self.seed, epoch, index, retry, 2).integers(len(self)))
             record = self.records[video]
             try:
-                clip, flipped = self.load_clip(record.path, self.seed, epoch, index, retry,
-                                               with_flip=True)
+                clip, flipped = self.load_clip(record.path, self.seed, epoch, index, retry, with_flip=True)
             except D.DecodeError as e:  # anything else is a bug: it stops the run with its traceback
                 reason = _reason(e)
                 _warn_once(record.path, reason)
@@ -159,11 +187,11 @@ class TrainDataset(_VideoDataset):
             if self.clips_per_video == 1:
                 return dict(clip=clip, label=self._label(record.label, flipped), index=video, skipped=retry)
             labels = [self._label(record.label, f) for f in flipped]
-            return dict(clip=clip, label=torch.stack([torch.as_tensor(v) for v in labels]), index=video,
-                        skipped=retry)
+            return dict(clip=clip, label=torch.stack([torch.as_tensor(v) for v in labels]), index=video, skipped=retry)
         raise RuntimeError(
             f"{self.max_retries + 1} training videos in a row failed to decode (DATA.MAX_RETRIES); "
-            f"last {record.path}: {reason}")
+            f"last {record.path}: {reason}"
+        )
 
     def _label(self, label, flipped: bool):
         return _flip_label(label, self.flip_label_map) if flipped and self.flip_label_map is not None else label
@@ -202,7 +230,7 @@ class TrainDataset(_VideoDataset):
         frames, _, _ = self._read(path, pick, crop)
         if crop is not None:
             t = self.num_frames
-            clips = [T.clip_of_crops(frames[j * t:(j + 1) * t], f) for j, (_, f) in enumerate(drawn)]
+            clips = [T.clip_of_crops(frames[j * t : (j + 1) * t], f) for j, (_, f) in enumerate(drawn)]
         else:
             draw(frames.shape[1], frames.shape[2])
             tf_resize = self.jitter_mode == "tf_area"
@@ -222,8 +250,16 @@ class ValDataset(_VideoDataset):
     Same item as :class:`TrainDataset`; a broken video is replaced by a fixed other one (counted).
     """
 
-    def __init__(self, records, num_frames: int, sampling_rate: int, crop_size: int,
-                 seed: int = 0, max_retries: int = 10, **decode_kwargs):
+    def __init__(
+        self,
+        records,
+        num_frames: int,
+        sampling_rate: int,
+        crop_size: int,
+        seed: int = 0,
+        max_retries: int = 10,
+        **decode_kwargs,
+    ):
         super().__init__(records, num_frames, sampling_rate, **decode_kwargs)
         self.crop_size, self.seed, self.max_retries = crop_size, seed, max_retries
 
@@ -240,8 +276,9 @@ class ValDataset(_VideoDataset):
                 _warn_once(record.path, reason)
                 continue
             return dict(clip=clip, label=record.label, index=video, skipped=retry)
-        raise RuntimeError(f"{self.max_retries + 1} validation videos in a row failed to decode; "
-                           f"last {record.path}: {reason}")
+        raise RuntimeError(
+            f"{self.max_retries + 1} validation videos in a row failed to decode; last {record.path}: {reason}"
+        )
 
     def _pick(self, length: int, fps) -> np.ndarray:
         return self.sampling.val(length, fps)
@@ -271,9 +308,18 @@ class TestDataset(_VideoDataset):
 
     __test__ = False  # not a pytest class
 
-    def __init__(self, records, num_frames: int, sampling_rate: int, crop_size: int,
-                 num_clips: int = 10, num_crops: int = 3, resize_on_device: bool = False,
-                 view_positions: str = "pytorch", **decode_kwargs):
+    def __init__(
+        self,
+        records,
+        num_frames: int,
+        sampling_rate: int,
+        crop_size: int,
+        num_clips: int = 10,
+        num_crops: int = 3,
+        resize_on_device: bool = False,
+        view_positions: str = "pytorch",
+        **decode_kwargs,
+    ):
         super().__init__(records, num_frames, sampling_rate, **decode_kwargs)
         self.crop_size, self.num_clips, self.num_crops = crop_size, num_clips, num_crops
         self.resize_on_device = resize_on_device
@@ -290,21 +336,22 @@ class TestDataset(_VideoDataset):
 
     def __getitem__(self, index: int) -> dict:
         record = self.records[index]
-        item = dict(label=record.label, index=index, path=record.path, error="",
-                    crop_size=self.crop_size)
+        item = dict(label=record.label, index=index, path=record.path, error="", crop_size=self.crop_size)
         try:
             frames, union, length = self._read(record.path, self._union)
             item.update(self.compact_views(frames, union, length, self._fps(record.path)))
         except D.DecodeError as e:  # only a video that cannot be read is listed as failed
-            item.update(frames=torch.empty((0, 0, 0, 3), dtype=torch.uint8),
-                        clip_frames=torch.empty((0, self.num_frames), dtype=torch.long),
-                        crop_corners=torch.empty((0, 2), dtype=torch.long), resized_hw=(0, 0))
+            item.update(
+                frames=torch.empty((0, 0, 0, 3), dtype=torch.uint8),
+                clip_frames=torch.empty((0, self.num_frames), dtype=torch.long),
+                crop_corners=torch.empty((0, 2), dtype=torch.long),
+                resized_hw=(0, 0),
+            )
             item["error"] = _reason(e)
             _warn_once(record.path, item["error"])
         return item
 
-    def compact_views(self, frames: torch.Tensor, union: np.ndarray, length: int,
-                      fps: Optional[float] = None) -> dict:
+    def compact_views(self, frames: torch.Tensor, union: np.ndarray, length: int, fps: Optional[float] = None) -> dict:
         """Decoded ``frames`` (frame ``union[i]`` of the video) -> the item's view fields."""
         s = self.crop_size
         tf = self.view_positions == "tf"
@@ -317,16 +364,22 @@ class TestDataset(_VideoDataset):
             strip = T.resize_crop_windows(frames, s, self.num_crops)
             portrait = strip.shape[1] > strip.shape[2]
             corners = [(k * s, 0) if portrait else (0, k * s) for k in range(self.num_crops)]
-            return dict(frames=strip, clip_frames=clip_frames, resized_hw=tuple(strip.shape[1:3]),
-                        crop_corners=torch.as_tensor(corners, dtype=torch.long).view(-1, 2))
+            return dict(
+                frames=strip,
+                clip_frames=clip_frames,
+                resized_hw=tuple(strip.shape[1:3]),
+                crop_corners=torch.as_tensor(corners, dtype=torch.long).view(-1, 2),
+            )
         h, w = (T.short_side_size_tf if tf else T.short_side_size)(frames.shape[1], frames.shape[2], s)
         offsets = (T.crop_offsets_tf if tf else T.crop_offsets)(max(h, w), s, self.num_crops)
         corners = [(off, 0) if h > w else (0, off) for off in offsets]
         keep = self.resize_on_device or (h, w) == tuple(frames.shape[1:3])
-        return dict(frames=frames.contiguous() if keep else _resize_frames(frames, h, w),
-                    clip_frames=clip_frames,
-                    crop_corners=torch.as_tensor(corners, dtype=torch.long).view(-1, 2),
-                    resized_hw=(h, w))
+        return dict(
+            frames=frames.contiguous() if keep else _resize_frames(frames, h, w),
+            clip_frames=clip_frames,
+            crop_corners=torch.as_tensor(corners, dtype=torch.long).view(-1, 2),
+            resized_hw=(h, w),
+        )
 
 
 def _flip_label(label, mapping: Sequence[int]):
@@ -372,5 +425,4 @@ def views_of(item: dict, start: int = 0, stop: Optional[int] = None) -> torch.Te
     of ``item["frames"]``. To cut several chunks on a GPU, :func:`prepare_views` the item first
     (one copy and one resize)."""
     item = prepare_views(item)
-    return T.cut_views(item["frames"], item["clip_frames"], item["crop_corners"], item["crop_size"],
-                       start, stop)
+    return T.cut_views(item["frames"], item["clip_frames"], item["crop_corners"], item["crop_size"], start, stop)

@@ -14,6 +14,7 @@ fail, PyAV reads it. Nothing pads or guesses: a file that cannot be read exactly
 :class:`DecodeError` with a one-line reason, so a bad file costs one sample, never the run; a
 decode that hangs is abandoned after ``timeout_s``.
 """
+
 from __future__ import annotations
 
 import gc
@@ -34,16 +35,32 @@ from .video.sampling import center_clip_start, clip_indices, random_clip_start, 
 from .video.selection import IndexFn
 
 __all__ = [
-    "BACKENDS", "CropScale", "DecodeError", "IndexFn", "backend_unavailable", "center_clip_start", "clip_indices",
-    "has_open_gop", "probe_open_gop", "random_clip_start", "read_frames", "run_with_timeout",
+    "BACKENDS",
+    "CropScale",
+    "DecodeError",
+    "IndexFn",
+    "backend_unavailable",
+    "center_clip_start",
+    "clip_indices",
+    "has_open_gop",
+    "probe_open_gop",
+    "random_clip_start",
+    "read_frames",
+    "run_with_timeout",
     "uniform_clip_starts",
 ]
 
 _FAST_READERS = {"decord": decord_reader, "torchcodec": torchcodec_reader}
 
 
-def _read(path: str, index_fn: IndexFn, backend: str, num_threads: int, autorotate: bool = True,
-          crop: Optional[CropScale] = None):
+def _read(
+    path: str,
+    index_fn: IndexFn,
+    backend: str,
+    num_threads: int,
+    autorotate: bool = True,
+    crop: Optional[CropScale] = None,
+):
     if backend not in BACKENDS:
         raise ValueError(f"DATA.DECODING_BACKEND must be one of {', '.join(BACKENDS)}, got {backend!r}")
     if crop is not None:  # FFmpeg cuts the crop: PyAV's frames, not RGB, are needed
@@ -97,8 +114,7 @@ def read_frames(
     if not timeout_s or timeout_s <= 0:
         result = _read(path, index_fn, backend, num_threads, autorotate, crop)
     else:
-        result = run_with_timeout(lambda: _read(path, index_fn, backend, num_threads, autorotate, crop),
-                                  timeout_s)
+        result = run_with_timeout(lambda: _read(path, index_fn, backend, num_threads, autorotate, crop), timeout_s)
     # PyAV's objects (a container and its streams, a filter graph and its filter contexts) refer
     # to each other, so only the cycle collector frees them and the decoded frames they hold:
     # without this a loader worker grew by 40 MiB (PyAV) to 280 MiB (crops cut by FFmpeg) over

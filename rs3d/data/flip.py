@@ -13,6 +13,7 @@ clip), built from
 Names holding such a word but without a mirror partner ("Turning left" with no "Turning right")
 are *mirror-sensitive and unpaired*: a flip map cannot fix them, so the safe choice is no flip.
 """
+
 from __future__ import annotations
 
 import re
@@ -22,10 +23,14 @@ from ..errors import ConfigError, DataError
 
 # Word -> its mirror image (applied to whole lower-case words).
 MIRROR_WORDS = {
-    "left": "right", "right": "left",
-    "leftward": "rightward", "rightward": "leftward",
-    "leftwards": "rightwards", "rightwards": "leftwards",
-    "clockwise": "counterclockwise", "counterclockwise": "clockwise",
+    "left": "right",
+    "right": "left",
+    "leftward": "rightward",
+    "rightward": "leftward",
+    "leftwards": "rightwards",
+    "rightwards": "leftwards",
+    "clockwise": "counterclockwise",
+    "counterclockwise": "clockwise",
 }
 _SPELLINGS = [(re.compile(r"\b(?:counter|anti)[\s_-]?clockwise\b"), "counterclockwise")]
 _WORD = re.compile(r"[a-z0-9]+")
@@ -83,8 +88,9 @@ def parse_pairs(text: str, num_classes: int, key: str = "DATA.FLIP_LABEL_MAP") -
     return pairs
 
 
-def flip_label_map(spec: Optional[str], num_classes: int, names: Optional[Sequence[str]],
-                   classes_file: str = "classes.txt") -> Optional[List[int]]:
+def flip_label_map(
+    spec: Optional[str], num_classes: int, names: Optional[Sequence[str]], classes_file: str = "classes.txt"
+) -> Optional[List[int]]:
     """``DATA.FLIP_LABEL_MAP`` -> the permutation (a list, ``map[label]``), or None for no map."""
     if spec is None or spec.strip() == "":
         return None
@@ -110,10 +116,17 @@ def flip_warning(random_flip: bool, spec: Optional[str], names: Optional[Sequenc
         return None
     shown = ", ".join(repr(n) for n in left[:3]) + (f" and {len(left) - 3} more" if len(left) > 3 else "")
     if auto:
-        return (f"DATA.RANDOM_FLIP is on and {len(left)} class name(s) look mirror-sensitive but have no "
-                f"mirror partner in classes.txt ({shown}): their flipped clips keep their label; "
-                "set DATA.RANDOM_FLIP False or list the pairs in DATA.FLIP_LABEL_MAP")
-    hint = (f"DATA.FLIP_LABEL_MAP auto would pair {len(auto_pairs(names))} of them"
-            if auto_pairs(names) else "DATA.FLIP_LABEL_MAP cannot pair them")
-    return (f"DATA.RANDOM_FLIP is on and {len(left)} class name(s) look mirror-sensitive ({shown}): a "
-            f"flipped clip keeps its label; {hint}, or set DATA.RANDOM_FLIP False")
+        return (
+            f"DATA.RANDOM_FLIP is on and {len(left)} class name(s) look mirror-sensitive but have no "
+            f"mirror partner in classes.txt ({shown}): their flipped clips keep their label; "
+            "set DATA.RANDOM_FLIP False or list the pairs in DATA.FLIP_LABEL_MAP"
+        )
+    hint = (
+        f"DATA.FLIP_LABEL_MAP auto would pair {len(auto_pairs(names))} of them"
+        if auto_pairs(names)
+        else "DATA.FLIP_LABEL_MAP cannot pair them"
+    )
+    return (
+        f"DATA.RANDOM_FLIP is on and {len(left)} class name(s) look mirror-sensitive ({shown}): a "
+        f"flipped clip keeps its label; {hint}, or set DATA.RANDOM_FLIP False"
+    )

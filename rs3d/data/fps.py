@@ -6,6 +6,7 @@ own-dataset recipe the durations of a sample of them. The rate is the stream's a
 decodes. A loader worker meets the same files every epoch, so the answer is kept per file (path,
 size, modification time).
 """
+
 from __future__ import annotations
 
 import functools

@@ -8,6 +8,7 @@ run without a gap: a missing or unreadable image makes the whole folder broken, 
 naming the folder and the frame, exactly as a broken video file (training replaces and counts it,
 the test lists it as failed) -- a gap would otherwise shift every later frame in time.
 """
+
 from __future__ import annotations
 
 import functools
@@ -76,6 +77,7 @@ def read_image(path: str) -> np.ndarray:
 def read_frame_folder(folder: str, index_fn, timeout_s: Optional[float] = None):
     """Like :func:`rs3d.data.decode.read_frames` for a frame folder: the frames ``index_fn(length)``
     asks for -> ``(frames uint8 [N, H, W, 3], indices [N], length)``; each image read once."""
+
     def read():
         names = list_frames(folder)
         indices = np.asarray(index_fn(len(names)), dtype=np.int64)
@@ -84,8 +86,10 @@ def read_frame_folder(folder: str, index_fn, timeout_s: Optional[float] = None):
         for i in uniq:
             image = read_image(os.path.join(folder, names[int(i)]))
             if images and image.shape != images[0].shape:
-                raise DecodeError(f"{names[int(i)]} is {image.shape[1]}x{image.shape[0]}, the first "
-                                  f"frame read {images[0].shape[1]}x{images[0].shape[0]}")
+                raise DecodeError(
+                    f"{names[int(i)]} is {image.shape[1]}x{image.shape[0]}, the first "
+                    f"frame read {images[0].shape[1]}x{images[0].shape[0]}"
+                )
             images.append(image)
         frames = torch.from_numpy(np.stack(images))
         if not np.array_equal(uniq, indices):

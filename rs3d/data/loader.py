@@ -2,6 +2,7 @@
 
 This is the only place in ``rs3d.data`` that reads the config.
 """
+
 from __future__ import annotations
 
 import logging
@@ -46,13 +47,23 @@ class TrainSampler(Sampler):
     N = 1 at 1/N of the decodes; the schedule (epochs, steps, learning rate) is unchanged.
     """
 
-    def __init__(self, size: int, rank: int = 0, world_size: int = 1, seed: int = 0,
-                 shuffle: bool = True, weights: Optional[torch.Tensor] = None, clips_per_video: int = 1):
+    def __init__(
+        self,
+        size: int,
+        rank: int = 0,
+        world_size: int = 1,
+        seed: int = 0,
+        shuffle: bool = True,
+        weights: Optional[torch.Tensor] = None,
+        clips_per_video: int = 1,
+    ):
         if clips_per_video < 1:
             raise ValueError(f"clips_per_video must be >= 1, got {clips_per_video}")
         if size // clips_per_video < world_size:
-            raise DataError(f"{size} training videos cannot be split among {world_size} ranks"
-                            + (f" at DATA.TRAIN_CLIPS_PER_VIDEO {clips_per_video}" if clips_per_video > 1 else ""))
+            raise DataError(
+                f"{size} training videos cannot be split among {world_size} ranks"
+                + (f" at DATA.TRAIN_CLIPS_PER_VIDEO {clips_per_video}" if clips_per_video > 1 else "")
+            )
         if weights is not None and len(weights) != size:
             raise ValueError(f"{len(weights)} weights for {size} videos")
         self.size, self.rank, self.world_size = size, rank, world_size
@@ -75,9 +86,9 @@ class TrainSampler(Sampler):
         else:
             order = list(range(self.size))
         per_epoch = self.size // n
-        order = order[part * per_epoch:(part + 1) * per_epoch]
+        order = order[part * per_epoch : (part + 1) * per_epoch]
         usable = per_epoch - per_epoch % self.world_size
-        return order[:usable][self.rank::self.world_size]
+        return order[:usable][self.rank :: self.world_size]
 
     def __iter__(self) -> Iterator:
         epoch, start = self.epoch, self.start_index
@@ -108,9 +119,14 @@ class ShardSampler(Sampler):
 
 
 def _decode_kwargs(cfg) -> dict:
-    return dict(backend=cfg.DATA.DECODING_BACKEND, decode_timeout_s=cfg.DATA.DECODE_TIMEOUT_S,
-                decode_threads=cfg.DATA.DECODE_THREADS, sampling=temporal_sampling(cfg),
-                frame_folder_fps=cfg.DATA.FRAME_FOLDER_FPS, autorotate=cfg.DATA.AUTOROTATE)
+    return dict(
+        backend=cfg.DATA.DECODING_BACKEND,
+        decode_timeout_s=cfg.DATA.DECODE_TIMEOUT_S,
+        decode_threads=cfg.DATA.DECODE_THREADS,
+        sampling=temporal_sampling(cfg),
+        frame_folder_fps=cfg.DATA.FRAME_FOLDER_FPS,
+        autorotate=cfg.DATA.AUTOROTATE,
+    )
 
 
 def temporal_sampling(cfg) -> TemporalSampling:
@@ -119,8 +135,10 @@ def temporal_sampling(cfg) -> TemporalSampling:
     if d.SAMPLING not in SAMPLING_MODES:
         raise ConfigError(f"DATA.SAMPLING must be one of {', '.join(SAMPLING_MODES)}; got {d.SAMPLING!r}")
     if d.SAMPLING == "segment" and d.TARGET_FPS is not None:
-        raise ConfigError("DATA.TARGET_FPS applies to DATA.SAMPLING dense; segment sampling "
-                          "spreads the frames over the whole video (set DATA.TARGET_FPS None)")
+        raise ConfigError(
+            "DATA.TARGET_FPS applies to DATA.SAMPLING dense; segment sampling "
+            "spreads the frames over the whole video (set DATA.TARGET_FPS None)"
+        )
     if d.TARGET_FPS is not None and d.TARGET_FPS <= 0:
         raise ConfigError(f"DATA.TARGET_FPS must be > 0, or None; got {d.TARGET_FPS!r}")
     if d.FRAME_FOLDER_FPS <= 0:
@@ -134,9 +152,11 @@ def _check_class_names(records, names, data_dir: str, csv_path: str) -> None:
         return
     for r in records:
         if isinstance(r.label, int) and r.label >= len(names):
-            raise DataError(f"{csv_path}: {r.path} has label {r.label}, but "
-                            f"{os.path.join(data_dir, 'classes.txt')} names {len(names)} classes "
-                            f"(labels 0-{len(names) - 1})")
+            raise DataError(
+                f"{csv_path}: {r.path} has label {r.label}, but "
+                f"{os.path.join(data_dir, 'classes.txt')} names {len(names)} classes "
+                f"(labels 0-{len(names) - 1})"
+            )
 
 
 def train_flip_map(cfg, names) -> Optional[list]:
@@ -148,14 +168,20 @@ def train_flip_map(cfg, names) -> Optional[list]:
         logger.warning(warning)
     if not d.RANDOM_FLIP:
         return None
-    mapping = flip_label_map(d.FLIP_LABEL_MAP, cfg.MODEL.NUM_CLASSES, names,
-                             os.path.join(d.PATH_TO_DATA_DIR, "classes.txt"))
+    mapping = flip_label_map(
+        d.FLIP_LABEL_MAP, cfg.MODEL.NUM_CLASSES, names, os.path.join(d.PATH_TO_DATA_DIR, "classes.txt")
+    )
     if mapping is not None:
         swapped = [(i, j) for i, j in enumerate(mapping) if i < j]
-        shown = ", ".join(f"{i}<->{j}" + (f" ({names[i]!r} / {names[j]!r})" if names and j < len(names) else "")
-                          for i, j in swapped[:4])
-        logger.info("DATA.FLIP_LABEL_MAP: a flipped clip swaps %d label pair(s)%s", len(swapped),
-                    f": {shown}" + (" ..." if len(swapped) > 4 else "") if swapped else "")
+        shown = ", ".join(
+            f"{i}<->{j}" + (f" ({names[i]!r} / {names[j]!r})" if names and j < len(names) else "")
+            for i, j in swapped[:4]
+        )
+        logger.info(
+            "DATA.FLIP_LABEL_MAP: a flipped clip swaps %d label pair(s)%s",
+            len(swapped),
+            f": {shown}" + (" ..." if len(swapped) > 4 else "") if swapped else "",
+        )
     return mapping
 
 
@@ -173,23 +199,46 @@ def build_dataset(cfg, split: str, mode: str):
     csv_path = os.path.join(cfg.DATA.PATH_TO_DATA_DIR, f"{split}.csv")
     root, root_source = resolve_video_root(cfg.DATA.PATH_TO_DATA_DIR, cfg.DATA.PATH_PREFIX)
     records = read_video_list(
-        csv_path, root, cfg.DATA.PATH_LABEL_SEPARATOR,
-        cfg.MODEL.NUM_CLASSES, multi_label=cfg.DATA.MULTI_LABEL,
-        duplicates="keep" if mode == "train" else "drop")  # a test video is counted once
+        csv_path,
+        root,
+        cfg.DATA.PATH_LABEL_SEPARATOR,
+        cfg.MODEL.NUM_CLASSES,
+        multi_label=cfg.DATA.MULTI_LABEL,
+        duplicates="keep" if mode == "train" else "drop",
+    )  # a test video is counted once
     check_some_video_exists([r.path for r in records], csv_path, root, root_source)
     names = read_classes(cfg.DATA.PATH_TO_DATA_DIR)
     _check_class_names(records, names, cfg.DATA.PATH_TO_DATA_DIR, csv_path)
     d = cfg.DATA
     if mode == "train":
         return TrainDataset(
-            records, d.NUM_FRAMES, d.SAMPLING_RATE, d.TRAIN_CROP_SIZE, jitter_mode=d.TRAIN_JITTER_MODE,
-            area=d.TRAIN_JITTER_AREA, aspect=d.TRAIN_JITTER_ASPECT, scales=d.TRAIN_JITTER_SCALES,
-            random_flip=d.RANDOM_FLIP, seed=cfg.RNG_SEED, max_retries=d.MAX_RETRIES,
-            flip_label_map=train_flip_map(cfg, names), clips_per_video=d.TRAIN_CLIPS_PER_VIDEO,
-            crop_in_decoder=d.TRAIN_CROP_IN_DECODER, rand_augment=rand_augment(cfg), **_decode_kwargs(cfg))
+            records,
+            d.NUM_FRAMES,
+            d.SAMPLING_RATE,
+            d.TRAIN_CROP_SIZE,
+            jitter_mode=d.TRAIN_JITTER_MODE,
+            area=d.TRAIN_JITTER_AREA,
+            aspect=d.TRAIN_JITTER_ASPECT,
+            scales=d.TRAIN_JITTER_SCALES,
+            random_flip=d.RANDOM_FLIP,
+            seed=cfg.RNG_SEED,
+            max_retries=d.MAX_RETRIES,
+            flip_label_map=train_flip_map(cfg, names),
+            clips_per_video=d.TRAIN_CLIPS_PER_VIDEO,
+            crop_in_decoder=d.TRAIN_CROP_IN_DECODER,
+            rand_augment=rand_augment(cfg),
+            **_decode_kwargs(cfg),
+        )
     if mode == "val":
-        return ValDataset(records, d.NUM_FRAMES, d.SAMPLING_RATE, d.TEST_CROP_SIZE,
-                          seed=cfg.RNG_SEED, max_retries=d.MAX_RETRIES, **_decode_kwargs(cfg))
+        return ValDataset(
+            records,
+            d.NUM_FRAMES,
+            d.SAMPLING_RATE,
+            d.TEST_CROP_SIZE,
+            seed=cfg.RNG_SEED,
+            max_retries=d.MAX_RETRIES,
+            **_decode_kwargs(cfg),
+        )
     return multiview_dataset(cfg, records)
 
 
@@ -202,10 +251,17 @@ def rand_augment(cfg) -> Optional[ClipRandAugment]:
 def multiview_dataset(cfg, records) -> TestDataset:
     """The multi-view test dataset of ``cfg`` over ``records`` (also what ``rs3d-predict`` reads)."""
     d = cfg.DATA
-    return TestDataset(records, d.NUM_FRAMES, d.SAMPLING_RATE, d.TEST_CROP_SIZE,
-                       num_clips=cfg.TEST.NUM_ENSEMBLE_VIEWS, num_crops=cfg.TEST.NUM_SPATIAL_CROPS,
-                       resize_on_device=resize_test_frames_on_device(cfg),
-                       view_positions=cfg.TEST.VIEW_POSITIONS, **_decode_kwargs(cfg))
+    return TestDataset(
+        records,
+        d.NUM_FRAMES,
+        d.SAMPLING_RATE,
+        d.TEST_CROP_SIZE,
+        num_clips=cfg.TEST.NUM_ENSEMBLE_VIEWS,
+        num_crops=cfg.TEST.NUM_SPATIAL_CROPS,
+        resize_on_device=resize_test_frames_on_device(cfg),
+        view_positions=cfg.TEST.VIEW_POSITIONS,
+        **_decode_kwargs(cfg),
+    )
 
 
 def resize_test_frames_on_device(cfg) -> bool:
@@ -238,8 +294,9 @@ def seed_worker(worker_id: int) -> None:
     torch.set_num_threads(1)
 
 
-def build_loader(cfg, split: str, mode: str, batch_size: int, rank: int = 0,
-                 world_size: int = 1, dataset=None) -> DataLoader:
+def build_loader(
+    cfg, split: str, mode: str, batch_size: int, rank: int = 0, world_size: int = 1, dataset=None
+) -> DataLoader:
     """A DataLoader over ``split`` for ``mode``; ``batch_size`` is per rank.
 
     train: clips in a ``(seed, epoch)`` order, this rank's share, incomplete last batch dropped;
@@ -251,43 +308,64 @@ def build_loader(cfg, split: str, mode: str, batch_size: int, rank: int = 0,
     if mode == "train":
         n = cfg.DATA.TRAIN_CLIPS_PER_VIDEO
         if batch_size % n:
-            raise ConfigError(f"DATA.TRAIN_CLIPS_PER_VIDEO {n} must divide the clips per forward on a rank "
-                              f"({batch_size}: TRAIN.MICRO_BATCH_SIZE, or TRAIN.BATCH_SIZE / processes)")
+            raise ConfigError(
+                f"DATA.TRAIN_CLIPS_PER_VIDEO {n} must divide the clips per forward on a rank "
+                f"({batch_size}: TRAIN.MICRO_BATCH_SIZE, or TRAIN.BATCH_SIZE / processes)"
+            )
         if n > 1:
             batch_size, collate = batch_size // n, repeated_clips_collate  # videos per batch
             if rank == 0:
-                logger.info("DATA.TRAIN_CLIPS_PER_VIDEO %d: a batch of %d clips comes from %d videos "
-                            "(each decoded once, %d crops + flips); an epoch keeps its clips and steps and "
-                            "decodes 1/%d of the training videos, each once every %d epochs",
-                            n, batch_size * n, batch_size, n, n, n)
+                logger.info(
+                    "DATA.TRAIN_CLIPS_PER_VIDEO %d: a batch of %d clips comes from %d videos "
+                    "(each decoded once, %d crops + flips); an epoch keeps its clips and steps and "
+                    "decodes 1/%d of the training videos, each once every %d epochs",
+                    n,
+                    batch_size * n,
+                    batch_size,
+                    n,
+                    n,
+                    n,
+                )
         weights = None
         if cfg.DATA_LOADER.CLASS_BALANCED:
             if not hasattr(dataset, "records"):
                 raise ConfigError("DATA_LOADER.CLASS_BALANCED needs a dataset with .records (labels)")
             if cfg.DATA.MULTI_LABEL:
-                raise ConfigError("DATA_LOADER.CLASS_BALANCED balances single labels; it cannot be "
-                                  "used with DATA.MULTI_LABEL True")
+                raise ConfigError(
+                    "DATA_LOADER.CLASS_BALANCED balances single labels; it cannot be used with DATA.MULTI_LABEL True"
+                )
             weights = class_balanced_weights([r.label for r in dataset.records])
             if rank == 0:
                 counts = torch.bincount(torch.as_tensor([r.label for r in dataset.records]))
                 present = counts[counts > 0]
-                logger.info("DATA_LOADER.CLASS_BALANCED: %d classes of %d-%d training videos drawn "
-                            "equally often", len(present), int(present.min()), int(present.max()))
-        sampler = TrainSampler(len(dataset), rank, world_size, seed=cfg.RNG_SEED, weights=weights,
-                               clips_per_video=n)
+                logger.info(
+                    "DATA_LOADER.CLASS_BALANCED: %d classes of %d-%d training videos drawn equally often",
+                    len(present),
+                    int(present.min()),
+                    int(present.max()),
+                )
+        sampler = TrainSampler(len(dataset), rank, world_size, seed=cfg.RNG_SEED, weights=weights, clips_per_video=n)
     else:
         sampler = ShardSampler(len(dataset), rank, world_size)
     workers = cfg.DATA_LOADER.NUM_WORKERS
     extra = {}
     if workers > 0:
-        extra = dict(persistent_workers=cfg.DATA_LOADER.PERSISTENT_WORKERS,
-                     prefetch_factor=cfg.DATA_LOADER.PREFETCH_FACTOR, worker_init_fn=seed_worker)
+        extra = dict(
+            persistent_workers=cfg.DATA_LOADER.PERSISTENT_WORKERS,
+            prefetch_factor=cfg.DATA_LOADER.PREFETCH_FACTOR,
+            worker_init_fn=seed_worker,
+        )
     return DataLoader(
-        dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=workers,
         collate_fn=collate,
         pin_memory=cfg.DATA_LOADER.PIN_MEMORY and torch.cuda.is_available(),
-        drop_last=(mode == "train"), generator=torch.Generator().manual_seed(cfg.RNG_SEED + rank),
-        **extra)
+        drop_last=(mode == "train"),
+        generator=torch.Generator().manual_seed(cfg.RNG_SEED + rank),
+        **extra,
+    )
 
 
 def set_epoch(loader: DataLoader, epoch: int, start_batch: int = 0) -> None:

@@ -21,6 +21,7 @@ it under a forked generator seeded from the caller's ``numpy.random.Generator``,
 function of the dataset's (seed, epoch, index) key, whatever the worker count, and a resumed run
 replays it.
 """
+
 from __future__ import annotations
 
 from typing import Callable, Dict, Optional, Tuple
@@ -29,8 +30,8 @@ import numpy as np
 import torch
 from torchvision.transforms import v2
 
-MAX_LEVEL = 10          # the TensorFlow / timm RandAugment level of each op's nominal maximum
-FILL = 128              # TensorFlow RandAugment's fill for uncovered pixels
+MAX_LEVEL = 10  # the TensorFlow / timm RandAugment level of each op's nominal maximum
+FILL = 128  # TensorFlow RandAugment's fill for uncovered pixels
 _ENHANCE = ("Brightness", "Color", "Contrast", "Sharpness")
 
 Space = Dict[str, Tuple[Callable[[int, int, int], Optional[torch.Tensor]], bool]]
@@ -47,7 +48,7 @@ def _on_level_scale(name: str, fn) -> Callable[[int, int, int], Optional[torch.T
         ref = ref.double()
         values = ref[0] + (ref[-1] - ref[0]) / MAX_LEVEL * torch.arange(num_bins, dtype=torch.float64)
         if name in _ENHANCE:
-            values = values.clamp(max=1.0)       # factor 1 +- v stays in [0, 2]
+            values = values.clamp(max=1.0)  # factor 1 +- v stays in [0, 2]
         elif name == "Posterize":
             return values.round().clamp(min=1).int()
         elif name == "Solarize":
@@ -60,8 +61,9 @@ def _on_level_scale(name: str, fn) -> Callable[[int, int, int], Optional[torch.T
 class _LevelRandAugment(v2.RandAugment):
     """torchvision's RandAugment with the magnitude read on the TensorFlow level scale."""
 
-    _AUGMENTATION_SPACE: Space = {name: (_on_level_scale(name, fn), signed)
-                                  for name, (fn, signed) in v2.RandAugment._AUGMENTATION_SPACE.items()}
+    _AUGMENTATION_SPACE: Space = {
+        name: (_on_level_scale(name, fn), signed) for name, (fn, signed) in v2.RandAugment._AUGMENTATION_SPACE.items()
+    }
 
 
 class ClipRandAugment:
@@ -77,9 +79,13 @@ class ClipRandAugment:
         if magnitude < 0:
             raise ValueError(f"RandAugment magnitude must be >= 0, got {magnitude}")
         self.num_ops, self.magnitude = int(num_ops), int(magnitude)
-        self.transform = _LevelRandAugment(num_ops=self.num_ops, magnitude=self.magnitude,
-                                           num_magnitude_bins=max(self.magnitude, MAX_LEVEL) + 1,
-                                           interpolation=v2.InterpolationMode.NEAREST, fill=FILL)
+        self.transform = _LevelRandAugment(
+            num_ops=self.num_ops,
+            magnitude=self.magnitude,
+            num_magnitude_bins=max(self.magnitude, MAX_LEVEL) + 1,
+            interpolation=v2.InterpolationMode.NEAREST,
+            fill=FILL,
+        )
 
     def __repr__(self) -> str:
         return f"ClipRandAugment(num_ops={self.num_ops}, magnitude={self.magnitude})"
@@ -87,8 +93,7 @@ class ClipRandAugment:
     def frames(self, frames: torch.Tensor, seed: int) -> torch.Tensor:
         """uint8 ``[T, 3, H, W]`` -> the same, every frame through the one draw of ``seed``."""
         if frames.dtype != torch.uint8 or frames.dim() != 4 or frames.shape[1] != 3:
-            raise ValueError(f"RandAugment takes uint8 frames [T, 3, H, W], got {frames.dtype} "
-                             f"{tuple(frames.shape)}")
+            raise ValueError(f"RandAugment takes uint8 frames [T, 3, H, W], got {frames.dtype} {tuple(frames.shape)}")
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             return self.transform(frames)

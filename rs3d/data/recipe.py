@@ -16,6 +16,7 @@ Two choices make or break a small motion dataset trained from scratch (both meas
 
 Pure functions of plain values; :mod:`rs3d.cli.demo` reads the config and applies them.
 """
+
 from __future__ import annotations
 
 import os
@@ -30,13 +31,14 @@ from .fps import video_timing
 from .frames import list_frames
 from .video_root import resolve_video_root
 
-COVER = 0.8       # share of the shorter videos' duration one clip spans
-QUANTILE = 0.25   # "the shorter videos": this quantile of the durations
-MAX_SURVEY = 64   # training videos looked at
+COVER = 0.8  # share of the shorter videos' duration one clip spans
+QUANTILE = 0.25  # "the shorter videos": this quantile of the durations
+MAX_SURVEY = 64  # training videos looked at
 
 
-def survey(paths: Sequence[str], frame_folder_fps: float = 30.0,
-           max_videos: int = MAX_SURVEY) -> List[Tuple[float, float]]:
+def survey(
+    paths: Sequence[str], frame_folder_fps: float = 30.0, max_videos: int = MAX_SURVEY
+) -> List[Tuple[float, float]]:
     """``(fps, seconds)`` of up to ``max_videos`` of ``paths``, evenly spread over the list; videos
     that cannot be read, or do not say how long they are, are left out."""
     if not paths:
@@ -57,8 +59,9 @@ def survey(paths: Sequence[str], frame_folder_fps: float = 30.0,
     return out
 
 
-def choose_target_fps(timings: Sequence[Tuple[float, float]], num_frames: int, rate: int,
-                      cover: float = COVER, quantile: float = QUANTILE) -> Tuple[Optional[float], str]:
+def choose_target_fps(
+    timings: Sequence[Tuple[float, float]], num_frames: int, rate: int, cover: float = COVER, quantile: float = QUANTILE
+) -> Tuple[Optional[float], str]:
     """``(DATA.TARGET_FPS or None, why)`` for videos of these ``(fps, seconds)``."""
     if not timings:
         return None, "no training video could be surveyed: sampling kept as configured"
@@ -66,13 +69,16 @@ def choose_target_fps(timings: Sequence[Tuple[float, float]], num_frames: int, r
     seconds = np.array([t[1] for t in timings])
     short = float(np.quantile(seconds, quantile))
     dense = num_frames * rate / float(np.median(fps))
-    facts = (f"{len(timings)} videos surveyed: {seconds.min():.1f}-{seconds.max():.1f} s, "
-             f"{fps.min():g}-{fps.max():g} fps")
+    facts = (
+        f"{len(timings)} videos surveyed: {seconds.min():.1f}-{seconds.max():.1f} s, {fps.min():g}-{fps.max():g} fps"
+    )
     if dense >= cover * short:
         return None, f"{facts}; a clip of {num_frames}x{rate} frames already spans {dense:.2f} s"
     target = float(f"{num_frames * rate / (cover * short):.3g}")
-    return target, (f"{facts}; clips of {num_frames * rate / target:.2f} s ({cover:.0%} of the "
-                    f"{quantile:.0%} quantile of the durations, {short:.2f} s) instead of {dense:.2f} s")
+    return target, (
+        f"{facts}; clips of {num_frames * rate / target:.2f} s ({cover:.0%} of the "
+        f"{quantile:.0%} quantile of the durations, {short:.2f} s) instead of {dense:.2f} s"
+    )
 
 
 def choose_flip(names: Optional[Sequence[str]]) -> Tuple[dict, str]:
@@ -86,11 +92,12 @@ def choose_flip(names: Optional[Sequence[str]]) -> Tuple[dict, str]:
     unpaired = unpaired_sensitive(names, pairs)
     if unpaired:
         return {"DATA.RANDOM_FLIP": False}, (
-            f"{len(unpaired)} mirror-sensitive class name(s) without a mirror partner "
-            f"(e.g. {unpaired[0]!r}): flip off")
+            f"{len(unpaired)} mirror-sensitive class name(s) without a mirror partner (e.g. {unpaired[0]!r}): flip off"
+        )
     return {"DATA.FLIP_LABEL_MAP": "auto"}, (
         f"{len(pairs) // 2} mirror pair(s) of class names (e.g. {names[min(pairs)]!r} <-> "
-        f"{names[pairs[min(pairs)]]!r}): a flipped clip swaps them")
+        f"{names[pairs[min(pairs)]]!r}): a flipped clip swaps them"
+    )
 
 
 SAMPLING_KEYS = ("DATA.SAMPLING", "DATA.TARGET_FPS", "DATA.NUM_FRAMES", "DATA.SAMPLING_RATE")
@@ -111,10 +118,14 @@ def own_dataset_overrides(cfg, explicit_keys: Sequence[str] = ()) -> Tuple[List[
     if explicit & set(SAMPLING_KEYS) or d.SAMPLING != "dense" or d.TARGET_FPS is not None:
         notes.append("sampling: as configured (set in the config or on the command line)")
     else:
-        records = read_video_list(os.path.join(d.PATH_TO_DATA_DIR, "train.csv"),
-                                  resolve_video_root(d.PATH_TO_DATA_DIR, d.PATH_PREFIX)[0], d.PATH_LABEL_SEPARATOR)
-        target, why = choose_target_fps(survey([r.path for r in records], d.FRAME_FOLDER_FPS),
-                                        d.NUM_FRAMES, d.SAMPLING_RATE)
+        records = read_video_list(
+            os.path.join(d.PATH_TO_DATA_DIR, "train.csv"),
+            resolve_video_root(d.PATH_TO_DATA_DIR, d.PATH_PREFIX)[0],
+            d.PATH_LABEL_SEPARATOR,
+        )
+        target, why = choose_target_fps(
+            survey([r.path for r in records], d.FRAME_FOLDER_FPS), d.NUM_FRAMES, d.SAMPLING_RATE
+        )
         if target is not None:
             overrides += ["DATA.TARGET_FPS", str(target)]
         notes.append(f"sampling: {'DATA.TARGET_FPS ' + str(target) if target else 'dense, as configured'} ({why})")

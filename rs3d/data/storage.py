@@ -7,6 +7,7 @@ source through :class:`rs3d.data.video.sequential.FrameStream`, the one decode p
 stream ffmpeg picks, every decoded frame, turned upright by the display matrix (a phone video is
 stored upright, its copy carrying no matrix).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -23,8 +24,7 @@ from .video.sequential import FrameStream
 
 # --codec name -> (PyAV encoder, pixel format). Measured (BENCHMARKS.md): mpeg4 decodes fastest,
 # hevc is smallest and slowest; MJPEG (every frame a keyframe) lost on size and speed to both.
-CODECS = {"h264": ("libx264", "yuv420p"), "hevc": ("libx265", "yuv420p"),
-          "mpeg4": ("mpeg4", "yuv420p")}
+CODECS = {"h264": ("libx264", "yuv420p"), "hevc": ("libx265", "yuv420p"), "mpeg4": ("mpeg4", "yuv420p")}
 
 
 def check_video(path: str, full: bool = False, backend: str = "pyav", timeout_s: float = 120) -> str:
@@ -64,8 +64,9 @@ class Storage:
         if self.codec not in CODECS:
             raise DataError(f"--codec must be one of {', '.join(CODECS)}; got {self.codec!r}")
         if self.short_side < 0 or self.fps < 0 or self.gop < 1:
-            raise DataError(f"--short-side and --fps must be >= 0 and --gop >= 1; got "
-                            f"{self.short_side}, {self.fps:g}, {self.gop}")
+            raise DataError(
+                f"--short-side and --fps must be >= 0 and --gop >= 1; got {self.short_side}, {self.fps:g}, {self.gop}"
+            )
         if self.tune and self.codec not in ("h264", "hevc"):
             raise DataError(f"--tune applies to h264 and hevc, not {self.codec}")
 
@@ -130,8 +131,7 @@ def _even(x: float) -> int:
     return max(2, int(round(x / 2)) * 2)
 
 
-def reencode(src: str, dst: str, short_side: int = 0, crf: int = 23,
-             storage: Optional[Storage] = None) -> None:
+def reencode(src: str, dst: str, short_side: int = 0, crf: int = 23, storage: Optional[Storage] = None) -> None:
     """Re-encode ``src`` to ``dst`` as ``storage`` says (short side resized, never enlarged; frame
     rate lowered, never raised; constant frame rate; no audio; upright, as ffmpeg shows it)."""
     import av
@@ -178,8 +178,7 @@ def _shown(source: FrameStream, frame, size: Tuple[int, int], pix_fmt: str):
     return upright.reformat(width=size[0], height=size[1], format=pix_fmt)
 
 
-def prepare_video(src: str, dst: str, storage: Optional[Storage], full: bool = False,
-                  backend: str = "pyav") -> str:
+def prepare_video(src: str, dst: str, storage: Optional[Storage], full: bool = False, backend: str = "pyav") -> str:
     """Check ``src``; with ``dst`` and ``storage``, re-encode it there and check the copy.
     '' when all is well, else the reason the file is left out."""
     reason = check_video(src, full, backend)

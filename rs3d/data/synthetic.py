@@ -12,6 +12,7 @@ Deterministic given the seed. Per frame, objects move 4-7 % of the short side, t
 or change size by 3-5 % (log), so clips at sampling rate 1-2 see clear motion; "shake" has a period
 of 12-20 frames so that it is not aliased into "still" at sampling rates up to 4.
 """
+
 from __future__ import annotations
 
 import math
@@ -30,8 +31,7 @@ CLASSES = ["move_up", "move_down", "move_sideways", "rotate", "grow", "shrink", 
 FORMATS = [
     ("mp4", "libx264", {"bf": "2", "g": "12", "preset": "veryfast"}),
     ("avi", "mpeg4", {"g": "12", "qscale": "3"}),
-    ("webm", "libvpx-vp9", {"g": "12", "deadline": "realtime", "cpu-used": "8", "crf": "30",
-                            "b": "0"}),
+    ("webm", "libvpx-vp9", {"g": "12", "deadline": "realtime", "cpu-used": "8", "crf": "30", "b": "0"}),
     ("mkv", "libx264", {"bf": "3", "g": "16", "preset": "veryfast"}),
 ]
 SIZES = [(64, 80), (72, 96), (80, 64), (64, 64), (96, 72), (64, 112)]  # (height, width), even
@@ -58,9 +58,15 @@ def rgb_to_yuv420p(frame: np.ndarray) -> np.ndarray:
     return out.reshape(h * 3 // 2, w)
 
 
-def write_video(path: str, frames: np.ndarray, fps: int = 25, codec: str = "libx264",
-                options: Optional[dict] = None, container_options: Optional[dict] = None,
-                reproducible: bool = True) -> None:
+def write_video(
+    path: str,
+    frames: np.ndarray,
+    fps: int = 25,
+    codec: str = "libx264",
+    options: Optional[dict] = None,
+    container_options: Optional[dict] = None,
+    reproducible: bool = True,
+) -> None:
     """Encode ``frames`` uint8 ``[T, H, W, 3]`` (RGB, even H and W) to ``path`` with PyAV.
 
     Colour conversion is done in NumPy (:func:`rgb_to_yuv420p`) and the encoder runs one thread.
@@ -110,9 +116,16 @@ def _sprite(rng: np.random.Generator, size: int = 32) -> torch.Tensor:
     return img
 
 
-def render_video(label: int, rng: np.random.Generator, height: int, width: int,
-                 length: int, clutter: float = 1.0, object_size=(0.14, 0.2),
-                 boxes: Optional[list] = None) -> np.ndarray:
+def render_video(
+    label: int,
+    rng: np.random.Generator,
+    height: int,
+    width: int,
+    length: int,
+    clutter: float = 1.0,
+    object_size=(0.14, 0.2),
+    boxes: Optional[list] = None,
+) -> np.ndarray:
     """Frames ``[T, H, W, 3]`` uint8 of one video of class ``CLASSES[label]``.
 
     ``clutter`` scales the contrast of the textured background (0 = plain grey); ``object_size`` is
@@ -157,8 +170,9 @@ def render_video(label: int, rng: np.random.Generator, height: int, width: int,
         boxes.extend((float(a - r), float(b - r), float(a + r), float(b + r)) for a, b, r in zip(xc, yc, reach))
 
     # Inverse mapping of every pixel into the object's [-1, 1]^2 frame (toroidal wrap-around).
-    py, px = torch.meshgrid(torch.arange(height, dtype=torch.float32) + 0.5,
-                            torch.arange(width, dtype=torch.float32) + 0.5, indexing="ij")
+    py, px = torch.meshgrid(
+        torch.arange(height, dtype=torch.float32) + 0.5, torch.arange(width, dtype=torch.float32) + 0.5, indexing="ij"
+    )
     dx = torch.remainder(px[None] - x[:, None, None] + width / 2, width) - width / 2
     dy = torch.remainder(py[None] - y[:, None, None] + height / 2, height) - height / 2
     cos, sin = torch.cos(angle)[:, None, None], torch.sin(angle)[:, None, None]
@@ -177,8 +191,17 @@ def render_video(label: int, rng: np.random.Generator, height: int, width: int,
     return (frames.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
 
-def _video_spec(seed: int, split: str, i: int, label: int, short_fraction: float,
-                min_len: int, max_len: int, short_len: Sequence[int], num_classes: int) -> dict:
+def _video_spec(
+    seed: int,
+    split: str,
+    i: int,
+    label: int,
+    short_fraction: float,
+    min_len: int,
+    max_len: int,
+    short_len: Sequence[int],
+    num_classes: int,
+) -> dict:
     rng = np.random.default_rng([seed, {"train": 0, "val": 1, "test": 2}.get(split, 3), i])
     h, w = SIZES[int(rng.integers(len(SIZES)))]
     # The container cycles over a class's own videos (the k-th video of class c takes format k + c),
@@ -186,10 +209,22 @@ def _video_spec(seed: int, split: str, i: int, label: int, short_fraction: float
     # holds them all. With ``i % len(FORMATS)`` and 4 classes each class had a single format, and a
     # model could name the class from the codec's artefacts instead of the motion.
     ext, codec, opts = FORMATS[(i // num_classes + label) % len(FORMATS)]
-    length = (int(rng.integers(short_len[0], short_len[1] + 1)) if rng.random() < short_fraction
-              else int(rng.integers(min_len, max_len + 1)))
-    return dict(rng=rng, height=h, width=w, length=length, fps=FPS[int(rng.integers(len(FPS)))],
-                ext=ext, codec=codec, options=opts, label=label)
+    length = (
+        int(rng.integers(short_len[0], short_len[1] + 1))
+        if rng.random() < short_fraction
+        else int(rng.integers(min_len, max_len + 1))
+    )
+    return dict(
+        rng=rng,
+        height=h,
+        width=w,
+        length=length,
+        fps=FPS[int(rng.integers(len(FPS)))],
+        ext=ext,
+        codec=codec,
+        options=opts,
+        label=label,
+    )
 
 
 def limit_to_one_thread() -> None:
@@ -200,8 +235,15 @@ def limit_to_one_thread() -> None:
 
 def _write_one(args) -> str:
     path, spec = args
-    frames = render_video(spec["label"], spec["rng"], spec["height"], spec["width"], spec["length"],
-                          spec.get("clutter", 1.0), spec.get("object_size", (0.14, 0.2)))
+    frames = render_video(
+        spec["label"],
+        spec["rng"],
+        spec["height"],
+        spec["width"],
+        spec["length"],
+        spec.get("clutter", 1.0),
+        spec.get("object_size", (0.14, 0.2)),
+    )
     write_video(path, frames, spec["fps"], spec["codec"], spec["options"])
     return path
 
@@ -234,13 +276,11 @@ def make_synthetic_dataset(
         raise ValueError(f"num_classes must be in [2, {len(CLASSES)}], got {num_classes}")
     out = Path(out_dir)
     jobs, lists = [], {}
-    for split, per_class in (("train", train_per_class), ("val", val_per_class),
-                             ("test", test_per_class)):
+    for split, per_class in (("train", train_per_class), ("val", val_per_class), ("test", test_per_class)):
         lines = []
         for i in range(per_class * num_classes):
             label = i % num_classes
-            spec = _video_spec(seed, split, i, label, short_fraction, min_frames, max_frames,
-                               short_frames, num_classes)
+            spec = _video_spec(seed, split, i, label, short_fraction, min_frames, max_frames, short_frames, num_classes)
             spec.update(clutter=clutter, object_size=tuple(object_size))
             rel = f"videos/{split}/{CLASSES[label]}_{i:04d}.{spec['ext']}"
             jobs.append((str(out / rel), spec))
@@ -281,8 +321,10 @@ def write_broken_videos(out_dir: str) -> Dict[str, Path]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
-    files = {k: out / f"{k}.mp4" for k in ("missing", "empty", "truncated", "overreported",
-                                           "not_a_video", "audio_only", "one_frame")}
+    files = {
+        k: out / f"{k}.mp4"
+        for k in ("missing", "empty", "truncated", "overreported", "not_a_video", "audio_only", "one_frame")
+    }
     if files["missing"].exists():
         files["missing"].unlink()
     files["empty"].write_bytes(b"")
@@ -292,8 +334,9 @@ def write_broken_videos(out_dir: str) -> Dict[str, Path]:
     write_video(str(tmp), frames, 25, "libx264", {"g": "8"})
     data = tmp.read_bytes()
     files["truncated"].write_bytes(data[: len(data) // 2])  # moov atom is at the end: lost
-    write_video(str(tmp), frames, 25, "libx264", {"g": "8"},
-                container_options={"movflags": "faststart"})  # index first, then the data
+    write_video(
+        str(tmp), frames, 25, "libx264", {"g": "8"}, container_options={"movflags": "faststart"}
+    )  # index first, then the data
     data = tmp.read_bytes()
     files["overreported"].write_bytes(data[: int(len(data) * 0.6)])
     tmp.unlink()

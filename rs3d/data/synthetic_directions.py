@@ -23,6 +23,7 @@ Frame sizes 112x112 to 150x200 (landscape and portrait), containers and codecs m
 B-frames, mkv/h264, avi/mpeg4, webm/vp9, mov/mpeg4. Deterministic given the seed (the colour
 conversion and the encoders run as :func:`rs3d.data.synthetic.write_video` does).
 """
+
 from __future__ import annotations
 
 import math
@@ -44,11 +45,19 @@ CLASSES = [
     "ball moving down",
 ]
 SLOW, QUICK, VERTICAL = (0.08, 0.13), (0.22, 0.32), (0.08, 0.3)  # short sides per second
-DRIFT = 0.03           # the ball's speed across its direction, and the background's, at most
+DRIFT = 0.03  # the ball's speed across its direction, and the background's, at most
 DURATION = (2.0, 4.0)  # seconds
 FPS = [15, 24, 25, 30, 60]
-SIZES = [(112, 112), (112, 144), (120, 160), (128, 176), (144, 192), (150, 200), (160, 120),
-         (176, 132)]  # (height, width), even
+SIZES = [
+    (112, 112),
+    (112, 144),
+    (120, 160),
+    (128, 176),
+    (144, 192),
+    (150, 200),
+    (160, 120),
+    (176, 132),
+]  # (height, width), even
 FORMATS = [
     ("mp4", "libx264", {"bf": "2", "g": "24", "preset": "veryfast"}),
     ("mkv", "libx264", {"bf": "3", "g": "30", "preset": "veryfast"}),
@@ -110,7 +119,7 @@ def _ball(radius: float, fx: float, fy: float, body: np.ndarray, rim: float):
     dist = np.sqrt((xx - fx) ** 2 + (yy - fy) ** 2)
     alpha = np.clip(radius - dist + 0.5, 0, 1)[..., None]
     r = (dist / radius)[..., None]
-    return np.where(r > 0.75, np.float32(rim), body * (1.15 - 0.5 * r ** 2)), alpha
+    return np.where(r > 0.75, np.float32(rim), body * (1.15 - 0.5 * r**2)), alpha
 
 
 def _square(half: float, fx: float, fy: float, colour: np.ndarray):
@@ -123,11 +132,11 @@ def _square(half: float, fx: float, fy: float, colour: np.ndarray):
     return np.where(stripe, 1 - colour, colour), alpha
 
 
-def _track(rng: np.random.Generator, t: np.ndarray, vx: float, vy: float, h: int, w: int,
-           margin: float = 0.0):
+def _track(rng: np.random.Generator, t: np.ndarray, vx: float, vy: float, h: int, w: int, margin: float = 0.0):
     """Centre positions over time. Along an axis where the whole path fits ``margin`` pixels from
     the edges, the start is uniform among the starts that keep it inside (the ball crosses the
     frame once and stays in view); elsewhere uniform, wrapping around the frame."""
+
     def axis(v: float, extent: int) -> np.ndarray:
         travel = abs(v) * float(t[-1])
         room = extent - 2 * margin - travel
@@ -139,8 +148,9 @@ def _track(rng: np.random.Generator, t: np.ndarray, vx: float, vy: float, h: int
     return axis(vx, w), axis(vy, h)
 
 
-def render_video(label: int, rng: np.random.Generator, height: int, width: int, fps: float,
-                 length: int, boxes: Optional[list] = None) -> np.ndarray:
+def render_video(
+    label: int, rng: np.random.Generator, height: int, width: int, fps: float, length: int, boxes: Optional[list] = None
+) -> np.ndarray:
     """Frames ``[T, H, W, 3]`` uint8 of one video of class ``CLASSES[label]``.
 
     ``boxes``: a list that receives the ball's box ``(x0, y0, x1, y1)`` in pixels per frame (the
@@ -164,15 +174,18 @@ def render_video(label: int, rng: np.random.Generator, height: int, width: int, 
     rim = 0.05 if body.mean() > 0.5 else 0.95
     ball_in_front = rng.random() < 0.5
     if boxes is not None:
-        boxes.extend((float(x - radius), float(y - radius), float(x + radius), float(y + radius))
-                     for x, y in zip(ball_x, ball_y))
+        boxes.extend(
+            (float(x - radius), float(y - radius), float(x + radius), float(y + radius)) for x, y in zip(ball_x, ball_y)
+        )
     for i in range(length):
         layers = []
-        for (cx, cy, size, draw) in ((sq_x[i], sq_y[i], half, lambda fx, fy: _square(half, fx, fy, sq_colour)),
-                                     (ball_x[i], ball_y[i], radius, lambda fx, fy: _ball(radius, fx, fy, body, rim))):
+        for cx, cy, size, draw in (
+            (sq_x[i], sq_y[i], half, lambda fx, fy: _square(half, fx, fy, sq_colour)),
+            (ball_x[i], ball_y[i], radius, lambda fx, fy: _ball(radius, fx, fy, body, rim)),
+        ):
             top, left = int(math.floor(cy - size)) - 1, int(math.floor(cx - size)) - 1
             layers.append((draw(cx - left, cy - top), top, left))
-        for (patch, alpha), top, left in (layers if ball_in_front else layers[::-1]):
+        for (patch, alpha), top, left in layers if ball_in_front else layers[::-1]:
             _paste(frames[i], patch, alpha, top, left)
     sigma = float(rng.uniform(2, 5)) / 255
     frames += rng.standard_normal(frames.shape, dtype=np.float32) * np.float32(sigma)
@@ -185,21 +198,25 @@ def _spec(seed: int, split: str, i: int, label: int) -> dict:
     fps = FPS[int(rng.integers(len(FPS)))]
     length = int(round(float(rng.uniform(*DURATION)) * fps))
     ext, codec, options = FORMATS[int(rng.integers(len(FORMATS)))]
-    return dict(rng=rng, height=h, width=w, fps=fps, length=length, ext=ext, codec=codec,
-                options=options, label=label)
+    return dict(rng=rng, height=h, width=w, fps=fps, length=length, ext=ext, codec=codec, options=options, label=label)
 
 
 def _write_one(job) -> str:
     path, spec = job
-    frames = render_video(spec["label"], spec["rng"], spec["height"], spec["width"], spec["fps"],
-                          spec["length"])
+    frames = render_video(spec["label"], spec["rng"], spec["height"], spec["width"], spec["fps"], spec["length"])
     write_video(path, frames, spec["fps"], spec["codec"], spec["options"])
     return path
 
 
-def make_direction_dataset(out_dir: str, num_classes: int = len(CLASSES), train_per_class: int = 100,
-                           val_per_class: int = 10, test_per_class: int = 25, seed: int = 0,
-                           workers: int = 0) -> Dict[str, str]:
+def make_direction_dataset(
+    out_dir: str,
+    num_classes: int = len(CLASSES),
+    train_per_class: int = 100,
+    val_per_class: int = 10,
+    test_per_class: int = 25,
+    seed: int = 0,
+    workers: int = 0,
+) -> Dict[str, str]:
     """Write the videos, ``{train,val,test}.csv`` (paths relative to ``out_dir``) and
     ``classes.txt``; returns ``{split: csv path}``. ``workers``: encoding processes (0 = one per
     CPU core, at most 4)."""

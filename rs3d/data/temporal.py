@@ -15,6 +15,7 @@
 
 Every function returns int64 frame indices; the readers decode exactly those frames.
 """
+
 from __future__ import annotations
 
 import math
@@ -120,7 +121,7 @@ class TemporalSampling:
     rate: int = 1
     mode: str = "dense"
     target_fps: Optional[float] = None
-    view_positions: str = "pytorch"   # dense test clip starts: rounded ("pytorch") or floored ("tf")
+    view_positions: str = "pytorch"  # dense test clip starts: rounded ("pytorch") or floored ("tf")
 
     def __post_init__(self):
         if self.mode not in SAMPLING_MODES:
@@ -128,8 +129,9 @@ class TemporalSampling:
         if self.target_fps is not None and self.target_fps <= 0:
             raise ValueError(f"DATA.TARGET_FPS must be > 0, got {self.target_fps!r}")
         if self.view_positions not in VIEW_POSITIONS:
-            raise ValueError(f"TEST.VIEW_POSITIONS must be one of {', '.join(VIEW_POSITIONS)}, "
-                             f"got {self.view_positions!r}")
+            raise ValueError(
+                f"TEST.VIEW_POSITIONS must be one of {', '.join(VIEW_POSITIONS)}, got {self.view_positions!r}"
+            )
 
     @property
     def needs_fps(self) -> bool:

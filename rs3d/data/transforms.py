@@ -6,6 +6,7 @@ host-to-device copy. Random parameters are drawn from a caller's ``numpy.random.
 applied by separate pure functions, so the geometry can be tested by hand and a training run can
 be replayed exactly.
 """
+
 from __future__ import annotations
 
 import math
@@ -33,8 +34,7 @@ def resize(frames: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
         # torch has a vectorised uint8 path for channels-last input on CPU.
         x = frames.contiguous(memory_format=torch.channels_last)
         return F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
-    x = F.interpolate(frames.float(), size=size, mode="bilinear", antialias=True,
-                      align_corners=False)
+    x = F.interpolate(frames.float(), size=size, mode="bilinear", antialias=True, align_corners=False)
     return x.round_().clamp_(0, 255).to(torch.uint8)
 
 
@@ -55,7 +55,7 @@ def resize_nhwc_into(frames: torch.Tensor, out: torch.Tensor, chunk: int = 16) -
     """
     h, w = out.shape[1:3]
     for i in range(0, frames.shape[0], chunk):
-        out[i:i + chunk].copy_(resize(to_tchw(frames[i:i + chunk]), (h, w)).permute(0, 2, 3, 1))
+        out[i : i + chunk].copy_(resize(to_tchw(frames[i : i + chunk]), (h, w)).permute(0, 2, 3, 1))
     return out
 
 
@@ -67,9 +67,14 @@ def short_side_size(height: int, width: int, short: int) -> Tuple[int, int]:
 
 
 # ----------------------------------------------------------------------------- training
-def sample_area_box(height: int, width: int, rng: np.random.Generator,
-                    area: Sequence[float] = (0.08, 1.0), aspect: Sequence[float] = (0.5, 2.0),
-                    attempts: int = 10) -> Box:
+def sample_area_box(
+    height: int,
+    width: int,
+    rng: np.random.Generator,
+    area: Sequence[float] = (0.08, 1.0),
+    aspect: Sequence[float] = (0.5, 2.0),
+    attempts: int = 10,
+) -> Box:
     """Random resized crop box (Inception-style): area fraction in ``area``, log-uniform aspect.
 
     Falls back to the largest centred box whose aspect is inside ``aspect`` after ``attempts``.
@@ -95,9 +100,15 @@ def sample_area_box(height: int, width: int, rng: np.random.Generator,
     return (height - h) // 2, (width - w) // 2, h, w
 
 
-def sample_tf_area_box(height: int, width: int, rng: np.random.Generator,
-                       area: Sequence[float] = (0.08, 1.0), aspect: Sequence[float] = (0.5, 2.0),
-                       min_covered: float = 0.1, attempts: int = 100) -> Box:
+def sample_tf_area_box(
+    height: int,
+    width: int,
+    rng: np.random.Generator,
+    area: Sequence[float] = (0.08, 1.0),
+    aspect: Sequence[float] = (0.5, 2.0),
+    min_covered: float = 0.1,
+    attempts: int = 100,
+) -> Box:
     """The crop of TF's ``sample_distorted_bounding_box`` as the released code calls it
     (``preprocess_ops_3d.random_crop_resize``: whole-frame box, ``min_object_covered`` 0.1, 100 attempts).
 
@@ -151,8 +162,7 @@ def _tf_crop_for_aspect(height: int, width: int, min_area, max_area, ratio, rng:
     return top, left, h, w
 
 
-def sample_short_side_box(height: int, width: int, rng: np.random.Generator,
-                          scales: Sequence[int], crop: int) -> Box:
+def sample_short_side_box(height: int, width: int, rng: np.random.Generator, scales: Sequence[int], crop: int) -> Box:
     """PySlowFast jitter: short side uniform in ``scales`` (inclusive), then a random ``crop``.
 
     Returned as the box in the source frame that maps onto the crop, so only the crop is resized.
@@ -175,7 +185,7 @@ def crop_resize_flip(frames: torch.Tensor, box: Box, size: int, flip: bool, tf_r
     ``tf_resize``: :func:`resize_tf` (TF's bilinear without antialias, truncated) instead of :func:`resize`."""
     x = to_tchw(frames)
     top, left, h, w = box
-    x = (resize_tf if tf_resize else resize)(x[:, :, top:top + h, left:left + w], (size, size))
+    x = (resize_tf if tf_resize else resize)(x[:, :, top : top + h, left : left + w], (size, size))
     if flip:
         x = x.flip(-1)
     return x.permute(1, 0, 2, 3).contiguous()
@@ -216,8 +226,10 @@ def crop_offsets_tf(long_side: int, crop: int, num_crops: int) -> List[int]:
     if num_crops == 3:
         centre = float(np.round(np.float32(long_side) / np.float32(2) - np.float32(crop // 2)))
         return [0, int(centre), room]
-    raise ValueError(f"TEST.VIEW_POSITIONS tf places 1 or 3 crops (as TF's crop_image), not {num_crops}: "
-                     "set TEST.NUM_SPATIAL_CROPS 1 or 3, or TEST.VIEW_POSITIONS pytorch")
+    raise ValueError(
+        f"TEST.VIEW_POSITIONS tf places 1 or 3 crops (as TF's crop_image), not {num_crops}: "
+        "set TEST.NUM_SPATIAL_CROPS 1 or 3, or TEST.VIEW_POSITIONS pytorch"
+    )
 
 
 def resize_short_side(frames: torch.Tensor, size: int) -> torch.Tensor:
@@ -235,9 +247,9 @@ def spatial_crops(frames: torch.Tensor, size: int, num_crops: int) -> torch.Tens
     out = []
     for off in crop_offsets(max(h, w), size, num_crops):
         if h > w:
-            crop = frames[:, :, off:off + size, :size]
+            crop = frames[:, :, off : off + size, :size]
         else:
-            crop = frames[:, :, :size, off:off + size]
+            crop = frames[:, :, :size, off : off + size]
         out.append(crop.permute(1, 0, 2, 3))
     return torch.stack(out)
 
@@ -282,17 +294,16 @@ def resize_crop_windows(frames: torch.Tensor, size: int, num_crops: int, chunk: 
     portrait = h > w
     rows_full = aa_weights(height, h, 0, h) if not portrait else None
     cols_full = aa_weights(width, w, 0, w) if portrait else None
-    out = torch.empty((n, size * num_crops, size, 3) if portrait else (n, size, size * num_crops, 3),
-                      dtype=torch.uint8)
+    out = torch.empty((n, size * num_crops, size, 3) if portrait else (n, size, size * num_crops, 3), dtype=torch.uint8)
     for k, off in enumerate(crop_offsets(h if portrait else w, size, num_crops)):
         rows = aa_weights(height, h, off, size) if portrait else rows_full
         cols = cols_full if portrait else aa_weights(width, w, off, size)
-        target = out[:, k * size:(k + 1) * size] if portrait else out[:, :, k * size:(k + 1) * size]
+        target = out[:, k * size : (k + 1) * size] if portrait else out[:, :, k * size : (k + 1) * size]
         for i in range(0, n, chunk):
-            window = frames[i:i + chunk, rows[1]:rows[2], cols[1]:cols[2]].float()
+            window = frames[i : i + chunk, rows[1] : rows[2], cols[1] : cols[2]].float()
             x = torch.einsum("nhwc,sw->nhsc", window, cols[0]).round_().clamp_(0, 255)  # horizontal pass
-            x = torch.einsum("nhsc,rh->nrsc", x, rows[0]).round_().clamp_(0, 255)       # vertical pass
-            target[i:i + chunk] = x.to(torch.uint8)
+            x = torch.einsum("nhsc,rh->nrsc", x, rows[0]).round_().clamp_(0, 255)  # vertical pass
+            target[i : i + chunk] = x.to(torch.uint8)
     return out
 
 
@@ -315,12 +326,18 @@ def aa_weights(in_size: int, out_size: int, start: int, count: int) -> Tuple[tor
     hi = max(t[0] + len(t[1]) for t in taps)
     weights = torch.zeros((count, hi - lo), dtype=torch.float64)
     for row, (first, weight) in enumerate(taps):
-        weights[row, first - lo:first - lo + len(weight)] = weight
+        weights[row, first - lo : first - lo + len(weight)] = weight
     return weights.float(), lo, hi
 
 
-def cut_views(frames: torch.Tensor, clip_frames: torch.Tensor, crop_corners: torch.Tensor, size: int,
-              start: int = 0, stop: Optional[int] = None) -> torch.Tensor:
+def cut_views(
+    frames: torch.Tensor,
+    clip_frames: torch.Tensor,
+    crop_corners: torch.Tensor,
+    size: int,
+    start: int = 0,
+    stop: Optional[int] = None,
+) -> torch.Tensor:
     """Views ``start..stop`` (view ``v = clip * K + crop``) from resized frames ``[N, h, w, 3]``.
 
     ``clip_frames`` ``[C, T]``: positions in ``frames``; ``crop_corners`` ``[K, 2]``: (top, left).
@@ -330,12 +347,11 @@ def cut_views(frames: torch.Tensor, clip_frames: torch.Tensor, crop_corners: tor
     stop = clip_frames.shape[0] * k if stop is None else stop
     corners = crop_corners.tolist()
     index = clip_frames.to(frames.device)
-    out = torch.empty((stop - start, 3, clip_frames.shape[1], size, size), dtype=frames.dtype,
-                      device=frames.device)
+    out = torch.empty((stop - start, 3, clip_frames.shape[1], size, size), dtype=frames.dtype, device=frames.device)
     for i, v in enumerate(range(start, stop)):
         c, j = divmod(v, k)
         top, left = corners[j]
-        crop = frames[:, top:top + size, left:left + size].index_select(0, index[c])  # [T, S, S, 3]
+        crop = frames[:, top : top + size, left : left + size].index_select(0, index[c])  # [T, S, S, 3]
         out[i].copy_(crop.permute(3, 0, 1, 2))
     return out
 

@@ -1,5 +1,6 @@
 """Feeding a model during training and validation: starting a loader's workers under the stop
 flag, ending them, and turning a batch into the model's input on the device."""
+
 from __future__ import annotations
 
 from typing import Optional

@@ -5,6 +5,7 @@ the forward module (DDP / torch.compile around the model), the loaders, the loss
 rate schedule and the per-step settings. ``rs3d.engine.train`` runs them; so does the end-to-end
 benchmark, which therefore measures the real set-up rather than a copy of it.
 """
+
 from __future__ import annotations
 
 import random
@@ -39,12 +40,16 @@ def batch_split(global_batch: int, micro_batch: Optional[int], world_size: int) 
     if micro_batch is None:
         micro_batch = global_batch // world_size
         if micro_batch < 1 or micro_batch * world_size != global_batch:
-            raise ConfigError(f"TRAIN.BATCH_SIZE {global_batch} does not divide among {world_size} "
-                              "processes; set TRAIN.MICRO_BATCH_SIZE")
+            raise ConfigError(
+                f"TRAIN.BATCH_SIZE {global_batch} does not divide among {world_size} "
+                "processes; set TRAIN.MICRO_BATCH_SIZE"
+            )
     accum, rem = divmod(global_batch, world_size * micro_batch)
     if rem or accum < 1:
-        raise ConfigError(f"TRAIN.BATCH_SIZE {global_batch} must equal processes ({world_size}) x "
-                          f"TRAIN.MICRO_BATCH_SIZE ({micro_batch}) x accumulation steps")
+        raise ConfigError(
+            f"TRAIN.BATCH_SIZE {global_batch} must equal processes ({world_size}) x "
+            f"TRAIN.MICRO_BATCH_SIZE ({micro_batch}) x accumulation steps"
+        )
     return micro_batch, accum
 
 
@@ -59,19 +64,21 @@ def seed_all(*keys: int) -> None:
 @dataclass
 class StepConfig:
     """What one training step needs, resolved once from the config."""
+
     device: torch.device
     amp_dtype: torch.dtype
     channels_last: bool
     clip_grad_norm: Optional[float]  # max global gradient norm; None = no clipping
-    accum: int                       # micro-batches per optimizer step on each rank
+    accum: int  # micro-batches per optimizer step on each rank
     mean: list
     std: list
-    multi_label: bool = False        # DATA.MULTI_LABEL: multi-hot targets, validation reports mAP
+    multi_label: bool = False  # DATA.MULTI_LABEL: multi-hot targets, validation reports mAP
 
 
 @dataclass
 class TrainParts:
     """Everything ``train_one_epoch`` and ``validate`` work with."""
+
     state: TrainState
     model: nn.Module  # what runs forward: ``state.model``, maybe inside DDP and/or torch.compile
     train_loader: object
@@ -80,8 +87,8 @@ class TrainParts:
     step: StepConfig
     schedule: Schedule
     dist: DistInfo
-    seed: int          # RNG_SEED: every epoch's random streams derive from (seed, epoch, rank)
-    max_epoch: int     # epochs the run starts (the last may be cut short: SOLVER.RUN_LENGTH examples)
+    seed: int  # RNG_SEED: every epoch's random streams derive from (seed, epoch, rank)
+    max_epoch: int  # epochs the run starts (the last may be cut short: SOLVER.RUN_LENGTH examples)
     global_batch: int
     log_period: int
     mix: Optional[ClipMix] = None  # MixUp/CutMix of the training batches (MIXUP.ENABLE)
@@ -107,9 +114,12 @@ def build_state(cfg, dist: DistInfo, init_weights: bool = True) -> TrainState:
     seed_all(cfg.RNG_SEED)
     model = build_model(cfg)
     if init_weights and cfg.TRAIN.CHECKPOINT_FILE_PATH:
-        loaded = load_pretrained_report(model, cfg.TRAIN.CHECKPOINT_FILE_PATH,
-                                        inflate=cfg.TRAIN.CHECKPOINT_INFLATE,
-                                        inflate_mode=cfg.TRAIN.CHECKPOINT_INFLATE_MODE)
+        loaded = load_pretrained_report(
+            model,
+            cfg.TRAIN.CHECKPOINT_FILE_PATH,
+            inflate=cfg.TRAIN.CHECKPOINT_INFLATE,
+            inflate_mode=cfg.TRAIN.CHECKPOINT_INFLATE_MODE,
+        )
         logger.info(f"initial weights from {loaded.describe()}")
     if dist.world_size > 1 and cfg.BN.SYNC:
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
@@ -119,19 +129,34 @@ def build_state(cfg, dist: DistInfo, init_weights: bool = True) -> TrainState:
         from_checkpoint = bool(cfg.TRAIN.CHECKPOINT_FILE_PATH)
         logger.info(describe(opts, counts, sum(p.numel() for p in model.parameters()), from_checkpoint))
         if (opts.freeze_stages or opts.freeze_bn) and not from_checkpoint:
-            logger.warning("frozen stages or BN statistics without TRAIN.CHECKPOINT_FILE_PATH: they keep "
-                           "their random initialisation")
+            logger.warning(
+                "frozen stages or BN statistics without TRAIN.CHECKPOINT_FILE_PATH: they keep "
+                "their random initialisation"
+            )
     model.to(dist.device)
     if cfg.TRAIN.CHANNELS_LAST:
         model.to(memory_format=torch.channels_last_3d)
     ema = ModelEma(model, cfg.TRAIN.EMA_DECAY, form=cfg.TRAIN.EMA_FORM) if cfg.TRAIN.EMA else None
-    optimizer = build_optimizer(model, lr=0.0, momentum=cfg.SOLVER.MOMENTUM, nesterov=cfg.SOLVER.NESTEROV,
-                                weight_decay=cfg.SOLVER.WEIGHT_DECAY, method=cfg.SOLVER.OPTIMIZING_METHOD,
-                                lr_mult=lr_multiplier(model, opts), momentum_form=cfg.SOLVER.MOMENTUM_FORM,
-                                decay_self_gating=cfg.SOLVER.SELF_GATING_WEIGHT_DECAY)
+    optimizer = build_optimizer(
+        model,
+        lr=0.0,
+        momentum=cfg.SOLVER.MOMENTUM,
+        nesterov=cfg.SOLVER.NESTEROV,
+        weight_decay=cfg.SOLVER.WEIGHT_DECAY,
+        method=cfg.SOLVER.OPTIMIZING_METHOD,
+        lr_mult=lr_multiplier(model, opts),
+        momentum_form=cfg.SOLVER.MOMENTUM_FORM,
+        decay_self_gating=cfg.SOLVER.SELF_GATING_WEIGHT_DECAY,
+    )
     scaler = torch.amp.GradScaler(dist.device.type, enabled=AMP_DTYPES[cfg.TRAIN.AMP_DTYPE] == torch.float16)
-    return TrainState(model=model, optimizer=optimizer, scaler=scaler, ema=ema,
-                      world_size=dist.world_size, info={"cfg": cfg.dump(), METADATA_KEY: checkpoint_metadata(cfg)})
+    return TrainState(
+        model=model,
+        optimizer=optimizer,
+        scaler=scaler,
+        ema=ema,
+        world_size=dist.world_size,
+        info={"cfg": cfg.dump(), METADATA_KEY: checkpoint_metadata(cfg)},
+    )
 
 
 def wrap_model(model: nn.Module, dist: DistInfo, compile: bool) -> nn.Module:
@@ -146,16 +171,18 @@ def build_schedule(cfg, steps_per_epoch: int, num_examples: int = 0) -> Schedule
     """Warm-up + cosine over the run (SOLVER.RUN_LENGTH: MAX_EPOCH whole epochs, or MAX_EPOCH x
     ``num_examples`` clips), peak BASE_LR linearly scaled to the batch. A warm-up as long as the run
     is shortened, with a warning (``rs3d.engine.schedule.resolve_warmup``)."""
-    total = run_steps(cfg.SOLVER.MAX_EPOCH, steps_per_epoch, cfg.SOLVER.RUN_LENGTH, num_examples,
-                      cfg.TRAIN.BATCH_SIZE)
+    total = run_steps(cfg.SOLVER.MAX_EPOCH, steps_per_epoch, cfg.SOLVER.RUN_LENGTH, num_examples, cfg.TRAIN.BATCH_SIZE)
     warmup, warning = resolve_warmup(int(round(cfg.SOLVER.WARMUP_EPOCHS * steps_per_epoch)), total)
     if warning:
         logger.warning(warning)
     return Schedule(
         base_lr=scaled_lr(cfg.SOLVER.BASE_LR, cfg.TRAIN.BATCH_SIZE, cfg.SOLVER.REFERENCE_BATCH_SIZE),
-        total_iters=total, warmup_iters=warmup,
-        steps_per_epoch=steps_per_epoch, warmup_start_lr=cfg.SOLVER.WARMUP_START_LR,
-        end_lr=cfg.SOLVER.COSINE_END_LR)
+        total_iters=total,
+        warmup_iters=warmup,
+        steps_per_epoch=steps_per_epoch,
+        warmup_start_lr=cfg.SOLVER.WARMUP_START_LR,
+        end_lr=cfg.SOLVER.COSINE_END_LR,
+    )
 
 
 def build_training(cfg, dist: DistInfo, init_weights: bool = True) -> TrainParts:
@@ -167,8 +194,10 @@ def build_training(cfg, dist: DistInfo, init_weights: bool = True) -> TrainParts
         torch.backends.cudnn.benchmark = bool(cfg.CUDNN_BENCHMARK)
     rank, world = dist.rank, dist.world_size
     micro, accum = batch_split(cfg.TRAIN.BATCH_SIZE, cfg.TRAIN.MICRO_BATCH_SIZE, world)
-    logger.info(f"world {world} x micro-batch {micro} x accumulation {accum} = global batch "
-                f"{cfg.TRAIN.BATCH_SIZE}; device {dist.device}; output {cfg.OUTPUT_DIR}")
+    logger.info(
+        f"world {world} x micro-batch {micro} x accumulation {accum} = global batch "
+        f"{cfg.TRAIN.BATCH_SIZE}; device {dist.device}; output {cfg.OUTPUT_DIR}"
+    )
     state = build_state(cfg, dist, init_weights)
     model = wrap_model(state.model, dist, cfg.TRAIN.COMPILE)
 
@@ -176,21 +205,46 @@ def build_training(cfg, dist: DistInfo, init_weights: bool = True) -> TrainParts
     val_loader = build_loader(cfg, "val", "val", micro, rank, world) if cfg.TRAIN.EVAL_PERIOD > 0 else None
     steps = len(train_loader) // accum
     if steps < 1:
-        raise ConfigError(f"the train split gives {len(train_loader)} micro-batches of {micro} per process, "
-                          f"fewer than one global batch of {cfg.TRAIN.BATCH_SIZE}")
+        raise ConfigError(
+            f"the train split gives {len(train_loader)} micro-batches of {micro} per process, "
+            f"fewer than one global batch of {cfg.TRAIN.BATCH_SIZE}"
+        )
     schedule = build_schedule(cfg, steps, len(train_loader.dataset))
     state.info["scheduler"] = schedule.summary()
-    logger.info(f"{steps} steps/epoch, {schedule.total_iters} steps in all ({schedule.num_epochs} epochs), "
-                f"peak lr {schedule.peak_lr:.5g} at step {schedule.warmup_iters} (BASE_LR {cfg.SOLVER.BASE_LR} x "
-                f"{cfg.TRAIN.BATCH_SIZE}/{cfg.SOLVER.REFERENCE_BATCH_SIZE} = {schedule.base_lr:.5g}), "
-                f"warm-up {schedule.warmup_iters} steps")
-    step = StepConfig(device=dist.device, amp_dtype=AMP_DTYPES[cfg.TRAIN.AMP_DTYPE],
-                      channels_last=cfg.TRAIN.CHANNELS_LAST, clip_grad_norm=cfg.TRAIN.CLIP_GRAD_NORM,
-                      accum=accum, mean=list(cfg.DATA.MEAN), std=list(cfg.DATA.STD),
-                      multi_label=cfg.DATA.MULTI_LABEL)
-    loss_fn = build_loss(cfg.TRAIN.LABEL_SMOOTHING, multi_label=cfg.DATA.MULTI_LABEL, loss=cfg.TRAIN.LOSS,
-                         target_threshold=cfg.TRAIN.BCE_TARGET_THRESHOLD)
-    return TrainParts(state=state, model=model, train_loader=train_loader, val_loader=val_loader,
-                      loss_fn=loss_fn, step=step, schedule=schedule,
-                      dist=dist, seed=cfg.RNG_SEED, max_epoch=schedule.num_epochs,
-                      global_batch=cfg.TRAIN.BATCH_SIZE, log_period=cfg.LOG_PERIOD, mix=build_mix(cfg))
+    logger.info(
+        f"{steps} steps/epoch, {schedule.total_iters} steps in all ({schedule.num_epochs} epochs), "
+        f"peak lr {schedule.peak_lr:.5g} at step {schedule.warmup_iters} (BASE_LR {cfg.SOLVER.BASE_LR} x "
+        f"{cfg.TRAIN.BATCH_SIZE}/{cfg.SOLVER.REFERENCE_BATCH_SIZE} = {schedule.base_lr:.5g}), "
+        f"warm-up {schedule.warmup_iters} steps"
+    )
+    step = StepConfig(
+        device=dist.device,
+        amp_dtype=AMP_DTYPES[cfg.TRAIN.AMP_DTYPE],
+        channels_last=cfg.TRAIN.CHANNELS_LAST,
+        clip_grad_norm=cfg.TRAIN.CLIP_GRAD_NORM,
+        accum=accum,
+        mean=list(cfg.DATA.MEAN),
+        std=list(cfg.DATA.STD),
+        multi_label=cfg.DATA.MULTI_LABEL,
+    )
+    loss_fn = build_loss(
+        cfg.TRAIN.LABEL_SMOOTHING,
+        multi_label=cfg.DATA.MULTI_LABEL,
+        loss=cfg.TRAIN.LOSS,
+        target_threshold=cfg.TRAIN.BCE_TARGET_THRESHOLD,
+    )
+    return TrainParts(
+        state=state,
+        model=model,
+        train_loader=train_loader,
+        val_loader=val_loader,
+        loss_fn=loss_fn,
+        step=step,
+        schedule=schedule,
+        dist=dist,
+        seed=cfg.RNG_SEED,
+        max_epoch=schedule.num_epochs,
+        global_batch=cfg.TRAIN.BATCH_SIZE,
+        log_period=cfg.LOG_PERIOD,
+        mix=build_mix(cfg),
+    )

@@ -4,6 +4,7 @@ The files themselves (names, atomic save, safe load) are :mod:`rs3d.checkpoint`'
 fails (disk full, read-only or forbidden folder) is one ``OutputWriteError`` naming the file and
 the checkpoint that is kept; the atomic write leaves every earlier file whole.
 """
+
 from __future__ import annotations
 
 import errno
@@ -58,8 +59,9 @@ def write_error(e: BaseException, path: str, output_dir: str) -> OutputWriteErro
 @dataclass
 class Checkpointer:
     """Writes a run's ``TrainState`` into ``output_dir/checkpoints`` and prunes the old files."""
+
     output_dir: str
-    keep: int             # epoch-end checkpoints kept (TRAIN.CHECKPOINT_KEEP), besides the best
+    keep: int  # epoch-end checkpoints kept (TRAIN.CHECKPOINT_KEEP), besides the best
     every_steps: int = 0  # also every this many optimizer steps inside an epoch; 0 = epoch ends only
     # Called on rank 0 after each save (a remote OUTPUT_DIR uploads its logs then).
     on_saved: Optional[Callable[[], object]] = None

@@ -1,6 +1,7 @@
 """What data a training run used, from the config (``DATA.MANIFEST``) to
 :mod:`rs3d.manifest.provenance`: the training split's fingerprint and counts into json_stats.log
 and every checkpoint (``data_manifest``, with the hashes a test's leakage check reads)."""
+
 from __future__ import annotations
 
 from rs3d.manifest.listing import ListFormat

@@ -5,6 +5,7 @@ task per GPU (``rs3d.cluster`` fills the same env:// variables from SLURM's), or
 process (world size 1, no process group). Everything here works in all cases so callers never
 branch on "am I distributed".
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -34,8 +35,7 @@ class DistInfo:
         return self.rank == 0
 
 
-def init_distributed(device: Optional[str] = None, backend: Optional[str] = None,
-                     timeout_s: float = 600) -> DistInfo:
+def init_distributed(device: Optional[str] = None, backend: Optional[str] = None, timeout_s: float = 600) -> DistInfo:
     """Join the torchrun process group if launched by torchrun; pick this rank's device.
 
     ``device``: None = cuda when available else cpu. ``backend``: None = nccl on cuda, gloo on cpu.
@@ -58,8 +58,12 @@ def init_distributed(device: Optional[str] = None, backend: Optional[str] = None
         backend = backend or ("nccl" if dev.type == "cuda" else "gloo")
         kwargs = {"device_id": dev} if dev.type == "cuda" else {}
         dist.init_process_group(
-            backend=backend, init_method="env://", world_size=world_size, rank=rank,
-            timeout=datetime.timedelta(seconds=timeout_s), **kwargs,
+            backend=backend,
+            init_method="env://",
+            world_size=world_size,
+            rank=rank,
+            timeout=datetime.timedelta(seconds=timeout_s),
+            **kwargs,
         )
     return DistInfo(rank=rank, world_size=world_size, local_rank=local_rank, device=dev)
 
@@ -69,11 +73,15 @@ def _warn_if_restarts_share_the_store() -> None:
     worker group restarted by ``--max-restarts`` then finds the keys of the group it replaces and
     can connect to dead peers (pytorch/pytorch#135712; seen here with gloo). A store per round,
     TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1, avoids it."""
-    if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True" and \
-            int(os.environ.get("TORCHELASTIC_MAX_RESTARTS", "0") or 0) > 0:
-        logger.warning("torchrun --max-restarts with a shared rendezvous store: a restarted worker group "
-                       "may fail to connect (pytorch/pytorch#135712); export "
-                       "TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 before torchrun")
+    if (
+        os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
+        and int(os.environ.get("TORCHELASTIC_MAX_RESTARTS", "0") or 0) > 0
+    ):
+        logger.warning(
+            "torchrun --max-restarts with a shared rendezvous store: a restarted worker group "
+            "may fail to connect (pytorch/pytorch#135712); export "
+            "TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 before torchrun"
+        )
 
 
 def is_dist() -> bool:

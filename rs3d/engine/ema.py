@@ -12,6 +12,7 @@ Two forms (TRAIN.EMA_FORM):
   average after step 1 is 9/11 of the weights. The zero start fades as the product of the decays
   (6% of it is left after 10 steps, 1e-11 after 100).
 """
+
 from __future__ import annotations
 
 import copy

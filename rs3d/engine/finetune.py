@@ -10,6 +10,7 @@ nor its stochastic depth change the features. ``FREEZE_BN`` keeps every BN layer
 (statistics fixed, scales and shifts still learning). Eval mode is pinned on the module itself
 (``keep_in_eval``) because the training loop switches the whole model to train mode every epoch.
 """
+
 from __future__ import annotations
 
 import types
@@ -21,8 +22,7 @@ from torch import nn
 from rs3d.errors import ConfigError
 
 # s1..s5 -> the top-level modules of rs3d's ResNet3D that make up the stage.
-STAGES = {1: ("conv1", "bn1", "act1", "maxpool"), 2: ("layer1",), 3: ("layer2",),
-          4: ("layer3",), 5: ("layer4",)}
+STAGES = {1: ("conv1", "bn1", "act1", "maxpool"), 2: ("layer1",), 3: ("layer2",), 4: ("layer3",), 5: ("layer4",)}
 NUM_STAGES = len(STAGES)
 STAGE_NAMES = {1: "stem", 2: "res2", 3: "res3", 4: "res4", 5: "res5"}
 
@@ -30,6 +30,7 @@ STAGE_NAMES = {1: "stem", 2: "res2", 3: "res3", 4: "res4", 5: "res5"}
 @dataclass(frozen=True)
 class FinetuneOptions:
     """The resolved fine-tuning choices (all defaults: train everything at the schedule's rate)."""
+
     freeze_stages: int = 0
     freeze_bn: bool = False
     head_lr_mult: float = 1.0
@@ -41,8 +42,10 @@ class FinetuneOptions:
         """From TRAIN.FREEZE_STAGES / FREEZE_BN / LINEAR_PROBE and SOLVER.HEAD_LR_MULT / LAYER_DECAY."""
         t, s = cfg.TRAIN, cfg.SOLVER
         if not 0 <= t.FREEZE_STAGES <= NUM_STAGES:
-            raise ConfigError(f"TRAIN.FREEZE_STAGES must be in 0..{NUM_STAGES} (1 = stem, "
-                              f"{NUM_STAGES} = the whole backbone); got {t.FREEZE_STAGES}")
+            raise ConfigError(
+                f"TRAIN.FREEZE_STAGES must be in 0..{NUM_STAGES} (1 = stem, "
+                f"{NUM_STAGES} = the whole backbone); got {t.FREEZE_STAGES}"
+            )
         if s.HEAD_LR_MULT < 0:
             raise ConfigError(f"SOLVER.HEAD_LR_MULT must be >= 0; got {s.HEAD_LR_MULT}")
         if not 0 < s.LAYER_DECAY <= 1:
@@ -77,8 +80,10 @@ def stage_of(model: nn.Module, name: str, head: Optional[str] = None) -> int:
     for stage, modules in STAGES.items():
         if top in modules:
             return stage
-    raise ConfigError(f"{type(model).__name__}: cannot place {name!r} in a stage (s1 = stem .. s5) "
-                      "or the head; fine-tuning options need rs3d's ResNet3D layout")
+    raise ConfigError(
+        f"{type(model).__name__}: cannot place {name!r} in a stage (s1 = stem .. s5) "
+        "or the head; fine-tuning options need rs3d's ResNet3D layout"
+    )
 
 
 def _eval_only(self: nn.Module, mode: bool = True) -> nn.Module:
@@ -105,8 +110,9 @@ def apply_freezing(model: nn.Module, opts: FinetuneOptions) -> dict:
     names = [name for stage in range(1, opts.freeze_stages + 1) for name in STAGES[stage]]
     frozen_modules = [m for name in names if (m := getattr(model, name, None)) is not None]
     if opts.freeze_stages and not frozen_modules:
-        raise ConfigError(f"TRAIN.FREEZE_STAGES {opts.freeze_stages}: {type(model).__name__} has none of "
-                          f"the stage modules {names}")
+        raise ConfigError(
+            f"TRAIN.FREEZE_STAGES {opts.freeze_stages}: {type(model).__name__} has none of the stage modules {names}"
+        )
     frozen_params, in_frozen = 0, set()
     for m in frozen_modules:
         for p in m.parameters():
@@ -139,6 +145,7 @@ def lr_multiplier(model: nn.Module, opts: FinetuneOptions) -> Optional[Callable[
         if stage > NUM_STAGES:
             return opts.head_lr_mult
         return opts.layer_decay ** (NUM_STAGES + 1 - stage)
+
     return mult
 
 
@@ -161,7 +168,6 @@ def describe(opts: FinetuneOptions, counts: dict, total_params: int, from_checkp
     lr = f"lr x{opts.head_lr_mult:g} for the classifier"
     if opts.layer_decay != 1.0:
         d = opts.layer_decay
-        lr += f", layer decay {d:g} (res5 x{d:g} .. stem x{d ** NUM_STAGES:.3g})"
+        lr += f", layer decay {d:g} (res5 x{d:g} .. stem x{d**NUM_STAGES:.3g})"
     what = "fine-tuning" if from_checkpoint else "training from scratch (no TRAIN.CHECKPOINT_FILE_PATH)"
-    return (f"{what}: {frozen}; {bn}; {lr}; {counts['trainable']:,} of {total_params:,} "
-            "parameters train")
+    return f"{what}: {frozen}; {bn}; {lr}; {counts['trainable']:,} of {total_params:,} parameters train"

@@ -7,6 +7,7 @@ with one line saying so. timm's defaults are kept (betas 0.9/0.999, eps 1e-6, th
 norm clipped at 1.0 inside the step); the weight decay of each group is rs3d's (conv and linear
 weights only, ``rs3d.engine.optim.param_groups``), and the trust ratio applies where it is set.
 """
+
 from __future__ import annotations
 
 import torch
@@ -19,6 +20,7 @@ def build_lamb(groups: list, lr: float) -> torch.optim.Optimizer:
     try:
         from timm.optim import Lamb
     except ImportError:
-        raise ConfigError("SOLVER.OPTIMIZING_METHOD lamb needs timm: pip install timm "
-                          "(or pip install 'rs3d[lamb]')") from None
+        raise ConfigError(
+            "SOLVER.OPTIMIZING_METHOD lamb needs timm: pip install timm (or pip install 'rs3d[lamb]')"
+        ) from None
     return Lamb(groups, lr=lr)

@@ -4,6 +4,7 @@ Only rank 0 writes files. ``json_stats.log`` holds one JSON object per line (``_
 kind) and is appended to across resumes; readers keep the last record per (type, epoch, iter),
 so an epoch redone after a crash replaces its earlier, partial records.
 """
+
 from __future__ import annotations
 
 import json
@@ -57,8 +58,9 @@ class _LogFile(logging.FileHandler):
         if not self._failed:
             self._failed = True
             err = sys.exc_info()[1]
-            print(f"warning: cannot write {self.baseFilename}: {getattr(err, 'strerror', None) or err}",
-                  file=sys.stderr)
+            print(
+                f"warning: cannot write {self.baseFilename}: {getattr(err, 'strerror', None) or err}", file=sys.stderr
+            )
 
 
 def log_to_file(message: str) -> None:
@@ -91,8 +93,7 @@ def format_eta(seconds: float) -> str:
 class StatsWriter:
     """json_stats.log + TensorBoard scalars (rank 0); a no-op object on other ranks."""
 
-    def __init__(self, output_dir: str, enabled: bool, tensorboard: bool,
-                 purge_step: Optional[int] = None):
+    def __init__(self, output_dir: str, enabled: bool, tensorboard: bool, purge_step: Optional[int] = None):
         """``purge_step``: the first step still to come (1 on a fresh start); TensorBoard hides
         the events at and after it that an interrupted run wrote, so no curve has a step twice.
         Every scalar is logged against the optimizer step (validation too), which makes that work."""
@@ -101,6 +102,7 @@ class StatsWriter:
         self.tb = None
         if enabled and tensorboard:
             from torch.utils.tensorboard import SummaryWriter
+
             self.tb = SummaryWriter(os.path.join(output_dir, "tensorboard"), purge_step=purge_step)
 
     def write(self, record: dict, tb_prefix: Optional[str] = None, step: Optional[int] = None) -> None:
@@ -138,6 +140,7 @@ def read_json_stats(path: str) -> list[dict]:
 def plot_training_curves(json_stats_path: str, png_path: str) -> str:
     """Loss, learning rate and accuracy against the optimizer step, one PNG (matplotlib Agg)."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -9,6 +9,7 @@ Binary cross-entropy smooths as timm does (``1 - s + s/K`` on the class, ``s/K``
 with ``target_threshold``, turns a target above the threshold into 1 and the rest into 0 (timm's
 ``target_threshold``: both classes of a mixed pair count as present).
 """
+
 from typing import Optional
 
 import torch
@@ -70,8 +71,9 @@ class MultiLabelBCE(nn.Module):
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if target.shape != logits.shape:
-            raise ValueError(f"multi-label targets must be [B, K] like the logits {tuple(logits.shape)}, "
-                             f"got {tuple(target.shape)}")
+            raise ValueError(
+                f"multi-label targets must be [B, K] like the logits {tuple(logits.shape)}, got {tuple(target.shape)}"
+            )
         t = target.to(logits.dtype)
         if self.label_smoothing:
             off = self.label_smoothing / logits.shape[1]
@@ -81,8 +83,9 @@ class MultiLabelBCE(nn.Module):
         return F.binary_cross_entropy_with_logits(logits, t)
 
 
-def build_loss(label_smoothing: float = 0.0, multi_label: bool = False, loss: str = "ce",
-               target_threshold: Optional[float] = None) -> nn.Module:
+def build_loss(
+    label_smoothing: float = 0.0, multi_label: bool = False, loss: str = "ce", target_threshold: Optional[float] = None
+) -> nn.Module:
     if multi_label:
         return MultiLabelBCE(label_smoothing, target_threshold)
     if loss == "bce":

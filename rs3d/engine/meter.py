@@ -1,5 +1,6 @@
 """One training epoch's running sums (loss, top-1 hits, clips, broken videos, time) and the
 progress records made from them."""
+
 from __future__ import annotations
 
 import time
@@ -24,6 +25,7 @@ class EpochMeter:
     def __init__(self, before: EpochSums, device: torch.device):
         def scalar(v):
             return torch.tensor(float(v), device=device, dtype=torch.float64)
+
         self.device = device
         self.loss_sum, self.correct = scalar(before.loss_sum), scalar(before.correct)
         self.seen = scalar(before.seen)
@@ -63,7 +65,8 @@ class EpochMeter:
         if float(f) > 0:
             raise NonFiniteLossError(
                 f"non-finite loss (NaN/inf) in epoch {epoch + 1} before optimizer step {iteration}; "
-                "stopped without saving (lower SOLVER.BASE_LR, set TRAIN.CLIP_GRAD_NORM, or use float32)")
+                "stopped without saving (lower SOLVER.BASE_LR, set TRAIN.CLIP_GRAD_NORM, or use float32)"
+            )
 
     def period_record(self, parts: TrainParts, epoch: int, step: int, start_step: int, lr: float) -> dict:
         """The ``train_iter`` record of the steps since the last one; starts a new period."""
@@ -72,10 +75,15 @@ class EpochMeter:
         period = min(step % parts.log_period or parts.log_period, done)
         remaining = parts.schedule.total_iters - parts.state.progress.iteration
         rec = {
-            "_type": "train_iter", "epoch": epoch + 1, "iter": step, "iteration": parts.state.progress.iteration,
-            "loss": float(self.period_loss) / max(self.period_n, 1), "lr": lr,
+            "_type": "train_iter",
+            "epoch": epoch + 1,
+            "iter": step,
+            "iteration": parts.state.progress.iteration,
+            "loss": float(self.period_loss) / max(self.period_n, 1),
+            "lr": lr,
             "clips_per_s": parts.global_batch * period / max(now - self.t_period, 1e-9),
-            "data_time_s": self.data_time / done, "eta_s": (now - self.t_start) / done * remaining,
+            "data_time_s": self.data_time / done,
+            "eta_s": (now - self.t_start) / done * remaining,
             "mem_mb": memory_mb(self.device),
         }
         self.period_loss.zero_()
@@ -85,12 +93,23 @@ class EpochMeter:
     def totals(self) -> EpochSums:
         """The epoch's sums so far, added over all ranks (one small all-reduce; each rank saw a
         disjoint part of every global batch)."""
-        t = torch.stack([self.loss_sum, self.correct, self.seen,
-                         torch.tensor(float(self.skipped), device=self.device, dtype=torch.float64)])
+        t = torch.stack(
+            [
+                self.loss_sum,
+                self.correct,
+                self.seen,
+                torch.tensor(float(self.skipped), device=self.device, dtype=torch.float64),
+            ]
+        )
         dist_utils.all_reduce_sum(t)
         loss_sum, correct, seen, skipped = t.tolist()
-        return EpochSums(loss_sum=loss_sum, correct=correct, seen=seen, skipped=skipped,
-                         time_s=self.time_before + time.perf_counter() - self.t_start)
+        return EpochSums(
+            loss_sum=loss_sum,
+            correct=correct,
+            seen=seen,
+            skipped=skipped,
+            time_s=self.time_before + time.perf_counter() - self.t_start,
+        )
 
 
 def sums_before(parts: TrainParts, start_step: int) -> EpochSums:

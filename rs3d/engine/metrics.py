@@ -23,6 +23,7 @@ Multi-label data (``multilabel_metrics``; a video's score is the per-view sigmoi
 * mAP and AP are in percent; ``top1`` is the share of videos whose highest-scoring class is one
   of theirs; failed videos rank below every other video in ``mAP_counting_failures``.
 """
+
 from __future__ import annotations
 
 import math
@@ -159,8 +160,9 @@ def average_precision(scores: torch.Tensor, targets: torch.Tensor) -> Optional[f
     return float((recall_gain * (tp / ranked)).sum())
 
 
-def multilabel_metrics(scores: torch.Tensor, targets: torch.Tensor,
-                       failed_targets: Optional[torch.Tensor] = None) -> dict:
+def multilabel_metrics(
+    scores: torch.Tensor, targets: torch.Tensor, failed_targets: Optional[torch.Tensor] = None
+) -> dict:
     """mAP, per-class AP and top-1 of the ``N`` decoded videos (scores and multi-hot targets ``[N, K]``).
 
     ``failed_targets`` ``[F, K]``: the classes of the videos that could not be decoded; they enter
@@ -168,8 +170,9 @@ def multilabel_metrics(scores: torch.Tensor, targets: torch.Tensor,
     """
     scores, targets = scores.double(), targets.bool()
     if scores.shape != targets.shape or scores.dim() != 2:
-        raise ValueError(f"scores and targets must both be [N, K]; got {tuple(scores.shape)} and "
-                         f"{tuple(targets.shape)}")
+        raise ValueError(
+            f"scores and targets must both be [N, K]; got {tuple(scores.shape)} and {tuple(targets.shape)}"
+        )
     k = scores.shape[1]
     failed = failed_targets.bool() if failed_targets is not None else targets.new_zeros((0, k))
     n, f = scores.shape[0], failed.shape[0]

@@ -12,6 +12,7 @@ mirrored clip mixes in its mirrored class.
 Every draw comes from a ``numpy.random.Generator`` the training loop derives from (RNG_SEED, epoch,
 step, micro-batch, rank): a resumed run mixes exactly as the uninterrupted one.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -31,8 +32,9 @@ class MixDraw:
     box: Optional[Tuple[int, int, int, int]] = None
 
 
-def one_hot_targets(labels: torch.Tensor, num_classes: int, smoothing: float = 0.0,
-                    dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def one_hot_targets(
+    labels: torch.Tensor, num_classes: int, smoothing: float = 0.0, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
     """Class indices ``[B]`` -> float rows ``[B, K]``: ``1 - s + s/K`` on the class, ``s/K`` elsewhere
     (the label smoothing of cross-entropy, written out; rows sum to one)."""
     off = smoothing / num_classes
@@ -45,8 +47,12 @@ def cutmix_box(height: int, width: int, lam: float, rng: np.random.Generator) ->
     cut = np.sqrt(1.0 - lam)
     ch, cw = int(height * cut), int(width * cut)
     cy, cx = int(rng.integers(0, height)), int(rng.integers(0, width))
-    return (int(np.clip(cy - ch // 2, 0, height)), int(np.clip(cy + ch // 2, 0, height)),
-            int(np.clip(cx - cw // 2, 0, width)), int(np.clip(cx + cw // 2, 0, width)))
+    return (
+        int(np.clip(cy - ch // 2, 0, height)),
+        int(np.clip(cy + ch // 2, 0, height)),
+        int(np.clip(cx - cw // 2, 0, width)),
+        int(np.clip(cx + cw // 2, 0, width)),
+    )
 
 
 class ClipMix:
@@ -57,8 +63,15 @@ class ClipMix:
     by their loss).
     """
 
-    def __init__(self, num_classes: int, mixup_alpha: float = 0.8, cutmix_alpha: float = 1.0,
-                 prob: float = 1.0, switch_prob: float = 0.5, smoothing: float = 0.0):
+    def __init__(
+        self,
+        num_classes: int,
+        mixup_alpha: float = 0.8,
+        cutmix_alpha: float = 1.0,
+        prob: float = 1.0,
+        switch_prob: float = 0.5,
+        smoothing: float = 0.0,
+    ):
         if mixup_alpha <= 0 and cutmix_alpha <= 0:
             raise ValueError("MixUp/CutMix needs MIXUP.ALPHA or MIXUP.CUTMIX_ALPHA > 0")
         self.num_classes = int(num_classes)
@@ -98,8 +111,9 @@ class ClipMix:
             x[..., top:bottom, left:right] = x.flip(0)[..., top:bottom, left:right]
         return x, t.mul(d.lam).add_(t.flip(0), alpha=1.0 - d.lam)
 
-    def __call__(self, x: torch.Tensor, labels: torch.Tensor,
-                 rng: np.random.Generator) -> Tuple[torch.Tensor, torch.Tensor]:
+    def __call__(
+        self, x: torch.Tensor, labels: torch.Tensor, rng: np.random.Generator
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
         return self.apply(x, labels, self.draw(x.shape[-2], x.shape[-1], rng))
 
 

@@ -1,4 +1,5 @@
 """Mixed precision: the autocast dtypes TRAIN.AMP_DTYPE names, and the autocast context."""
+
 from __future__ import annotations
 
 import torch

@@ -21,6 +21,7 @@ does (it shuts them down) or when the trainer dies (PyTorch's workers watch thei
 On a GPU the flags' sum is read one step late (the all-reduce of step k is read after step k+1 has
 been queued), so the host never waits for the GPU to drain; the stop then comes one step later.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -44,8 +45,9 @@ class Preempted(Rs3dError):
     exit_code = PREEMPTED_EXIT_CODE
 
     def __init__(self, signum: int, checkpoint: str, where: str):
-        super().__init__(f"stopped by {signal_name(signum)} at {where}; saved {checkpoint}; "
-                         "run the same command to continue")
+        super().__init__(
+            f"stopped by {signal_name(signum)} at {where}; saved {checkpoint}; run the same command to continue"
+        )
         self.signum = signum
         self.checkpoint = checkpoint
 

@@ -1,5 +1,6 @@
 """Every random generator's state (python, numpy, torch, CUDA) as tensors and plain lists, so a
 mid-epoch checkpoint holds it and ``torch.load(weights_only=True)`` reads it back."""
+
 from __future__ import annotations
 
 import random

@@ -21,6 +21,7 @@ Refusing keeps one folder = one run, which is also what ``log.txt``, ``json_stat
 TensorBoard assume. An object-store ``OUTPUT_DIR`` cannot be locked (no ``flock``): nothing is
 locked there, which the log says.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -30,12 +31,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Optional
 
-from rs3d import io
+from rs3d import file_io
 from rs3d.checkpoint import best_checkpoint_path, checkpoint_dir, list_checkpoints
 from rs3d.engine import distributed as dist_utils
 from rs3d.engine.logs import logger
 from rs3d.errors import OutputDirError, OutputWriteError, Rs3dError
-from rs3d.io.owner import this_host, writer_alive
+from rs3d.file_io.owner import this_host, writer_alive
 
 LOCK_NAME = "rs3d.lock"
 
@@ -43,6 +44,7 @@ LOCK_NAME = "rs3d.lock"
 @dataclass
 class RunLock:
     """The held lock of ``output_dir`` (rank 0); ``release`` at the end of the run."""
+
     path: str
     fd: int
     previous: dict = field(default_factory=dict)  # the stale holder taken over, if any
@@ -81,15 +83,19 @@ def acquire(output_dir: str) -> RunLock:
             os.makedirs(output_dir, exist_ok=True)
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as e:
-            raise OutputWriteError(f"cannot write in OUTPUT_DIR {output_dir} ({e.filename or path}: "
-                                   f"{e.strerror}); nothing was written and what it holds is kept") from None
+            raise OutputWriteError(
+                f"cannot write in OUTPUT_DIR {output_dir} ({e.filename or path}: "
+                f"{e.strerror}); nothing was written and what it holds is kept"
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = _holder(fd)
             os.close(fd)
-            raise OutputDirError(f"OUTPUT_DIR {output_dir} is in use by another run ({describe_holder(holder)}); "
-                                 "wait for it to end or choose another OUTPUT_DIR") from None
+            raise OutputDirError(
+                f"OUTPUT_DIR {output_dir} is in use by another run ({describe_holder(holder)}); "
+                "wait for it to end or choose another OUTPUT_DIR"
+            ) from None
         try:
             same = os.fstat(fd).st_ino == os.stat(path).st_ino
         except FileNotFoundError:
@@ -102,7 +108,8 @@ def acquire(output_dir: str) -> RunLock:
             os.close(fd)
             raise OutputDirError(
                 f"OUTPUT_DIR {output_dir} is locked by a run on another machine ({describe_holder(holder)}); "
-                f"if that run has ended, delete {path}")
+                f"if that run has ended, delete {path}"
+            )
         me = {"host": this_host(), "pid": os.getpid(), "started": time.time()}
         try:
             os.ftruncate(fd, 0)
@@ -118,14 +125,15 @@ def acquire(output_dir: str) -> RunLock:
 def refuse_other_runs_checkpoints(output_dir: str) -> None:
     """A run that does not resume may not start in a folder holding checkpoints."""
     found = [os.path.basename(p) for p in list_checkpoints(output_dir)]
-    if io.exists(best_checkpoint_path(output_dir)):
+    if file_io.exists(best_checkpoint_path(output_dir)):
         found.append(os.path.basename(best_checkpoint_path(output_dir)))
     if found:
         shown = ", ".join(found[-3:]) + (f" and {len(found) - 3} more" if len(found) > 3 else "")
         raise OutputDirError(
             f"OUTPUT_DIR {output_dir} holds another run's checkpoints ({shown}) and TRAIN.AUTO_RESUME is False: "
             f"set TRAIN.AUTO_RESUME True to continue that run, or choose another OUTPUT_DIR (or delete "
-            f"{checkpoint_dir(output_dir)}) to start a new one")
+            f"{checkpoint_dir(output_dir)}) to start a new one"
+        )
 
 
 def claim_output_dir(output_dir: str, resuming: bool) -> Optional[RunLock]:
@@ -135,16 +143,17 @@ def claim_output_dir(output_dir: str, resuming: bool) -> Optional[RunLock]:
     lock, error = None, None
     if dist_utils.is_main_process():
         try:
-            if io.is_local(output_dir):
-                lock = acquire(io.join(output_dir))
+            if file_io.is_local(output_dir):
+                lock = acquire(file_io.join(output_dir))
             if not resuming:
                 refuse_other_runs_checkpoints(output_dir)
         except Rs3dError as e:
             if lock is not None:
                 lock.release()
             lock, error = None, e
-    outcome = dist_utils.all_gather_object(None if error is None else (isinstance(error, OutputWriteError),
-                                                                       str(error)))[0]
+    outcome = dist_utils.all_gather_object(
+        None if error is None else (isinstance(error, OutputWriteError), str(error))
+    )[0]
     if error is not None:
         raise error
     if outcome is not None:
@@ -156,7 +165,7 @@ def announce(lock: Optional[RunLock], output_dir: str) -> None:
     """Log what claiming the folder did (after logging is set up, so it reaches log.txt)."""
     if not dist_utils.is_main_process():
         return
-    if lock is None and not io.is_local(output_dir):
+    if lock is None and not file_io.is_local(output_dir):
         logger.info(f"{output_dir} is an object store: no lock keeps a second run out of it")
     elif lock is not None and lock.previous:
         gone = writer_alive(lock.previous.get("host"), int(lock.previous.get("pid", 0) or 0)) is False

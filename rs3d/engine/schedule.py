@@ -14,6 +14,7 @@ Because the warm-up climbs to the cosine's value where the warm-up ends, a warm-
 run never gets off the ground (every step's rate would be 0). :func:`resolve_warmup` shortens such a
 warm-up to a tenth of the run and says so, and :attr:`Schedule.peak_lr` is the rate actually reached.
 """
+
 from __future__ import annotations
 
 import math
@@ -35,8 +36,9 @@ def cosine_lr(it: int, base_lr: float, total_iters: int, end_lr: float = 0.0) ->
     return end_lr + (base_lr - end_lr) * 0.5 * (1.0 + math.cos(math.pi * t))
 
 
-def lr_at(it: int, base_lr: float, total_iters: int, warmup_iters: int = 0,
-          warmup_start_lr: float = 0.0, end_lr: float = 0.0) -> float:
+def lr_at(
+    it: int, base_lr: float, total_iters: int, warmup_iters: int = 0, warmup_start_lr: float = 0.0, end_lr: float = 0.0
+) -> float:
     """Learning rate of optimizer step ``it`` (0-based) of ``total_iters``.
 
     ``lr_at(0) == warmup_start_lr`` when there is a warm-up, ``lr_at(total_iters) == end_lr``.
@@ -47,8 +49,9 @@ def lr_at(it: int, base_lr: float, total_iters: int, warmup_iters: int = 0,
     return cosine_lr(it, base_lr, total_iters, end_lr)
 
 
-def run_steps(max_epoch: int, steps_per_epoch: int, run_length: str = "epochs",
-              num_examples: int = 0, batch_size: int = 1) -> int:
+def run_steps(
+    max_epoch: int, steps_per_epoch: int, run_length: str = "epochs", num_examples: int = 0, batch_size: int = 1
+) -> int:
     """Optimizer steps of the whole run (see the module docstring for ``run_length``)."""
     if run_length == "epochs":
         return max_epoch * steps_per_epoch
@@ -66,22 +69,27 @@ def resolve_warmup(warmup_iters: int, total_iters: int) -> Tuple[int, Optional[s
     """
     if warmup_iters >= total_iters > 0:
         short = int(total_iters * SHORTENED_WARMUP)
-        return short, (f"SOLVER.WARMUP_EPOCHS gives a warm-up of {warmup_iters} steps, not shorter than the "
-                       f"run ({total_iters} steps): the rate would stay 0 throughout; warm-up shortened to "
-                       f"{short} steps ({SHORTENED_WARMUP:.0%} of the run)")
+        return short, (
+            f"SOLVER.WARMUP_EPOCHS gives a warm-up of {warmup_iters} steps, not shorter than the "
+            f"run ({total_iters} steps): the rate would stay 0 throughout; warm-up shortened to "
+            f"{short} steps ({SHORTENED_WARMUP:.0%} of the run)"
+        )
     if 2 * warmup_iters > total_iters:
         peak = 0.5 * (1.0 + math.cos(math.pi * warmup_iters / total_iters))
-        return warmup_iters, (f"SOLVER.WARMUP_EPOCHS gives a warm-up of {warmup_iters} of the run's {total_iters} "
-                              f"steps: the rate peaks at {peak:.0%} of the scaled BASE_LR (the cosine's value "
-                              "where the warm-up ends)")
+        return warmup_iters, (
+            f"SOLVER.WARMUP_EPOCHS gives a warm-up of {warmup_iters} of the run's {total_iters} "
+            f"steps: the rate peaks at {peak:.0%} of the scaled BASE_LR (the cosine's value "
+            "where the warm-up ends)"
+        )
     return warmup_iters, None
 
 
 @dataclass(frozen=True)
 class Schedule:
     """The run's learning-rate curve, resolved once: ``schedule(it)`` is the rate of step ``it``."""
-    base_lr: float          # peak rate, after linear scaling
-    total_iters: int        # optimizer steps of the whole run
+
+    base_lr: float  # peak rate, after linear scaling
+    total_iters: int  # optimizer steps of the whole run
     warmup_iters: int
     steps_per_epoch: int
     warmup_start_lr: float = 0.0
@@ -107,5 +115,9 @@ class Schedule:
 
     def summary(self) -> dict:
         """What a checkpoint records about the schedule (for readers; a resume recomputes it)."""
-        return {"base_lr": self.base_lr, "total_iters": self.total_iters,
-                "warmup_iters": self.warmup_iters, "steps_per_epoch": self.steps_per_epoch}
+        return {
+            "base_lr": self.base_lr,
+            "total_iters": self.total_iters,
+            "warmup_iters": self.warmup_iters,
+            "steps_per_epoch": self.steps_per_epoch,
+        }

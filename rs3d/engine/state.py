@@ -6,6 +6,7 @@ containers go in: the file loads with ``torch.load(weights_only=True)``. The key
 rs3d checkpoints have always had (``model``, ``ema``, ``optimizer``, ``epoch``, ...), so older
 files still resume and evaluate.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -26,9 +27,10 @@ from rs3d.errors import ConfigError
 class Progress:
     """Where a run is. ``step_in_epoch == 0`` is an epoch end; otherwise the run stands
     ``step_in_epoch`` optimizer steps into epoch ``epoch`` (0-based)."""
-    epoch: int = 0          # epochs completed
+
+    epoch: int = 0  # epochs completed
     step_in_epoch: int = 0  # optimizer steps done in the epoch under way
-    iteration: int = 0      # optimizer steps since the start of the run
+    iteration: int = 0  # optimizer steps since the start of the run
 
     def describe(self) -> str:
         return f"epoch {self.epoch}" + (f" + {self.step_in_epoch} steps" if self.step_in_epoch else "")
@@ -39,11 +41,12 @@ class EpochSums:
     """Running sums of the epoch under way, up to ``Progress.step_in_epoch`` (all ranks added).
 
     Kept so that an epoch resumed in the middle reports the same totals as an uninterrupted one."""
+
     loss_sum: float = 0.0  # sum over clips of the training loss
-    correct: float = 0.0   # clips whose top-1 prediction was right
-    seen: float = 0.0      # clips
-    skipped: float = 0.0   # broken videos replaced by another sample
-    time_s: float = 0.0    # seconds spent on the epoch so far
+    correct: float = 0.0  # clips whose top-1 prediction was right
+    seen: float = 0.0  # clips
+    skipped: float = 0.0  # broken videos replaced by another sample
+    time_s: float = 0.0  # seconds spent on the epoch so far
 
     @classmethod
     def from_dict(cls, d: dict) -> "EpochSums":
@@ -58,6 +61,7 @@ class TrainState:
     ``model`` is the plain module (never the DDP or torch.compile wrapper), so the saved keys
     have no wrapper prefixes.
     """
+
     model: nn.Module
     optimizer: torch.optim.Optimizer
     scaler: torch.amp.GradScaler
@@ -82,11 +86,17 @@ class TrainState:
     def state_dict(self) -> dict:
         p = self.progress
         state = {
-            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "scaler": self.scaler.state_dict(), "epoch": p.epoch, "step_in_epoch": p.step_in_epoch,
-            "iteration": p.iteration, "rng": self.rng, "best_metric": self.best_metric,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "epoch": p.epoch,
+            "step_in_epoch": p.step_in_epoch,
+            "iteration": p.iteration,
+            "rng": self.rng,
+            "best_metric": self.best_metric,
             "best_metric_name": self.best_metric_name,
-            "world_size": self.world_size, **self.info,
+            "world_size": self.world_size,
+            **self.info,
         }
         if p.step_in_epoch:
             state["epoch_progress"] = dataclasses.asdict(self.sums)
@@ -109,11 +119,13 @@ class TrainState:
         self.optimizer.load_state_dict(ckpt["optimizer"])
         if "scaler" in ckpt:
             self.scaler.load_state_dict(ckpt["scaler"])
-        self.progress = Progress(epoch=int(ckpt["epoch"]), step_in_epoch=int(ckpt.get("step_in_epoch", 0)),
-                                 iteration=int(ckpt["iteration"]))
+        self.progress = Progress(
+            epoch=int(ckpt["epoch"]), step_in_epoch=int(ckpt.get("step_in_epoch", 0)), iteration=int(ckpt["iteration"])
+        )
         best = ckpt.get("best_metric", ckpt.get("best_top1"))
         self.best_metric = None if best is None or best < 0 else float(best)
         self.best_metric_name = ckpt.get("best_metric_name") if self.best_metric is not None else None
-        self.sums = EpochSums.from_dict(ckpt.get("epoch_progress") or {}) if self.progress.step_in_epoch \
-            else EpochSums()
+        self.sums = (
+            EpochSums.from_dict(ckpt.get("epoch_progress") or {}) if self.progress.step_in_epoch else EpochSums()
+        )
         self.rng = list(ckpt["rng"]) if isinstance(ckpt.get("rng"), list) else []

@@ -17,17 +17,19 @@ A stop signal (SIGUSR1/SIGUSR2/SIGTERM, ``rs3d.engine.preemption``) ends the run
 under way with such a checkpoint and :class:`~rs3d.engine.preemption.Preempted` (exit status 75);
 after an epoch's last step the checkpoint is taken before validation, which the resumed run does.
 A remote ``OUTPUT_DIR`` (``s3://...``) gets its checkpoints directly and its logs through a local
-mirror uploaded at every checkpoint (``rs3d.io.OutputMirror``).
+mirror uploaded at every checkpoint (``rs3d.file_io.OutputMirror``).
 """
+
 from __future__ import annotations
 
 import contextlib
 import os
 from typing import Optional
 
+import torch
 from torch import nn
 
-from rs3d import io
+from rs3d import file_io
 from rs3d.checkpoint import checkpoint_dir, latest_good_checkpoint, list_checkpoints, remove_stale_temporaries
 from rs3d.config import save_config
 from rs3d.data import set_epoch
@@ -47,6 +49,7 @@ from rs3d.engine.logs import (
     setup_logging,
 )
 from rs3d.engine.meter import EpochMeter, sums_before
+from rs3d.engine.mixup import batch_rng
 from rs3d.engine.precision import autocast
 from rs3d.engine.preemption import Preempted, StopFlag
 from rs3d.engine.rng import set_rng_state
@@ -75,7 +78,7 @@ def _train(cfg, dist: dist_utils.DistInfo, stop: StopFlag) -> dict:
     out = cfg.OUTPUT_DIR
     lock = claim_output_dir(out, resuming=cfg.TRAIN.AUTO_RESUME)  # before anything is written there
     try:
-        mirror = io.OutputMirror(out)  # where the logs are written: OUTPUT_DIR itself when local
+        mirror = file_io.OutputMirror(out)  # where the logs are written: OUTPUT_DIR itself when local
         try:
             if dist.is_main:
                 mirror.pull(("log.txt", "json_stats.log"))
@@ -101,7 +104,7 @@ def _train(cfg, dist: dist_utils.DistInfo, stop: StopFlag) -> dict:
             lock.release()
 
 
-def _run(cfg, dist: dist_utils.DistInfo, stop: StopFlag, mirror: io.OutputMirror) -> dict:
+def _run(cfg, dist: dist_utils.DistInfo, stop: StopFlag, mirror: file_io.OutputMirror) -> dict:
     out = cfg.OUTPUT_DIR
     if dist.is_main:
         save_config(cfg, out)
@@ -113,17 +116,24 @@ def _run(cfg, dist: dist_utils.DistInfo, stop: StopFlag, mirror: io.OutputMirror
     resume_path, ckpt = latest_good_checkpoint(out) if cfg.TRAIN.AUTO_RESUME else (None, None)
     if ckpt is None and cfg.TRAIN.AUTO_RESUME and list_checkpoints(out):
         # Starting afresh among them would number and prune this run's files among files it did not write.
-        raise OutputDirError(f"none of the checkpoints in {checkpoint_dir(out)} loads (each is named above); "
-                             "move them away or choose another OUTPUT_DIR to start a new run")
+        raise OutputDirError(
+            f"none of the checkpoints in {checkpoint_dir(out)} loads (each is named above); "
+            "move them away or choose another OUTPUT_DIR to start a new run"
+        )
     parts = build_training(cfg, dist, init_weights=ckpt is None)
     if ckpt is not None:
         resume(parts, resume_path, ckpt)
         del ckpt
     state = parts.state
-    checkpointer = Checkpointer(out, cfg.TRAIN.CHECKPOINT_KEEP, cfg.TRAIN.CHECKPOINT_PERIOD_ITERS,
-                                on_saved=mirror.push if mirror.is_remote else None)
-    stats = StatsWriter(mirror.local, enabled=dist.is_main, tensorboard=cfg.TENSORBOARD.ENABLE,
-                        purge_step=state.progress.iteration + 1)  # also a restart from scratch: hide old runs
+    checkpointer = Checkpointer(
+        out,
+        cfg.TRAIN.CHECKPOINT_KEEP,
+        cfg.TRAIN.CHECKPOINT_PERIOD_ITERS,
+        on_saved=mirror.push if mirror.is_remote else None,
+    )
+    stats = StatsWriter(
+        mirror.local, enabled=dist.is_main, tensorboard=cfg.TENSORBOARD.ENABLE, purge_step=state.progress.iteration + 1
+    )  # also a restart from scratch: hide old runs
     if dist.is_main:  # the training set's fingerprint and counts: json_stats.log and every checkpoint
         state.info[CHECKPOINT_KEY] = training_set_entry(cfg, stats)
 
@@ -154,7 +164,7 @@ def _run(cfg, dist: dist_utils.DistInfo, stop: StopFlag, mirror: io.OutputMirror
     if dist.is_main and os.path.exists(stats.path):
         png = plot_training_curves(stats.path, os.path.join(mirror.local, "training_curves.png"))
         mirror.push()
-        logger.info(f"curves: {io.join(out, os.path.basename(png))}")
+        logger.info(f"curves: {file_io.join(out, os.path.basename(png))}")
     return epoch_stats
 
 
@@ -165,13 +175,17 @@ def resume(parts: TrainParts, path: str, ckpt: dict) -> None:
         # Per-rank RNG states and positions in per-rank data shards: only the same world size fits.
         rng = ckpt.get("rng")
         if ckpt.get("world_size") != world or not isinstance(rng, list) or len(rng) != world:
-            raise ConfigError(f"{path} is a mid-epoch checkpoint of {ckpt.get('world_size')} "
-                              f"processes; resume it with the same number, not {world}")
+            raise ConfigError(
+                f"{path} is a mid-epoch checkpoint of {ckpt.get('world_size')} "
+                f"processes; resume it with the same number, not {world}"
+            )
     parts.state.load_state_dict(ckpt)
     logger.info(f"resumed from {path} ({parts.state.progress.describe()}, iter {parts.state.progress.iteration})")
     if step > parts.steps_per_epoch:  # == : every step done, validation not yet (a stop signal)
-        raise ConfigError(f"{path} is {step} steps into an epoch, but an epoch now has "
-                          f"{parts.steps_per_epoch} steps (the data or TRAIN.BATCH_SIZE changed)")
+        raise ConfigError(
+            f"{path} is {step} steps into an epoch, but an epoch now has "
+            f"{parts.steps_per_epoch} steps (the data or TRAIN.BATCH_SIZE changed)"
+        )
 
 
 def start_epoch(parts: TrainParts, epoch: int) -> int:
@@ -193,16 +207,18 @@ def start_epoch(parts: TrainParts, epoch: int) -> int:
 def _mixed(parts: TrainParts, x: torch.Tensor, y: torch.Tensor, epoch: int, micro: int) -> torch.Tensor:
     """MixUp/CutMix ``x`` in place (rs3d.engine.mixup); the soft targets. The draw is a function of
     (RNG_SEED, epoch, step, micro-batch, rank); train top-1 stays against the clips' own labels."""
-    from rs3d.engine.mixup import batch_rng
-
-    rng = batch_rng(parts.seed, epoch, parts.state.progress.iteration, micro % parts.step.accum,
-                    parts.dist.rank)
+    rng = batch_rng(parts.seed, epoch, parts.state.progress.iteration, micro % parts.step.accum, parts.dist.rank)
     return parts.mix(x, y, rng)[1]
 
 
-def train_one_epoch(parts: TrainParts, epoch: int, stats: Optional[StatsWriter] = None,
-                    checkpointer: Optional[Checkpointer] = None,
-                    until_step: Optional[int] = None, stop: Optional[StopFlag] = None) -> dict:
+def train_one_epoch(
+    parts: TrainParts,
+    epoch: int,
+    stats: Optional[StatsWriter] = None,
+    checkpointer: Optional[Checkpointer] = None,
+    until_step: Optional[int] = None,
+    stop: Optional[StopFlag] = None,
+) -> dict:
     """Train ``epoch`` (0-based) from where ``parts.state`` stands to its end; returns its stats.
 
     One optimizer step = ``accum`` micro-batches (gradients all-reduced on the last one only).
@@ -266,14 +282,22 @@ def train_one_epoch(parts: TrainParts, epoch: int, stats: Optional[StatsWriter] 
         state.progress, state.sums = Progress(epoch + 1, 0, state.progress.iteration), EpochSums()
     n = max(totals.seen, 1)
     epoch_stats = {
-        "_type": "train_epoch", "epoch": epoch + 1, "iteration": state.progress.iteration,
-        "loss": totals.loss_sum / n, "top1": 100.0 * totals.correct / n, "lr": lr,
-        "skipped_videos": int(totals.skipped), "clips_per_s": totals.seen / max(totals.time_s, 1e-9),
-        "time_s": totals.time_s, "mem_mb": memory_mb(sc.device),
+        "_type": "train_epoch",
+        "epoch": epoch + 1,
+        "iteration": state.progress.iteration,
+        "loss": totals.loss_sum / n,
+        "top1": 100.0 * totals.correct / n,
+        "lr": lr,
+        "skipped_videos": int(totals.skipped),
+        "clips_per_s": totals.seen / max(totals.time_s, 1e-9),
+        "time_s": totals.time_s,
+        "mem_mb": memory_mb(sc.device),
     }
-    logger.info(f"epoch {epoch + 1} done: loss {epoch_stats['loss']:.4f} train top-1 "
-                f"{epoch_stats['top1']:.2f}% broken videos replaced {epoch_stats['skipped_videos']} "
-                f"time {epoch_stats['time_s']:.1f}s")
+    logger.info(
+        f"epoch {epoch + 1} done: loss {epoch_stats['loss']:.4f} train top-1 "
+        f"{epoch_stats['top1']:.2f}% broken videos replaced {epoch_stats['skipped_videos']} "
+        f"time {epoch_stats['time_s']:.1f}s"
+    )
     if stats is not None:
         stats.write(epoch_stats, "train_epoch", state.progress.iteration)
     return epoch_stats
@@ -301,8 +325,10 @@ def optimizer_step(state: TrainState, sc: StepConfig) -> None:
 
 
 def _log_step(parts: TrainParts, rec: dict, stats: Optional[StatsWriter]) -> None:
-    logger.info(f"epoch {rec['epoch']}/{parts.max_epoch} iter {rec['iter']}/{parts.steps_per_epoch} "
-                f"loss {rec['loss']:.4f} lr {rec['lr']:.5g} clips/s {rec['clips_per_s']:.1f} "
-                f"data {rec['data_time_s']:.3f}s/step eta {format_eta(rec['eta_s'])} mem {rec['mem_mb']:.0f}MB")
+    logger.info(
+        f"epoch {rec['epoch']}/{parts.max_epoch} iter {rec['iter']}/{parts.steps_per_epoch} "
+        f"loss {rec['loss']:.4f} lr {rec['lr']:.5g} clips/s {rec['clips_per_s']:.1f} "
+        f"data {rec['data_time_s']:.3f}s/step eta {format_eta(rec['eta_s'])} mem {rec['mem_mb']:.0f}MB"
+    )
     if stats is not None:
         stats.write(rec, "train", rec["iteration"])

@@ -1,5 +1,6 @@
 """Validation during training: one centre clip per video, top-1/top-5 (single-label data) or mAP
 (``DATA.MULTI_LABEL``) over every rank's shard, and the best-so-far bookkeeping."""
+
 from __future__ import annotations
 
 import math
@@ -31,8 +32,9 @@ def _scored_batches(model: nn.Module, loader, sc: StepConfig, stop: Optional[Sto
 
 
 @torch.no_grad()
-def validate(model: nn.Module, loader, sc: StepConfig, epoch: int, iteration: int,
-             stop: Optional[StopFlag] = None) -> dict:
+def validate(
+    model: nn.Module, loader, sc: StepConfig, epoch: int, iteration: int, stop: Optional[StopFlag] = None
+) -> dict:
     """Cheap validation (one centre clip, centre crop) over every rank's shard; top-1/top-5 in %."""
     if sc.multi_label:  # mAP over all ranks' clips
         return validate_multilabel(model, loader, sc, epoch, iteration, stop)
@@ -51,13 +53,22 @@ def validate(model: nn.Module, loader, sc: StepConfig, epoch: int, iteration: in
     dist_utils.all_reduce_sum(totals)
     loss, c1, c5, n, skipped = totals.tolist()
     n = max(n, 1)
-    return {"_type": "val_epoch", "epoch": epoch + 1, "iteration": iteration, "loss": loss / n,
-            "top1": 100.0 * c1 / n, "top5": 100.0 * c5 / n, "num_clips": int(n),
-            "skipped_videos": int(skipped), "time_s": time.perf_counter() - t0}
+    return {
+        "_type": "val_epoch",
+        "epoch": epoch + 1,
+        "iteration": iteration,
+        "loss": loss / n,
+        "top1": 100.0 * c1 / n,
+        "top5": 100.0 * c5 / n,
+        "num_clips": int(n),
+        "skipped_videos": int(skipped),
+        "time_s": time.perf_counter() - t0,
+    }
 
 
-def validate_and_log(parts: TrainParts, epoch: int, stats: Optional[StatsWriter] = None,
-                     stop: Optional[StopFlag] = None) -> bool:
+def validate_and_log(
+    parts: TrainParts, epoch: int, stats: Optional[StatsWriter] = None, stop: Optional[StopFlag] = None
+) -> bool:
     """Validate the EMA model (the one the recipe evaluates, BN statistics included; the model
     itself without EMA), log and record it; returns whether it is the best so far.
 
@@ -72,14 +83,17 @@ def validate_and_log(parts: TrainParts, epoch: int, stats: Optional[StatsWriter]
         raise NonFiniteLossError(
             f"non-finite validation loss ({val['loss']}) after epoch {epoch + 1}: the "
             f"{'EMA ' if state.ema is not None else ''}model diverged; epoch {epoch + 1} not saved, any earlier "
-            "checkpoints kept (lower SOLVER.BASE_LR, set TRAIN.CLIP_GRAD_NORM, or use float32)")
+            "checkpoints kept (lower SOLVER.BASE_LR, set TRAIN.CLIP_GRAD_NORM, or use float32)"
+        )
     is_best = state.best_metric is None or val[key] > state.best_metric
     if is_best:
         state.best_metric, state.best_metric_name = val[key], key
     shown = f"mAP {val['mAP']:.2f}% " if "mAP" in val else ""
-    logger.info(f"val (epoch {epoch + 1}, {'EMA' if state.ema is not None else 'model'}): {shown}"
-                f"top-1 {val['top1']:.2f}% top-5 {val['top5']:.2f}% "
-                f"loss {val['loss']:.4f} on {val['num_clips']} clips (best {key} {state.best_metric:.2f}%)")
+    logger.info(
+        f"val (epoch {epoch + 1}, {'EMA' if state.ema is not None else 'model'}): {shown}"
+        f"top-1 {val['top1']:.2f}% top-5 {val['top5']:.2f}% "
+        f"loss {val['loss']:.4f} on {val['num_clips']} clips (best {key} {state.best_metric:.2f}%)"
+    )
     if stats is not None:
         stats.write(val, "val", state.progress.iteration)
     return is_best
@@ -116,8 +130,16 @@ def validate_multilabel(model, loader, sc, epoch: int, iteration: int, stop=None
     n = all_scores.shape[0]
     top5 = topk_indices(all_scores, 5)
     hit5 = all_targets.gather(1, top5).any(dim=1).double().sum().item()
-    return {"_type": "val_epoch", "epoch": epoch + 1, "iteration": iteration,
-            "loss": sum(g[1] for g in gathered) / n, "mAP": m["mAP"], "top1": m["top1"],
-            "top5": 100.0 * hit5 / n, "classes_with_positives": m["classes_with_positives"],
-            "num_clips": int(n), "skipped_videos": int(sum(g[2] for g in gathered)),
-            "time_s": time.perf_counter() - t0}
+    return {
+        "_type": "val_epoch",
+        "epoch": epoch + 1,
+        "iteration": iteration,
+        "loss": sum(g[1] for g in gathered) / n,
+        "mAP": m["mAP"],
+        "top1": m["top1"],
+        "top5": 100.0 * hit5 / n,
+        "classes_with_positives": m["classes_with_positives"],
+        "num_clips": int(n),
+        "skipped_videos": int(sum(g[2] for g in gathered)),
+        "time_s": time.perf_counter() - t0,
+    }

@@ -10,6 +10,7 @@
 Above :mod:`rs3d.inference` (it scores videos with ``rs3d.inference.views`` on the model
 ``rs3d.inference.model.load_model`` gives).
 """
+
 from .multiview import run_test
 
 __all__ = ["run_test"]

@@ -7,6 +7,7 @@ classes every bar is named, beyond that the classes are sorted and the worst one
 Input: the confusion matrix the test computes, or a run's ``test_predictions.csv`` read back.
 Only NumPy and matplotlib (Agg canvas, headless, the caller's pyplot backend untouched).
 """
+
 from __future__ import annotations
 
 import csv
@@ -16,7 +17,7 @@ import numpy as np
 
 from ..errors import DataError
 
-NAMED_BARS = 60   # up to this many classes, every bar carries its name
+NAMED_BARS = 60  # up to this many classes, every bar carries its name
 WORST_NAMED = 10  # beyond it, the worst classes are named
 
 
@@ -28,8 +29,9 @@ def per_class_accuracy(conf) -> np.ndarray:
         return np.where(rows > 0, 100.0 * np.diag(conf) / rows, np.nan)
 
 
-def confusion_from_predictions(path: str, num_classes: Optional[int] = None
-                               ) -> Tuple[np.ndarray, Optional[List[str]], int]:
+def confusion_from_predictions(
+    path: str, num_classes: Optional[int] = None
+) -> Tuple[np.ndarray, Optional[List[str]], int]:
     """(confusion matrix [K, K], class names or None, failed videos) of a ``test_predictions.csv``.
 
     Rows with an ``error`` are the videos that failed and are counted, not scored. ``K`` is
@@ -52,8 +54,9 @@ def confusion_from_predictions(path: str, num_classes: Optional[int] = None
         try:
             pairs.append((int(r["label"]), int(r["pred_1"])))
         except ValueError:
-            raise DataError(f"{path}:{i}: label {r['label']!r} / pred_1 {r['pred_1']!r} "
-                            "are not class indices") from None
+            raise DataError(
+                f"{path}:{i}: label {r['label']!r} / pred_1 {r['pred_1']!r} are not class indices"
+            ) from None
         for idx, name in ((r["label"], r.get("label_name", "")), (r["pred_1"], r.get("name_1", ""))):
             if name:
                 names[int(idx)] = name
@@ -67,8 +70,9 @@ def confusion_from_predictions(path: str, num_classes: Optional[int] = None
     return conf, (full if all(full) else None), failed
 
 
-def plot_confusion_and_accuracy(conf, path: str, class_names: Optional[Sequence[str]] = None,
-                                num_failed: int = 0) -> None:
+def plot_confusion_and_accuracy(
+    conf, path: str, class_names: Optional[Sequence[str]] = None, num_failed: int = 0
+) -> None:
     """Write the PNG described in the module docstring to ``path``."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -104,8 +108,15 @@ def plot_confusion_and_accuracy(conf, path: str, class_names: Optional[Sequence[
         for i in range(k):
             for j in range(k):
                 if conf[i, j]:
-                    ax.text(j, i, int(conf[i, j]), ha="center", va="center", fontsize=font,
-                            color="white" if norm[i, j] > 0.5 else "black")
+                    ax.text(
+                        j,
+                        i,
+                        int(conf[i, j]),
+                        ha="center",
+                        va="center",
+                        fontsize=font,
+                        color="white" if norm[i, j] > 0.5 else "black",
+                    )
     ax.set_title("confusion matrix", fontsize=big)
 
     ax = fig.add_subplot(grid[0, 1])
@@ -120,8 +131,17 @@ def plot_confusion_and_accuracy(conf, path: str, class_names: Optional[Sequence[
     else:
         ax.set_yticks([])
         worst = ", ".join(f"{labels[i]} {acc[i]:.0f}%" for i in idx[:WORST_NAMED])
-        ax.text(0.98, 0.02, f"worst: {worst}", transform=ax.transAxes, ha="right", va="bottom",
-                fontsize=big * 0.8, wrap=True, bbox=dict(facecolor="white", alpha=0.8, linewidth=0))
+        ax.text(
+            0.98,
+            0.02,
+            f"worst: {worst}",
+            transform=ax.transAxes,
+            ha="right",
+            va="bottom",
+            fontsize=big * 0.8,
+            wrap=True,
+            bbox=dict(facecolor="white", alpha=0.8, linewidth=0),
+        )
     if present.any():
         ax.axvline(mean_acc, color="tab:red", linestyle="--", label=f"mean class accuracy {mean_acc:.1f}%")
         ax.legend(loc="lower right" if k <= NAMED_BARS else "upper right", fontsize=big * 0.8)
@@ -130,7 +150,8 @@ def plot_confusion_and_accuracy(conf, path: str, class_names: Optional[Sequence[
     ax.set_title(f"per-class accuracy ({int(present.sum())} classes with videos)", fontsize=big)
 
     failed = f", {num_failed} failed to decode" if num_failed else ""
-    fig.suptitle(f"{total} decoded videos{failed}: top-1 {top1:.2f}%, mean class accuracy {mean_acc:.2f}%",
-                 fontsize=big * 1.1)
+    fig.suptitle(
+        f"{total} decoded videos{failed}: top-1 {top1:.2f}%, mean class accuracy {mean_acc:.2f}%", fontsize=big * 1.1
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=100, bbox_inches="tight")

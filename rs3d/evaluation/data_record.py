@@ -1,6 +1,7 @@
 """What a test records about its data (``DATA.MANIFEST``, ``TEST.SUBSET_MANIFEST``): the test
 split's fingerprint and counts into test_metrics.json (``data_manifest``), a leakage check against
 the training set the checkpoint records, and the subset of videos a test may be limited to."""
+
 from __future__ import annotations
 
 import logging
@@ -9,7 +10,7 @@ from typing import Optional
 
 import torch
 
-from .. import io
+from .. import file_io
 from ..checkpoint import load_checkpoint
 from ..data.loader import build_dataset, multiview_dataset
 from ..engine.data_manifest import CHECKPOINT_KEY, split_provenance
@@ -23,7 +24,7 @@ def checkpoint_entry(path: str) -> Optional[dict]:
     """The ``data_manifest`` entry of a checkpoint, or None (another format, an older file).
     A local file is memory-mapped, so only the entry is read, not the weights."""
     try:
-        if io.is_local(path):
+        if file_io.is_local(path):
             ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
         else:
             ckpt = load_checkpoint(path)
@@ -43,10 +44,17 @@ def limited_test_dataset(cfg):
     keys = subset_keys(cfg.TEST.SUBSET_MANIFEST, cfg.TEST.SPLIT)
     kept = [r for r, keep in zip(records, in_subset([r.path for r in records], keys)) if keep]
     if not kept:
-        raise EvaluationError(f"TEST.SUBSET_MANIFEST {cfg.TEST.SUBSET_MANIFEST}: none of the {len(records)} videos "
-                              f"of {cfg.TEST.SPLIT}.csv is in it")
-    logger.info("TEST.SUBSET_MANIFEST %s: evaluating %d of the %d test videos (the manifest lists %d)",
-                cfg.TEST.SUBSET_MANIFEST, len(kept), len(records), len(keys))
+        raise EvaluationError(
+            f"TEST.SUBSET_MANIFEST {cfg.TEST.SUBSET_MANIFEST}: none of the {len(records)} videos "
+            f"of {cfg.TEST.SPLIT}.csv is in it"
+        )
+    logger.info(
+        "TEST.SUBSET_MANIFEST %s: evaluating %d of the %d test videos (the manifest lists %d)",
+        cfg.TEST.SUBSET_MANIFEST,
+        len(kept),
+        len(records),
+        len(keys),
+    )
     return multiview_dataset(cfg, kept)
 
 
@@ -57,13 +65,18 @@ def record_test_set(cfg, ckpt_path: str) -> dict:
     prov = split_provenance(cfg, cfg.TEST.SPLIT)
     rec = prov.record()
     if cfg.TEST.SUBSET_MANIFEST:
-        rec["subset"] = prov.subset_record(subset_keys(cfg.TEST.SUBSET_MANIFEST, cfg.TEST.SPLIT),
-                                           os.path.abspath(cfg.TEST.SUBSET_MANIFEST))
+        rec["subset"] = prov.subset_record(
+            subset_keys(cfg.TEST.SUBSET_MANIFEST, cfg.TEST.SPLIT), os.path.abspath(cfg.TEST.SUBSET_MANIFEST)
+        )
     rec["leakage"] = leakage(checkpoint_entry(ckpt_path), prov)
     return rec
 
 
 def with_counts(record: dict, metrics: dict) -> dict:
     """``record`` with the videos the test evaluated, decoded and could not decode."""
-    return {**record, "evaluated": metrics["num_videos"], "decoded": metrics["num_evaluated"],
-            "failed": metrics["num_failed"]}
+    return {
+        **record,
+        "evaluated": metrics["num_videos"],
+        "decoded": metrics["num_evaluated"],
+        "failed": metrics["num_failed"],
+    }

@@ -17,6 +17,7 @@ same metrics. A video that cannot be decoded is a record with an ``error``, neve
 A model whose scores are NaN/inf (diverged or damaged weights) is refused: ``NonFiniteOutputError``,
 nothing written.
 """
+
 from __future__ import annotations
 
 import logging
@@ -25,7 +26,7 @@ import time
 
 import torch
 
-from .. import io
+from .. import file_io
 from ..data import build_loader
 from ..engine import distributed as du
 from ..inference.model import load_model
@@ -53,19 +54,41 @@ def run_test(cfg) -> dict:
         loaded = load_model(cfg, info.device)
         ckpt_path, weights = loaded.checkpoint, loaded.weights
         data_record = record_test_set(cfg, ckpt_path) if info.is_main else None  # fingerprint, leakage
-        loader = build_loader(cfg, cfg.TEST.SPLIT, "test", batch_size=1, rank=info.rank, world_size=info.world_size,
-                              dataset=limited_test_dataset(cfg))  # None: all; else TEST.SUBSET_MANIFEST's
+        loader = build_loader(
+            cfg,
+            cfg.TEST.SPLIT,
+            "test",
+            batch_size=1,
+            rank=info.rank,
+            world_size=info.world_size,
+            dataset=limited_test_dataset(cfg),
+        )  # None: all; else TEST.SUBSET_MANIFEST's
         num_videos = len(loader.dataset)
         num_views = cfg.TEST.NUM_ENSEMBLE_VIEWS * cfg.TEST.NUM_SPATIAL_CROPS
         if info.is_main:
-            logger.info("testing %s (%s weights) on %d videos of %s.csv, %d views each, %d process(es)",
-                        ckpt_path, weights, num_videos, cfg.TEST.SPLIT, num_views, info.world_size)
+            logger.info(
+                "testing %s (%s weights) on %d videos of %s.csv, %d views each, %d process(es)",
+                ckpt_path,
+                weights,
+                num_videos,
+                cfg.TEST.SPLIT,
+                num_views,
+                info.world_size,
+            )
         t0 = time.perf_counter()
         records = run_inference(
-            loaded.model, loader, num_views=num_views, ensemble_method=cfg.TEST.ENSEMBLE_METHOD,
-            mean=cfg.DATA.MEAN, std=cfg.DATA.STD, chunk_size=cfg.TEST.BATCH_SIZE,
-            device=info.device, amp_dtype=loaded.amp_dtype, log_period=cfg.LOG_PERIOD,
-            multi_label=cfg.DATA.MULTI_LABEL)
+            loaded.model,
+            loader,
+            num_views=num_views,
+            ensemble_method=cfg.TEST.ENSEMBLE_METHOD,
+            mean=cfg.DATA.MEAN,
+            std=cfg.DATA.STD,
+            chunk_size=cfg.TEST.BATCH_SIZE,
+            device=info.device,
+            amp_dtype=loaded.amp_dtype,
+            log_period=cfg.LOG_PERIOD,
+            multi_label=cfg.DATA.MULTI_LABEL,
+        )
         gathered = du.all_gather_object(records)
         elapsed = time.perf_counter() - t0
         merged = merge_records(gathered, num_videos)
@@ -77,7 +100,7 @@ def run_test(cfg) -> dict:
             num_ensemble_views=cfg.TEST.NUM_ENSEMBLE_VIEWS,
             num_spatial_crops=cfg.TEST.NUM_SPATIAL_CROPS,
             ensemble_method=cfg.TEST.ENSEMBLE_METHOD,
-            checkpoint=os.path.abspath(ckpt_path) if io.is_local(ckpt_path) else ckpt_path,
+            checkpoint=os.path.abspath(ckpt_path) if file_io.is_local(ckpt_path) else ckpt_path,
             weights=weights,
             arch=cfg.MODEL.ARCH,
             split=cfg.TEST.SPLIT,

@@ -1,4 +1,5 @@
 """All ranks' per-video records merged (each video exactly once) and turned into the test's metrics."""
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -24,7 +25,8 @@ def merge_records(per_rank: Sequence[Sequence[dict]], num_videos: int) -> list[d
     if missing or extra:
         raise EvaluationError(
             f"test set has {num_videos} videos but {len(missing)} were never evaluated "
-            f"(e.g. indices {missing[:5]}) and {len(extra)} are unknown (e.g. {extra[:5]})")
+            f"(e.g. indices {missing[:5]}) and {len(extra)} are unknown (e.g. {extra[:5]})"
+        )
     return [by_index[i] for i in range(num_videos)]
 
 
@@ -44,8 +46,9 @@ def summarize(records: Sequence[dict], num_classes: int, multi_label: bool = Fal
         scores = torch.zeros(0, num_classes, dtype=torch.float64)
     if multi_label:
         failed = [r["label"] for r in records if r["error"]]
-        metrics = multilabel_metrics(scores, _multi_hot([r["label"] for r in ok], num_classes),
-                                     _multi_hot(failed, num_classes))
+        metrics = multilabel_metrics(
+            scores, _multi_hot([r["label"] for r in ok], num_classes), _multi_hot(failed, num_classes)
+        )
     else:
         labels = torch.tensor([r["label"] for r in ok], dtype=torch.long)
         metrics = compute_metrics(scores, labels, num_failed=len(records) - len(ok), num_classes=num_classes)

@@ -1,6 +1,7 @@
 """What a test run writes: the metrics JSON, the predictions CSV, and the confusion-matrix PNG
-(multi-label data: a per-class AP CSV instead). Atomic writes through ``rs3d.io``, so
+(multi-label data: a per-class AP CSV instead). Atomic writes through ``rs3d.file_io``, so
 ``OUTPUT_DIR`` may be an object store."""
+
 from __future__ import annotations
 
 import csv
@@ -13,7 +14,7 @@ from typing import Optional, Sequence
 
 import torch
 
-from .. import io as rs3d_io
+from .. import file_io
 from ..data import class_names_for
 from ..engine.metrics import topk_indices
 from .confusion import plot_confusion_and_accuracy
@@ -47,7 +48,7 @@ def write_predictions(path: str, records: Sequence[dict], class_names: Optional[
         else:
             row += ["", "", ""] * k
         w.writerow(row + [r["error"]])
-    rs3d_io.atomic_write_text(path, buf.getvalue())
+    file_io.atomic_write_text(path, buf.getvalue())
 
 
 def write_per_class_ap(path: str, metrics: dict, class_names: Optional[Sequence[str]]) -> None:
@@ -58,39 +59,56 @@ def write_per_class_ap(path: str, metrics: dict, class_names: Optional[Sequence[
     w.writerow(["class", "name", "positives", "ap"])
     for c, (ap, pos) in enumerate(zip(metrics["per_class_ap"], metrics["class_positives"])):
         w.writerow([c, class_names[c] if class_names else "", pos, "" if ap is None else f"{ap:.4f}"])
-    rs3d_io.atomic_write_text(path, buf.getvalue())
+    file_io.atomic_write_text(path, buf.getvalue())
 
 
-def write_confusion_png(conf: torch.Tensor, path: str, class_names: Optional[Sequence[str]],
-                        num_failed: int) -> None:
+def write_confusion_png(conf: torch.Tensor, path: str, class_names: Optional[Sequence[str]], num_failed: int) -> None:
     """The confusion matrix PNG at ``path``; matplotlib writes local files, so a remote ``path``
     is plotted into a temporary folder and uploaded."""
-    if rs3d_io.is_local(path):
+    if file_io.is_local(path):
         plot_confusion_and_accuracy(conf, path, class_names, num_failed)
         return
     with tempfile.TemporaryDirectory() as tmp:
         plot_confusion_and_accuracy(conf, os.path.join(tmp, "cm.png"), class_names, num_failed)
-        rs3d_io.upload(os.path.join(tmp, "cm.png"), path)
+        file_io.upload(os.path.join(tmp, "cm.png"), path)
 
 
-def write_outputs(cfg, metrics: dict, records: Sequence[dict], conf: Optional[torch.Tensor],
-                  class_names: Optional[Sequence[str]] = None) -> None:
+def write_outputs(
+    cfg,
+    metrics: dict,
+    records: Sequence[dict],
+    conf: Optional[torch.Tensor],
+    class_names: Optional[Sequence[str]] = None,
+) -> None:
     """Everything rank 0 writes into ``OUTPUT_DIR`` after a test, and the summary log line."""
     out = cfg.OUTPUT_DIR
-    rs3d_io.mkdirs(out)
-    names = class_names if class_names is not None else class_names_for(cfg.DATA.PATH_TO_DATA_DIR,
-                                                                           cfg.MODEL.NUM_CLASSES)
+    file_io.mkdirs(out)
+    names = (
+        class_names if class_names is not None else class_names_for(cfg.DATA.PATH_TO_DATA_DIR, cfg.MODEL.NUM_CLASSES)
+    )
     metrics_path = os.path.join(out, "test_metrics.json")
-    rs3d_io.atomic_write_text(metrics_path, json.dumps(metrics, indent=2) + "\n")
+    file_io.atomic_write_text(metrics_path, json.dumps(metrics, indent=2) + "\n")
     write_predictions(os.path.join(out, "test_predictions.csv"), records, names)
     if conf is None:
         write_per_class_ap(os.path.join(out, "test_per_class_ap.csv"), metrics, names)
-        logger.info("mAP %.2f%% over %d classes with positives (%d without), top-1 %.2f%%  (%d videos, "
-                    "%d failed) -> %s", metrics["mAP"], metrics["classes_with_positives"],
-                    metrics["classes_without_positives"], metrics["top1"], metrics["num_videos"],
-                    metrics["num_failed"], metrics_path)
+        logger.info(
+            "mAP %.2f%% over %d classes with positives (%d without), top-1 %.2f%%  (%d videos, %d failed) -> %s",
+            metrics["mAP"],
+            metrics["classes_with_positives"],
+            metrics["classes_without_positives"],
+            metrics["top1"],
+            metrics["num_videos"],
+            metrics["num_failed"],
+            metrics_path,
+        )
         return
     write_confusion_png(conf, os.path.join(out, "test_confusion_matrix.png"), names, metrics["num_failed"])
-    logger.info("top-1 %.2f%%  top-5 %.2f%%  mean class %.2f%%  (%d videos, %d failed) -> %s",
-                metrics["top1"], metrics["top5"], metrics["mean_class_accuracy"],
-                metrics["num_videos"], metrics["num_failed"], metrics_path)
+    logger.info(
+        "top-1 %.2f%%  top-5 %.2f%%  mean class %.2f%%  (%d videos, %d failed) -> %s",
+        metrics["top1"],
+        metrics["top5"],
+        metrics["mean_class_accuracy"],
+        metrics["num_videos"],
+        metrics["num_failed"],
+        metrics_path,
+    )

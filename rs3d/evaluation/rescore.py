@@ -6,6 +6,7 @@ follow from those alone, with the test's conventions (:mod:`rs3d.engine.metrics`
 numbers a test limited to that subset (``TEST.SUBSET_MANIFEST``) reports. Multi-label
 predictions are refused: mAP needs every class's score, which the file does not keep.
 """
+
 from __future__ import annotations
 
 import csv
@@ -44,8 +45,10 @@ def rescore_predictions(path: str, keep: Optional[Callable[[str], bool]] = None)
             if keep is not None and not keep(row["path"]):
                 continue
             if "," in row["label"] or row["label"] == "-":
-                raise DataError(f"{where}: multi-label predictions keep only the top {TOP_K} classes; mAP "
-                                "cannot be recomputed from them (run rs3d-test with TEST.SUBSET_MANIFEST)")
+                raise DataError(
+                    f"{where}: multi-label predictions keep only the top {TOP_K} classes; mAP "
+                    "cannot be recomputed from them (run rs3d-test with TEST.SUBSET_MANIFEST)"
+                )
             if row["error"]:
                 failed += 1
                 continue
@@ -58,7 +61,10 @@ def rescore_predictions(path: str, keep: Optional[Callable[[str], bool]] = None)
     correct1 = sum(int(p == y) for p, y in zip(preds, labels))
     correct5 = sum(int(c) for c in top5)
     num_classes = max(labels + preds, default=-1) + 1
-    conf = confusion_matrix(torch.tensor(preds, dtype=torch.long), torch.tensor(labels, dtype=torch.long),
-                            num_classes) if n else torch.zeros(0, 0, dtype=torch.long)
+    conf = (
+        confusion_matrix(torch.tensor(preds, dtype=torch.long), torch.tensor(labels, dtype=torch.long), num_classes)
+        if n
+        else torch.zeros(0, 0, dtype=torch.long)
+    )
     report = accuracy_report(correct1, correct5, n, failed, mean_class_accuracy(conf) if n else 0.0)
     return {**report, "rows_in_file": considered}

@@ -24,6 +24,7 @@ Output folder::
     shards/clips_00000.npy             float32 [n, clips, crops, C]          (with per_clip)
     shards/shard_00000.json            the shard's videos: index, path, label, row, error
 """
+
 from __future__ import annotations
 
 import csv
@@ -44,7 +45,7 @@ from rs3d.engine import distributed as du
 from rs3d.engine.metrics import aggregate_views
 
 from ..errors import ConfigError, DataError
-from ..io import atomic_write, atomic_write_text
+from ..file_io import atomic_write, atomic_write_text
 from .layers import DEFAULT_LAYER, LayerTap, pool
 from .model import load_model
 from .views import map_views
@@ -57,9 +58,21 @@ FORMATS = ("npy", "sharded")
 INFO_FILE = "extract_info.json"
 INDEX_FILE = "index.csv"
 # Settings that change what a file holds: a resumed run must agree on all of them.
-_SETTINGS_THAT_MUST_MATCH = ("layer", "per_clip", "format", "shard_size", "num_clips", "num_crops",
-                             "num_frames", "sampling_rate", "crop_size", "checkpoint", "weights",
-                             "arch", "videos")
+_SETTINGS_THAT_MUST_MATCH = (
+    "layer",
+    "per_clip",
+    "format",
+    "shard_size",
+    "num_clips",
+    "num_crops",
+    "num_frames",
+    "sampling_rate",
+    "crop_size",
+    "checkpoint",
+    "weights",
+    "arch",
+    "videos",
+)
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -81,9 +94,15 @@ def _list_digest(records) -> str:
 
 # ----------------------------------------------------------------------------- one video
 @torch.inference_mode()
-def view_features(tap: LayerTap, item: dict, mean: Sequence[float], std: Sequence[float],
-                  chunk_size: int, device: torch.device,
-                  amp_dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def view_features(
+    tap: LayerTap,
+    item: dict,
+    mean: Sequence[float],
+    std: Sequence[float],
+    chunk_size: int,
+    device: torch.device,
+    amp_dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
     """Pooled features of a test item's views: float32 ``[clips, crops, C]`` on the CPU.
 
     The views are the test's (``rs3d.data.views_of``), cut ``chunk_size`` at a time on
@@ -130,8 +149,11 @@ def video_files(out_dir: str, name: str) -> tuple[str, str]:
 def shard_files(out_dir: str, k: int) -> tuple[str, str, str]:
     """(features, clips, metadata) files of shard ``k`` in format "sharded"."""
     d = os.path.join(out_dir, "shards")
-    return (os.path.join(d, f"features_{k:05d}.npy"), os.path.join(d, f"clips_{k:05d}.npy"),
-            os.path.join(d, f"shard_{k:05d}.json"))
+    return (
+        os.path.join(d, f"features_{k:05d}.npy"),
+        os.path.join(d, f"clips_{k:05d}.npy"),
+        os.path.join(d, f"shard_{k:05d}.json"),
+    )
 
 
 def check_settings(out_dir: str, settings: dict) -> None:
@@ -150,7 +172,8 @@ def check_settings(out_dir: str, settings: dict) -> None:
         if old.get(key) != settings.get(key):
             raise ConfigError(
                 f"{out_dir} holds features with {key}={old.get(key)!r}, this run has "
-                f"{settings.get(key)!r}; use the same settings to resume, or another output folder")
+                f"{settings.get(key)!r}; use the same settings to resume, or another output folder"
+            )
 
 
 # ----------------------------------------------------------------------------- the run
@@ -192,8 +215,14 @@ def extract(
             if n in seen:
                 raise DataError(f"videos {seen[n]} and {r.path} would both be written to features/{n}.npy")
             seen[n] = r.path
-    settings = dict(settings or {}, layer=tap.name, per_clip=bool(per_clip), format=fmt,
-                    shard_size=shard_size if fmt == "sharded" else None, videos=_list_digest(records))
+    settings = dict(
+        settings or {},
+        layer=tap.name,
+        per_clip=bool(per_clip),
+        format=fmt,
+        shard_size=shard_size if fmt == "sharded" else None,
+        videos=_list_digest(records),
+    )
     check_settings(out_dir, settings)
 
     # Rank 0 decides what is left to do; every rank follows it, so no video is done twice even if
@@ -202,18 +231,27 @@ def extract(
         units = [[i] for i in range(len(records)) if not os.path.isfile(video_files(out_dir, names[i])[0])]
     else:
         num_shards = (len(records) + shard_size - 1) // shard_size
-        units = [list(range(k * shard_size, min((k + 1) * shard_size, len(records))))
-                 for k in range(num_shards) if not os.path.isfile(shard_files(out_dir, k)[2])]
+        units = [
+            list(range(k * shard_size, min((k + 1) * shard_size, len(records))))
+            for k in range(num_shards)
+            if not os.path.isfile(shard_files(out_dir, k)[2])
+        ]
     units = du.all_gather_object(units)[0]
     if rank == 0:
         os.makedirs(out_dir, exist_ok=True)
         atomic_write_text(os.path.join(out_dir, INFO_FILE), json.dumps(settings, indent=2) + "\n")
-    mine = units[rank * len(units) // world:(rank + 1) * len(units) // world]
+    mine = units[rank * len(units) // world : (rank + 1) * len(units) // world]
     todo = [i for unit in mine for i in unit]
     skipped = len(records) - sum(len(u) for u in units)
     if rank == 0:
-        logger.info("features of layer %s: %d videos, %d already written, %d to do on %d process(es)",
-                    tap.name, len(records), skipped, len(records) - skipped, world)
+        logger.info(
+            "features of layer %s: %d videos, %d already written, %d to do on %d process(es)",
+            tap.name,
+            len(records),
+            skipped,
+            len(records) - skipped,
+            world,
+        )
 
     results: List[dict] = []
     shard: List[tuple] = []  # (global index, per-view features or None, error) of the open shard
@@ -239,8 +277,14 @@ def extract(
         done += 1
         if rank == 0 and log_period and (done % log_period == 0 or done == len(todo)):
             rate = done / max(time.perf_counter() - t0, 1e-9)
-            logger.info("rank 0: %d/%d videos (%d failed), %.2f videos/s, ETA %s", done, len(todo),
-                        sum(1 for r in results if r["error"]), rate, _eta((len(todo) - done) / rate))
+            logger.info(
+                "rank 0: %d/%d videos (%d failed), %.2f videos/s, ETA %s",
+                done,
+                len(todo),
+                sum(1 for r in results if r["error"]),
+                rate,
+                _eta((len(todo) - done) / rate),
+            )
     if len(results) != len(todo):
         raise DataError(f"the loader gave {len(results)} videos for {len(todo)} asked for")
 
@@ -253,8 +297,13 @@ def extract(
         atomic_write_text(index_path, _csv(rows))
         failed = [r for r in rows if r["error"]]
     du.barrier()
-    return {"num_videos": len(records), "computed": len(records) - skipped, "skipped": skipped,
-            "failed": [{"path": r["path"], "reason": r["error"]} for r in failed], "index": index_path}
+    return {
+        "num_videos": len(records),
+        "computed": len(records) - skipped,
+        "skipped": skipped,
+        "failed": [{"path": r["path"], "reason": r["error"]} for r in failed],
+        "index": index_path,
+    }
 
 
 def _flatten(stream: Iterable) -> Iterable[dict]:
@@ -271,8 +320,7 @@ def _eta(seconds: float) -> str:
     return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
 
 
-def _write_shard(out_dir: str, k: int, shard: Sequence[tuple], records, per_clip: bool,
-                 combine: str = "mean") -> None:
+def _write_shard(out_dir: str, k: int, shard: Sequence[tuple], records, per_clip: bool, combine: str = "mean") -> None:
     feats_file, clips_file, meta_file = shard_files(out_dir, k)
     ok = [f for _, f, err in shard if not err]
     dim = ok[0].shape[-1] if ok else 0
@@ -280,9 +328,10 @@ def _write_shard(out_dir: str, k: int, shard: Sequence[tuple], records, per_clip
         _save_npy(clips_file, np.stack([f.numpy() for f in ok]) if ok else np.zeros((0, 0, 0, 0), np.float32))
     _save_npy(feats_file, np.stack([video_embedding(f, combine) for f in ok]) if ok else np.zeros((0, 0), np.float32))
     videos, row = [], 0
-    for i, f, err in shard:
-        videos.append({"index": i, "path": records[i].path, "label": records[i].label,
-                       "row": None if err else row, "error": err})
+    for i, _clip, err in shard:
+        videos.append(
+            {"index": i, "path": records[i].path, "label": records[i].label, "row": None if err else row, "error": err}
+        )
         row += 0 if err else 1
     meta = {"shard": k, "dim": int(dim), "videos": videos}
     atomic_write_text(meta_file, json.dumps(meta, indent=1) + "\n")  # last: marks the shard complete
@@ -297,16 +346,32 @@ def _index_rows(out_dir: str, records, names, fmt: str, shard_size: int, fresh: 
             with open(meta_file, encoding="utf-8") as f:
                 meta = json.load(f)
             for v in meta["videos"]:
-                rows.append({"index": v["index"], "path": v["path"], "label": v["label"], "file": "",
-                             "shard": k if v["row"] is not None else "",
-                             "row": "" if v["row"] is None else v["row"], "error": v["error"]})
+                rows.append(
+                    {
+                        "index": v["index"],
+                        "path": v["path"],
+                        "label": v["label"],
+                        "file": "",
+                        "shard": k if v["row"] is not None else "",
+                        "row": "" if v["row"] is None else v["row"],
+                        "error": v["error"],
+                    }
+                )
         return rows
     for i, r in enumerate(records):
         emb_file = video_files(out_dir, names[i])[0]
         err = fresh[i]["error"] if i in fresh else ""
-        rows.append({"index": i, "path": r.path, "label": r.label,
-                     "file": "" if err else os.path.relpath(emb_file, out_dir), "shard": "", "row": "",
-                     "error": err})
+        rows.append(
+            {
+                "index": i,
+                "path": r.path,
+                "label": r.label,
+                "file": "" if err else os.path.relpath(emb_file, out_dir),
+                "shard": "",
+                "row": "",
+                "error": err,
+            }
+        )
     return rows
 
 
@@ -319,8 +384,17 @@ def _csv(rows: Sequence[dict]) -> str:
 
 
 # ----------------------------------------------------------------------------- from a config
-def extract_from_config(cfg, records, out_dir: str, *, root: str = "", layer: str = DEFAULT_LAYER,
-                        per_clip: bool = False, fmt: str = "npy", shard_size: int = 1000) -> dict:
+def extract_from_config(
+    cfg,
+    records,
+    out_dir: str,
+    *,
+    root: str = "",
+    layer: str = DEFAULT_LAYER,
+    per_clip: bool = False,
+    fmt: str = "npy",
+    shard_size: int = 1000,
+) -> dict:
     """:func:`extract` with the model, weights, views and loader that ``cfg`` describes.
 
     Works as a plain process or under torchrun (each rank takes its share). The views are the
@@ -339,15 +413,36 @@ def extract_from_config(cfg, records, out_dir: str, *, root: str = "", layer: st
             return build_loader(cfg, "", "test", batch_size=1, dataset=multiview_dataset(cfg, recs))
 
         d = cfg.DATA
-        settings = dict(arch=cfg.MODEL.ARCH, checkpoint=os.path.abspath(loaded.checkpoint),
-                        weights=loaded.weights, num_clips=cfg.TEST.NUM_ENSEMBLE_VIEWS,
-                        num_crops=cfg.TEST.NUM_SPATIAL_CROPS, num_frames=d.NUM_FRAMES,
-                        sampling_rate=d.SAMPLING_RATE, crop_size=d.TEST_CROP_SIZE,
-                        class_names=loaded.class_names, activation=loaded.activation)
-        return extract(tap, records, out_dir, items, root=root, per_clip=per_clip, fmt=fmt,
-                       shard_size=shard_size, mean=d.MEAN, std=d.STD, chunk_size=cfg.TEST.BATCH_SIZE,
-                       device=info.device, amp_dtype=loaded.amp_dtype, settings=settings,
-                       log_period=cfg.LOG_PERIOD, combine=cfg.TEST.ENSEMBLE_METHOD if layer == SCORES else "mean")
+        settings = dict(
+            arch=cfg.MODEL.ARCH,
+            checkpoint=os.path.abspath(loaded.checkpoint),
+            weights=loaded.weights,
+            num_clips=cfg.TEST.NUM_ENSEMBLE_VIEWS,
+            num_crops=cfg.TEST.NUM_SPATIAL_CROPS,
+            num_frames=d.NUM_FRAMES,
+            sampling_rate=d.SAMPLING_RATE,
+            crop_size=d.TEST_CROP_SIZE,
+            class_names=loaded.class_names,
+            activation=loaded.activation,
+        )
+        return extract(
+            tap,
+            records,
+            out_dir,
+            items,
+            root=root,
+            per_clip=per_clip,
+            fmt=fmt,
+            shard_size=shard_size,
+            mean=d.MEAN,
+            std=d.STD,
+            chunk_size=cfg.TEST.BATCH_SIZE,
+            device=info.device,
+            amp_dtype=loaded.amp_dtype,
+            settings=settings,
+            log_period=cfg.LOG_PERIOD,
+            combine=cfg.TEST.ENSEMBLE_METHOD if layer == SCORES else "mean",
+        )
     finally:
         if owns_group:
             du.cleanup()

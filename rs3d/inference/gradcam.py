@@ -14,6 +14,7 @@ is more class-specific, but a 1x1 map can only tint whole frames. Outputs: an MP
 the clip with the map over it, and a PNG strip of a few frames (clip above, overlay below) with a
 colour bar. :func:`mass_in_boxes` measures how much of a map lies inside known object boxes.
 """
+
 from __future__ import annotations
 
 import json
@@ -36,11 +37,11 @@ from .model import load_model
 
 @dataclass
 class GradCamResult:
-    cam: np.ndarray          # float32 [T, H, W] in [0, 1], at the clip's size
-    layer_map: np.ndarray    # float32 [T', H', W'], the map at the layer's resolution (unscaled)
+    cam: np.ndarray  # float32 [T, H, W] in [0, 1], at the clip's size
+    layer_map: np.ndarray  # float32 [T', H', W'], the map at the layer's resolution (unscaled)
     class_index: int
-    score: float             # probability of that class (softmax, or its sigmoid on multi-label data)
-    probs: np.ndarray        # float64 [K], all classes
+    score: float  # probability of that class (softmax, or its sigmoid on multi-label data)
+    probs: np.ndarray  # float64 [K], all classes
     layer: str
 
 
@@ -55,8 +56,9 @@ def stage_map_sizes(model: torch.nn.Module, clip: torch.Tensor) -> Dict[str, tup
     sizes, handles = {}, []
     for alias in ("res2", "res3", "res4", "res5"):
         module = resolve_layer(model, alias)
-        handles.append(module.register_forward_hook(
-            lambda _m, _i, out, a=alias: sizes.__setitem__(a, tuple(out.shape[2:]))))
+        handles.append(
+            module.register_forward_hook(lambda _m, _i, out, a=alias: sizes.__setitem__(a, tuple(out.shape[2:])))
+        )
     model.eval()
     try:
         model(x[:1].float())
@@ -75,16 +77,23 @@ def choose_layer(model: torch.nn.Module, clip: torch.Tensor) -> tuple:
         if min(sizes[a][1:]) >= MIN_MAP_SIDE:
             return a, f"{a}: the deepest stage with a >= {MIN_MAP_SIDE}x{MIN_MAP_SIDE} map ({_size(sizes[a])})"
     best = max(order, key=lambda a: (sizes[a][1] * sizes[a][2], -order.index(a)))
-    return best, (f"{best}: no stage has a {MIN_MAP_SIDE}x{MIN_MAP_SIDE} map at this input size; "
-                  f"the largest is {_size(sizes[best])}")
+    return best, (
+        f"{best}: no stage has a {MIN_MAP_SIDE}x{MIN_MAP_SIDE} map at this input size; "
+        f"the largest is {_size(sizes[best])}"
+    )
 
 
 def _size(shape) -> str:
     return f"{shape[1]}x{shape[2]} in space, {shape[0]} in time"
 
 
-def grad_cam(model: torch.nn.Module, clip: torch.Tensor, layer: str = DEFAULT_LAYER,
-             class_index: Optional[int] = None, activation: str = "softmax") -> GradCamResult:
+def grad_cam(
+    model: torch.nn.Module,
+    clip: torch.Tensor,
+    layer: str = DEFAULT_LAYER,
+    class_index: Optional[int] = None,
+    activation: str = "softmax",
+) -> GradCamResult:
     """Grad-CAM of one clip (model input ``[1, 3, T, H, W]`` or ``[3, T, H, W]``) on ``layer``
     (``auto``: :func:`choose_layer`).
 
@@ -113,16 +122,16 @@ def grad_cam(model: torch.nn.Module, clip: torch.Tensor, layer: str = DEFAULT_LA
             raise ConfigError(f"class {c} is out of range: the model has {k} classes")
         (grad,) = torch.autograd.grad(logits[0, c], act)
     with torch.no_grad():
-        weights = grad[0].mean(dim=(1, 2, 3), keepdim=True)          # [C, 1, 1, 1]
-        layer_map = F.relu((weights * act[0].detach()).sum(0))        # [T', H', W']
-        up = F.interpolate(layer_map[None, None], size=tuple(x.shape[2:]), mode="trilinear",
-                           align_corners=False)[0, 0]
+        weights = grad[0].mean(dim=(1, 2, 3), keepdim=True)  # [C, 1, 1, 1]
+        layer_map = F.relu((weights * act[0].detach()).sum(0))  # [T', H', W']
+        up = F.interpolate(layer_map[None, None], size=tuple(x.shape[2:]), mode="trilinear", align_corners=False)[0, 0]
         top = up.max()
         cam = up / top if top > 0 else torch.zeros_like(up)
         out = logits.detach().double()
         probs = (out.sigmoid() if activation == "sigmoid" else out.softmax(dim=1))[0]
-    return GradCamResult(cam.float().cpu().numpy(), layer_map.float().cpu().numpy(), c,
-                         float(probs[c]), probs.cpu().numpy(), layer)
+    return GradCamResult(
+        cam.float().cpu().numpy(), layer_map.float().cpu().numpy(), c, float(probs[c]), probs.cpu().numpy(), layer
+    )
 
 
 def mass_in_boxes(cam: np.ndarray, boxes: Sequence[Sequence[float]]) -> float:
@@ -171,12 +180,12 @@ def write_gif(path: str, frames: np.ndarray, fps: int = 8) -> None:
     from PIL import Image
 
     images = [Image.fromarray(f) for f in frames]
-    images[0].save(path, save_all=True, append_images=images[1:], duration=max(1, round(1000 / fps)),
-                   loop=0)
+    images[0].save(path, save_all=True, append_images=images[1:], duration=max(1, round(1000 / fps)), loop=0)
 
 
-def plot_strip(path: str, frames: np.ndarray, overlaid: np.ndarray, title: str, max_frames: int = 8,
-               cmap: str = "jet") -> None:
+def plot_strip(
+    path: str, frames: np.ndarray, overlaid: np.ndarray, title: str, max_frames: int = 8, cmap: str = "jet"
+) -> None:
     """PNG: up to ``max_frames`` evenly spaced frames, the clip above and the overlay below, with a
     colour bar of the map's scale (0 = no evidence, 1 = the clip's strongest)."""
     from matplotlib import cm, colors
@@ -204,9 +213,17 @@ def plot_strip(path: str, frames: np.ndarray, overlaid: np.ndarray, title: str, 
     fig.savefig(path, dpi=100)
 
 
-def write_gradcam(result: GradCamResult, frames: np.ndarray, stem: str, class_names=None,
-                  fps: int = 8, mp4: bool = True, gif: bool = False, min_side: int = 224,
-                  layer_reason: str = "") -> Dict[str, str]:
+def write_gradcam(
+    result: GradCamResult,
+    frames: np.ndarray,
+    stem: str,
+    class_names=None,
+    fps: int = 8,
+    mp4: bool = True,
+    gif: bool = False,
+    min_side: int = 224,
+    layer_reason: str = "",
+) -> Dict[str, str]:
     """Write ``stem.gradcam.{mp4,gif,png,json}`` for a clip's uint8 ``frames`` ``[T, H, W, 3]``."""
     os.makedirs(os.path.dirname(stem) or ".", exist_ok=True)
     name = class_names[result.class_index] if class_names else str(result.class_index)
@@ -221,11 +238,19 @@ def write_gradcam(result: GradCamResult, frames: np.ndarray, stem: str, class_na
         write_gif(files["gif"], big, fps)
     plot_strip(files["png"], frames, over, f"Grad-CAM on {result.layer}: {name} ({result.score:.3f})")
     order = np.argsort(-result.probs, kind="stable")[:5]
-    info = {"class": result.class_index, "name": name, "score": result.score, "layer": result.layer,
-            "layer_map_shape": list(result.layer_map.shape), "layer_choice": layer_reason,
-            "top": [{"class": int(c), "name": class_names[c] if class_names else str(int(c)),
-                     "score": float(result.probs[c])} for c in order],
-            "files": files}
+    info = {
+        "class": result.class_index,
+        "name": name,
+        "score": result.score,
+        "layer": result.layer,
+        "layer_map_shape": list(result.layer_map.shape),
+        "layer_choice": layer_reason,
+        "top": [
+            {"class": int(c), "name": class_names[c] if class_names else str(int(c)), "score": float(result.probs[c])}
+            for c in order
+        ],
+        "files": files,
+    }
     with open(files["json"], "w", encoding="utf-8") as f:
         json.dump(info, f, indent=1)
         f.write("\n")
@@ -233,8 +258,7 @@ def write_gradcam(result: GradCamResult, frames: np.ndarray, stem: str, class_na
 
 
 # ----------------------------------------------------------------------------- from a config
-def resolve_class(spec: Union[None, int, str], class_names: Optional[Sequence[str]],
-                  num_classes: int) -> Optional[int]:
+def resolve_class(spec: Union[None, int, str], class_names: Optional[Sequence[str]], num_classes: int) -> Optional[int]:
     """``None`` (predicted), an index, or a class name -> index; ConfigError for an unknown one."""
     if spec is None or spec == "":
         return None
@@ -259,12 +283,21 @@ def center_clip(cfg, video: str):
     item = multiview_dataset(one, [VideoRecord(str(video), -1)])[0]
     if item["error"]:
         raise DecodeError(f"{video}: {item['error']}")
-    views = views_of(item)                                            # [1, 3, T, S, S] uint8
+    views = views_of(item)  # [1, 3, T, S, S] uint8
     return to_model_input(views, cfg.DATA.MEAN, cfg.DATA.STD), views[0].permute(1, 2, 3, 0).numpy()
 
 
-def gradcam_videos(cfg, videos: Sequence[str], *, layer: str = AUTO_LAYER, class_spec=None,
-                   out_dir: str = "", fps: int = 8, mp4: bool = True, gif: bool = False) -> List[dict]:
+def gradcam_videos(
+    cfg,
+    videos: Sequence[str],
+    *,
+    layer: str = AUTO_LAYER,
+    class_spec=None,
+    out_dir: str = "",
+    fps: int = 8,
+    mp4: bool = True,
+    gif: bool = False,
+) -> List[dict]:
     """Grad-CAM of the centre clip of each video with ``cfg``'s model and weights; one record each
     (``{video, class, name, score, layer, layer_choice, files, error}``), a video that cannot be
     read listed, not raised. ``layer`` "auto": :func:`choose_layer` at the test crop size."""
@@ -286,8 +319,16 @@ def gradcam_videos(cfg, videos: Sequence[str], *, layer: str = AUTO_LAYER, class
         result = grad_cam(loaded.model, x, chosen, c, activation=loaded.activation)
         stem = os.path.join(out_dir, os.path.splitext(os.path.basename(video))[0])
         files = write_gradcam(result, frames, stem, names, fps=fps, mp4=mp4, gif=gif, layer_reason=reason)
-        records.append({"video": video, "class": result.class_index,
-                        "name": names[result.class_index] if names else str(result.class_index),
-                        "score": result.score, "layer": chosen, "layer_choice": reason,
-                        "files": files, "error": ""})
+        records.append(
+            {
+                "video": video,
+                "class": result.class_index,
+                "name": names[result.class_index] if names else str(result.class_index),
+                "score": result.score,
+                "layer": chosen,
+                "layer_choice": reason,
+                "files": files,
+                "error": "",
+            }
+        )
     return records

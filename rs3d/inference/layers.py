@@ -5,6 +5,7 @@ them), ``logits`` (the model's output), or any module name of ``model.named_modu
 (``layer3.1``, ``layer4.2.conv2``). The output is read with a forward hook, and the forward
 pass stops right after that layer, so an early layer costs only the layers before it.
 """
+
 from __future__ import annotations
 
 from typing import Optional
@@ -34,7 +35,8 @@ def resolve_layer(model: nn.Module, name: str) -> Optional[nn.Module]:
         return modules[target]
     raise ConfigError(
         f"layer {name!r} is not a layer of {type(model).__name__}; use one of "
-        f"{', '.join([*STAGES, LOGITS])} or a module name such as layer3.1")
+        f"{', '.join([*STAGES, LOGITS])} or a module name such as layer3.1"
+    )
 
 
 def pool(x: torch.Tensor) -> torch.Tensor:

@@ -7,6 +7,7 @@ newest checkpoint under ``OUTPUT_DIR``, EMA weights unless ``TEST.USE_EMA`` is F
 accuracy was reported. The class names and the scoring rule (softmax, or a sigmoid per class on
 multi-label data) come with it, so every tool names and scores classes as the test does.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ from typing import Optional
 
 import torch
 
-from .. import io
+from .. import file_io
 from ..checkpoint import load_weights, read_description, resolve_checkpoint
 from ..checkpoint.metadata import stored_config, warn_missing
 from ..data import class_names_for
@@ -27,11 +28,11 @@ from ..models import build_model
 class LoadedModel:
     model: torch.nn.Module
     checkpoint: str
-    weights: str          # "ema", "model" or a foreign format name
+    weights: str  # "ema", "model" or a foreign format name
     device: torch.device
     amp_dtype: torch.dtype
     class_names: Optional[list] = None
-    multi_label: bool = False     # scores are per-class sigmoids (DATA.MULTI_LABEL), else a softmax
+    multi_label: bool = False  # scores are per-class sigmoids (DATA.MULTI_LABEL), else a softmax
     metadata: dict = field(default_factory=dict)  # the checkpoint's self-description (may be empty)
 
     @property
@@ -51,7 +52,7 @@ def model_class_names(cfg, path: str) -> Optional[list]:
     """``classes.txt`` of a data folder given for this use (one other than the run's), else the
     names the checkpoint stores, else the run's data folder's ``classes.txt`` (or Kinetics-400)."""
     stored, trained_dir = None, None
-    if path and io.is_local(path):
+    if path and file_io.is_local(path):
         stored = read_description(path)["metadata"].get("class_names")
         trained_dir = ((stored_config(path) or {}).get("DATA") or {}).get("PATH_TO_DATA_DIR")
     data_dir = cfg.DATA.PATH_TO_DATA_DIR
@@ -68,13 +69,25 @@ def load_model(cfg, device=None) -> LoadedModel:
     dev = device if isinstance(device, torch.device) else inference_device(cfg, device or "")
     model = build_model(cfg)
     path = resolve_checkpoint(cfg.TEST.CHECKPOINT_FILE_PATH, cfg.OUTPUT_DIR)
-    weights = load_weights(model, path, cfg.TEST.USE_EMA, inflate=cfg.TRAIN.CHECKPOINT_INFLATE,
-                           inflate_mode=cfg.TRAIN.CHECKPOINT_INFLATE_MODE)
+    weights = load_weights(
+        model,
+        path,
+        cfg.TEST.USE_EMA,
+        inflate=cfg.TRAIN.CHECKPOINT_INFLATE,
+        inflate_mode=cfg.TRAIN.CHECKPOINT_INFLATE_MODE,
+    )
     model.to(dev).eval()
     meta = {}
-    if io.is_local(path) and weights in ("ema", "model"):  # an rs3d checkpoint: say what it lacks
+    if file_io.is_local(path) and weights in ("ema", "model"):  # an rs3d checkpoint: say what it lacks
         warn_missing(path)
         meta = read_description(path)["metadata"]
-    return LoadedModel(model, path, weights, dev, inference_amp_dtype(cfg.TRAIN.AMP_DTYPE, dev),
-                       class_names=model_class_names(cfg, path), multi_label=bool(cfg.DATA.MULTI_LABEL),
-                       metadata=meta)
+    return LoadedModel(
+        model,
+        path,
+        weights,
+        dev,
+        inference_amp_dtype(cfg.TRAIN.AMP_DTYPE, dev),
+        class_names=model_class_names(cfg, path),
+        multi_label=bool(cfg.DATA.MULTI_LABEL),
+        metadata=meta,
+    )

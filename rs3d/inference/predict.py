@@ -5,6 +5,7 @@ and ``TEST.ENSEMBLE_METHOD`` aggregation (``rs3d.inference.views``), and the sam
 names (``rs3d.inference.model.load_model``) as the multi-view test (``rs3d.evaluation``), so a
 video's prediction here equals its row of ``test_predictions.csv``.
 """
+
 from __future__ import annotations
 
 from typing import Optional, Sequence
@@ -26,8 +27,10 @@ def build_views_dataset(cfg, paths: Sequence[str]):
 def top_classes(scores, k: int, class_names: Optional[Sequence[str]]) -> list[dict]:
     """``[{class, name, score}]`` for the k best classes of one video's scores, best first."""
     s = torch.as_tensor(scores, dtype=torch.float64).view(1, -1)
-    return [{"class": c, "name": class_names[c] if class_names else str(c), "score": float(s[0, c])}
-            for c in topk_indices(s, k)[0].tolist()]
+    return [
+        {"class": c, "name": class_names[c] if class_names else str(c), "score": float(s[0, c])}
+        for c in topk_indices(s, k)[0].tolist()
+    ]
 
 
 def predict(cfg, paths: Sequence[str], k: int = 5, device: str = "") -> list[dict]:
@@ -41,15 +44,28 @@ def predict(cfg, paths: Sequence[str], k: int = 5, device: str = "") -> list[dic
     dataset = build_views_dataset(cfg, paths)
     batches = ([dataset[i]] for i in range(len(dataset)))
     records = run_inference(
-        loaded.model, batches, num_views=cfg.TEST.NUM_ENSEMBLE_VIEWS * cfg.TEST.NUM_SPATIAL_CROPS,
-        ensemble_method=cfg.TEST.ENSEMBLE_METHOD, mean=cfg.DATA.MEAN, std=cfg.DATA.STD,
-        chunk_size=cfg.TEST.BATCH_SIZE, device=loaded.device, amp_dtype=loaded.amp_dtype, log_period=0,
-        multi_label=loaded.multi_label)
+        loaded.model,
+        batches,
+        num_views=cfg.TEST.NUM_ENSEMBLE_VIEWS * cfg.TEST.NUM_SPATIAL_CROPS,
+        ensemble_method=cfg.TEST.ENSEMBLE_METHOD,
+        mean=cfg.DATA.MEAN,
+        std=cfg.DATA.STD,
+        chunk_size=cfg.TEST.BATCH_SIZE,
+        device=loaded.device,
+        amp_dtype=loaded.amp_dtype,
+        log_period=0,
+        multi_label=loaded.multi_label,
+    )
     refuse_nonfinite_scores(records, loaded.checkpoint)
     names = loaded.class_names
-    return [{"path": r["path"], "error": r["error"],
-             "top": top_classes(r["scores"], k, names) if r["scores"] is not None else []}
-            for r in records]
+    return [
+        {
+            "path": r["path"],
+            "error": r["error"],
+            "top": top_classes(r["scores"], k, names) if r["scores"] is not None else [],
+        }
+        for r in records
+    ]
 
 
 def format_predictions(preds: Sequence[dict]) -> str:

@@ -21,6 +21,7 @@ with the same top class; the boundary between two windows lies halfway between t
 and :func:`write_timeline` (JSON summary, CSV of every window's scores, PNG of the top classes
 over time).
 """
+
 from __future__ import annotations
 
 import csv
@@ -57,15 +58,17 @@ class Window:
     indices: tuple
 
     def times(self, fps: float) -> Dict[str, float]:
-        return {"start_s": self.start / fps, "end_s": (self.start + self.span) / fps,
-                "center_s": (self.start + self.span / 2) / fps}
+        return {
+            "start_s": self.start / fps,
+            "end_s": (self.start + self.span) / fps,
+            "center_s": (self.start + self.span / 2) / fps,
+        }
 
 
 def window_frames(window_s: float, stride_s: float, fps: float) -> tuple:
     """(span, step) in frames of a ``window_s`` window moved by ``stride_s``; ConfigError if not > 0."""
     if not window_s > 0 or not stride_s > 0:
-        raise ConfigError(f"window and stride must be > 0 seconds, got window {window_s:g} s, "
-                          f"stride {stride_s:g} s")
+        raise ConfigError(f"window and stride must be > 0 seconds, got window {window_s:g} s, stride {stride_s:g} s")
     return max(1, int(round(window_s * fps))), stride_s * fps
 
 
@@ -76,8 +79,7 @@ def make_window(k: int, span: int, step: float, num_frames: int) -> Window:
     return Window(start, span, tuple(int(start + o) for o in offsets))
 
 
-def plan_windows(video_len: int, fps: float, window_s: float, stride_s: float,
-                 num_frames: int) -> List[Window]:
+def plan_windows(video_len: int, fps: float, window_s: float, stride_s: float, num_frames: int) -> List[Window]:
     """Every window that fits in ``video_len`` frames (what the stream computes lazily)."""
     span, step = window_frames(window_s, stride_s, fps)
     out, k = [], 0
@@ -104,8 +106,9 @@ def smooth(scores: np.ndarray, width: int) -> np.ndarray:
     return (c[hi] - c[lo]) / (hi - lo)[:, None]
 
 
-def segments(scores: np.ndarray, centers: Sequence[float], duration: float,
-             class_names: Optional[Sequence[str]] = None) -> List[dict]:
+def segments(
+    scores: np.ndarray, centers: Sequence[float], duration: float, class_names: Optional[Sequence[str]] = None
+) -> List[dict]:
     """Runs of consecutive windows with the same top class, in time order.
 
     A run spans from halfway between its first window's centre and the previous window's (0 for
@@ -122,15 +125,23 @@ def segments(scores: np.ndarray, centers: Sequence[float], duration: float,
             c = int(top[begin])
             start = 0.0 if begin == 0 else (centers[begin - 1] + centers[begin]) / 2
             end = duration if j == len(top) else (centers[j - 1] + centers[j]) / 2
-            out.append({"start_s": start, "end_s": end, "class": c,
-                        "name": class_names[c] if class_names else str(c),
-                        "score": float(scores[begin:j, c].mean()), "windows": j - begin})
+            out.append(
+                {
+                    "start_s": start,
+                    "end_s": end,
+                    "class": c,
+                    "name": class_names[c] if class_names else str(c),
+                    "score": float(scores[begin:j, c].mean()),
+                    "windows": j - begin,
+                }
+            )
             begin = j
     return out
 
 
 def top_segments(segs: Sequence[dict], k: int = 5) -> List[dict]:
     """The ``k`` segments with the most evidence (duration x mean score), in time order."""
+
     def evidence(i):
         return (segs[i]["end_s"] - segs[i]["start_s"]) * segs[i]["score"]
 
@@ -145,13 +156,13 @@ class TimelineScores:
 
     path: str
     fps: float
-    num_frames: int                 # frames decoded
+    num_frames: int  # frames decoded
     windows: List[Window]
-    scores: np.ndarray              # float64 [num_windows, num_classes], softmax or sigmoids
+    scores: np.ndarray  # float64 [num_windows, num_classes], softmax or sigmoids
     window_s: float
     stride_s: float
-    peak_buffered_frames: int = 0   # most resized frames held at once (the memory bound)
-    warning: str = ""               # e.g. decoding stopped early at a broken packet
+    peak_buffered_frames: int = 0  # most resized frames held at once (the memory bound)
+    warning: str = ""  # e.g. decoding stopped early at a broken packet
     extra: dict = field(default_factory=dict)
 
     @property
@@ -211,7 +222,7 @@ class _CropBuffer:
         if not self.pending:
             return
         frames = torch.from_numpy(np.stack([f for _, f in self.pending]))  # [n, H, W, 3]
-        cut = T.short_side_crops(frames, self.crop_size, self.num_crops)     # [K, 3, n, S, S]
+        cut = T.short_side_crops(frames, self.crop_size, self.num_crops)  # [K, 3, n, S, S]
         for j, (i, _) in enumerate(self.pending):
             self.crops[i] = cut[:, :, j].clone()
         self.pending.clear()
@@ -233,8 +244,17 @@ class _BatchScorer:
     """Clips run through the model ``batch_size`` at a time; softmax (or per-class sigmoids,
     ``activation="sigmoid"``) averaged over the crops."""
 
-    def __init__(self, model, mean, std, num_crops: int, batch_size: int, device: torch.device,
-                 amp_dtype: torch.dtype, activation: str = "softmax"):
+    def __init__(
+        self,
+        model,
+        mean,
+        std,
+        num_crops: int,
+        batch_size: int,
+        device: torch.device,
+        amp_dtype: torch.dtype,
+        activation: str = "softmax",
+    ):
         self.model, self.mean, self.std, self.activation = model, mean, std, activation
         self.num_crops, self.batch_size, self.device, self.amp_dtype = num_crops, batch_size, device, amp_dtype
         self.batch: List[torch.Tensor] = []
@@ -248,7 +268,7 @@ class _BatchScorer:
     def run(self) -> None:
         if not self.batch:
             return
-        clips = torch.stack(self.batch).to(self.device)                   # [B, K, 3, T, S, S]
+        clips = torch.stack(self.batch).to(self.device)  # [B, K, 3, T, S, S]
         x = to_model_input(clips.flatten(0, 1), self.mean, self.std)
         with autocast(self.device, self.amp_dtype):
             logits = self.model(x)
@@ -277,8 +297,9 @@ class _Progress:
         self.last = now
         rate = decoded / (now - self.t0)
         eta = f", ETA {(self.expected - decoded) / rate:.0f} s" if self.expected > decoded else ""
-        logger.info("%s: %.0f s of video, %d windows, %.0f frames/s%s", self.path, decoded / self.fps,
-                    windows, rate, eta)
+        logger.info(
+            "%s: %.0f s of video, %d windows, %.0f frames/s%s", self.path, decoded / self.fps, windows, rate, eta
+        )
 
 
 @torch.inference_mode()
@@ -334,14 +355,21 @@ def sliding_window_scores(
     if warning:
         logger.warning("%s: %s", path, warning)
     if not done:
-        raise DataError(f"{path}: the window ({window_s:g} s) is longer than the video "
-                        f"({decoded / fps:.2f} s, {decoded} frames at {fps:g} fps)")
+        raise DataError(
+            f"{path}: the window ({window_s:g} s) is longer than the video "
+            f"({decoded / fps:.2f} s, {decoded} frames at {fps:g} fps)"
+        )
     return TimelineScores(path, fps, decoded, done, scorer.scores(), window_s, stride_s, peak, warning)
 
 
 # ----------------------------------------------------------------------------- outputs
-def summarize(result: TimelineScores, class_names: Optional[Sequence[str]], smooth_width: int = 1,
-              topk: int = 5, num_segments: int = 5) -> dict:
+def summarize(
+    result: TimelineScores,
+    class_names: Optional[Sequence[str]],
+    smooth_width: int = 1,
+    topk: int = 5,
+    num_segments: int = 5,
+) -> dict:
     """The JSON summary: video facts, per-window top-k (raw and smoothed), segments, top segments."""
     smoothed = smooth(result.scores, smooth_width)
 
@@ -354,19 +382,25 @@ def summarize(result: TimelineScores, class_names: Optional[Sequence[str]], smoo
 
     segs = segments(smoothed, result.centers(), result.duration_s, class_names)
     return {
-        "video": result.path, "fps": result.fps, "num_frames": result.num_frames,
-        "duration_s": result.duration_s, "window_s": result.window_s, "stride_s": result.stride_s,
-        "smooth_windows": smooth_width, "num_windows": len(result.windows),
+        "video": result.path,
+        "fps": result.fps,
+        "num_frames": result.num_frames,
+        "duration_s": result.duration_s,
+        "window_s": result.window_s,
+        "stride_s": result.stride_s,
+        "smooth_windows": smooth_width,
+        "num_windows": len(result.windows),
         "warning": result.warning,
-        "windows": [dict(w.times(result.fps), top=top(smoothed[j]), top_raw=top(result.scores[j]))
-                    for j, w in enumerate(result.windows)],
+        "windows": [
+            dict(w.times(result.fps), top=top(smoothed[j]), top_raw=top(result.scores[j]))
+            for j, w in enumerate(result.windows)
+        ],
         "segments": segs,
         "top_segments": top_segments(segs, num_segments),
     }
 
 
-def timeline_csv(result: TimelineScores, smoothed: np.ndarray,
-                 class_names: Optional[Sequence[str]]) -> str:
+def timeline_csv(result: TimelineScores, smoothed: np.ndarray, class_names: Optional[Sequence[str]]) -> str:
     """One row per window: times, top class, then the smoothed score of every class."""
     k = result.scores.shape[1]
     names = list(class_names) if class_names else [str(c) for c in range(k)]
@@ -376,13 +410,16 @@ def timeline_csv(result: TimelineScores, smoothed: np.ndarray,
     for j, win in enumerate(result.windows):
         t = win.times(result.fps)
         c = int(np.argmax(smoothed[j]))
-        w.writerow([f"{t['start_s']:.3f}", f"{t['end_s']:.3f}", f"{t['center_s']:.3f}", c, names[c],
-                    f"{smoothed[j, c]:.6f}"] + [f"{v:.6f}" for v in smoothed[j]])
+        w.writerow(
+            [f"{t['start_s']:.3f}", f"{t['end_s']:.3f}", f"{t['center_s']:.3f}", c, names[c], f"{smoothed[j, c]:.6f}"]
+            + [f"{v:.6f}" for v in smoothed[j]]
+        )
     return buf.getvalue()
 
 
-def plot_timeline(result: TimelineScores, smoothed: np.ndarray, path: str,
-                  class_names: Optional[Sequence[str]], num_classes: int = 5) -> None:
+def plot_timeline(
+    result: TimelineScores, smoothed: np.ndarray, path: str, class_names: Optional[Sequence[str]], num_classes: int = 5
+) -> None:
     """PNG: the smoothed score of the ``num_classes`` classes that peak highest, against time,
     with a band at the bottom coloured by each segment's top class."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -400,14 +437,14 @@ def plot_timeline(result: TimelineScores, smoothed: np.ndarray, path: str,
         (line,) = ax.plot(t, smoothed[:, c], marker="." if len(t) < 60 else None, label=names[c])
         colours[int(c)] = line.get_color()
     for seg in segments(smoothed, t, result.duration_s, class_names):
-        ax.axvspan(seg["start_s"], seg["end_s"], ymin=0, ymax=0.03,
-                   color=colours.get(seg["class"], "0.6"), linewidth=0)
+        ax.axvspan(seg["start_s"], seg["end_s"], ymin=0, ymax=0.03, color=colours.get(seg["class"], "0.6"), linewidth=0)
     ax.set_xlim(0, result.duration_s)
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("time (s)")
     ax.set_ylabel("score (smoothed)")
-    ax.set_title(f"{os.path.basename(result.path)}: {len(t)} windows of {result.window_s:g} s "
-                 f"every {result.stride_s:g} s")
+    ax.set_title(
+        f"{os.path.basename(result.path)}: {len(t)} windows of {result.window_s:g} s every {result.stride_s:g} s"
+    )
     ax.legend(loc="upper right", fontsize=8, framealpha=0.8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -418,8 +455,14 @@ def output_stem(out_dir: str, video: str) -> str:
     return os.path.join(out_dir, os.path.splitext(os.path.basename(video))[0] + ".timeline")
 
 
-def write_timeline(result: TimelineScores, out_dir: str, class_names: Optional[Sequence[str]],
-                   smooth_width: int = 1, topk: int = 5, plot_classes: int = 5) -> dict:
+def write_timeline(
+    result: TimelineScores,
+    out_dir: str,
+    class_names: Optional[Sequence[str]],
+    smooth_width: int = 1,
+    topk: int = 5,
+    plot_classes: int = 5,
+) -> dict:
     """Write ``<video>.timeline.json``, ``.csv`` and ``.png`` under ``out_dir``; returns the summary
     with ``files``."""
     os.makedirs(out_dir, exist_ok=True)
@@ -476,9 +519,11 @@ def spacing_warning(cfg, window_s: float, fps: float) -> str:
     ratio = spacing / trained
     if max(ratio, 1 / ratio) <= SPACING_TOLERANCE:
         return ""
-    return (f"--window {window_s:g} s puts the {cfg.DATA.NUM_FRAMES} frames {spacing:.3g} s apart; the model was "
-            f"trained on frames {trained:.3g} s apart ({ratio:.2g}x; its clip spans "
-            f"{trained_window_s(cfg, fps):.3g} s, the default window): scores may be meaningless")
+    return (
+        f"--window {window_s:g} s puts the {cfg.DATA.NUM_FRAMES} frames {spacing:.3g} s apart; the model was "
+        f"trained on frames {trained:.3g} s apart ({ratio:.2g}x; its clip spans "
+        f"{trained_window_s(cfg, fps):.3g} s, the default window): scores may be meaningless"
+    )
 
 
 def video_fps(path: str) -> float:
@@ -487,9 +532,18 @@ def video_fps(path: str) -> float:
         return source.fps
 
 
-def run_timeline(cfg, videos: Sequence[str], *, window_s: Optional[float] = None,
-                 stride_s: Optional[float] = None, smooth_width: int = 3, out_dir: str = "", topk: int = 5,
-                 plot_classes: int = 5, num_crops: int = 1) -> List[dict]:
+def run_timeline(
+    cfg,
+    videos: Sequence[str],
+    *,
+    window_s: Optional[float] = None,
+    stride_s: Optional[float] = None,
+    smooth_width: int = 3,
+    out_dir: str = "",
+    topk: int = 5,
+    plot_classes: int = 5,
+    num_crops: int = 1,
+) -> List[dict]:
     """Timelines of ``videos`` with ``cfg``'s model, weights and clip shape; one summary each
     (``{"video", "error"}`` for a video that cannot be read, the others still done).
 
@@ -517,17 +571,26 @@ def run_timeline(cfg, videos: Sequence[str], *, window_s: Optional[float] = None
             win = window_s if window_s is not None else trained_window_s(cfg, fps)
             warning = spacing_warning(cfg, win, fps)
             result = sliding_window_scores(
-                loaded.model, video, window_s=win, stride_s=win / 2 if stride_s is None else stride_s,
-                num_frames=cfg.DATA.NUM_FRAMES, crop_size=cfg.DATA.TEST_CROP_SIZE, mean=cfg.DATA.MEAN,
-                std=cfg.DATA.STD, num_crops=num_crops, batch_size=max(1, cfg.TEST.BATCH_SIZE // num_crops),
-                device=loaded.device, amp_dtype=loaded.amp_dtype, autorotate=cfg.DATA.AUTOROTATE,
-                activation=loaded.activation)
+                loaded.model,
+                video,
+                window_s=win,
+                stride_s=win / 2 if stride_s is None else stride_s,
+                num_frames=cfg.DATA.NUM_FRAMES,
+                crop_size=cfg.DATA.TEST_CROP_SIZE,
+                mean=cfg.DATA.MEAN,
+                std=cfg.DATA.STD,
+                num_crops=num_crops,
+                batch_size=max(1, cfg.TEST.BATCH_SIZE // num_crops),
+                device=loaded.device,
+                amp_dtype=loaded.amp_dtype,
+                autorotate=cfg.DATA.AUTOROTATE,
+                activation=loaded.activation,
+            )
         except DecodeError as e:
             summaries.append({"video": video, "error": str(e)})
             continue
         if warning:  # said once the video is done (a window longer than the video is an error instead)
             logger.warning("%s: %s", video, warning)
             result.warning = "; ".join(w for w in (warning, result.warning) if w)
-        summaries.append(dict(write_timeline(result, out_dir, names, smooth_width, topk, plot_classes),
-                              error=""))
+        summaries.append(dict(write_timeline(result, out_dir, names, smooth_width, topk, plot_classes), error=""))
     return summaries

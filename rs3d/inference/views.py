@@ -3,6 +3,7 @@
 Used by ``rs3d-predict`` (``rs3d.inference.predict``) and the multi-view test
 (``rs3d.evaluation.multiview``), so a video's prediction equals its row of ``test_predictions.csv``.
 """
+
 from __future__ import annotations
 
 import logging
@@ -41,14 +42,23 @@ def video_scores(
     to the device); the views are cut there (``rs3d.data.views_of``), ``chunk_size`` at a time, and
     normalised on the device.
     """
+
     def probabilities(logits: torch.Tensor) -> torch.Tensor:
         return logits.sigmoid() if activation == "sigmoid" else logits.softmax(dim=1)
 
     return map_views(model, item, mean, std, chunk_size, device, amp_dtype, probabilities)
 
 
-def map_views(run, item: Mapping, mean: Sequence[float], std: Sequence[float], chunk_size: int,
-              device: torch.device, amp_dtype: torch.dtype, finish) -> torch.Tensor:
+def map_views(
+    run,
+    item: Mapping,
+    mean: Sequence[float],
+    std: Sequence[float],
+    chunk_size: int,
+    device: torch.device,
+    amp_dtype: torch.dtype,
+    finish,
+) -> torch.Tensor:
     """``finish(run(views).float())`` over a test item's views, ``chunk_size`` at a time, on the CPU.
 
     The one way views reach a model: the item's uint8 frames go to the device once (resized there
@@ -74,18 +84,42 @@ def label_of(label):
     return int(label)
 
 
-def run_inference(model, loader, *, num_views: int, ensemble_method: str, mean, std,
-                  chunk_size: int, device: torch.device, amp_dtype: torch.dtype = torch.float32,
-                  log_period: int = 10, multi_label: bool = False) -> list[dict]:
+def run_inference(
+    model,
+    loader,
+    *,
+    num_views: int,
+    ensemble_method: str,
+    mean,
+    std,
+    chunk_size: int,
+    device: torch.device,
+    amp_dtype: torch.dtype = torch.float32,
+    log_period: int = 10,
+    multi_label: bool = False,
+) -> list[dict]:
     """One record per video of this rank's shard: index, path, label, scores (or error)."""
     model.eval()
     records = []
     t0 = time.perf_counter()
     batches = iter(loader)
     try:
-        _score_batches(model, batches, records, loader, t0, num_views=num_views,
-                       ensemble_method=ensemble_method, mean=mean, std=std, chunk_size=chunk_size,
-                       device=device, amp_dtype=amp_dtype, log_period=log_period, multi_label=multi_label)
+        _score_batches(
+            model,
+            batches,
+            records,
+            loader,
+            t0,
+            num_views=num_views,
+            ensemble_method=ensemble_method,
+            mean=mean,
+            std=std,
+            chunk_size=chunk_size,
+            device=device,
+            amp_dtype=amp_dtype,
+            log_period=log_period,
+            multi_label=multi_label,
+        )
     finally:
         # Loader workers end now, also when an error (or SIGTERM, rs3d.cli.signals) stops the loop,
         # rather than when the iterator is collected or the workers notice their parent is gone.
@@ -93,24 +127,52 @@ def run_inference(model, loader, *, num_views: int, ensemble_method: str, mean, 
     return records
 
 
-def _score_batches(model, batches, records: list, loader, t0: float, *, num_views, ensemble_method, mean, std,
-                   chunk_size, device, amp_dtype, log_period, multi_label) -> None:
+def _score_batches(
+    model,
+    batches,
+    records: list,
+    loader,
+    t0: float,
+    *,
+    num_views,
+    ensemble_method,
+    mean,
+    std,
+    chunk_size,
+    device,
+    amp_dtype,
+    log_period,
+    multi_label,
+) -> None:
     for batch in batches:
         for item in batch:
-            rec = {"index": int(item["index"]), "path": str(item["path"]),
-                   "label": label_of(item["label"]), "scores": None, "error": str(item["error"])}
+            rec = {
+                "index": int(item["index"]),
+                "path": str(item["path"]),
+                "label": label_of(item["label"]),
+                "scores": None,
+                "error": str(item["error"]),
+            }
             if not rec["error"]:
                 if views_in(item) != num_views:
                     raise EvaluationError(
-                        f"{rec['path']}: the loader gave {views_in(item)} views, expected {num_views}")
-                probs = video_scores(model, item, mean, std, chunk_size, device, amp_dtype,
-                                     activation="sigmoid" if multi_label else "softmax")
+                        f"{rec['path']}: the loader gave {views_in(item)} views, expected {num_views}"
+                    )
+                probs = video_scores(
+                    model,
+                    item,
+                    mean,
+                    std,
+                    chunk_size,
+                    device,
+                    amp_dtype,
+                    activation="sigmoid" if multi_label else "softmax",
+                )
                 rec["scores"] = aggregate_views(probs.double(), ensemble_method).numpy()
             records.append(rec)
         if log_period and len(records) % log_period == 0 and du.is_main_process():
             rate = len(records) / max(time.perf_counter() - t0, 1e-9)
-            logger.info("rank 0: %d/%d videos, %.2f videos/s", len(records),
-                        _shard_size(loader), rate)
+            logger.info("rank 0: %d/%d videos, %.2f videos/s", len(records), _shard_size(loader), rate)
 
 
 def refuse_nonfinite_scores(records: Sequence[dict], checkpoint: str) -> None:
@@ -121,7 +183,8 @@ def refuse_nonfinite_scores(records: Sequence[dict], checkpoint: str) -> None:
     if bad:
         raise NonFiniteOutputError(
             f"the model gives non-finite (NaN/inf) scores for {len(bad)} of {len(scored)} videos (e.g. "
-            f"{bad[0]['path']}); nothing was scored: the weights of {checkpoint} are diverged or damaged")
+            f"{bad[0]['path']}); nothing was scored: the weights of {checkpoint} are diverged or damaged"
+        )
 
 
 def _shard_size(loader) -> int:

@@ -1,4 +1,5 @@
 """3D building blocks that know nothing about configs."""
+
 from .drop_path import DropPath, drop_path
 from .se import SelfGating3d, SqueezeExcite3d
 

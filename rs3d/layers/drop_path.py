@@ -1,4 +1,5 @@
 """Stochastic depth: drop a whole residual branch per sample during training."""
+
 import torch
 from torch import nn
 

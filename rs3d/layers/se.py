@@ -1,4 +1,5 @@
 """Channel attention used by 3D ResNet-RS: Squeeze-Excitation and S3D-G self-gating."""
+
 import torch
 from torch import nn
 

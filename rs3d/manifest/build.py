@@ -9,6 +9,7 @@ processes or the order they finish in (rows are sorted when written), and ``.par
 once the manifest is complete. Memory holds the rows (a few hundred bytes per video), never more
 than ``workers * IN_FLIGHT_PER_WORKER`` chunks of work.
 """
+
 from __future__ import annotations
 
 import json
@@ -30,8 +31,8 @@ from .table import write_manifest
 logger = logging.getLogger(__name__)
 
 PARTIAL = ".partial"
-CHUNK = 8                  # videos per task sent to a process
-IN_FLIGHT_PER_WORKER = 4   # tasks queued per process (bounds memory and what an interrupt loses)
+CHUNK = 8  # videos per task sent to a process
+IN_FLIGHT_PER_WORKER = 4  # tasks queued per process (bounds memory and what an interrupt loses)
 _STAMP = ("_size", "_mtime_ns")
 
 Task = Tuple[str, str, str]  # absolute path, label, label index (set per split at the end)
@@ -85,8 +86,10 @@ def _check_settings(partial: str, settings: dict) -> None:
             before = json.load(f)
         if before != settings:
             changed = sorted(k for k in set(before) | set(settings) if before.get(k) != settings.get(k))
-            raise DataError(f"{partial}: an unfinished build with other settings ({', '.join(changed)}) is "
-                            "here; rerun it with the same ones, or remove this folder to start afresh")
+            raise DataError(
+                f"{partial}: an unfinished build with other settings ({', '.join(changed)}) is "
+                "here; rerun it with the same ones, or remove this folder to start afresh"
+            )
         return
     os.makedirs(partial, exist_ok=True)
     with open(path, "w", encoding="utf-8") as f:
@@ -148,9 +151,16 @@ def _run(chunks: Iterator[List[Task]], root: str, full: bool, workers: int, sink
             raise
 
 
-def build_manifest(data_dir: str, out_dir: str, splits: Optional[Sequence[str]] = None,
-                   fmt: ListFormat = PLAIN_LISTS, full: bool = False, workers: int = 0,
-                   root: Optional[str] = None, show_progress: bool = True) -> dict:
+def build_manifest(
+    data_dir: str,
+    out_dir: str,
+    splits: Optional[Sequence[str]] = None,
+    fmt: ListFormat = PLAIN_LISTS,
+    full: bool = False,
+    workers: int = 0,
+    root: Optional[str] = None,
+    show_progress: bool = True,
+) -> dict:
     """Write the manifest of ``data_dir``'s lists to ``out_dir``; returns its summary.
 
     ``workers``: processes (0: one per CPU core; 1: this process). ``root``: the folder keys of
@@ -158,11 +168,23 @@ def build_manifest(data_dir: str, out_dir: str, splits: Optional[Sequence[str]] 
     """
     listed = list_dataset(data_dir, splits, fmt)
     root = os.path.abspath(root) if root else dataset_root(data_dir, fmt, listed)
-    info = {"digest": "full" if full else "fast", "root": root, "data_dir": os.path.abspath(data_dir),
-            "classes": read_classes(data_dir)}
+    info = {
+        "digest": "full" if full else "fast",
+        "root": root,
+        "data_dir": os.path.abspath(data_dir),
+        "classes": read_classes(data_dir),
+    }
     partial = os.path.join(out_dir, PARTIAL)
-    _check_settings(partial, {"digest": info["digest"], "root": root, "path_prefix": fmt.path_prefix,
-                              "separator": fmt.separator, "multi_label": fmt.multi_label})
+    _check_settings(
+        partial,
+        {
+            "digest": info["digest"],
+            "root": root,
+            "path_prefix": fmt.path_prefix,
+            "separator": fmt.separator,
+            "multi_label": fmt.multi_label,
+        },
+    )
     done = {s: _read_partial(os.path.join(partial, f"{s}.jsonl")) for s in listed}
     labels = {v.path: (v.label, v.label_index) for s in sorted(listed) for v in listed[s]}
     need = _pending(listed, done)
@@ -172,6 +194,7 @@ def build_manifest(data_dir: str, out_dir: str, splits: Optional[Sequence[str]] 
         logger.info("resuming: %d of %d videos were done by an earlier run", total - len(need), total)
     files = {s: open(os.path.join(partial, f"{s}.jsonl"), "a", encoding="utf-8") for s in listed}
     try:
+
         def sink(results: List[dict]) -> None:
             for row in results:
                 for split in need[row["_abs"]]:

@@ -7,6 +7,7 @@ whose class differs from the reference's is a label disagreement (names compared
 and ``_`` versus space; not compared when the manifest has only class indices); a found video
 the probe could not decode is counted as found and listed as undecodable.
 """
+
 from __future__ import annotations
 
 import os
@@ -28,10 +29,15 @@ class SplitCoverage:
     compared_against: str = ""
 
     def counts(self) -> dict:
-        return {"reference": self.reference, "found": self.found, "missing": len(self.missing),
-                "coverage_percent": round(100.0 * self.found / self.reference, 3) if self.reference else 0.0,
-                "label_disagreements": len(self.disagreements), "undecodable": len(self.undecodable),
-                "compared_against": self.compared_against}
+        return {
+            "reference": self.reference,
+            "found": self.found,
+            "missing": len(self.missing),
+            "coverage_percent": round(100.0 * self.found / self.reference, 3) if self.reference else 0.0,
+            "label_disagreements": len(self.disagreements),
+            "undecodable": len(self.undecodable),
+            "compared_against": self.compared_against,
+        }
 
 
 def _norm(label: str) -> str:
@@ -64,8 +70,9 @@ def coverage(manifest: Manifest, entries: Sequence[Entry], split: Optional[str] 
     for e in entries:
         target = split or (e.split if e.split in manifest.splits else "")
         if target not in lookups:
-            rows = (manifest.splits[target] if target
-                    else [r for s in sorted(manifest.splits) for r in manifest.splits[s]])
+            rows = (
+                manifest.splits[target] if target else [r for s in sorted(manifest.splits) for r in manifest.splits[s]]
+            )
             lookups[target] = _Lookup(rows)
         cov = out.setdefault(e.split, SplitCoverage(compared_against=target or "all splits"))
         cov.reference += 1
@@ -86,8 +93,10 @@ def coverage(manifest: Manifest, entries: Sequence[Entry], split: Optional[str] 
 
 def report(result: Dict[str, SplitCoverage]) -> dict:
     """The JSON summary: counts per split and, per split, ``{class: [reference, found]}``."""
-    return {"splits": {s: c.counts() for s, c in sorted(result.items())},
-            "per_class": {s: dict(sorted(c.per_class.items())) for s, c in sorted(result.items())}}
+    return {
+        "splits": {s: c.counts() for s, c in sorted(result.items())},
+        "per_class": {s: dict(sorted(c.per_class.items())) for s, c in sorted(result.items())},
+    }
 
 
 def missing_lines(result: Dict[str, SplitCoverage]) -> List[str]:
@@ -97,14 +106,20 @@ def missing_lines(result: Dict[str, SplitCoverage]) -> List[str]:
 
 def disagreement_lines(result: Dict[str, SplitCoverage]) -> List[str]:
     """TSV lines: split, key, reference class, the copy's class, file:line."""
-    return [f"{s}\t{row['key']}\t{e.label}\t{row['label']}\t{e.where}"
-            for s, c in sorted(result.items()) for e, row in c.disagreements]
+    return [
+        f"{s}\t{row['key']}\t{e.label}\t{row['label']}\t{e.where}"
+        for s, c in sorted(result.items())
+        for e, row in c.disagreements
+    ]
 
 
 def undecodable_lines(result: Dict[str, SplitCoverage]) -> List[str]:
     """TSV lines: split, key, path in the copy, reason."""
-    return [f"{s}\t{row['key']}\t{row['path']}\t{row['reason']}"
-            for s, c in sorted(result.items()) for _, row in c.undecodable]
+    return [
+        f"{s}\t{row['key']}\t{row['path']}\t{row['reason']}"
+        for s, c in sorted(result.items())
+        for _, row in c.undecodable
+    ]
 
 
 def plot_per_class(result: Dict[str, SplitCoverage], path: str, worst: int = 10) -> None:
@@ -127,8 +142,10 @@ def plot_per_class(result: Dict[str, SplitCoverage], path: str, worst: int = 10)
         ax.set_ylim(0, 105)
         ax.set_ylabel("coverage (%)")
         c = result[s].counts()
-        ax.set_title(f"{s}: {c['found']} of {c['reference']} reference videos ({c['coverage_percent']:.2f}%), "
-                     f"{len(items)} classes")
+        ax.set_title(
+            f"{s}: {c['found']} of {c['reference']} reference videos ({c['coverage_percent']:.2f}%), "
+            f"{len(items)} classes"
+        )
         if len(items) <= 40:
             ax.set_xticks(range(len(items)))
             ax.set_xticklabels([n for _, n in items], rotation=90, fontsize=7)
@@ -136,8 +153,9 @@ def plot_per_class(result: Dict[str, SplitCoverage], path: str, worst: int = 10)
             ax.set_xticks([])
             ax.set_xlabel("classes, least covered first")
             text = "\n".join(f"{v:.1f}%  {n}" for v, n in items[:worst])
-            ax.text(1.01, 1.0, f"least covered:\n{text}", transform=ax.transAxes, fontsize=7, va="top",
-                    family="monospace")
+            ax.text(
+                1.01, 1.0, f"least covered:\n{text}", transform=ax.transAxes, fontsize=7, va="top", family="monospace"
+            )
     fig.tight_layout()
     fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)

@@ -5,6 +5,7 @@ A key in B only is *added*, in A only *removed*; a key in both with another labe
 between manifests of one digest kind (fast with fast, full with full). ``intersection`` keeps the
 videos both hold with the same label and content: the set two copies can be compared on.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -41,8 +42,10 @@ def _by_key(rows: List[dict]) -> Dict[str, List[dict]]:
 
 def _check_kinds(a: Manifest, b: Manifest) -> None:
     if a.digest and b.digest and a.digest != b.digest:
-        raise DataError(f"{a.source} has {a.digest} digests and {b.source} {b.digest} ones; build both "
-                        "with the same kind (--full or not) to compare contents")
+        raise DataError(
+            f"{a.source} has {a.digest} digests and {b.source} {b.digest} ones; build both "
+            "with the same kind (--full or not) to compare contents"
+        )
 
 
 def diff_rows(a: List[dict], b: List[dict]) -> SplitDiff:
@@ -77,6 +80,5 @@ def write_intersection(a: Manifest, b: Manifest, out_dir: str) -> dict:
     for s in sorted(set(a.splits) & set(b.splits)):
         same = {(r["key"], r["label"], r["digest"]) for r in b.splits[s]}
         splits[s] = [r for r in a.splits[s] if (r["key"], r["label"], r["digest"]) in same]
-    info = {"digest": a.digest, "intersection_of": [a.source, b.source],
-            "classes": a.summary.get("classes")}
+    info = {"digest": a.digest, "intersection_of": [a.source, b.source], "classes": a.summary.get("classes")}
     return write_manifest(out_dir, splits, info)

@@ -6,6 +6,7 @@ the index at the end (MP4 writes ``moov`` at one end, Matroska its cues at the e
 the end). ``full=True`` hashes every byte, for when a change in the middle must be seen too. The
 kind is part of the digest (``fast:`` / ``full:``), so digests of the two kinds are never compared.
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -4,6 +4,7 @@ SHA-256 of the lines ``key<TAB>label<TAB>content digest``, sorted, one per liste
 same whatever order the videos were listed or probed in, on any machine; any added, removed or
 relabelled video, or any changed content (as the digest sees it), changes it.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -25,4 +26,4 @@ def fingerprint(rows: Iterable[Tuple[str, str, str]]) -> str:
 
 def short(fp: str) -> str:
     """The first 16 hex digits, for log lines (the full value goes into files)."""
-    return fp[len(PREFIX):len(PREFIX) + 16] if fp.startswith(PREFIX) else fp[:16]
+    return fp[len(PREFIX) : len(PREFIX) + 16] if fp.startswith(PREFIX) else fp[:16]

@@ -6,6 +6,7 @@ Kinetics clips are named by the common download scripts ``<youtube_id>_<start>_<
 key is its path relative to the folder all of the dataset's listed videos share (``/`` separated),
 which is how UCF101 and HMDB51 name their videos (``ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi``).
 """
+
 from __future__ import annotations
 
 import os

@@ -7,6 +7,7 @@ optionally ``classes.txt``. Relative paths are resolved as the loader resolves t
 test's rule). A row's ``label`` is its class name when ``classes.txt`` names the classes (so copies that number classes
 differently still compare), else the index; multi-label rows join them with ``|`` (``-``: none).
 """
+
 from __future__ import annotations
 
 import os
@@ -25,15 +26,16 @@ STANDARD_SPLITS = ("train", "val", "test")
 
 @dataclass(frozen=True)
 class Listed:
-    path: str          # absolute path of the video
-    label: str         # class name(s) or index(es), as fingerprinted
-    label_index: str   # the list's label field: ``3``, or ``3,17`` / ``-`` for multi-label lists
+    path: str  # absolute path of the video
+    label: str  # class name(s) or index(es), as fingerprinted
+    label_index: str  # the list's label field: ``3``, or ``3,17`` / ``-`` for multi-label lists
 
 
 @dataclass(frozen=True)
 class ListFormat:
     """How the lists are written (``DATA.PATH_PREFIX``, ``DATA.PATH_LABEL_SEPARATOR``,
     ``DATA.MULTI_LABEL``)."""
+
     path_prefix: str = ""
     separator: str = " "
     multi_label: bool = False
@@ -49,17 +51,19 @@ def _label_text(indices: Sequence[int], classes: Optional[List[str]], multi: boo
     return "|".join(names)
 
 
-def list_split(data_dir: str, split: str, fmt: ListFormat = PLAIN_LISTS,
-               classes: Optional[List[str]] = None) -> List[Listed]:
+def list_split(
+    data_dir: str, split: str, fmt: ListFormat = PLAIN_LISTS, classes: Optional[List[str]] = None
+) -> List[Listed]:
     """The videos of ``data_dir/{split}.csv``, each once, in list order."""
     csv_path = os.path.join(data_dir, f"{split}.csv")
     if fmt.multi_label and not classes:
-        raise DataError(f"{csv_path}: a multi-label list needs {os.path.join(data_dir, 'classes.txt')} "
-                        "(the number of classes)")
+        raise DataError(
+            f"{csv_path}: a multi-label list needs {os.path.join(data_dir, 'classes.txt')} (the number of classes)"
+        )
     root = resolve_video_root(data_dir, fmt.path_prefix or None)[0]  # the loader's rule
-    records = read_video_list(csv_path, root, fmt.separator,
-                              len(classes) if classes else None, duplicates="drop",
-                              multi_label=fmt.multi_label)
+    records = read_video_list(
+        csv_path, root, fmt.separator, len(classes) if classes else None, duplicates="drop", multi_label=fmt.multi_label
+    )
     out = []
     for r in records:
         if isinstance(r.label, torch.Tensor):
@@ -76,8 +80,9 @@ def present_splits(data_dir: str) -> List[str]:
     return [s for s in STANDARD_SPLITS if os.path.isfile(os.path.join(data_dir, f"{s}.csv"))]
 
 
-def list_dataset(data_dir: str, splits: Optional[Sequence[str]] = None,
-                 fmt: ListFormat = PLAIN_LISTS) -> Dict[str, List[Listed]]:
+def list_dataset(
+    data_dir: str, splits: Optional[Sequence[str]] = None, fmt: ListFormat = PLAIN_LISTS
+) -> Dict[str, List[Listed]]:
     """``{split: videos}`` for ``splits`` (default: every standard split present)."""
     if not os.path.isdir(data_dir):
         raise DataError(f"{data_dir}: dataset folder not found")
@@ -88,8 +93,7 @@ def list_dataset(data_dir: str, splits: Optional[Sequence[str]] = None,
     return {s: list_split(data_dir, s, fmt, classes) for s in splits}
 
 
-def dataset_root(data_dir: str, fmt: ListFormat = PLAIN_LISTS,
-                 listed: Optional[Dict[str, List[Listed]]] = None) -> str:
+def dataset_root(data_dir: str, fmt: ListFormat = PLAIN_LISTS, listed: Optional[Dict[str, List[Listed]]] = None) -> str:
     """The folder relative-path keys are taken from: the deepest one holding every video of the
     standard splits present (so a build and a training or test run of one split agree).
     ``listed``: splits already read, not read again."""

@@ -5,6 +5,7 @@ shown after the display matrix, the packet index's frame count, the first shown 
 same look that decides how training reads the file. A file that is missing, cannot be opened or
 does not decode is a row with ``decodable`` 0 and the reason, never an error of the build.
 """
+
 from __future__ import annotations
 
 import os
@@ -22,9 +23,22 @@ PROBE_TIMEOUT_S = 120.0
 def manifest_row(path: str, root: str, label: str, label_index: str, full: bool = False) -> dict:
     """The row of the video at ``path`` (absolute) listed with ``label``."""
     rel = os.path.relpath(path, root).replace(os.sep, "/") if root else path
-    row = {"key": video_key(path, root), "path": rel, "label": label, "label_index": label_index,
-           "bytes": 0, "digest": "", "decodable": False, "reason": "", "width": 0, "height": 0,
-           "fps": 0.0, "duration": 0.0, "frames": 0, "frames_exact": False}
+    row = {
+        "key": video_key(path, root),
+        "path": rel,
+        "label": label,
+        "label_index": label_index,
+        "bytes": 0,
+        "digest": "",
+        "decodable": False,
+        "reason": "",
+        "width": 0,
+        "height": 0,
+        "fps": 0.0,
+        "duration": 0.0,
+        "frames": 0,
+        "frames_exact": False,
+    }
     try:
         row["bytes"] = os.stat(path).st_size
         row["digest"] = content_digest(path, full)
@@ -42,7 +56,14 @@ def manifest_row(path: str, root: str, label: str, label_index: str, full: bool 
     except Exception as e:  # a probe that crashes on one file must not end a 250k-video build
         row["reason"] = f"probe failed: {short(e)}"
         return row
-    row.update(width=facts.width, height=facts.height, fps=facts.fps, duration=facts.duration,
-               frames=facts.frames, frames_exact=facts.frames_exact, decodable=facts.decodable,
-               reason=facts.reason)
+    row.update(
+        width=facts.width,
+        height=facts.height,
+        fps=facts.fps,
+        duration=facts.duration,
+        frames=facts.frames,
+        frames_exact=facts.frames_exact,
+        decodable=facts.decodable,
+        reason=facts.reason,
+    )
     return row

@@ -1,4 +1,5 @@
 """A progress line with rate and ETA: redrawn in place on a terminal, a log line every 10 s else."""
+
 from __future__ import annotations
 
 import sys
@@ -29,8 +30,10 @@ class Progress:
         left = (self.total - self.done) / rate if rate > 0 else float("nan")
         pct = 100.0 * self.done / self.total if self.total else 100.0
         eta = _clock(left) if left == left else "?"
-        return (f"{self.label} {self.done}/{self.total} ({pct:.1f}%) {rate:.1f} videos/s "
-                f"elapsed {_clock(elapsed)} ETA {eta}")
+        return (
+            f"{self.label} {self.done}/{self.total} ({pct:.1f}%) {rate:.1f} videos/s "
+            f"elapsed {_clock(elapsed)} ETA {eta}"
+        )
 
     def update(self, n: int = 1) -> None:
         self.done += n

@@ -13,6 +13,7 @@ The record keeps, besides the counts, a 64-bit hash of every key and content dig
 tensors, 16 bytes a video) so that a test can tell whether a checkpoint's training set shares
 videos with the test set (by key, and by content when both used the same digest kind).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -50,12 +51,12 @@ def _hashes(values: Sequence[str]) -> torch.Tensor:
 class SplitProvenance:
     split: str
     fingerprint: str
-    digest: str           # "fast" or "full"
-    listed: int           # videos the list names (each once)
-    missing: int          # of them, files not found
-    source: str           # the manifest it came from, or "fast digest of the listed files"
-    rows: List[tuple]     # (key, label, content digest) per listed video, in list order
-    paths: List[str]      # their files
+    digest: str  # "fast" or "full"
+    listed: int  # videos the list names (each once)
+    missing: int  # of them, files not found
+    source: str  # the manifest it came from, or "fast digest of the listed files"
+    rows: List[tuple]  # (key, label, content digest) per listed video, in list order
+    paths: List[str]  # their files
 
     @property
     def keys(self) -> List[str]:
@@ -67,8 +68,14 @@ class SplitProvenance:
 
     def record(self) -> dict:
         """The small dict that goes into json_stats, test_metrics.json and checkpoints."""
-        return {"split": self.split, "fingerprint": self.fingerprint, "digest": self.digest,
-                "listed": self.listed, "missing": self.missing, "source": self.source}
+        return {
+            "split": self.split,
+            "fingerprint": self.fingerprint,
+            "digest": self.digest,
+            "listed": self.listed,
+            "missing": self.missing,
+            "source": self.source,
+        }
 
     def subset_record(self, keys: Set[str], manifest: str) -> dict:
         """The videos of this split that ``keys`` (a subset manifest's) hold: count and fingerprint."""
@@ -110,17 +117,20 @@ def _from_manifest(videos: Sequence[Listed], manifest_path: str, split: str) -> 
         except FileNotFoundError:
             size = None
         if (size is None) != (row["digest"] == "") or (size is not None and size != row["bytes"]):
-            raise DataError(f"{v.path}: {'missing' if size is None else f'{size} bytes'} here but "
-                            f"{row['bytes']} bytes in DATA.MANIFEST {manifest_path}; rebuild the manifest")
+            raise DataError(
+                f"{v.path}: {'missing' if size is None else f'{size} bytes'} here but "
+                f"{row['bytes']} bytes in DATA.MANIFEST {manifest_path}; rebuild the manifest"
+            )
         out.append((key, v.label, row["digest"]))
     if absent:
-        raise DataError(f"DATA.MANIFEST {manifest_path}: {len(absent)} listed video(s) of {split} are not in "
-                        f"it (first: {absent[0]}); rebuild it with rs3d-manifest build")
+        raise DataError(
+            f"DATA.MANIFEST {manifest_path}: {len(absent)} listed video(s) of {split} are not in "
+            f"it (first: {absent[0]}); rebuild it with rs3d-manifest build"
+        )
     return out, m.digest or "fast"
 
 
-def describe_split(data_dir: str, split: str, fmt: ListFormat = PLAIN_LISTS,
-                   manifest: str = "") -> SplitProvenance:
+def describe_split(data_dir: str, split: str, fmt: ListFormat = PLAIN_LISTS, manifest: str = "") -> SplitProvenance:
     """The provenance of ``data_dir/{split}.csv`` (see the module docstring)."""
     t0 = time.perf_counter()
     videos = list_split(data_dir, split, fmt, read_classes(data_dir))
@@ -130,10 +140,25 @@ def describe_split(data_dir: str, split: str, fmt: ListFormat = PLAIN_LISTS,
     else:
         rows, kind = _from_files(videos, dataset_root(data_dir, fmt, {split: videos})), "fast"
         source = "fast digest of the listed files"
-    prov = SplitProvenance(split, fingerprint(rows), kind, len(rows), sum(1 for r in rows if not r[2]),
-                           source, rows, [v.path for v in videos])
-    logger.info("%s: %d videos (%d missing), fingerprint %s (%s, %.1f s)", split, prov.listed, prov.missing,
-                short(prov.fingerprint), source, time.perf_counter() - t0)
+    prov = SplitProvenance(
+        split,
+        fingerprint(rows),
+        kind,
+        len(rows),
+        sum(1 for r in rows if not r[2]),
+        source,
+        rows,
+        [v.path for v in videos],
+    )
+    logger.info(
+        "%s: %d videos (%d missing), fingerprint %s (%s, %.1f s)",
+        split,
+        prov.listed,
+        prov.missing,
+        short(prov.fingerprint),
+        source,
+        time.perf_counter() - t0,
+    )
     return prov
 
 
@@ -149,9 +174,14 @@ def leakage(train_entry: Optional[dict], test: SplitProvenance) -> Optional[dict
         by_content = len(set(_hashes(test.digests).tolist()) & set(train_entry["digest_hashes"].tolist()))
     result = {"train_fingerprint": train_entry.get("fingerprint"), "by_key": by_key, "by_content": by_content}
     if by_key or by_content:
-        logger.warning("LEAKAGE: %d of the %d test videos share a key and %s share content with the "
-                       "checkpoint's training set (fingerprint %s)", by_key, test.listed,
-                       "?" if by_content is None else by_content, short(train_entry.get("fingerprint", "")))
+        logger.warning(
+            "LEAKAGE: %d of the %d test videos share a key and %s share content with the "
+            "checkpoint's training set (fingerprint %s)",
+            by_key,
+            test.listed,
+            "?" if by_content is None else by_content,
+            short(train_entry.get("fingerprint", "")),
+        )
     return result
 
 
@@ -169,4 +199,3 @@ def in_subset(paths: Sequence[str], keys: Set[str]) -> List[bool]:
 def matched_keys(paths: Sequence[str], keys: Set[str]) -> Set[str]:
     """The keys among ``keys`` that ``paths`` name."""
     return {k for k in (match_key(p, keys) for p in paths) if k is not None}
-

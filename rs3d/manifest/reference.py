@@ -11,6 +11,7 @@ the file's name and header:
     SSv2       train.json / validation.json          class from the template (labels.json beside)
     Charades   Charades_v1_train.csv / _test.csv      classes from the actions (Charades_v1_classes.txt)
 """
+
 from __future__ import annotations
 
 import csv
@@ -28,10 +29,10 @@ from .keys import kinetics_key
 @dataclass(frozen=True)
 class Entry:
     split: str
-    keys: Tuple[str, ...]    # keys the video has in a manifest, best first
-    stems: Tuple[str, ...]   # file names without extension it may have in a copy
-    label: Optional[str]     # class name(s) joined by "|"; None where the file gives no label
-    where: str               # file:line
+    keys: Tuple[str, ...]  # keys the video has in a manifest, best first
+    stems: Tuple[str, ...]  # file names without extension it may have in a copy
+    label: Optional[str]  # class name(s) joined by "|"; None where the file gives no label
+    where: str  # file:line
 
 
 _SPLIT_NAMES = {"validate": "val", "validation": "val", "valid": "val", "training": "train", "testing": "test"}
@@ -102,8 +103,15 @@ def read_hmdb51(path: str, fold: int = 1) -> List[Entry]:
                 raise DataError(f"{p}:{lineno}: expected '<video> <0|1|2>', got {text!r}")
             if parts[1] == "0":
                 continue
-            out.append(Entry("train" if parts[1] == "1" else "test", (f"{cls}/{parts[0]}",),
-                             (os.path.splitext(parts[0])[0],), cls, f"{p}:{lineno}"))
+            out.append(
+                Entry(
+                    "train" if parts[1] == "1" else "test",
+                    (f"{cls}/{parts[0]}",),
+                    (os.path.splitext(parts[0])[0],),
+                    cls,
+                    f"{p}:{lineno}",
+                )
+            )
     return out
 
 
@@ -165,5 +173,7 @@ def read_reference(path: str, fold: int = 1) -> Tuple[str, List[Entry]]:
             return "kinetics", read_kinetics(path)
         if {"id", "actions"} <= header:
             return "charades", read_charades(path)
-    raise DataError(f"{path}: not an annotation file rs3d knows (Kinetics train/validate/test CSV, UCF101 "
-                    "train/testlist, HMDB51 split files, SSv2 train/validation JSON, Charades CSV)")
+    raise DataError(
+        f"{path}: not an annotation file rs3d knows (Kinetics train/validate/test CSV, UCF101 "
+        "train/testlist, HMDB51 split files, SSv2 train/validation JSON, Charades CSV)"
+    )

@@ -7,6 +7,7 @@ The split files are byte-for-byte the same for the same data (rows sorted, gzip 
 stamp), so two builds can be compared with ``cmp`` as well as with ``rs3d-manifest diff``;
 ``manifest.json`` adds the folders the build read, and no dates.
 """
+
 from __future__ import annotations
 
 import csv
@@ -23,8 +24,22 @@ from .fingerprint import fingerprint
 FORMAT = "rs3d-manifest/1"
 SUMMARY = "manifest.json"
 SUFFIX = ".csv.gz"
-FIELDS = ("key", "path", "label", "label_index", "bytes", "digest", "decodable", "reason",
-          "width", "height", "fps", "duration", "frames", "frames_exact")
+FIELDS = (
+    "key",
+    "path",
+    "label",
+    "label_index",
+    "bytes",
+    "digest",
+    "decodable",
+    "reason",
+    "width",
+    "height",
+    "fps",
+    "duration",
+    "frames",
+    "frames_exact",
+)
 _INTS = ("bytes", "width", "height", "frames")
 _FLOATS = ("fps", "duration")
 _BOOLS = ("decodable", "frames_exact")
@@ -33,6 +48,7 @@ _BOOLS = ("decodable", "frames_exact")
 @dataclass
 class Manifest:
     """A manifest read back: the summary and the rows of each split."""
+
     source: str
     summary: dict
     splits: Dict[str, List[dict]] = field(default_factory=dict)
@@ -134,8 +150,11 @@ def read_manifest(path: str) -> Manifest:
         name = os.path.basename(path)[: -len(SUFFIX)]
         rows = read_split(path)
         digests = {r["digest"].partition(":")[0] for r in rows if r["digest"]}
-        summary = {"format": FORMAT, "digest": digests.pop() if len(digests) == 1 else "",
-                   "splits": {name: split_summary(name, rows)}}
+        summary = {
+            "format": FORMAT,
+            "digest": digests.pop() if len(digests) == 1 else "",
+            "splits": {name: split_summary(name, rows)},
+        }
         return Manifest(path, summary, {name: rows})
     summary_path = os.path.join(path, SUMMARY)
     if not os.path.isfile(summary_path):

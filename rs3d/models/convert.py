@@ -16,6 +16,7 @@ config keys they would fit (``fit_hint``).
 
 Every file is read with ``torch.load(weights_only=True)``: a pickle that would run code is refused.
 """
+
 from __future__ import annotations
 
 import logging
@@ -27,9 +28,9 @@ from typing import Dict, List, Mapping, Optional, Tuple
 import torch
 from torch import nn
 
-from .. import io
+from .. import file_io
 from ..errors import CheckpointError  # noqa: F401  (re-exported)
-from ..io.integrity import check_torch_file
+from ..file_io.integrity import check_torch_file
 from .resnet3d import BLOCKS_PER_DEPTH
 from .zoo import create_model, list_models, model_args
 
@@ -37,17 +38,23 @@ logger = logging.getLogger(__name__)
 
 StateDict = Dict[str, torch.Tensor]
 
-_BLOCK_PARTS_PTV = {"conv_a": "conv1", "norm_a": "bn1", "conv_b": "conv2", "norm_b": "bn2",
-                    "conv_c": "conv3", "norm_c": "bn3"}
+_BLOCK_PARTS_PTV = {
+    "conv_a": "conv1",
+    "norm_a": "bn1",
+    "conv_b": "conv2",
+    "norm_b": "bn2",
+    "conv_c": "conv3",
+    "norm_c": "bn3",
+}
 _BLOCK_PARTS_PYSF = {"a": "conv1", "a_bn": "bn1", "b": "conv2", "b_bn": "bn2", "c": "conv3", "c_bn": "bn3"}
 
 
 def read_weights_file(path: str) -> object:
     """``torch.load`` with ``weights_only=True`` and a clear error for unsafe or broken files.
 
-    ``path`` may be a URL or an object-store path (read through ``rs3d.io``)."""
+    ``path`` may be a URL or an object-store path (read through ``rs3d.file_io``)."""
     try:
-        with io.open(path, "rb") as f:
+        with file_io.open(path, "rb") as f:
             check_torch_file(f, path)  # zip CRCs (torch.load does not check them); not a torch file at all
             return torch.load(f, map_location="cpu", weights_only=True)
     except CheckpointError:
@@ -55,14 +62,15 @@ def read_weights_file(path: str) -> object:
     except FileNotFoundError:
         raise CheckpointError(f"{path}: no such checkpoint file") from None
     except OSError as e:
-        if not io.is_local(path):  # a download or an object store that failed
+        if not file_io.is_local(path):  # a download or an object store that failed
             raise CheckpointError(f"{path}: {e}") from None
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({type(e).__name__}: {e})") from None
     except pickle.UnpicklingError as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CheckpointError(
             f"{path}: refused to load: the file holds objects other than tensors and plain containers "
-            f"(loading it would run code; re-save it as a plain state dict). Detail: {first}") from None
+            f"(loading it would run code; re-save it as a plain state dict). Detail: {first}"
+        ) from None
     except Exception as e:  # truncated zip, not a torch file, ...
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({type(e).__name__}: {e})") from None
 
@@ -73,7 +81,7 @@ def strip_wrapper_prefixes(sd: Mapping[str, torch.Tensor]) -> StateDict:
     for k, v in sd.items():
         for prefix in ("module.", "_orig_mod."):
             while k.startswith(prefix):
-                k = k[len(prefix):]
+                k = k[len(prefix) :]
         out[k] = v
     return out
 
@@ -83,24 +91,24 @@ def convert_pytorchvideo_resnet(sd: Mapping[str, torch.Tensor]) -> StateDict:
     out: StateDict = {}
     for key, value in strip_wrapper_prefixes(sd).items():
         if key.startswith("blocks.0."):
-            rest = key[len("blocks.0."):]
+            rest = key[len("blocks.0.") :]
             new = rest.replace("conv.", "conv1.", 1) if rest.startswith("conv.") else rest.replace("norm.", "bn1.", 1)
         elif m := re.match(r"blocks\.([1-4])\.res_blocks\.(\d+)\.(.*)", key):
             stage, block, rest = m.groups()
             prefix = f"layer{stage}.{block}."
             if rest.startswith("branch1_conv."):
-                new = prefix + "downsample.0." + rest[len("branch1_conv."):]
+                new = prefix + "downsample.0." + rest[len("branch1_conv.") :]
             elif rest.startswith("branch1_norm."):
-                new = prefix + "downsample.1." + rest[len("branch1_norm."):]
+                new = prefix + "downsample.1." + rest[len("branch1_norm.") :]
             elif rest.startswith("branch2."):
-                part, _, param = rest[len("branch2."):].partition(".")
+                part, _, param = rest[len("branch2.") :].partition(".")
                 if part not in _BLOCK_PARTS_PTV:
                     raise CheckpointError(f"PyTorchVideo key {key!r} has no rs3d counterpart")
                 new = prefix + _BLOCK_PARTS_PTV[part] + "." + param
             else:
                 raise CheckpointError(f"PyTorchVideo key {key!r} has no rs3d counterpart")
         elif key.startswith("blocks.5.proj."):
-            new = "fc." + key[len("blocks.5.proj."):]
+            new = "fc." + key[len("blocks.5.proj.") :]
         else:
             raise CheckpointError(f"PyTorchVideo key {key!r} has no rs3d counterpart")
         out[new] = value
@@ -118,18 +126,18 @@ def convert_pyslowfast_resnet(sd: Mapping[str, torch.Tensor]) -> StateDict:
             stage, block, rest = m.groups()
             prefix = f"layer{int(stage) - 1}.{block}."
             if rest.startswith("branch1."):
-                new = prefix + "downsample.0." + rest[len("branch1."):]
+                new = prefix + "downsample.0." + rest[len("branch1.") :]
             elif rest.startswith("branch1_bn."):
-                new = prefix + "downsample.1." + rest[len("branch1_bn."):]
+                new = prefix + "downsample.1." + rest[len("branch1_bn.") :]
             elif rest.startswith("branch2."):
-                part, _, param = rest[len("branch2."):].partition(".")
+                part, _, param = rest[len("branch2.") :].partition(".")
                 if part not in _BLOCK_PARTS_PYSF:
                     raise CheckpointError(f"PySlowFast key {key!r} has no rs3d counterpart")
                 new = prefix + _BLOCK_PARTS_PYSF[part] + "." + param
             else:
                 raise CheckpointError(f"PySlowFast key {key!r} has no rs3d counterpart")
         elif key.startswith("head.projection."):
-            new = "fc." + key[len("head.projection."):]
+            new = "fc." + key[len("head.projection.") :]
         else:
             raise CheckpointError(f"PySlowFast key {key!r} has no rs3d counterpart")
         out[new] = value
@@ -147,8 +155,9 @@ def inflate_kernel(weight2d: torch.Tensor, temporal_size: int, mode: str = "cent
     return out
 
 
-def inflate_state_dict(sd2d: Mapping[str, torch.Tensor], model: nn.Module, mode: str = "center",
-                       skip_classifier: bool = False) -> StateDict:
+def inflate_state_dict(
+    sd2d: Mapping[str, torch.Tensor], model: nn.Module, mode: str = "center", skip_classifier: bool = False
+) -> StateDict:
     """Turn a 2D ResNet state dict with the same key names (timm / torchvision) into ``model``'s 3D one.
 
     Raises a ``CheckpointError`` naming the keys that are missing or do not match in shape.
@@ -178,26 +187,30 @@ def inflate_state_dict(sd2d: Mapping[str, torch.Tensor], model: nn.Module, mode:
     if missing or mismatched:
         raise CheckpointError(
             f"2D checkpoint does not match the 3D model: {len(missing)} missing key(s) "
-            f"{missing[:5]}, {len(mismatched)} shape mismatch(es) {mismatched[:5]}")
+            f"{missing[:5]}, {len(mismatched)} shape mismatch(es) {mismatched[:5]}"
+        )
     return out
 
 
 @dataclass(frozen=True)
 class PretrainedLoad:
     """What ``load_pretrained_report`` put into the model."""
+
     path: str
-    fmt: str                    # "rs3d", "pytorchvideo", "pyslowfast" or "2d"
-    loaded: int                 # tensors copied from the file (parameters and buffers)
-    total: int                  # tensors in the model's state dict
+    fmt: str  # "rs3d", "pytorchvideo", "pyslowfast" or "2d"
+    loaded: int  # tensors copied from the file (parameters and buffers)
+    total: int  # tensors in the model's state dict
     head: Optional[Tuple[int, int]] = None  # (file's classes, model's) when the classifier was left new
-    weights: str = ""           # "ema" or "model" for an rs3d checkpoint
+    weights: str = ""  # "ema" or "model" for an rs3d checkpoint
 
     def describe(self) -> str:
         src = f"{self.fmt}{', ' + self.weights + ' weights' if self.weights else ''}"
         text = f"{self.path} ({src}): {self.loaded} of {self.total} tensors loaded"
         if self.head is not None:
-            text += (f"; new classifier for {self.head[1]} classes (the file's has {self.head[0]}), "
-                     "at its fresh initialisation")
+            text += (
+                f"; new classifier for {self.head[1]} classes (the file's has {self.head[0]}), "
+                "at its fresh initialisation"
+            )
         return text
 
 
@@ -217,7 +230,7 @@ def _strip_ptv_module(sd: StateDict) -> StateDict:
     """PySlowFast's PyTorchVideo models (``PTVResNet``) hold the network as ``self.model``: their
     keys are ``model.blocks.N...``; the PyTorchVideo keys are what is under ``model.``."""
     if sd and all(k.startswith("model.") for k in sd) and any(k.startswith("model.blocks.0.") for k in sd):
-        return {k[len("model."):]: v for k, v in sd.items()}
+        return {k[len("model.") :]: v for k, v in sd.items()}
     return sd
 
 
@@ -292,12 +305,21 @@ def fit_hint(sd: Mapping[str, torch.Tensor]) -> str:
 
 
 def _mismatches(sd: Mapping[str, torch.Tensor], target: Mapping[str, torch.Tensor]) -> List[str]:
-    return [f"{k} {tuple(v.shape)} in the file, {tuple(target[k].shape)} in the model"
-            for k, v in sd.items() if k in target and tuple(v.shape) != tuple(target[k].shape)]
+    return [
+        f"{k} {tuple(v.shape)} in the file, {tuple(target[k].shape)} in the model"
+        for k, v in sd.items()
+        if k in target and tuple(v.shape) != tuple(target[k].shape)
+    ]
 
 
-def load_pretrained(model: nn.Module, path: str, inflate: bool = False, inflate_mode: str = "center",
-                    prefer_ema: bool = True, strict: bool = True) -> str:
+def load_pretrained(
+    model: nn.Module,
+    path: str,
+    inflate: bool = False,
+    inflate_mode: str = "center",
+    prefer_ema: bool = True,
+    strict: bool = True,
+) -> str:
     """Load rs3d / PyTorchVideo / PySlowFast / (with ``inflate``) 2D timm weights into ``model``.
 
     A classifier whose shape differs (another label set) is left at its initialisation with a
@@ -306,8 +328,14 @@ def load_pretrained(model: nn.Module, path: str, inflate: bool = False, inflate_
     return load_pretrained_report(model, path, inflate, inflate_mode, prefer_ema, strict).fmt
 
 
-def load_pretrained_report(model: nn.Module, path: str, inflate: bool = False, inflate_mode: str = "center",
-                           prefer_ema: bool = True, strict: bool = True) -> PretrainedLoad:
+def load_pretrained_report(
+    model: nn.Module,
+    path: str,
+    inflate: bool = False,
+    inflate_mode: str = "center",
+    prefer_ema: bool = True,
+    strict: bool = True,
+) -> PretrainedLoad:
     """``load_pretrained``, returning what was loaded (format, tensor count, a new classifier)."""
     sd, fmt, weights = _unwrap_which(read_weights_file(path), prefer_ema)
     if fmt == "pytorchvideo":
@@ -316,8 +344,10 @@ def load_pretrained_report(model: nn.Module, path: str, inflate: bool = False, i
         sd = convert_pyslowfast_resnet(sd)
     elif fmt == "2d":
         if not inflate:
-            raise CheckpointError(f"{path}: holds 2D weights; set TRAIN.CHECKPOINT_INFLATE True (inflate=True) "
-                                  f"to inflate them into the 3D model")
+            raise CheckpointError(
+                f"{path}: holds 2D weights; set TRAIN.CHECKPOINT_INFLATE True (inflate=True) "
+                f"to inflate them into the 3D model"
+            )
     target = model.state_dict()
     whole = sd  # with its classifier: what the file fits is said from all of it
     fc_w = sd.get("fc.weight")
@@ -325,19 +355,27 @@ def load_pretrained_report(model: nn.Module, path: str, inflate: bool = False, i
     if fmt == "2d":
         sd = inflate_state_dict(sd, model, inflate_mode, skip_classifier=skip_fc)
     if skip_fc:
-        logger.warning("%s: classifier has %d classes, the model %d: keeping the model's new classifier",
-                       path, fc_w.shape[0], target["fc.weight"].shape[0])
+        logger.warning(
+            "%s: classifier has %d classes, the model %d: keeping the model's new classifier",
+            path,
+            fc_w.shape[0],
+            target["fc.weight"].shape[0],
+        )
         sd = {k: v for k, v in sd.items() if not k.startswith("fc.")}
     mismatched = _mismatches(sd, target)
     if mismatched:
-        raise CheckpointError(f"{path} ({fmt}): does not match the model: {len(mismatched)} shape mismatch(es), "
-                              f"e.g. {mismatched[0]}; {fit_hint(whole)}")
+        raise CheckpointError(
+            f"{path} ({fmt}): does not match the model: {len(mismatched)} shape mismatch(es), "
+            f"e.g. {mismatched[0]}; {fit_hint(whole)}"
+        )
     result = model.load_state_dict(sd, strict=False)
     missing = [k for k in result.missing_keys if not (skip_fc and k.startswith("fc."))]
     if strict and (missing or result.unexpected_keys):
-        raise CheckpointError(f"{path} ({fmt}): does not match the model: missing {missing[:5]}"
-                              f"{'...' if len(missing) > 5 else ''}, unexpected {result.unexpected_keys[:5]}; "
-                              f"{fit_hint(whole)}")
+        raise CheckpointError(
+            f"{path} ({fmt}): does not match the model: missing {missing[:5]}"
+            f"{'...' if len(missing) > 5 else ''}, unexpected {result.unexpected_keys[:5]}; "
+            f"{fit_hint(whole)}"
+        )
     unexpected = set(result.unexpected_keys)
     loaded = sum(1 for k in sd if k in target and k not in unexpected)
     head = (int(fc_w.shape[0]), int(target["fc.weight"].shape[0])) if skip_fc else None

@@ -10,6 +10,7 @@ code), the class names again one per line in ``classes.txt``. Written by ``rs3d-
 TorchScript and ONNX files carry the same description: :func:`export_torchscript` stores it as the
 extra file ``rs3d_config.json``, :func:`export_onnx` as the model's ``rs3d_config`` metadata entry.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,7 +22,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from .. import io
+from .. import file_io
 from ..errors import CheckpointError
 
 CONFIG_NAME = "config.json"
@@ -31,21 +32,29 @@ LIBRARY = "rs3d"
 EXTRA_FILE = "rs3d_config.json"  # TorchScript extra file / ONNX metadata key (without .json)
 
 
-def pretrained_config(model: nn.Module, class_names: Optional[Sequence[str]] = None,
-                      preprocessing: Optional[dict] = None, **extra: Any) -> Dict[str, Any]:
+def pretrained_config(
+    model: nn.Module, class_names: Optional[Sequence[str]] = None, preprocessing: Optional[dict] = None, **extra: Any
+) -> Dict[str, Any]:
     """``config.json``'s content for ``model`` (built by ``create_model``, which records its
     ``pretrained_cfg``): architecture, constructor arguments, classes, preprocessing, and ``extra``
     (the callers add ``rs3d_version``)."""
     spec = getattr(model, "pretrained_cfg", None)
     if not spec or "architecture" not in spec:
-        raise CheckpointError("the model has no pretrained_cfg (architecture and arguments): build it with "
-                              "rs3d.create_model or rs3d.build_model")
+        raise CheckpointError(
+            "the model has no pretrained_cfg (architecture and arguments): build it with "
+            "rs3d.create_model or rs3d.build_model"
+        )
     if class_names is not None and len(class_names) != spec["num_classes"]:
         raise CheckpointError(f"{len(class_names)} class names for a model of {spec['num_classes']} classes")
-    return {"library": LIBRARY, "architecture": spec["architecture"],
-            "num_classes": spec["num_classes"], "model_args": _plain(spec.get("model_args", {})),
-            "class_names": list(class_names) if class_names else None,
-            "preprocessing": _plain(preprocessing or {}), **_plain(extra)}
+    return {
+        "library": LIBRARY,
+        "architecture": spec["architecture"],
+        "num_classes": spec["num_classes"],
+        "model_args": _plain(spec.get("model_args", {})),
+        "class_names": list(class_names) if class_names else None,
+        "preprocessing": _plain(preprocessing or {}),
+        **_plain(extra),
+    }
 
 
 def _plain(x):
@@ -53,34 +62,40 @@ def _plain(x):
     return json.loads(json.dumps(x))
 
 
-def save_pretrained(model: nn.Module, folder: str, class_names: Optional[Sequence[str]] = None,
-                    preprocessing: Optional[dict] = None, **extra: Any) -> Dict[str, str]:
+def save_pretrained(
+    model: nn.Module,
+    folder: str,
+    class_names: Optional[Sequence[str]] = None,
+    preprocessing: Optional[dict] = None,
+    **extra: Any,
+) -> Dict[str, str]:
     """Write ``folder/{config.json, model.safetensors, classes.txt}``; returns the files' paths."""
     config = pretrained_config(model, class_names, preprocessing, **extra)
     os.makedirs(folder, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     files = {"config": os.path.join(folder, CONFIG_NAME), "weights": os.path.join(folder, WEIGHTS_NAME)}
     save_file(state, files["weights"], metadata={"format": "pt", "library": LIBRARY})
-    io.atomic_write_text(files["config"], json.dumps(config, indent=2) + "\n")
+    file_io.atomic_write_text(files["config"], json.dumps(config, indent=2) + "\n")
     if config["class_names"]:
         files["classes"] = os.path.join(folder, CLASSES_NAME)
-        io.atomic_write_text(files["classes"], "\n".join(config["class_names"]) + "\n")
+        file_io.atomic_write_text(files["classes"], "\n".join(config["class_names"]) + "\n")
     return files
 
 
 def _fetch(location: str, name: str, cache: str) -> str:
     """``location/name`` as a local path (a URL is downloaded into ``cache``)."""
-    if io.is_local(location):
+    if file_io.is_local(location):
         path = os.path.join(location, name)
         if not os.path.isfile(path):
             raise CheckpointError(f"{location}: no {name} (not a folder written by rs3d-export / save_pretrained)")
         return path
     local = os.path.join(cache, name)
     try:
-        io.download(location.rstrip("/") + "/" + name, local)
+        file_io.download(location.rstrip("/") + "/" + name, local)
     except OSError as e:
-        raise CheckpointError(f"cannot download {location.rstrip('/')}/{name}: {' '.join(str(e).split())[:300]}") \
-            from None
+        raise CheckpointError(
+            f"cannot download {location.rstrip('/')}/{name}: {' '.join(str(e).split())[:300]}"
+        ) from None
     return local
 
 
@@ -111,10 +126,13 @@ def load_pretrained_folder(location: str, create, name: Optional[str] = None, **
     model = create(config["architecture"], num_classes=num_classes, **args)
     result = model.load_state_dict(weights, strict=False)
     if result.missing_keys or result.unexpected_keys:
-        raise CheckpointError(f"{location}: weights do not fit {config['architecture']} "
-                              f"(missing {result.missing_keys[:3]}, unexpected {result.unexpected_keys[:3]})")
-    model.pretrained_cfg = dict(model.pretrained_cfg, **{k: v for k, v in config.items() if k != "model_args"},
-                                source=str(location))
+        raise CheckpointError(
+            f"{location}: weights do not fit {config['architecture']} "
+            f"(missing {result.missing_keys[:3]}, unexpected {result.unexpected_keys[:3]})"
+        )
+    model.pretrained_cfg = dict(
+        model.pretrained_cfg, **{k: v for k, v in config.items() if k != "model_args"}, source=str(location)
+    )
     return model.eval()
 
 
@@ -133,6 +151,6 @@ def export_onnx(model: nn.Module, path: str, config: dict, example: torch.Tensor
     torch.onnx.export(model.eval(), (example,), path, dynamo=True, input_names=["clip"], output_names=["logits"])
     proto = onnx.load(path)
     entry = proto.metadata_props.add()
-    entry.key, entry.value = EXTRA_FILE[:-len(".json")], json.dumps(config)
+    entry.key, entry.value = EXTRA_FILE[: -len(".json")], json.dumps(config)
     onnx.save(proto, path)
     return path

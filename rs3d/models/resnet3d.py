@@ -19,6 +19,7 @@ The public API follows timm: ``forward_features`` / ``forward_head`` / ``get_cla
 Attribute names follow timm / torchvision (``conv1``, ``bn1``, ``layer1..4``, ``fc``, and inside a
 block ``conv1..3``, ``bn1..3``, ``se``, ``downsample``) so that 2D checkpoints map key for key.
 """
+
 from __future__ import annotations
 
 from typing import Callable, Dict, List, Sequence, Tuple, Union
@@ -98,22 +99,24 @@ NormLayer = Callable[[int], nn.Module]
 ShortcutLayer = Callable[[int, int, Tuple[int, int, int], NormLayer], nn.Module]
 
 
-def conv_shortcut(in_channels: int, out_channels: int, stride: Tuple[int, int, int],
-                  norm_layer: NormLayer = nn.BatchNorm3d) -> nn.Module:
+def conv_shortcut(
+    in_channels: int, out_channels: int, stride: Tuple[int, int, int], norm_layer: NormLayer = nn.BatchNorm3d
+) -> nn.Module:
     """Projection shortcut of the released 3D code: a strided 1x1x1 conv, then a norm."""
-    return nn.Sequential(nn.Conv3d(in_channels, out_channels, 1, stride=stride, bias=False),
-                         norm_layer(out_channels))
+    return nn.Sequential(nn.Conv3d(in_channels, out_channels, 1, stride=stride, bias=False), norm_layer(out_channels))
 
 
-def avg_shortcut(in_channels: int, out_channels: int, stride: Tuple[int, int, int],
-                 norm_layer: NormLayer = nn.BatchNorm3d) -> nn.Module:
+def avg_shortcut(
+    in_channels: int, out_channels: int, stride: Tuple[int, int, int], norm_layer: NormLayer = nn.BatchNorm3d
+) -> nn.Module:
     """ResNet-D projection shortcut: average-pool by the stride, then a non-strided 1x1x1 conv and a norm.
 
     The pool keeps index 0 (an ``nn.Identity`` when the stride is 1) so that state-dict keys are
     ``downsample.1`` (conv) and ``downsample.2`` (norm) whatever the stride.
     """
-    pool = (nn.AvgPool3d(stride, stride, ceil_mode=True, count_include_pad=False)
-            if stride != (1, 1, 1) else nn.Identity())
+    pool = (
+        nn.AvgPool3d(stride, stride, ceil_mode=True, count_include_pad=False) if stride != (1, 1, 1) else nn.Identity()
+    )
     return nn.Sequential(pool, nn.Conv3d(in_channels, out_channels, 1, bias=False), norm_layer(out_channels))
 
 
@@ -149,12 +152,14 @@ class Bottleneck3D(nn.Module):
     ):
         super().__init__()
         kt = temporal_kernel
-        self.conv1 = nn.Conv3d(in_channels, width, (kt, 1, 1), stride=(temporal_stride, 1, 1),
-                               padding=(kt // 2, 0, 0), bias=False)
+        self.conv1 = nn.Conv3d(
+            in_channels, width, (kt, 1, 1), stride=(temporal_stride, 1, 1), padding=(kt // 2, 0, 0), bias=False
+        )
         self.bn1 = norm_layer(width)
         self.act1 = nn.ReLU(inplace=True)
-        self.conv2 = nn.Conv3d(width, width, (1, 3, 3), stride=(1, spatial_stride, spatial_stride),
-                               padding=(0, 1, 1), bias=False)
+        self.conv2 = nn.Conv3d(
+            width, width, (1, 3, 3), stride=(1, spatial_stride, spatial_stride), padding=(0, 1, 1), bias=False
+        )
         self.bn2 = norm_layer(width)
         self.act2 = nn.ReLU(inplace=True)
         self.conv3 = nn.Conv3d(width, out_channels, 1, bias=False)
@@ -317,16 +322,25 @@ class ResNet3D(nn.Module):
         if stem_type == "deep":
             w = _scaled(stem_width, width_multiplier)
             self.conv1 = nn.Sequential(
-                nn.Conv3d(in_channels, w, (kt, 3, 3), stride=(stem_temporal_stride, 2, 2),
-                          padding=(kt // 2, 1, 1), bias=False),
-                norm_layer(w), nn.ReLU(inplace=True),
+                nn.Conv3d(
+                    in_channels, w, (kt, 3, 3), stride=(stem_temporal_stride, 2, 2), padding=(kt // 2, 1, 1), bias=False
+                ),
+                norm_layer(w),
+                nn.ReLU(inplace=True),
                 nn.Conv3d(w, w, (1, 3, 3), padding=(0, 1, 1), bias=False),
-                norm_layer(w), nn.ReLU(inplace=True),
+                norm_layer(w),
+                nn.ReLU(inplace=True),
                 nn.Conv3d(w, stem_out, (1, 3, 3), padding=(0, 1, 1), bias=False),
             )
         else:
-            self.conv1 = nn.Conv3d(in_channels, stem_out, (kt, 7, 7), stride=(stem_temporal_stride, 2, 2),
-                                   padding=(kt // 2, 3, 3), bias=False)
+            self.conv1 = nn.Conv3d(
+                in_channels,
+                stem_out,
+                (kt, 7, 7),
+                stride=(stem_temporal_stride, 2, 2),
+                padding=(kt // 2, 3, 3),
+                bias=False,
+            )
         self.bn1 = norm_layer(stem_out)
         self.act1 = nn.ReLU(inplace=True)
         pool_stride = (stem_pool_temporal_stride, 2, 2)
@@ -335,7 +349,9 @@ class ResNet3D(nn.Module):
         elif stem_pool == "conv":
             self.maxpool = nn.Sequential(
                 nn.Conv3d(stem_out, stem_out, (1, 3, 3), stride=pool_stride, padding=(0, 1, 1), bias=False),
-                norm_layer(stem_out), nn.ReLU(inplace=True))
+                norm_layer(stem_out),
+                nn.ReLU(inplace=True),
+            )
         else:
             self.maxpool = nn.Identity()
 
@@ -355,17 +371,26 @@ class ResNet3D(nn.Module):
                 gating = self_gating
                 if self_gating == "last_before_se" and j != n - 1:
                     gating = "none"
-                stage.append(Bottleneck3D(
-                    in_ch, width, out_ch,
-                    temporal_kernel=kernels[i][j],
-                    spatial_stride=spatial_stride if j == 0 else 1,
-                    temporal_stride=temporal_strides[i] if j == 0 else 1,
-                    shortcut_layer=shortcut, se_ratio=se_ratio, self_gating=gating,
-                    drop_path_rate=rates[i][j], norm_layer=norm_layer))
+                stage.append(
+                    Bottleneck3D(
+                        in_ch,
+                        width,
+                        out_ch,
+                        temporal_kernel=kernels[i][j],
+                        spatial_stride=spatial_stride if j == 0 else 1,
+                        temporal_stride=temporal_strides[i] if j == 0 else 1,
+                        shortcut_layer=shortcut,
+                        se_ratio=se_ratio,
+                        self_gating=gating,
+                        drop_path_rate=rates[i][j],
+                        norm_layer=norm_layer,
+                    )
+                )
                 in_ch = out_ch
             stages.append(nn.Sequential(*stage))
-            self.feature_info.append({"num_chs": out_ch, "reduction": reduction, "module": f"layer{i + 1}",
-                                      "name": f"res{i + 2}"})
+            self.feature_info.append(
+                {"num_chs": out_ch, "reduction": reduction, "module": f"layer{i + 1}", "name": f"res{i + 2}"}
+            )
         self.layer1, self.layer2, self.layer3, self.layer4 = stages
         self.num_features = in_ch
 
@@ -378,7 +403,7 @@ class ResNet3D(nn.Module):
             self._init_weights(zero_init_last_bn)
 
     def _init_weights(self, zero_init_last_bn: bool) -> None:
-        for name, m in self.named_modules():
+        for m in self.modules():
             if isinstance(m, nn.Conv3d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
                 if m.bias is not None:

@@ -23,6 +23,7 @@ scaling sweep, so every figure they print is counted the same way.
         first step (activations, gradients, optimizer state; an approximation, and 0 when the
         platform cannot report it). ``clock`` is injectable so tests can check the arithmetic.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -49,8 +50,7 @@ def count_flops(model: nn.Module, frames: int, res: int, in_channels: int = 3) -
 
     was_training = model.training
     param = next(model.parameters(), None)
-    clip = torch.zeros(1, in_channels, frames, res, res,
-                       device=param.device if param is not None else "cpu")
+    clip = torch.zeros(1, in_channels, frames, res, res, device=param.device if param is not None else "cpu")
     model.eval()
     try:
         with torch.no_grad():
@@ -121,9 +121,18 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def measure_train_step(model: nn.Module, batch: int, frames: int, res: int, steps: int,
-                       device: Union[str, torch.device], *, warmup: int = 1, channels_last: bool = False,
-                       clock: Callable[[], float] = time.perf_counter) -> Tuple[float, int]:
+def measure_train_step(
+    model: nn.Module,
+    batch: int,
+    frames: int,
+    res: int,
+    steps: int,
+    device: Union[str, torch.device],
+    *,
+    warmup: int = 1,
+    channels_last: bool = False,
+    clock: Callable[[], float] = time.perf_counter,
+) -> Tuple[float, int]:
     """(median seconds per training step, peak memory bytes); see the module docstring."""
     if steps < 1:
         raise ValueError(f"steps={steps!r} must be >= 1")

@@ -2,13 +2,21 @@
 
 Which source each entry follows:
 
-| name | follows |
-|---|---|
-| ``resnet3d_rs{26,50,101,152,200,270,300,350,400,420}`` | authors' released 3D config (TF Model Garden ``resnet_3d`` R3D-RS): ResNet-D stem [5,3,3]/[1,3,3]/[1,3,3] with temporal stride 2, max pool, 1x1x1 conv shortcut, temporal kernels 1,1,3,3, SE 0.25, self-gating in the last block of each stage (before SE), stage-wise stochastic depth 0.1, dropout 0.5. Depth 26 has no released config ([2,2,2,2] as timm). |
-| ``resnet3d_rs50_paper`` | the paper's appendix E ResNet-D inflated as in appendix H: stem temporal kernels [5,1,1], stem max pool replaced by a stride-2 3x3 conv (as timm's ``resnetrs50`` and TF's ``replace_stem_max_pool``), average-pool shortcut, SE 0.25, no self-gating. Inflating timm's 2D ``resnetrs50`` gives exactly this model. |
-| ``r3d50`` | R3D-50 baseline of the released code (stem v0 [5,7,7] stride 2 + max pool, temporal kernels (3,3,3) (3,1,3,1) (3,1,3,1,3,1) (1,3,1), no SE, no stochastic depth). |
-| ``slow_r50`` | PyTorchVideo's SlowOnly R50 (stem [1,7,7], kernels 1,1,3,3 per stage, no temporal downsampling); loads PyTorchVideo and PySlowFast weights. |
+- ``resnet3d_rs{26,50,101,152,200,270,300,350,400,420}``: the authors' released 3D config (TF Model
+  Garden ``resnet_3d`` R3D-RS): ResNet-D stem [5,3,3]/[1,3,3]/[1,3,3] with temporal stride 2, max
+  pool, 1x1x1 conv shortcut, temporal kernels 1,1,3,3, SE 0.25, self-gating in the last block of each
+  stage (before SE), stage-wise stochastic depth 0.1, dropout 0.5. Depth 26 has no released config
+  ([2,2,2,2] as timm).
+- ``resnet3d_rs50_paper``: the paper's appendix E ResNet-D inflated as in appendix H: stem temporal
+  kernels [5,1,1], stem max pool replaced by a stride-2 3x3 conv (as timm's ``resnetrs50`` and TF's
+  ``replace_stem_max_pool``), average-pool shortcut, SE 0.25, no self-gating. Inflating timm's 2D
+  ``resnetrs50`` gives exactly this model.
+- ``r3d50``: the R3D-50 baseline of the released code (stem v0 [5,7,7] stride 2 + max pool, temporal
+  kernels (3,3,3) (3,1,3,1) (3,1,3,1,3,1) (1,3,1), no SE, no stochastic depth).
+- ``slow_r50``: PyTorchVideo's SlowOnly R50 (stem [1,7,7], kernels 1,1,3,3 per stage, no temporal
+  downsampling); loads PyTorchVideo and PySlowFast weights.
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, List, Optional
@@ -24,24 +32,50 @@ _SOURCES: Dict[str, str] = {}
 
 # The released R3D-RS recipe (REFERENCE.md, "Released 3D code").
 _RS_RELEASED = dict(
-    temporal_kernels=(1, 1, 3, 3), temporal_strides=(1, 1, 1, 1),
-    stem_type="deep", stem_width=32, stem_temporal_kernel=5, stem_temporal_stride=2,
-    stem_pool="max", stem_pool_temporal_stride=1, shortcut="conv",
-    se_ratio=0.25, self_gating="last_before_se",
-    drop_path_rate=0.1, drop_path_mode="stage", dropout_rate=0.5,
+    temporal_kernels=(1, 1, 3, 3),
+    temporal_strides=(1, 1, 1, 1),
+    stem_type="deep",
+    stem_width=32,
+    stem_temporal_kernel=5,
+    stem_temporal_stride=2,
+    stem_pool="max",
+    stem_pool_temporal_stride=1,
+    shortcut="conv",
+    se_ratio=0.25,
+    self_gating="last_before_se",
+    drop_path_rate=0.1,
+    drop_path_mode="stage",
+    dropout_rate=0.5,
 )
 _RS_PAPER = dict(_RS_RELEASED, stem_pool="conv", shortcut="avg", self_gating="none")
 _R3D_BASELINE = dict(
-    temporal_kernels=((3, 3, 3), (3, 1, 3, 1), (3, 1, 3, 1, 3, 1), (1, 3, 1)), temporal_strides=(1, 1, 1, 1),
-    stem_type="plain", stem_temporal_kernel=5, stem_temporal_stride=2, stem_pool="max",
-    stem_pool_temporal_stride=1, shortcut="conv", se_ratio=0.0, self_gating="none",
-    drop_path_rate=0.0, dropout_rate=0.5,
+    temporal_kernels=((3, 3, 3), (3, 1, 3, 1), (3, 1, 3, 1, 3, 1), (1, 3, 1)),
+    temporal_strides=(1, 1, 1, 1),
+    stem_type="plain",
+    stem_temporal_kernel=5,
+    stem_temporal_stride=2,
+    stem_pool="max",
+    stem_pool_temporal_stride=1,
+    shortcut="conv",
+    se_ratio=0.0,
+    self_gating="none",
+    drop_path_rate=0.0,
+    dropout_rate=0.5,
 )
 _SLOW_R50 = dict(
-    depth=50, temporal_kernels=(1, 1, 3, 3), temporal_strides=(1, 1, 1, 1),
-    stem_type="plain", stem_temporal_kernel=1, stem_temporal_stride=1, stem_pool="max",
-    stem_pool_temporal_stride=1, shortcut="conv", se_ratio=0.0, self_gating="none",
-    drop_path_rate=0.0, dropout_rate=0.5,
+    depth=50,
+    temporal_kernels=(1, 1, 3, 3),
+    temporal_strides=(1, 1, 1, 1),
+    stem_type="plain",
+    stem_temporal_kernel=1,
+    stem_temporal_stride=1,
+    stem_pool="max",
+    stem_pool_temporal_stride=1,
+    shortcut="conv",
+    se_ratio=0.0,
+    self_gating="none",
+    drop_path_rate=0.0,
+    dropout_rate=0.5,
 )
 
 
@@ -86,8 +120,9 @@ def _checked_name(name: str) -> str:
     return name
 
 
-def create_model(name: str, num_classes: Optional[int] = None, pretrained: Optional[str] = None,
-                 **overrides: Any) -> nn.Module:
+def create_model(
+    name: str, num_classes: Optional[int] = None, pretrained: Optional[str] = None, **overrides: Any
+) -> nn.Module:
     """Build a registered model; keyword arguments override the entry's ``ResNet3D`` arguments.
 
     Args:
@@ -117,9 +152,12 @@ def create_model(name: str, num_classes: Optional[int] = None, pretrained: Optio
         given = ", ".join(f"{k}={overrides[k]!r}" for k in fixed)
         wanted = {**args, **{k: overrides[k] for k in fixed}}
         others = [n for n in list_models() if _REGISTRY[n] == wanted]
-        raise ConfigError(f"create_model({name!r}, {given}): the name fixes "
-                          + ", ".join(f"{k}={args[k]!r}" for k in fixed) + "; "
-                          + (f"use {others[0]!r}" if others else f"choose another name from {list_models()}"))
+        raise ConfigError(
+            f"create_model({name!r}, {given}): the name fixes "
+            + ", ".join(f"{k}={args[k]!r}" for k in fixed)
+            + "; "
+            + (f"use {others[0]!r}" if others else f"choose another name from {list_models()}")
+        )
     model = ResNet3D(**{**args, **overrides, "num_classes": num_classes})
     model.pretrained_cfg = {"architecture": name, "num_classes": num_classes, "model_args": dict(overrides)}
     return model

@@ -16,11 +16,25 @@ with an additive study. This package turns that into one command (``rs3d-sweep``
     additive.py  the additive-study table, the paper's numbers beside it for the K400 ablation configs
     presets.py   ready-made sweeps (``--preset demo``: a laptop-sized grid on the synthetic set)
 """
+
 from .collect import collect, write_results
 from .grid import Axis, Point, expand_grid, parse_axis, points_from_configs
 from .pareto import pareto_front
 from .runner import Launcher, LocalLauncher, PointFailed, Steps, run_point, run_sweep
 
-__all__ = ["Axis", "Point", "parse_axis", "expand_grid", "points_from_configs", "Launcher",
-           "LocalLauncher", "Steps", "PointFailed", "run_point", "run_sweep", "collect",
-           "write_results", "pareto_front"]
+__all__ = [
+    "Axis",
+    "Point",
+    "parse_axis",
+    "expand_grid",
+    "points_from_configs",
+    "Launcher",
+    "LocalLauncher",
+    "Steps",
+    "PointFailed",
+    "run_point",
+    "run_sweep",
+    "collect",
+    "write_results",
+    "pareto_front",
+]

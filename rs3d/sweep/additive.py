@@ -11,6 +11,7 @@ H and section 3.4; REFERENCE.md): 73.4 for the baseline, 77.4 with all training 
 row 7, scale jittering) and 78.2 with ResNet-D and SE (row 9); the other rows have no published
 figure here, so their column is left blank rather than guessed.
 """
+
 from __future__ import annotations
 
 import csv
@@ -21,8 +22,18 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from .grid import Point
 
-ABLATION_ROWS = ("00_baseline", "01_dropout", "02_label_smoothing", "03_stochastic_depth", "04_ema",
-                 "05_weight_decay", "06_350_epochs", "07_scale_jitter", "08_resnet_d", "09_squeeze_excitation")
+ABLATION_ROWS = (
+    "00_baseline",
+    "01_dropout",
+    "02_label_smoothing",
+    "03_stochastic_depth",
+    "04_ema",
+    "05_weight_decay",
+    "06_350_epochs",
+    "07_scale_jitter",
+    "08_resnet_d",
+    "09_squeeze_excitation",
+)
 PAPER_K400_TOP1 = {"00_baseline": 73.4, "07_scale_jitter": 77.4, "09_squeeze_excitation": 78.2}
 
 
@@ -54,14 +65,12 @@ def _flat(cfg, prefix: str = "") -> Dict[str, object]:
 def config_diff(prev, cur) -> List[str]:
     """``["MODEL.DROPOUT_RATE 0.0 -> 0.5", ...]``: the keys ``cur`` changes from ``prev`` (OUTPUT_DIR aside)."""
     a, b = _flat(prev), _flat(cur)
-    return [f"{k} {a.get(k)!r} -> {b[k]!r}" for k in sorted(b)
-            if k != "OUTPUT_DIR" and a.get(k) != b[k]]
+    return [f"{k} {a.get(k)!r} -> {b[k]!r}" for k in sorted(b) if k != "OUTPUT_DIR" and a.get(k) != b[k]]
 
 
 def is_k400_ablation(point: Point) -> bool:
     path = Path(point.cfg_file)
-    return (path.parent.name == "ablation" and path.stem in ABLATION_ROWS
-            and point.info.get("num_classes") == 400)
+    return path.parent.name == "ablation" and path.stem in ABLATION_ROWS and point.info.get("num_classes") == 400
 
 
 def additive_table(points: Sequence[Point], rows: Sequence[Dict[str, object]]) -> List[Dict[str, object]]:
@@ -77,9 +86,12 @@ def additive_table(points: Sequence[Point], rows: Sequence[Dict[str, object]]) -
         r = by_name.get(p.name, {})
         top1 = r.get("top1")
         entry: Dict[str, object] = {
-            "row": i, "name": p.name,
+            "row": i,
+            "name": p.name,
             "change": describe_change(p.cfg_file) or ("; ".join(diff) if diff else p.name),
-            "keys": "; ".join(diff), "status": r.get("status", "pending"), "top1": top1,
+            "keys": "; ".join(diff),
+            "status": r.get("status", "pending"),
+            "top1": top1,
             "delta": (float(top1) - float(prev_top1)) if top1 is not None and prev_top1 is not None else None,
         }
         if with_paper:

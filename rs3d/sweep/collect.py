@@ -9,6 +9,7 @@ A sweep over seeds also gets ``seeds.csv`` / ``seeds.json`` (:func:`seed_summary
 mean, sample standard deviation and range of top-1 over its finished seeds, so a difference between
 two settings can be read against the noise of one.
 """
+
 from __future__ import annotations
 
 import csv
@@ -20,11 +21,32 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from .grid import Point
 from .runner import METRICS_FILE, STATS_FILE, STATUS_FILE
 
-INFO = ["arch", "depth", "width", "frames", "sampling", "train_res", "test_res", "batch", "epochs", "seed",
-        "seed_group"]
+INFO = [
+    "arch",
+    "depth",
+    "width",
+    "frames",
+    "sampling",
+    "train_res",
+    "test_res",
+    "batch",
+    "epochs",
+    "seed",
+    "seed_group",
+]
 METRICS = ["top1", "top5", "mean_class_accuracy", "num_videos", "num_failed", "views_per_video", "weights"]
-STATS = ["params_m", "gflops", "device", "amp_dtype", "measure_batch", "step_s", "latency_ms_per_clip",
-         "latency_s_per_batch", "peak_mem_gib", "other_cores_busy"]
+STATS = [
+    "params_m",
+    "gflops",
+    "device",
+    "amp_dtype",
+    "measure_batch",
+    "step_s",
+    "latency_ms_per_clip",
+    "latency_s_per_batch",
+    "peak_mem_gib",
+    "other_cores_busy",
+]
 
 
 def _read_json(path: str) -> Optional[dict]:
@@ -47,8 +69,13 @@ def collect(points: Sequence[Point], root: str) -> List[Dict[str, object]]:
         state = status.get("status") or ("done" if metrics and stats else "pending")
         if state == "running":  # a sweep stopped during this point
             state = "interrupted"
-        row: Dict[str, object] = {"name": p.name, "label": p.label, "status": state,
-                                  "step": status.get("step"), "error": status.get("error")}
+        row: Dict[str, object] = {
+            "name": p.name,
+            "label": p.label,
+            "status": state,
+            "step": status.get("step"),
+            "error": status.get("error"),
+        }
         row.update({k: p.info.get(k) for k in INFO})
         row.update({f"grid:{k}": v for k, v in p.axes.items()})
         row.update({k: metrics.get(k) for k in METRICS})
@@ -64,9 +91,12 @@ def _spread(values: List[float], key: str) -> Dict[str, Optional[float]]:
     """mean, sample standard deviation (None below 2 values), min and max of ``values``."""
     if not values:
         return {f"{key}_{k}": None for k in ("mean", "std", "min", "max")}
-    return {f"{key}_mean": statistics.fmean(values),
-            f"{key}_std": statistics.stdev(values) if len(values) > 1 else None,
-            f"{key}_min": min(values), f"{key}_max": max(values)}
+    return {
+        f"{key}_mean": statistics.fmean(values),
+        f"{key}_std": statistics.stdev(values) if len(values) > 1 else None,
+        f"{key}_min": min(values),
+        f"{key}_max": max(values),
+    }
 
 
 def seed_summary(rows: Sequence[Dict[str, object]]) -> List[Dict[str, object]]:
@@ -89,10 +119,14 @@ def seed_summary(rows: Sequence[Dict[str, object]]) -> List[Dict[str, object]]:
         lat = [float(r["latency_ms_per_clip"]) for r in done if r.get("latency_ms_per_clip") is not None]
         mem = [float(r["peak_mem_gib"]) for r in done if r.get("peak_mem_gib") is not None]
         first = members[0]
-        row: Dict[str, object] = {"name": name, "label": first.get("label"),
-                                  "status": "done" if len(done) == len(members) else f"{len(done)}/{len(members)} done",
-                                  "seeds": len(members), "seeds_done": len(done),
-                                  "seed_values": [r.get("seed") for r in done]}
+        row: Dict[str, object] = {
+            "name": name,
+            "label": first.get("label"),
+            "status": "done" if len(done) == len(members) else f"{len(done)}/{len(members)} done",
+            "seeds": len(members),
+            "seeds_done": len(done),
+            "seed_values": [r.get("seed") for r in done],
+        }
         row.update({k: first.get(k) for k in INFO if k not in ("seed", "seed_group")})
         row.update(_spread(top1, "top1"))
         row.update(_spread(top5, "top5"))

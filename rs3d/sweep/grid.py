@@ -12,6 +12,7 @@ Seeds: ``--seeds N`` (:func:`with_seeds`) or a grid axis ``RNG_SEED=0,1,2`` trai
 per seed (``50-32-224_seed1``); the points of one setting share a ``seed_group`` (the name without
 the seed) so the report gives the mean, standard deviation and range of top-1 over seeds.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -20,8 +21,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
+import torch
+
 from ..config import check_data_dir, get_cfg, load_config
 from ..errors import ConfigError
+from ..models import build_model
 from .rules import apply_rules, config_depth, config_width, scale_resolution
 
 # Short axis names -> what they set.
@@ -34,12 +38,24 @@ ALIASES = {
     "train_res": "DATA.TRAIN_CROP_SIZE",
     "test_res": "DATA.TEST_CROP_SIZE",
 }
-_ALIAS_KEY = {"width": "MODEL.WIDTH_MULTIPLIER", "frames": "DATA.NUM_FRAMES", "stride": "DATA.SAMPLING_RATE",
-              "train_res": "DATA.TRAIN_CROP_SIZE", "test_res": "DATA.TEST_CROP_SIZE"}
+_ALIAS_KEY = {
+    "width": "MODEL.WIDTH_MULTIPLIER",
+    "frames": "DATA.NUM_FRAMES",
+    "stride": "DATA.SAMPLING_RATE",
+    "train_res": "DATA.TRAIN_CROP_SIZE",
+    "test_res": "DATA.TEST_CROP_SIZE",
+}
 # Axes the ``depth-frames-res`` label already shows; the others go into the point name.
 _IN_LABEL = {"depth", "frames", "res", "train_res", "MODEL.DEPTH", "DATA.NUM_FRAMES", "DATA.TRAIN_CROP_SIZE"}
-_NAME_PREFIX = {"width": "w", "stride": "s", "test_res": "t", "MODEL.WIDTH_MULTIPLIER": "w",
-                "DATA.SAMPLING_RATE": "s", "DATA.TEST_CROP_SIZE": "t", "RNG_SEED": "seed"}
+_NAME_PREFIX = {
+    "width": "w",
+    "stride": "s",
+    "test_res": "t",
+    "MODEL.WIDTH_MULTIPLIER": "w",
+    "DATA.SAMPLING_RATE": "s",
+    "DATA.TEST_CROP_SIZE": "t",
+    "RNG_SEED": "seed",
+}
 SEED_KEY = "RNG_SEED"
 _PER_POINT_KEYS = ("OUTPUT_DIR",)  # set by the sweep for every point
 
@@ -56,12 +72,12 @@ class Axis:
 class Point:
     """One training run of a sweep: a config file plus ``KEY VALUE`` overrides (OUTPUT_DIR excluded)."""
 
-    name: str                      # folder name under the sweep's output folder
-    label: str                     # depth-frames-res, as in the paper's figures
+    name: str  # folder name under the sweep's output folder
+    label: str  # depth-frames-res, as in the paper's figures
     cfg_file: str
     opts: List[str]
-    axes: Dict[str, str] = field(default_factory=dict)    # grid axis -> value, as written
-    rules: Dict[str, str] = field(default_factory=dict)   # keys a scaling rule set
+    axes: Dict[str, str] = field(default_factory=dict)  # grid axis -> value, as written
+    rules: Dict[str, str] = field(default_factory=dict)  # keys a scaling rule set
     info: Dict[str, object] = field(default_factory=dict)  # arch, depth, width, frames, ... (for tables)
 
     def load(self, output_dir: Optional[str] = None):
@@ -138,9 +154,10 @@ def _axis_opts(axis: str, value: str, base) -> Dict[str, object]:
         arch = base.MODEL.ARCH
         m = re.search(r"\d+(?=\D*$)", arch)
         if m is None:
-            raise ConfigError(f"--grid depth: MODEL.ARCH {arch!r} has no depth in its name; "
-                              f"use --grid MODEL.ARCH=NAME,NAME")
-        return {"MODEL.ARCH": arch[:m.start()] + str(depth) + arch[m.end():]}
+            raise ConfigError(
+                f"--grid depth: MODEL.ARCH {arch!r} has no depth in its name; use --grid MODEL.ARCH=NAME,NAME"
+            )
+        return {"MODEL.ARCH": arch[: m.start()] + str(depth) + arch[m.end() :]}
     if axis == "res":
         return scale_resolution(base, _int_value(axis, value))
     return {_ALIAS_KEY.get(axis, axis): value}
@@ -169,11 +186,18 @@ def _check_overrides(overrides: Sequence[str]) -> None:
 
 def point_info(cfg) -> Dict[str, object]:
     """What tables and plots show of a point's config."""
-    return dict(arch=cfg.MODEL.ARCH, depth=config_depth(cfg), width=config_width(cfg),
-                frames=cfg.DATA.NUM_FRAMES, sampling=cfg.DATA.SAMPLING_RATE,
-                train_res=cfg.DATA.TRAIN_CROP_SIZE, test_res=cfg.DATA.TEST_CROP_SIZE,
-                batch=cfg.TRAIN.BATCH_SIZE, epochs=cfg.SOLVER.MAX_EPOCH,
-                num_classes=cfg.MODEL.NUM_CLASSES)
+    return dict(
+        arch=cfg.MODEL.ARCH,
+        depth=config_depth(cfg),
+        width=config_width(cfg),
+        frames=cfg.DATA.NUM_FRAMES,
+        sampling=cfg.DATA.SAMPLING_RATE,
+        train_res=cfg.DATA.TRAIN_CROP_SIZE,
+        test_res=cfg.DATA.TEST_CROP_SIZE,
+        batch=cfg.TRAIN.BATCH_SIZE,
+        epochs=cfg.SOLVER.MAX_EPOCH,
+        num_classes=cfg.MODEL.NUM_CLASSES,
+    )
 
 
 def label_of(info: Dict[str, object]) -> str:
@@ -192,14 +216,17 @@ def _check_unique(points: Sequence[Point], what: str) -> None:
     seen: Dict[str, Point] = {}
     for p in points:
         if p.name in seen:
-            raise ConfigError(f"{what}: two points have the same name {p.name!r} "
-                              f"({seen[p.name].axes or seen[p.name].cfg_file} and {p.axes or p.cfg_file})")
+            raise ConfigError(
+                f"{what}: two points have the same name {p.name!r} "
+                f"({seen[p.name].axes or seen[p.name].cfg_file} and {p.axes or p.cfg_file})"
+            )
         seen[p.name] = p
 
 
 # ----------------------------------------------------------------------------- expansion
-def expand_grid(cfg_file: str, axes: Sequence[Axis], overrides: Sequence[str] = (),
-                rules: Sequence[str] = ()) -> List[Point]:
+def expand_grid(
+    cfg_file: str, axes: Sequence[Axis], overrides: Sequence[str] = (), rules: Sequence[str] = ()
+) -> List[Point]:
     """The points of the grid ``axes`` over ``cfg_file`` + ``overrides``, each config validated."""
     overrides = list(overrides)
     _check_overrides(overrides)
@@ -228,16 +255,28 @@ def expand_grid(cfg_file: str, axes: Sequence[Axis], overrides: Sequence[str] = 
         label = label_of(info)
         name = "_".join([label] + [_token(a, assigned[a]) for a in varying])
         if SEED_KEY in assigned:
-            info.update(seed=int(cfg.RNG_SEED),
-                        seed_group="_".join([label] + [_token(a, assigned[a]) for a in varying if a != SEED_KEY]))
-        points.append(Point(name=name, label=label, cfg_file=cfg_file, opts=opts, axes=assigned,
-                            rules={k: _flat({k: v})[1] for k, v in ruled.items()}, info=info))
+            info.update(
+                seed=int(cfg.RNG_SEED),
+                seed_group="_".join([label] + [_token(a, assigned[a]) for a in varying if a != SEED_KEY]),
+            )
+        points.append(
+            Point(
+                name=name,
+                label=label,
+                cfg_file=cfg_file,
+                opts=opts,
+                axes=assigned,
+                rules={k: _flat({k: v})[1] for k, v in ruled.items()},
+                info=info,
+            )
+        )
     _check_unique(points, "--grid")
     return points
 
 
-def points_from_configs(cfg_files: Sequence[str], overrides: Sequence[str] = (),
-                        rules: Sequence[str] = ()) -> List[Point]:
+def points_from_configs(
+    cfg_files: Sequence[str], overrides: Sequence[str] = (), rules: Sequence[str] = ()
+) -> List[Point]:
     """One point per config file (e.g. the additive study ``configs/ablation/*.yaml``), in order."""
     overrides = list(overrides)
     _check_overrides(overrides)
@@ -254,8 +293,16 @@ def points_from_configs(cfg_files: Sequence[str], overrides: Sequence[str] = (),
             cfg = _load(f, opts, f"{f} with --rules {','.join(rules)}")
         info = point_info(cfg)
         name = stem if stems.count(stem) == 1 else f"{Path(f).parent.name}_{stem}"
-        points.append(Point(name=name, label=label_of(info), cfg_file=f, opts=opts,
-                            rules={k: _flat({k: v})[1] for k, v in ruled.items()}, info=info))
+        points.append(
+            Point(
+                name=name,
+                label=label_of(info),
+                cfg_file=f,
+                opts=opts,
+                rules={k: _flat({k: v})[1] for k, v in ruled.items()},
+                info=info,
+            )
+        )
     _check_unique(points, "--configs")
     return points
 
@@ -272,9 +319,17 @@ def with_seeds(points: Sequence[Point], seeds: int) -> List[Point]:
             raise ConfigError(f"--seeds: the grid already has a {SEED_KEY} axis; give the seeds one way")
         base = int(p.load().RNG_SEED)
         for seed in range(base, base + seeds):
-            out.append(Point(name=f"{p.name}_seed{seed}", label=p.label, cfg_file=p.cfg_file,
-                             opts=list(p.opts) + [SEED_KEY, str(seed)], axes={**p.axes, SEED_KEY: str(seed)},
-                             rules=dict(p.rules), info={**p.info, "seed": seed, "seed_group": p.name}))
+            out.append(
+                Point(
+                    name=f"{p.name}_seed{seed}",
+                    label=p.label,
+                    cfg_file=p.cfg_file,
+                    opts=list(p.opts) + [SEED_KEY, str(seed)],
+                    axes={**p.axes, SEED_KEY: str(seed)},
+                    rules=dict(p.rules),
+                    info={**p.info, "seed": seed, "seed_group": p.name},
+                )
+            )
     _check_unique(out, "--seeds")
     return out
 
@@ -283,10 +338,6 @@ def with_seeds(points: Sequence[Point], seeds: int) -> List[Point]:
 def check_models(points: Iterable[Point]) -> None:
     """Build every point's model on the meta device (no memory, no time): a bad width or depth
     stops the sweep here instead of failing one point after others have trained."""
-    import torch
-
-    from ..models import build_model
-
     for p in points:
         cfg = p.load()
         try:

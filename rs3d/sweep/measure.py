@@ -10,6 +10,7 @@ fit in accelerator memory, and normalise the latency to the config's batch (here
 Peak memory is reported at the batch that was measured. Run as its own process by the sweep, so an
 out-of-memory kill or a crash costs one point's figures, not the sweep.
 """
+
 from __future__ import annotations
 
 import os
@@ -20,6 +21,8 @@ import torch
 
 from ..engine.precision import AMP_DTYPES, autocast
 from ..errors import ConfigError
+from ..models import build_model
+from ..models import stats as model_stats
 
 
 def _is_oom(e: BaseException) -> bool:
@@ -72,13 +75,9 @@ class OtherWork:
             self.cores = max(0.0, (busy - self._busy0 - own) / self.wall_s)
 
 
-def measure_point(cfg, *, batch_cap: int = 128, steps: int = 3, warmup: int = 1,
-                  stats=None) -> dict:
+def measure_point(cfg, *, batch_cap: int = 128, steps: int = 3, warmup: int = 1, stats=None) -> dict:
     """The figures of ``cfg``'s model; ``stats`` is ``rs3d.models.stats`` (injectable for tests)."""
-    if stats is None:
-        from ..models import stats
-    from ..models import build_model
-
+    stats = model_stats if stats is None else stats
     if batch_cap < 1:
         raise ConfigError(f"--batch-cap must be >= 1; got {batch_cap}")
     dev = device_of(cfg)
@@ -94,8 +93,8 @@ def measure_point(cfg, *, batch_cap: int = 128, steps: int = 3, warmup: int = 1,
         try:
             with autocast(dev, amp), OtherWork() as other:
                 step_s, peak = stats.measure_train_step(
-                    model, batch, frames, res, steps, dev, warmup=warmup,
-                    channels_last=cfg.TRAIN.CHANNELS_LAST)
+                    model, batch, frames, res, steps, dev, warmup=warmup, channels_last=cfg.TRAIN.CHANNELS_LAST
+                )
             break
         except RuntimeError as e:
             if not _is_oom(e) or batch == 1:

@@ -4,6 +4,7 @@ A point is on the front when no other point is at least as good in both cost and
 strictly better in one: nothing is both cheaper (or as cheap) and more accurate (or as accurate).
 Two identical points are both on it. Points with an unknown cost or error are never on it.
 """
+
 from __future__ import annotations
 
 from typing import List, Optional, Sequence
@@ -18,8 +19,8 @@ def pareto_front(costs: Sequence[Optional[float]], errors: Sequence[Optional[flo
     for i in known:
         ci, ei = costs[i], errors[i]
         front[i] = not any(
-            costs[j] <= ci and errors[j] <= ei and (costs[j] < ci or errors[j] < ei)
-            for j in known if j != i)
+            costs[j] <= ci and errors[j] <= ei and (costs[j] < ci or errors[j] < ei) for j in known if j != i
+        )
     return front
 
 

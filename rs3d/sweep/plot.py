@@ -8,6 +8,7 @@ drawn at their mean error with the standard deviation over seeds as error bars a
 Uses matplotlib's Agg canvas directly (no pyplot, no display, no global backend switch), so it
 works on a headless machine and inside other programs.
 """
+
 from __future__ import annotations
 
 import os
@@ -32,13 +33,28 @@ def _draw_spread(ax, rows: Sequence[Dict[str, object]], xs: Sequence[float]) -> 
     ranged = [(x, r) for x, r in zip(xs, rows) if r.get("error_min") is not None and r.get("seeds_done", 0) > 1]
     if not ranged:
         return
-    ax.vlines([x for x, _ in ranged], [float(r["error_min"]) for _, r in ranged],
-              [float(r["error_max"]) for _, r in ranged], color="0.3", linewidth=0.8, alpha=0.6, zorder=1,
-              label="range over seeds")
+    ax.vlines(
+        [x for x, _ in ranged],
+        [float(r["error_min"]) for _, r in ranged],
+        [float(r["error_max"]) for _, r in ranged],
+        color="0.3",
+        linewidth=0.8,
+        alpha=0.6,
+        zorder=1,
+        label="range over seeds",
+    )
     sd = [(x, r) for x, r in ranged if r.get("error_std") is not None]
-    ax.errorbar([x for x, _ in sd], [float(r["error_pct"]) for _, r in sd],
-                yerr=[float(r["error_std"]) for _, r in sd], fmt="none", ecolor="C0", elinewidth=2,
-                capsize=4, zorder=2, label="mean \u00b1 std over seeds")
+    ax.errorbar(
+        [x for x, _ in sd],
+        [float(r["error_pct"]) for _, r in sd],
+        yerr=[float(r["error_std"]) for _, r in sd],
+        fmt="none",
+        ecolor="C0",
+        elinewidth=2,
+        capsize=4,
+        zorder=2,
+        label="mean \u00b1 std over seeds",
+    )
 
 
 def _draw(ax, rows: Sequence[Dict[str, object]], key: str, xlabel: str) -> None:
@@ -52,10 +68,16 @@ def _draw(ax, rows: Sequence[Dict[str, object]], key: str, xlabel: str) -> None:
     xs = [float(r[key]) for r in plotted]
     ys = [float(r["error_pct"]) for r in plotted]
     on = pareto_front(xs, ys)
-    ax.scatter([x for x, f in zip(xs, on) if not f], [y for y, f in zip(ys, on) if not f],
-               color="0.55", zorder=2, label="other points")
-    ax.scatter([x for x, f in zip(xs, on) if f], [y for y, f in zip(ys, on) if f],
-               color="C3", zorder=3, label="Pareto front")
+    ax.scatter(
+        [x for x, f in zip(xs, on) if not f],
+        [y for y, f in zip(ys, on) if not f],
+        color="0.55",
+        zorder=2,
+        label="other points",
+    )
+    ax.scatter(
+        [x for x, f in zip(xs, on) if f], [y for y, f in zip(ys, on) if f], color="C3", zorder=3, label="Pareto front"
+    )
     line = front_line(xs, ys)
     ax.plot([xs[i] for i in line], [ys[i] for i in line], color="C3", zorder=1)
     _draw_spread(ax, plotted, xs)
@@ -82,9 +104,12 @@ def plot_pareto(rows: Sequence[Dict[str, object]], path: str, title: Optional[st
     failed = sum(1 for r in rows if r.get("status") == "failed")
     devices = sorted({str(r["device"]) for r in rows if r.get("device")})
     head = title or "speed-accuracy Pareto curve"
-    fig.suptitle(f"{head}: {done} of {len(rows)} points"
-                 + (f", {failed} failed" if failed else "")
-                 + (f" (measured on {', '.join(devices)})" if devices else ""), fontsize=10)
+    fig.suptitle(
+        f"{head}: {done} of {len(rows)} points"
+        + (f", {failed} failed" if failed else "")
+        + (f" (measured on {', '.join(devices)})" if devices else ""),
+        fontsize=10,
+    )
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = f"{path}.tmp.png"

@@ -7,6 +7,7 @@ motion set that ``make demo`` uses (written first when the data folder has no tr
 ``demo-seeds`` trains ``make demo``'s own recipe (configs/demo.yaml, 60 epochs, the clip length
 rs3d-demo's recipe picks for this set) with 5 seeds: the spread of the demo's number.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -18,8 +19,15 @@ from ..errors import ConfigError
 REPO = Path(__file__).resolve().parents[2]
 
 # The synthetic set of rs3d-demo (its SYNTHETIC; a test keeps the two equal).
-DEMO_SYNTHETIC = dict(num_classes=4, train_per_class=160, val_per_class=10, test_per_class=25, seed=0,
-                      clutter=0.3, object_size=(0.2, 0.28))
+DEMO_SYNTHETIC = dict(
+    num_classes=4,
+    train_per_class=160,
+    val_per_class=10,
+    test_per_class=25,
+    seed=0,
+    clutter=0.3,
+    object_size=(0.2, 0.28),
+)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ off unless asked for.
                           own resolution, which is taken as the depth-50 one (other depths use the
                           nearest listed depth below; 26 uses 50's).
 """
+
 from __future__ import annotations
 
 import math
@@ -60,8 +61,9 @@ def scale_resolution(cfg, train_res: int) -> Dict[str, object]:
         "DATA.TEST_CROP_SIZE": max(1, int(round(cfg.DATA.TEST_CROP_SIZE * ratio))),
     }
     if cfg.DATA.TRAIN_JITTER_MODE == "short_side":
-        out["DATA.TRAIN_JITTER_SCALES"] = [max(int(train_res), int(round(s * ratio)))
-                                          for s in cfg.DATA.TRAIN_JITTER_SCALES]
+        out["DATA.TRAIN_JITTER_SCALES"] = [
+            max(int(train_res), int(round(s * ratio))) for s in cfg.DATA.TRAIN_JITTER_SCALES
+        ]
     return out
 
 
@@ -70,8 +72,10 @@ def _dropout_per_width(cfg) -> Dict[str, object]:
     for w, rate in DROPOUT_PER_WIDTH.items():
         if math.isclose(w, width):
             return {"MODEL.DROPOUT_RATE": rate}
-    raise ConfigError(f"rule dropout-per-width: paper Table 10 has no dropout rate for width {width}; "
-                      f"it lists {', '.join(str(w) for w in DROPOUT_PER_WIDTH)}")
+    raise ConfigError(
+        f"rule dropout-per-width: paper Table 10 has no dropout rate for width {width}; "
+        f"it lists {', '.join(str(w) for w in DROPOUT_PER_WIDTH)}"
+    )
 
 
 def _drop_path_per_depth(cfg) -> Dict[str, object]:

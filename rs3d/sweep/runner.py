@@ -16,6 +16,7 @@ another. A cluster launcher (e.g. a SLURM job array through submitit) implements
 ``launch(job, points)`` and runs ``job(point)`` on other machines: ``job`` is a picklable
 ``functools.partial`` of :func:`run_point`, and everything a point writes is in its own folder.
 """
+
 from __future__ import annotations
 
 import functools
@@ -29,7 +30,7 @@ from pathlib import Path
 from typing import Callable, List, Optional, Sequence, Tuple
 
 from ..errors import ConfigError
-from ..io.files import atomic_write_text
+from ..file_io.files import atomic_write_text
 from .grid import Point
 
 STATUS_FILE = "sweep_point.json"
@@ -106,8 +107,7 @@ class CommandStep:
 
     def __call__(self, point: Point, out_dir: str, echo: bool = True) -> None:
         args = [a.format(out_dir=out_dir) for a in self.args]
-        cmd = [sys.executable, "-m", self.module, *args, "--cfg", point.cfg_file, *point.opts,
-               "OUTPUT_DIR", out_dir]
+        cmd = [sys.executable, "-m", self.module, *args, "--cfg", point.cfg_file, *point.opts, "OUTPUT_DIR", out_dir]
         log = Path(out_dir) / f"sweep_{self.step}.log"
         rc, why = _run_logged(cmd, log, f"[{point.name}] ", echo)
         if rc != 0:
@@ -118,8 +118,7 @@ class CommandStep:
 
 def measure_step(batch_cap: int = 128, steps: int = 5) -> CommandStep:
     """The measure step with the sweep's measuring options (:mod:`rs3d.sweep.measure`)."""
-    args = ("--json", os.path.join("{out_dir}", STATS_FILE), "--batch-cap", str(batch_cap),
-            "--steps", str(steps))
+    args = ("--json", os.path.join("{out_dir}", STATS_FILE), "--batch-cap", str(batch_cap), "--steps", str(steps))
     return CommandStep("rs3d.cli.sweep_measure", "measure", args, output=STATS_FILE)
 
 
@@ -158,13 +157,14 @@ def check_resumable(points: Sequence[Point], root: str) -> None:
             continue
         same_cfg = os.path.abspath(str(old.get("cfg_file"))) == os.path.abspath(p.cfg_file)
         if not same_cfg or old.get("opts") != list(p.opts):
-            raise ConfigError(f"{os.path.join(root, p.name)} holds a run with other settings "
-                              f"({old.get('cfg_file')} {' '.join(map(str, old.get('opts', [])))}); "
-                              f"remove it or choose another --out")
+            raise ConfigError(
+                f"{os.path.join(root, p.name)} holds a run with other settings "
+                f"({old.get('cfg_file')} {' '.join(map(str, old.get('opts', [])))}); "
+                f"remove it or choose another --out"
+            )
 
 
-def run_point(point: Point, root: str, steps: Optional[Steps] = None, echo: bool = True,
-              log: Log = print) -> dict:
+def run_point(point: Point, root: str, steps: Optional[Steps] = None, echo: bool = True, log: Log = print) -> dict:
     """Train, test and measure ``point`` in ``root/point.name``, skipping what is already there.
 
     Returns (and writes to ``sweep_point.json``) its status: ``done`` or ``failed`` with the step
@@ -173,12 +173,23 @@ def run_point(point: Point, root: str, steps: Optional[Steps] = None, echo: bool
     steps = steps or Steps()
     out_dir = os.path.join(root, point.name)
     os.makedirs(out_dir, exist_ok=True)
-    status = {"name": point.name, "label": point.label, "cfg_file": point.cfg_file,
-              "opts": list(point.opts), "status": "running", "step": None, "error": None,
-              "skipped": [], "started": time.time()}
+    status = {
+        "name": point.name,
+        "label": point.label,
+        "cfg_file": point.cfg_file,
+        "opts": list(point.opts),
+        "status": "running",
+        "step": None,
+        "error": None,
+        "skipped": [],
+        "started": time.time(),
+    }
     _write_status(out_dir, status)
-    plan = [("train", steps.train, METRICS_FILE), ("test", steps.test, METRICS_FILE),
-            ("measure", steps.measure, STATS_FILE)]
+    plan = [
+        ("train", steps.train, METRICS_FILE),
+        ("test", steps.test, METRICS_FILE),
+        ("measure", steps.measure, STATS_FILE),
+    ]
     try:
         for name, step, output in plan:
             if os.path.isfile(os.path.join(out_dir, output)):
@@ -216,8 +227,14 @@ class LocalLauncher(Launcher):
         return [job(p) for p in points]
 
 
-def run_sweep(points: Sequence[Point], root: str, launcher: Optional[Launcher] = None,
-              steps: Optional[Steps] = None, echo: bool = True, log: Log = print) -> List[dict]:
+def run_sweep(
+    points: Sequence[Point],
+    root: str,
+    launcher: Optional[Launcher] = None,
+    steps: Optional[Steps] = None,
+    echo: bool = True,
+    log: Log = print,
+) -> List[dict]:
     """Run every point (resuming an earlier run of the same sweep in ``root``); return the statuses."""
     check_resumable(points, root)
     os.makedirs(root, exist_ok=True)

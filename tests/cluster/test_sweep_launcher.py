@@ -1,6 +1,7 @@
 """The job-array launcher of rs3d.sweep on submitit's LocalExecutor: statuses in the points' order,
 an element signalled with submitit's preemption signal is requeued and runs its point again, an
 element that crashes is a failed status, not an exception."""
+
 import os
 import signal
 import sys
@@ -40,7 +41,8 @@ def test_array_elements_run_requeue_and_report_in_order(tmp_path, monkeypatch):
     points = [Point(name=n, label=n, cfg_file="", opts=[]) for n in ("a", "pre", "bad", "b")]
     spec = JobSpec(folder=str(tmp_path / "submitit" / "%j"), gpus_per_node=0, timeout_min=30)
     statuses = SlurmArrayLauncher(spec, cluster="local").launch(
-        functools.partial(fake_run_point, root=str(tmp_path)), points)
+        functools.partial(fake_run_point, root=str(tmp_path)), points
+    )
     assert [s["name"] for s in statuses] == ["a", "pre", "bad", "b"]
     assert [s["status"] for s in statuses] == ["done", "done", "failed", "done"]
     assert statuses[1]["runs"] == 2 and statuses[0]["runs"] == statuses[3]["runs"] == 1  # requeued once

@@ -11,6 +11,7 @@ submitit 1.5.4's ``LocalJob._interrupt()`` sends the signal to the controller pr
 no handler for it and dies (the task runs on unsignalled, nothing is requeued); so the preemption
 test signals the training task directly, which is what SLURM does.
 """
+
 import os
 import re
 import signal
@@ -29,11 +30,22 @@ EPOCHS = 8
 
 def demo_opts(data_dir, out_dir):
     """configs/demo.yaml made small: width 1/8, 4 frames, batch 4 -> 3 steps per epoch, 1 loader worker."""
-    opts = {"DATA.PATH_TO_DATA_DIR": data_dir, "OUTPUT_DIR": out_dir, "MODEL.WIDTH_MULTIPLIER": 0.125,
-            "MODEL.NUM_CLASSES": 4, "DATA.NUM_FRAMES": 4, "TRAIN.BATCH_SIZE": 4,
-            "SOLVER.REFERENCE_BATCH_SIZE": 4, "SOLVER.WARMUP_EPOCHS": 1.0, "SOLVER.MAX_EPOCH": EPOCHS,
-            "TRAIN.EVAL_PERIOD": 4, "LOG_PERIOD": 1, "DATA_LOADER.NUM_WORKERS": 1,
-            "TENSORBOARD.ENABLE": False, "DATA.DECODING_BACKEND": "pyav"}
+    opts = {
+        "DATA.PATH_TO_DATA_DIR": data_dir,
+        "OUTPUT_DIR": out_dir,
+        "MODEL.WIDTH_MULTIPLIER": 0.125,
+        "MODEL.NUM_CLASSES": 4,
+        "DATA.NUM_FRAMES": 4,
+        "TRAIN.BATCH_SIZE": 4,
+        "SOLVER.REFERENCE_BATCH_SIZE": 4,
+        "SOLVER.WARMUP_EPOCHS": 1.0,
+        "SOLVER.MAX_EPOCH": EPOCHS,
+        "TRAIN.EVAL_PERIOD": 4,
+        "LOG_PERIOD": 1,
+        "DATA_LOADER.NUM_WORKERS": 1,
+        "TENSORBOARD.ENABLE": False,
+        "DATA.DECODING_BACKEND": "pyav",
+    }
     return [str(x) for kv in opts.items() for x in kv]
 
 
@@ -60,22 +72,41 @@ def _assert_same(a, b):
 def reference(synthetic_dataset, tmp_path_factory):
     """The uninterrupted run (plain rs3d-train): its final checkpoint."""
     out = tmp_path_factory.mktemp("reference")
-    p = subprocess.run([sys.executable, str(REPO / "tools" / "train_net.py"), "--cfg", DEMO,
-                        *demo_opts(synthetic_dataset, out)], capture_output=True, text=True, env=_env(),
-                       timeout=600)
+    p = subprocess.run(
+        [sys.executable, str(REPO / "tools" / "train_net.py"), "--cfg", DEMO, *demo_opts(synthetic_dataset, out)],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=600,
+    )
     assert p.returncode == 0, p.stderr[-3000:]
     return _final(out)
 
 
 def _submit(data, out, folder, *resources):
-    cmd = [sys.executable, "-m", "rs3d.cli.submit", "--cluster", "local", "--gpus-per-node", "0",
-           "--folder", str(folder), "--wait", *resources, "--cfg", DEMO, *demo_opts(data, out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "rs3d.cli.submit",
+        "--cluster",
+        "local",
+        "--gpus-per-node",
+        "0",
+        "--folder",
+        str(folder),
+        "--wait",
+        *resources,
+        "--cfg",
+        DEMO,
+        *demo_opts(data, out),
+    ]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
 
 
 def _training_task(folder: Path):
     """PID of the job's training process: the one running submitit's _submit on ``folder``
     whose parent is not (its loader workers run the same command line)."""
+
     def cmdline(pid):
         try:
             return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
@@ -87,8 +118,12 @@ def _training_task(folder: Path):
             return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
         except OSError:
             return -1
-    mine = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()
-            and "submitit.core._submit" in cmdline(p.name) and str(folder) in cmdline(p.name)]
+
+    mine = [
+        int(p.name)
+        for p in Path("/proc").iterdir()
+        if p.name.isdigit() and "submitit.core._submit" in cmdline(p.name) and str(folder) in cmdline(p.name)
+    ]
     tasks = [p for p in mine if ppid(p) not in mine]
     return tasks[0] if len(tasks) == 1 else None
 
@@ -144,8 +179,7 @@ def test_job_at_its_time_limit_requeues_and_ends_bitwise_equal(synthetic_dataset
     fast this machine is, the task is frozen (SIGSTOP, as a slow step would be) once training is
     under way, until the controller's signal is pending, then let go."""
     out, folder = tmp_path / "run", tmp_path / "submitit"
-    job = _submit(synthetic_dataset, out, folder, "--time", "0:50", "--signal-delay", "20",
-                  "--max-requeues", "5")
+    job = _submit(synthetic_dataset, out, folder, "--time", "0:50", "--signal-delay", "20", "--max-requeues", "5")
     log = out / "log.txt"
     deadline = time.time() + 300
     while not (log.exists() and "epoch 2/8 iter 1/3" in log.read_text()):

@@ -1,4 +1,5 @@
 """Config loading: _BASE_, overrides in both places, and one-line errors with exit status 2."""
+
 import os
 import re
 import subprocess
@@ -20,25 +21,29 @@ def test_base_inheritance_and_overrides(tmp_path):
     child = tmp_path / "child.yaml"
     child.write_text("_BASE_: base.yaml\nSOLVER:\n  MAX_EPOCH: 9\n")
     # Overrides before the option, and after --opts (rs3d.cli.args, the convention of every command).
-    args = parse_command(build_parser(),
-                         ["MODEL.NUM_CLASSES", "12", "--cfg", str(child), "--opts", "SOLVER.BASE_LR", "1"])
+    args = parse_command(
+        build_parser(), ["MODEL.NUM_CLASSES", "12", "--cfg", str(child), "--opts", "SOLVER.BASE_LR", "1"]
+    )
     cfg = load_config(args)
-    assert cfg.SOLVER.MAX_EPOCH == 9          # child wins over base
-    assert cfg.MODEL.NUM_CLASSES == 12        # trailing KEY VALUE
-    assert cfg.SOLVER.BASE_LR == 1.0          # after --opts; an int is accepted for a float key
+    assert cfg.SOLVER.MAX_EPOCH == 9  # child wins over base
+    assert cfg.MODEL.NUM_CLASSES == 12  # trailing KEY VALUE
+    assert cfg.SOLVER.BASE_LR == 1.0  # after --opts; an int is accepted for a float key
     assert isinstance(cfg.SOLVER.BASE_LR, float)
     assert cfg.SOLVER.WEIGHT_DECAY == get_cfg().SOLVER.WEIGHT_DECAY  # untouched default
     assert cfg.is_frozen()
 
 
-@pytest.mark.parametrize("opts, needle", [
-    (["MODEL.NOPE", "1"], "MODEL.NOPE"),
-    (["SOLVER.BASE_LR", "fast"], "SOLVER.BASE_LR"),
-    (["TRAIN.EMA", "1"], "TRAIN.EMA"),
-    (["TRAIN.AMP_DTYPE", "fp8"], "TRAIN.AMP_DTYPE"),
-    (["DATA.NUM_FRAMES", "0"], "DATA.NUM_FRAMES"),
-    (["SOLVER.BASE_LR"], "KEY VALUE"),
-])
+@pytest.mark.parametrize(
+    "opts, needle",
+    [
+        (["MODEL.NOPE", "1"], "MODEL.NOPE"),
+        (["SOLVER.BASE_LR", "fast"], "SOLVER.BASE_LR"),
+        (["TRAIN.EMA", "1"], "TRAIN.EMA"),
+        (["TRAIN.AMP_DTYPE", "fp8"], "TRAIN.AMP_DTYPE"),
+        (["DATA.NUM_FRAMES", "0"], "DATA.NUM_FRAMES"),
+        (["SOLVER.BASE_LR"], "KEY VALUE"),
+    ],
+)
 def test_bad_values_name_the_key(opts, needle):
     with pytest.raises(ConfigError, match=needle.replace(".", r"\.")):
         load_config(None, opts)
@@ -63,15 +68,24 @@ def test_missing_data_dir_and_csv(tmp_path):
 
 def _run_tool(*argv):
     env = dict(os.environ, PYTHONWARNINGS="ignore")
-    return subprocess.run([sys.executable, str(REPO / "tools" / "train_net.py"), *argv],
-                          capture_output=True, text=True, cwd=REPO, env=env, timeout=120)
+    return subprocess.run(
+        [sys.executable, str(REPO / "tools" / "train_net.py"), *argv],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=120,
+    )
 
 
-@pytest.mark.parametrize("argv, needle", [
-    (["SOLVER.NOT_A_KEY", "1"], "SOLVER.NOT_A_KEY"),
-    (["SOLVER.MAX_EPOCH", "many"], "SOLVER.MAX_EPOCH"),
-    (["DATA.PATH_TO_DATA_DIR", "/nonexistent/kinetics"], "/nonexistent/kinetics"),
-])
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["SOLVER.NOT_A_KEY", "1"], "SOLVER.NOT_A_KEY"),
+        (["SOLVER.MAX_EPOCH", "many"], "SOLVER.MAX_EPOCH"),
+        (["DATA.PATH_TO_DATA_DIR", "/nonexistent/kinetics"], "/nonexistent/kinetics"),
+    ],
+)
 def test_tool_prints_one_line_and_exits_2(argv, needle, tmp_path):
     p = _run_tool("--cfg", str(REPO / "configs" / "k400_rs50.yaml"), "OUTPUT_DIR", str(tmp_path / "o"), *argv)
     assert p.returncode == 2, p.stderr
@@ -103,14 +117,17 @@ def test_unset_keys_take_their_type_or_null_from_file_and_command_line(tmp_path)
     assert load_config(str(tmp_path / "run.yaml")) == cfg
 
 
-@pytest.mark.parametrize("opts, needle", [
-    (["TRAIN.MICRO_BATCH_SIZE", "eight"], "TRAIN.MICRO_BATCH_SIZE expects int or null"),
-    (["TRAIN.MICRO_BATCH_SIZE", "0"], "TRAIN.MICRO_BATCH_SIZE must be > 0"),
-    (["TRAIN.CLIP_GRAD_NORM", "0"], "TRAIN.CLIP_GRAD_NORM must be > 0"),
-    (["MODEL.STEM_TYPE", "wide"], "MODEL.STEM_TYPE must be one of 'plain', 'deep'"),
-    (["MODEL.SE_RATIO", "-1"], "MODEL.SE_RATIO must be >= 0"),
-    (["OUTPUT_DIR", "None"], "OUTPUT_DIR expects str"),  # only the keys that default to None are nullable
-])
+@pytest.mark.parametrize(
+    "opts, needle",
+    [
+        (["TRAIN.MICRO_BATCH_SIZE", "eight"], "TRAIN.MICRO_BATCH_SIZE expects int or null"),
+        (["TRAIN.MICRO_BATCH_SIZE", "0"], "TRAIN.MICRO_BATCH_SIZE must be > 0"),
+        (["TRAIN.CLIP_GRAD_NORM", "0"], "TRAIN.CLIP_GRAD_NORM must be > 0"),
+        (["MODEL.STEM_TYPE", "wide"], "MODEL.STEM_TYPE must be one of 'plain', 'deep'"),
+        (["MODEL.SE_RATIO", "-1"], "MODEL.SE_RATIO must be >= 0"),
+        (["OUTPUT_DIR", "None"], "OUTPUT_DIR expects str"),  # only the keys that default to None are nullable
+    ],
+)
 def test_bad_values_of_unset_keys_name_the_key(opts, needle):
     with pytest.raises(ConfigError, match=needle.replace(".", r"\.").replace("(", r"\(")):
         load_config(None, opts)
@@ -200,8 +217,9 @@ def _numeric_keys():
     for key, v in _flat(get_cfg()).items():
         values = v if isinstance(v, (list, tuple)) else [v]
         kind = NONE_DEFAULT_TYPES.get(key) if v is None else None
-        if kind in (int, float) or (values and all(isinstance(x, (int, float)) and not isinstance(x, bool)
-                                                   for x in values) and v is not None):
+        if kind in (int, float) or (
+            values and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in values) and v is not None
+        ):
             out.append(key)
     return out
 
@@ -216,31 +234,41 @@ def test_every_numeric_key_has_a_range_or_a_reason_for_none():
     assert not set(RANGES) & set(ANY_NUMBER)
 
 
-@pytest.mark.parametrize("opts, needle", [
-    (["DATA.TRAIN_JITTER_SCALES", "[40, 32]"], "DATA.TRAIN_JITTER_SCALES is [low, high]"),
-    (["DATA.TRAIN_JITTER_SCALES", "[0, 32]"], "DATA.TRAIN_JITTER_SCALES must be > 0"),
-    (["DATA.TRAIN_JITTER_SCALES", "[256]"], "DATA.TRAIN_JITTER_SCALES must hold 2 values"),
-    (["DATA.TRAIN_JITTER_AREA", "[0.5, 0.2]"], "DATA.TRAIN_JITTER_AREA is [low, high]"),
-    (["DATA.TRAIN_JITTER_AREA", "[0.5, 1.5]"], "DATA.TRAIN_JITTER_AREA must be in (0, 1]"),
-    (["DATA.TRAIN_JITTER_AREA", "[0.0, 1.0]"], "DATA.TRAIN_JITTER_AREA must be in (0, 1]"),
-    (["DATA.TRAIN_JITTER_ASPECT", "[2.0, 0.5]"], "DATA.TRAIN_JITTER_ASPECT is [low, high]"),
-    (["DATA.TRAIN_JITTER_ASPECT", "[-1.0, 2.0]"], "DATA.TRAIN_JITTER_ASPECT must be > 0"),
-    (["MODEL.DROPOUT_RATE", "1.0"], "MODEL.DROPOUT_RATE must be in [0, 1)"),
-    (["SOLVER.MOMENTUM", "1.5"], "SOLVER.MOMENTUM must be in [0, 1)"),
-    (["TRAIN.FREEZE_STAGES", "6"], "TRAIN.FREEZE_STAGES must be in [0, 5]"),
-    (["DATA.TARGET_FPS", "0"], "DATA.TARGET_FPS must be > 0, or null"),
-    (["DATA_LOADER.PREFETCH_FACTOR", "0"], "DATA_LOADER.PREFETCH_FACTOR must be >= 1"),
-    (["BN.EPSILON", "0"], "BN.EPSILON must be > 0"),
-    (["SOLVER.BASE_LR", "1e999"], "SOLVER.BASE_LR must be a finite number"),
-    (["DATA.STD", "[1.0, 1e999, 1.0]"], "DATA.STD must be a finite number"),
-])
+@pytest.mark.parametrize(
+    "opts, needle",
+    [
+        (["DATA.TRAIN_JITTER_SCALES", "[40, 32]"], "DATA.TRAIN_JITTER_SCALES is [low, high]"),
+        (["DATA.TRAIN_JITTER_SCALES", "[0, 32]"], "DATA.TRAIN_JITTER_SCALES must be > 0"),
+        (["DATA.TRAIN_JITTER_SCALES", "[256]"], "DATA.TRAIN_JITTER_SCALES must hold 2 values"),
+        (["DATA.TRAIN_JITTER_AREA", "[0.5, 0.2]"], "DATA.TRAIN_JITTER_AREA is [low, high]"),
+        (["DATA.TRAIN_JITTER_AREA", "[0.5, 1.5]"], "DATA.TRAIN_JITTER_AREA must be in (0, 1]"),
+        (["DATA.TRAIN_JITTER_AREA", "[0.0, 1.0]"], "DATA.TRAIN_JITTER_AREA must be in (0, 1]"),
+        (["DATA.TRAIN_JITTER_ASPECT", "[2.0, 0.5]"], "DATA.TRAIN_JITTER_ASPECT is [low, high]"),
+        (["DATA.TRAIN_JITTER_ASPECT", "[-1.0, 2.0]"], "DATA.TRAIN_JITTER_ASPECT must be > 0"),
+        (["MODEL.DROPOUT_RATE", "1.0"], "MODEL.DROPOUT_RATE must be in [0, 1)"),
+        (["SOLVER.MOMENTUM", "1.5"], "SOLVER.MOMENTUM must be in [0, 1)"),
+        (["TRAIN.FREEZE_STAGES", "6"], "TRAIN.FREEZE_STAGES must be in [0, 5]"),
+        (["DATA.TARGET_FPS", "0"], "DATA.TARGET_FPS must be > 0, or null"),
+        (["DATA_LOADER.PREFETCH_FACTOR", "0"], "DATA_LOADER.PREFETCH_FACTOR must be >= 1"),
+        (["BN.EPSILON", "0"], "BN.EPSILON must be > 0"),
+        (["SOLVER.BASE_LR", "1e999"], "SOLVER.BASE_LR must be a finite number"),
+        (["DATA.STD", "[1.0, 1e999, 1.0]"], "DATA.STD must be a finite number"),
+    ],
+)
 def test_ranges_and_ordered_pairs_are_checked(opts, needle):
     with pytest.raises(ConfigError, match=re.escape(needle)):
         load_config(None, opts)
 
 
-@pytest.mark.parametrize("text", ["SOLVER:\n  BASE_LR: .nan\n", "SOLVER:\n  BASE_LR: .inf\n",
-                                  "SOLVER:\n  WEIGHT_DECAY: -.inf\n", "DATA:\n  MEAN: [0.0, .nan, 0.0]\n"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "SOLVER:\n  BASE_LR: .nan\n",
+        "SOLVER:\n  BASE_LR: .inf\n",
+        "SOLVER:\n  WEIGHT_DECAY: -.inf\n",
+        "DATA:\n  MEAN: [0.0, .nan, 0.0]\n",
+    ],
+)
 def test_nan_and_inf_are_refused_from_yaml_as_from_the_command_line(text, tmp_path):
     f = tmp_path / "c.yaml"
     f.write_text(text)
@@ -257,9 +285,14 @@ def test_a_base_cycle_is_named_in_one_line(tmp_path):
     assert "include each other" in str(e.value) and "a.yaml -> " in str(e.value) and "b.yaml" in str(e.value)
     with pytest.raises(ConfigError, match="self.yaml -> .*self.yaml"):
         load_config(str(tmp_path / "self.yaml"))
-    p = subprocess.run([sys.executable, "-m", "rs3d.cli.train", "--cfg", str(tmp_path / "self.yaml")],
-                       capture_output=True, text=True, cwd=REPO, timeout=120,
-                       env=dict(os.environ, PYTHONWARNINGS="ignore"))
+    p = subprocess.run(
+        [sys.executable, "-m", "rs3d.cli.train", "--cfg", str(tmp_path / "self.yaml")],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+        env=dict(os.environ, PYTHONWARNINGS="ignore"),
+    )
     assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1, p.stderr[-2000:]
     assert p.stderr.startswith("error: ") and "include each other" in p.stderr
 
@@ -269,8 +302,9 @@ def test_a_base_shared_by_two_files_is_no_cycle_and_bases_merge_as_before(tmp_pa
     (tmp_path / "root.yaml").write_text("SOLVER:\n  MAX_EPOCH: 3\n  BASE_LR: 0.1\n")
     (tmp_path / "left.yaml").write_text("_BASE_: root.yaml\nSOLVER:\n  BASE_LR: 0.2\n")
     (tmp_path / "sub").mkdir()
-    (tmp_path / "sub" / "right.yaml").write_text("_BASE_: ../root.yaml\nSOLVER:\n  BASE_LR: 0.3\n"
-                                                 "  WEIGHT_DECAY: 0.01\n")
+    (tmp_path / "sub" / "right.yaml").write_text(
+        "_BASE_: ../root.yaml\nSOLVER:\n  BASE_LR: 0.3\n  WEIGHT_DECAY: 0.01\n"
+    )
     (tmp_path / "top.yaml").write_text("_BASE_: [left.yaml, sub/right.yaml]\nSOLVER:\n  WEIGHT_DECAY: 0.02\n")
     cfg = load_config(str(tmp_path / "top.yaml"))
     assert (cfg.SOLVER.MAX_EPOCH, cfg.SOLVER.BASE_LR, cfg.SOLVER.WEIGHT_DECAY) == (3, 0.3, 0.02)

@@ -8,6 +8,7 @@ content changes every frame, so a wrong frame cannot pass for the right one.
 picks, autorotated as ffmpeg shows it, every decoded frame once (``-fps_mode passthrough``), as
 raw ``rgb24`` through a pipe.
 """
+
 from __future__ import annotations
 
 import re
@@ -70,16 +71,19 @@ def ffmpeg_exe() -> Optional[str]:
 
 
 def _run(ffmpeg: str, args: List[str]) -> None:
-    p = subprocess.run([ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-y", *args],
-                       capture_output=True, text=True, timeout=120)
+    p = subprocess.run(
+        [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-y", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     if p.returncode:
         raise RuntimeError(f"ffmpeg {' '.join(args)}: {p.stderr.strip()[-500:]}")
 
 
 def _src(size: str = "64x48", frames: int = 30, rate: str = "25") -> List[str]:
     # Temporal noise on the moving pattern: every frame differs clearly from its neighbours.
-    return ["-f", "lavfi", "-i", f"testsrc2=size={size}:rate={rate},noise=alls=40:allf=t,"
-            f"trim=end_frame={frames}"]
+    return ["-f", "lavfi", "-i", f"testsrc2=size={size}:rate={rate},noise=alls=40:allf=t,trim=end_frame={frames}"]
 
 
 _X264 = ["-c:v", "libx264", "-preset", "veryfast", "-threads", "1"]
@@ -101,8 +105,9 @@ def _leading_nonkey(ffmpeg: str, out: Path, tmp: Path) -> None:
     import av
 
     src = tmp / "_lead_src.mp4"
-    _run(ffmpeg, [*_src(frames=81), *_X264, "-g", "21", "-keyint_min", "21", "-sc_threshold", "0",
-                  "-bf", "0", str(src)])
+    _run(
+        ffmpeg, [*_src(frames=81), *_X264, "-g", "21", "-keyint_min", "21", "-sc_threshold", "0", "-bf", "0", str(src)]
+    )
     with av.open(str(src)) as inp, av.open(str(out), "w") as dst:
         s_in = inp.streams.video[0]
         s_out = dst.add_stream_from_template(s_in)
@@ -126,24 +131,71 @@ def _zero_fps_avi(ffmpeg: str, out: Path) -> None:
 
 
 # Files that are one ffmpeg encode: name -> arguments before the output path.
-_X265 = ["-c:v", "libx265", "-x265-params",
-         "keyint=12:min-keyint=12:bframes=3:log-level=error:pools=1:frame-threads=1"]
+_X265 = ["-c:v", "libx265", "-x265-params", "keyint=12:min-keyint=12:bframes=3:log-level=error:pools=1:frame-threads=1"]
 _ENCODED = {
     "plain.mp4": [*_src(), *_X264, *_GOP],
-    "two_streams.mp4": [*_src("32x24", 10), *_src("64x48", 30), "-map", "0", "-map", "1", *_X264,
-                        "-disposition:v:0", "default", "-disposition:v:1", "default"],
-    "default_small.mp4": [*_src(), *_src("32x24", 12, "10"), "-map", "0", "-map", "1", *_X264,
-                          "-disposition:v:0", "0", "-disposition:v:1", "default"],
-    "cover_art.mp4": [*_src("96x96", 1), *_src(), "-map", "0", "-map", "1", "-c:v:0", "png",
-                      "-disposition:v:0", "attached_pic", "-c:v:1", "libx264", "-preset", "veryfast",
-                      "-threads", "1"],
+    "two_streams.mp4": [
+        *_src("32x24", 10),
+        *_src("64x48", 30),
+        "-map",
+        "0",
+        "-map",
+        "1",
+        *_X264,
+        "-disposition:v:0",
+        "default",
+        "-disposition:v:1",
+        "default",
+    ],
+    "default_small.mp4": [
+        *_src(),
+        *_src("32x24", 12, "10"),
+        "-map",
+        "0",
+        "-map",
+        "1",
+        *_X264,
+        "-disposition:v:0",
+        "0",
+        "-disposition:v:1",
+        "default",
+    ],
+    "cover_art.mp4": [
+        *_src("96x96", 1),
+        *_src(),
+        "-map",
+        "0",
+        "-map",
+        "1",
+        "-c:v:0",
+        "png",
+        "-disposition:v:0",
+        "attached_pic",
+        "-c:v:1",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-threads",
+        "1",
+    ],
     "vfr.mp4": [*_src(), "-vf", "setpts='(N+N*N/20)/(25*TB)'", "-fps_mode", "passthrough", *_X264, *_GOP],
     "open_gop.mp4": [*_src(frames=40), *_X264, *_GOP, "-x264-params", "open-gop=1:b-pyramid=normal"],
     "h264_10bit.mp4": [*_src(), *_X264, *_GOP, "-pix_fmt", "yuv420p10le"],
     "yuv444.mp4": [*_src(), *_X264, *_GOP, "-pix_fmt", "yuv444p"],
     "gray.mp4": [*_src(), *_X264, *_GOP, "-pix_fmt", "gray"],
-    "bt709.mp4": [*_src(), "-vf", "scale=out_color_matrix=bt709:out_range=tv", *_X264, *_GOP,
-                  "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709"],
+    "bt709.mp4": [
+        *_src(),
+        "-vf",
+        "scale=out_color_matrix=bt709:out_range=tv",
+        *_X264,
+        *_GOP,
+        "-colorspace",
+        "bt709",
+        "-color_primaries",
+        "bt709",
+        "-color_trc",
+        "bt709",
+    ],
     "odd_size.mkv": [*_src("36x20"), "-vf", "format=rgb24,crop=35:19:0:0", "-c:v", "ffv1", "-pix_fmt", "yuv420p"],
     "tiny.mp4": [*_src("16x16", 20), *_X264, *_GOP],
     "animated.gif": [*_src(frames=20), "-c:v", "gif"],
@@ -201,14 +253,26 @@ def ffmpeg_frames(ffmpeg: str, path, autorotate: bool = True) -> Tuple[np.ndarra
     args = [ffmpeg, "-nostdin", "-hide_banner", "-v", "info"]
     if not autorotate:
         args.append("-noautorotate")
-    args += ["-i", str(path), "-an", "-sn", "-dn", "-fps_mode", "passthrough", "-f", "rawvideo",
-             "-pix_fmt", "rgb24", "pipe:1"]
+    args += [
+        "-i",
+        str(path),
+        "-an",
+        "-sn",
+        "-dn",
+        "-fps_mode",
+        "passthrough",
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "rgb24",
+        "pipe:1",
+    ]
     p = subprocess.run(args, capture_output=True, timeout=120)
     err = p.stderr.decode("utf-8", "replace")
     if p.returncode:
         raise RuntimeError(f"ffmpeg cannot decode {path}: {err.strip()[-500:]}")
     stream = int(re.search(r"Stream #0:(\d+)(?:\[\w+\])? -> #0:0", err).group(1))
-    out = err[err.index("Output #0"):]
+    out = err[err.index("Output #0") :]
     w, h = map(int, re.search(r"Video: rawvideo.*?, (\d+)x(\d+)", out).groups())
     data = np.frombuffer(p.stdout, np.uint8)
     if data.size % (w * h * 3):

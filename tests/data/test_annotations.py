@@ -1,6 +1,7 @@
 """Converters on small files written in each dataset's official format: the lists they write read
 back with rs3d's own reader, every path points at its video, and bad input is one line naming
 the file and line (or the JSON entry)."""
+
 import json
 import os
 
@@ -25,8 +26,12 @@ def touch(root, *relative):
 def listed(folder, split, root, multi_label=False, num_classes=None):
     """(path relative to ``root/videos``, label) of a written list, checking each path exists
     (relative paths resolved as the loader does: against the folder video_root.txt names)."""
-    records = read_video_list(str(folder / f"{split}.csv"), resolve_video_root(str(folder))[0],
-                              num_classes=num_classes, multi_label=multi_label)
+    records = read_video_list(
+        str(folder / f"{split}.csv"),
+        resolve_video_root(str(folder))[0],
+        num_classes=num_classes,
+        multi_label=multi_label,
+    )
     assert all(os.path.exists(r.path) for r in records)
     out = []
     for r in records:
@@ -41,10 +46,17 @@ def one_line(e):
 
 
 # ----------------------------------------------------------------------------- UCF101
-UCF_TRAIN = {"ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi": 1, "HandstandPushups/v_HandStandPushups_g08_c01.avi": 2,
-             "YoYo/v_YoYo_g08_c01.avi": 3, "YoYo/v_YoYo_g09_c02.avi": 3}
-UCF_TEST = ["ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi", "HandstandPushups/v_HandStandPushups_g01_c01.avi",
-            "YoYo/v_YoYo_g01_c01.avi"]
+UCF_TRAIN = {
+    "ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi": 1,
+    "HandstandPushups/v_HandStandPushups_g08_c01.avi": 2,
+    "YoYo/v_YoYo_g08_c01.avi": 3,
+    "YoYo/v_YoYo_g09_c02.avi": 3,
+}
+UCF_TEST = [
+    "ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi",
+    "HandstandPushups/v_HandStandPushups_g01_c01.avi",
+    "YoYo/v_YoYo_g01_c01.avi",
+]
 
 
 @pytest.fixture
@@ -63,8 +75,11 @@ def ucf(tmp_path):
 def test_ucf101_splits_to_rs3d_lists(ucf):
     root, ann = ucf
     summary = convert_ucf101(str(ann), str(root / "videos"), str(root / "out"), splits=(1, 2))
-    assert summary["split2"]["splits"] == {"train": {"videos": 4, "missing": 0},
-                                           "val": {"videos": 3, "missing": 0}, "test": {"videos": 3, "missing": 0}}
+    assert summary["split2"]["splits"] == {
+        "train": {"videos": 4, "missing": 0},
+        "val": {"videos": 3, "missing": 0},
+        "test": {"videos": 3, "missing": 0},
+    }
     split = root / "out" / "split1"
     assert read_classes(str(split)) == ["ApplyEyeMakeup", "HandstandPushups", "YoYo"]
     assert listed(split, "train", root) == [(v, i - 1) for v, i in UCF_TRAIN.items()]
@@ -93,11 +108,14 @@ def test_ucf101_video_found_after_reencoding_to_another_container(ucf):
     assert listed(root / "out" / "split1", "test", root)[0] == (UCF_TEST[0].replace(".avi", ".mp4"), 0)
 
 
-@pytest.mark.parametrize("line,message", [
-    ("YoYo/v_YoYo_g08_c01.avi 1", "class index 1 but YoYo/v_YoYo_g08_c01.avi is in folder 'YoYo' (index 3"),
-    ("Juggling/v_Juggling_g08_c01.avi 3", "class folder 'Juggling' of Juggling/v_Juggling_g08_c01.avi is not in"),
-    ("YoYo/v_YoYo_g08_c01.avi", "expected '<class>/<video> <class index>'"),
-])
+@pytest.mark.parametrize(
+    "line,message",
+    [
+        ("YoYo/v_YoYo_g08_c01.avi 1", "class index 1 but YoYo/v_YoYo_g08_c01.avi is in folder 'YoYo' (index 3"),
+        ("Juggling/v_Juggling_g08_c01.avi 3", "class folder 'Juggling' of Juggling/v_Juggling_g08_c01.avi is not in"),
+        ("YoYo/v_YoYo_g08_c01.avi", "expected '<class>/<video> <class index>'"),
+    ],
+)
 def test_ucf101_bad_trainlist_line_names_file_and_line(ucf, line, message):
     root, ann = ucf
     (ann / "trainlist01.txt").write_text("ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi 1\n" + line + "\n")
@@ -111,11 +129,17 @@ def test_ucf101_bad_trainlist_line_names_file_and_line(ucf, line, message):
 def hmdb(tmp_path):
     ann = tmp_path / "testTrainMulti_7030_splits"
     ann.mkdir()
-    split1 = {"brush_hair": ["April_09_brush_my_hair_brush_hair_u_nm_np1_ba_goo_0.avi 1 ",
-                             "Blonde_being_brushed_brush_hair_f_nm_np2_ri_med_0.avi 2 ",
-                             "Brushing_Hair_with_Beth_brush_hair_h_nm_np1_le_goo_0.avi 0 "],
-              "cartwheel": ["(Rad)Schlag_die_Bank!_cartwheel_f_cm_np1_le_med_0.avi 2 ",
-                            "Acrobacias_de_un_fenomeno_cartwheel_f_cm_np1_ba_bad_8.avi 1 "]}
+    split1 = {
+        "brush_hair": [
+            "April_09_brush_my_hair_brush_hair_u_nm_np1_ba_goo_0.avi 1 ",
+            "Blonde_being_brushed_brush_hair_f_nm_np2_ri_med_0.avi 2 ",
+            "Brushing_Hair_with_Beth_brush_hair_h_nm_np1_le_goo_0.avi 0 ",
+        ],
+        "cartwheel": [
+            "(Rad)Schlag_die_Bank!_cartwheel_f_cm_np1_le_med_0.avi 2 ",
+            "Acrobacias_de_un_fenomeno_cartwheel_f_cm_np1_ba_bad_8.avi 1 ",
+        ],
+    }
     for cls, lines in split1.items():
         (ann / f"{cls}_test_split1.txt").write_text("\n".join(lines) + "\n")
         touch(tmp_path / "videos", *(f"{cls}/{line.split()[0]}" for line in lines))
@@ -127,10 +151,14 @@ def test_hmdb51_split_files_to_rs3d_lists(hmdb):
     convert_hmdb51(str(ann), str(root / "videos"), str(root / "out"), splits=(1,))
     split = root / "out" / "split1"
     assert read_classes(str(split)) == ["brush_hair", "cartwheel"]
-    assert listed(split, "train", root) == [("brush_hair/April_09_brush_my_hair_brush_hair_u_nm_np1_ba_goo_0.avi", 0),
-                                      ("cartwheel/Acrobacias_de_un_fenomeno_cartwheel_f_cm_np1_ba_bad_8.avi", 1)]
-    assert listed(split, "test", root) == [("brush_hair/Blonde_being_brushed_brush_hair_f_nm_np2_ri_med_0.avi", 0),
-                                     ("cartwheel/(Rad)Schlag_die_Bank!_cartwheel_f_cm_np1_le_med_0.avi", 1)]
+    assert listed(split, "train", root) == [
+        ("brush_hair/April_09_brush_my_hair_brush_hair_u_nm_np1_ba_goo_0.avi", 0),
+        ("cartwheel/Acrobacias_de_un_fenomeno_cartwheel_f_cm_np1_ba_bad_8.avi", 1),
+    ]
+    assert listed(split, "test", root) == [
+        ("brush_hair/Blonde_being_brushed_brush_hair_f_nm_np2_ri_med_0.avi", 0),
+        ("cartwheel/(Rad)Schlag_die_Bank!_cartwheel_f_cm_np1_le_med_0.avi", 1),
+    ]
 
 
 def test_hmdb51_bad_id_and_missing_split_are_named(hmdb):
@@ -149,15 +177,34 @@ def test_hmdb51_bad_id_and_missing_split_are_named(hmdb):
 def ssv2(tmp_path):
     ann = tmp_path / "labels"
     ann.mkdir()
-    labels = {"Pushing something from left to right": "1", "Pushing something from right to left": "2",
-              "Holding something next to something": "0"}
+    labels = {
+        "Pushing something from left to right": "1",
+        "Pushing something from right to left": "2",
+        "Holding something next to something": "0",
+    }
     (ann / "labels.json").write_text(json.dumps(labels, indent=1))
-    train = [{"id": "78687", "label": "holding potato next to vicks vaporub bottle",
-              "template": "Holding [something] next to [something]", "placeholders": ["potato", "bottle"]},
-             {"id": "42326", "label": "pushing a cup from left to right",
-              "template": "Pushing [something] from left to right", "placeholders": ["a cup"]}]
-    val = [{"id": "74225", "label": "pushing pen from right to left",
-            "template": "Pushing [something] from right to left", "placeholders": ["pen"]}]
+    train = [
+        {
+            "id": "78687",
+            "label": "holding potato next to vicks vaporub bottle",
+            "template": "Holding [something] next to [something]",
+            "placeholders": ["potato", "bottle"],
+        },
+        {
+            "id": "42326",
+            "label": "pushing a cup from left to right",
+            "template": "Pushing [something] from left to right",
+            "placeholders": ["a cup"],
+        },
+    ]
+    val = [
+        {
+            "id": "74225",
+            "label": "pushing pen from right to left",
+            "template": "Pushing [something] from right to left",
+            "placeholders": ["pen"],
+        }
+    ]
     (ann / "train.json").write_text(json.dumps(train))
     (ann / "validation.json").write_text(json.dumps(val))
     (ann / "test.json").write_text(json.dumps([{"id": "1420"}]))
@@ -169,8 +216,11 @@ def test_ssv2_json_to_rs3d_lists(ssv2):
     root, ann = ssv2
     convert_ssv2(str(ann), str(root / "videos"), str(root / "out"))
     out = root / "out"
-    assert read_classes(str(out)) == ["Holding something next to something", "Pushing something from left to right",
-                                      "Pushing something from right to left"]
+    assert read_classes(str(out)) == [
+        "Holding something next to something",
+        "Pushing something from left to right",
+        "Pushing something from right to left",
+    ]
     assert listed(out, "train", root) == [("78687.webm", 0), ("42326.webm", 1)]
     assert listed(out, "val", root) == listed(out, "test", root) == [("74225.webm", 2)]
 
@@ -182,8 +232,10 @@ def test_ssv2_unknown_template_names_the_entry(ssv2):
     (ann / "train.json").write_text(json.dumps(entries))
     with pytest.raises(DataError) as e:
         convert_ssv2(str(ann), str(root / "videos"), str(root / "out"))
-    assert one_line(e) == (f"{ann / 'train.json'}: entry 2 (id 5): class 'Spinning something that quickly "
-                           "stops spinning' is not in labels.json")
+    assert one_line(e) == (
+        f"{ann / 'train.json'}: entry 2 (id 5): class 'Spinning something that quickly "
+        "stops spinning' is not in labels.json"
+    )
 
 
 # ----------------------------------------------------------------------------- Charades
@@ -195,17 +247,29 @@ def charades(tmp_path):
     ann = tmp_path / "Charades"
     ann.mkdir()
     (ann / "Charades_v1_classes.txt").write_text(
-        "c000 Holding some clothes\nc001 Putting clothes somewhere\nc002 Taking some clothes from somewhere\n")
-    (ann / "Charades_v1_train.csv").write_text("\n".join([
-        CHARADES_HEADER,
-        '46GP8,HR43,Kitchen,6,7,Yes,"A person cooking on a stove, then leaves.",food;stove,'
-        '"A person cooks food on a stove before running out of the room.","c002 11.90 21.20;c000 0.00 12.60",24.83',
-        'N11GT,0KZ7,Stairs,6,7,Yes,A person is walking.,stairs,A person walks up the stairs.,,18.33',
-    ]) + "\n")
-    (ann / "Charades_v1_test.csv").write_text("\n".join([
-        CHARADES_HEADER,
-        'YSKX3,HJ0P,Bedroom,5,7,Yes,Holding clothes.,clothes,Holds clothes.,"c000 0.0 3.5;c000 5 9",10.1',
-    ]) + "\n")
+        "c000 Holding some clothes\nc001 Putting clothes somewhere\nc002 Taking some clothes from somewhere\n"
+    )
+    (ann / "Charades_v1_train.csv").write_text(
+        "\n".join(
+            [
+                CHARADES_HEADER,
+                '46GP8,HR43,Kitchen,6,7,Yes,"A person cooking on a stove, then leaves.",food;stove,'
+                '"A person cooks food on a stove before running out of the room.",'
+                '"c002 11.90 21.20;c000 0.00 12.60",24.83',
+                "N11GT,0KZ7,Stairs,6,7,Yes,A person is walking.,stairs,A person walks up the stairs.,,18.33",
+            ]
+        )
+        + "\n"
+    )
+    (ann / "Charades_v1_test.csv").write_text(
+        "\n".join(
+            [
+                CHARADES_HEADER,
+                'YSKX3,HJ0P,Bedroom,5,7,Yes,Holding clothes.,clothes,Holds clothes.,"c000 0.0 3.5;c000 5 9",10.1',
+            ]
+        )
+        + "\n"
+    )
     touch(tmp_path / "videos", "46GP8.mp4", "N11GT.mp4", "YSKX3.mp4")
     return tmp_path, ann
 
@@ -214,17 +278,23 @@ def test_charades_actions_to_multi_label_lists(charades):
     root, ann = charades
     convert_charades(str(ann), str(root / "videos"), str(root / "out"))
     out = root / "out"
-    assert read_classes(str(out)) == ["Holding some clothes", "Putting clothes somewhere",
-                                      "Taking some clothes from somewhere"]
+    assert read_classes(str(out)) == [
+        "Holding some clothes",
+        "Putting clothes somewhere",
+        "Taking some clothes from somewhere",
+    ]
     assert (out / "train.csv").read_text().splitlines() == ["46GP8.mp4 0,2", "N11GT.mp4 -"]
     assert listed(out, "train", root, multi_label=True, num_classes=3) == [("46GP8.mp4", [0, 2]), ("N11GT.mp4", [])]
     assert listed(out, "test", root, multi_label=True, num_classes=3) == [("YSKX3.mp4", [0])]
 
 
-@pytest.mark.parametrize("actions,message", [
-    ('"c000 0.00"', "action 'c000 0.00' is not 'cNNN start end'"),
-    ('"c157 1.0 2.0"', "class c157 is not in Charades_v1_classes.txt"),
-])
+@pytest.mark.parametrize(
+    "actions,message",
+    [
+        ('"c000 0.00"', "action 'c000 0.00' is not 'cNNN start end'"),
+        ('"c157 1.0 2.0"', "class c157 is not in Charades_v1_classes.txt"),
+    ],
+)
 def test_charades_malformed_action_names_file_and_line(charades, actions, message):
     root, ann = charades
     path = ann / "Charades_v1_test.csv"
@@ -244,16 +314,19 @@ def kinetics(tmp_path):
         "abseiling,---QUuC4vJs,84,94,train\n"
         '"massaging person\'s head",--3ouPhoy2A,20,30,train\n'
         "air drumming,--nQbRBEz2s,104,114,train\n"
-        "abseiling,missingVid1,0,10,train\n")
+        "abseiling,missingVid1,0,10,train\n"
+    )
     (ann / "validate.csv").write_text(
-        "label,youtube_id,time_start,time_end,split\n"
-        "air drumming,-VtLx-mcPds,14,24,validate\n")
+        "label,youtube_id,time_start,time_end,split\nair drumming,-VtLx-mcPds,14,24,validate\n"
+    )
     (ann / "test.csv").write_text("youtube_id,time_start,time_end,split\n-0n4Hh4vq6s,0,10,test\n")
-    touch(tmp_path / "videos",
-          "train/abseiling/---QUuC4vJs_000084_000094.mp4",
-          "train/massaging person's head/--3ouPhoy2A_000020_000030.mp4",
-          "train/air drumming/--nQbRBEz2s.mkv",  # named by the YouTube id only, another container
-          "val/air drumming/-VtLx-mcPds_000014_000024.mp4")
+    touch(
+        tmp_path / "videos",
+        "train/abseiling/---QUuC4vJs_000084_000094.mp4",
+        "train/massaging person's head/--3ouPhoy2A_000020_000030.mp4",
+        "train/air drumming/--nQbRBEz2s.mkv",  # named by the YouTube id only, another container
+        "val/air drumming/-VtLx-mcPds_000014_000024.mp4",
+    )
     return tmp_path, ann
 
 
@@ -262,15 +335,18 @@ def test_kinetics_csvs_to_rs3d_lists_missing_clips_counted(kinetics, caplog):
     summary = convert_kinetics(str(ann), str(root / "videos"), str(root / "out"))
     out = root / "out"
     assert read_classes(str(out)) == ["abseiling", "air drumming", "massaging person's head"]
-    assert listed(out, "train", root) == [("train/abseiling/---QUuC4vJs_000084_000094.mp4", 0),
-                                    ("train/massaging person's head/--3ouPhoy2A_000020_000030.mp4", 2),
-                                    ("train/air drumming/--nQbRBEz2s.mkv", 1)]
+    assert listed(out, "train", root) == [
+        ("train/abseiling/---QUuC4vJs_000084_000094.mp4", 0),
+        ("train/massaging person's head/--3ouPhoy2A_000020_000030.mp4", 2),
+        ("train/air drumming/--nQbRBEz2s.mkv", 1),
+    ]
     # test.csv has no labels: the test list is the validation list.
     val = [("val/air drumming/-VtLx-mcPds_000014_000024.mp4", 1)]
     assert listed(out, "val", root) == listed(out, "test", root) == val
     assert summary["splits"]["train"] == {"videos": 3, "missing": 1}
-    assert (out / "missing_videos.tsv").read_text().splitlines()[1] == \
-        f"train\t{ann / 'train.csv'}:5\tmissingVid1_000000_000010"
+    assert (out / "missing_videos.tsv").read_text().splitlines()[
+        1
+    ] == f"train\t{ann / 'train.csv'}:5\tmissingVid1_000000_000010"
     assert f"{ann / 'train.csv'}: 1 listed video(s) not found" in caplog.text
 
 
@@ -286,12 +362,28 @@ def test_kinetics_validation_class_outside_training_classes_is_named(kinetics):
 # ----------------------------------------------------------------------------- command line
 def test_command_writes_lists_and_reports_bad_input_in_one_line(ucf, capsys):
     root, ann = ucf
-    assert cli_main(["ucf101", str(ann), "--videos", str(root / "videos"), "--out", str(root / "out"),
-                     "--splits", "1"]) == 0
+    assert (
+        cli_main(["ucf101", str(ann), "--videos", str(root / "videos"), "--out", str(root / "out"), "--splits", "1"])
+        == 0
+    )
     assert json.loads(capsys.readouterr().out)["split1"]["classes"] == 3
     os.remove(root / "videos" / UCF_TEST[2])
-    assert cli_main(["ucf101", str(ann), "--videos", str(root / "videos"), "--out", str(root / "o2"),
-                     "--splits", "1", "--strict"]) == 2
+    assert (
+        cli_main(
+            [
+                "ucf101",
+                str(ann),
+                "--videos",
+                str(root / "videos"),
+                "--out",
+                str(root / "o2"),
+                "--splits",
+                "1",
+                "--strict",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err.strip()
     assert err == f"error: {ann / 'testlist01.txt'}:3: {UCF_TEST[2]} not found under {root / 'videos'}"
 
@@ -342,9 +434,22 @@ def test_a_list_none_of_whose_videos_exists_is_one_line_and_exit_2(ucf, tmp_path
     convert_ucf101(str(ann), str(root / "videos"), str(root / "out"), splits=(1,))
     shutil.move(str(root / "videos"), str(root / "moved_videos"))
     data = root / "out" / "split1"
-    argv = ["--cfg", str(REPO / "configs" / "demo.yaml"), "DATA.PATH_TO_DATA_DIR", str(data),
-            "MODEL.NUM_CLASSES", "3", "OUTPUT_DIR", str(tmp_path / "run"), "DEVICE", "cpu",
-            "DATA_LOADER.NUM_WORKERS", "0", "TRAIN.EVAL_PERIOD", "0"]
+    argv = [
+        "--cfg",
+        str(REPO / "configs" / "demo.yaml"),
+        "DATA.PATH_TO_DATA_DIR",
+        str(data),
+        "MODEL.NUM_CLASSES",
+        "3",
+        "OUTPUT_DIR",
+        str(tmp_path / "run"),
+        "DEVICE",
+        "cpu",
+        "DATA_LOADER.NUM_WORKERS",
+        "0",
+        "TRAIN.EVAL_PERIOD",
+        "0",
+    ]
     assert train_main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"error: {data / 'train.csv'}: none of its 4 videos exists")
@@ -363,14 +468,13 @@ def test_kinetics_test_list_taken_from_validate_is_said_so(kinetics, caplog):
     assert f"{ann / 'test.csv'} has no label column" in caplog.text and "validation videos" in caplog.text
     os.remove(ann / "test.csv")
     caplog.clear()
-    assert convert_kinetics(str(ann), str(root / "videos"), str(root / "o2"))["splits"]["test"]["source"] == \
-        "validate.csv"
+    assert (
+        convert_kinetics(str(ann), str(root / "videos"), str(root / "o2"))["splits"]["test"]["source"] == "validate.csv"
+    )
     assert f"{ann / 'test.csv'} does not exist" in caplog.text
-    (ann / "test.csv").write_text("label,youtube_id,time_start,time_end,split\n"
-                                  "abseiling,---QUuC4vJs,84,94,test\n")
+    (ann / "test.csv").write_text("label,youtube_id,time_start,time_end,split\nabseiling,---QUuC4vJs,84,94,test\n")
     caplog.clear()
-    assert convert_kinetics(str(ann), str(root / "videos"), str(root / "o3"))["splits"]["test"]["source"] == \
-        "test.csv"
+    assert convert_kinetics(str(ann), str(root / "videos"), str(root / "o3"))["splits"]["test"]["source"] == "test.csv"
     assert "test.csv lists the validation videos" not in caplog.text
 
 

@@ -1,5 +1,6 @@
 """DATA_LOADER.CLASS_BALANCED: classes drawn equally often, the same order on every rank and after a
 restart, and the default order untouched."""
+
 import numpy as np
 import pytest
 import torch
@@ -37,8 +38,8 @@ def test_balanced_order_is_a_pure_function_shared_by_ranks():
     assert order(0, 1, 3) == full[:11] and order(0, 1, 3) != order(0, 1, 4)
     ranks = [order(r, 3, 3) for r in range(3)]
     assert all(len(x) == 3 == len(TrainSampler(11, r, 3, weights=w)) for r, x in enumerate(ranks))
-    assert ranks == [full[:9][r::3] for r in range(3)]      # one draw, cut and strided like the shuffle
-    assert order(1, 3, 3, start=2) == ranks[1][2:]         # mid-epoch resume skips exactly
+    assert ranks == [full[:9][r::3] for r in range(3)]  # one draw, cut and strided like the shuffle
+    assert order(1, 3, 3, start=2) == ranks[1][2:]  # mid-epoch resume skips exactly
     plain = TrainSampler(11, 0, 1, seed=5)
     plain.set_epoch(3)
     assert [i for _, i in plain] == torch.randperm(11, generator=torch.Generator().manual_seed(8)).tolist()

@@ -16,21 +16,23 @@ goes through the filter, matches exactly. Neighbouring frames differ by 22 level
 frame is accepted only within its tolerance *and* nearer to the right reference frame than to
 either neighbour.
 """
+
 import json
 import os
 
 import numpy as np
 import pytest
-import torch
-
 import quirky_videos as Q
+import torch
 import torchcodec_child
+
 from rs3d.data import decode as D
 from rs3d.data.video import decord_reader, probe
 
 FFMPEG = Q.ffmpeg_exe()
 pytestmark = pytest.mark.skipif(
-    FFMPEG is None, reason="imageio-ffmpeg is not installed (test-only: pip install imageio-ffmpeg)")
+    FFMPEG is None, reason="imageio-ffmpeg is not installed (test-only: pip install imageio-ffmpeg)"
+)
 
 INTERPOLATED_CHROMA = {"h264_10bit.mp4", "hevc_10bit.mkv", "odd_size.mkv"}
 ORIENTED = [n for n in Q.QUIRKS if n.startswith(("rot", "hflip", "vflip"))]
@@ -60,8 +62,9 @@ def requests(n: int):
 
 def assert_same_frames(name, got, idx, ref):
     tol = tolerance(name)
-    assert got.dtype.is_floating_point is False and tuple(got.shape[1:]) == ref.shape[1:], \
+    assert got.dtype.is_floating_point is False and tuple(got.shape[1:]) == ref.shape[1:], (
         f"{name}: frames {tuple(got.shape[1:])}, ffmpeg shows {ref.shape[1:]}"
+    )
     for k, i in enumerate(idx.tolist()):
         g = got[k].numpy().astype(np.int16)
         err = float(np.abs(g - ref[i]).mean())
@@ -78,8 +81,12 @@ def check_file(name, path, ref, backend, autorotate=True):
         assert Q.REFUSED[name] in str(e.value) and "\n" not in str(e.value)
         return
     for asked in requests(len(ref)):
-        got, idx, length = D.read_frames(str(path), lambda n: asked if n == len(ref) else np.arange(n),
-                                         backend=backend, autorotate=autorotate)
+        got, idx, length = D.read_frames(
+            str(path),
+            lambda n, asked=asked: asked if n == len(ref) else np.arange(n),
+            backend=backend,
+            autorotate=autorotate,
+        )
         assert length == len(ref), f"{name}: {length} frames, ffmpeg decodes {len(ref)}"
         assert idx.tolist() == asked.tolist()
         assert_same_frames(name, got, idx, ref)
@@ -171,8 +178,7 @@ def test_test_views_of_a_phone_video_are_cut_from_the_frames_as_shown(quirky, ba
     from rs3d.data import transforms as T
 
     paths, refs = quirky
-    ds = TestDataset([VideoRecord(str(paths["rot90.mp4"]), 0)], 4, 2, 32, num_clips=1, num_crops=3,
-                     backend=backend)
+    ds = TestDataset([VideoRecord(str(paths["rot90.mp4"]), 0)], 4, 2, 32, num_clips=1, num_crops=3, backend=backend)
     item = ds[0]
     assert item["error"] == ""
     assert item["resized_hw"] == T.short_side_size(64, 48, 32) == (43, 32)
@@ -191,10 +197,25 @@ def test_data_autorotate_false_keeps_the_stored_orientation_in_the_loader(quirky
     (tmp_path / "test.csv").write_text(f"{paths['rot90.mp4']} 0\n")
     shapes = {}
     for autorotate in (True, False):
-        cfg = load_config(None, ["DATA.PATH_TO_DATA_DIR", str(tmp_path), "MODEL.NUM_CLASSES", "2",
-                                 "DATA.NUM_FRAMES", "4", "DATA.TEST_CROP_SIZE", "32",
-                                 "TEST.NUM_ENSEMBLE_VIEWS", "1", "TEST.NUM_SPATIAL_CROPS", "1",
-                                 "DATA.AUTOROTATE", str(autorotate)])
+        cfg = load_config(
+            None,
+            [
+                "DATA.PATH_TO_DATA_DIR",
+                str(tmp_path),
+                "MODEL.NUM_CLASSES",
+                "2",
+                "DATA.NUM_FRAMES",
+                "4",
+                "DATA.TEST_CROP_SIZE",
+                "32",
+                "TEST.NUM_ENSEMBLE_VIEWS",
+                "1",
+                "TEST.NUM_SPATIAL_CROPS",
+                "1",
+                "DATA.AUTOROTATE",
+                str(autorotate),
+            ],
+        )
         item = build_dataset(cfg, "test", "test")[0]
         assert item["error"] == ""
         shapes[autorotate] = item["resized_hw"]
@@ -266,12 +287,12 @@ def test_a_phone_video_gives_the_timeline_of_its_upright_copy(quirky, tmp_path):
 
     paths, _ = quirky
     torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Conv3d(3, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(),
-                                torch.nn.LazyLinear(5))
+    model = torch.nn.Sequential(torch.nn.Conv3d(3, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.LazyLinear(5))
 
     def timeline(path):
-        return sliding_window_scores(model, str(path), window_s=0.4, stride_s=0.2, num_frames=4,
-                                     crop_size=32, num_crops=3, batch_size=2).scores
+        return sliding_window_scores(
+            model, str(path), window_s=0.4, stride_s=0.2, num_frames=4, crop_size=32, num_crops=3, batch_size=2
+        ).scores
 
     phone = timeline(paths["rot90.mp4"])
     assert len(phone) == 5
@@ -320,15 +341,30 @@ def test_predict_and_gradcam_read_a_phone_video_as_shown(quirky):
     gives what the upright frames ffmpeg shows give (the test's centre clip and crop)."""
     from rs3d.config import load_config
     from rs3d.data import transforms as T
-    from rs3d.inference.predict import build_views_dataset
     from rs3d.inference.gradcam import center_clip
+    from rs3d.inference.predict import build_views_dataset
 
     paths, refs = quirky
-    cfg = load_config(None, ["MODEL.NUM_CLASSES", "2", "DATA.NUM_FRAMES", "4", "DATA.TEST_CROP_SIZE", "32",
-                             "TEST.NUM_ENSEMBLE_VIEWS", "1", "TEST.NUM_SPATIAL_CROPS", "1", "DEVICE", "cpu"])
+    cfg = load_config(
+        None,
+        [
+            "MODEL.NUM_CLASSES",
+            "2",
+            "DATA.NUM_FRAMES",
+            "4",
+            "DATA.TEST_CROP_SIZE",
+            "32",
+            "TEST.NUM_ENSEMBLE_VIEWS",
+            "1",
+            "TEST.NUM_SPATIAL_CROPS",
+            "1",
+            "DEVICE",
+            "cpu",
+        ],
+    )
     item = build_views_dataset(cfg, [str(paths["rot90.mp4"])])[0]
     assert item["error"] == "" and item["resized_hw"] == (43, 32)  # shown 48 wide, 64 high
-    _, frames = center_clip(cfg, str(paths["rot90.mp4"]))         # [T, S, S, 3]
+    _, frames = center_clip(cfg, str(paths["rot90.mp4"]))  # [T, S, S, 3]
     shown = refs["rot90.mp4"][0]
     clip = torch.from_numpy(shown[build_views_dataset(cfg, [str(paths["plain.mp4"])]).clip_indices(len(shown))[0]])
     want = T.short_side_crops(clip, 32, 1)[0].permute(1, 2, 3, 0).numpy()  # centre crop of the shown frames

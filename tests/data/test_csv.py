@@ -1,4 +1,5 @@
 """Video lists: what is accepted, and that every bad line is refused naming file:line."""
+
 import logging
 import re
 
@@ -25,12 +26,15 @@ def test_custom_separator(tmp_path):
     assert recs[0].path == "dir with space/x.mp4" and recs[0].label == 1
 
 
-@pytest.mark.parametrize("text, line, words", [
-    ("a.mp4 0\nb.mp4 4\n", 2, "outside [0, 4)"),
-    ("a.mp4 0\n\nb.mp4 -1\n", 3, "outside"),
-    ("a.mp4 0\nb.mp4 cat\n", 2, "not an integer"),
-    ("lonely_path_without_label\n", 1, "expected"),
-])
+@pytest.mark.parametrize(
+    "text, line, words",
+    [
+        ("a.mp4 0\nb.mp4 4\n", 2, "outside [0, 4)"),
+        ("a.mp4 0\n\nb.mp4 -1\n", 3, "outside"),
+        ("a.mp4 0\nb.mp4 cat\n", 2, "not an integer"),
+        ("lonely_path_without_label\n", 1, "expected"),
+    ],
+)
 def test_bad_line_is_refused_with_file_and_line(tmp_path, text, line, words):
     p = _write(tmp_path, text)
     with pytest.raises(DataError) as e:
@@ -89,8 +93,9 @@ def test_utf8_bom_is_removed_from_the_first_path(tmp_path):
     assert read_classes(str(tmp_path)) == ["cat", "dog"]
 
 
-@pytest.mark.parametrize("header", ["path label", "video,label", "filename\tclass", "Path Label",
-                                    "path_to_video label_id"])
+@pytest.mark.parametrize(
+    "header", ["path label", "video,label", "filename\tclass", "Path Label", "path_to_video label_id"]
+)
 def test_a_header_line_is_skipped_and_logged(tmp_path, csv_log, header):
     p = _write(tmp_path, f"{header}\n\na.mp4 0\nb.mp4 1\n")
     assert [(r.path, r.label) for r in read_video_list(str(p))] == [("a.mp4", 0), ("b.mp4", 1)]
@@ -104,31 +109,38 @@ def test_only_the_first_line_can_be_a_header(tmp_path):
         read_video_list(str(p))
 
 
-@pytest.mark.parametrize("text, separator, line, found", [
-    ("a.mp4 0\nb.mp4\t1\n", " ", 2, "\\t"),
-    ("a b/c.mp4\t1\n", " ", 1, "\\t"),  # the path's space does not make it parse
-    ("a.mp4,0\n", " ", 1, ","),
-    ("dir with space/a.mp4,3\n", " ", 1, ","),
-    ("a.mp4,0\nb.mp4 1\n", ",", 2, " "),
-    ("a.mp4;0\n", "\t", 1, ";"),
-])
+@pytest.mark.parametrize(
+    "text, separator, line, found",
+    [
+        ("a.mp4 0\nb.mp4\t1\n", " ", 2, "\\t"),
+        ("a b/c.mp4\t1\n", " ", 1, "\\t"),  # the path's space does not make it parse
+        ("a.mp4,0\n", " ", 1, ","),
+        ("dir with space/a.mp4,3\n", " ", 1, ","),
+        ("a.mp4,0\nb.mp4 1\n", ",", 2, " "),
+        ("a.mp4;0\n", "\t", 1, ";"),
+    ],
+)
 def test_another_separator_is_named_with_the_key(tmp_path, text, separator, line, found):
     p = _write(tmp_path, text)
     with pytest.raises(DataError) as e:
         read_video_list(str(p), separator=separator, num_classes=4)
     msg = str(e.value)
-    assert msg.startswith(f"{p}:{line}: path and label are separated by '{found}' but "
-                          f"DATA.PATH_LABEL_SEPARATOR is {separator!r}"), msg
+    assert msg.startswith(
+        f"{p}:{line}: path and label are separated by '{found}' but DATA.PATH_LABEL_SEPARATOR is {separator!r}"
+    ), msg
     assert "\n" not in msg
 
 
-@pytest.mark.parametrize("text, separator, path, label", [
-    ("dir with space/ü, x.mp4 3\n", " ", "dir with space/ü, x.mp4", 3),
-    ("a b/c, d.mp4,2\n", ",", "a b/c, d.mp4", 2),
-    ("a b, c.mp4\t1\n", "\t", "a b, c.mp4", 1),
-    ("a b\tc.mp4  1\n", "", "a b\tc.mp4", 1),  # "" = any whitespace: the last field is the label
-    ("日本語 クリップ.mp4 0\n", " ", "日本語 クリップ.mp4", 0),
-])
+@pytest.mark.parametrize(
+    "text, separator, path, label",
+    [
+        ("dir with space/ü, x.mp4 3\n", " ", "dir with space/ü, x.mp4", 3),
+        ("a b/c, d.mp4,2\n", ",", "a b/c, d.mp4", 2),
+        ("a b, c.mp4\t1\n", "\t", "a b, c.mp4", 1),
+        ("a b\tc.mp4  1\n", "", "a b\tc.mp4", 1),  # "" = any whitespace: the last field is the label
+        ("日本語 クリップ.mp4 0\n", " ", "日本語 クリップ.mp4", 0),
+    ],
+)
 def test_paths_with_spaces_commas_and_unicode_still_parse(tmp_path, text, separator, path, label):
     p = tmp_path / "train.csv"
     p.write_text(text, encoding="utf-8")
@@ -139,12 +151,20 @@ def test_paths_with_spaces_commas_and_unicode_still_parse(tmp_path, text, separa
 def test_duplicates_in_training_are_kept_and_warned_once(tmp_path, csv_log):
     p = _write(tmp_path, "a.mp4 0\nb.mp4 1\na.mp4 0\n./b.mp4 1\nc.mp4 2\nb.mp4 1\n")
     recs = read_video_list(str(p), path_prefix="/data")
-    assert [r.path for r in recs] == ["/data/a.mp4", "/data/b.mp4", "/data/a.mp4", "/data/./b.mp4",
-                                      "/data/c.mp4", "/data/b.mp4"]
+    assert [r.path for r in recs] == [
+        "/data/a.mp4",
+        "/data/b.mp4",
+        "/data/a.mp4",
+        "/data/./b.mp4",
+        "/data/c.mp4",
+        "/data/b.mp4",
+    ]
     (rec,) = csv_log
     assert rec.levelno == logging.WARNING
-    assert rec.getMessage().startswith(f"{p}:3: 3 duplicate line(s) in this list, the first here "
-                                       "(a.mp4, first on line 1); every line is used as listed")
+    assert rec.getMessage().startswith(
+        f"{p}:3: 3 duplicate line(s) in this list, the first here "
+        "(a.mp4, first on line 1); every line is used as listed"
+    )
 
 
 def test_a_training_duplicate_with_another_label_is_counted_in_the_warning(tmp_path, csv_log):
@@ -160,8 +180,10 @@ def test_duplicates_in_evaluation_count_once_and_say_so(tmp_path, csv_log):
     recs = read_video_list(str(p), duplicates="drop")
     assert [(r.path, r.label) for r in recs] == [("a.mp4", 0), ("b.mp4", 1), ("c.mp4", 2)]
     (rec,) = csv_log
-    assert rec.getMessage() == (f"{p}:3: 2 duplicate line(s) in this list, the first here (a.mp4, first "
-                                "on line 1); each video is evaluated once, with its first line")
+    assert rec.getMessage() == (
+        f"{p}:3: 2 duplicate line(s) in this list, the first here (a.mp4, first "
+        "on line 1); each video is evaluated once, with its first line"
+    )
 
 
 def test_an_evaluated_video_with_two_labels_is_refused_naming_both_lines(tmp_path):

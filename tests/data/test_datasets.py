@@ -1,4 +1,5 @@
 """The three dataset modes on synthetic and real videos: shapes, geometry, broken input."""
+
 import logging
 
 import av
@@ -41,8 +42,7 @@ def test_test_views_geometry_on_real_footage(real_videos, backend):
     """bikes: 250 frames of 640x272. 3 clips x 3 crops of 4x2 frames at 64 px:
     starts 0, 121, 242 (L - 8 = 242 spread evenly); short side 272 -> 64 gives 151x64, crops at
     columns 0, 43, 87."""
-    ds = TestDataset([VideoRecord(str(real_videos["bikes"]), 7)], 4, 2, 64, num_clips=3,
-                     num_crops=3, backend=backend)
+    ds = TestDataset([VideoRecord(str(real_videos["bikes"]), 7)], 4, 2, 64, num_clips=3, num_crops=3, backend=backend)
     item = ds[0]
     assert item["error"] == "" and item["label"] == 7 and item["index"] == 0
     assert item["frames"].shape == (3 * 4, 64, 151, 3)  # the 3 clips' 4 frames, each once, resized
@@ -51,9 +51,9 @@ def test_test_views_geometry_on_real_footage(real_videos, backend):
     assert views.shape == (9, 3, 4, 64, 64) and views.dtype == torch.uint8
     ref = full_decode(real_videos["bikes"])
     for c, start in enumerate([0, 121, 242]):
-        frames = ref_resize(ref[start:start + 8:2], 64, 151)  # [4, 3, 64, 151]
+        frames = ref_resize(ref[start : start + 8 : 2], 64, 151)  # [4, 3, 64, 151]
         for k, left in enumerate([0, 43, 87]):
-            expected = frames[:, :, :, left:left + 64].permute(1, 0, 2, 3)
+            expected = frames[:, :, :, left : left + 64].permute(1, 0, 2, 3)
             assert_close_uint8(views[c * 3 + k], expected)
 
 
@@ -88,8 +88,7 @@ def test_test_mode_decodes_each_video_once(real_videos, monkeypatch):
         return real_read(path, index_fn, **kw)
 
     monkeypatch.setattr(D, "read_frames", counting)
-    ds = TestDataset([VideoRecord(str(real_videos["carphone"]), 0)], 8, 2, 32, num_clips=10,
-                     num_crops=3)
+    ds = TestDataset([VideoRecord(str(real_videos["carphone"]), 0)], 8, 2, 32, num_clips=10, num_crops=3)
     assert views_of(ds[0]).shape == (30, 3, 8, 32, 32)
     assert len(calls) == 1
 
@@ -112,8 +111,7 @@ def test_train_clip_on_real_footage_is_a_pure_function_of_the_key(real_videos, b
     a, b, c = ds[(0, 0)], ds[(0, 0)], ds[(1, 0)]
     assert a["clip"].shape == (3, 8, 48, 48) and a["clip"].dtype == torch.uint8
     assert torch.equal(a["clip"], b["clip"]) and not torch.equal(a["clip"], c["clip"])
-    ds2 = TrainDataset(rec, 8, 2, 48, jitter_mode="short_side", scales=(56, 72), seed=5,
-                       backend=backend)
+    ds2 = TrainDataset(rec, 8, 2, 48, jitter_mode="short_side", scales=(56, 72), seed=5, backend=backend)
     assert ds2[(0, 0)]["clip"].shape == (3, 8, 48, 48)
 
 
@@ -124,18 +122,19 @@ def test_train_clip_matches_hand_computed_crop(real_videos):
     start = D.random_clip_start(120, 4, 3, datasets._rng(11, 2, 0, 0, 0))
     rng = datasets._rng(11, 2, 0, 0, 1)
     from rs3d.data.transforms import sample_area_box
+
     top, left, h, w = sample_area_box(144, 176, rng)
     flip = rng.random() < 0.5
-    ref = full_decode(real_videos["carphone"])[start:start + 12:3, top:top + h, left:left + w]
+    ref = full_decode(real_videos["carphone"])[start : start + 12 : 3, top : top + h, left : left + w]
     expected = ref_resize(ref, 40, 40).permute(1, 0, 2, 3)
     assert_close_uint8(clip, expected.flip(-1) if flip else expected)
 
 
-def test_train_replaces_broken_videos_counts_and_logs_once(broken_videos, synthetic_dataset,
-                                                           data_cfg, caplog):
+def test_train_replaces_broken_videos_counts_and_logs_once(broken_videos, synthetic_dataset, data_cfg, caplog):
     good = build_dataset(data_cfg, "train", "train").records[:3]
-    bad = [VideoRecord(str(broken_videos[k]), 0) for k in
-           ("missing", "empty", "truncated", "not_a_video", "audio_only")]
+    bad = [
+        VideoRecord(str(broken_videos[k]), 0) for k in ("missing", "empty", "truncated", "not_a_video", "audio_only")
+    ]
     ds = TrainDataset(bad + good, 4, 2, 32, seed=0, max_retries=50)
     with caplog.at_level(logging.WARNING, logger="rs3d.data.datasets"):
         for epoch in range(3):
@@ -167,8 +166,7 @@ def test_short_and_one_frame_videos_are_looped(broken_videos):
 
 @pytest.mark.parametrize("kind", ["missing", "empty", "truncated", "not_a_video", "audio_only"])
 def test_test_mode_reports_broken_videos(broken_videos, kind):
-    item = TestDataset([VideoRecord(str(broken_videos[kind]), 2)], 4, 2, 32, num_clips=2,
-                       num_crops=3)[0]
+    item = TestDataset([VideoRecord(str(broken_videos[kind]), 2)], 4, 2, 32, num_clips=2, num_crops=3)[0]
     assert num_views(item) == 0 and item["frames"].numel() == 0
     assert item["error"] and "\n" not in item["error"]
     assert item["label"] == 2 and item["path"] == str(broken_videos[kind])
@@ -176,8 +174,7 @@ def test_test_mode_reports_broken_videos(broken_videos, kind):
 
 def test_test_mode_never_hangs(broken_videos, monkeypatch, real_videos):
     monkeypatch.setattr(D, "_read", lambda *a, **k: __import__("time").sleep(30))
-    ds = TestDataset([VideoRecord(str(real_videos["carphone"]), 0)], 4, 2, 32, num_clips=2,
-                     decode_timeout_s=0.3)
+    ds = TestDataset([VideoRecord(str(real_videos["carphone"]), 0)], 4, 2, 32, num_clips=2, decode_timeout_s=0.3)
     assert "DECODE_TIMEOUT_S" in ds[0]["error"]
 
 

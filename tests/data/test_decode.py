@@ -1,4 +1,5 @@
 """A frame asked for is the frame delivered, on every codec and backend; bad files fail cleanly."""
+
 import json
 import os
 import time
@@ -7,8 +8,8 @@ import av
 import numpy as np
 import pytest
 import torch
-
 import torchcodec_child
+
 from rs3d.data import decode as D
 from rs3d.data.synthetic import render_video, write_video
 from rs3d.data.video import container as C
@@ -80,7 +81,8 @@ def test_clip_on_real_footage(real_videos, backend):
     # a 32x2 training clip from frame 100 of bikes (250 frames) is frames 100, 102, ..., 162
     ref = full_decode(real_videos["bikes"])
     got, idx, length = D.read_frames(
-        str(real_videos["bikes"]), lambda n: D.clip_indices(100, 32, 2, n), backend=backend)
+        str(real_videos["bikes"]), lambda n: D.clip_indices(100, 32, 2, n), backend=backend
+    )
     assert length == 250 and idx.tolist() == list(range(100, 164, 2))
     assert got.shape == (32, 272, 640, 3)
     assert_frames_exact(got, idx, ref)
@@ -107,8 +109,7 @@ def _seek_decode(path, uniq, index=None):
     """rs3d's PyAV seek path alone (None where it declines)."""
     container, stream = C.open_video(str(path), 1)
     try:
-        return pyav_reader.seek_decode(container, stream, index or C.index_packets(container, stream),
-                                       np.asarray(uniq))
+        return pyav_reader.seek_decode(container, stream, index or C.index_packets(container, stream), np.asarray(uniq))
     finally:
         container.close()
 
@@ -149,10 +150,16 @@ def test_pyav_seeks_only_on_an_exact_packet_index(coded_videos, broken_videos):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("kind, words", [
-    ("missing", "file not found"), ("empty", "empty file"), ("truncated", "cannot open"),
-    ("not_a_video", "cannot open"), ("audio_only", "no video stream"),
-])
+@pytest.mark.parametrize(
+    "kind, words",
+    [
+        ("missing", "file not found"),
+        ("empty", "empty file"),
+        ("truncated", "cannot open"),
+        ("not_a_video", "cannot open"),
+        ("audio_only", "no video stream"),
+    ],
+)
 def test_broken_files_raise_one_line(broken_videos, backend, kind, words):
     with pytest.raises(D.DecodeError) as e:
         D.read_frames(str(broken_videos[kind]), lambda n: np.arange(4), backend=backend)
@@ -185,14 +192,16 @@ def full_decode_tolerant(path):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_one_frame_video_loops(broken_videos, backend):
-    got, idx, length = D.read_frames(str(broken_videos["one_frame"]),
-                                     lambda n: D.clip_indices(0, 8, 2, n), backend=backend)
+    got, idx, length = D.read_frames(
+        str(broken_videos["one_frame"]), lambda n: D.clip_indices(0, 8, 2, n), backend=backend
+    )
     assert length == 1 and idx.tolist() == [0] * 8 and got.shape[0] == 8
     assert all(torch.equal(got[0], g) for g in got)
 
 
 def test_hanging_decode_times_out(monkeypatch, coded_videos):
     """A decoder that never returns costs DATA.DECODE_TIMEOUT_S, not the run."""
+
     def hang(*args, **kwargs):
         time.sleep(30)
 

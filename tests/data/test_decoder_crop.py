@@ -1,6 +1,7 @@
 """The training crop cut and scaled by FFmpeg (``read_frames(..., crop=CropScale)``): the same
 decoded frames as a sequential decode, the box where it was asked for, colours and geometry as the
 default path's (torch crop and resize of the RGB frames) up to resampling, displayed orientation."""
+
 import subprocess
 
 import av
@@ -8,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from rs3d.data import decode as D, transforms as T
+from rs3d.data import decode as D
+from rs3d.data import transforms as T
 from rs3d.data.synthetic import write_video
 from rs3d.data.video.crop_scale import CropScale, crop_scale_frames
 
@@ -53,8 +55,8 @@ def test_boxes_follow_groups_and_match_the_default_path_up_to_resampling(tmp_pat
     assert sizes == [(48, 64)]
     rgb, _, _ = D.read_frames(path, lambda n: idx, backend="pyav")
     for g, box in enumerate(boxes):
-        ref = T.crop_resize_flip(rgb[4 * g:4 * g + 4], box, 32, False).permute(1, 2, 3, 0).float()
-        mine = got[4 * g:4 * g + 4].float()
+        ref = T.crop_resize_flip(rgb[4 * g : 4 * g + 4], box, 32, False).permute(1, 2, 3, 0).float()
+        mine = got[4 * g : 4 * g + 4].float()
         assert (mine - ref).abs().mean() < 2.0  # bilinear both, different filters
         assert (mine - ref).mean(dim=(0, 1, 2)).abs().max() < 1.0  # no colour shift
     # The boxes really are different places: the left half is darker in red than the lower right.
@@ -76,8 +78,11 @@ def test_rotated_video_is_cropped_as_shown(tmp_path):
         pytest.skip("imageio-ffmpeg is not installed (it writes the display matrix)")
     plain = _video(tmp_path / "plain.mp4", frames=12)
     rotated = str(tmp_path / "rot90.mp4")
-    subprocess.run([ffmpeg, "-nostdin", "-loglevel", "error", "-y", "-display_rotation", "90",
-                    "-i", plain, "-c", "copy", rotated], check=True, timeout=120)
+    subprocess.run(
+        [ffmpeg, "-nostdin", "-loglevel", "error", "-y", "-display_rotation", "90", "-i", plain, "-c", "copy", rotated],
+        check=True,
+        timeout=120,
+    )
     idx = np.arange(2, 8)
     box = (10, 4, 40, 36)  # in the shown (portrait, 64x48) frame
     sizes = []

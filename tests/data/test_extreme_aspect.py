@@ -4,6 +4,7 @@ Whole frames are resized to the short side before the views are cut, up to
 ``WHOLE_FRAME_MAX_ASPECT``; a more elongated frame (a 100000x16 video would need 1.6 million
 columns per frame at S = 256) has each view's window resized on its own.
 """
+
 import math
 
 import numpy as np
@@ -70,8 +71,9 @@ def _item(path, monkeypatch, resize_on_device=False):
 
     monkeypatch.setattr(TestDataset, "compact_views", keep_source)
     seen = _record_largest(monkeypatch)
-    ds = TestDataset([VideoRecord(path, 0)], FRAMES, 2, S, num_clips=CLIPS, num_crops=CROPS,
-                     resize_on_device=resize_on_device)
+    ds = TestDataset(
+        [VideoRecord(path, 0)], FRAMES, 2, S, num_clips=CLIPS, num_crops=CROPS, resize_on_device=resize_on_device
+    )
     item = ds[0]
     monkeypatch.undo()
     assert item["error"] == "", item["error"]
@@ -79,8 +81,7 @@ def _item(path, monkeypatch, resize_on_device=False):
 
 
 @pytest.mark.parametrize("height, width", [(48, 64), (64, 48), (32, 128), (128, 32), (30, 118)])
-def test_frames_up_to_the_aspect_limit_give_the_whole_frame_resize_bit_for_bit(tmp_path, monkeypatch,
-                                                                                height, width):
+def test_frames_up_to_the_aspect_limit_give_the_whole_frame_resize_bit_for_bit(tmp_path, monkeypatch, height, width):
     """4:1 (128x32 at S = 32) is the last aspect resized whole: its views are exactly those of the
     whole-frame resize, as every video's were before the limit existed."""
     item, _ = _item(_video(tmp_path / "v.mp4", height, width), monkeypatch)
@@ -97,7 +98,7 @@ def test_an_elongated_video_is_cut_before_resizing_with_bounded_memory(tmp_path,
     n = item["frames_src"].shape[0]
     h, w = T.short_side_size(height, width, S)
     whole = n * 3 * h * w
-    bound = n * 3 * S * (CROPS * S)              # the views' pixels, whatever the aspect ratio
+    bound = n * 3 * S * (CROPS * S)  # the views' pixels, whatever the aspect ratio
     assert item["frames"].numel() == bound
     # One view at a time: its pixels, or its window of the decoded frames (the filter's reach
     # included), whichever is larger; never a whole resized frame.
@@ -105,7 +106,7 @@ def test_an_elongated_video_is_cut_before_resizing_with_bounded_memory(tmp_path,
     window = math.ceil(S * scale) + 2 * math.ceil(max(scale, 1.0)) + 2
     assert largest <= n * 3 * max(S * S, min(height, width) * window)
     if max(height, width) >= 2048:
-        assert whole >= 40 * bound               # what the whole-frame resize would have held
+        assert whole >= 40 * bound  # what the whole-frame resize would have held
     views, ref = views_of(item).float(), _reference_views(item).float()
     assert views.shape == ref.shape == (CLIPS * CROPS, 3, FRAMES, S, S)
     diff = (views - ref).abs()

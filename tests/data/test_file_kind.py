@@ -1,5 +1,6 @@
 """A listed path that is not a video file says what it is (a link loop, a FIFO, a device), never
 "file not found" for a file that is there; a FIFO is never opened (reading one would block)."""
+
 import os
 import re
 import sys
@@ -26,14 +27,25 @@ def odd_paths(tmp_path, real_videos):
     os.mkfifo(fifo)
     folder = tmp_path / "folder.mp4"
     folder.mkdir()
-    return {"loop": str(loop), "dangling": str(dangling), "fifo": str(fifo), "folder": str(folder),
-            "device": os.devnull, "missing": str(tmp_path / "missing.mp4"),
-            "good": str(real_videos["carphone"])}
+    return {
+        "loop": str(loop),
+        "dangling": str(dangling),
+        "fifo": str(fifo),
+        "folder": str(folder),
+        "device": os.devnull,
+        "missing": str(tmp_path / "missing.mp4"),
+        "good": str(real_videos["carphone"]),
+    }
 
 
-EXPECTED = {"loop": "symbolic link loop", "dangling": "broken symbolic link (to gone.mp4",
-            "fifo": "FIFO (named pipe)", "folder": "a folder, not a video file",
-            "device": "a character device", "missing": "file not found"}
+EXPECTED = {
+    "loop": "symbolic link loop",
+    "dangling": "broken symbolic link (to gone.mp4",
+    "fifo": "FIFO (named pipe)",
+    "folder": "a folder, not a video file",
+    "device": "a character device",
+    "missing": "file not found",
+}
 
 
 @pytest.mark.parametrize("kind", sorted(EXPECTED))
@@ -53,8 +65,15 @@ def test_a_readable_video_has_no_reason(odd_paths):
 
 
 def test_the_test_lists_a_fifo_as_failed_with_what_it_is(odd_paths):
-    ds = TestDataset([VideoRecord(odd_paths["fifo"], 1), VideoRecord(odd_paths["loop"], 0)], 4, 2, 32,
-                     num_clips=1, num_crops=1, decode_timeout_s=20)
+    ds = TestDataset(
+        [VideoRecord(odd_paths["fifo"], 1), VideoRecord(odd_paths["loop"], 0)],
+        4,
+        2,
+        32,
+        num_clips=1,
+        num_crops=1,
+        decode_timeout_s=20,
+    )
     assert "FIFO" in ds[0]["error"] and "symbolic link loop" in ds[1]["error"]
 
 

@@ -1,5 +1,6 @@
 """DATA.FLIP_LABEL_MAP: auto pairs of mirrored class names, explicit pairs, the label a flipped clip
 gets, and the start-up warning for mirror-sensitive names."""
+
 import logging
 import shutil
 
@@ -12,14 +13,14 @@ from rs3d.data.flip import auto_pairs, flip_label_map, flip_warning, is_mirror_s
 from rs3d.errors import ConfigError, DataError
 
 SSV2_LIKE = [
-    "Pushing something from left to right",        # 0 <-> 1
+    "Pushing something from left to right",  # 0 <-> 1
     "Pushing something from right to left",
-    "Moving something up",                          # 2: flip-invariant
-    "Turning the camera left while filming something",   # 3 <-> 4
+    "Moving something up",  # 2: flip-invariant
+    "Turning the camera left while filming something",  # 3 <-> 4
     "Turning the camera right while filming something",
-    "Spinning [something] clockwise",              # 5 <-> 6 (another spelling)
+    "Spinning [something] clockwise",  # 5 <-> 6 (another spelling)
     "spinning something Anti-Clockwise",
-    "Tilting something to the left",               # 7: no partner
+    "Tilting something to the left",  # 7: no partner
 ]
 
 
@@ -36,8 +37,13 @@ def test_explicit_pairs_and_their_errors():
     assert parse_pairs("0:1, 4:5", 6) == {0: 1, 1: 0, 4: 5, 5: 4}
     assert flip_label_map("2:0", 3, None) == [2, 1, 0]
     assert flip_label_map(None, 3, SSV2_LIKE) is None
-    for bad, message in [("0-1", "not a pair of labels"), ("0:9", r"label 9 in '0:9' outside \[0, 6\)"),
-                         ("0:1,1:2", "one pair only"), ("3:3", "one pair only"), (",", "names no pair")]:
+    for bad, message in [
+        ("0-1", "not a pair of labels"),
+        ("0:9", r"label 9 in '0:9' outside \[0, 6\)"),
+        ("0:1,1:2", "one pair only"),
+        ("3:3", "one pair only"),
+        (",", "names no pair"),
+    ]:
         with pytest.raises(ConfigError, match=message):
             parse_pairs(bad, 6)
     with pytest.raises(DataError, match="DATA.FLIP_LABEL_MAP auto needs the class names"):
@@ -49,10 +55,10 @@ def test_warning_only_where_a_flipped_label_may_be_wrong():
     no_map = flip_warning(True, None, names)
     assert "look mirror-sensitive ('moving left to right', 'moving right to left')" in no_map
     assert "DATA.FLIP_LABEL_MAP auto would pair 2 of them" in no_map
-    assert flip_warning(True, "auto", names) is None          # every sensitive name is paired
-    assert flip_warning(False, None, names) is None           # no flip
+    assert flip_warning(True, "auto", names) is None  # every sensitive name is paired
+    assert flip_warning(False, None, names) is None  # no flip
     assert flip_warning(True, None, ["jumping", "running"]) is None
-    assert flip_warning(True, "0:1", names) is None            # the user listed the pairs
+    assert flip_warning(True, "0:1", names) is None  # the user listed the pairs
     unpaired = flip_warning(True, "auto", SSV2_LIKE)
     assert "'Tilting something to the left'" in unpaired and "no mirror partner" in unpaired
 

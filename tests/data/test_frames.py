@@ -1,4 +1,5 @@
 """Frame folders: the same clips, views and broken-input handling as the video they came from."""
+
 import logging
 import os
 import shutil
@@ -35,18 +36,19 @@ def carphone_frames(real_videos, tmp_path_factory):
     return folder
 
 
-SAMPLINGS = [TemporalSampling(8, 2), TemporalSampling(8, 1, "segment"),
-             TemporalSampling(8, 2, "dense", 12.0)]
+SAMPLINGS = [TemporalSampling(8, 2), TemporalSampling(8, 1, "segment"), TemporalSampling(8, 2, "dense", 12.0)]
 
 
 @pytest.mark.parametrize("sampling", SAMPLINGS, ids=["dense", "segment", "target_fps"])
 def test_png_frames_give_exactly_the_clips_of_the_video(real_videos, carphone_frames, sampling):
     video, folder = [VideoRecord(str(real_videos["carphone"]), 2)], [VideoRecord(str(carphone_frames), 2)]
     kw = dict(sampling=sampling, frame_folder_fps=CARPHONE_FPS)
-    for make in (lambda r: TrainDataset(r, 8, sampling.rate, 48, jitter_mode="area", seed=4, **kw),
-                 lambda r: ValDataset(r, 8, sampling.rate, 48, **kw)):
+    for make in (
+        lambda r: TrainDataset(r, 8, sampling.rate, 48, jitter_mode="area", seed=4, **kw),
+        lambda r: ValDataset(r, 8, sampling.rate, 48, **kw),
+    ):
         a, b = make(video), make(folder)
-        for key in ([(0, 0), (1, 0), (7, 0)] if isinstance(a, TrainDataset) else [0]):
+        for key in [(0, 0), (1, 0), (7, 0)] if isinstance(a, TrainDataset) else [0]:
             x, y = a[key], b[key]
             assert torch.equal(x["clip"], y["clip"]) and x["label"] == y["label"] == 2
     a = TestDataset(video, 8, sampling.rate, 48, num_clips=4, num_crops=3, **kw)[0]
@@ -61,8 +63,9 @@ def test_layouts_flow_images_and_numbering(tmp_path):
     folder = tmp_path / "v1"
     folder.mkdir()
     yy, xx = np.mgrid[0:16, 0:24]
-    rgb = np.stack([np.stack([xx * 8 + 20 * i, yy * 12, np.full_like(xx, 40 * i)], -1)
-                    for i in range(5)]).astype(np.uint8)  # smooth: JPEG keeps it close
+    rgb = np.stack([np.stack([xx * 8 + 20 * i, yy * 12, np.full_like(xx, 40 * i)], -1) for i in range(5)]).astype(
+        np.uint8
+    )  # smooth: JPEG keeps it close
     for i in range(5):
         Image.fromarray(rgb[i]).save(folder / f"v1_{i:06d}.jpg", quality=95)
         Image.fromarray(rgb[i, :, :, 0]).save(folder / f"flow_x_{i:05d}.jpg")

@@ -1,4 +1,5 @@
 """Samplers and loaders: every video once across ranks, reproducible batches, exact mid-epoch resume."""
+
 import os
 import subprocess
 import sys
@@ -40,8 +41,8 @@ def _batches(loader):
 
 def _equal(a, b):
     return len(a) == len(b) and all(
-        all(torch.equal(x[k], y[k]) for k in ("clip", "label", "index", "skipped"))
-        for x, y in zip(a, b))
+        all(torch.equal(x[k], y[k]) for k in ("clip", "label", "index", "skipped")) for x, y in zip(a, b)
+    )
 
 
 def test_batches_do_not_depend_on_worker_count_and_resume_exactly(data_cfg):
@@ -69,8 +70,9 @@ def test_resume_does_not_decode_skipped_batches(data_cfg):
     loader = build_loader(data_cfg, "train", "train", batch_size=2)
     seen = []
     get = loader.dataset.__getitem__
-    loader.dataset.__class__ = type("Counting", (type(loader.dataset),), {
-        "__getitem__": lambda self, key: (seen.append(key), get(key))[1]})
+    loader.dataset.__class__ = type(
+        "Counting", (type(loader.dataset),), {"__getitem__": lambda self, key: (seen.append(key), get(key))[1]}
+    )
     set_epoch(loader, 0, start_batch=4)
     assert len(list(loader)) == 2 and len(seen) == 4
 
@@ -92,7 +94,8 @@ def test_eval_loaders_shard_and_keep_everything(data_cfg):
 def test_torchrun_ranks_see_every_test_video_once(data_cfg, tmp_path):
     """Two real gloo processes: gather every rank's video indices on rank 0."""
     script = tmp_path / "shard.py"
-    script.write_text(textwrap.dedent(f"""
+    script.write_text(
+        textwrap.dedent(f"""
         import json, sys
         sys.path.insert(0, {os.getcwd()!r})
         from rs3d.config import get_cfg
@@ -107,16 +110,34 @@ def test_torchrun_ranks_see_every_test_video_once(data_cfg, tmp_path):
         if info.rank == 0:
             print("RESULT", json.dumps(everyone))
         cleanup()
-    """))
-    opts = ["DATA.PATH_TO_DATA_DIR", data_cfg.DATA.PATH_TO_DATA_DIR, "MODEL.NUM_CLASSES", "4",
-            "DATA.NUM_FRAMES", "2", "DATA.TEST_CROP_SIZE", "16", "TEST.NUM_ENSEMBLE_VIEWS", "1",
-            "TEST.NUM_SPATIAL_CROPS", "1", "DATA_LOADER.NUM_WORKERS", "0"]
+    """)
+    )
+    opts = [
+        "DATA.PATH_TO_DATA_DIR",
+        data_cfg.DATA.PATH_TO_DATA_DIR,
+        "MODEL.NUM_CLASSES",
+        "4",
+        "DATA.NUM_FRAMES",
+        "2",
+        "DATA.TEST_CROP_SIZE",
+        "16",
+        "TEST.NUM_ENSEMBLE_VIEWS",
+        "1",
+        "TEST.NUM_SPATIAL_CROPS",
+        "1",
+        "DATA_LOADER.NUM_WORKERS",
+        "0",
+    ]
     proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-         "--standalone", str(script)] + opts,
-        capture_output=True, text=True, timeout=240, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone", str(script)] + opts,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     import json
+
     everyone = json.loads(proc.stdout.split("RESULT", 1)[1].strip().splitlines()[0])
     assert len(everyone) == 2 and all(everyone)
     assert sorted(everyone[0] + everyone[1]) == list(range(8))

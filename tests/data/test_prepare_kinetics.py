@@ -1,4 +1,5 @@
 """rs3d-prepare-kinetics: CSVs from a class-folder tree, broken files reported, re-encoding."""
+
 import shutil
 from pathlib import Path
 
@@ -39,8 +40,12 @@ def test_builds_lists_and_reports_broken(tmp_path, synthetic_dataset, broken_vid
 def test_reencodes_to_short_side(tmp_path, synthetic_dataset, broken_videos):
     _tree(tmp_path / "k", synthetic_dataset, broken_videos)
     out = tmp_path / "out"
-    assert prepare.main([str(tmp_path / "k"), "--out", str(out), "--workers", "2",
-                         "--short-side", "32", "--splits", "val"]) == 0
+    assert (
+        prepare.main(
+            [str(tmp_path / "k"), "--out", str(out), "--workers", "2", "--short-side", "32", "--splits", "val"]
+        )
+        == 0
+    )
     val = read_video_list(str(out / "val.csv"), path_prefix=str(out), num_classes=2)
     assert len(val) == 2
     for r in val:

@@ -1,4 +1,5 @@
 """RandAugment for clips: one draw for every frame, on real decoded videos, in loader workers."""
+
 import numpy as np
 import pytest
 import torch
@@ -21,8 +22,18 @@ def static_video(tmp_path_factory):
 
 
 def _dataset(path, rand_augment, **kw):
-    return TrainDataset([VideoRecord(path, 0)], num_frames=6, sampling_rate=2, crop_size=32, jitter_mode="area",
-                        random_flip=True, seed=3, rand_augment=rand_augment, backend="pyav", **kw)
+    return TrainDataset(
+        [VideoRecord(path, 0)],
+        num_frames=6,
+        sampling_rate=2,
+        crop_size=32,
+        jitter_mode="area",
+        random_flip=True,
+        seed=3,
+        rand_augment=rand_augment,
+        backend="pyav",
+        **kw,
+    )
 
 
 def test_frames_of_a_static_video_stay_equal_and_the_clip_changes(static_video):

@@ -1,12 +1,13 @@
 """The own-dataset recipe (rs3d.data.recipe) and the direction-and-speed dataset it is measured on."""
+
 import av
 import numpy as np
 import pytest
 
 from rs3d.config import get_cfg
+from rs3d.data import synthetic_directions as SD
 from rs3d.data.flip import auto_pairs, is_mirror_sensitive
 from rs3d.data.recipe import choose_flip, choose_target_fps, own_dataset_overrides, survey
-from rs3d.data import synthetic_directions as SD
 
 
 @pytest.fixture(scope="module")

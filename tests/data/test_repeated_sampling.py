@@ -1,11 +1,10 @@
 """Repeated sampling (DATA.TRAIN_CLIPS_PER_VIDEO): N clips from one decode with independent crops and
 flips, batches that still count clips, epochs that keep their clips and steps, exact resume."""
-import numpy as np
+
 import pytest
 import torch
 
-from rs3d.data import TrainSampler, build_dataset, build_loader, set_epoch
-from rs3d.data import datasets
+from rs3d.data import TrainSampler, build_dataset, build_loader, datasets, set_epoch
 from rs3d.errors import ConfigError
 
 
@@ -139,12 +138,12 @@ def test_crops_cut_by_ffmpeg_use_the_same_boxes_and_flips(data_cfg, monkeypatch)
         torch_boxes.clear(), reads.clear()
         a, fa = torch_path.load_clip(path, *key, with_flip=True)
         b, fb = ffmpeg_path.load_clip(path, *key, with_flip=True)
-        (_, indices, crop, boxes), = reads
+        ((_, indices, crop, boxes),) = reads
         assert fa == fb and boxes == torch_boxes and a.shape == b.shape == (2, 3, 4, 32, 32)
         with av.open(path) as c:
             decoded = list(c.decode(video=0))
         want = torch.from_numpy(crop_scale_frames([decoded[i] for i in indices.tolist()], crop, boxes))
         for j, flip in enumerate(fb):
-            assert torch.equal(b[j], T.clip_of_crops(want[4 * j:4 * j + 4], flip))
+            assert torch.equal(b[j], T.clip_of_crops(want[4 * j : 4 * j + 4], flip))
         diff = (a.float() - b.float()).abs().mean(dim=(1, 2, 3, 4))
         assert (diff < (a.float() - b.flip(-1).float()).abs().mean(dim=(1, 2, 3, 4))).all()

@@ -1,4 +1,5 @@
 """Clip indices and view geometry against values computed by hand."""
+
 import numpy as np
 import pytest
 import torch
@@ -111,16 +112,19 @@ def _matrix(ccw_degrees, hflip=False, vflip=False):
     return tuple(m)
 
 
-@pytest.mark.parametrize("ccw, hflip, vflip, shown", [
-    (0, False, False, lambda f: f),
-    (90, False, False, lambda f: np.rot90(f, 1)),    # a phone held upright: turned left to show
-    (180, False, False, lambda f: np.rot90(f, 2)),
-    (270, False, False, lambda f: np.rot90(f, -1)),
-    (0, True, False, lambda f: f[:, ::-1]),
-    (0, False, True, lambda f: f[::-1]),
-    (90, True, False, lambda f: np.rot90(f, -1)[::-1]),
-    (270, True, False, lambda f: f.T),
-])
+@pytest.mark.parametrize(
+    "ccw, hflip, vflip, shown",
+    [
+        (0, False, False, lambda f: f),
+        (90, False, False, lambda f: np.rot90(f, 1)),  # a phone held upright: turned left to show
+        (180, False, False, lambda f: np.rot90(f, 2)),
+        (270, False, False, lambda f: np.rot90(f, -1)),
+        (0, True, False, lambda f: f[:, ::-1]),
+        (0, False, True, lambda f: f[::-1]),
+        (90, True, False, lambda f: np.rot90(f, -1)[::-1]),
+        (270, True, False, lambda f: f.T),
+    ],
+)
 def test_display_matrix_turns_frames_as_ffmpeg_does(ccw, hflip, vflip, shown):
     """A 2x3 picture with distinct pixels, turned as ffmpeg's transpose/flip filters would."""
     from rs3d.data.video.orientation import orientation_of

@@ -5,6 +5,7 @@ as expected).
 The source videos are grey ramps: frame ``i`` has the level ``20 + 5 i``, so a decoded frame names
 the source frame it came from even after lossy re-encoding.
 """
+
 from fractions import Fraction
 from pathlib import Path
 
@@ -56,8 +57,12 @@ def _read_back(path):
     """(stream facts, decoded RGB frames, keyframe positions in decoding order)."""
     with av.open(path) as c:
         s = c.streams.video[0]
-        facts = dict(width=s.codec_context.width, height=s.codec_context.height,
-                     rate=Fraction(s.average_rate), codec=s.codec_context.name)
+        facts = dict(
+            width=s.codec_context.width,
+            height=s.codec_context.height,
+            rate=Fraction(s.average_rate),
+            codec=s.codec_context.name,
+        )
         keys = [i for i, p in enumerate(p for p in c.demux(s) if p.size) if p.is_keyframe]
     with av.open(path) as c:
         frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
@@ -75,14 +80,19 @@ def test_frames_at_rate_keeps_the_source_frame_nearest_in_time():
     assert picked(24, 15, 8) == [0, 2, 3, 5, 6]  # 1.6, 3.2, 4.8, 6.4; 8 would be past the end
 
 
-@pytest.mark.parametrize("flags, expect", [
-    (["--short-side", "32"], dict(short=32, rate=None, gop=32, codec="h264")),
-    (["--fps", "15"], dict(short=48, rate=15, gop=32, codec="h264")),
-    (["--gop", "8", "--tune", "fastdecode", "--crf", "28"],
-     dict(short=48, rate=None, gop=8, codec="h264", sei=[b"crf=28.0", b"cabac=0", b"deblock=0"])),
-    (["--codec", "mpeg4", "--fps", "15", "--gop", "4"], dict(short=48, rate=15, gop=4, codec="mpeg4")),
-    (["--codec", "hevc", "--gop", "8"], dict(short=48, rate=None, gop=8, codec="hevc")),
-])
+@pytest.mark.parametrize(
+    "flags, expect",
+    [
+        (["--short-side", "32"], dict(short=32, rate=None, gop=32, codec="h264")),
+        (["--fps", "15"], dict(short=48, rate=15, gop=32, codec="h264")),
+        (
+            ["--gop", "8", "--tune", "fastdecode", "--crf", "28"],
+            dict(short=48, rate=None, gop=8, codec="h264", sei=[b"crf=28.0", b"cabac=0", b"deblock=0"]),
+        ),
+        (["--codec", "mpeg4", "--fps", "15", "--gop", "4"], dict(short=48, rate=15, gop=4, codec="mpeg4")),
+        (["--codec", "hevc", "--gop", "8"], dict(short=48, rate=None, gop=8, codec="hevc")),
+    ],
+)
 def test_each_storage_option_round_trips(tree, tmp_path, flags, expect):
     out = tmp_path / "out"
     train, val = _prepare(tree, out, *flags)
@@ -126,16 +136,14 @@ def test_a_15_fps_copy_gives_the_clip_of_the_same_seconds_with_target_fps(tree, 
         ds = build_dataset(cfg, "train", "val")
         item = ds[0]  # a.mp4, 30 fps source
         assert item["label"] == 0
-        clips[name] = [source_index(item["clip"][:, t].permute(1, 2, 0).numpy())
-                       for t in range(item["clip"].shape[1])]
+        clips[name] = [source_index(item["clip"][:, t].permute(1, 2, 0).numpy()) for t in range(item["clip"].shape[1])]
     # 40 frames at 30 fps: the centre clip of 4 frames 2 apart starts at (40 - 8) // 2 = 16.
     assert clips["full"] == [16, 18, 20, 22]
     assert clips["half"] == clips["full"]
 
 
 def test_bad_storage_options_are_one_line(tree, tmp_path, capsys):
-    assert prepare.main([str(tree), "--out", str(tmp_path / "o"), "--codec", "mpeg4",
-                         "--tune", "fastdecode"]) == 2
+    assert prepare.main([str(tree), "--out", str(tmp_path / "o"), "--codec", "mpeg4", "--tune", "fastdecode"]) == 2
     err = capsys.readouterr().err.strip()
     assert "--tune" in err and len(err.splitlines()) == 1
     with pytest.raises(DataError, match="--gop"):

@@ -1,5 +1,6 @@
 """The synthetic dataset: real decodable files in every container, deterministic, and no class can
 be read off a single frame (motion is needed)."""
+
 import av
 import numpy as np
 import torch
@@ -13,8 +14,7 @@ def test_dataset_layout_and_decodable_files(synthetic_dataset):
     assert read_classes(str(synthetic_dataset)) == CLASSES[:4]
     counts = {"train": 12, "val": 8, "test": 8}
     for split, n in counts.items():
-        recs = read_video_list(str(synthetic_dataset / f"{split}.csv"), str(synthetic_dataset),
-                               num_classes=4)
+        recs = read_video_list(str(synthetic_dataset / f"{split}.csv"), str(synthetic_dataset), num_classes=4)
         assert len(recs) == n and sorted({r.label for r in recs}) == [0, 1, 2, 3]
         for r in recs:
             with av.open(r.path) as c:
@@ -27,16 +27,25 @@ def test_dataset_layout_and_decodable_files(synthetic_dataset):
 def test_the_container_does_not_tell_the_class(tmp_path):
     """Every class comes in every container: a model must not be able to name the class from the
     codec (with 4 classes and 4 formats each class once had a single one)."""
-    make_synthetic_dataset(str(tmp_path), num_classes=4, train_per_class=4, val_per_class=0,
-                           test_per_class=0, min_frames=4, max_frames=4, workers=1)
+    make_synthetic_dataset(
+        str(tmp_path),
+        num_classes=4,
+        train_per_class=4,
+        val_per_class=0,
+        test_per_class=0,
+        min_frames=4,
+        max_frames=4,
+        workers=1,
+    )
     recs = read_video_list(str(tmp_path / "train.csv"), str(tmp_path), num_classes=4)
     formats_of = {label: {r.path.rsplit(".", 1)[1] for r in recs if r.label == label} for label in range(4)}
     assert all(found == {"mp4", "mkv", "avi", "webm"} for found in formats_of.values()), formats_of
 
 
 def test_generator_is_deterministic(tmp_path):
-    kw = dict(num_classes=2, train_per_class=2, val_per_class=1, test_per_class=1, min_frames=6,
-              max_frames=8, workers=1)
+    kw = dict(
+        num_classes=2, train_per_class=2, val_per_class=1, test_per_class=1, min_frames=6, max_frames=8, workers=1
+    )
     make_synthetic_dataset(str(tmp_path / "a"), seed=4, **kw)
     make_synthetic_dataset(str(tmp_path / "b"), seed=4, **kw)
     assert (tmp_path / "a/train.csv").read_text() == (tmp_path / "b/train.csv").read_text()
@@ -53,9 +62,13 @@ def test_generator_is_deterministic(tmp_path):
 
 def test_rgb_to_yuv420p_is_bt601_limited_range_and_decodes_back():
     # Known BT.601 studio-swing values: white, black, red, green, blue.
-    for rgb, yuv in [((255, 255, 255), (235, 128, 128)), ((0, 0, 0), (16, 128, 128)),
-                     ((255, 0, 0), (81, 90, 240)), ((0, 255, 0), (145, 54, 34)),
-                     ((0, 0, 255), (41, 240, 110))]:
+    for rgb, yuv in [
+        ((255, 255, 255), (235, 128, 128)),
+        ((0, 0, 0), (16, 128, 128)),
+        ((255, 0, 0), (81, 90, 240)),
+        ((0, 255, 0), (145, 54, 34)),
+        ((0, 0, 255), (41, 240, 110)),
+    ]:
         planes = rgb_to_yuv420p(np.full((4, 6, 3), rgb, np.uint8))
         assert planes.shape == (6, 6)
         assert planes[:4].min() == planes[:4].max() == yuv[0]
@@ -71,7 +84,7 @@ def _fit_and_score(x, y, classes, steps=300):
     torch.manual_seed(0)
     x = (x - x.mean(0)) / (x.std(0) + 1e-6)
     perm = torch.randperm(len(y))
-    tr, te = perm[: len(y) // 2], perm[len(y) // 2:]
+    tr, te = perm[: len(y) // 2], perm[len(y) // 2 :]
     w = torch.zeros(x.shape[1], classes, requires_grad=True)
     b = torch.zeros(classes, requires_grad=True)
     opt = torch.optim.Adam([w, b], lr=0.05, weight_decay=1e-3)

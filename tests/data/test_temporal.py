@@ -1,5 +1,6 @@
 """DATA.SAMPLING: dense, time-based dense (DATA.TARGET_FPS) and segment indices against hand-computed
 values, and frame-exact reads of what they ask for."""
+
 import av
 import numpy as np
 import pytest
@@ -10,8 +11,7 @@ from rs3d.data import decode as D
 from rs3d.data.csv import VideoRecord
 from rs3d.data.datasets import TestDataset
 from rs3d.data.loader import temporal_sampling
-from rs3d.data.temporal import (TemporalSampling, clip_offsets, segment_train, segment_view, stride_at,
-                                timed_starts)
+from rs3d.data.temporal import TemporalSampling, clip_offsets, segment_train, segment_view, stride_at, timed_starts
 from rs3d.errors import ConfigError
 
 
@@ -20,12 +20,15 @@ def rng(seed=0):
 
 
 # ----------------------------------------------------------------------------- time-based dense
-@pytest.mark.parametrize("fps, expected", [
-    (30, [0, 4, 8, 12, 16, 20, 24, 28]),      # stride 2 * 30 / 15 = 4
-    (60, [0, 8, 16, 24, 32, 40, 48, 56]),     # 8
-    (24, [0, 3, 6, 9, 12, 16, 19, 22]),       # 3.2: floor(k * 3.2)
-    (25, [0, 3, 6, 10, 13, 16, 20, 23]),      # 10/3
-])
+@pytest.mark.parametrize(
+    "fps, expected",
+    [
+        (30, [0, 4, 8, 12, 16, 20, 24, 28]),  # stride 2 * 30 / 15 = 4
+        (60, [0, 8, 16, 24, 32, 40, 48, 56]),  # 8
+        (24, [0, 3, 6, 9, 12, 16, 19, 22]),  # 3.2: floor(k * 3.2)
+        (25, [0, 3, 6, 10, 13, 16, 20, 23]),  # 10/3
+    ],
+)
 def test_target_fps_stride_is_counted_at_the_target_rate(fps, expected):
     """8 frames at SAMPLING_RATE 2 and TARGET_FPS 15: 16/15 s per clip whatever the file's rate."""
     stride = stride_at(fps, 2, 15)
@@ -128,20 +131,32 @@ CARPHONE_OFFSETS = [0, 2, 5, 8, 11, 14, 17, 20]  # floor(k * 29.97 / 10): stride
 
 
 @pytest.mark.parametrize("backend", ["decord", "pyav"])
-@pytest.mark.parametrize("sampling, expected", [
-    # carphone: 120 frames at 30000/1001 fps. Time-based, TARGET_FPS 10: clip length floor(8 * 2.997)
-    # = 23, views start at 0, round(97 / 2) = 48, 97.
-    (TemporalSampling(8, 1, "dense", 10.0), [[s + o for o in CARPHONE_OFFSETS] for s in (0, 48, 97)]),
-    # Segment: 8 segments of 15 frames, views at 2.5, 7.5, 12.5 frames into each.
-    (TemporalSampling(8, 1, "segment"), [list(range(o, 120, 15)) for o in (2, 7, 12)]),
-    (TemporalSampling(8, 3), [[s + 3 * k for k in range(8)] for s in (0, 48, 96)]),
-])
+@pytest.mark.parametrize(
+    "sampling, expected",
+    [
+        # carphone: 120 frames at 30000/1001 fps. Time-based, TARGET_FPS 10: clip length floor(8 * 2.997)
+        # = 23, views start at 0, round(97 / 2) = 48, 97.
+        (TemporalSampling(8, 1, "dense", 10.0), [[s + o for o in CARPHONE_OFFSETS] for s in (0, 48, 97)]),
+        # Segment: 8 segments of 15 frames, views at 2.5, 7.5, 12.5 frames into each.
+        (TemporalSampling(8, 1, "segment"), [list(range(o, 120, 15)) for o in (2, 7, 12)]),
+        (TemporalSampling(8, 3), [[s + 3 * k for k in range(8)] for s in (0, 48, 96)]),
+    ],
+)
 def test_every_sampling_reads_exactly_the_frames_it_names(real_videos, backend, sampling, expected):
     """The test item's frames (kept at full size with resize_on_device) at each view's positions are
     the frames of a sequential decode at the hand-computed indices."""
     path = real_videos["carphone"]
-    ds = TestDataset([VideoRecord(str(path), 0)], 8, sampling.rate, 32, num_clips=3, num_crops=1,
-                     resize_on_device=True, backend=backend, sampling=sampling)
+    ds = TestDataset(
+        [VideoRecord(str(path), 0)],
+        8,
+        sampling.rate,
+        32,
+        num_clips=3,
+        num_crops=1,
+        resize_on_device=True,
+        backend=backend,
+        sampling=sampling,
+    )
     item = ds[0]
     assert item["error"] == ""
     ref = full_decode(path)

@@ -5,6 +5,7 @@
   distributions (KS distance < 0.02 each) and TF's resize (bit for bit on a test pattern);
 - TEST.VIEW_POSITIONS tf: TF's test clip starts and crop positions, exactly.
 """
+
 import numpy as np
 import pytest
 import torch
@@ -42,8 +43,12 @@ def test_training_crop_distributions_match_tf(sampler, close):
     ours = np.array([sampler(h, w, rng, area, aspect) for _ in range(len(Z["crop_boxes"]))])
     tf_boxes = Z["crop_boxes"].astype(np.int64)
     (a_ours, r_ours), (a_tf, r_tf) = _areas_aspects(ours, h, w), _areas_aspects(tf_boxes, h, w)
-    distances = {"area": ks_distance(a_ours, a_tf), "aspect": ks_distance(r_ours, r_tf),
-                 "top": ks_distance(ours[:, 0], tf_boxes[:, 0]), "left": ks_distance(ours[:, 1], tf_boxes[:, 1])}
+    distances = {
+        "area": ks_distance(a_ours, a_tf),
+        "aspect": ks_distance(r_ours, r_tf),
+        "top": ks_distance(ours[:, 0], tf_boxes[:, 0]),
+        "left": ks_distance(ours[:, 1], tf_boxes[:, 1]),
+    }
     if close:
         assert max(distances.values()) < 0.02, distances
         assert a_ours.min() >= 0.1 and a_tf.min() >= 0.1  # min_object_covered 0.1 bounds TF's area
@@ -120,8 +125,17 @@ def test_pytorch_view_positions_differ_where_the_issue_said():
 
 def test_test_dataset_places_views_as_tf(tmp_path):
     """TestDataset with view_positions tf: resized size, crop corners and clip frames as TF's."""
-    ds = TestDataset([], 32, 2, 256, num_clips=10, num_crops=3, view_positions="tf",
-                     sampling=TemporalSampling(32, 2, view_positions="tf"), resize_on_device=True)
+    ds = TestDataset(
+        [],
+        32,
+        2,
+        256,
+        num_clips=10,
+        num_crops=3,
+        view_positions="tf",
+        sampling=TemporalSampling(32, 2, view_positions="tf"),
+        resize_on_device=True,
+    )
     frames = torch.zeros((1, 720, 1280, 3), dtype=torch.uint8)
     union = np.unique(np.concatenate(ds.clip_indices(300)))
     item = ds.compact_views(frames[[0] * len(union)], union, 300)

@@ -4,12 +4,12 @@ torchcodec loads its FFmpeg-linked core on first use; where no system FFmpeg is 
 benchmarks' ``torchcodec_env`` points the child at PyAV's bundled copy, as a user's system FFmpeg
 would be found.
 """
+
 import subprocess
 import sys
 
-import pytest
-
 import helpers
+import pytest
 
 _FOUND = {}  # one search per test run: each try starts a Python process that imports torch
 
@@ -39,7 +39,8 @@ def _find(sample_video: str) -> dict:
 
 def run(code: str, args, env: dict) -> str:
     """stdout of ``python -c code *args`` in ``env``; fails the test with stderr's tail."""
-    p = subprocess.run([sys.executable, "-c", code, *map(str, args)], env=env, capture_output=True,
-                       text=True, timeout=300)
+    p = subprocess.run(
+        [sys.executable, "-c", code, *map(str, args)], env=env, capture_output=True, text=True, timeout=300
+    )
     assert p.returncode == 0, p.stderr[-2000:]
     return p.stdout

@@ -2,28 +2,49 @@
 MixUp/CutMix, binary cross-entropy and LAMB. A run checkpointed in the middle of an epoch and
 resumed in fresh parts ends with the bits of a run that was never interrupted (in process, tiny
 model: the real-process SIGKILL tests in test_train.py cover the plain recipe)."""
+
 import pytest
 import torch
 
 AUGMENTED = {
-    "AUG.RAND_AUGMENT_NUM_OPS": 2, "AUG.RAND_AUGMENT_MAGNITUDE": 9,
-    "MIXUP.ENABLE": True, "MIXUP.ALPHA": 0.2, "MIXUP.CUTMIX_ALPHA": 1.0,
-    "TRAIN.LOSS": "bce", "TRAIN.BCE_TARGET_THRESHOLD": 0.2,
+    "AUG.RAND_AUGMENT_NUM_OPS": 2,
+    "AUG.RAND_AUGMENT_MAGNITUDE": 9,
+    "MIXUP.ENABLE": True,
+    "MIXUP.ALPHA": 0.2,
+    "MIXUP.CUTMIX_ALPHA": 1.0,
+    "TRAIN.LOSS": "bce",
+    "TRAIN.BCE_TARGET_THRESHOLD": 0.2,
 }
 
 
 def tiny_opts(data_dir, out_dir, **extra):
     """4 classes, 4x32x32 clips, 3 optimizer steps per epoch, 2 epochs, one loader worker."""
     opts = {
-        "DATA.PATH_TO_DATA_DIR": str(data_dir), "OUTPUT_DIR": str(out_dir), "DEVICE": "cpu",
-        "MODEL.ARCH": "resnet3d_rs26", "MODEL.NUM_CLASSES": 4, "MODEL.WIDTH_MULTIPLIER": 0.125,
-        "MODEL.DROPOUT_RATE": 0.5, "MODEL.DROP_PATH_RATE": 0.1,
-        "DATA.NUM_FRAMES": 4, "DATA.SAMPLING_RATE": 2, "DATA.TRAIN_CROP_SIZE": 32,
-        "DATA.TEST_CROP_SIZE": 32, "DATA.DECODING_BACKEND": "pyav",
-        "DATA_LOADER.NUM_WORKERS": 1, "DATA_LOADER.PERSISTENT_WORKERS": False,
-        "TRAIN.BATCH_SIZE": 4, "TRAIN.AMP_DTYPE": "float32", "TRAIN.EVAL_PERIOD": 0,
-        "TRAIN.EMA_DECAY": 0.9, "SOLVER.BASE_LR": 0.1, "SOLVER.REFERENCE_BATCH_SIZE": 4,
-        "SOLVER.WARMUP_EPOCHS": 1.0, "SOLVER.MAX_EPOCH": 2, "LOG_PERIOD": 1, "TENSORBOARD.ENABLE": False,
+        "DATA.PATH_TO_DATA_DIR": str(data_dir),
+        "OUTPUT_DIR": str(out_dir),
+        "DEVICE": "cpu",
+        "MODEL.ARCH": "resnet3d_rs26",
+        "MODEL.NUM_CLASSES": 4,
+        "MODEL.WIDTH_MULTIPLIER": 0.125,
+        "MODEL.DROPOUT_RATE": 0.5,
+        "MODEL.DROP_PATH_RATE": 0.1,
+        "DATA.NUM_FRAMES": 4,
+        "DATA.SAMPLING_RATE": 2,
+        "DATA.TRAIN_CROP_SIZE": 32,
+        "DATA.TEST_CROP_SIZE": 32,
+        "DATA.DECODING_BACKEND": "pyav",
+        "DATA_LOADER.NUM_WORKERS": 1,
+        "DATA_LOADER.PERSISTENT_WORKERS": False,
+        "TRAIN.BATCH_SIZE": 4,
+        "TRAIN.AMP_DTYPE": "float32",
+        "TRAIN.EVAL_PERIOD": 0,
+        "TRAIN.EMA_DECAY": 0.9,
+        "SOLVER.BASE_LR": 0.1,
+        "SOLVER.REFERENCE_BATCH_SIZE": 4,
+        "SOLVER.WARMUP_EPOCHS": 1.0,
+        "SOLVER.MAX_EPOCH": 2,
+        "LOG_PERIOD": 1,
+        "TENSORBOARD.ENABLE": False,
         "TRAIN.CHECKPOINT_PERIOD_ITERS": 1,
     }
     opts.update(extra)
@@ -48,8 +69,8 @@ def _weights(parts) -> dict:
 
 @pytest.mark.parametrize("optimizer", ["sgd", "lamb"])
 def test_mid_epoch_resume_is_bitwise_with_randaugment_and_mixup(synthetic_dataset, tmp_path, optimizer):
-    from rs3d.config import load_config
     from rs3d.checkpoint.files import latest_good_checkpoint
+    from rs3d.config import load_config
     from rs3d.engine.checkpointer import Checkpointer
     from rs3d.engine.train import resume, train_one_epoch
 
@@ -79,8 +100,9 @@ def test_mid_epoch_resume_is_bitwise_with_randaugment_and_mixup(synthetic_datase
     differ = [k for k in expected if not torch.equal(expected[k], got[k])]
     assert not differ, differ[:5]
     # and the augmentations did act: the same run without them ends elsewhere
-    plain = _parts(load_config(None, tiny_opts(synthetic_dataset, tmp_path / "plain",
-                                               **{"SOLVER.OPTIMIZING_METHOD": optimizer})))
+    plain = _parts(
+        load_config(None, tiny_opts(synthetic_dataset, tmp_path / "plain", **{"SOLVER.OPTIMIZING_METHOD": optimizer}))
+    )
     for epoch in range(2):
         train_one_epoch(plain, epoch)
     assert not torch.equal(_weights(plain)["model.fc.weight"], expected["model.fc.weight"])

@@ -1,4 +1,5 @@
 """Checkpoint files: atomic write, newest good one found, unsafe or broken files refused in one line."""
+
 import logging
 import os
 import random
@@ -27,8 +28,7 @@ from rs3d.errors import CheckpointError
 
 
 def _state(epoch):
-    return {"model": {"w": torch.full((2,), float(epoch))}, "epoch": epoch, "iteration": 10 * epoch,
-            "cfg": "X: 1\n"}
+    return {"model": {"w": torch.full((2,), float(epoch))}, "epoch": epoch, "iteration": 10 * epoch, "cfg": "X: 1\n"}
 
 
 @pytest.fixture
@@ -62,12 +62,11 @@ def test_latest_skips_corrupt_and_partial_files(tmp_path, warnings_seen):
 def _overwrite_middle(path, nbytes=4096, seed=0):
     data = bytearray(open(path, "rb").read())
     mid = len(data) // 2
-    data[mid:mid + nbytes] = random.Random(seed).randbytes(nbytes)
+    data[mid : mid + nbytes] = random.Random(seed).randbytes(nbytes)
     open(path, "wb").write(bytes(data))
 
 
-def test_bytes_overwritten_inside_the_newest_checkpoint_are_detected_and_it_is_skipped_by_name(
-        tmp_path, warnings_seen):
+def test_bytes_overwritten_inside_the_newest_checkpoint_are_detected_and_it_is_skipped_by_name(tmp_path, warnings_seen):
     """4 KB overwritten in the middle of a checkpoint: torch.load alone reads it without a word (the
     weights are wrong); the CRC check refuses it and the lookup falls back to the previous file."""
     out = str(tmp_path)
@@ -95,7 +94,7 @@ def test_a_text_file_is_not_a_checkpoint_and_not_called_unsafe(tmp_path):
 def test_only_temporaries_whose_writer_is_gone_are_removed(tmp_path):
     """A save under way in a live process (or on another host) keeps its temporary; a dead
     writer's is removed."""
-    from rs3d.io.owner import temporary_name
+    from rs3d.file_io.owner import temporary_name
 
     final = checkpoint_path(str(tmp_path), 1)
     os.makedirs(os.path.dirname(final))
@@ -138,8 +137,7 @@ def test_mid_epoch_checkpoints_sort_between_epochs_and_only_the_newest_is_kept(t
     assert checkpoint_position(str(tmp_path / "checkpoint_best.pyth")) is None
     for epoch, step in [(1, 0), (2, 0), (1, 900), (2, 40), (2, 1000)]:
         save_checkpoint(_state(epoch), checkpoint_path(out, epoch, step))
-    assert [checkpoint_position(p) for p in list_checkpoints(out)] == [(1, 0), (1, 900), (2, 0),
-                                                                       (2, 40), (2, 1000)]
+    assert [checkpoint_position(p) for p in list_checkpoints(out)] == [(1, 0), (1, 900), (2, 0), (2, 40), (2, 1000)]
     assert find_latest_checkpoint(out) == checkpoint_path(out, 2, 1000)
     prune_checkpoints(out, keep=3)  # the older mid-epoch files are superseded
     assert [checkpoint_position(p) for p in list_checkpoints(out)] == [(1, 0), (2, 0), (2, 1000)]
@@ -164,8 +162,10 @@ def test_sigkill_during_a_save_leaves_the_previous_checkpoint_intact(tmp_path):
     before = open(path, "rb").read()
     proc = subprocess.Popen([sys.executable, "-c", _SAVE_BIG, path], stdout=subprocess.PIPE)
     t0 = time.time()
-    while not any(n.endswith(".tmp") and os.path.getsize(tmp_path / "checkpoints" / n) > 2**20
-                  for n in os.listdir(tmp_path / "checkpoints")):
+    while not any(
+        n.endswith(".tmp") and os.path.getsize(tmp_path / "checkpoints" / n) > 2**20
+        for n in os.listdir(tmp_path / "checkpoints")
+    ):
         assert proc.poll() is None, "the save ended before it could be interrupted"
         assert time.time() - t0 < 120
         time.sleep(0.002)
@@ -218,8 +218,13 @@ def _train_state(seed: int, ema: bool = True):
     torch.manual_seed(seed)
     model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Linear(4, 2))
     opt = build_optimizer(model, lr=0.1, momentum=0.9, weight_decay=1e-4)
-    return TrainState(model=model, optimizer=opt, scaler=torch.amp.GradScaler("cpu", enabled=False),
-                      ema=ModelEma(model, 0.9) if ema else None, info={"cfg": "X: 1\n"})
+    return TrainState(
+        model=model,
+        optimizer=opt,
+        scaler=torch.amp.GradScaler("cpu", enabled=False),
+        ema=ModelEma(model, 0.9) if ema else None,
+        info={"cfg": "X: 1\n"},
+    )
 
 
 def _one_step(state):
@@ -244,8 +249,21 @@ def test_train_state_round_trips_through_a_weights_only_file(tmp_path):
     a.capture_rng()
     path = save_checkpoint(a.state_dict(), str(tmp_path / "c.pyth"))
     ckpt = load_checkpoint(path)  # weights_only=True
-    for key in ("model", "ema", "optimizer", "scaler", "epoch", "step_in_epoch", "iteration", "cfg", "rng",
-                "best_metric", "best_metric_name", "world_size", "epoch_progress"):
+    for key in (
+        "model",
+        "ema",
+        "optimizer",
+        "scaler",
+        "epoch",
+        "step_in_epoch",
+        "iteration",
+        "cfg",
+        "rng",
+        "best_metric",
+        "best_metric_name",
+        "world_size",
+        "epoch_progress",
+    ):
         assert key in ckpt, key
 
     b = _train_state(1)
@@ -268,8 +286,15 @@ def test_train_state_reads_older_checkpoints():
     from rs3d.engine.state import EpochSums, Progress
 
     src = _train_state(0, ema=False)
-    old = {"model": src.model.state_dict(), "optimizer": src.optimizer.state_dict(), "epoch": 4,
-           "iteration": 40, "best_top1": -1.0, "sampler_epoch": 4, "cfg": "X: 1\n"}
+    old = {
+        "model": src.model.state_dict(),
+        "optimizer": src.optimizer.state_dict(),
+        "epoch": 4,
+        "iteration": 40,
+        "best_top1": -1.0,
+        "sampler_epoch": 4,
+        "cfg": "X: 1\n",
+    }
     b = _train_state(1)
     b.load_state_dict(old)
     assert b.progress == Progress(epoch=4, step_in_epoch=0, iteration=40)

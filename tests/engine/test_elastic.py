@@ -5,6 +5,7 @@ SIGKILLed mid-epoch, torchrun restarts the worker group, which resumes from the 
 TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 gives each rendezvous round its own store: with torchrun's
 default (its store shared with the workers), the restarted group read the dead group's gloo
 addresses in about a third of the runs here and failed to connect (pytorch/pytorch#135712)."""
+
 import os
 import random
 import signal
@@ -23,14 +24,32 @@ TOOL = str(REPO / "tools" / "train_net.py")
 
 def two_rank_opts(data_dir, out_dir):
     """3 epochs of 3 steps; global batch 4 = 2 ranks x 2 clips; a checkpoint after every step."""
-    opts = {"DATA.PATH_TO_DATA_DIR": data_dir, "OUTPUT_DIR": out_dir, "DEVICE": "cpu",
-            "MODEL.ARCH": "resnet3d_rs26", "MODEL.NUM_CLASSES": 4, "MODEL.WIDTH_MULTIPLIER": 0.125,
-            "DATA.NUM_FRAMES": 4, "DATA.SAMPLING_RATE": 2, "DATA.TRAIN_CROP_SIZE": 32,
-            "DATA.TEST_CROP_SIZE": 32, "DATA.DECODING_BACKEND": "pyav", "DATA_LOADER.NUM_WORKERS": 0,
-            "TRAIN.BATCH_SIZE": 4, "TRAIN.AMP_DTYPE": "float32", "TRAIN.EVAL_PERIOD": 0,
-            "TRAIN.EMA_DECAY": 0.9, "TRAIN.CHECKPOINT_PERIOD_ITERS": 1, "SOLVER.BASE_LR": 0.1,
-            "SOLVER.REFERENCE_BATCH_SIZE": 4, "SOLVER.WARMUP_EPOCHS": 1.0, "SOLVER.MAX_EPOCH": 3,
-            "LOG_PERIOD": 1, "TENSORBOARD.ENABLE": False, "DIST_TIMEOUT_S": 60}
+    opts = {
+        "DATA.PATH_TO_DATA_DIR": data_dir,
+        "OUTPUT_DIR": out_dir,
+        "DEVICE": "cpu",
+        "MODEL.ARCH": "resnet3d_rs26",
+        "MODEL.NUM_CLASSES": 4,
+        "MODEL.WIDTH_MULTIPLIER": 0.125,
+        "DATA.NUM_FRAMES": 4,
+        "DATA.SAMPLING_RATE": 2,
+        "DATA.TRAIN_CROP_SIZE": 32,
+        "DATA.TEST_CROP_SIZE": 32,
+        "DATA.DECODING_BACKEND": "pyav",
+        "DATA_LOADER.NUM_WORKERS": 0,
+        "TRAIN.BATCH_SIZE": 4,
+        "TRAIN.AMP_DTYPE": "float32",
+        "TRAIN.EVAL_PERIOD": 0,
+        "TRAIN.EMA_DECAY": 0.9,
+        "TRAIN.CHECKPOINT_PERIOD_ITERS": 1,
+        "SOLVER.BASE_LR": 0.1,
+        "SOLVER.REFERENCE_BATCH_SIZE": 4,
+        "SOLVER.WARMUP_EPOCHS": 1.0,
+        "SOLVER.MAX_EPOCH": 3,
+        "LOG_PERIOD": 1,
+        "TENSORBOARD.ENABLE": False,
+        "DIST_TIMEOUT_S": 60,
+    }
     return [str(x) for kv in opts.items() for x in kv]
 
 
@@ -41,9 +60,25 @@ def _free_port() -> int:
 
 
 def _torchrun(out, data):
-    return [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", "2",
-            "--max-restarts", "1", "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{_free_port()}",
-            "--rdzv-id", f"rs3d-{random.getrandbits(32)}", TOOL, *two_rank_opts(str(data), str(out))]
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nnodes",
+        "1",
+        "--nproc-per-node",
+        "2",
+        "--max-restarts",
+        "1",
+        "--rdzv-backend",
+        "c10d",
+        "--rdzv-endpoint",
+        f"127.0.0.1:{_free_port()}",
+        "--rdzv-id",
+        f"rs3d-{random.getrandbits(32)}",
+        TOOL,
+        *two_rank_opts(str(data), str(out)),
+    ]
 
 
 def _env():
@@ -79,8 +114,13 @@ def test_killed_rank_restarts_the_group_and_ends_bitwise_equal(synthetic_dataset
     p = subprocess.run(_torchrun(ref, synthetic_dataset), capture_output=True, text=True, env=_env(), timeout=600)
     assert p.returncode == 0, p.stderr[-3000:]
 
-    agent = subprocess.Popen(_torchrun(out, synthetic_dataset), stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE, env=_env(), start_new_session=True)
+    agent = subprocess.Popen(
+        _torchrun(out, synthetic_dataset),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=_env(),
+        start_new_session=True,
+    )
     try:
         log, deadline = out / "log.txt", time.time() + 300
         mid = out / "checkpoints" / "checkpoint_epoch_00001_step_000001.pyth"

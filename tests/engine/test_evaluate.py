@@ -1,4 +1,5 @@
 """Pieces of the multi-view test, in one process: weights, view scoring, merging, outputs."""
+
 import csv
 import os
 import pickle
@@ -8,9 +9,8 @@ import pytest
 import torch
 
 import rs3d
-from rs3d.data import views_of
 from rs3d.checkpoint import load_weights, resolve_checkpoint
-from rs3d.data import kinetics400_class_names
+from rs3d.data import kinetics400_class_names, views_of
 from rs3d.errors import CheckpointError, EvaluationError
 from rs3d.evaluation.confusion import plot_confusion_and_accuracy as plot_confusion_matrix
 from rs3d.evaluation.records import merge_records, summarize
@@ -24,8 +24,13 @@ def tiny(num_classes=4, seed=0):
 
 
 def rec(index, label, scores=None, error=""):
-    return {"index": index, "path": f"v{index}.mp4", "label": label,
-            "scores": None if scores is None else np.asarray(scores, dtype=np.float64), "error": error}
+    return {
+        "index": index,
+        "path": f"v{index}.mp4",
+        "label": label,
+        "scores": None if scores is None else np.asarray(scores, dtype=np.float64),
+        "error": error,
+    }
 
 
 # ----------------------------------------------------------------------------- weights
@@ -59,8 +64,7 @@ def test_checkpoint_without_ema_falls_back_to_raw_weights(tmp_path):
 
 def test_ddp_prefixed_keys_load(tmp_path):
     raw = tiny(seed=1)
-    torch.save({"model": {"module." + k: v for k, v in raw.state_dict().items()}, "epoch": 1},
-               tmp_path / "c.pyth")
+    torch.save({"model": {"module." + k: v for k, v in raw.state_dict().items()}, "epoch": 1}, tmp_path / "c.pyth")
     m = tiny(seed=3)
     load_weights(m, str(tmp_path / "c.pyth"), use_ema=False)
     assert same_weights(m, raw)
@@ -129,9 +133,13 @@ def test_resolve_checkpoint(tmp_path):
 def test_video_scores_are_per_view_softmax_and_independent_of_chunking():
     model = tiny()
     # A compact test item: 9 resized 32x40 frames, 2 clips of 4 frames, 3 crops of 32.
-    item = dict(frames=torch.randint(0, 256, (9, 32, 40, 3), dtype=torch.uint8),
-                clip_frames=torch.tensor([[0, 2, 4, 6], [5, 6, 7, 8]]),
-                crop_corners=torch.tensor([[0, 0], [0, 4], [0, 8]]), crop_size=32, resized_hw=(32, 40))
+    item = dict(
+        frames=torch.randint(0, 256, (9, 32, 40, 3), dtype=torch.uint8),
+        clip_frames=torch.tensor([[0, 2, 4, 6], [5, 6, 7, 8]]),
+        crop_corners=torch.tensor([[0, 0], [0, 4], [0, 8]]),
+        crop_size=32,
+        resized_hw=(32, 40),
+    )
     views = views_of(item)
     assert views.shape == (6, 3, 4, 32, 32)
     assert torch.equal(views[4], item["frames"][[5, 6, 7, 8], :, 4:36].permute(3, 0, 1, 2))
@@ -161,8 +169,7 @@ def test_merge_refuses_a_missing_video():
 
 
 def test_summarize_counts_failures_both_ways():
-    records = [rec(0, 0, [0.7, 0.3]), rec(1, 1, [0.6, 0.4]), rec(2, 1, error="empty file"),
-               rec(3, 1, [0.1, 0.9])]
+    records = [rec(0, 0, [0.7, 0.3]), rec(1, 1, [0.6, 0.4]), rec(2, 1, error="empty file"), rec(3, 1, [0.1, 0.9])]
     m = summarize(records, num_classes=2)
     assert m["num_videos"] == 4 and m["num_failed"] == 1
     assert m["top1"] == pytest.approx(200 / 3)
@@ -188,8 +195,7 @@ def test_predictions_csv_rows(tmp_path):
 def test_confusion_png_is_written(tmp_path):
     conf = torch.tensor([[3, 1], [0, 2]])
     plot_confusion_matrix(conf, str(tmp_path / "c.png"), ["walking", "running"])
-    plot_confusion_matrix(torch.eye(400, dtype=torch.long), str(tmp_path / "k400.png"),
-                          kinetics400_class_names())
+    plot_confusion_matrix(torch.eye(400, dtype=torch.long), str(tmp_path / "k400.png"), kinetics400_class_names())
     for name in ("c.png", "k400.png"):
         with open(tmp_path / name, "rb") as f:
             assert f.read(8) == b"\x89PNG\r\n\x1a\n"

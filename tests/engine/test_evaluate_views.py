@@ -5,6 +5,7 @@ they come from: the top half of frame t is uniformly 5*t + 20 (time), the bottom
 (horizontal position). The view tensors of the test loader then show which frames and which
 columns each view took.
 """
+
 import av
 import numpy as np
 import pytest
@@ -34,10 +35,29 @@ def write_coded_video(path):
 def test_views_are_clip_major_with_start_centre_end_crops(tmp_path, backend):
     write_coded_video(tmp_path / "coded.mp4")
     (tmp_path / "test.csv").write_text(f"{tmp_path / 'coded.mp4'} 0\n")
-    cfg = load_config(None, [
-        "DATA.PATH_TO_DATA_DIR", str(tmp_path), "DATA.NUM_FRAMES", "4", "DATA.SAMPLING_RATE", "2",
-        "DATA.TEST_CROP_SIZE", "24", "TEST.NUM_ENSEMBLE_VIEWS", "2", "TEST.NUM_SPATIAL_CROPS", "3",
-        "DATA.DECODING_BACKEND", backend, "DATA_LOADER.NUM_WORKERS", "0", "MODEL.NUM_CLASSES", "2"])
+    cfg = load_config(
+        None,
+        [
+            "DATA.PATH_TO_DATA_DIR",
+            str(tmp_path),
+            "DATA.NUM_FRAMES",
+            "4",
+            "DATA.SAMPLING_RATE",
+            "2",
+            "DATA.TEST_CROP_SIZE",
+            "24",
+            "TEST.NUM_ENSEMBLE_VIEWS",
+            "2",
+            "TEST.NUM_SPATIAL_CROPS",
+            "3",
+            "DATA.DECODING_BACKEND",
+            backend,
+            "DATA_LOADER.NUM_WORKERS",
+            "0",
+            "MODEL.NUM_CLASSES",
+            "2",
+        ],
+    )
     (item,) = next(iter(build_loader(cfg, "test", "test", batch_size=1)))
     assert item["error"] == ""
     views = views_of(item)

@@ -1,6 +1,7 @@
 """Fine-tuning from a checkpoint on the real synthetic videos: a new head, the backbone exactly as
 loaded, frozen stages and BN statistics unchanged after training steps, learning-rate multipliers
 in the optimizer's groups, the resolved choices in the log."""
+
 import logging
 
 import pytest
@@ -24,13 +25,27 @@ STEM = ("conv1.", "bn1.", "maxpool.")
 def opts(data_dir, out_dir, **extra):
     """4 classes, 4x32x32 clips, batch 4: 3 optimizer steps per epoch on the synthetic set."""
     o = {
-        "DATA.PATH_TO_DATA_DIR": str(data_dir), "OUTPUT_DIR": str(out_dir), "DEVICE": "cpu",
-        "MODEL.ARCH": ARCH, "MODEL.NUM_CLASSES": 4, "MODEL.WIDTH_MULTIPLIER": WIDTH,
-        "DATA.NUM_FRAMES": 4, "DATA.SAMPLING_RATE": 2, "DATA.TRAIN_CROP_SIZE": 32,
-        "DATA.TEST_CROP_SIZE": 32, "DATA.DECODING_BACKEND": "pyav", "DATA_LOADER.NUM_WORKERS": 0,
-        "TRAIN.BATCH_SIZE": 4, "TRAIN.AMP_DTYPE": "float32", "TRAIN.EVAL_PERIOD": 0,
-        "TRAIN.EMA_DECAY": 0.9, "SOLVER.BASE_LR": 0.5, "SOLVER.REFERENCE_BATCH_SIZE": 4,
-        "SOLVER.WARMUP_EPOCHS": 0.0, "SOLVER.MAX_EPOCH": 2, "TENSORBOARD.ENABLE": False,
+        "DATA.PATH_TO_DATA_DIR": str(data_dir),
+        "OUTPUT_DIR": str(out_dir),
+        "DEVICE": "cpu",
+        "MODEL.ARCH": ARCH,
+        "MODEL.NUM_CLASSES": 4,
+        "MODEL.WIDTH_MULTIPLIER": WIDTH,
+        "DATA.NUM_FRAMES": 4,
+        "DATA.SAMPLING_RATE": 2,
+        "DATA.TRAIN_CROP_SIZE": 32,
+        "DATA.TEST_CROP_SIZE": 32,
+        "DATA.DECODING_BACKEND": "pyav",
+        "DATA_LOADER.NUM_WORKERS": 0,
+        "TRAIN.BATCH_SIZE": 4,
+        "TRAIN.AMP_DTYPE": "float32",
+        "TRAIN.EVAL_PERIOD": 0,
+        "TRAIN.EMA_DECAY": 0.9,
+        "SOLVER.BASE_LR": 0.5,
+        "SOLVER.REFERENCE_BATCH_SIZE": 4,
+        "SOLVER.WARMUP_EPOCHS": 0.0,
+        "SOLVER.MAX_EPOCH": 2,
+        "TENSORBOARD.ENABLE": False,
     }
     o.update(extra)
     return [str(x) for kv in o.items() for x in kv]
@@ -58,8 +73,9 @@ def source(tmp_path_factory):
 
 def build(synthetic_dataset, tmp_path, source, **extra):
     torch.set_num_threads(1)
-    cfg = load_config(None, opts(synthetic_dataset, tmp_path / "run",
-                                 **{"TRAIN.CHECKPOINT_FILE_PATH": str(source[0]), **extra}))
+    cfg = load_config(
+        None, opts(synthetic_dataset, tmp_path / "run", **{"TRAIN.CHECKPOINT_FILE_PATH": str(source[0]), **extra})
+    )
     return build_training(cfg, CPU)
 
 
@@ -73,8 +89,7 @@ def names_in(parts, group):
     return {n for n, p in parts.state.model.named_parameters() if id(p) in ids}
 
 
-def test_new_head_for_another_class_count_and_backbone_equal_to_the_source(
-        synthetic_dataset, tmp_path, source, caplog):
+def test_new_head_for_another_class_count_and_backbone_equal_to_the_source(synthetic_dataset, tmp_path, source, caplog):
     with caplog.at_level(logging.INFO, logger="rs3d"):
         parts = build(synthetic_dataset, tmp_path, source)
     model, src = parts.state.model, source[1]
@@ -158,8 +173,8 @@ def test_layer_decay_multipliers_by_stage():
     mult = lr_multiplier(model, FinetuneOptions(head_lr_mult=3.0, layer_decay=0.5))
     assert mult("fc.weight") == 3.0
     assert mult("layer4.1.conv2.weight") == 0.5 and mult("layer3.0.bn1.bias") == 0.25
-    assert mult("layer1.0.conv1.weight") == 0.5 ** 4 and mult("bn1.weight") == 0.5 ** 5
-    assert mult("conv1.0.weight") == 0.5 ** 5  # the deep stem's first conv
+    assert mult("layer1.0.conv1.weight") == 0.5**4 and mult("bn1.weight") == 0.5**5
+    assert mult("conv1.0.weight") == 0.5**5  # the deep stem's first conv
     assert lr_multiplier(model, FinetuneOptions()) is None
 
 
@@ -183,11 +198,14 @@ def test_a_resumed_run_keeps_its_stages_frozen(synthetic_dataset, tmp_path, sour
     assert all(p.requires_grad for p in m.layer3.parameters())
 
 
-@pytest.mark.parametrize("key,value,match", [
-    ("TRAIN.FREEZE_STAGES", 6, r"TRAIN.FREEZE_STAGES must be in \[0, 5\]"),
-    ("SOLVER.LAYER_DECAY", 0.0, r"SOLVER.LAYER_DECAY must be in \(0, 1\]"),
-    ("SOLVER.HEAD_LR_MULT", -1.0, r"SOLVER.HEAD_LR_MULT must be >= 0"),
-])
+@pytest.mark.parametrize(
+    "key,value,match",
+    [
+        ("TRAIN.FREEZE_STAGES", 6, r"TRAIN.FREEZE_STAGES must be in \[0, 5\]"),
+        ("SOLVER.LAYER_DECAY", 0.0, r"SOLVER.LAYER_DECAY must be in \(0, 1\]"),
+        ("SOLVER.HEAD_LR_MULT", -1.0, r"SOLVER.HEAD_LR_MULT must be >= 0"),
+    ],
+)
 def test_bad_fine_tuning_values_name_the_key(key, value, match):
     with pytest.raises(ConfigError, match=match):  # load_config's range check, before any model
         FinetuneOptions.from_cfg(load_config(None, [key, str(value)]))
@@ -198,13 +216,23 @@ def test_the_fine_tuning_line_is_printed_only_when_fine_tuning(synthetic_dataset
     TRAIN.CHECKPOINT_FILE_PATH it is."""
     torch.set_num_threads(1)
     with caplog.at_level(logging.INFO, logger="rs3d"):
-        build_training(load_config(None, opts(synthetic_dataset, tmp_path / "a", **{"SOLVER.HEAD_LR_MULT": 10.0})),
-                       CPU)
+        build_training(load_config(None, opts(synthetic_dataset, tmp_path / "a", **{"SOLVER.HEAD_LR_MULT": 10.0})), CPU)
     assert "fine-tuning" not in caplog.text
-    assert "training from scratch (no TRAIN.CHECKPOINT_FILE_PATH): no stage frozen; BN statistics updated; " \
-           "lr x10 for the classifier" in caplog.text
+    assert (
+        "training from scratch (no TRAIN.CHECKPOINT_FILE_PATH): no stage frozen; BN statistics updated; "
+        "lr x10 for the classifier" in caplog.text
+    )
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="rs3d"):
-        build_training(load_config(None, opts(synthetic_dataset, tmp_path / "b", **{
-            "SOLVER.HEAD_LR_MULT": 10.0, "TRAIN.CHECKPOINT_FILE_PATH": str(source[0])})), CPU)
+        build_training(
+            load_config(
+                None,
+                opts(
+                    synthetic_dataset,
+                    tmp_path / "b",
+                    **{"SOLVER.HEAD_LR_MULT": 10.0, "TRAIN.CHECKPOINT_FILE_PATH": str(source[0])},
+                ),
+            ),
+            CPU,
+        )
     assert "fine-tuning: no stage frozen; BN statistics updated; lr x10 for the classifier" in caplog.text

@@ -1,5 +1,6 @@
 """SOLVER.OPTIMIZING_METHOD lamb: timm's LAMB over rs3d's weight-decay groups; one clear line when
 timm is not installed; the new training keys are checked when the config loads."""
+
 import sys
 
 import pytest
@@ -36,14 +37,17 @@ def test_without_timm_lamb_stops_with_one_line(monkeypatch):
         build_optimizer(_model(), lr=0.005, method="lamb")
 
 
-@pytest.mark.parametrize("opts, words", [
-    (["MIXUP.ENABLE", "True", "MIXUP.ALPHA", "0", "MIXUP.CUTMIX_ALPHA", "0"], "both 0"),
-    (["MIXUP.PROB", "1.5"], "MIXUP.PROB must be in [0, 1]"),
-    (["TRAIN.BCE_TARGET_THRESHOLD", "0.2"], "TRAIN.LOSS is not 'bce'"),
-    (["TRAIN.LOSS", "hinge"], "TRAIN.LOSS must be one of"),
-    (["AUG.RAND_AUGMENT_NUM_OPS", "-1"], "AUG.RAND_AUGMENT_NUM_OPS must be >= 0"),
-    (["SOLVER.OPTIMIZING_METHOD", "lars"], "'lamb'"),
-])
+@pytest.mark.parametrize(
+    "opts, words",
+    [
+        (["MIXUP.ENABLE", "True", "MIXUP.ALPHA", "0", "MIXUP.CUTMIX_ALPHA", "0"], "both 0"),
+        (["MIXUP.PROB", "1.5"], "MIXUP.PROB must be in [0, 1]"),
+        (["TRAIN.BCE_TARGET_THRESHOLD", "0.2"], "TRAIN.LOSS is not 'bce'"),
+        (["TRAIN.LOSS", "hinge"], "TRAIN.LOSS must be one of"),
+        (["AUG.RAND_AUGMENT_NUM_OPS", "-1"], "AUG.RAND_AUGMENT_NUM_OPS must be >= 0"),
+        (["SOLVER.OPTIMIZING_METHOD", "lars"], "'lamb'"),
+    ],
+)
 def test_bad_training_keys_are_one_line_naming_the_key(opts, words):
     with pytest.raises(ConfigError, match=None) as e:
         load_config(None, opts)

@@ -1,4 +1,5 @@
 """Metrics against numbers worked out by hand, and multi-label AP against scikit-learn."""
+
 import pytest
 import torch
 
@@ -15,11 +16,13 @@ from rs3d.engine.metrics import (
 )
 
 # Three views of one video over three classes.
-VIEWS = torch.tensor([
-    [0.6, 0.3, 0.1],
-    [0.1, 0.8, 0.1],
-    [0.2, 0.2, 0.6],
-])
+VIEWS = torch.tensor(
+    [
+        [0.6, 0.3, 0.1],
+        [0.1, 0.8, 0.1],
+        [0.2, 0.2, 0.6],
+    ]
+)
 
 
 def test_aggregate_mean_sum_max_by_hand():
@@ -32,7 +35,7 @@ def test_aggregation_changes_the_winner_when_it_should():
     # mean picks class 1, max picks the single confident view of class 0.
     views = torch.tensor([[0.9, 0.1, 0.0], [0.0, 0.5, 0.5], [0.0, 0.5, 0.5]])
     assert aggregate_views(views, "mean").argmax() == 1  # 0.3, 0.367, 0.333
-    assert aggregate_views(views, "max").argmax() == 0   # 0.9, 0.5, 0.5
+    assert aggregate_views(views, "max").argmax() == 0  # 0.9, 0.5, 0.5
 
 
 def test_aggregate_rejects_unknown_method_and_no_views():
@@ -48,12 +51,14 @@ def test_topk_ties_go_to_lower_class_index():
 
 
 def test_topk_accuracy_by_hand():
-    scores = torch.tensor([
-        [0.1, 0.2, 0.3, 0.4, 0.0, 0.0, 0.0],  # order 3,2,1,0,... label 3 -> top1 yes
-        [0.4, 0.3, 0.2, 0.1, 0.0, 0.0, 0.0],  # label 2 -> rank 3: top1 no, top5 yes
-        [0.0, 0.0, 0.0, 0.0, 0.1, 0.2, 0.7],  # label 0 -> rank 4 (ties at 0 by index): top5 yes
-        [0.0, 0.0, 0.0, 0.0, 0.1, 0.2, 0.7],  # label 3 -> rank 7: top5 no
-    ])
+    scores = torch.tensor(
+        [
+            [0.1, 0.2, 0.3, 0.4, 0.0, 0.0, 0.0],  # order 3,2,1,0,... label 3 -> top1 yes
+            [0.4, 0.3, 0.2, 0.1, 0.0, 0.0, 0.0],  # label 2 -> rank 3: top1 no, top5 yes
+            [0.0, 0.0, 0.0, 0.0, 0.1, 0.2, 0.7],  # label 0 -> rank 4 (ties at 0 by index): top5 yes
+            [0.0, 0.0, 0.0, 0.0, 0.1, 0.2, 0.7],  # label 3 -> rank 7: top5 no
+        ]
+    )
     labels = torch.tensor([3, 2, 0, 3])
     acc = topk_accuracy(scores, labels, ks=(1, 3, 5))
     assert acc == {1: 25.0, 3: 50.0, 5: 75.0}
@@ -110,19 +115,38 @@ def test_label_out_of_range_is_named():
 def sklearn_ap():
     """scikit-learn's average_precision_score (the reference), or a skip saying how to get it."""
     sk = pytest.importorskip(
-        "sklearn.metrics", reason="scikit-learn (a test dependency, `pip install scikit-learn`) is the reference")
+        "sklearn.metrics", reason="scikit-learn (a test dependency, `pip install scikit-learn`) is the reference"
+    )
     return sk.average_precision_score
 
 
 # 8 videos x 4 classes, with tied scores within and across classes; class 3 has no positive.
-ML_SCORES = torch.tensor([
-    [0.9, 0.1, 0.4, 0.2], [0.8, 0.4, 0.4, 0.1], [0.7, 0.4, 0.1, 0.3], [0.7, 0.9, 0.6, 0.5],
-    [0.2, 0.2, 0.6, 0.9], [0.6, 0.3, 0.6, 0.8], [0.1, 0.8, 0.2, 0.4], [0.5, 0.4, 0.9, 0.6],
-], dtype=torch.float64)
-ML_TARGETS = torch.tensor([
-    [1, 0, 0, 0], [0, 1, 1, 0], [1, 0, 0, 0], [0, 1, 0, 0],
-    [0, 0, 1, 0], [1, 0, 0, 0], [0, 1, 1, 0], [0, 0, 1, 0],
-], dtype=torch.bool)
+ML_SCORES = torch.tensor(
+    [
+        [0.9, 0.1, 0.4, 0.2],
+        [0.8, 0.4, 0.4, 0.1],
+        [0.7, 0.4, 0.1, 0.3],
+        [0.7, 0.9, 0.6, 0.5],
+        [0.2, 0.2, 0.6, 0.9],
+        [0.6, 0.3, 0.6, 0.8],
+        [0.1, 0.8, 0.2, 0.4],
+        [0.5, 0.4, 0.9, 0.6],
+    ],
+    dtype=torch.float64,
+)
+ML_TARGETS = torch.tensor(
+    [
+        [1, 0, 0, 0],
+        [0, 1, 1, 0],
+        [1, 0, 0, 0],
+        [0, 1, 0, 0],
+        [0, 0, 1, 0],
+        [1, 0, 0, 0],
+        [0, 1, 1, 0],
+        [0, 0, 1, 0],
+    ],
+    dtype=torch.bool,
+)
 
 
 def test_average_precision_by_hand():

@@ -1,5 +1,6 @@
 """MixUp / CutMix of clips and the losses of soft targets: one draw for every frame, targets that
 follow lambda, flipped labels carried through, the CE / BCE switch."""
+
 import math
 
 import numpy as np
@@ -46,7 +47,7 @@ def test_mixup_targets_sum_to_one_and_follow_lambda():
         one = one_hot_targets(labels, 5, 0.1)
         assert torch.allclose(t, d.lam * one + (1 - d.lam) * one.flip(0))
         # the pixels are the same blend: clip i is lam * (i+1) + (1 - lam) * (B-i)
-        own, partner = torch.arange(1., 5.), torch.arange(4., 0., -1)
+        own, partner = torch.arange(1.0, 5.0), torch.arange(4.0, 0.0, -1)
         assert torch.allclose(mixed[:, 0, 0, 0, 0], d.lam * own + (1 - d.lam) * partner)
 
 
@@ -56,7 +57,7 @@ def test_cutmix_lambda_is_the_share_of_pixels_kept():
     seen_clipped = False
     for seed in range(30):
         x = static_batch(h=20, w=20)
-        x[:] = torch.arange(1., 5.).view(4, 1, 1, 1, 1)  # clip i is value i+1 everywhere
+        x[:] = torch.arange(1.0, 5.0).view(4, 1, 1, 1, 1)  # clip i is value i+1 everywhere
         d = mix.draw(20, 20, np.random.default_rng(seed))
         mixed, t = mix.apply(x, labels, d)
         own = (mixed[0, 0, 0] == 1).float().mean().item()  # clip 0 keeps its own pixels elsewhere
@@ -73,7 +74,7 @@ def test_flipped_clips_mix_their_mirrored_label():
     the mixed targets carry the mapped label with the clip's weight."""
     from rs3d.data.datasets import _flip_label
 
-    flip_map = [1, 0, 2, 3]   # 0 <-> 1 are mirror classes ("left", "right")
+    flip_map = [1, 0, 2, 3]  # 0 <-> 1 are mirror classes ("left", "right")
     labels = torch.tensor([_flip_label(0, flip_map), 2, 3, 0])  # clip 0 was flipped: now class 1
     mix = ClipMix(4, mixup_alpha=1.0, cutmix_alpha=0.0)
     d = MixDraw("mixup", 0.7)
@@ -107,8 +108,9 @@ def test_draws_are_a_function_of_the_position_in_the_run():
     mix = ClipMix(4)
     a = mix.draw(32, 32, batch_rng(0, 1, 7, 0, 0))
     assert a == mix.draw(32, 32, batch_rng(0, 1, 7, 0, 0))
-    others = [mix.draw(32, 32, batch_rng(*k)) for k in [(1, 1, 7, 0, 0), (0, 1, 8, 0, 0), (0, 1, 7, 1, 0),
-                                                          (0, 1, 7, 0, 1)]]
+    others = [
+        mix.draw(32, 32, batch_rng(*k)) for k in [(1, 1, 7, 0, 0), (0, 1, 8, 0, 0), (0, 1, 7, 1, 0), (0, 1, 7, 0, 1)]
+    ]
     assert all(o != a for o in others)
 
 

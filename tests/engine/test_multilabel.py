@@ -1,6 +1,7 @@
 """Multi-label data end to end: multi-hot labels from the CSV, the BCE loss, mAP in validation and in
 the multi-view test (sigmoid per view, views aggregated by max), the same on 1 and 2 shards, and
 malformed label fields named by file and line."""
+
 import csv
 import functools
 import inspect
@@ -13,11 +14,11 @@ import torch
 
 from rs3d.config import load_config
 from rs3d.data.csv import read_video_list
+from rs3d.engine.losses import MultiLabelBCE, build_loss
+from rs3d.errors import DataError
 from rs3d.evaluation.records import merge_records, summarize
 from rs3d.evaluation.reports import write_predictions
 from rs3d.inference.views import run_inference
-from rs3d.engine.losses import MultiLabelBCE, build_loss
-from rs3d.errors import DataError
 
 # The tags of the synthetic classes (move_up, move_down, move_sideways, rotate): "vertical" (0),
 # "sideways" (1), "rotating" (2), "moving" (3); the last test video is listed with none ("-").
@@ -67,14 +68,17 @@ def test_multi_hot_labels_from_the_csv(tmp_path):
     assert labels.tolist() == [True, False, True]
 
 
-@pytest.mark.parametrize("line,separator,message", [
-    ("a.mp4 3,x", " ", "multi-label field '3,x' is not a list of class indices joined by ','"),
-    ("a.mp4 3,,4", " ", "multi-label field '3,,4' is not a list"),
-    ("a.mp4 1;2", " ", "multi-label field '1;2' is not a list of class indices joined by ','"),
-    ("a.mp4 5", " ", "class 5 outside [0, 5) (MODEL.NUM_CLASSES)"),
-    ("a.mp4", " ", "expected a path and its class indices"),
-    ("a.mp4,1,2", ",", "class indices seem joined by ','"),
-])
+@pytest.mark.parametrize(
+    "line,separator,message",
+    [
+        ("a.mp4 3,x", " ", "multi-label field '3,x' is not a list of class indices joined by ','"),
+        ("a.mp4 3,,4", " ", "multi-label field '3,,4' is not a list"),
+        ("a.mp4 1;2", " ", "multi-label field '1;2' is not a list of class indices joined by ','"),
+        ("a.mp4 5", " ", "class 5 outside [0, 5) (MODEL.NUM_CLASSES)"),
+        ("a.mp4", " ", "expected a path and its class indices"),
+        ("a.mp4,1,2", ",", "class indices seem joined by ','"),
+    ],
+)
 def test_malformed_multi_label_field_is_one_line_naming_file_and_line(tmp_path, line, separator, message):
     path = write(tmp_path, f"ok.mp4 1\n{line}\n" if separator == " " else f"ok.mp4,1\n{line}\n")
     with pytest.raises(DataError) as e:
@@ -98,16 +102,21 @@ def test_one_video_with_two_label_sets_cannot_be_evaluated_once(tmp_path):
 def test_views_are_scored_by_sigmoid_and_aggregated_by_max():
     import rs3d
     from rs3d.data import views_of
-    from rs3d.inference.views import video_scores
     from rs3d.engine.metrics import aggregate_views
+    from rs3d.inference.views import video_scores
 
     torch.manual_seed(0)
     model = rs3d.create_model("resnet3d_rs26", num_classes=4, width_multiplier=0.125).eval()
-    item = dict(frames=torch.randint(0, 256, (9, 32, 40, 3), dtype=torch.uint8),
-                clip_frames=torch.tensor([[0, 2, 4, 6], [5, 6, 7, 8]]),
-                crop_corners=torch.tensor([[0, 0], [0, 4], [0, 8]]), crop_size=32, resized_hw=(32, 40))
-    probs = video_scores(model, item, [0.0] * 3, [1.0] * 3, chunk_size=4, device=torch.device("cpu"),
-                         activation="sigmoid")
+    item = dict(
+        frames=torch.randint(0, 256, (9, 32, 40, 3), dtype=torch.uint8),
+        clip_frames=torch.tensor([[0, 2, 4, 6], [5, 6, 7, 8]]),
+        crop_corners=torch.tensor([[0, 0], [0, 4], [0, 8]]),
+        crop_size=32,
+        resized_hw=(32, 40),
+    )
+    probs = video_scores(
+        model, item, [0.0] * 3, [1.0] * 3, chunk_size=4, device=torch.device("cpu"), activation="sigmoid"
+    )
     with torch.no_grad():
         expected = model(views_of(item).float() / 255).sigmoid()
     assert probs.shape == (6, 4) and torch.allclose(probs, expected, atol=1e-6)
@@ -116,14 +125,24 @@ def test_views_are_scored_by_sigmoid_and_aggregated_by_max():
 
 # ----------------------------------------------------------------------------- records -> metrics
 def rec(index, label, scores=None, error=""):
-    return {"index": index, "path": f"v{index}.mp4", "label": label, "error": error,
-            "scores": None if scores is None else np.asarray(scores, dtype=np.float64)}
+    return {
+        "index": index,
+        "path": f"v{index}.mp4",
+        "label": label,
+        "error": error,
+        "scores": None if scores is None else np.asarray(scores, dtype=np.float64),
+    }
 
 
 def test_summarize_multi_label_records_against_scikit_learn(tmp_path):
     ap_ref = pytest.importorskip("sklearn.metrics", reason="scikit-learn is the reference").average_precision_score
-    records = [rec(0, [0, 2], [0.9, 0.2, 0.7]), rec(1, [1], [0.3, 0.8, 0.6]), rec(2, [], [0.4, 0.1, 0.2]),
-               rec(3, [0], [0.6, 0.3, 0.1]), rec(4, [2], error="decode failed")]
+    records = [
+        rec(0, [0, 2], [0.9, 0.2, 0.7]),
+        rec(1, [1], [0.3, 0.8, 0.6]),
+        rec(2, [], [0.4, 0.1, 0.2]),
+        rec(3, [0], [0.6, 0.3, 0.1]),
+        rec(4, [2], error="decode failed"),
+    ]
     m = summarize(records, 3, multi_label=True)
     y = np.array([[1, 0, 1], [0, 1, 0], [0, 0, 0], [1, 0, 0]])
     s = np.stack([r["scores"] for r in records[:4]])
@@ -159,25 +178,42 @@ def multi_label_data(synthetic_dataset, tmp_path, monkeypatch):
 
 def ml_opts(data_dir, out_dir, **extra):
     o = {
-        "DATA.PATH_TO_DATA_DIR": str(data_dir), "OUTPUT_DIR": str(out_dir), "DEVICE": "cpu",
-        "DATA.MULTI_LABEL": True, "MODEL.ARCH": "resnet3d_rs26", "MODEL.NUM_CLASSES": 4,
-        "MODEL.WIDTH_MULTIPLIER": 0.125, "DATA.NUM_FRAMES": 4, "DATA.SAMPLING_RATE": 2,
-        "DATA.TRAIN_CROP_SIZE": 32, "DATA.TEST_CROP_SIZE": 32, "DATA.DECODING_BACKEND": "pyav",
-        "DATA_LOADER.NUM_WORKERS": 0, "TRAIN.BATCH_SIZE": 4, "TRAIN.AMP_DTYPE": "float32",
-        "TRAIN.EVAL_PERIOD": 1, "TRAIN.LABEL_SMOOTHING": 0.0, "SOLVER.BASE_LR": 0.1,
-        "SOLVER.REFERENCE_BATCH_SIZE": 4, "SOLVER.WARMUP_EPOCHS": 0.0, "SOLVER.MAX_EPOCH": 1,
-        "TENSORBOARD.ENABLE": False, "TEST.NUM_ENSEMBLE_VIEWS": 2, "TEST.NUM_SPATIAL_CROPS": 3,
-        "TEST.ENSEMBLE_METHOD": "max", "TEST.BATCH_SIZE": 6,
+        "DATA.PATH_TO_DATA_DIR": str(data_dir),
+        "OUTPUT_DIR": str(out_dir),
+        "DEVICE": "cpu",
+        "DATA.MULTI_LABEL": True,
+        "MODEL.ARCH": "resnet3d_rs26",
+        "MODEL.NUM_CLASSES": 4,
+        "MODEL.WIDTH_MULTIPLIER": 0.125,
+        "DATA.NUM_FRAMES": 4,
+        "DATA.SAMPLING_RATE": 2,
+        "DATA.TRAIN_CROP_SIZE": 32,
+        "DATA.TEST_CROP_SIZE": 32,
+        "DATA.DECODING_BACKEND": "pyav",
+        "DATA_LOADER.NUM_WORKERS": 0,
+        "TRAIN.BATCH_SIZE": 4,
+        "TRAIN.AMP_DTYPE": "float32",
+        "TRAIN.EVAL_PERIOD": 1,
+        "TRAIN.LABEL_SMOOTHING": 0.0,
+        "SOLVER.BASE_LR": 0.1,
+        "SOLVER.REFERENCE_BATCH_SIZE": 4,
+        "SOLVER.WARMUP_EPOCHS": 0.0,
+        "SOLVER.MAX_EPOCH": 1,
+        "TENSORBOARD.ENABLE": False,
+        "TEST.NUM_ENSEMBLE_VIEWS": 2,
+        "TEST.NUM_SPATIAL_CROPS": 3,
+        "TEST.ENSEMBLE_METHOD": "max",
+        "TEST.BATCH_SIZE": 6,
     }
     o.update(extra)
     return [str(x) for kv in o.items() for x in kv]
 
 
 def test_train_validate_and_test_on_multi_label_data(multi_label_data, tmp_path):
-    from rs3d.data import build_loader
     from rs3d.checkpoint import load_weights
-    from rs3d.evaluation import run_test
+    from rs3d.data import build_loader
     from rs3d.engine.train import train
+    from rs3d.evaluation import run_test
     from rs3d.models import build_model
 
     torch.set_num_threads(1)
@@ -204,8 +240,17 @@ def test_train_validate_and_test_on_multi_label_data(multi_label_data, tmp_path)
 
     def shard(rank, world):
         loader = build_loader(cfg, "test", "test", 1, rank=rank, world_size=world)
-        return run_inference(model, loader, num_views=6, ensemble_method="max", mean=cfg.DATA.MEAN,
-                             std=cfg.DATA.STD, chunk_size=6, device=torch.device("cpu"), multi_label=True)
+        return run_inference(
+            model,
+            loader,
+            num_views=6,
+            ensemble_method="max",
+            mean=cfg.DATA.MEAN,
+            std=cfg.DATA.STD,
+            chunk_size=6,
+            device=torch.device("cpu"),
+            multi_label=True,
+        )
 
     one = summarize(merge_records([shard(0, 1)], 8), 4, multi_label=True)
     two = summarize(merge_records([shard(0, 2), shard(1, 2)], 8), 4, multi_label=True)

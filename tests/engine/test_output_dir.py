@@ -5,6 +5,7 @@ machine's lock respected), never a new run over another run's checkpoints, and a
 be written (disk full, read-only) is one ``error:`` line naming it and what was kept.
 The disk-full and read-only tests mount a small tmpfs, which needs root; elsewhere they are skipped.
 """
+
 import json
 import os
 import signal
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from rs3d.cli import train as train_cli
-from rs3d.io.owner import this_host
+from rs3d.file_io.owner import this_host
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).parent))
@@ -28,8 +29,14 @@ def _env():
 
 
 def _train(opts, **kw):
-    return subprocess.Popen([sys.executable, "-m", "rs3d.cli.train", *opts], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=_env(), **kw)
+    return subprocess.Popen(
+        [sys.executable, "-m", "rs3d.cli.train", *opts],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+        **kw,
+    )
 
 
 def _wait_for(predicate, proc=None, timeout=180):
@@ -61,12 +68,18 @@ def test_a_second_run_into_one_output_dir_is_refused_while_the_first_holds_it(sy
         _wait_for(lambda: (_lock_holder(out) or {}).get("pid") == a.pid, a)
         a.send_signal(signal.SIGSTOP)
         log_before = (out / "log.txt").read_bytes() if (out / "log.txt").exists() else b""
-        b = subprocess.run([sys.executable, "-m", "rs3d.cli.train", *_opts(synthetic_dataset, out)],
-                           capture_output=True, text=True, env=_env(), timeout=300)
+        b = subprocess.run(
+            [sys.executable, "-m", "rs3d.cli.train", *_opts(synthetic_dataset, out)],
+            capture_output=True,
+            text=True,
+            env=_env(),
+            timeout=300,
+        )
         assert b.returncode == 2, b.stdout + b.stderr
         err = b.stderr.strip().splitlines()
-        assert len(err) == 1 and err[0].startswith(f"error: OUTPUT_DIR {out} is in use by another run "
-                                                   f"(PID {a.pid} on host {this_host()}"), b.stderr
+        assert len(err) == 1 and err[0].startswith(
+            f"error: OUTPUT_DIR {out} is in use by another run (PID {a.pid} on host {this_host()}"
+        ), b.stderr
         assert (out / "log.txt").read_bytes() == log_before  # B wrote nothing into A's log
     finally:
         a.send_signal(signal.SIGCONT)
@@ -84,9 +97,13 @@ def test_the_lock_of_a_killed_run_is_taken_over_and_said_so(synthetic_dataset, t
     a.kill()
     a.wait()
     assert _lock_holder(out)["pid"] == a.pid  # a SIGKILL leaves the file behind
-    b = subprocess.run([sys.executable, "-m", "rs3d.cli.train", *_opts(synthetic_dataset, out,
-                                                                       **{"SOLVER.MAX_EPOCH": 1})],
-                       capture_output=True, text=True, env=_env(), timeout=300)
+    b = subprocess.run(
+        [sys.executable, "-m", "rs3d.cli.train", *_opts(synthetic_dataset, out, **{"SOLVER.MAX_EPOCH": 1})],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=300,
+    )
     assert b.returncode == 0, b.stderr
     said = f"took over the stale lock {out / 'rs3d.lock'} of PID {a.pid} on host {this_host()}"
     assert said in b.stdout and "that process is gone" in b.stdout, b.stdout
@@ -94,8 +111,7 @@ def test_the_lock_of_a_killed_run_is_taken_over_and_said_so(synthetic_dataset, t
     assert not (out / "rs3d.lock").exists()
 
 
-def test_a_lock_written_on_another_machine_is_respected_with_how_to_remove_it(synthetic_dataset, tmp_path,
-                                                                              capsys):
+def test_a_lock_written_on_another_machine_is_respected_with_how_to_remove_it(synthetic_dataset, tmp_path, capsys):
     out = tmp_path / "run"
     out.mkdir()
     (out / "rs3d.lock").write_text(json.dumps({"host": "some-other-machine", "pid": 1, "started": 0}))
@@ -117,13 +133,16 @@ def test_a_new_run_over_another_runs_checkpoints_is_refused_unless_resuming(synt
     for name, data in old.items():
         (ckdir / name).write_bytes(data)
     (out / "config.yaml").write_text("# the old run's config\n")
-    code = train_cli.main(_opts(synthetic_dataset, out, **{"TRAIN.AUTO_RESUME": False, "SOLVER.MAX_EPOCH": 1,
-                                                           "TRAIN.CHECKPOINT_KEEP": 2}))
+    code = train_cli.main(
+        _opts(synthetic_dataset, out, **{"TRAIN.AUTO_RESUME": False, "SOLVER.MAX_EPOCH": 1, "TRAIN.CHECKPOINT_KEEP": 2})
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1, err
-    assert err[0] == (f"error: OUTPUT_DIR {out} holds another run's checkpoints (checkpoint_epoch_00002.pyth, "
-                      "checkpoint_epoch_00003.pyth) and TRAIN.AUTO_RESUME is False: set TRAIN.AUTO_RESUME True "
-                      f"to continue that run, or choose another OUTPUT_DIR (or delete {ckdir}) to start a new one")
+    assert err[0] == (
+        f"error: OUTPUT_DIR {out} holds another run's checkpoints (checkpoint_epoch_00002.pyth, "
+        "checkpoint_epoch_00003.pyth) and TRAIN.AUTO_RESUME is False: set TRAIN.AUTO_RESUME True "
+        f"to continue that run, or choose another OUTPUT_DIR (or delete {ckdir}) to start a new one"
+    )
     assert {n: (ckdir / n).read_bytes() for n in os.listdir(ckdir)} == old
     assert (out / "config.yaml").read_text() == "# the old run's config\n"
     assert sorted(os.listdir(out)) == ["checkpoints", "config.yaml"]
@@ -138,8 +157,10 @@ def test_resuming_where_no_checkpoint_loads_is_refused_naming_each(synthetic_dat
     assert train_cli.main(_opts(synthetic_dataset, out, **{"SOLVER.MAX_EPOCH": 1})) == 2
     captured = capsys.readouterr()
     assert "skipped a checkpoint that does not load" in captured.out and "checkpoint_epoch_00003.pyth" in captured.out
-    assert captured.err.strip() == (f"error: none of the checkpoints in {out / 'checkpoints'} loads (each is named "
-                                    "above); move them away or choose another OUTPUT_DIR to start a new run")
+    assert captured.err.strip() == (
+        f"error: none of the checkpoints in {out / 'checkpoints'} loads (each is named "
+        "above); move them away or choose another OUTPUT_DIR to start a new run"
+    )
     assert captured.err.strip() in (out / "log.txt").read_text()
 
 
@@ -152,8 +173,9 @@ def small_fs(tmp_path):
     def mount(size: str) -> Path:
         d = tmp_path / f"fs{len(mounts)}"
         d.mkdir()
-        p = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(d)],
-                           capture_output=True, text=True)
+        p = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(d)], capture_output=True, text=True
+        )
         if p.returncode != 0:
             pytest.skip(f"cannot mount a tmpfs here (needs root): {p.stderr.strip()}")
         mounts.append(d)
@@ -165,8 +187,13 @@ def small_fs(tmp_path):
 
 
 def _first_epoch(data, out):
-    p = subprocess.run([sys.executable, "-m", "rs3d.cli.train", *_opts(data, out, **{"SOLVER.MAX_EPOCH": 1})],
-                       capture_output=True, text=True, env=_env(), timeout=300)
+    p = subprocess.run(
+        [sys.executable, "-m", "rs3d.cli.train", *_opts(data, out, **{"SOLVER.MAX_EPOCH": 1})],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=300,
+    )
     assert p.returncode == 0, p.stderr
     good = out / "checkpoints" / "checkpoint_epoch_00001.pyth"
     return good, good.read_bytes()
@@ -182,8 +209,13 @@ def test_disk_full_during_a_save_is_one_line_naming_the_file_and_what_is_kept(sy
     st = os.statvfs(fs)
     free = st.f_bavail * st.f_frsize
     (fs / "filler").write_bytes(b"\0" * (free - (1 << 20)))  # 1 MB left: the logs fit, a checkpoint does not
-    p = subprocess.run([sys.executable, "-m", "rs3d.cli.train", *_opts(synthetic_dataset, out)],
-                       capture_output=True, text=True, env=_env(), timeout=300)
+    p = subprocess.run(
+        [sys.executable, "-m", "rs3d.cli.train", *_opts(synthetic_dataset, out)],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=300,
+    )
     assert p.returncode == 1, p.stdout + p.stderr
     err = p.stderr.strip().splitlines()
     failed = out / "checkpoints" / "checkpoint_epoch_00002.pyth"
@@ -200,12 +232,18 @@ def test_a_read_only_output_dir_is_one_line_and_nothing_changes(synthetic_datase
     good, before = _first_epoch(synthetic_dataset, out)
     listing = sorted(os.listdir(out))
     subprocess.run(["mount", "-o", "remount,ro", str(fs)], check=True)
-    p = subprocess.run([sys.executable, "-m", "rs3d.cli.train", *_opts(synthetic_dataset, out)],
-                       capture_output=True, text=True, env=_env(), timeout=300)
+    p = subprocess.run(
+        [sys.executable, "-m", "rs3d.cli.train", *_opts(synthetic_dataset, out)],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=300,
+    )
     assert p.returncode == 1, p.stdout + p.stderr
     assert p.stderr.strip().splitlines() == [
         f"error: cannot write in OUTPUT_DIR {out} ({out / 'rs3d.lock'}: Read-only file system); nothing was "
-        "written and what it holds is kept"], p.stderr
+        "written and what it holds is kept"
+    ], p.stderr
     assert good.read_bytes() == before and sorted(os.listdir(out)) == listing
 
 
@@ -220,14 +258,20 @@ def test_a_read_only_checkpoints_folder_mid_run_is_one_line_also_in_the_log(synt
     subprocess.run(["mount", "--bind", str(ck), str(ck)], check=True)
     subprocess.run(["mount", "-o", "remount,bind,ro", str(ck)], check=True)
     try:
-        p = subprocess.run([sys.executable, "-m", "rs3d.cli.train", *_opts(synthetic_dataset, out)],
-                           capture_output=True, text=True, env=_env(), timeout=300)
+        p = subprocess.run(
+            [sys.executable, "-m", "rs3d.cli.train", *_opts(synthetic_dataset, out)],
+            capture_output=True,
+            text=True,
+            env=_env(),
+            timeout=300,
+        )
     finally:
         subprocess.run(["umount", str(ck)], check=True)
     assert p.returncode == 1, p.stdout + p.stderr
     err = p.stderr.strip().splitlines()
-    assert err == [f"error: cannot write {ck / 'checkpoint_epoch_00002.pyth'}: Read-only file system; "
-                   f"kept: {good}"], p.stderr
+    assert err == [f"error: cannot write {ck / 'checkpoint_epoch_00002.pyth'}: Read-only file system; kept: {good}"], (
+        p.stderr
+    )
     assert err[0] in (out / "log.txt").read_text()
     assert good.read_bytes() == before
 
@@ -251,11 +295,17 @@ def test_permission_denied_on_a_save_is_one_line_also_in_the_log(synthetic_datas
     modes do not stop): one line naming the checkpoint and the one kept, also in log.txt, exit 1."""
     out = tmp_path / "run"
     good, before = _first_epoch(synthetic_dataset, out)
-    p = subprocess.run([sys.executable, "-c", _DENY_EPOCH_2, *_opts(synthetic_dataset, out)],
-                       capture_output=True, text=True, env=_env(), timeout=300)
+    p = subprocess.run(
+        [sys.executable, "-c", _DENY_EPOCH_2, *_opts(synthetic_dataset, out)],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=300,
+    )
     assert p.returncode == 1, p.stdout + p.stderr
     err = p.stderr.strip().splitlines()
-    assert err == [f"error: cannot write {out / 'checkpoints' / 'checkpoint_epoch_00002.pyth'}: Permission denied; "
-                   f"kept: {good}"], p.stderr
+    assert err == [
+        f"error: cannot write {out / 'checkpoints' / 'checkpoint_epoch_00002.pyth'}: Permission denied; kept: {good}"
+    ], p.stderr
     assert err[0] in (out / "log.txt").read_text()
     assert good.read_bytes() == before

@@ -2,6 +2,7 @@
 exactly. In-process runs stop at scripted points (the last step of an epoch, after validation,
 mid-epoch); real processes get SIGTERM (to the whole process group, loader worker included, as
 SLURM sends it) and SIGUSR1; remote OUTPUT_DIR (an fsspec store) holds checkpoints and logs."""
+
 import json
 import os
 import signal
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from rs3d import io
+from rs3d import file_io
 from rs3d.engine.preemption import PREEMPTED_EXIT_CODE, Preempted, StopFlag
 
 REPO = Path(__file__).resolve().parents[2]
@@ -25,14 +26,30 @@ TOOL = str(REPO / "tools" / "train_net.py")
 def small_opts(data_dir, out_dir, **extra):
     """A 3-epoch run of 3 optimizer steps per epoch on 4-frame 32x32 clips, width 1/8."""
     opts = {
-        "DATA.PATH_TO_DATA_DIR": str(data_dir), "OUTPUT_DIR": str(out_dir), "DEVICE": "cpu",
-        "MODEL.ARCH": "resnet3d_rs26", "MODEL.NUM_CLASSES": 4, "MODEL.WIDTH_MULTIPLIER": 0.125,
-        "MODEL.DROPOUT_RATE": 0.5, "MODEL.DROP_PATH_RATE": 0.1, "DATA.NUM_FRAMES": 4,
-        "DATA.SAMPLING_RATE": 2, "DATA.TRAIN_CROP_SIZE": 32, "DATA.TEST_CROP_SIZE": 32,
-        "DATA.DECODING_BACKEND": "pyav", "DATA_LOADER.NUM_WORKERS": 0, "TRAIN.BATCH_SIZE": 4,
-        "TRAIN.AMP_DTYPE": "float32", "TRAIN.EVAL_PERIOD": 1, "TRAIN.EMA_DECAY": 0.9,
-        "SOLVER.BASE_LR": 0.1, "SOLVER.REFERENCE_BATCH_SIZE": 4, "SOLVER.WARMUP_EPOCHS": 1.0,
-        "SOLVER.MAX_EPOCH": 3, "LOG_PERIOD": 1, "TENSORBOARD.ENABLE": False,
+        "DATA.PATH_TO_DATA_DIR": str(data_dir),
+        "OUTPUT_DIR": str(out_dir),
+        "DEVICE": "cpu",
+        "MODEL.ARCH": "resnet3d_rs26",
+        "MODEL.NUM_CLASSES": 4,
+        "MODEL.WIDTH_MULTIPLIER": 0.125,
+        "MODEL.DROPOUT_RATE": 0.5,
+        "MODEL.DROP_PATH_RATE": 0.1,
+        "DATA.NUM_FRAMES": 4,
+        "DATA.SAMPLING_RATE": 2,
+        "DATA.TRAIN_CROP_SIZE": 32,
+        "DATA.TEST_CROP_SIZE": 32,
+        "DATA.DECODING_BACKEND": "pyav",
+        "DATA_LOADER.NUM_WORKERS": 0,
+        "TRAIN.BATCH_SIZE": 4,
+        "TRAIN.AMP_DTYPE": "float32",
+        "TRAIN.EVAL_PERIOD": 1,
+        "TRAIN.EMA_DECAY": 0.9,
+        "SOLVER.BASE_LR": 0.1,
+        "SOLVER.REFERENCE_BATCH_SIZE": 4,
+        "SOLVER.WARMUP_EPOCHS": 1.0,
+        "SOLVER.MAX_EPOCH": 3,
+        "LOG_PERIOD": 1,
+        "TENSORBOARD.ENABLE": False,
     }
     opts.update(extra)
     return [str(x) for kv in opts.items() for x in kv]
@@ -52,7 +69,7 @@ class ScriptedStop(StopFlag):
 
 
 def _load(path):
-    with io.open(str(path), "rb") as f:
+    with file_io.open(str(path), "rb") as f:
         return torch.load(f, weights_only=True)
 
 
@@ -73,8 +90,7 @@ def _epoch_records(json_stats_text):
     for line in json_stats_text.splitlines():
         r = json.loads(line)
         if r["_type"] in ("train_epoch", "val_epoch"):
-            recs[(r["_type"], r["epoch"])] = {k: r[k] for k in ("iteration", "loss", "top1", "top5", "lr")
-                                              if k in r}
+            recs[(r["_type"], r["epoch"])] = {k: r[k] for k in ("iteration", "loss", "top1", "top5", "lr") if k in r}
     return recs
 
 
@@ -133,9 +149,11 @@ def test_scripted_stops_resume_bitwise_with_the_same_records(synthetic_dataset, 
     train(load_config(None, small_opts(synthetic_dataset, ref)))
     cfg = load_config(None, small_opts(synthetic_dataset, out))
     ckpts = out / "checkpoints"
-    for at, expected in ((3, "checkpoint_epoch_00000_step_000003.pyth"),  # run 1: steps 1-3
-                         (5, "checkpoint_epoch_00002.pyth"),  # run 2: end of epoch 1, steps 2-4, end of 2
-                         (2, "checkpoint_epoch_00002_step_000002.pyth")):  # run 3: steps 1-2
+    for at, expected in (
+        (3, "checkpoint_epoch_00000_step_000003.pyth"),  # run 1: steps 1-3
+        (5, "checkpoint_epoch_00002.pyth"),  # run 2: end of epoch 1, steps 2-4, end of 2
+        (2, "checkpoint_epoch_00002_step_000002.pyth"),
+    ):  # run 3: steps 1-2
         with pytest.raises(Preempted) as e:
             train(cfg, stop=ScriptedStop(at))
         assert e.value.checkpoint == str(ckpts / expected) and (ckpts / expected).is_file()
@@ -146,8 +164,9 @@ def test_scripted_stops_resume_bitwise_with_the_same_records(synthetic_dataset, 
     log = (out / "log.txt").read_text()
     assert f"resumed from {ckpts}/checkpoint_epoch_00000_step_000003.pyth (epoch 0 + 3 steps" in log
     assert f"resumed from {ckpts}/checkpoint_epoch_00002_step_000002.pyth (epoch 2 + 2 steps" in log
-    _assert_same_weights(_load(ref / "checkpoints" / "checkpoint_epoch_00003.pyth"),
-                         _load(ckpts / "checkpoint_epoch_00003.pyth"))
+    _assert_same_weights(
+        _load(ref / "checkpoints" / "checkpoint_epoch_00003.pyth"), _load(ckpts / "checkpoint_epoch_00003.pyth")
+    )
     want = _epoch_records((ref / "json_stats.log").read_text())
     got = _epoch_records((out / "json_stats.log").read_text())
     assert len(want) == 6 and got == want
@@ -170,17 +189,29 @@ def test_two_clips_per_video_stop_and_resume_bitwise(synthetic_dataset, tmp_path
         train(cfg, stop=ScriptedStop(3 + 1 + 3 + 1 + 2))  # epoch 0 (3 steps + end), epoch 1, 2 steps
     assert e.value.signum == signal.SIGUSR1 and e.value.checkpoint.endswith("checkpoint_epoch_00002_step_000002.pyth")
     train(cfg)
-    a, b = _load(ref / "checkpoints" / "checkpoint_epoch_00003.pyth"), _load(out / "checkpoints" / "checkpoint_epoch_00003.pyth")
+    a, b = (
+        _load(ref / "checkpoints" / "checkpoint_epoch_00003.pyth"),
+        _load(out / "checkpoints" / "checkpoint_epoch_00003.pyth"),
+    )
     assert a["iteration"] == 9  # 3 epochs x 3 steps, as with one clip per video
     _assert_same_weights(a, b)
 
 
 # The released TF conventions (configs/k400_rs50.yaml) on the small run, with 12 clips in batches of 5:
 # 2 steps an epoch and ceil(2 x 12 / 5) = 5 steps in all, so the third epoch is cut short after 1 step.
-TF_CONVENTIONS = {"MODEL.INIT": "tf", "BN.MOMENTUM": 1.0, "DATA.TRAIN_JITTER_MODE": "tf_area",
-                  "SOLVER.RUN_LENGTH": "examples", "SOLVER.MOMENTUM_FORM": "keras",
-                  "SOLVER.SELF_GATING_WEIGHT_DECAY": False, "TRAIN.EMA_FORM": "tf", "TEST.VIEW_POSITIONS": "tf",
-                  "TRAIN.BATCH_SIZE": 5, "SOLVER.REFERENCE_BATCH_SIZE": 5, "SOLVER.MAX_EPOCH": 2}
+TF_CONVENTIONS = {
+    "MODEL.INIT": "tf",
+    "BN.MOMENTUM": 1.0,
+    "DATA.TRAIN_JITTER_MODE": "tf_area",
+    "SOLVER.RUN_LENGTH": "examples",
+    "SOLVER.MOMENTUM_FORM": "keras",
+    "SOLVER.SELF_GATING_WEIGHT_DECAY": False,
+    "TRAIN.EMA_FORM": "tf",
+    "TEST.VIEW_POSITIONS": "tf",
+    "TRAIN.BATCH_SIZE": 5,
+    "SOLVER.REFERENCE_BATCH_SIZE": 5,
+    "SOLVER.MAX_EPOCH": 2,
+}
 
 
 @pytest.mark.slow
@@ -197,8 +228,10 @@ def test_tf_conventions_with_a_cut_short_epoch_stop_and_resume_bitwise(synthetic
     assert "5 steps in all (3 epochs)" in (ref / "log.txt").read_text()
     cfg = load_config(None, small_opts(synthetic_dataset, out, **TF_CONVENTIONS))
     ckpts = out / "checkpoints"
-    for at, expected in ((4, "checkpoint_epoch_00001_step_000001.pyth"),   # epoch 0 (2 steps + end), 1 step
-                         (3, "checkpoint_epoch_00002_step_000001.pyth")):  # 1 step + end, the cut-short epoch's step
+    for at, expected in (
+        (4, "checkpoint_epoch_00001_step_000001.pyth"),  # epoch 0 (2 steps + end), 1 step
+        (3, "checkpoint_epoch_00002_step_000001.pyth"),
+    ):  # 1 step + end, the cut-short epoch's step
         with pytest.raises(Preempted) as e:
             train(cfg, stop=ScriptedStop(at))
         assert e.value.checkpoint == str(ckpts / expected)
@@ -212,8 +245,7 @@ def test_tf_conventions_with_a_cut_short_epoch_stop_and_resume_bitwise(synthetic
 
 
 @pytest.mark.slow
-def test_remote_output_dir_holds_checkpoints_config_and_logs_and_resumes(synthetic_dataset, tmp_path,
-                                                                         monkeypatch):
+def test_remote_output_dir_holds_checkpoints_config_and_logs_and_resumes(synthetic_dataset, tmp_path, monkeypatch):
     """OUTPUT_DIR on an object store (fsspec's memory:// here): checkpoints and config.yaml are
     written there, the logs through a local mirror; a second run resumes from the store and its
     records follow the first run's in the same json_stats.log."""
@@ -225,28 +257,34 @@ def test_remote_output_dir_holds_checkpoints_config_and_logs_and_resumes(synthet
     remote = f"memory://rs3d-run-{uuid.uuid4().hex}"
     extra = {"TRAIN.EVAL_PERIOD": 0, "TENSORBOARD.ENABLE": True}
     train(load_config(None, small_opts(synthetic_dataset, remote, **extra, **{"SOLVER.MAX_EPOCH": 1})))
-    names = set(io.ls(remote))
-    assert {"config.yaml", "checkpoints", "log.txt", "json_stats.log", "tensorboard",
-            "training_curves.png"} <= names, names
-    assert io.ls(io.join(remote, "checkpoints")) == ["checkpoint_epoch_00001.pyth"]
-    with io.open(io.join(remote, "config.yaml")) as f:
+    names = set(file_io.ls(remote))
+    assert {"config.yaml", "checkpoints", "log.txt", "json_stats.log", "tensorboard", "training_curves.png"} <= names, (
+        names
+    )
+    assert file_io.ls(file_io.join(remote, "checkpoints")) == ["checkpoint_epoch_00001.pyth"]
+    with file_io.open(file_io.join(remote, "config.yaml")) as f:
         assert f"OUTPUT_DIR: {remote}" in f.read()
 
     with pytest.raises(Preempted) as e:  # stopped mid-epoch: the checkpoint goes to the store
-        train(load_config(None, small_opts(synthetic_dataset, remote, **extra, **{"SOLVER.MAX_EPOCH": 2})),
-              stop=ScriptedStop(2))
+        train(
+            load_config(None, small_opts(synthetic_dataset, remote, **extra, **{"SOLVER.MAX_EPOCH": 2})),
+            stop=ScriptedStop(2),
+        )
     assert e.value.checkpoint == f"{remote}/checkpoints/checkpoint_epoch_00001_step_000002.pyth"
-    assert io.isfile(e.value.checkpoint)
+    assert file_io.isfile(e.value.checkpoint)
     train(load_config(None, small_opts(synthetic_dataset, remote, **extra, **{"SOLVER.MAX_EPOCH": 2})))
-    with io.open(io.join(remote, "log.txt")) as f:
+    with file_io.open(file_io.join(remote, "log.txt")) as f:
         log = f.read()
     assert f"resumed from {remote}/checkpoints/checkpoint_epoch_00001.pyth" in log
     assert f"resumed from {remote}/checkpoints/checkpoint_epoch_00001_step_000002.pyth" in log
-    with io.open(io.join(remote, "json_stats.log")) as f:
+    with file_io.open(file_io.join(remote, "json_stats.log")) as f:
         epochs = [json.loads(line)["epoch"] for line in f if '"train_epoch"' in line]
     assert epochs == [1, 2]
-    assert io.ls(io.join(remote, "checkpoints")) == ["checkpoint_epoch_00001.pyth", "checkpoint_epoch_00002.pyth"]
-    assert len(io.ls(io.join(remote, "tensorboard"))) == 3  # one events file per run
+    assert file_io.ls(file_io.join(remote, "checkpoints")) == [
+        "checkpoint_epoch_00001.pyth",
+        "checkpoint_epoch_00002.pyth",
+    ]
+    assert len(file_io.ls(file_io.join(remote, "tensorboard"))) == 3  # one events file per run
 
 
 def _signal_after(proc, log: Path, n_steps: int, send, timeout=300):
@@ -264,22 +302,29 @@ def _signal_after(proc, log: Path, n_steps: int, send, timeout=300):
 
 
 @pytest.mark.slow
-def test_sigterm_to_the_process_group_and_sigusr1_stop_with_status_75_then_resume_bitwise(
-        synthetic_dataset, tmp_path):
+def test_sigterm_to_the_process_group_and_sigusr1_stop_with_status_75_then_resume_bitwise(synthetic_dataset, tmp_path):
     """The signal SLURM sends reaches every process of the step, loader workers included: the
     trainer finishes its step, writes a mid-epoch checkpoint and exits with 75 and one line; the
     same command continues, without redoing a step, to the uninterrupted run's bits."""
     extra = {"DATA_LOADER.NUM_WORKERS": 1, "TRAIN.EVAL_PERIOD": 0}
     ref, out = tmp_path / "ref", tmp_path / "run"
-    p = subprocess.run([sys.executable, TOOL, *small_opts(synthetic_dataset, ref, **extra)],
-                       capture_output=True, text=True, env=_env(), timeout=300)
+    p = subprocess.run(
+        [sys.executable, TOOL, *small_opts(synthetic_dataset, ref, **extra)],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=300,
+    )
     assert p.returncode == 0, p.stderr
     cmd = [sys.executable, TOOL, *small_opts(synthetic_dataset, out, **extra)]
     lines_before = 0
-    for n_steps, send, name in ((4, lambda pr: os.killpg(pr.pid, signal.SIGTERM), "SIGTERM"),
-                                (2, lambda pr: pr.send_signal(signal.SIGUSR1), "SIGUSR1")):
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=_env(),
-                                start_new_session=True)
+    for n_steps, send, name in (
+        (4, lambda pr: os.killpg(pr.pid, signal.SIGTERM), "SIGTERM"),
+        (2, lambda pr: pr.send_signal(signal.SIGUSR1), "SIGUSR1"),
+    ):
+        proc = subprocess.Popen(
+            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=_env(), start_new_session=True
+        )
         err, rc = _signal_after(proc, out / "log.txt", lines_before + n_steps, send)
         assert rc == PREEMPTED_EXIT_CODE, err
         lines = err.strip().splitlines()
@@ -293,8 +338,10 @@ def test_sigterm_to_the_process_group_and_sigusr1_stop_with_status_75_then_resum
     resumed = (out / "log.txt").read_text()[log_start:]
     assert f"resumed from {saved}" in resumed
     assert (out / "log.txt").read_text().count("/3 iter ") == 9  # every step once, none redone
-    _assert_same_weights(_load(ref / "checkpoints" / "checkpoint_epoch_00003.pyth"),
-                         _load(out / "checkpoints" / "checkpoint_epoch_00003.pyth"))
+    _assert_same_weights(
+        _load(ref / "checkpoints" / "checkpoint_epoch_00003.pyth"),
+        _load(out / "checkpoints" / "checkpoint_epoch_00003.pyth"),
+    )
 
 
 CRASH = """

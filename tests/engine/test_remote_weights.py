@@ -1,6 +1,7 @@
 """Checkpoints served over HTTP (a real http.server on 127.0.0.1): tools/test_net.py evaluates
 ``TEST.CHECKPOINT_FILE_PATH http://...`` to the same metrics as the local file, a URL that fails is
 one line and exit 2, and ``TRAIN.CHECKPOINT_FILE_PATH http://...`` starts a fine-tuning run from it."""
+
 import functools
 import http.server
 import json
@@ -17,13 +18,28 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def small_opts(data_dir, out_dir, **extra):
-    opts = {"DATA.PATH_TO_DATA_DIR": str(data_dir), "OUTPUT_DIR": str(out_dir), "DEVICE": "cpu",
-            "MODEL.ARCH": "resnet3d_rs26", "MODEL.NUM_CLASSES": 4, "MODEL.WIDTH_MULTIPLIER": 0.125,
-            "DATA.NUM_FRAMES": 4, "DATA.SAMPLING_RATE": 2, "DATA.TRAIN_CROP_SIZE": 32,
-            "DATA.TEST_CROP_SIZE": 32, "DATA.DECODING_BACKEND": "pyav", "DATA_LOADER.NUM_WORKERS": 0,
-            "TRAIN.BATCH_SIZE": 4, "TRAIN.AMP_DTYPE": "float32", "TRAIN.EVAL_PERIOD": 0,
-            "SOLVER.REFERENCE_BATCH_SIZE": 4, "SOLVER.MAX_EPOCH": 1, "TENSORBOARD.ENABLE": False,
-            "TEST.NUM_ENSEMBLE_VIEWS": 1, "TEST.NUM_SPATIAL_CROPS": 1}
+    opts = {
+        "DATA.PATH_TO_DATA_DIR": str(data_dir),
+        "OUTPUT_DIR": str(out_dir),
+        "DEVICE": "cpu",
+        "MODEL.ARCH": "resnet3d_rs26",
+        "MODEL.NUM_CLASSES": 4,
+        "MODEL.WIDTH_MULTIPLIER": 0.125,
+        "DATA.NUM_FRAMES": 4,
+        "DATA.SAMPLING_RATE": 2,
+        "DATA.TRAIN_CROP_SIZE": 32,
+        "DATA.TEST_CROP_SIZE": 32,
+        "DATA.DECODING_BACKEND": "pyav",
+        "DATA_LOADER.NUM_WORKERS": 0,
+        "TRAIN.BATCH_SIZE": 4,
+        "TRAIN.AMP_DTYPE": "float32",
+        "TRAIN.EVAL_PERIOD": 0,
+        "SOLVER.REFERENCE_BATCH_SIZE": 4,
+        "SOLVER.MAX_EPOCH": 1,
+        "TENSORBOARD.ENABLE": False,
+        "TEST.NUM_ENSEMBLE_VIEWS": 1,
+        "TEST.NUM_SPATIAL_CROPS": 1,
+    }
     opts.update(extra)
     return [str(x) for kv in opts.items() for x in kv]
 
@@ -52,9 +68,17 @@ def served(synthetic_dataset, tmp_path_factory):
 
 def _test_net(data, out, ckpt, cache):
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore", FVCORE_CACHE=str(cache))
-    return subprocess.run([sys.executable, str(REPO / "tools" / "test_net.py"),
-                           *small_opts(data, out, **{"TEST.CHECKPOINT_FILE_PATH": ckpt})],
-                          capture_output=True, text=True, env=env, timeout=300)
+    return subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "tools" / "test_net.py"),
+            *small_opts(data, out, **{"TEST.CHECKPOINT_FILE_PATH": ckpt}),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
 
 
 @pytest.mark.slow
@@ -71,8 +95,9 @@ def test_a_checkpoint_url_evaluates_like_the_local_file(synthetic_dataset, tmp_p
     assert by_url["weights"] == "ema" and by_url["num_videos"] == 8
     for k in ("top1", "top5", "mean_class_accuracy"):
         assert by_url[k] == by_file[k], k
-    assert (tmp_path / "by_url" / "test_predictions.csv").read_text() == \
-        (tmp_path / "by_file" / "test_predictions.csv").read_text()
+    assert (tmp_path / "by_url" / "test_predictions.csv").read_text() == (
+        tmp_path / "by_file" / "test_predictions.csv"
+    ).read_text()
     cached = list((tmp_path / "cache").rglob(local.name))
     assert len(cached) == 1 and cached[0].read_bytes() == local.read_bytes()  # downloaded once, whole
 
@@ -83,25 +108,30 @@ def test_a_failing_url_is_one_line_and_exit_2(synthetic_dataset, tmp_path, serve
     p = _test_net(synthetic_dataset, tmp_path / "o", f"{base}/missing.pyth", tmp_path / "cache")
     err = p.stderr.strip().splitlines()
     assert p.returncode == 2, p.stdout + p.stderr
-    assert len(err) == 1 and err[0] == (f"error: cannot load checkpoint: cannot download "
-                                        f"{base}/missing.pyth: HTTP 404 File not found"), p.stderr
+    assert len(err) == 1 and err[0] == (
+        f"error: cannot load checkpoint: cannot download {base}/missing.pyth: HTTP 404 File not found"
+    ), p.stderr
     assert not (tmp_path / "o" / "test_metrics.json").exists()
 
 
 def test_unreachable_server_and_fine_tuning_from_a_url(synthetic_dataset, tmp_path, served, monkeypatch):
+    from rs3d.checkpoint import load_checkpoint
     from rs3d.config import load_config
     from rs3d.engine.builder import build_training
-    from rs3d.checkpoint import load_checkpoint
     from rs3d.engine.distributed import DistInfo
     from rs3d.errors import CheckpointError
 
     monkeypatch.setenv("FVCORE_CACHE", str(tmp_path / "cache"))
-    with pytest.raises(CheckpointError, match=r"^cannot load checkpoint: cannot download "
-                                              r"http://127.0.0.1:9/x.pyth: .*refused"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"^cannot load checkpoint: cannot download "
+        r"http://127.0.0.1:9/x.pyth: .*refused",
+    ):
         load_checkpoint("http://127.0.0.1:9/x.pyth")
     local, base = served
-    cfg = load_config(None, small_opts(synthetic_dataset, tmp_path / "ft",
-                                       **{"TRAIN.CHECKPOINT_FILE_PATH": f"{base}/{local.name}"}))
+    cfg = load_config(
+        None, small_opts(synthetic_dataset, tmp_path / "ft", **{"TRAIN.CHECKPOINT_FILE_PATH": f"{base}/{local.name}"})
+    )
     parts = build_training(cfg, DistInfo(rank=0, world_size=1, local_rank=0, device=torch.device("cpu")))
     want = torch.load(local, weights_only=True)["ema"]  # fine-tuning starts from the EMA weights
     got = parts.state.model.state_dict()

@@ -1,4 +1,5 @@
 """Schedule, optimizer groups and EMA against values computed by hand."""
+
 import logging
 import math
 
@@ -96,8 +97,8 @@ def test_ema_decay_hand_values():
     assert ema_decay(0, 0.9999) == pytest.approx(0.1)
     assert ema_decay(10, 0.9999) == pytest.approx(11 / 20)
     assert ema_decay(90, 0.9999) == pytest.approx(0.91)
-    assert ema_decay(10 ** 6, 0.9999) == 0.9999
-    assert ema_decay(10 ** 6, 0.99) == 0.99
+    assert ema_decay(10**6, 0.9999) == 0.9999
+    assert ema_decay(10**6, 0.99) == 0.99
 
 
 def test_ema_averages_parameters_and_bn_buffers():
@@ -113,16 +114,14 @@ def test_ema_averages_parameters_and_bn_buffers():
     assert torch.allclose(ema.module[1].running_mean, 0.1 * rm0 + 0.9 * model[1].running_mean)
     assert ema.module[1].num_batches_tracked.item() == 1  # integer buffers are copied
     ema.update(model, step=10)  # decay 11/20
-    assert torch.allclose(ema.module[0].weight,
-                          (11 / 20) * (0.1 * w0 + 0.9 * (w0 + 1.0)) + (9 / 20) * (w0 + 1.0))
+    assert torch.allclose(ema.module[0].weight, (11 / 20) * (0.1 * w0 + 0.9 * (w0 + 1.0)) + (9 / 20) * (w0 + 1.0))
     assert not any(p.requires_grad for p in ema.module.parameters())
 
 
 def test_schedule_object_is_the_pure_function():
     from rs3d.engine.schedule import Schedule
 
-    s = Schedule(base_lr=0.8, total_iters=1000, warmup_iters=50, steps_per_epoch=10,
-                 warmup_start_lr=0.01, end_lr=0.001)
+    s = Schedule(base_lr=0.8, total_iters=1000, warmup_iters=50, steps_per_epoch=10, warmup_start_lr=0.01, end_lr=0.001)
     kw = dict(base_lr=0.8, total_iters=1000, warmup_iters=50, warmup_start_lr=0.01, end_lr=0.001)
     assert [s(i) for i in (0, 25, 50, 500, 1000)] == [lr_at(i, **kw) for i in (0, 25, 50, 500, 1000)]
     assert s.summary() == {"base_lr": 0.8, "total_iters": 1000, "warmup_iters": 50, "steps_per_epoch": 10}
@@ -142,9 +141,24 @@ class _Warnings(logging.Handler):
 # (SOLVER.WARMUP_EPOCHS, SOLVER.MAX_EPOCH, SOLVER.RUN_LENGTH, clips) with 8-clip batches: whole and
 # fractional warm-ups, warm-ups shorter than, as long as and longer than the run, and runs whose
 # last epoch is cut short (RUN_LENGTH examples with 100 clips: 12.5 steps an epoch).
-WARMUP_SWEEP = [(w, e, mode, 100) for mode in ("epochs", "examples")
-                for w, e in ((0.0, 1), (0.5, 1), (1.0, 1), (2.0, 1), (5.0, 1), (1.5, 2), (2.0, 2), (2.5, 2),
-                             (0.3, 3), (3.0, 3), (5.0, 350), (400.0, 350))] + [(2.0, 1, "examples", 9)]
+WARMUP_SWEEP = [
+    (w, e, mode, 100)
+    for mode in ("epochs", "examples")
+    for w, e in (
+        (0.0, 1),
+        (0.5, 1),
+        (1.0, 1),
+        (2.0, 1),
+        (5.0, 1),
+        (1.5, 2),
+        (2.0, 2),
+        (2.5, 2),
+        (0.3, 3),
+        (3.0, 3),
+        (5.0, 350),
+        (400.0, 350),
+    )
+] + [(2.0, 1, "examples", 9)]
 
 
 @pytest.mark.parametrize("warmup_epochs, max_epoch, run_length, clips", WARMUP_SWEEP)
@@ -176,8 +190,10 @@ def test_warmup_never_leaves_the_rate_at_zero(warmup_epochs, max_epoch, run_leng
     assert s.peak_lr == pytest.approx(max(rates), rel=1e-12, abs=0)
     if asked >= total:
         assert s.warmup_iters == int(0.1 * total) and len(handler.messages) == 1
-        assert "SOLVER.WARMUP_EPOCHS" in handler.messages[0] and f"shortened to {s.warmup_iters} steps" \
-            in handler.messages[0]
+        assert (
+            "SOLVER.WARMUP_EPOCHS" in handler.messages[0]
+            and f"shortened to {s.warmup_iters} steps" in handler.messages[0]
+        )
         assert s.peak_lr >= 0.97 * s.base_lr
     elif 2 * asked > total:
         assert s.warmup_iters == asked and len(handler.messages) == 1
@@ -200,8 +216,9 @@ def test_keras_sgd_is_the_keras_formula_and_torch_sgd_is_not():
     results = {}
     for form in ("keras", "pytorch"):
         p = nn.Parameter(w0.clone())
-        opt = build_optimizer(nn.ParameterList([p]), lr=0.0, momentum=m, nesterov=True, weight_decay=wd,
-                              momentum_form=form)
+        opt = build_optimizer(
+            nn.ParameterList([p]), lr=0.0, momentum=m, nesterov=True, weight_decay=wd, momentum_form=form
+        )
         # ParameterList params are no conv/linear weights: weight decay goes to group 0 by hand
         for g in opt.param_groups:
             g["weight_decay"] = wd

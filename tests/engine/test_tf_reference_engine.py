@@ -9,6 +9,7 @@
   projection shortcut, SE and self-gating, and its classifier head) at a rate that changes every
   step, run by VideoClassificationTask.train_step, equal step for step.
 """
+
 import numpy as np
 import pytest
 import torch
@@ -76,8 +77,15 @@ class TinyNet(nn.Module):
     def __init__(self, bn_momentum: float):
         super().__init__()
         eps = float(Z["upd_bn"][1])
-        self.block = Bottleneck3D(8, 4, 16, temporal_kernel=3, se_ratio=0.25, self_gating="last_before_se",
-                                  norm_layer=lambda c: nn.BatchNorm3d(c, eps=eps, momentum=bn_momentum))
+        self.block = Bottleneck3D(
+            8,
+            4,
+            16,
+            temporal_kernel=3,
+            se_ratio=0.25,
+            self_gating="last_before_se",
+            norm_layer=lambda c: nn.BatchNorm3d(c, eps=eps, momentum=bn_momentum),
+        )
         self.fc = nn.Linear(16, 5)
 
     def forward(self, x):
@@ -94,8 +102,15 @@ def _run_tiny(momentum_form="keras", decay_self_gating=False, ema_form="tf", bn_
     init = {k.split("/", 1)[1]: torch.from_numpy(Z[k]) for k in Z if k.startswith("upd_w0/")}
     missing, unexpected = model.load_state_dict(init, strict=False)
     assert not unexpected and all(k.endswith("num_batches_tracked") for k in missing)
-    opt = build_optimizer(model, lr=0.0, momentum=0.9, nesterov=True, weight_decay=float(Z["upd_weight_decay"]),
-                          momentum_form=momentum_form, decay_self_gating=decay_self_gating)
+    opt = build_optimizer(
+        model,
+        lr=0.0,
+        momentum=0.9,
+        nesterov=True,
+        weight_decay=float(Z["upd_weight_decay"]),
+        momentum_form=momentum_form,
+        decay_self_gating=decay_self_gating,
+    )
     ema = ModelEma(model, float(Z["ema_max_decay"]), form=ema_form)
     schedule = Schedule(base_lr=0.8, total_iters=8, warmup_iters=2, steps_per_epoch=8)  # as the fixture's
     loss_fn = build_loss(float(Z["upd_label_smoothing"]))
@@ -128,8 +143,10 @@ def _worst_errors(states, ema):
                 upd = max(upd, max(err - slack, 0.0) / max(step, 1e-30))
             else:
                 buf = max(buf, err / float(tf_now.abs().max()))
-    e = max(float((v - _tensor(f"upd_ema5/{n}")).abs().max() / _tensor(f"upd_ema5/{n}").abs().max().clamp_min(1e-3))
-            for n, v in ema.items())
+    e = max(
+        float((v - _tensor(f"upd_ema5/{n}")).abs().max() / _tensor(f"upd_ema5/{n}").abs().max().clamp_min(1e-3))
+        for n, v in ema.items()
+    )
     return upd, buf, e
 
 
@@ -141,12 +158,15 @@ def test_noise_free_steps_equal_tfs_with_the_tf_options():
     assert upd < 2e-3 and buf < 1e-5 and ema < 1e-3, (upd, buf, ema)
 
 
-@pytest.mark.parametrize("change, which", [
-    (dict(momentum_form="pytorch"), 0),        # torch's SGD: 3.9x the update off
-    (dict(decay_self_gating=True), 0),         # decayed self-gating kernels: 0.14 of the update off
-    (dict(ema_form="pytorch"), 2),             # EMA from a copy, count before: 5.8e-2 off
-    (dict(bn_momentum=0.1), 1),                # PyTorch's default BN momentum: statistics far off
-])
+@pytest.mark.parametrize(
+    "change, which",
+    [
+        (dict(momentum_form="pytorch"), 0),  # torch's SGD: 3.9x the update off
+        (dict(decay_self_gating=True), 0),  # decayed self-gating kernels: 0.14 of the update off
+        (dict(ema_form="pytorch"), 2),  # EMA from a copy, count before: 5.8e-2 off
+        (dict(bn_momentum=0.1), 1),  # PyTorch's default BN momentum: statistics far off
+    ],
+)
 def test_each_pytorch_convention_is_caught(change, which):
     errors = _worst_errors(*_run_tiny(**change))
     limits = (2e-3, 1e-5, 1e-3)

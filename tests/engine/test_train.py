@@ -2,6 +2,7 @@
 
 Real-process tests (SIGKILL-and-resume, torchrun) are marked slow; they use a tiny model and data.
 """
+
 import json
 import os
 import random
@@ -23,15 +24,30 @@ TOOL = str(REPO / "tools" / "train_net.py")
 def tiny_opts(data_dir, out_dir, **extra):
     """KEY VALUE overrides: 4 classes, 4x32x32 clips, 3 optimizer steps per epoch, 3 epochs."""
     opts = {
-        "DATA.PATH_TO_DATA_DIR": str(data_dir), "OUTPUT_DIR": str(out_dir), "DEVICE": "cpu",
-        "MODEL.ARCH": "resnet3d_rs26", "MODEL.NUM_CLASSES": 4, "MODEL.WIDTH_MULTIPLIER": 0.125,
-        "MODEL.DROPOUT_RATE": 0.5, "MODEL.DROP_PATH_RATE": 0.1,
-        "DATA.NUM_FRAMES": 4, "DATA.SAMPLING_RATE": 2, "DATA.TRAIN_CROP_SIZE": 32,
-        "DATA.TEST_CROP_SIZE": 32, "DATA.DECODING_BACKEND": "pyav",
-        "DATA_LOADER.NUM_WORKERS": 0, "TRAIN.BATCH_SIZE": 4, "TRAIN.AMP_DTYPE": "float32",
-        "TRAIN.EVAL_PERIOD": 1, "TRAIN.EMA_DECAY": 0.9, "SOLVER.BASE_LR": 0.1,
-        "SOLVER.REFERENCE_BATCH_SIZE": 4, "SOLVER.WARMUP_EPOCHS": 1.0, "SOLVER.MAX_EPOCH": 3,
-        "LOG_PERIOD": 1, "TENSORBOARD.ENABLE": True,
+        "DATA.PATH_TO_DATA_DIR": str(data_dir),
+        "OUTPUT_DIR": str(out_dir),
+        "DEVICE": "cpu",
+        "MODEL.ARCH": "resnet3d_rs26",
+        "MODEL.NUM_CLASSES": 4,
+        "MODEL.WIDTH_MULTIPLIER": 0.125,
+        "MODEL.DROPOUT_RATE": 0.5,
+        "MODEL.DROP_PATH_RATE": 0.1,
+        "DATA.NUM_FRAMES": 4,
+        "DATA.SAMPLING_RATE": 2,
+        "DATA.TRAIN_CROP_SIZE": 32,
+        "DATA.TEST_CROP_SIZE": 32,
+        "DATA.DECODING_BACKEND": "pyav",
+        "DATA_LOADER.NUM_WORKERS": 0,
+        "TRAIN.BATCH_SIZE": 4,
+        "TRAIN.AMP_DTYPE": "float32",
+        "TRAIN.EVAL_PERIOD": 1,
+        "TRAIN.EMA_DECAY": 0.9,
+        "SOLVER.BASE_LR": 0.1,
+        "SOLVER.REFERENCE_BATCH_SIZE": 4,
+        "SOLVER.WARMUP_EPOCHS": 1.0,
+        "SOLVER.MAX_EPOCH": 3,
+        "LOG_PERIOD": 1,
+        "TENSORBOARD.ENABLE": True,
     }
     opts.update(extra)
     return [str(x) for kv in opts.items() for x in kv]
@@ -43,16 +59,15 @@ def _env():
 
 
 def _final(out_dir, epoch=3):
-    return torch.load(Path(out_dir) / "checkpoints" / f"checkpoint_epoch_{epoch:05d}.pyth",
-                      weights_only=True)
+    return torch.load(Path(out_dir) / "checkpoints" / f"checkpoint_epoch_{epoch:05d}.pyth", weights_only=True)
 
 
 def test_training_outputs(synthetic_dataset, tmp_path):
     """One in-process run: checkpoints, config.yaml, json_stats.log, TensorBoard events, the PNG."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from rs3d.config import load_config
     from rs3d.checkpoint import find_latest_checkpoint, load_checkpoint
+    from rs3d.config import load_config
     from rs3d.engine.train import train
 
     out = tmp_path / "run"
@@ -90,7 +105,7 @@ def test_batch_split_fills_the_global_batch_or_names_the_key():
     from rs3d.engine.builder import batch_split
 
     assert batch_split(16, None, 2) == (8, 1)  # unset: the global batch divided among processes
-    assert batch_split(16, 2, 2) == (2, 4)     # 2 processes x 2 clips x 4 accumulation steps
+    assert batch_split(16, 2, 2) == (2, 4)  # 2 processes x 2 clips x 4 accumulation steps
     with pytest.raises(ConfigError, match="TRAIN.MICRO_BATCH_SIZE"):
         batch_split(16, None, 3)
     with pytest.raises(ConfigError, match="TRAIN.MICRO_BATCH_SIZE"):
@@ -140,8 +155,11 @@ def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(synthetic_dataset, 
     good = out / "checkpoints" / "checkpoint_epoch_00001.pyth"
     before = good.read_bytes()
     # Same run continued to 2 epochs with an absurd learning rate: epoch 2 diverges.
-    opts = tiny_opts(synthetic_dataset, out, **{"SOLVER.MAX_EPOCH": 2, "TRAIN.EVAL_PERIOD": 0,
-                                                "SOLVER.BASE_LR": 1e30, "MODEL.DROPOUT_RATE": 0.0})
+    opts = tiny_opts(
+        synthetic_dataset,
+        out,
+        **{"SOLVER.MAX_EPOCH": 2, "TRAIN.EVAL_PERIOD": 0, "SOLVER.BASE_LR": 1e30, "MODEL.DROPOUT_RATE": 0.0},
+    )
     p = subprocess.run([sys.executable, TOOL, *opts], capture_output=True, text=True, env=_env(), timeout=300)
     assert p.returncode == 1, p.stdout + p.stderr
     err = p.stderr.strip().splitlines()
@@ -156,8 +174,9 @@ def test_a_diverged_validation_stops_the_run_and_nothing_is_saved_or_best(synthe
     (NaN scores tie, top-1 = the share of class 0). That epoch used to be saved as the best
     checkpoint; now the run stops after validation with one line, exit 1, and nothing is saved."""
     out = tmp_path / "diverged"
-    opts = tiny_opts(synthetic_dataset, out, **{"SOLVER.MAX_EPOCH": 2, "SOLVER.BASE_LR": 1e6,
-                                                "TENSORBOARD.ENABLE": False})
+    opts = tiny_opts(
+        synthetic_dataset, out, **{"SOLVER.MAX_EPOCH": 2, "SOLVER.BASE_LR": 1e6, "TENSORBOARD.ENABLE": False}
+    )
     p = subprocess.run([sys.executable, TOOL, *opts], capture_output=True, text=True, env=_env(), timeout=300)
     assert p.returncode == 1, p.stdout + p.stderr
     err = p.stderr.strip().splitlines()
@@ -176,9 +195,15 @@ def test_mid_epoch_checkpoint_of_another_world_size_is_refused(synthetic_dataset
     p = subprocess.run([sys.executable, TOOL, *opts], capture_output=True, text=True, env=_env(), timeout=300)
     assert p.returncode == 0, p.stderr
     from rs3d.checkpoint import checkpoint_path, save_checkpoint
+
     state = _final(out, 1)
-    state.update(epoch=1, step_in_epoch=1, world_size=2, rng=[state["rng"][0]] * 2,
-                 epoch_progress={"loss_sum": 1.0, "correct": 0.0, "seen": 4.0, "skipped": 0.0, "time_s": 1.0})
+    state.update(
+        epoch=1,
+        step_in_epoch=1,
+        world_size=2,
+        rng=[state["rng"][0]] * 2,
+        epoch_progress={"loss_sum": 1.0, "correct": 0.0, "seen": 4.0, "skipped": 0.0, "time_s": 1.0},
+    )
     mid = save_checkpoint(state, checkpoint_path(str(out), 1, 1))
     opts = tiny_opts(synthetic_dataset, out, **{"SOLVER.MAX_EPOCH": 2, "TRAIN.EVAL_PERIOD": 0})
     p = subprocess.run([sys.executable, TOOL, *opts], capture_output=True, text=True, env=_env(), timeout=300)
@@ -191,6 +216,7 @@ def test_mid_epoch_checkpoint_of_another_world_size_is_refused(synthetic_dataset
 def _newest_checkpoint(out: Path):
     """(epochs, steps) of the newest complete checkpoint file in ``out``, or None."""
     from rs3d.checkpoint import checkpoint_position, list_checkpoints
+
     paths = list_checkpoints(str(out))
     return checkpoint_position(paths[-1]) if paths else None
 
@@ -224,8 +250,9 @@ def _kill_when(proc, out: Path, marks: tuple, n: int, wanted, rng: random.Random
     t0 = time.time()
     while time.time() - t0 < timeout:
         if proc.poll() is not None:
-            raise AssertionError(f"the run ended before it could be killed after {n} x {marks}: "
-                                 f"{proc.stderr.read().decode()[-2000:]}")
+            raise AssertionError(
+                f"the run ended before it could be killed after {n} x {marks}: {proc.stderr.read().decode()[-2000:]}"
+            )
         os.killpg(proc.pid, signal.SIGSTOP)
         if not _wait_stopped(proc.pid):
             # Not stoppable just now, e.g. in vfork() waiting for a child that the group stop
@@ -252,8 +279,13 @@ SIGKILL_EXTRA = {"DATA_LOADER.NUM_WORKERS": 1}  # a real worker process, persist
 def uninterrupted_run(synthetic_dataset, tmp_path_factory):
     """The reference: the tiny 3-epoch run, never killed, epoch-end checkpoints only."""
     out = tmp_path_factory.mktemp("uninterrupted")
-    ref = subprocess.run([sys.executable, TOOL, *tiny_opts(synthetic_dataset, out, **SIGKILL_EXTRA)],
-                         capture_output=True, text=True, env=_env(), timeout=600)
+    ref = subprocess.run(
+        [sys.executable, TOOL, *tiny_opts(synthetic_dataset, out, **SIGKILL_EXTRA)],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=600,
+    )
     assert ref.returncode == 0, ref.stderr
     return _final(out)
 
@@ -263,8 +295,9 @@ def _kill_and_resume(cmd, out: Path, kills: list, rng: random.Random) -> tuple[l
     to the end. Returns the newest checkpoint at each kill and what the final run logged."""
     positions = []
     for marks, n, wanted in kills:
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=_env(),
-                                start_new_session=True)  # its own process group, workers included
+        proc = subprocess.Popen(
+            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=_env(), start_new_session=True
+        )  # its own process group, workers included
         try:
             positions.append(_kill_when(proc, out, marks, n, wanted, rng))
         finally:
@@ -298,8 +331,7 @@ def _assert_same_final_state(a: dict, b: dict) -> None:
         for k in a[part]:
             assert torch.equal(a[part][k], b[part][k]), f"{part}.{k} differs after resume"
     for k in a["optimizer"]["state"]:
-        assert torch.equal(a["optimizer"]["state"][k]["momentum_buffer"],
-                           b["optimizer"]["state"][k]["momentum_buffer"])
+        assert torch.equal(a["optimizer"]["state"][k]["momentum_buffer"], b["optimizer"]["state"][k]["momentum_buffer"])
 
 
 # Kill points count lines of what the killed process itself logged: progress lines, and the lines
@@ -321,8 +353,10 @@ def test_sigkill_and_resume_is_bitwise_exact(synthetic_dataset, tmp_path, uninte
     rng = random.Random()
     out = tmp_path / "killed"
     cmd = [sys.executable, TOOL, *tiny_opts(synthetic_dataset, out, **SIGKILL_EXTRA)]
-    plan = [(STEP, rng.randint(1, 3), lambda pos: True),
-            (EVENTS, rng.randint(1, 4), lambda pos: pos is not None and pos < (3, 0))]
+    plan = [
+        (STEP, rng.randint(1, 3), lambda pos: True),
+        (EVENTS, rng.randint(1, 4), lambda pos: pos is not None and pos < (3, 0)),
+    ]
     (first, second), final_log = _kill_and_resume(cmd, out, plan, rng)
     assert (1, 0) <= second < (3, 0), (plan, first, second)
     assert f"resumed from {out}/checkpoints/checkpoint_epoch_{second[0]:05d}.pyth" in final_log, final_log
@@ -332,22 +366,26 @@ def test_sigkill_and_resume_is_bitwise_exact(synthetic_dataset, tmp_path, uninte
 
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
-def test_sigkill_mid_epoch_resumes_mid_epoch_and_is_bitwise_exact(synthetic_dataset, tmp_path,
-                                                                  uninterrupted_run):
+def test_sigkill_mid_epoch_resumes_mid_epoch_and_is_bitwise_exact(synthetic_dataset, tmp_path, uninterrupted_run):
     """With a checkpoint every optimizer step, a kill while the newest checkpoint is a mid-epoch
     one (in epoch 2 or 3) resumes there: the loader skips the batches done, the RNG streams
     continue, and the run still ends with the bits of the uninterrupted run (which wrote no
     mid-epoch checkpoints)."""
     rng = random.Random()
     out = tmp_path / "killed"
-    cmd = [sys.executable, TOOL, *tiny_opts(synthetic_dataset, out, **SIGKILL_EXTRA,
-                                            **{"TRAIN.CHECKPOINT_PERIOD_ITERS": 1})]
+    cmd = [
+        sys.executable,
+        TOOL,
+        *tiny_opts(synthetic_dataset, out, **SIGKILL_EXTRA, **{"TRAIN.CHECKPOINT_PERIOD_ITERS": 1}),
+    ]
     plan = [(STEP, rng.randint(4, 6), lambda pos: pos is not None and pos[1] > 0)]
     (pos,), final_log = _kill_and_resume(cmd, out, plan, rng)
     epochs, steps = pos
     assert epochs >= 1, (plan, pos)
-    assert f"resumed from {out}/checkpoints/checkpoint_epoch_{epochs:05d}_step_{steps:06d}.pyth " \
-           f"(epoch {epochs} + {steps} steps" in final_log, final_log
+    assert (
+        f"resumed from {out}/checkpoints/checkpoint_epoch_{epochs:05d}_step_{steps:06d}.pyth "
+        f"(epoch {epochs} + {steps} steps" in final_log
+    ), final_log
     assert f"epoch {epochs + 1}/3 iter {steps}/3" not in final_log  # steps already done are not redone
     assert f"epoch {epochs + 1}/3 iter {steps + 1}/3" in final_log
     _assert_same_final_state(uninterrupted_run, _final(out))
@@ -369,23 +407,48 @@ def test_torchrun_two_processes_matches_single_process(synthetic_dataset, tmp_pa
     Clips are 8x64x64 so that BN in the last stage still normalises over 16 values of one clip; at
     4x32x32 it sees 2, its output is +-1 whatever the input, and float noise decides the gradients.
     """
-    extra = {"TRAIN.MICRO_BATCH_SIZE": 1, "MODEL.DROPOUT_RATE": 0.0, "MODEL.DROP_PATH_RATE": 0.0,
-             "SOLVER.MAX_EPOCH": 2, "TRAIN.EVAL_PERIOD": 0, "DATA.NUM_FRAMES": 8,
-             "DATA.TRAIN_CROP_SIZE": 64}
+    extra = {
+        "TRAIN.MICRO_BATCH_SIZE": 1,
+        "MODEL.DROPOUT_RATE": 0.0,
+        "MODEL.DROP_PATH_RATE": 0.0,
+        "SOLVER.MAX_EPOCH": 2,
+        "TRAIN.EVAL_PERIOD": 0,
+        "DATA.NUM_FRAMES": 8,
+        "DATA.TRAIN_CROP_SIZE": 64,
+    }
     one, two = tmp_path / "one", tmp_path / "two"
-    p1 = subprocess.run([sys.executable, TOOL, *tiny_opts(synthetic_dataset, one, **extra)],
-                        capture_output=True, text=True, env=_env(), timeout=600)
+    p1 = subprocess.run(
+        [sys.executable, TOOL, *tiny_opts(synthetic_dataset, one, **extra)],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=600,
+    )
     assert p1.returncode == 0, p1.stderr
-    p2 = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                         "--master_port", str(29500 + random.randint(0, 400)), TOOL,
-                         *tiny_opts(synthetic_dataset, two, **extra)],
-                        capture_output=True, text=True, env=_env(), timeout=600)
+    p2 = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            str(29500 + random.randint(0, 400)),
+            TOOL,
+            *tiny_opts(synthetic_dataset, two, **extra),
+        ],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=600,
+    )
     assert p2.returncode == 0, p2.stdout[-2000:] + p2.stderr[-3000:]
     assert "world 2 x micro-batch 1 x accumulation 2 = global batch 4" in (two / "log.txt").read_text()
     a, b = _final(one, 2), _final(two, 2)
     assert a["iteration"] == b["iteration"] == 6
-    params = [n for n, _ in rs3d.create_model("resnet3d_rs26", num_classes=4,
-                                               width_multiplier=0.125).named_parameters()]
+    params = [
+        n for n, _ in rs3d.create_model("resnet3d_rs26", num_classes=4, width_multiplier=0.125).named_parameters()
+    ]
     for part in ("model", "ema"):
         for n in params:
             torch.testing.assert_close(b[part][n], a[part][n], rtol=1e-4, atol=1e-5, msg=f"{part}.{n}")
@@ -431,10 +494,17 @@ def _rank_of(pid: int) -> int:
 def test_a_dead_rank_stops_the_others(synthetic_dataset, tmp_path):
     """SIGKILL one of two training ranks mid-run: the whole job ends with an error, nothing hangs."""
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-           "--master_port", str(29500 + random.randint(401, 800)), TOOL,
-           *tiny_opts(synthetic_dataset, out, **{"SOLVER.MAX_EPOCH": 200, "TRAIN.EVAL_PERIOD": 0,
-                                                 "DIST_TIMEOUT_S": 60})]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        str(29500 + random.randint(401, 800)),
+        TOOL,
+        *tiny_opts(synthetic_dataset, out, **{"SOLVER.MAX_EPOCH": 200, "TRAIN.EVAL_PERIOD": 0, "DIST_TIMEOUT_S": 60}),
+    ]
     job = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=_env())
     try:
         deadline = time.time() + 300
@@ -447,7 +517,9 @@ def test_a_dead_rank_stops_the_others(synthetic_dataset, tmp_path):
         os.kill(workers[1], signal.SIGKILL)
         _, err = job.communicate(timeout=180)  # bounded: a hang fails the test here
         assert job.returncode != 0
-        assert not Path(f"/proc/{workers[0]}").exists() or "Z" in Path(f"/proc/{workers[0]}/stat").read_text().split()[2]
+        assert (
+            not Path(f"/proc/{workers[0]}").exists() or "Z" in Path(f"/proc/{workers[0]}/stat").read_text().split()[2]
+        )
     finally:
         if job.poll() is None:
             job.kill()

@@ -8,6 +8,7 @@
     ``data_cfg`` (tests/conftest.py: 4 frames x stride 2, 32x32 crops, 2 clips x 3 crops) pointed at
     that model and checkpoint, on the CPU.
 """
+
 import pytest
 import torch
 from inference_helpers import MODEL_OPTS, tiny_model
@@ -20,12 +21,42 @@ from rs3d.config import load_config
 def tiny_checkpoint(tmp_path_factory, synthetic_dataset):
     model = tiny_model()
     path = tmp_path_factory.mktemp("ckpt") / "tiny.pyth"
-    stored = load_config(None, MODEL_OPTS + [
-        "DATA.PATH_TO_DATA_DIR", str(synthetic_dataset), "DATA.NUM_FRAMES", "4", "DATA.SAMPLING_RATE", "2",
-        "DATA.TRAIN_CROP_SIZE", "32", "DATA.TEST_CROP_SIZE", "32", "TEST.NUM_ENSEMBLE_VIEWS", "2",
-        "TEST.NUM_SPATIAL_CROPS", "3", "DATA_LOADER.NUM_WORKERS", "0", "TEST.BATCH_SIZE", "4", "DEVICE", "cpu"])
-    torch.save({"model": model.state_dict(), "ema": model.state_dict(), "epoch": 1, "cfg": stored.dump(),
-                METADATA_KEY: checkpoint_metadata(stored)}, path)
+    stored = load_config(
+        None,
+        MODEL_OPTS
+        + [
+            "DATA.PATH_TO_DATA_DIR",
+            str(synthetic_dataset),
+            "DATA.NUM_FRAMES",
+            "4",
+            "DATA.SAMPLING_RATE",
+            "2",
+            "DATA.TRAIN_CROP_SIZE",
+            "32",
+            "DATA.TEST_CROP_SIZE",
+            "32",
+            "TEST.NUM_ENSEMBLE_VIEWS",
+            "2",
+            "TEST.NUM_SPATIAL_CROPS",
+            "3",
+            "DATA_LOADER.NUM_WORKERS",
+            "0",
+            "TEST.BATCH_SIZE",
+            "4",
+            "DEVICE",
+            "cpu",
+        ],
+    )
+    torch.save(
+        {
+            "model": model.state_dict(),
+            "ema": model.state_dict(),
+            "epoch": 1,
+            "cfg": stored.dump(),
+            METADATA_KEY: checkpoint_metadata(stored),
+        },
+        path,
+    )
     return path, model
 
 

@@ -1,4 +1,5 @@
 """Helpers of the inference tests (imported by name: pytest puts this folder on sys.path)."""
+
 import torch
 
 import rs3d
@@ -23,9 +24,19 @@ def tiny_model(num_classes=4, seed=0):
 
 def cli_opts(cfg):
     """The ``cfg`` fixture as command-line overrides (for the tools)."""
-    keys = ["DATA.PATH_TO_DATA_DIR", "DATA.NUM_FRAMES", "DATA.SAMPLING_RATE", "DATA.TRAIN_CROP_SIZE",
-            "DATA.TEST_CROP_SIZE", "TEST.NUM_ENSEMBLE_VIEWS", "TEST.NUM_SPATIAL_CROPS",
-            "DATA_LOADER.NUM_WORKERS", "TEST.CHECKPOINT_FILE_PATH", "TEST.BATCH_SIZE", "DEVICE"]
+    keys = [
+        "DATA.PATH_TO_DATA_DIR",
+        "DATA.NUM_FRAMES",
+        "DATA.SAMPLING_RATE",
+        "DATA.TRAIN_CROP_SIZE",
+        "DATA.TEST_CROP_SIZE",
+        "TEST.NUM_ENSEMBLE_VIEWS",
+        "TEST.NUM_SPATIAL_CROPS",
+        "DATA_LOADER.NUM_WORKERS",
+        "TEST.CHECKPOINT_FILE_PATH",
+        "TEST.BATCH_SIZE",
+        "DEVICE",
+    ]
     opts = list(MODEL_OPTS)
     for k in keys:
         node = cfg

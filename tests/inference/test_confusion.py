@@ -1,4 +1,5 @@
 """The confusion matrix + per-class accuracy PNG, from counts or from a run's test_predictions.csv."""
+
 import json
 
 import matplotlib.image
@@ -8,14 +9,19 @@ import torch
 
 from rs3d.cli.visualize import main as visualize_main
 from rs3d.data import kinetics400_class_names
-from rs3d.evaluation.reports import write_predictions
 from rs3d.errors import DataError
 from rs3d.evaluation.confusion import confusion_from_predictions, per_class_accuracy, plot_confusion_and_accuracy
+from rs3d.evaluation.reports import write_predictions
 
 
 def rec(index, label, scores=None, error=""):
-    return {"index": index, "path": f"v{index}.mp4", "label": label,
-            "scores": None if scores is None else np.asarray(scores, dtype=np.float64), "error": error}
+    return {
+        "index": index,
+        "path": f"v{index}.mp4",
+        "label": label,
+        "scores": None if scores is None else np.asarray(scores, dtype=np.float64),
+        "error": error,
+    }
 
 
 def test_per_class_accuracy_leaves_out_classes_without_videos():
@@ -26,10 +32,16 @@ def test_per_class_accuracy_leaves_out_classes_without_videos():
 
 def test_the_csv_of_a_test_run_gives_back_its_confusion_matrix(tmp_path):
     names = ["walking", "running", "jumping"]
-    records = [rec(0, 0, [0.7, 0.2, 0.1]), rec(1, 0, [0.1, 0.8, 0.1]), rec(2, 1, [0.2, 0.7, 0.1]),
-               rec(3, 2, error="truncated"), rec(4, 2, [0.5, 0.1, 0.4]), rec(5, 2, [0.1, 0.1, 0.8])]
+    records = [
+        rec(0, 0, [0.7, 0.2, 0.1]),
+        rec(1, 0, [0.1, 0.8, 0.1]),
+        rec(2, 1, [0.2, 0.7, 0.1]),
+        rec(3, 2, error="truncated"),
+        rec(4, 2, [0.5, 0.1, 0.4]),
+        rec(5, 2, [0.1, 0.1, 0.8]),
+    ]
     path = tmp_path / "test_predictions.csv"
-    write_predictions(str(path), records, names)           # what rs3d-test writes
+    write_predictions(str(path), records, names)  # what rs3d-test writes
     conf, got_names, failed = confusion_from_predictions(str(path))
     np.testing.assert_array_equal(conf, [[1, 1, 0], [0, 1, 0], [1, 0, 1]])
     assert got_names == names and failed == 1
@@ -57,8 +69,7 @@ def test_the_tool_writes_the_png_beside_the_csv(tmp_path, capsys):
     write_predictions(str(tmp_path / "test_predictions.csv"), records, None)
     assert visualize_main(["confusion", str(tmp_path)]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report == {"png": str(tmp_path / "test_confusion_matrix.png"), "classes": 4, "videos": 12,
-                      "failed": 0}
+    assert report == {"png": str(tmp_path / "test_confusion_matrix.png"), "classes": 4, "videos": 12, "failed": 0}
     assert matplotlib.image.imread(report["png"]).shape[2] in (3, 4)
     (tmp_path / "names.txt").write_text("a\nb\nc\n")
     assert visualize_main(["confusion", str(tmp_path), "--classes", str(tmp_path / "names.txt")]) == 2

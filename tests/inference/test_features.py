@@ -1,4 +1,5 @@
 """Feature extraction: what is written equals the model's own features, resumes, lists failures."""
+
 import csv
 import filecmp
 import os
@@ -9,14 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from inference_helpers import cli_opts
 
 from rs3d.cli.extract_features import main as extract_main
+from rs3d.cli.extract_features import videos_under
 from rs3d.data import read_video_list, to_model_input, views_of
 from rs3d.data.loader import multiview_dataset
-from rs3d.cli.extract_features import videos_under
 from rs3d.inference.features import extract, extract_from_config, output_name
 from rs3d.inference.layers import LayerTap, pool
-from inference_helpers import cli_opts
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -51,12 +52,12 @@ def test_features_equal_the_models_forward_features_on_the_same_views(cfg, tiny_
     embeddings = []
     for r in records:
         x = model_views(cfg, r)
-        expected = pooled_forward_features(model, x)                       # [V, C]
+        expected = pooled_forward_features(model, x)  # [V, C]
         name = output_name(r.path, cfg.DATA.PATH_TO_DATA_DIR)
         emb = np.load(out / "features" / f"{name}.npy")
         clips = np.load(out / "features" / f"{name}.clips.npy")
         assert emb.dtype == np.float32 and emb.shape == (model.num_features,)
-        assert clips.shape == (2, 3, model.num_features)                   # clips x crops x C
+        assert clips.shape == (2, 3, model.num_features)  # clips x crops x C
         np.testing.assert_allclose(clips.reshape(6, -1), expected.numpy(), rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(emb, expected.mean(0).numpy(), rtol=1e-4, atol=1e-5)
         embeddings.append(emb)
@@ -75,8 +76,7 @@ def test_other_layers_and_the_logits(cfg, tiny_checkpoint, tmp_path):
     with torch.no_grad():
         stages = model.forward_stages(x)
         logits = model(x)
-    for layer, expected in (("res3", pool(stages["res3"])), ("layer3.1", pool(stages["res4"])),
-                            ("logits", logits)):
+    for layer, expected in (("res3", pool(stages["res3"])), ("layer3.1", pool(stages["res4"])), ("logits", logits)):
         out = tmp_path / layer
         extract_from_config(cfg, [record], str(out), root=cfg.DATA.PATH_TO_DATA_DIR, layer=layer)
         emb = np.load(out / "features" / f"{name}.npy")
@@ -85,8 +85,14 @@ def test_other_layers_and_the_logits(cfg, tiny_checkpoint, tmp_path):
 
 
 def test_an_unknown_layer_is_one_line_and_exit_2(cfg, tmp_path, capsys):
-    argv = ["--folder", str(Path(cfg.DATA.PATH_TO_DATA_DIR) / "videos" / "test"), "--out", str(tmp_path),
-            "--layer", "res9"] + cli_opts(cfg)
+    argv = [
+        "--folder",
+        str(Path(cfg.DATA.PATH_TO_DATA_DIR) / "videos" / "test"),
+        "--out",
+        str(tmp_path),
+        "--layer",
+        "res9",
+    ] + cli_opts(cfg)
     assert extract_main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: layer 'res9' is not a layer") and "res5" in err[0]
@@ -104,8 +110,12 @@ def test_broken_and_missing_videos_are_listed_and_the_rest_written(cfg, broken_v
     assert extract_main(argv) == 1
     printed = capsys.readouterr().out
     rows = index_rows(out)
-    assert [Path(r["path"]).name for r in rows] == [Path(good[0].path).name, "missing.mp4",
-                                                    Path(good[1].path).name, "not_a_video.mp4"]
+    assert [Path(r["path"]).name for r in rows] == [
+        Path(good[0].path).name,
+        "missing.mp4",
+        Path(good[1].path).name,
+        "not_a_video.mp4",
+    ]
     assert rows[1]["error"] == "file not found" and rows[1]["file"] == ""
     assert rows[3]["error"] and rows[3]["file"] == ""
     for r in (rows[0], rows[2]):
@@ -118,8 +128,12 @@ def test_folder_input_through_the_tool(cfg, tmp_path, capsys):
 
     folder = Path(cfg.DATA.PATH_TO_DATA_DIR) / "videos" / "test"
     out = tmp_path / "f"
-    assert tool.main(["--folder", str(folder), "--out", str(out), "--format", "sharded",
-                                "--shard-size", "3"] + cli_opts(cfg)) == 0
+    assert (
+        tool.main(
+            ["--folder", str(folder), "--out", str(out), "--format", "sharded", "--shard-size", "3"] + cli_opts(cfg)
+        )
+        == 0
+    )
     records = videos_under(str(folder))
     assert len(records) == 8
     feats = [np.load(out / "shards" / f"features_{k:05d}.npy") for k in range(3)]
@@ -205,13 +219,26 @@ def run(cmd, timeout=600):
 def test_one_and_two_ranks_write_the_same_files(cfg, broken_videos, tmp_path, fmt):
     good = listed(cfg)[:6]
     lines = [f"{r.path} {r.label}" for r in good] + [f"{broken_videos['truncated']} 0"]
-    (tmp_path / "list.csv").write_text("\n".join(lines) + "\n")   # 7 videos: unequal shards
+    (tmp_path / "list.csv").write_text("\n".join(lines) + "\n")  # 7 videos: unequal shards
     args = ["--csv", str(tmp_path / "list.csv"), "--per-clip", "--format", fmt, "--shard-size", "2"]
     args += cli_opts(cfg) + ["DATA_LOADER.NUM_WORKERS", "1"]
     one = run([sys.executable, "-m", "rs3d.cli.extract_features", "--out", str(tmp_path / "one"), *args])
     assert one.returncode == 1, one.stderr[-3000:]  # 1: the truncated video is listed as failed
-    two = run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
-               "-m", "rs3d.cli.extract_features", "--out", str(tmp_path / "two"), *args])
+    two = run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--standalone",
+            "-m",
+            "rs3d.cli.extract_features",
+            "--out",
+            str(tmp_path / "two"),
+            *args,
+        ]
+    )
     assert two.returncode == 1, two.stderr[-3000:]
     # The work was split: rank 0 did its share only (npy: 3 of 7 videos; sharded: 2 of 4 shards).
     assert "rank 0: 7/7 videos" in one.stdout

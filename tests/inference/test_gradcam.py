@@ -9,6 +9,7 @@ missing gradient weighting (plain activations would follow the brighter patch), 
 flipped map, or a misplaced upsampling each fail it. What it does not show is that a trained
 model looks at sensible places: that is a property of the model, not of Grad-CAM.
 """
+
 import json
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import av
 import numpy as np
 import pytest
 import torch
+from inference_helpers import cli_opts
 from PIL import Image
 
 import rs3d
@@ -23,7 +25,6 @@ from rs3d.cli.visualize import main as visualize_main
 from rs3d.errors import ConfigError
 from rs3d.inference.gradcam import enlarge, grad_cam, overlay, resolve_class, write_gradcam
 from rs3d.models.resnet3d import Bottleneck3D
-from inference_helpers import cli_opts
 
 SIZE, FRAMES = 128, 8
 MOVING, BRIGHT = 0, 1
@@ -31,23 +32,24 @@ MOVING, BRIGHT = 0, 1
 
 def motion_model():
     """See the module docstring. res5 of a 128x128 clip is a 4x4 map (cells of 32x32 pixels)."""
-    model = rs3d.create_model("resnet3d_rs26", num_classes=2, width_multiplier=0.25, shortcut="avg",
-                              drop_path_rate=0.0, dropout_rate=0.0).eval()
+    model = rs3d.create_model(
+        "resnet3d_rs26", num_classes=2, width_multiplier=0.25, shortcut="avg", drop_path_rate=0.0, dropout_rate=0.0
+    ).eval()
     with torch.no_grad():
         for m in model.modules():
             if isinstance(m, torch.nn.Conv3d):
                 m.weight.zero_()
             elif isinstance(m, torch.nn.BatchNorm3d):  # identity in eval mode
                 m.weight.fill_(1), m.bias.zero_(), m.running_mean.zero_(), m.running_var.fill_(1)
-        first = model.conv1[0]                       # [5, 3, 3] kernel, stride (2, 2, 2), padding (2, 1, 1)
-        box = 1.0 / (3 * 9)                          # mean over RGB and a 3x3 neighbourhood
-        first.weight[0, :, 3] = box                  # channel 0: frame 2t+1 - frame 2t (growing)
+        first = model.conv1[0]  # [5, 3, 3] kernel, stride (2, 2, 2), padding (2, 1, 1)
+        box = 1.0 / (3 * 9)  # mean over RGB and a 3x3 neighbourhood
+        first.weight[0, :, 3] = box  # channel 0: frame 2t+1 - frame 2t (growing)
         first.weight[0, :, 2] = -box
-        first.weight[1] = -first.weight[0]           # channel 1: the opposite sign; ReLU keeps each half
-        first.weight[2, :, 2] = box                  # channel 2: brightness of frame 2t
+        first.weight[1] = -first.weight[0]  # channel 1: the opposite sign; ReLU keeps each half
+        first.weight[2, :, 2] = box  # channel 2: brightness of frame 2t
         for conv in (model.conv1[3], model.conv1[6]):
             for c in range(3):
-                conv.weight[c, c, 0, 1, 1] = 1.0     # pass channels 0-2 on unchanged
+                conv.weight[c, c, 0, 1, 1] = 1.0  # pass channels 0-2 on unchanged
         for block in model.modules():
             if isinstance(block, Bottleneck3D) and not isinstance(block.downsample, torch.nn.Identity):
                 for c in range(3):
@@ -64,12 +66,12 @@ def clip_with(moving_quadrant, bright_quadrant, seed=0):
     rng = np.random.default_rng(seed)
     x = np.full((3, FRAMES, SIZE, SIZE), 0.4, np.float32)
     (br, bc), half = bright_quadrant, SIZE // 2
-    x[:, :, br * half + 16:br * half + 48, bc * half + 16:bc * half + 48] = 1.0
+    x[:, :, br * half + 16 : br * half + 48, bc * half + 16 : bc * half + 48] = 1.0
     texture = rng.random((3, 24, 24), dtype=np.float32)
     mr, mc = moving_quadrant
     for t in range(FRAMES):
         top, left = mr * half + 20, mc * half + 8 + 3 * t
-        x[:, t, top:top + 24, left:left + 24] = texture
+        x[:, t, top : top + 24, left : left + 24] = texture
     return torch.from_numpy(x)[None]
 
 
@@ -143,9 +145,17 @@ def test_the_tool_on_a_video_with_a_real_checkpoint(cfg, broken_videos, tmp_path
 
     video = sorted(Path(cfg.DATA.PATH_TO_DATA_DIR, "videos", "test").glob("*.mp4"))[0]
     out = tmp_path / "out"
-    argv = ["gradcam", "--gif", "--class", "rotate", "--out", str(out), str(video),
-            str(broken_videos["not_a_video"])] + cli_opts(cfg)
-    assert tool.main(argv) == 1                          # the broken file is listed, the video done
+    argv = [
+        "gradcam",
+        "--gif",
+        "--class",
+        "rotate",
+        "--out",
+        str(out),
+        str(video),
+        str(broken_videos["not_a_video"]),
+    ] + cli_opts(cfg)
+    assert tool.main(argv) == 1  # the broken file is listed, the video done
     printed = capsys.readouterr().out
     assert f"{broken_videos['not_a_video']}\n  error: " in printed and "rotate" in printed
     stem = out / video.stem
@@ -158,9 +168,11 @@ def test_the_tool_on_a_video_with_a_real_checkpoint(cfg, broken_videos, tmp_path
 
 def test_tool_mistakes_are_one_line_and_exit_2(cfg, tmp_path, capsys):
     video = str(sorted(Path(cfg.DATA.PATH_TO_DATA_DIR, "videos", "test").glob("*.mp4"))[0])
-    for extra, expected in ((["--layer", "res9"], "'res9' is not a layer"),
-                            (["--class", "juggling"], "'juggling' is not a class"),
-                            ([], "nope.mp4")):
+    for extra, expected in (
+        (["--layer", "res9"], "'res9' is not a layer"),
+        (["--class", "juggling"], "'juggling' is not a class"),
+        ([], "nope.mp4"),
+    ):
         target = str(tmp_path / "nope.mp4") if not extra else video
         assert visualize_main(["gradcam", *extra, "--out", str(tmp_path), target] + cli_opts(cfg)) == 2
         err = capsys.readouterr().err.strip().splitlines()

@@ -1,6 +1,7 @@
 """Every tool scores as the test does and reads the clip the model was trained on: multi-label
 models give per-class sigmoids in predict, timeline and Grad-CAM (predict equals the test row),
 and the timeline's default window is the trained clip's span."""
+
 import csv
 import json
 from pathlib import Path
@@ -42,8 +43,7 @@ def test_predict_equals_the_test_row_on_a_multi_label_model(cfg, tmp_path):
 def test_timeline_and_gradcam_use_the_sigmoid_on_a_multi_label_model(cfg, tmp_path):
     cfg = multi_label(cfg)
     video = sorted(Path(cfg.DATA.PATH_TO_DATA_DIR, "videos", "test").glob("*.mp4"))[0]
-    (summary,) = run_timeline(cfg, [str(video)], window_s=0.5, stride_s=0.25, smooth_width=1,
-                              out_dir=str(tmp_path))
+    (summary,) = run_timeline(cfg, [str(video)], window_s=0.5, stride_s=0.25, smooth_width=1, out_dir=str(tmp_path))
     rows = list(csv.DictReader(open(summary["files"]["csv"])))
     names = open(Path(cfg.DATA.PATH_TO_DATA_DIR) / "classes.txt").read().split()
     assert any(abs(sum(float(r[n]) for n in names) - 1) > 1e-3 for r in rows)
@@ -80,10 +80,26 @@ def clips_of_known_classes(path, classes, seconds, fps=12, seed=0):
 
 @pytest.fixture
 def colour_run(monkeypatch, tmp_path):
-    cfg = load_config(None, ["MODEL.NUM_CLASSES", "2", "DATA.NUM_FRAMES", "8", "DATA.SAMPLING_RATE", "1",
-                             "DATA.TARGET_FPS", "6.0", "DATA.TEST_CROP_SIZE", "32", "DEVICE", "cpu"])
-    loaded = LoadedModel(ColourModel(), "colour.pyth", "model", torch.device("cpu"), torch.float32,
-                         class_names=["red", "blue"])
+    cfg = load_config(
+        None,
+        [
+            "MODEL.NUM_CLASSES",
+            "2",
+            "DATA.NUM_FRAMES",
+            "8",
+            "DATA.SAMPLING_RATE",
+            "1",
+            "DATA.TARGET_FPS",
+            "6.0",
+            "DATA.TEST_CROP_SIZE",
+            "32",
+            "DEVICE",
+            "cpu",
+        ],
+    )
+    loaded = LoadedModel(
+        ColourModel(), "colour.pyth", "model", torch.device("cpu"), torch.float32, class_names=["red", "blue"]
+    )
     monkeypatch.setattr(timeline_mod, "load_model", lambda _cfg: loaded)
     truth = [0, 1, 0, 1]
     video = clips_of_known_classes(tmp_path / "long.mp4", truth, seconds=4.0)
@@ -125,8 +141,8 @@ def test_the_automatic_layer_is_the_deepest_with_a_7x7_map():
 
 def test_mass_in_boxes_counts_the_share_of_the_map_inside_the_boxes():
     cam = np.zeros((2, 10, 10))
-    cam[0, 2:4, 2:4] = 1.0    # inside frame 0's box
-    cam[1, 8, 8] = 2.0        # outside frame 1's box
+    cam[0, 2:4, 2:4] = 1.0  # inside frame 0's box
+    cam[1, 8, 8] = 2.0  # outside frame 1's box
     boxes = [(2, 2, 4, 4), (0, 0, 5, 5)]
     assert mass_in_boxes(cam, boxes) == pytest.approx(4 / 6)
     assert mass_in_boxes(np.zeros((2, 10, 10)), boxes) == 0.0
@@ -165,10 +181,25 @@ def test_the_scores_feature_of_a_multi_label_model_is_its_prediction(cfg, tmp_pa
 def test_the_stored_config_is_the_base_but_not_the_training_machines_device_and_folder(tmp_path):
     from rs3d.checkpoint import METADATA_KEY, checkpoint_metadata, load_model_config
 
-    trained = load_config(None, ["MODEL.NUM_CLASSES", "3", "DATA.NUM_FRAMES", "6", "DEVICE", "cuda",
-                                 "OUTPUT_DIR", "/cluster/runs/a", "DATA.TARGET_FPS", "7.5"])
-    torch.save({"model": {}, "cfg": trained.dump(), METADATA_KEY: checkpoint_metadata(trained, ["a", "b", "c"])},
-               tmp_path / "m.pyth")
+    trained = load_config(
+        None,
+        [
+            "MODEL.NUM_CLASSES",
+            "3",
+            "DATA.NUM_FRAMES",
+            "6",
+            "DEVICE",
+            "cuda",
+            "OUTPUT_DIR",
+            "/cluster/runs/a",
+            "DATA.TARGET_FPS",
+            "7.5",
+        ],
+    )
+    torch.save(
+        {"model": {}, "cfg": trained.dump(), METADATA_KEY: checkpoint_metadata(trained, ["a", "b", "c"])},
+        tmp_path / "m.pyth",
+    )
     cfg = load_model_config("", ["TEST.CHECKPOINT_FILE_PATH", str(tmp_path / "m.pyth"), "DATA.NUM_FRAMES", "4"])
     assert (cfg.MODEL.NUM_CLASSES, cfg.DATA.TARGET_FPS, cfg.DATA.NUM_FRAMES) == (3, 7.5, 4)  # override on top
     assert cfg.DEVICE is None and cfg.OUTPUT_DIR == "./output"

@@ -1,11 +1,13 @@
 """Sliding-window timelines: the change of class is found where it is, memory does not grow with
 the video, the scores are those of the clips a full decode gives, and the outputs open."""
+
 import csv
 import json
 
 import numpy as np
 import pytest
 import torch
+from inference_helpers import cli_opts
 
 from rs3d.cli.timeline import main as timeline_main
 from rs3d.data import to_model_input
@@ -22,7 +24,6 @@ from rs3d.inference.timeline import (
     summarize,
     window_frames,
 )
-from inference_helpers import cli_opts
 
 FPS = 12
 CHANGE_FRAME = 40  # the video turns from red to blue at 40 / 12 = 3.33 s
@@ -79,7 +80,9 @@ def test_segments_split_halfway_between_window_centres():
     scores = np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.1, 0.9]])
     segs = segments(scores, [1.0, 2.0, 3.0, 4.0], 5.0, ["a", "b"])
     assert [(s["name"], s["start_s"], s["end_s"], s["windows"]) for s in segs] == [
-        ("a", 0.0, 2.5, 2), ("b", 2.5, 5.0, 2)]
+        ("a", 0.0, 2.5, 2),
+        ("b", 2.5, 5.0, 2),
+    ]
     assert segs[0]["score"] == pytest.approx(0.85)
 
 
@@ -155,7 +158,7 @@ def test_the_tool_writes_json_csv_and_a_png_with_class_names(cfg, tmp_path, caps
 
 
 def test_bad_input_is_one_line_and_exit_2_or_listed(cfg, broken_videos, tmp_path, capsys):
-    video = _long_video(tmp_path, frames=30)   # 2 s
+    video = _long_video(tmp_path, frames=30)  # 2 s
     opts = cli_opts(cfg)
     assert timeline_main(["--window", "5", "--out", str(tmp_path), video] + opts) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -170,8 +173,7 @@ def test_bad_input_is_one_line_and_exit_2_or_listed(cfg, broken_videos, tmp_path
 
     # A file that exists but is no video: listed, and the other video still done.
     out = tmp_path / "out"
-    assert timeline_main(["--window", "1", "--out", str(out), str(broken_videos["not_a_video"]), video]
-                         + opts) == 1
+    assert timeline_main(["--window", "1", "--out", str(out), str(broken_videos["not_a_video"]), video] + opts) == 1
     printed = capsys.readouterr().out
     assert f"{broken_videos['not_a_video']}\n  error: " in printed
     assert (out / "walk.timeline.json").is_file()

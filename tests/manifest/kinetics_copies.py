@@ -5,6 +5,7 @@ A copy is laid out as the common download scripts leave Kinetics: ``videos/<clas
 rs3d's lists ``{split}.csv`` (paths relative to the copy) and ``classes.txt``. The official CSV has
 the Kinetics header ``label,youtube_id,time_start,time_end,split,is_cc``.
 """
+
 from __future__ import annotations
 
 import csv

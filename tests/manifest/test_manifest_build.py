@@ -1,5 +1,6 @@
 """rs3d-manifest build and diff on generated Kinetics-style copies: fingerprints that do not depend
 on how the build ran, and that change (and are reported) when the data does."""
+
 from __future__ import annotations
 
 import gzip
@@ -75,8 +76,14 @@ def test_fast_digest_sees_the_first_and_last_mib_and_full_sees_every_byte(tmp_pa
 
     fast0, full0 = digests(data)
     assert fast0.startswith("fast:") and full0.startswith("full:")
-    for offset, fast_sees in ((10, True), (MIB - 1, True), (len(data) - MIB, True), (len(data) - 1, True),
-                              (MIB + 5, False), (2 * MIB, False)):
+    for offset, fast_sees in (
+        (10, True),
+        (MIB - 1, True),
+        (len(data) - MIB, True),
+        (len(data) - 1, True),
+        (MIB + 5, False),
+        (2 * MIB, False),
+    ):
         changed = bytearray(data)
         changed[offset] ^= 0xFF
         fast, full = digests(changed)
@@ -198,7 +205,7 @@ def test_a_deleted_file_and_broken_files_are_rows_not_errors(copy, tmp_path, bro
     rows = {r["path"]: r for r in read_manifest(str(tmp_path / "m")).splits["val"]}
     assert rows["archery/not_a_video.mp4"]["reason"].startswith("cannot open")
     assert rows["archery/audio_only.mp4"]["reason"] == "no video stream"
-    assert rows[clips[-1].rel[len("videos/"):]]["reason"] == "file not found"
+    assert rows[clips[-1].rel[len("videos/") :]]["reason"] == "file not found"
     build_manifest(str(root), str(tmp_path / "a"), workers=1, show_progress=False)
     code, out = _diff(tmp_path / "a", tmp_path / "m", capsys)
     assert code == 1 and "val: 3 added, 0 removed, 0 relabelled, 1 changed, 5 same" in out
@@ -211,8 +218,21 @@ def test_the_displayed_size_follows_the_display_matrix(tmp_path):
 
     write_video(str(plain), np.zeros((4, 48, 64, 3), np.uint8), 25, "libx264")
     rotated = tmp_path / "rot90.mp4"
-    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-display_rotation", "90", "-i", str(plain),
-                    "-c", "copy", str(rotated)], check=True)
+    subprocess.run(
+        [
+            imageio_ffmpeg.get_ffmpeg_exe(),
+            "-v",
+            "error",
+            "-display_rotation",
+            "90",
+            "-i",
+            str(plain),
+            "-c",
+            "copy",
+            str(rotated),
+        ],
+        check=True,
+    )
     row = manifest_row(str(plain), "", "x", "0")
     assert (row["width"], row["height"]) == (64, 48)
     row = manifest_row(str(rotated), "", "x", "0")
@@ -276,8 +296,9 @@ def test_the_probe_columns_agree_with_an_independent_generator(tmp_path):
     containers and codecs); the manifest must read back exactly those."""
     from rs3d.data.synthetic_directions import _spec, make_direction_dataset
 
-    make_direction_dataset(str(tmp_path / "dirs"), num_classes=2, train_per_class=2, val_per_class=1,
-                           test_per_class=2, workers=1)
+    make_direction_dataset(
+        str(tmp_path / "dirs"), num_classes=2, train_per_class=2, val_per_class=1, test_per_class=2, workers=1
+    )
     build_manifest(str(tmp_path / "dirs"), str(tmp_path / "m"), workers=2, show_progress=False)
     m = read_manifest(str(tmp_path / "m"))
     seen = set()
@@ -298,9 +319,15 @@ def test_multi_label_rows_name_every_class(copy, tmp_path):
     other = _clone(root, tmp_path / "multi")
     rels = [c.rel for c in clips if c.split == "val"][:3]
     (other / "val.csv").write_text(f"{rels[0]} 0,2\n{rels[1]} -\n{rels[2]} 1\n")
-    summary = build_manifest(str(other), str(tmp_path / "m"), splits=["val"], workers=1, show_progress=False,
-                             fmt=ListFormat(multi_label=True))
+    summary = build_manifest(
+        str(other),
+        str(tmp_path / "m"),
+        splits=["val"],
+        workers=1,
+        show_progress=False,
+        fmt=ListFormat(multi_label=True),
+    )
     rows = {r["path"]: r for r in read_manifest(str(tmp_path / "m")).splits["val"]}
-    got = [(rows[rel[len("videos/"):]]["label"], rows[rel[len("videos/"):]]["label_index"]) for rel in rels]
+    got = [(rows[rel[len("videos/") :]]["label"], rows[rel[len("videos/") :]]["label_index"]) for rel in rels]
     assert got == [("abseiling|archery", "0,2"), ("-", "-"), ("air drumming", "1")]
     assert summary["splits"]["val"]["videos"] == 3

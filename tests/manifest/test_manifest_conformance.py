@@ -1,6 +1,7 @@
 """The manifest's probe columns on files from the wild, against what the ffmpeg binary shows:
 the size after the display matrix, the frame count where the packet index proves it, and
 "decodable" for every file ffmpeg decodes (leading packets without their keyframe included)."""
+
 import sys
 from pathlib import Path
 
@@ -13,8 +14,12 @@ import quirky_videos as Q  # noqa: E402
 from rs3d.manifest.probe import manifest_row  # noqa: E402
 
 FFMPEG = Q.ffmpeg_exe()
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(
-    FFMPEG is None, reason="imageio-ffmpeg is not installed (test-only: pip install imageio-ffmpeg)")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        FFMPEG is None, reason="imageio-ffmpeg is not installed (test-only: pip install imageio-ffmpeg)"
+    ),
+]
 
 
 @pytest.fixture(scope="module")

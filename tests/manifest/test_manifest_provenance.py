@@ -1,5 +1,6 @@
 """Numbers that say where they came from: the fingerprint training and the test record, the
 leakage warning, a test limited to a manifest's videos, and rescoring its predictions."""
+
 from __future__ import annotations
 
 import json
@@ -23,18 +24,42 @@ from rs3d.manifest.table import read_manifest, write_manifest
 
 pytestmark = pytest.mark.slow  # trains a model and runs the test several times (about 15 s)
 
-COMPARED = ("top1", "top5", "mean_class_accuracy", "num_videos", "num_evaluated", "num_failed",
-            "top1_counting_failures", "top5_counting_failures")
+COMPARED = (
+    "top1",
+    "top5",
+    "mean_class_accuracy",
+    "num_videos",
+    "num_evaluated",
+    "num_failed",
+    "top1_counting_failures",
+    "top5_counting_failures",
+)
 
 
 def _opts(data, out, **extra):
-    opts = {"DATA.PATH_TO_DATA_DIR": str(data), "OUTPUT_DIR": str(out), "DEVICE": "cpu",
-            "MODEL.ARCH": "resnet3d_rs26", "MODEL.NUM_CLASSES": len(CLASSES), "MODEL.WIDTH_MULTIPLIER": 0.125,
-            "DATA.NUM_FRAMES": 4, "DATA.SAMPLING_RATE": 1, "DATA.TRAIN_CROP_SIZE": 32, "DATA.TEST_CROP_SIZE": 32,
-            "DATA.DECODING_BACKEND": "pyav", "DATA_LOADER.NUM_WORKERS": 0, "TRAIN.BATCH_SIZE": 3,
-            "TRAIN.AMP_DTYPE": "float32", "TRAIN.EVAL_PERIOD": 0, "SOLVER.MAX_EPOCH": 1,
-            "SOLVER.REFERENCE_BATCH_SIZE": 3, "TENSORBOARD.ENABLE": False,
-            "TEST.NUM_ENSEMBLE_VIEWS": 2, "TEST.NUM_SPATIAL_CROPS": 1, **extra}
+    opts = {
+        "DATA.PATH_TO_DATA_DIR": str(data),
+        "OUTPUT_DIR": str(out),
+        "DEVICE": "cpu",
+        "MODEL.ARCH": "resnet3d_rs26",
+        "MODEL.NUM_CLASSES": len(CLASSES),
+        "MODEL.WIDTH_MULTIPLIER": 0.125,
+        "DATA.NUM_FRAMES": 4,
+        "DATA.SAMPLING_RATE": 1,
+        "DATA.TRAIN_CROP_SIZE": 32,
+        "DATA.TEST_CROP_SIZE": 32,
+        "DATA.DECODING_BACKEND": "pyav",
+        "DATA_LOADER.NUM_WORKERS": 0,
+        "TRAIN.BATCH_SIZE": 3,
+        "TRAIN.AMP_DTYPE": "float32",
+        "TRAIN.EVAL_PERIOD": 0,
+        "SOLVER.MAX_EPOCH": 1,
+        "SOLVER.REFERENCE_BATCH_SIZE": 3,
+        "TENSORBOARD.ENABLE": False,
+        "TEST.NUM_ENSEMBLE_VIEWS": 2,
+        "TEST.NUM_SPATIAL_CROPS": 1,
+        **extra,
+    }
     return [str(x) for kv in opts.items() for x in kv]
 
 
@@ -78,8 +103,7 @@ def test_the_test_records_its_split_and_no_leakage(trained):
     assert written["fingerprint"] == manifest["test"]["fingerprint"]
     assert written["source"] == f"manifest {tmp / 'manifest'}"
     assert (written["listed"], written["evaluated"], written["decoded"], written["failed"]) == (12, 12, 11, 1)
-    assert written["leakage"] == {"train_fingerprint": manifest["train"]["fingerprint"], "by_key": 0,
-                                  "by_content": 0}
+    assert written["leakage"] == {"train_fingerprint": manifest["train"]["fingerprint"], "by_key": 0, "by_content": 0}
 
 
 def test_a_test_on_training_videos_warns_of_leakage(trained, caplog):
@@ -88,8 +112,14 @@ def test_a_test_on_training_videos_warns_of_leakage(trained, caplog):
     shutil.copytree(data, leaky, symlinks=True)
     train_lines = (leaky / "train.csv").read_text().splitlines()
     (leaky / "test.csv").write_text("\n".join(train_lines[:4]) + "\n")
-    cfg = load_config(None, _opts(leaky, tmp / "leaky_out", **{
-        "TEST.CHECKPOINT_FILE_PATH": str(tmp / "run" / "checkpoints" / "checkpoint_epoch_00001.pyth")}))
+    cfg = load_config(
+        None,
+        _opts(
+            leaky,
+            tmp / "leaky_out",
+            **{"TEST.CHECKPOINT_FILE_PATH": str(tmp / "run" / "checkpoints" / "checkpoint_epoch_00001.pyth")},
+        ),
+    )
     with caplog.at_level(logging.WARNING):
         metrics = run_test(cfg)
     assert metrics["data_manifest"]["leakage"]["by_key"] == 4
@@ -100,23 +130,44 @@ def test_a_test_on_training_videos_warns_of_leakage(trained, caplog):
 def test_a_rescore_on_a_subset_equals_a_fresh_test_on_it(trained, capsys):
     tmp, data, clips = trained
     full_out = tmp / "full"
-    run_test(load_config(None, _opts(data, full_out, **{
-        "TEST.CHECKPOINT_FILE_PATH": str(tmp / "run" / "checkpoints" / "checkpoint_epoch_00001.pyth")})))
+    run_test(
+        load_config(
+            None,
+            _opts(
+                data,
+                full_out,
+                **{"TEST.CHECKPOINT_FILE_PATH": str(tmp / "run" / "checkpoints" / "checkpoint_epoch_00001.pyth")},
+            ),
+        )
+    )
     rows = read_manifest(str(tmp / "manifest")).splits["test"]
     subset = [r for i, r in enumerate(rows) if i % 3 != 1]  # 8 of the 12, the broken video among them
     assert any(not r["decodable"] for r in subset)
     write_manifest(str(tmp / "subset"), {"test": subset}, {"digest": "fast", "classes": CLASSES})
 
     sub_out = tmp / "sub"
-    fresh = run_test(load_config(None, _opts(data, sub_out, **{
-        "TEST.SUBSET_MANIFEST": str(tmp / "subset"),
-        "TEST.CHECKPOINT_FILE_PATH": str(tmp / "run" / "checkpoints" / "checkpoint_epoch_00001.pyth")})))
+    fresh = run_test(
+        load_config(
+            None,
+            _opts(
+                data,
+                sub_out,
+                **{
+                    "TEST.SUBSET_MANIFEST": str(tmp / "subset"),
+                    "TEST.CHECKPOINT_FILE_PATH": str(tmp / "run" / "checkpoints" / "checkpoint_epoch_00001.pyth"),
+                },
+            ),
+        )
+    )
     assert fresh["num_videos"] == 8 and fresh["num_failed"] == 1
     sub = fresh["data_manifest"]["subset"]
-    assert sub["videos"] == 8 and sub["fingerprint"] == read_manifest(str(tmp / "subset")).summary["splits"][
-        "test"]["fingerprint"]
-    rescored = rescore_predictions(str(full_out / "test_predictions.csv"),
-                                   lambda p: any(p.endswith(r["path"]) for r in subset))
+    assert (
+        sub["videos"] == 8
+        and sub["fingerprint"] == read_manifest(str(tmp / "subset")).summary["splits"]["test"]["fingerprint"]
+    )
+    rescored = rescore_predictions(
+        str(full_out / "test_predictions.csv"), lambda p: any(p.endswith(r["path"]) for r in subset)
+    )
     for k in COMPARED:
         assert rescored[k] == pytest.approx(fresh[k], abs=1e-9), k
     full = rescore_predictions(str(full_out / "test_predictions.csv"))

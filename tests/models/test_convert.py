@@ -1,4 +1,5 @@
 """Weights from two independent references load into rs3d and give the same outputs."""
+
 import os
 import re
 
@@ -51,11 +52,19 @@ def _pyslowfast_name(key: str) -> str:
     if key.startswith("fc."):
         return "head.projection." + key[3:]
     stage, block, rest = re.match(r"layer(\d)\.(\d+)\.(.*)", key).groups()
-    names = {"conv1": "branch2.a", "bn1": "branch2.a_bn", "conv2": "branch2.b", "bn2": "branch2.b_bn",
-             "conv3": "branch2.c", "bn3": "branch2.c_bn", "downsample.0": "branch1", "downsample.1": "branch1_bn"}
+    names = {
+        "conv1": "branch2.a",
+        "bn1": "branch2.a_bn",
+        "conv2": "branch2.b",
+        "bn2": "branch2.b_bn",
+        "conv3": "branch2.c",
+        "bn3": "branch2.c_bn",
+        "downsample.0": "branch1",
+        "downsample.1": "branch1_bn",
+    }
     for ours, theirs in names.items():
         if rest.startswith(ours + "."):
-            return f"s{int(stage) + 1}.pathway0_res{block}.{theirs}.{rest[len(ours) + 1:]}"
+            return f"s{int(stage) + 1}.pathway0_res{block}.{theirs}.{rest[len(ours) + 1 :]}"
     raise AssertionError(key)
 
 
@@ -114,8 +123,9 @@ def test_mean_inflation_matches_2d_away_from_temporal_borders(tmp_path):
     path = tmp_path / "r26.pth"
     torch.save(net2d.state_dict(), path)
     # slow_r50's stem at timm resnet26's depth (a name fixes its depth, so build ResNet3D directly).
-    model = ResNet3D(**dict(model_args("slow_r50"), depth=26, num_classes=10, temporal_kernels=(1, 1, 1, 1),
-                            stem_temporal_kernel=3)).eval()
+    model = ResNet3D(
+        **dict(model_args("slow_r50"), depth=26, num_classes=10, temporal_kernels=(1, 1, 1, 1), stem_temporal_kernel=3)
+    ).eval()
     load_pretrained(model, str(path), inflate=True, inflate_mode="mean")
     frame = torch.randn(1, 3, 64, 64)
     clip = frame.unsqueeze(2).expand(-1, -1, 5, -1, -1).contiguous()
@@ -167,8 +177,13 @@ def test_report_of_an_rs3d_checkpoint_with_another_label_set(tmp_path):
     model = rs3d.create_model("resnet3d_rs26", num_classes=10, width_multiplier=0.25)
     report = load_pretrained_report(model, str(path))
     total = len(model.state_dict())
-    assert (report.fmt, report.weights, report.head, report.loaded, report.total) == ("rs3d", "ema", (400, 10),
-                                                                                      total - 2, total)
+    assert (report.fmt, report.weights, report.head, report.loaded, report.total) == (
+        "rs3d",
+        "ema",
+        (400, 10),
+        total - 2,
+        total,
+    )
     assert all(torch.equal(model.state_dict()[k], v) for k, v in ema.state_dict().items() if not k.startswith("fc."))
     assert "new classifier for 10 classes (the file's has 400)" in report.describe()
     assert load_pretrained_report(model, str(path), prefer_ema=False).weights == "model"
@@ -179,8 +194,10 @@ def test_pyslowfast_checkpoint_with_another_head_loads_its_backbone(tmp_path):
 
     source = rs3d.create_model("slow_r50", num_classes=400, width_multiplier=0.25)
     randomize_bn(source)
-    torch.save({"model_state": {_pyslowfast_name(k): v for k, v in source.state_dict().items()}},
-               tmp_path / "SLOW_8x8_R50.pyth")
+    torch.save(
+        {"model_state": {_pyslowfast_name(k): v for k, v in source.state_dict().items()}},
+        tmp_path / "SLOW_8x8_R50.pyth",
+    )
     model = rs3d.create_model("slow_r50", num_classes=51, width_multiplier=0.25)
     fc = model.fc.weight.clone()
     report = load_pretrained_report(model, str(tmp_path / "SLOW_8x8_R50.pyth"))
@@ -215,8 +232,9 @@ def test_timm_2d_weights_with_another_head_inflate_into_the_backbone(tmp_path):
     net2d = timm.create_model("resnet26", pretrained=False, num_classes=1000)
     randomize_bn(net2d)
     torch.save(net2d.state_dict(), tmp_path / "r26.pth")
-    model = ResNet3D(**dict(model_args("slow_r50"), depth=26, num_classes=5, temporal_kernels=(1, 1, 3, 3),
-                            stem_temporal_kernel=3))
+    model = ResNet3D(
+        **dict(model_args("slow_r50"), depth=26, num_classes=5, temporal_kernels=(1, 1, 3, 3), stem_temporal_kernel=3)
+    )
     report = load_pretrained_report(model, str(tmp_path / "r26.pth"), inflate=True, inflate_mode="mean")
     assert report.fmt == "2d" and report.head == (1000, 5) and model.fc.weight.shape == (5, 2048)
     assert torch.equal(model.conv1.weight, inflate_kernel(net2d.conv1.weight, 3, "mean"))
@@ -266,13 +284,14 @@ def test_weights_of_another_width_name_the_config_that_fits(tmp_path):
     assert "shape mismatch" in str(e.value) and "\n" not in str(e.value)
 
     rs50 = tmp_path / "rs50.pyth"
-    torch.save({"model": rs3d.create_model("resnet3d_rs50", num_classes=7, width_multiplier=0.125).state_dict()},
-               rs50)
-    with pytest.raises(EvaluationError, match="fits MODEL.ARCH resnet3d_rs50 MODEL.WIDTH_MULTIPLIER 0.125 "
-                                              "MODEL.NUM_CLASSES 7"):
+    torch.save({"model": rs3d.create_model("resnet3d_rs50", num_classes=7, width_multiplier=0.125).state_dict()}, rs50)
+    with pytest.raises(
+        EvaluationError, match="fits MODEL.ARCH resnet3d_rs50 MODEL.WIDTH_MULTIPLIER 0.125 MODEL.NUM_CLASSES 7"
+    ):
         load_weights(rs3d.create_model("resnet3d_rs26", num_classes=7, width_multiplier=0.125), str(rs50))
-    with pytest.raises(EvaluationError, match="fits MODEL.ARCH resnet3d_rs50 MODEL.WIDTH_MULTIPLIER 0.125 "
-                                              "MODEL.NUM_CLASSES 7"):
+    with pytest.raises(
+        EvaluationError, match="fits MODEL.ARCH resnet3d_rs50 MODEL.WIDTH_MULTIPLIER 0.125 MODEL.NUM_CLASSES 7"
+    ):
         load_weights(rs3d.create_model("resnet3d_rs50", num_classes=7, width_multiplier=0.25), str(rs50))
     with pytest.raises(CheckpointError, match="fits MODEL.ARCH resnet3d_rs50 MODEL.WIDTH_MULTIPLIER 0.125"):
         load_pretrained(rs3d.create_model("resnet3d_rs50", num_classes=3, width_multiplier=0.25), str(rs50))

@@ -1,4 +1,5 @@
 """The backbone works where users deploy it: channels_last_3d, TorchScript, torch.export, ONNX, compile."""
+
 import functools
 import http.server
 import json
@@ -40,8 +41,7 @@ def test_torchscript(model_and_clip):
         assert torch.allclose(scripted(clip), ref, atol=1e-6)
         assert set(scripted.forward_stages(clip)) == {"res2", "res3", "res4", "res5"}
         pooled = scripted.forward_head(scripted.forward_features(clip), pre_logits=True)
-        assert torch.allclose(pooled, model.forward_head(model.forward_features(clip), pre_logits=True),
-                              atol=1e-6)
+        assert torch.allclose(pooled, model.forward_head(model.forward_features(clip), pre_logits=True), atol=1e-6)
 
 
 def test_torch_export(model_and_clip):

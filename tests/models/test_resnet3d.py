@@ -1,4 +1,5 @@
 """The model zoo: shapes, parameter counts, regularisers, bad arguments, backbone use."""
+
 import re
 
 import pytest
@@ -6,10 +7,10 @@ import torch
 
 import rs3d
 from rs3d.errors import ConfigError
+from rs3d.layers import DropPath
 from rs3d.models import BLOCKS_PER_DEPTH, ResNet3D, stage_drop_path_rates
 from rs3d.models.resnet3d import avg_shortcut, conv_shortcut
 from rs3d.models.zoo import model_args
-from rs3d.layers import DropPath
 
 TINY = dict(width_multiplier=0.25)
 
@@ -47,7 +48,7 @@ def expected_params(blocks, kernels, stem, stem_pool_conv, se, gating_last, num_
         n += 64 * 64 * 9 + _bn(64)
     cin = 64
     for i, nb in enumerate(blocks):
-        w = 64 * 2 ** i
+        w = 64 * 2**i
         for j in range(nb):
             kt = kernels[i][j % len(kernels[i])]
             n += _block(cin, w, kt, se, gating_last and j == nb - 1, j == 0)
@@ -58,20 +59,41 @@ def expected_params(blocks, kernels, stem, stem_pool_conv, se, gating_last, num_
 RS = [[1], [1], [3], [3]]
 EXPECTED = {
     # rs3d registry name: (formula arguments, pinned value computed by the formula above)
-    "slow_r50": (dict(blocks=BLOCKS_PER_DEPTH[50], kernels=RS, stem=1, stem_pool_conv=False, se=False,
-                      gating_last=False), 32_454_096),  # = PyTorchVideo's slow_r50 (REFERENCE: 32.45 M)
-    "r3d50": (dict(blocks=BLOCKS_PER_DEPTH[50], kernels=[[3, 3, 3], [3, 1], [3, 1], [1, 3, 1]], stem=5,
-                   stem_pool_conv=False, se=False, gating_last=False), 28_043_472),
-    "resnet3d_rs50_paper": (dict(blocks=BLOCKS_PER_DEPTH[50], kernels=RS, stem="deep", stem_pool_conv=True,
-                                 se=True, gating_last=False), 42_592_432),
-    "resnet3d_rs50": (dict(blocks=BLOCKS_PER_DEPTH[50], kernels=RS, stem="deep", stem_pool_conv=False,
-                           se=True, gating_last=True), 48_129_840),
-    "resnet3d_rs101": (dict(blocks=BLOCKS_PER_DEPTH[101], kernels=RS, stem="deep", stem_pool_conv=False,
-                            se=True, gating_last=True), 84_969_520),
-    "resnet3d_rs152": (dict(blocks=BLOCKS_PER_DEPTH[152], kernels=RS, stem="deep", stem_pool_conv=False,
-                            se=True, gating_last=True), 114_788_144),
-    "resnet3d_rs200": (dict(blocks=BLOCKS_PER_DEPTH[200], kernels=RS, stem="deep", stem_pool_conv=False,
-                            se=True, gating_last=True), 121_376_560),
+    "slow_r50": (
+        dict(blocks=BLOCKS_PER_DEPTH[50], kernels=RS, stem=1, stem_pool_conv=False, se=False, gating_last=False),
+        32_454_096,
+    ),  # = PyTorchVideo's slow_r50 (REFERENCE: 32.45 M)
+    "r3d50": (
+        dict(
+            blocks=BLOCKS_PER_DEPTH[50],
+            kernels=[[3, 3, 3], [3, 1], [3, 1], [1, 3, 1]],
+            stem=5,
+            stem_pool_conv=False,
+            se=False,
+            gating_last=False,
+        ),
+        28_043_472,
+    ),
+    "resnet3d_rs50_paper": (
+        dict(blocks=BLOCKS_PER_DEPTH[50], kernels=RS, stem="deep", stem_pool_conv=True, se=True, gating_last=False),
+        42_592_432,
+    ),
+    "resnet3d_rs50": (
+        dict(blocks=BLOCKS_PER_DEPTH[50], kernels=RS, stem="deep", stem_pool_conv=False, se=True, gating_last=True),
+        48_129_840,
+    ),
+    "resnet3d_rs101": (
+        dict(blocks=BLOCKS_PER_DEPTH[101], kernels=RS, stem="deep", stem_pool_conv=False, se=True, gating_last=True),
+        84_969_520,
+    ),
+    "resnet3d_rs152": (
+        dict(blocks=BLOCKS_PER_DEPTH[152], kernels=RS, stem="deep", stem_pool_conv=False, se=True, gating_last=True),
+        114_788_144,
+    ),
+    "resnet3d_rs200": (
+        dict(blocks=BLOCKS_PER_DEPTH[200], kernels=RS, stem="deep", stem_pool_conv=False, se=True, gating_last=True),
+        121_376_560,
+    ),
 }
 
 
@@ -149,8 +171,7 @@ def test_forward_features_and_head_follow_timm():
     pooled = model.forward_head(fmap, pre_logits=True)
     assert torch.allclose(pooled, fmap.mean((2, 3, 4)), atol=1e-6)
     logits = model.forward_head(fmap)
-    assert torch.allclose(logits, pooled @ model.get_classifier().weight.T + model.get_classifier().bias,
-                          atol=1e-6)
+    assert torch.allclose(logits, pooled @ model.get_classifier().weight.T + model.get_classifier().bias, atol=1e-6)
     assert torch.equal(model(x), logits)
 
 
@@ -180,13 +201,19 @@ def test_shortcut_strings_build_the_injected_layers_with_unchanged_keys():
     avg = rs3d.create_model("resnet3d_rs26", shortcut="avg", **TINY)
     # Keys that pretrained conversion (PyTorchVideo, PySlowFast, timm) maps onto.
     assert {k for k in conv.state_dict() if k.startswith("layer2.0.downsample.")} == {
-        "layer2.0.downsample.0.weight", *(f"layer2.0.downsample.1.{b}" for b in
-                                          ("weight", "bias", "running_mean", "running_var",
-                                           "num_batches_tracked"))}
+        "layer2.0.downsample.0.weight",
+        *(
+            f"layer2.0.downsample.1.{b}"
+            for b in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+        ),
+    }
     assert {k for k in avg.state_dict() if k.startswith("layer2.0.downsample.")} == {
-        "layer2.0.downsample.1.weight", *(f"layer2.0.downsample.2.{b}" for b in
-                                          ("weight", "bias", "running_mean", "running_var",
-                                           "num_batches_tracked"))}
+        "layer2.0.downsample.1.weight",
+        *(
+            f"layer2.0.downsample.2.{b}"
+            for b in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+        ),
+    }
     assert conv.layer2[0].downsample[0].stride == (1, 2, 2)
     assert isinstance(avg.layer2[0].downsample[0], torch.nn.AvgPool3d)
     assert isinstance(avg.layer1[0].downsample[0], torch.nn.Identity)  # stride 1: channels change only
@@ -218,19 +245,25 @@ def test_width_multiplier_scales_channels():
 
 def test_temporal_kernels_per_block_follow_r3d50_baseline():
     model = rs3d.create_model("r3d50")
-    kernels = [[b.conv1.kernel_size[0] for b in stage] for stage in
-               (model.layer1, model.layer2, model.layer3, model.layer4)]
+    kernels = [
+        [b.conv1.kernel_size[0] for b in stage] for stage in (model.layer1, model.layer2, model.layer3, model.layer4)
+    ]
     assert kernels == [[3, 3, 3], [3, 1, 3, 1], [3, 1, 3, 1, 3, 1], [1, 3, 1]]
 
 
 def test_self_gating_placement():
     released = rs3d.create_model("resnet3d_rs50", **TINY)
-    gated = [[not isinstance(b.self_gating, torch.nn.Identity) for b in s] for s in
-             (released.layer1, released.layer2, released.layer3, released.layer4)]
+    gated = [
+        [not isinstance(b.self_gating, torch.nn.Identity) for b in s]
+        for s in (released.layer1, released.layer2, released.layer3, released.layer4)
+    ]
     assert gated == [[False, False, True], [False] * 3 + [True], [False] * 5 + [True], [False, False, True]]
     du = rs3d.create_model("resnet3d_rs50", self_gating="all_after_se", **TINY)
-    assert all(not isinstance(b.self_gating, torch.nn.Identity) and not b.gate_before_se
-               for s in (du.layer1, du.layer4) for b in s)
+    assert all(
+        not isinstance(b.self_gating, torch.nn.Identity) and not b.gate_before_se
+        for s in (du.layer1, du.layer4)
+        for b in s
+    )
 
 
 # ---------------------------------------------------------------- regularisers
@@ -276,17 +309,20 @@ def test_dropout_and_drop_path_only_in_training():
 
 
 # ---------------------------------------------------------------- bad arguments
-@pytest.mark.parametrize("call, names", [
-    (lambda: rs3d.create_model("resnet3d_rs51"), ["resnet3d_rs51", "resnet3d_rs50"]),
-    (lambda: ResNet3D(depth=77), ["depth=77", "420"]),
-    (lambda: rs3d.create_model("resnet3d_rs50", depth=77), ["depth=77", "fixes depth=50", "resnet3d_rs420"]),
-    (lambda: rs3d.create_model("resnet3d_rs50", se_ratio=1.5), ["se_ratio=1.5", "0.25"]),
-    (lambda: rs3d.create_model("resnet3d_rs50", se_ratio=-0.1), ["se_ratio=-0.1"]),
-    (lambda: rs3d.create_model("resnet3d_rs50", stem_type="wide"), ["stem_type='wide'", "deep"]),
-    (lambda: rs3d.create_model("resnet3d_rs50", shortcut="max"), ["shortcut='max'", "avg"]),
-    (lambda: rs3d.create_model("resnet3d_rs50", drop_path_rate=1.0), ["drop_path_rate=1.0"]),
-    (lambda: rs3d.create_model("resnet3d_rs50", temporal_kernels=(1, 2, 3, 3)), ["temporal_kernels"]),
-])
+@pytest.mark.parametrize(
+    "call, names",
+    [
+        (lambda: rs3d.create_model("resnet3d_rs51"), ["resnet3d_rs51", "resnet3d_rs50"]),
+        (lambda: ResNet3D(depth=77), ["depth=77", "420"]),
+        (lambda: rs3d.create_model("resnet3d_rs50", depth=77), ["depth=77", "fixes depth=50", "resnet3d_rs420"]),
+        (lambda: rs3d.create_model("resnet3d_rs50", se_ratio=1.5), ["se_ratio=1.5", "0.25"]),
+        (lambda: rs3d.create_model("resnet3d_rs50", se_ratio=-0.1), ["se_ratio=-0.1"]),
+        (lambda: rs3d.create_model("resnet3d_rs50", stem_type="wide"), ["stem_type='wide'", "deep"]),
+        (lambda: rs3d.create_model("resnet3d_rs50", shortcut="max"), ["shortcut='max'", "avg"]),
+        (lambda: rs3d.create_model("resnet3d_rs50", drop_path_rate=1.0), ["drop_path_rate=1.0"]),
+        (lambda: rs3d.create_model("resnet3d_rs50", temporal_kernels=(1, 2, 3, 3)), ["temporal_kernels"]),
+    ],
+)
 def test_bad_arguments_name_argument_and_allowed_values(call, names):
     with pytest.raises(ValueError) as e:
         call()
@@ -296,6 +332,7 @@ def test_bad_arguments_name_argument_and_allowed_values(call, names):
 
 def test_build_model_from_config():
     from rs3d.config import get_cfg
+
     cfg = get_cfg()
     cfg.MODEL.ARCH = "r3d50"
     cfg.MODEL.NUM_CLASSES = 7

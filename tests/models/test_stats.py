@@ -1,4 +1,5 @@
 """rs3d.models.stats: parameter and FLOP counts against hand counts; step timing and memory."""
+
 import pytest
 import torch
 from torch import nn
@@ -21,8 +22,9 @@ def test_conv_flops_are_multiply_adds():
 
 
 def test_flops_of_a_model_add_up_its_layers_and_keep_its_mode():
-    model = nn.Sequential(nn.Conv3d(3, 4, 1, bias=False), nn.AdaptiveAvgPool3d(1), nn.Flatten(),
-                          nn.Linear(4, 5, bias=False)).train()
+    model = nn.Sequential(
+        nn.Conv3d(3, 4, 1, bias=False), nn.AdaptiveAvgPool3d(1), nn.Flatten(), nn.Linear(4, 5, bias=False)
+    ).train()
     conv, linear = 4 * 3 * (2 * 6 * 6), 4 * 5
     # Pooling is not counted (fvcore has no handle for it), as in the model zoos' figures.
     assert count_flops(model, frames=2, res=6) * 1e9 == pytest.approx(conv + linear, rel=1e-12)
@@ -42,8 +44,9 @@ def test_train_step_time_is_the_median_of_the_timed_steps_and_the_model_learns()
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv3d(3, 4, 1), nn.AdaptiveAvgPool3d(1), nn.Flatten(), nn.Linear(4, 3))
     before = [p.detach().clone() for p in model.parameters()]
-    seconds, peak = measure_train_step(model, batch=2, frames=2, res=8, steps=3, device="cpu",
-                                       clock=step_clock([5.0, 1.0, 3.0]))
+    seconds, peak = measure_train_step(
+        model, batch=2, frames=2, res=8, steps=3, device="cpu", clock=step_clock([5.0, 1.0, 3.0])
+    )
     assert seconds == 3.0  # the warm-up step is not timed: exactly three durations were read
     assert isinstance(peak, int) and peak >= 0
     assert all(not torch.equal(a, b) for a, b in zip(before, model.parameters()))  # SGD stepped

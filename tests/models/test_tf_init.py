@@ -6,6 +6,7 @@ shape are identically distributed, so any pairing within the group compares the 
 pair must agree within sampling error: mean within 5 standard errors, std within 5 standard
 errors of a standard deviation, bounds within the truncation (or uniform) limits, constants equal.
 """
+
 import math
 from collections import defaultdict
 
@@ -29,8 +30,13 @@ def _tf_role(name: str) -> str:
         if "dense" in name:
             return "classifier"
         return "se" if "squeeze_excitation" in name else "conv"
-    return {"gamma": "bn_scale", "beta": "bn_shift", "moving_mean": "bn_mean", "moving_variance": "bn_var",
-            "bias": "bias"}[leaf]
+    return {
+        "gamma": "bn_scale",
+        "beta": "bn_shift",
+        "moving_mean": "bn_mean",
+        "moving_variance": "bn_var",
+        "bias": "bias",
+    }[leaf]
 
 
 def _torch_shape(shape: str, role: str) -> tuple:
@@ -48,14 +54,19 @@ def _rs3d_tensors(model: nn.Module):
     gating = {id(m.fc) for m in model.modules() if isinstance(m, SelfGating3d)}
     for m in model.modules():
         if isinstance(m, nn.Conv3d):
-            role = "gating" if id(m) in gating else ("se" if m.kernel_size == (1, 1, 1) and m.bias is not None
-                                                     else "conv")
+            role = (
+                "gating" if id(m) in gating else ("se" if m.kernel_size == (1, 1, 1) and m.bias is not None else "conv")
+            )
             yield role, m.weight
             if m.bias is not None:
                 yield "bias", m.bias
         elif isinstance(m, nn.BatchNorm3d):
-            yield from (("bn_scale", m.weight), ("bn_shift", m.bias), ("bn_mean", m.running_mean),
-                        ("bn_var", m.running_var))
+            yield from (
+                ("bn_scale", m.weight),
+                ("bn_shift", m.bias),
+                ("bn_mean", m.running_mean),
+                ("bn_var", m.running_var),
+            )
         elif isinstance(m, nn.Linear):
             yield from (("classifier", m.weight), ("bias", m.bias))
 
@@ -80,8 +91,10 @@ def tf_init_model():
 
 def _compare(model: nn.Module) -> list:
     """Mismatches (role, shape, what) between ``model``'s initial tensors and TF's statistics."""
-    tf = _groups(((_tf_role(n), _torch_shape(str(s), _tf_role(n))), st)
-                 for n, s, st in zip(Z["init_names"], Z["init_shapes"], Z["init_stats"]))
+    tf = _groups(
+        ((_tf_role(n), _torch_shape(str(s), _tf_role(n))), st)
+        for n, s, st in zip(Z["init_names"], Z["init_shapes"], Z["init_stats"])
+    )
     ours = _groups(((role, tuple(t.shape)), _stats(t)) for role, t in _rs3d_tensors(model))
     assert {k: len(v) for k, v in ours.items()} == {k: len(v) for k, v in tf.items()}  # 349 tensors, same roles
     bad = []
@@ -123,9 +136,10 @@ def test_tf_init_std_ratios_are_one(tf_init_model):
     assert float(model.layer4[-1].bn3.weight.min()) == 1.0
     conv = model.layer3[0].conv2.weight
     assert float(conv.std()) == pytest.approx(math.sqrt(1.0 / conv[0].numel()), rel=0.02)
-    assert np.isclose(Z["init_stats"][:, 4].sum() - sum(
-        s[4] for n, s in zip(Z["init_names"], Z["init_stats"]) if "moving" in n),
-        sum(p.numel() for p in model.parameters()))  # 48,129,840 parameters on both sides
+    assert np.isclose(
+        Z["init_stats"][:, 4].sum() - sum(s[4] for n, s in zip(Z["init_names"], Z["init_stats"]) if "moving" in n),
+        sum(p.numel() for p in model.parameters()),
+    )  # 48,129,840 parameters on both sides
 
 
 def test_the_tf_initialisation_builds_on_the_meta_device():

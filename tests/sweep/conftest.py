@@ -1,5 +1,6 @@
 """Fixtures of the sweep tests: stand-in train / test / measure steps that write what the real tools
 write, instantly, and the demo config as a small base for grids."""
+
 from __future__ import annotations
 
 import json
@@ -8,8 +9,8 @@ from pathlib import Path
 from typing import Dict, List, Optional, Set, Tuple
 
 import pytest
-
 from helpers import ROOT as REPO
+
 from rs3d.sweep.runner import METRICS_FILE, STATS_FILE, PointFailed, Steps
 
 
@@ -28,8 +29,12 @@ def last_epoch(out_dir: str) -> int:
 class FakeRun:
     """Records every step call; ``fail`` = {(point name, step)} that fail; metrics per point name."""
 
-    def __init__(self, fail: Optional[Set[Tuple[str, str]]] = None,
-                 metrics: Optional[Dict[str, dict]] = None, crash: Optional[Set[Tuple[str, str]]] = None):
+    def __init__(
+        self,
+        fail: Optional[Set[Tuple[str, str]]] = None,
+        metrics: Optional[Dict[str, dict]] = None,
+        crash: Optional[Set[Tuple[str, str]]] = None,
+    ):
         self.calls: List[Tuple[str, str, int]] = []  # (point, step, epoch it started from)
         self.fail = fail or set()
         self.crash = crash or set()
@@ -62,8 +67,18 @@ class FakeRun:
         self.calls.append((point.name, "measure", last_epoch(out_dir)))
         self._check(point, "measure")
         with open(os.path.join(out_dir, STATS_FILE), "w") as f:
-            json.dump({"params_m": 1.0, "gflops": 0.5, "latency_ms_per_clip": 10.0, "peak_mem_gib": 0.1,
-                       "device": "cpu (fake)", "measure_batch": 4, "step_s": 0.04}, f)
+            json.dump(
+                {
+                    "params_m": 1.0,
+                    "gflops": 0.5,
+                    "latency_ms_per_clip": 10.0,
+                    "peak_mem_gib": 0.1,
+                    "device": "cpu (fake)",
+                    "measure_batch": 4,
+                    "step_s": 0.04,
+                },
+                f,
+            )
 
     def steps_of(self, name: str) -> List[str]:
         return [s for n, s, _ in self.calls if n == name]

@@ -1,10 +1,11 @@
 """Grid expansion, point names, short axis names, the scaling rules, and bad input refused up front."""
+
 import pytest
+from helpers import ROOT as REPO
 
 from rs3d.errors import ConfigError
 from rs3d.sweep.grid import Axis, check_models, expand_grid, parse_axis, points_from_configs, split_values
 from rs3d.sweep.rules import DROPOUT_PER_WIDTH, parse_rules
-from helpers import ROOT as REPO
 
 
 def _pairs(opts):
@@ -20,8 +21,12 @@ def test_cartesian_product_first_axis_slowest_and_paper_names(demo_cfg):
     points = expand_grid(demo_cfg, [parse_axis("depth=26,50"), parse_axis("frames=4,8")])
     assert [p.name for p in points] == ["26-4-32", "26-8-32", "50-4-32", "50-8-32"]
     assert [p.label for p in points] == [p.name for p in points]
-    assert [p.axes for p in points] == [{"depth": "26", "frames": "4"}, {"depth": "26", "frames": "8"},
-                                        {"depth": "50", "frames": "4"}, {"depth": "50", "frames": "8"}]
+    assert [p.axes for p in points] == [
+        {"depth": "26", "frames": "4"},
+        {"depth": "26", "frames": "8"},
+        {"depth": "50", "frames": "4"},
+        {"depth": "50", "frames": "8"},
+    ]
     # depth swaps the depth in the registry name; the config each point loads is the one it names.
     cfg = points[3].load()
     assert (cfg.MODEL.ARCH, cfg.DATA.NUM_FRAMES, cfg.DATA.TRAIN_CROP_SIZE) == ("resnet3d_rs50", 8, 32)
@@ -30,10 +35,15 @@ def test_cartesian_product_first_axis_slowest_and_paper_names(demo_cfg):
 
 
 def test_other_varying_axes_go_into_the_name(demo_cfg):
-    points = expand_grid(demo_cfg, [parse_axis("width=0.25,0.5"), parse_axis("SOLVER.BASE_LR=0.001,0.003"),
-                                    parse_axis("frames=4")])
-    assert [p.name for p in points] == ["26-4-32_w0.25_base_lr=0.001", "26-4-32_w0.25_base_lr=0.003",
-                                        "26-4-32_w0.5_base_lr=0.001", "26-4-32_w0.5_base_lr=0.003"]
+    points = expand_grid(
+        demo_cfg, [parse_axis("width=0.25,0.5"), parse_axis("SOLVER.BASE_LR=0.001,0.003"), parse_axis("frames=4")]
+    )
+    assert [p.name for p in points] == [
+        "26-4-32_w0.25_base_lr=0.001",
+        "26-4-32_w0.25_base_lr=0.003",
+        "26-4-32_w0.5_base_lr=0.001",
+        "26-4-32_w0.5_base_lr=0.003",
+    ]
     cfg = points[2].load()
     assert cfg.MODEL.WIDTH_MULTIPLIER == 0.5 and cfg.SOLVER.BASE_LR == 0.001
 
@@ -59,28 +69,34 @@ def test_list_valued_axis(demo_cfg):
     assert len({p.name for p in points}) == 2
 
 
-@pytest.mark.parametrize("text, words", [
-    ("MODEL.DEPTHH=26,50", "unknown config key MODEL.DEPTHH"),
-    ("MODEL=1,2", "unknown config key MODEL"),
-    ("depth", "expected KEY=V1,V2"),
-    ("frames=", "empty value"),
-    ("frames=4,,8", "empty value"),
-    ("frames=4,4", "listed twice"),
-    ("OUTPUT_DIR=a,b", "--out"),
-])
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("MODEL.DEPTHH=26,50", "unknown config key MODEL.DEPTHH"),
+        ("MODEL=1,2", "unknown config key MODEL"),
+        ("depth", "expected KEY=V1,V2"),
+        ("frames=", "empty value"),
+        ("frames=4,,8", "empty value"),
+        ("frames=4,4", "listed twice"),
+        ("OUTPUT_DIR=a,b", "--out"),
+    ],
+)
 def test_bad_axis_is_one_line_naming_it(text, words):
     with pytest.raises(ConfigError) as e:
         parse_axis(text)
     assert words in str(e.value) and "\n" not in str(e.value)
 
 
-@pytest.mark.parametrize("axis, words", [
-    ("frames=4,abc", "DATA.NUM_FRAMES expects int"),
-    ("SOLVER.BASE_LR=fast", "SOLVER.BASE_LR expects float"),
-    ("depth=26,big", "depth=big: expects an integer"),
-    ("depth=26,77", "not a registered model"),
-    ("DATA.TRAIN_JITTER_MODE=area,zoom", "DATA.TRAIN_JITTER_MODE must be one of"),
-])
+@pytest.mark.parametrize(
+    "axis, words",
+    [
+        ("frames=4,abc", "DATA.NUM_FRAMES expects int"),
+        ("SOLVER.BASE_LR=fast", "SOLVER.BASE_LR expects float"),
+        ("depth=26,big", "depth=big: expects an integer"),
+        ("depth=26,77", "not a registered model"),
+        ("DATA.TRAIN_JITTER_MODE=area,zoom", "DATA.TRAIN_JITTER_MODE must be one of"),
+    ],
+)
 def test_wrong_value_type_is_refused_when_the_grid_expands(demo_cfg, axis, words):
     with pytest.raises(ConfigError) as e:
         expand_grid(demo_cfg, [parse_axis(axis)])
@@ -114,8 +130,10 @@ def test_points_from_configs_keep_order_and_names():
 
 # ----------------------------------------------------------------------------- rules
 def test_rules_are_checked_by_name():
-    assert parse_rules(["dropout-per-width,slow-resolution", "dropout-per-width"]) == \
-        ["dropout-per-width", "slow-resolution"]
+    assert parse_rules(["dropout-per-width,slow-resolution", "dropout-per-width"]) == [
+        "dropout-per-width",
+        "slow-resolution",
+    ]
     with pytest.raises(ConfigError, match="unknown rule 'dropout'"):
         parse_rules(["dropout"])
 
@@ -134,8 +152,7 @@ def test_a_width_table_10_does_not_list_is_refused(demo_cfg):
 
 
 def test_explicit_values_win_over_rules(demo_cfg):
-    (p,) = expand_grid(demo_cfg, [parse_axis("width=0.5")], ["MODEL.DROPOUT_RATE", "0.3"],
-                       rules=["dropout-per-width"])
+    (p,) = expand_grid(demo_cfg, [parse_axis("width=0.5")], ["MODEL.DROPOUT_RATE", "0.3"], rules=["dropout-per-width"])
     assert p.load().MODEL.DROPOUT_RATE == 0.3 and p.rules == {}
 
 
@@ -143,8 +160,9 @@ def test_drop_path_per_depth_is_table_8():
     cfg_file = str(REPO / "configs" / "k400_rs50.yaml")
     points = expand_grid(cfg_file, [parse_axis("depth=50,152,200,420")], rules=["drop-path-per-depth"])
     assert [p.load().MODEL.DROP_PATH_RATE for p in points] == [0.0, 0.0, 0.1, 0.1]
-    (narrow,) = expand_grid(cfg_file, [parse_axis("depth=200"), parse_axis("width=0.25")],
-                            rules=["drop-path-per-depth"])
+    (narrow,) = expand_grid(
+        cfg_file, [parse_axis("depth=200"), parse_axis("width=0.25")], rules=["drop-path-per-depth"]
+    )
     assert narrow.load().MODEL.DROP_PATH_RATE == 0.0  # appendix F: none at width 0.25
 
 

@@ -1,16 +1,17 @@
 """The collected table against the runs' own files, the Pareto front, the plot, the additive table."""
+
 import csv
 import json
 import math
 
 import pytest
+from helpers import ROOT as REPO
 
 from rs3d.sweep.additive import additive_table, describe_change, format_markdown, write_additive
 from rs3d.sweep.collect import collect, write_results
 from rs3d.sweep.grid import expand_grid, parse_axis, points_from_configs
 from rs3d.sweep.pareto import front_line, pareto_front
 from rs3d.sweep.plot import plot_pareto
-from helpers import ROOT as REPO
 from rs3d.sweep.runner import METRICS_FILE, STATS_FILE, run_point, run_sweep
 
 QUIET = dict(log=lambda s: None)
@@ -24,9 +25,18 @@ def test_collected_table_is_what_each_run_wrote(demo_cfg, tmp_path, fake_run):
     # Each run's own figures, as the tools would have written them (different per point).
     for i, p in enumerate(points):
         with open(tmp_path / p.name / STATS_FILE, "w") as f:
-            json.dump({"params_m": 0.5 + i, "gflops": 0.1 * (i + 1), "latency_ms_per_clip": 3.0 + i,
-                       "peak_mem_gib": 0.25 * (i + 1), "device": "cpu (2 threads)", "measure_batch": 16,
-                       "step_s": 0.1}, f)
+            json.dump(
+                {
+                    "params_m": 0.5 + i,
+                    "gflops": 0.1 * (i + 1),
+                    "latency_ms_per_clip": 3.0 + i,
+                    "peak_mem_gib": 0.25 * (i + 1),
+                    "device": "cpu (2 threads)",
+                    "measure_batch": 16,
+                    "step_s": 0.1,
+                },
+                f,
+            )
     rows = collect(points, str(tmp_path))
     csv_path, json_path = write_results(rows, str(tmp_path))
     with open(csv_path) as f:
@@ -64,7 +74,7 @@ def test_points_not_run_failed_or_interrupted_say_so(demo_cfg, tmp_path, fake_ru
 def test_pareto_front_on_fixed_points():
     #        A    B    C    D    E    F (= B)  G (unknown)
     cost = [1.0, 2.0, 3.0, 2.5, 4.0, 2.0, None]
-    err = [30., 20., 15., 25., 15., 20., 1.0]
+    err = [30.0, 20.0, 15.0, 25.0, 15.0, 20.0, 1.0]
     # By hand: A cheapest; B beats D (cheaper and better); C best error at cost 3, E same error
     # but dearer -> dominated; F ties B exactly, so neither dominates the other.
     assert pareto_front(cost, err) == [True, True, True, False, False, True, False]
@@ -74,7 +84,7 @@ def test_pareto_front_on_fixed_points():
 def test_pareto_front_edge_cases():
     assert pareto_front([], []) == []
     assert pareto_front([5.0], [50.0]) == [True]
-    assert pareto_front([1.0, 1.0], [10.0, 12.0]) == [True, False]   # same cost, worse error
+    assert pareto_front([1.0, 1.0], [10.0, 12.0]) == [True, False]  # same cost, worse error
     with pytest.raises(ValueError):
         pareto_front([1.0], [])
 
@@ -82,14 +92,41 @@ def test_pareto_front_edge_cases():
 # ----------------------------------------------------------------------------- plot
 def _rows():
     return [
-        {"name": "26-4-32", "label": "26-4-32", "status": "done", "error_pct": 40.0,
-         "latency_ms_per_clip": 2.0, "peak_mem_gib": 0.10, "device": "cpu"},
-        {"name": "26-8-32", "label": "26-8-32", "status": "done", "error_pct": 30.0,
-         "latency_ms_per_clip": 4.0, "peak_mem_gib": 0.15, "device": "cpu"},
-        {"name": "50-4-32", "label": "50-4-32", "status": "done", "error_pct": 35.0,
-         "latency_ms_per_clip": 5.0, "peak_mem_gib": 0.12, "device": "cpu"},
-        {"name": "50-8-32", "label": "50-8-32", "status": "failed", "error_pct": None,
-         "latency_ms_per_clip": None, "peak_mem_gib": None},
+        {
+            "name": "26-4-32",
+            "label": "26-4-32",
+            "status": "done",
+            "error_pct": 40.0,
+            "latency_ms_per_clip": 2.0,
+            "peak_mem_gib": 0.10,
+            "device": "cpu",
+        },
+        {
+            "name": "26-8-32",
+            "label": "26-8-32",
+            "status": "done",
+            "error_pct": 30.0,
+            "latency_ms_per_clip": 4.0,
+            "peak_mem_gib": 0.15,
+            "device": "cpu",
+        },
+        {
+            "name": "50-4-32",
+            "label": "50-4-32",
+            "status": "done",
+            "error_pct": 35.0,
+            "latency_ms_per_clip": 5.0,
+            "peak_mem_gib": 0.12,
+            "device": "cpu",
+        },
+        {
+            "name": "50-8-32",
+            "label": "50-8-32",
+            "status": "failed",
+            "error_pct": None,
+            "latency_ms_per_clip": None,
+            "peak_mem_gib": None,
+        },
     ]
 
 
@@ -101,7 +138,7 @@ def test_plot_is_a_valid_png(tmp_path):
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     img = imread(path)
     assert img.ndim == 3 and img.shape[0] > 300 and img.shape[1] > 600
-    assert float(img[..., :3].std()) > 0.01   # something is drawn, not a blank canvas
+    assert float(img[..., :3].std()) > 0.01  # something is drawn, not a blank canvas
     assert not list(tmp_path.glob("sub/*.tmp*"))
 
 
@@ -124,8 +161,11 @@ def test_describe_change_reads_the_row_comment():
 
 def test_additive_table_rows_deltas_and_paper_numbers(tmp_path, fake_run):
     points = points_from_configs(ABLATION[:3])
-    metrics = {"00_baseline": {"top1": 70.0, "top5": 90.0}, "01_dropout": {"top1": 71.5, "top5": 91.0},
-               "02_label_smoothing": {"top1": 71.0, "top5": 91.0}}
+    metrics = {
+        "00_baseline": {"top1": 70.0, "top5": 90.0},
+        "01_dropout": {"top1": 71.5, "top5": 91.0},
+        "02_label_smoothing": {"top1": 71.0, "top5": 91.0},
+    }
     run_sweep(points, str(tmp_path), steps=fake_run(metrics=metrics).steps(), **QUIET)
     table = additive_table(points, collect(points, str(tmp_path)))
     assert [e["row"] for e in table] == [0, 1, 2]

@@ -1,4 +1,5 @@
 """Running points: resume of an interrupted sweep, failures recorded while the sweep goes on."""
+
 import json
 import os
 import pickle
@@ -8,8 +9,16 @@ import pytest
 
 from rs3d.errors import ConfigError
 from rs3d.sweep.grid import expand_grid, parse_axis
-from rs3d.sweep.runner import (METRICS_FILE, STATS_FILE, Launcher, LocalLauncher, Steps, read_status,
-                               run_point, run_sweep)
+from rs3d.sweep.runner import (
+    METRICS_FILE,
+    STATS_FILE,
+    Launcher,
+    LocalLauncher,
+    Steps,
+    read_status,
+    run_point,
+    run_sweep,
+)
 
 
 @pytest.fixture
@@ -42,10 +51,10 @@ def test_rerun_skips_finished_points_and_resumes_half_done_ones(points, tmp_path
 
     again = fake_run()
     run_sweep(points, root, steps=again.steps(), log=lambda s: None)
-    assert again.steps_of(done.name) == []                                   # not re-run at all
+    assert again.steps_of(done.name) == []  # not re-run at all
     assert [c for c in again.calls if c[0] == half.name][0] == (half.name, "train", 1)  # resumed at epoch 1
     assert again.steps_of(fresh.name) == ["train", "test", "measure"]
-    assert [c[2] for c in again.calls if c[0] == fresh.name][0] == 0          # from scratch
+    assert [c[2] for c in again.calls if c[0] == fresh.name][0] == 0  # from scratch
     assert all(read_status(str(tmp_path / p.name))["status"] == "done" for p in points)
 
 
@@ -68,7 +77,7 @@ def test_a_failing_point_is_recorded_and_the_sweep_goes_on(points, tmp_path, fak
     assert (statuses[0]["step"], statuses[1]["step"]) == ("train", "measure")
     assert "fake train failure" in statuses[0]["error"]
     assert "RuntimeError: measure crashed" in statuses[1]["error"]
-    assert run.steps_of(points[0].name) == ["train"]   # no test of a model that did not train
+    assert run.steps_of(points[0].name) == ["train"]  # no test of a model that did not train
     assert run.steps_of(points[2].name) == ["train", "test", "measure"]
     on_disk = read_status(str(tmp_path / points[0].name))
     assert on_disk["status"] == "failed" and on_disk["step"] == "train"
@@ -112,12 +121,15 @@ def test_a_failing_tool_reports_its_own_error_line(tmp_path):
 
     log = tmp_path / "step.log"
     log.write_text("error: an old failure of an earlier run\n")
-    script = "import sys; print('epoch 1'); print('error: DATA.PATH_TO_DATA_DIR x has no train.csv', " \
-             "file=sys.stderr); sys.exit(2)"
+    script = (
+        "import sys; print('epoch 1'); print('error: DATA.PATH_TO_DATA_DIR x has no train.csv', "
+        "file=sys.stderr); sys.exit(2)"
+    )
     rc, why = _run_logged([sys.executable, "-c", script], log, "", echo=False)
     assert rc == 2
     assert why == f"exited with status 2: error: DATA.PATH_TO_DATA_DIR x has no train.csv (log: {log})"
     assert "epoch 1" in Path(log).read_text()
-    rc, why = _run_logged([sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"],
-                          log, "", echo=False)
+    rc, why = _run_logged(
+        [sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"], log, "", echo=False
+    )
     assert rc == -9 and why.startswith("killed by signal 9")

@@ -1,10 +1,12 @@
 """The spread over seeds: --seeds N / an RNG_SEED axis, the per-point mean, std and range, the
 error bars of the plot."""
+
 import csv
 import json
 import statistics
 
 import pytest
+from helpers import ROOT as REPO
 
 from rs3d.cli import run_tool
 from rs3d.cli.sweep import main
@@ -14,7 +16,6 @@ from rs3d.sweep.collect import collect, seed_summary
 from rs3d.sweep.grid import expand_grid, parse_axis, with_seeds
 from rs3d.sweep.presets import PRESETS
 from rs3d.sweep.runner import run_sweep
-from helpers import ROOT as REPO
 
 DEMO = str(REPO / "configs" / "demo.yaml")
 QUIET = dict(log=lambda s: None)
@@ -42,10 +43,14 @@ def test_a_grid_axis_over_rng_seed_groups_the_same_way(demo_cfg):
 
 def test_summary_is_mean_sample_std_and_range_of_the_finished_seeds(demo_cfg, tmp_path, fake_run):
     points = with_seeds(expand_grid(demo_cfg, [parse_axis("frames=4,8")], ["SOLVER.MAX_EPOCH", "1"]), 3)
-    top1 = {"26-4-32_seed0": 90.0, "26-4-32_seed1": 94.0, "26-4-32_seed2": 96.0,
-            "26-8-32_seed0": 80.0, "26-8-32_seed2": 84.0}
-    run = fake_run(metrics={k: {"top1": v, "top5": 99.0} for k, v in top1.items()},
-                   fail={("26-8-32_seed1", "train")})
+    top1 = {
+        "26-4-32_seed0": 90.0,
+        "26-4-32_seed1": 94.0,
+        "26-4-32_seed2": 96.0,
+        "26-8-32_seed0": 80.0,
+        "26-8-32_seed2": 84.0,
+    }
+    run = fake_run(metrics={k: {"top1": v, "top5": 99.0} for k, v in top1.items()}, fail={("26-8-32_seed1", "train")})
     run_sweep(points, str(tmp_path), steps=run.steps(), **QUIET)
     groups = seed_summary(collect(points, str(tmp_path)))
     assert [g["name"] for g in groups] == ["26-4-32", "26-8-32"]
@@ -66,10 +71,30 @@ def test_plot_draws_the_std_as_error_bars_and_the_range():
 
     from rs3d.sweep.plot import _draw
 
-    rows = [{"name": "a", "label": "26-8-32", "seeds": 3, "seeds_done": 3, "error_pct": 6.0, "error_std": 2.0,
-             "error_min": 4.0, "error_max": 9.0, "latency_ms_per_clip": 3.0},
-            {"name": "b", "label": "50-8-32", "seeds": 3, "seeds_done": 3, "error_pct": 5.0, "error_std": 0.5,
-             "error_min": 4.5, "error_max": 5.5, "latency_ms_per_clip": 6.0}]
+    rows = [
+        {
+            "name": "a",
+            "label": "26-8-32",
+            "seeds": 3,
+            "seeds_done": 3,
+            "error_pct": 6.0,
+            "error_std": 2.0,
+            "error_min": 4.0,
+            "error_max": 9.0,
+            "latency_ms_per_clip": 3.0,
+        },
+        {
+            "name": "b",
+            "label": "50-8-32",
+            "seeds": 3,
+            "seeds_done": 3,
+            "error_pct": 5.0,
+            "error_std": 0.5,
+            "error_min": 4.5,
+            "error_max": 5.5,
+            "latency_ms_per_clip": 6.0,
+        },
+    ]
     ax = Figure().subplots()
     _draw(ax, rows, "latency_ms_per_clip", "latency")
     bars = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
@@ -82,14 +107,27 @@ def test_plot_draws_the_std_as_error_bars_and_the_range():
     assert texts == ["26-8-32 (n=3)", "50-8-32 (n=3)"]
 
 
-def test_seeds_through_the_cli_write_seeds_csv_and_the_plot(tmp_path, capsys, monkeypatch, fake_run,
-                                                             synthetic_dataset):
+def test_seeds_through_the_cli_write_seeds_csv_and_the_plot(tmp_path, capsys, monkeypatch, fake_run, synthetic_dataset):
     metrics = {f"26-8-32_seed{s}": {"top1": v, "top5": 99.0} for s, v in zip(range(3), (70.0, 75.0, 77.0))}
     run = fake_run(metrics=metrics)
     monkeypatch.setattr(runner, "Steps", lambda measure=None: run.steps())
     out = tmp_path / "s"
-    rc = run_tool(main, ["--cfg", DEMO, "--seeds", "3", "--out", str(out), "--quiet",
-                         "DATA.PATH_TO_DATA_DIR", str(synthetic_dataset), "SOLVER.MAX_EPOCH", "1"])
+    rc = run_tool(
+        main,
+        [
+            "--cfg",
+            DEMO,
+            "--seeds",
+            "3",
+            "--out",
+            str(out),
+            "--quiet",
+            "DATA.PATH_TO_DATA_DIR",
+            str(synthetic_dataset),
+            "SOLVER.MAX_EPOCH",
+            "1",
+        ],
+    )
     assert rc == 0
     assert [n for n, s, _ in run.calls if s == "train"] == ["26-8-32_seed0", "26-8-32_seed1", "26-8-32_seed2"]
     rows = list(csv.DictReader(open(out / "seeds.csv")))

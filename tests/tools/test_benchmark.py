@@ -5,6 +5,7 @@ figure is what its definition says (clips/s = batch / step time, a ratio = the m
 per-round quotients, TFLOP/s from the FLOP count), checked on real runs at a tiny size and on
 hand-made rows and fake clocks where the numbers must be exact.
 """
+
 import json
 import statistics
 import sys
@@ -43,9 +44,32 @@ def fake_clock(durations):
 # ----------------------------------------------------------------------------- model
 def test_model_rs3d_slow_r50_against_pytorchvideo(tmp_path, capsys):
     out = tmp_path / "model.json"
-    assert load_tool().main(["model", "--models", "slow_r50", "--frames", "8", "--res", "32", "--batch", "2",
-                             "--variants", "base", "--rounds", "3", "--device", "cpu", "--threads", "1",
-                             "--json", str(out)]) == 0
+    assert (
+        load_tool().main(
+            [
+                "model",
+                "--models",
+                "slow_r50",
+                "--frames",
+                "8",
+                "--res",
+                "32",
+                "--batch",
+                "2",
+                "--variants",
+                "base",
+                "--rounds",
+                "3",
+                "--device",
+                "cpu",
+                "--threads",
+                "1",
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     data = json.loads(out.read_text())
     assert data["device_type"] == "cpu" and data["rounds"] == 3
@@ -78,11 +102,22 @@ def test_model_rs3d_slow_r50_against_pytorchvideo(tmp_path, capsys):
 
 def test_ratio_is_the_median_of_paired_rounds_not_the_quotient_of_medians():
     def row(model, variant, times, mem):
-        return {"model": model, "variant": variant, "frames": 8, "res": 32, "batch": 2,
-                "train_step_s": statistics.median(times), "train_times_s": times, "train_peak_mem_gib": mem}
+        return {
+            "model": model,
+            "variant": variant,
+            "frames": 8,
+            "res": 32,
+            "batch": 2,
+            "train_step_s": statistics.median(times),
+            "train_times_s": times,
+            "train_peak_mem_gib": mem,
+        }
 
-    rows = [row("slow_r50", "base", [1.0, 4.0, 2.0], 3.0), row("ptv:slow_r50", "base", [2.0, 2.0, 8.0], 4.0),
-            row("slow_r50", "cl", [0.5, 1.0, 1.0], 1.5)]
+    rows = [
+        row("slow_r50", "base", [1.0, 4.0, 2.0], 3.0),
+        row("ptv:slow_r50", "base", [2.0, 2.0, 8.0], 4.0),
+        row("slow_r50", "cl", [0.5, 1.0, 1.0], 1.5),
+    ]
     by_what = {r["what"]: r for r in ratios(rows)}
     assert set(by_what) == {"rs3d slow_r50 / PTV slow_r50 (base)", "slow_r50 cl / base"}
     peer = by_what["rs3d slow_r50 / PTV slow_r50 (base)"]
@@ -96,12 +131,41 @@ def test_ratio_is_the_median_of_paired_rounds_not_the_quotient_of_medians():
 
 def test_model_variant_rows_and_ratio_against_base(tmp_path):
     out = tmp_path / "model.json"
-    assert load_tool().main(["model", "--models", "resnet3d_rs26", "--width", "0.25", "--frames", "4",
-                             "--res", "32", "--batch", "2", "--variants", "base", "cl+bf16", "--rounds", "1",
-                             "--no-inference", "--peak-tflops", "2.0", "--threads", "1", "--json", str(out)]) == 0
+    assert (
+        load_tool().main(
+            [
+                "model",
+                "--models",
+                "resnet3d_rs26",
+                "--width",
+                "0.25",
+                "--frames",
+                "4",
+                "--res",
+                "32",
+                "--batch",
+                "2",
+                "--variants",
+                "base",
+                "cl+bf16",
+                "--rounds",
+                "1",
+                "--no-inference",
+                "--peak-tflops",
+                "2.0",
+                "--threads",
+                "1",
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
     data = json.loads(out.read_text())
-    assert [(r["model"], r["variant"]) for r in data["rows"]] == [("resnet3d_rs26", "base"),
-                                                                  ("resnet3d_rs26", "cl+bf16")]
+    assert [(r["model"], r["variant"]) for r in data["rows"]] == [
+        ("resnet3d_rs26", "base"),
+        ("resnet3d_rs26", "cl+bf16"),
+    ]
     for r in data["rows"]:
         assert "infer_clips_s" not in r
         assert r["mfu"] == pytest.approx(r["train_tflops"] / 2.0)
@@ -112,10 +176,13 @@ def test_model_variant_rows_and_ratio_against_base(tmp_path):
     assert [r["what"] for r in data["ratios"]] == ["resnet3d_rs26 cl+bf16 / base"]
 
 
-@pytest.mark.parametrize("argv, needle", [
-    (["model", "--models", "resnet3d_rs51"], "resnet3d_rs51"),
-    (["model", "--models", "slow_r50", "--variants", "fp8"], "fp8"),
-])
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["model", "--models", "resnet3d_rs51"], "resnet3d_rs51"),
+        (["model", "--models", "slow_r50", "--variants", "fp8"], "fp8"),
+    ],
+)
 def test_model_bad_arguments_exit_2_naming_them(argv, needle, capsys):
     assert load_tool().main(argv) == 2
     err = capsys.readouterr().err
@@ -124,8 +191,10 @@ def test_model_bad_arguments_exit_2_naming_them(argv, needle, capsys):
 
 def test_optim_compares_sgd_implementations(tmp_path):
     out = tmp_path / "optim.json"
-    assert load_tool().main(["optim", "--model", "resnet3d_rs26", "--rounds", "2", "--threads", "1",
-                             "--json", str(out)]) == 0
+    assert (
+        load_tool().main(["optim", "--model", "resnet3d_rs26", "--rounds", "2", "--threads", "1", "--json", str(out)])
+        == 0
+    )
     rows = {r["mode"]: r for r in json.loads(out.read_text())["rows"]}
     assert set(rows) == {"for-loop", "foreach", "fused"}
     model = rs3d.create_model("resnet3d_rs26", num_classes=400)
@@ -143,8 +212,12 @@ def test_optim_compares_sgd_implementations(tmp_path):
 # ----------------------------------------------------------------------------- timing
 def test_interleaved_rounds_rotate_the_order_and_report_medians():
     calls = []
-    res = interleaved_median({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, rounds=3,
-                             device=torch.device("cpu"), clock=fake_clock([1.0, 7.0, 2.0, 5.0, 9.0, 3.0]))
+    res = interleaved_median(
+        {"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
+        rounds=3,
+        device=torch.device("cpu"),
+        clock=fake_clock([1.0, 7.0, 2.0, 5.0, 9.0, 3.0]),
+    )
     assert calls == ["a", "b", "b", "a", "a", "b"]
     # Round 1 times a then b, round 2 b then a, round 3 a then b.
     assert res["a"]["times_s"] == [1.0, 5.0, 9.0] and res["a"]["median_s"] == 5.0
@@ -152,8 +225,9 @@ def test_interleaved_rounds_rotate_the_order_and_report_medians():
 
 
 def test_calls_per_round_divide_the_round_time():
-    res = interleaved_median({"a": lambda: None}, rounds=2, device=torch.device("cpu"), calls_per_round=4,
-                             clock=fake_clock([8.0, 2.0]))
+    res = interleaved_median(
+        {"a": lambda: None}, rounds=2, device=torch.device("cpu"), calls_per_round=4, clock=fake_clock([8.0, 2.0])
+    )
     assert res["a"]["times_s"] == [2.0, 0.5]
 
 
@@ -161,9 +235,34 @@ def test_calls_per_round_divide_the_round_time():
 @pytest.mark.slow
 def test_e2e_times_data_wait_and_compute_of_the_real_loop(tmp_path, synthetic_dataset):
     out = tmp_path / "e2e.json"
-    assert load_tool().main(["e2e", "--dataset", str(synthetic_dataset), "--model", "resnet3d_rs26",
-                             "--width", "0.25", "--frames", "4", "--crop", "32", "--batch", "2", "--workers", "1",
-                             "--steps", "3", "--threads", "1", "--json", str(out)]) == 0
+    assert (
+        load_tool().main(
+            [
+                "e2e",
+                "--dataset",
+                str(synthetic_dataset),
+                "--model",
+                "resnet3d_rs26",
+                "--width",
+                "0.25",
+                "--frames",
+                "4",
+                "--crop",
+                "32",
+                "--batch",
+                "2",
+                "--workers",
+                "1",
+                "--steps",
+                "3",
+                "--threads",
+                "1",
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
     res = json.loads(out.read_text())["result"]
     assert res["optimizer_steps"] == 3 and res["iterations"] == 3 and len(res["records"]) == 3
     steady = res["records"][1:]
@@ -188,9 +287,13 @@ def test_timed_loader_records_every_batch_even_when_the_loop_breaks():
 
 
 def test_summary_leaves_the_first_iteration_out():
-    recs = [{"data_wait_s": 5.0, "compute_s": 1.0, "first_of_epoch": True},
-            {"data_wait_s": 1.0, "compute_s": 3.0}, {"data_wait_s": 1.0, "compute_s": 1.0},
-            {"data_wait_s": 0.0, "compute_s": 2.0}, {"data_wait_s": 9.0}]  # the last never finished
+    recs = [
+        {"data_wait_s": 5.0, "compute_s": 1.0, "first_of_epoch": True},
+        {"data_wait_s": 1.0, "compute_s": 3.0},
+        {"data_wait_s": 1.0, "compute_s": 1.0},
+        {"data_wait_s": 0.0, "compute_s": 2.0},
+        {"data_wait_s": 9.0},
+    ]  # the last never finished
     s = summarize(recs, batch=4)
     assert s["iterations"] == 4 and s["first_batch_wait_s"] == 5.0 and s["epoch_start_waits_s"] == [5.0]
     assert s["total_data_wait_s"] == 2.0 and s["total_compute_s"] == 6.0
@@ -203,18 +306,60 @@ def test_summary_leaves_the_first_iteration_out():
 @pytest.mark.slow
 def test_data_loader_benchmark_and_decoders_side_by_side(tmp_path, synthetic_dataset):
     out = tmp_path / "data.json"
-    assert load_tool().main(["data", "--num-videos", "1", "--seconds", "1", "--height", "64", "--width", "96",
-                             "--rounds", "1", "--backends", "decord", "pyav", "torchcodec",
-                             "--cache-dir", str(tmp_path / "cache"), "--json", str(out),
-                             "--loader-args", "--data-dir", str(synthetic_dataset), "--videos", "4",
-                             "--workers", "0", "--batch-size", "2", "--num-frames", "4", "--train-crop", "32",
-                             "--test-crop", "32", "--clips", "2", "--crops", "1", "--rss-reads", "0",
-                             "--skip-ptv"]) == 0
+    assert (
+        load_tool().main(
+            [
+                "data",
+                "--num-videos",
+                "1",
+                "--seconds",
+                "1",
+                "--height",
+                "64",
+                "--width",
+                "96",
+                "--rounds",
+                "1",
+                "--backends",
+                "decord",
+                "pyav",
+                "torchcodec",
+                "--cache-dir",
+                str(tmp_path / "cache"),
+                "--json",
+                str(out),
+                "--loader-args",
+                "--data-dir",
+                str(synthetic_dataset),
+                "--videos",
+                "4",
+                "--workers",
+                "0",
+                "--batch-size",
+                "2",
+                "--num-frames",
+                "4",
+                "--train-crop",
+                "32",
+                "--test-crop",
+                "32",
+                "--clips",
+                "2",
+                "--crops",
+                "1",
+                "--rss-reads",
+                "0",
+                "--skip-ptv",
+            ]
+        )
+        == 0
+    )
     data = json.loads(out.read_text())
     loader = data["loader"]
     assert loader["videos"] == 4 and loader["rs3d_train"]["items"] == 4 and loader["rs3d_test"]["items"] == 4
     assert loader["ratios"]["floor / rs3d test (target <= 1.5)"] == pytest.approx(
-        loader["floor_full_decode"]["per_s"] / loader["rs3d_test"]["per_s"], abs=0.006)
+        loader["floor_full_decode"]["per_s"] / loader["rs3d_test"]["per_s"], abs=0.006
+    )
     rows = {(r["backend"], r["workload"]): r for r in data["decoders"]["rows"]}
     for b in ("decord", "pyav"):
         assert rows[(b, "clip")]["frames_per_round"] == 32
@@ -238,15 +383,34 @@ def test_estimate_gpu_hours_from_flops(tmp_path):
     assert est["gpu_hours"] == pytest.approx(20 / 3600)
     assert est["clips_per_s_per_gpu"] == pytest.approx(500)
     out = tmp_path / "est.json"
-    assert tool.main(["estimate", "--gflops", "100", "--videos", "1000", "--epochs", "10", "--mfu", "0.5",
-                      "--peak-tflops", "600", "--json", str(out)]) == 0
+    assert (
+        tool.main(
+            [
+                "estimate",
+                "--gflops",
+                "100",
+                "--videos",
+                "1000",
+                "--epochs",
+                "10",
+                "--mfu",
+                "0.5",
+                "--peak-tflops",
+                "600",
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert json.loads(out.read_text())["gpu_hours"] == pytest.approx(20 / 3600)
 
 
 def test_estimate_counts_the_models_flops_when_not_given(tmp_path):
     out = tmp_path / "est.json"
-    assert load_tool().main(["estimate", "--model", "slow_r50", "--frames", "8", "--res", "32",
-                             "--json", str(out)]) == 0
+    assert (
+        load_tool().main(["estimate", "--model", "slow_r50", "--frames", "8", "--res", "32", "--json", str(out)]) == 0
+    )
     res = json.loads(out.read_text())
     assert res["gflops_per_clip"] == pytest.approx(count_flops(rs3d.create_model("slow_r50"), 8, 32))
 
@@ -274,9 +438,12 @@ def test_worker_split_leaves_the_warm_up_round_out_and_splits_cpu_time(tmp_path)
 
 def test_worker_split_tool_runs_on_real_files(tmp_path):
     out = tmp_path / "split.json"
-    assert load_tool().main(
-        ["worker-split", "--num-videos", "1", "--rounds", "2", "--cache-dir", str(tmp_path), "--json", str(out)]) == 0
+    assert (
+        load_tool().main(
+            ["worker-split", "--num-videos", "1", "--rounds", "2", "--cache-dir", str(tmp_path), "--json", str(out)]
+        )
+        == 0
+    )
     res = json.loads(out.read_text())
     assert res["clips"] == 1
-    assert res["augment_share"] == pytest.approx(res["augment_ms"] / (res["augment_ms"] + res["decode_ms"]),
-                                                 abs=0.002)
+    assert res["augment_share"] == pytest.approx(res["augment_ms"] / (res["augment_ms"] + res["decode_ms"]), abs=0.002)

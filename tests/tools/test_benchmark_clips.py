@@ -1,6 +1,7 @@
 """The training-clips-per-core benchmark (``python -m benchmarks clips``) on two small files: every path
 measured in the same rounds, each rs3d path's clips exact against a sequential decode, the new paths'
 worker memory read, the storage table filled."""
+
 import sys
 
 import helpers
@@ -15,19 +16,39 @@ from benchmarks.videos import make_kinetics_like_videos  # noqa: E402
 
 @pytest.mark.slow
 def test_clips_benchmark_measures_every_path_and_checks_exactness(tmp_path):
-    sources = make_kinetics_like_videos(str(tmp_path / "src"), 2, height=64, width=86, seconds=2.0,
-                                        fps=(30, 24), gop=250)
+    sources = make_kinetics_like_videos(
+        str(tmp_path / "src"), 2, height=64, width=86, seconds=2.0, fps=(30, 24), gop=250
+    )
     storage = "256 15fps gop16 fastdecode"
     by_name = {p.name: p for p in train_clips.default_paths(storage)}
-    wanted = ["default (decord)", "crop in decoder (PyAV)", "2 clips per video",
-              f"storage {storage} (PyAV)", f"{storage} + PyAV + crop in decoder + 2 clips per video",
-              "RandAugment 2 ops, magnitude 15", "MixUp/CutMix of each batch (CPU, float)",
-              "PyTorchVideo decord loader"]
-    res = train_clips.run(str(tmp_path / "cache"), videos=4, rounds=2, batch=4, workers=0, rss_reads=30,
-                          exact_items=2, paths=[by_name[n] for n in wanted], sources=sources, frames=8,
-                          crop=32, log=lambda m: None)
+    wanted = [
+        "default (decord)",
+        "crop in decoder (PyAV)",
+        "2 clips per video",
+        f"storage {storage} (PyAV)",
+        f"{storage} + PyAV + crop in decoder + 2 clips per video",
+        "RandAugment 2 ops, magnitude 15",
+        "MixUp/CutMix of each batch (CPU, float)",
+        "PyTorchVideo decord loader",
+    ]
+    res = train_clips.run(
+        str(tmp_path / "cache"),
+        videos=4,
+        rounds=2,
+        batch=4,
+        workers=0,
+        rss_reads=30,
+        exact_items=2,
+        paths=[by_name[n] for n in wanted],
+        sources=sources,
+        frames=8,
+        crop=32,
+        log=lambda m: None,
+    )
     rows = {r["path"]: r for r in res["rows"]}
-    assert list(rows) == wanted and not [r for r in rows.values() if "error" in r], [r.get("error") for r in rows.values()]
+    assert list(rows) == wanted and not [r for r in rows.values() if "error" in r], [
+        r.get("error") for r in rows.values()
+    ]
     for name in wanted:
         r = rows[name]
         assert r["clips_per_round"] == 4  # 4 videos of 1 clip, or 2 videos of 2 clips

@@ -1,4 +1,5 @@
 """benchmarks/manifest.py: the figures of the manifest benchmark are what their definitions say."""
+
 import sys
 from pathlib import Path
 
@@ -14,9 +15,22 @@ from rs3d.data.synthetic import write_video  # noqa: E402
 
 
 def test_per_video_cpu_is_the_median_round_over_the_videos():
-    ticks = iter([0.0, 1.0, 1.0, 1.5,   # round 1: a 1.0 s, b 0.5 s
-                  2.0, 5.0, 5.0, 5.25,  # round 2: a 3.0 s, b 0.25 s
-                  6.0, 8.0, 8.0, 9.0])  # round 3: a 2.0 s, b 1.0 s
+    ticks = iter(
+        [
+            0.0,
+            1.0,
+            1.0,
+            1.5,  # round 1: a 1.0 s, b 0.5 s
+            2.0,
+            5.0,
+            5.0,
+            5.25,  # round 2: a 3.0 s, b 0.25 s
+            6.0,
+            8.0,
+            8.0,
+            9.0,
+        ]
+    )  # round 3: a 2.0 s, b 1.0 s
     calls = []
     fns = {"a": lambda p: calls.append(("a", p)), "b": lambda p: calls.append(("b", p))}
     cpu = manifest.per_video_cpu(["x", "y"], 3, fns, clock=lambda: next(ticks))

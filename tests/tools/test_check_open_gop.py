@@ -1,10 +1,10 @@
 """tools/check_open_gop.py: rs3d's readers deliver every frame of an open-GOP file exactly, and the
 tool reports a reader's wrong frames as they are."""
+
 import json
 
-import numpy as np
-
 import helpers
+import numpy as np
 
 
 def test_rs3d_readers_are_exact_on_open_and_closed_gops(capsys):
@@ -27,8 +27,9 @@ def test_the_tool_reports_exactly_the_frames_a_reader_gets_wrong(tmp_path):
     path = str(tmp_path / "v.mp4")
     write_video(path, render_video(2, np.random.default_rng(3), 64, 80, 20), 24, "libx264", {"g": "8"})
     ref = tool.sequential(path)
-    r = tool.wrong_frames(path, {"half-wrong": lambda i: ref[i + 1] if 5 <= i < 10 else ref[i],
-                                 "right": lambda i: ref[i]})
+    r = tool.wrong_frames(
+        path, {"half-wrong": lambda i: ref[i + 1] if 5 <= i < 10 else ref[i], "right": lambda i: ref[i]}
+    )
     assert r["frames"] == 20 and r["has_open_gop"] is False
     assert r["half-wrong"]["wrong"] == [5, 6, 7, 8, 9] and r["half-wrong"]["max_error"] > 0.5
     assert r["right"] == {"wrong": [], "max_error": 0.0}

@@ -1,4 +1,5 @@
 """tools/model_stats.py: the zoo table's numbers, as a user runs the tool."""
+
 import json
 import subprocess
 import sys
@@ -16,8 +17,10 @@ def load_tool():
 
 def test_slow_r50_gflops_match_pytorchvideo_model_zoo(tmp_path, capsys):
     out = tmp_path / "stats.json"
-    assert load_tool().main(["--models", "slow_r50", "--frames", "8", "--res", "224", "--no-measure",
-                             "--json", str(out)]) == 0
+    assert (
+        load_tool().main(["--models", "slow_r50", "--frames", "8", "--res", "224", "--no-measure", "--json", str(out)])
+        == 0
+    )
     row = json.loads(out.read_text())["rows"][0]
     # docs/reference.md: PyTorchVideo's slow_r50 is 32.45 M parameters and 41.9 GFLOPs at 8x224x224 (fvcore).
     assert row["params_m"] == pytest.approx(32.45, abs=0.005)
@@ -29,9 +32,27 @@ def test_slow_r50_gflops_match_pytorchvideo_model_zoo(tmp_path, capsys):
 @pytest.mark.slow
 def test_measured_row_in_a_subprocess_per_model(tmp_path):
     out = tmp_path / "stats.json"
-    p = subprocess.run([sys.executable, str(helpers.ROOT / "tools" / "model_stats.py"), "--models", "resnet3d_rs26",
-                        "--frames", "4", "--res", "32", "--steps", "1", "--device", "cpu", "--json", str(out)],
-                       capture_output=True, text=True, timeout=600)
+    p = subprocess.run(
+        [
+            sys.executable,
+            str(helpers.ROOT / "tools" / "model_stats.py"),
+            "--models",
+            "resnet3d_rs26",
+            "--frames",
+            "4",
+            "--res",
+            "32",
+            "--steps",
+            "1",
+            "--device",
+            "cpu",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert p.returncode == 0, p.stderr[-2000:]
     (row,) = json.loads(out.read_text())["rows"]
     assert "error" not in row, row["error"]
@@ -41,8 +62,10 @@ def test_measured_row_in_a_subprocess_per_model(tmp_path):
     # The training step holds at least the gradients and the momentum buffers (one copy of the
     # parameters each) beyond what was resident before it.
     assert row["peak_mem_gib"] * 2**30 >= 2 * count_parameters(model) * 4
-    printed = (f"| resnet3d_rs26 | 4x32 | {row['params_m']:.2f} | {row['gflops']:.1f} | "
-               f"{row['train_step_s']:.3f} | {row['peak_mem_gib']:.2f} |")
+    printed = (
+        f"| resnet3d_rs26 | 4x32 | {row['params_m']:.2f} | {row['gflops']:.1f} | "
+        f"{row['train_step_s']:.3f} | {row['peak_mem_gib']:.2f} |"
+    )
     assert printed in p.stdout
 
 

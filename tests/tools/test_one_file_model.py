@@ -1,5 +1,6 @@
 """A trained checkpoint is enough on its own: copied alone into an empty folder, every tool that
 uses a model runs from there with no --cfg and names the classes; its export loads back bitwise."""
+
 import json
 import os
 import shutil
@@ -22,8 +23,14 @@ MODEL = ["MODEL.ARCH", "resnet3d_rs26", "MODEL.WIDTH_MULTIPLIER", "0.25", "MODEL
 def tool(module, *args, cwd):
     """Run ``python -m rs3d.cli.MODULE ARGS`` in ``cwd`` with this checkout first on the path."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
-    return subprocess.run([sys.executable, "-m", f"rs3d.cli.{module}", *map(str, args)], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", f"rs3d.cli.{module}", *map(str, args)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -31,11 +38,41 @@ def trained(synthetic_dataset, tmp_path_factory):
     """One epoch of a tiny model on the synthetic data (a real rs3d-train run), then its checkpoint
     copied ALONE into an empty folder as model.pyth."""
     root = tmp_path_factory.mktemp("one_file")
-    run = tool("train", *MODEL, "DATA.PATH_TO_DATA_DIR", synthetic_dataset, "OUTPUT_DIR", root / "run",
-               "DATA.NUM_FRAMES", "4", "DATA.SAMPLING_RATE", "2", "DATA.TRAIN_CROP_SIZE", "32",
-               "DATA.TEST_CROP_SIZE", "32", "TEST.NUM_ENSEMBLE_VIEWS", "2", "TEST.NUM_SPATIAL_CROPS", "1",
-               "DATA_LOADER.NUM_WORKERS", "0", "DEVICE", "cpu", "TRAIN.BATCH_SIZE", "4", "SOLVER.MAX_EPOCH", "1",
-               "TRAIN.AMP_DTYPE", "float32", "TRAIN.EVAL_PERIOD", "0", "TENSORBOARD.ENABLE", "False", cwd=root)
+    run = tool(
+        "train",
+        *MODEL,
+        "DATA.PATH_TO_DATA_DIR",
+        synthetic_dataset,
+        "OUTPUT_DIR",
+        root / "run",
+        "DATA.NUM_FRAMES",
+        "4",
+        "DATA.SAMPLING_RATE",
+        "2",
+        "DATA.TRAIN_CROP_SIZE",
+        "32",
+        "DATA.TEST_CROP_SIZE",
+        "32",
+        "TEST.NUM_ENSEMBLE_VIEWS",
+        "2",
+        "TEST.NUM_SPATIAL_CROPS",
+        "1",
+        "DATA_LOADER.NUM_WORKERS",
+        "0",
+        "DEVICE",
+        "cpu",
+        "TRAIN.BATCH_SIZE",
+        "4",
+        "SOLVER.MAX_EPOCH",
+        "1",
+        "TRAIN.AMP_DTYPE",
+        "float32",
+        "TRAIN.EVAL_PERIOD",
+        "0",
+        "TENSORBOARD.ENABLE",
+        "False",
+        cwd=root,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     empty = root / "elsewhere"
     empty.mkdir()
@@ -94,16 +131,33 @@ def test_predict_timeline_features_and_gradcam_from_the_checkpoint_alone(trained
 def test_a_cfg_that_contradicts_the_checkpoint_is_one_line(trained, tmp_path):
     cfg = tmp_path / "other.yaml"
     cfg.write_text("MODEL:\n  NUM_CLASSES: 7\n")
-    p = tool("predict", "--cfg", cfg, "TEST.CHECKPOINT_FILE_PATH", trained["ckpt"], "--", trained["dir"] / "video.mp4",
-             cwd=tmp_path)
+    p = tool(
+        "predict",
+        "--cfg",
+        cfg,
+        "TEST.CHECKPOINT_FILE_PATH",
+        trained["ckpt"],
+        "--",
+        trained["dir"] / "video.mp4",
+        cwd=tmp_path,
+    )
     err = p.stderr.strip().splitlines()
     assert p.returncode == 2 and len(err) == 1, p.stderr
     assert "MODEL.NUM_CLASSES 7 (checkpoint: 4)" in err[0] and "drop --cfg" in err[0]
     assert "size mismatch" not in p.stderr
-    cfg.write_text("MODEL:\n  ARCH: resnet3d_rs26\n  WIDTH_MULTIPLIER: 0.25\n  NUM_CLASSES: 4\n"
-                   "DATA:\n  MULTI_LABEL: true\n")
-    p = tool("predict", "--cfg", cfg, "TEST.CHECKPOINT_FILE_PATH", trained["ckpt"], "--", trained["dir"] / "video.mp4",
-             cwd=tmp_path)
+    cfg.write_text(
+        "MODEL:\n  ARCH: resnet3d_rs26\n  WIDTH_MULTIPLIER: 0.25\n  NUM_CLASSES: 4\nDATA:\n  MULTI_LABEL: true\n"
+    )
+    p = tool(
+        "predict",
+        "--cfg",
+        cfg,
+        "TEST.CHECKPOINT_FILE_PATH",
+        trained["ckpt"],
+        "--",
+        trained["dir"] / "video.mp4",
+        cwd=tmp_path,
+    )
     assert p.returncode == 2 and "DATA.MULTI_LABEL True (checkpoint: False)" in p.stderr, p.stderr
 
 
@@ -112,9 +166,25 @@ def test_an_old_checkpoint_loads_with_a_warning_naming_what_is_missing(trained, 
     old = {k: v for k, v in ckpt.items() if k not in ("cfg", METADATA_KEY)}
     torch.save(old, tmp_path / "old.pyth")
     shutil.copy(trained["dir"] / "video.mp4", tmp_path / "video.mp4")
-    p = tool("predict", *MODEL, "DATA.NUM_FRAMES", "4", "DATA.TEST_CROP_SIZE", "32", "DATA_LOADER.NUM_WORKERS", "0",
-             "TEST.NUM_ENSEMBLE_VIEWS", "1", "TEST.NUM_SPATIAL_CROPS", "1",
-             "TEST.CHECKPOINT_FILE_PATH", "old.pyth", "--", "video.mp4", cwd=tmp_path)
+    p = tool(
+        "predict",
+        *MODEL,
+        "DATA.NUM_FRAMES",
+        "4",
+        "DATA.TEST_CROP_SIZE",
+        "32",
+        "DATA_LOADER.NUM_WORKERS",
+        "0",
+        "TEST.NUM_ENSEMBLE_VIEWS",
+        "1",
+        "TEST.NUM_SPATIAL_CROPS",
+        "1",
+        "TEST.CHECKPOINT_FILE_PATH",
+        "old.pyth",
+        "--",
+        "video.mp4",
+        cwd=tmp_path,
+    )
     assert p.returncode == 0, p.stderr
     assert "no config, class names, architecture, clip, rs3d version" in p.stderr
     assert p.stdout.strip().splitlines()[1].split()[-1] in "0123"  # no names known: indices, said above
@@ -133,8 +203,11 @@ def test_export_round_trip_is_bitwise_from_the_folder_and_through_torch_hub(trai
     clip = torch.rand(2, 3, 4, 32, 32, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         want = reference(clip)
-        for model in (rs3d.load_model(str(out)), rs3d.create_model("resnet3d_rs26", pretrained=str(out)),
-                      torch.hub.load(str(ROOT), "resnet3d_rs26", source="local", pretrained=str(out))):
+        for model in (
+            rs3d.load_model(str(out)),
+            rs3d.create_model("resnet3d_rs26", pretrained=str(out)),
+            torch.hub.load(str(ROOT), "resnet3d_rs26", source="local", pretrained=str(out)),
+        ):
             assert not model.training and torch.equal(model(clip), want)
             assert model.pretrained_cfg["class_names"] == trained["names"]
     extra = {"rs3d_config.json": ""}

@@ -1,4 +1,5 @@
 """rs3d-predict: top-5 per video with the test protocol, on real encoded videos."""
+
 import csv
 import json
 import shutil
@@ -21,19 +22,55 @@ from rs3d.errors import ConfigError
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("predict")
     data = root / "data"
-    make_synthetic_dataset(str(data), num_classes=3, train_per_class=0, val_per_class=0,
-                           test_per_class=1, min_frames=20, max_frames=24, workers=1)
+    make_synthetic_dataset(
+        str(data),
+        num_classes=3,
+        train_per_class=0,
+        val_per_class=0,
+        test_per_class=1,
+        min_frames=20,
+        max_frames=24,
+        workers=1,
+    )
     torch.manual_seed(0)
     model = rs3d.create_model("resnet3d_rs26", num_classes=3, width_multiplier=0.25)
     ckpt = root / "model.pyth"
     videos = [str(data / line.split()[0]) for line in (data / "test.csv").read_text().splitlines()]
-    opts = ["MODEL.ARCH", "resnet3d_rs26", "MODEL.WIDTH_MULTIPLIER", "0.25", "MODEL.NUM_CLASSES", "3",
-            "DATA.PATH_TO_DATA_DIR", str(data), "DATA.PATH_PREFIX", str(data),
-            "TEST.CHECKPOINT_FILE_PATH", str(ckpt), "DATA.NUM_FRAMES", "4", "DATA.TEST_CROP_SIZE", "32",
-            "TEST.NUM_ENSEMBLE_VIEWS", "2", "TEST.NUM_SPATIAL_CROPS", "3", "DATA_LOADER.NUM_WORKERS", "0"]
+    opts = [
+        "MODEL.ARCH",
+        "resnet3d_rs26",
+        "MODEL.WIDTH_MULTIPLIER",
+        "0.25",
+        "MODEL.NUM_CLASSES",
+        "3",
+        "DATA.PATH_TO_DATA_DIR",
+        str(data),
+        "DATA.PATH_PREFIX",
+        str(data),
+        "TEST.CHECKPOINT_FILE_PATH",
+        str(ckpt),
+        "DATA.NUM_FRAMES",
+        "4",
+        "DATA.TEST_CROP_SIZE",
+        "32",
+        "TEST.NUM_ENSEMBLE_VIEWS",
+        "2",
+        "TEST.NUM_SPATIAL_CROPS",
+        "3",
+        "DATA_LOADER.NUM_WORKERS",
+        "0",
+    ]
     stored = load_config(None, opts)  # what training writes beside the weights
-    torch.save({"model": model.state_dict(), "ema": model.state_dict(), "epoch": 1, "cfg": stored.dump(),
-                METADATA_KEY: checkpoint_metadata(stored)}, ckpt)
+    torch.save(
+        {
+            "model": model.state_dict(),
+            "ema": model.state_dict(),
+            "epoch": 1,
+            "cfg": stored.dump(),
+            METADATA_KEY: checkpoint_metadata(stored),
+        },
+        ckpt,
+    )
     return {"root": root, "data": data, "videos": videos, "opts": opts, "ckpt": ckpt}
 
 
@@ -45,10 +82,14 @@ def test_split_videos_and_overrides(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "GOPR0001.MP4").write_bytes(b"")
     assert split(["GOPR0001.MP4", "a.mp4", "TEST.USE_EMA", "False"]) == (
-        ["GOPR0001.MP4", "a.mp4"], ["TEST.USE_EMA", "False"])
+        ["GOPR0001.MP4", "a.mp4"],
+        ["TEST.USE_EMA", "False"],
+    )
     # After "--" everything is a video, even what does not exist and looks like a key.
     assert split(["OUTPUT_DIR", "o", "--", "GOPR0002.MP4", "--opts"]) == (
-        ["GOPR0002.MP4", "--opts"], ["OUTPUT_DIR", "o"])
+        ["GOPR0002.MP4", "--opts"],
+        ["OUTPUT_DIR", "o"],
+    )
     with pytest.raises(ConfigError, match="^GOPR0003.MP4: an override without a value"):
         split(["a.mp4", "GOPR0003.MP4"])
     with pytest.raises(ConfigError, match="^--json: options go before the videos"):
@@ -91,9 +132,22 @@ def test_kinetics400_names_when_the_model_has_400_classes(setup, tmp_path, capsy
     torch.manual_seed(0)
     model = rs3d.create_model("resnet3d_rs26", num_classes=400, width_multiplier=0.25)
     torch.save({"model": model.state_dict(), "epoch": 1}, tmp_path / "k400.pyth")
-    opts = ["MODEL.ARCH", "resnet3d_rs26", "MODEL.WIDTH_MULTIPLIER", "0.25",
-            "TEST.CHECKPOINT_FILE_PATH", str(tmp_path / "k400.pyth"), "DATA.NUM_FRAMES", "4",
-            "DATA.TEST_CROP_SIZE", "32", "TEST.NUM_ENSEMBLE_VIEWS", "1", "TEST.NUM_SPATIAL_CROPS", "1"]
+    opts = [
+        "MODEL.ARCH",
+        "resnet3d_rs26",
+        "MODEL.WIDTH_MULTIPLIER",
+        "0.25",
+        "TEST.CHECKPOINT_FILE_PATH",
+        str(tmp_path / "k400.pyth"),
+        "DATA.NUM_FRAMES",
+        "4",
+        "DATA.TEST_CROP_SIZE",
+        "32",
+        "TEST.NUM_ENSEMBLE_VIEWS",
+        "1",
+        "TEST.NUM_SPATIAL_CROPS",
+        "1",
+    ]
     assert predict_cli.main(["--json", setup["videos"][0]] + opts) == 0
     (pred,) = json.loads(capsys.readouterr().out)
     names = kinetics400_class_names()
@@ -131,8 +185,12 @@ def test_a_folder_stands_for_every_video_under_it_sorted_by_path(setup, tmp_path
     (folder / "notes.txt").write_text("not a video")
     assert predict_cli.main([str(folder), setup["videos"][2], "--json"] + setup["opts"]) == 0
     preds = json.loads(capsys.readouterr().out)
-    assert [p["path"] for p in preds] == [str(folder / "a.mp4"), str(folder / "b clip.MP4"),
-                                          str(folder / "sub" / "c.mp4"), setup["videos"][2]]
+    assert [p["path"] for p in preds] == [
+        str(folder / "a.mp4"),
+        str(folder / "b clip.MP4"),
+        str(folder / "sub" / "c.mp4"),
+        setup["videos"][2],
+    ]
     assert all(p["error"] == "" and len(p["top"]) == 3 for p in preds)
 
 
@@ -154,7 +212,9 @@ def test_mistakes_are_one_line_and_exit_2(setup, tmp_path, capsys):
     tool = predict_cli
     assert tool.main(setup["opts"]) == 2
     assert capsys.readouterr().err.startswith("error: no video given")
-    assert tool.main([setup["videos"][0]] + setup["opts"] + ["TEST.CHECKPOINT_FILE_PATH", str(tmp_path / "x.pyth")]) == 2
+    assert (
+        tool.main([setup["videos"][0]] + setup["opts"] + ["TEST.CHECKPOINT_FILE_PATH", str(tmp_path / "x.pyth")]) == 2
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "x.pyth" in err[0]
 
@@ -162,8 +222,18 @@ def test_mistakes_are_one_line_and_exit_2(setup, tmp_path, capsys):
 def test_window_turns_predict_into_a_timeline_of_the_video(setup, tmp_path, capsys):
     """`--window SEC` gives scores per window written as JSON, not one label per file."""
     out = tmp_path / "timeline"
-    argv = ["--window", "0.5", "--stride", "0.25", "--smooth", "1", "--out", str(out), "--json",
-            setup["videos"][0]] + setup["opts"]
+    argv = [
+        "--window",
+        "0.5",
+        "--stride",
+        "0.25",
+        "--smooth",
+        "1",
+        "--out",
+        str(out),
+        "--json",
+        setup["videos"][0],
+    ] + setup["opts"]
     assert predict_cli.main(argv) == 0
     (summary,) = json.loads(capsys.readouterr().out)
     assert summary["error"] in ("", None)
@@ -187,6 +257,7 @@ def test_non_finite_scores_are_one_line_and_exit_1(setup, tmp_path, capsys):
     assert predict_cli.main(setup["videos"][:2] + setup["opts"] + ["TEST.CHECKPOINT_FILE_PATH", str(bad)]) == 1
     captured = capsys.readouterr()
     err = captured.err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error: the model gives non-finite (NaN/inf) scores for 2 of 2 "
-                                               "videos"), err
+    assert len(err) == 1 and err[0].startswith(
+        "error: the model gives non-finite (NaN/inf) scores for 2 of 2 videos"
+    ), err
     assert captured.out == ""

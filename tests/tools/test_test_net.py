@@ -3,6 +3,7 @@
 One test list mixes the synthetic videos with every kind of broken file; its size (15) is odd, so
 a 2-rank run has unequal shards. The 1-process run is shared by the tests that read its outputs.
 """
+
 import csv
 import json
 import os
@@ -14,8 +15,8 @@ import pytest
 import torch
 
 import rs3d
-from rs3d.data.synthetic import make_synthetic_dataset, write_broken_videos
 from rs3d.data import kinetics400_class_names
+from rs3d.data.synthetic import make_synthetic_dataset, write_broken_videos
 
 ROOT = Path(__file__).resolve().parents[2]
 TEST_NET = str(ROOT / "tools" / "test_net.py")
@@ -35,8 +36,16 @@ def setup(tmp_path_factory):
     """Data dir with ``mixed.csv`` (8 good + 7 broken videos) and a checkpoint in OUTPUT_DIR."""
     root = tmp_path_factory.mktemp("testnet")
     data = root / "data"
-    make_synthetic_dataset(str(data), num_classes=NUM_CLASSES, train_per_class=0, val_per_class=0,
-                           test_per_class=3, min_frames=20, max_frames=24, workers=1)
+    make_synthetic_dataset(
+        str(data),
+        num_classes=NUM_CLASSES,
+        train_per_class=0,
+        val_per_class=0,
+        test_per_class=3,
+        min_frames=20,
+        max_frames=24,
+        workers=1,
+    )
     good = [line.split() for line in (data / "test.csv").read_text().splitlines() if line.strip()][:8]
     broken = write_broken_videos(str(data / "broken"))
     rows = [f"{data / p} {label}" for p, label in good]
@@ -49,19 +58,46 @@ def setup(tmp_path_factory):
     with torch.no_grad():  # spread the logits so that videos get different predictions
         ema.fc.weight.mul_(50)
     (out / "checkpoints").mkdir(parents=True)
-    torch.save({"model": raw.state_dict(), "ema": ema.state_dict(), "epoch": 1, "iteration": 10,
-                "cfg": ""}, out / "checkpoints" / "checkpoint_epoch_00001.pyth")
+    torch.save(
+        {"model": raw.state_dict(), "ema": ema.state_dict(), "epoch": 1, "iteration": 10, "cfg": ""},
+        out / "checkpoints" / "checkpoint_epoch_00001.pyth",
+    )
     return {"data": data, "out": out, "broken": broken, "num_videos": len(rows)}
 
 
 def overrides(setup, out_dir):
-    return ["MODEL.ARCH", "resnet3d_rs26", "MODEL.WIDTH_MULTIPLIER", "0.25",
-            "MODEL.NUM_CLASSES", str(NUM_CLASSES), "DATA.PATH_TO_DATA_DIR", str(setup["data"]),
-            "TEST.SPLIT", "mixed", "OUTPUT_DIR", str(out_dir),
-            "TEST.CHECKPOINT_FILE_PATH", str(setup["out"] / "checkpoints" / "checkpoint_epoch_00001.pyth"),
-            "DATA.NUM_FRAMES", "4", "DATA.SAMPLING_RATE", "2", "DATA.TEST_CROP_SIZE", "32",
-            "TEST.NUM_ENSEMBLE_VIEWS", "2", "TEST.NUM_SPATIAL_CROPS", "3", "TEST.BATCH_SIZE", "4",
-            "DATA_LOADER.NUM_WORKERS", "1", "DATA.DECODE_TIMEOUT_S", "30"]
+    return [
+        "MODEL.ARCH",
+        "resnet3d_rs26",
+        "MODEL.WIDTH_MULTIPLIER",
+        "0.25",
+        "MODEL.NUM_CLASSES",
+        str(NUM_CLASSES),
+        "DATA.PATH_TO_DATA_DIR",
+        str(setup["data"]),
+        "TEST.SPLIT",
+        "mixed",
+        "OUTPUT_DIR",
+        str(out_dir),
+        "TEST.CHECKPOINT_FILE_PATH",
+        str(setup["out"] / "checkpoints" / "checkpoint_epoch_00001.pyth"),
+        "DATA.NUM_FRAMES",
+        "4",
+        "DATA.SAMPLING_RATE",
+        "2",
+        "DATA.TEST_CROP_SIZE",
+        "32",
+        "TEST.NUM_ENSEMBLE_VIEWS",
+        "2",
+        "TEST.NUM_SPATIAL_CROPS",
+        "3",
+        "TEST.BATCH_SIZE",
+        "4",
+        "DATA_LOADER.NUM_WORKERS",
+        "1",
+        "DATA.DECODE_TIMEOUT_S",
+        "30",
+    ]
 
 
 def run(cmd, timeout=300):
@@ -98,9 +134,21 @@ def test_broken_videos_are_listed_and_the_rest_evaluated(setup, single):
 def test_metrics_file_has_what_users_publish(setup, single):
     out, _ = single
     m = json.loads((out / "test_metrics.json").read_text())
-    for key in ("top1", "top5", "mean_class_accuracy", "num_videos", "num_failed", "failed",
-                "top1_counting_failures", "top5_counting_failures", "views_per_video",
-                "ensemble_method", "checkpoint", "videos_per_second", "world_size"):
+    for key in (
+        "top1",
+        "top5",
+        "mean_class_accuracy",
+        "num_videos",
+        "num_failed",
+        "failed",
+        "top1_counting_failures",
+        "top5_counting_failures",
+        "views_per_video",
+        "ensemble_method",
+        "checkpoint",
+        "videos_per_second",
+        "world_size",
+    ):
         assert key in m, key
     assert m["views_per_video"] == 6 and m["ensemble_method"] == "mean" and m["weights"] == "ema"
     assert m["top5"] == 100.0  # 3 classes: every label is in the top 5
@@ -117,8 +165,18 @@ def test_metrics_file_has_what_users_publish(setup, single):
 @pytest.mark.slow
 def test_two_ranks_give_the_same_metrics_as_one(setup, single, tmp_path):
     out1, _ = single
-    p = run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-             "--standalone", TEST_NET, *overrides(setup, tmp_path)])
+    p = run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--standalone",
+            TEST_NET,
+            *overrides(setup, tmp_path),
+        ]
+    )
     assert p.returncode == 0, p.stderr[-3000:]
     m1 = json.loads((out1 / "test_metrics.json").read_text())
     m2 = json.loads((tmp_path / "test_metrics.json").read_text())
@@ -152,11 +210,19 @@ def test_newest_checkpoint_under_output_dir_is_the_default(setup, tmp_path):
     (out / "checkpoints").mkdir(parents=True)
     old, new = tiny_model(5), tiny_model(6)
     for epoch, model in ((2, old), (10, new)):
-        torch.save({"model": model.state_dict(), "epoch": epoch, "iteration": epoch, "cfg": ""},
-                   out / "checkpoints" / f"checkpoint_epoch_{epoch:05d}.pyth")
+        torch.save(
+            {"model": model.state_dict(), "epoch": epoch, "iteration": epoch, "cfg": ""},
+            out / "checkpoints" / f"checkpoint_epoch_{epoch:05d}.pyth",
+        )
     # The synthetic test.csv has paths relative to the data folder: DATA.PATH_PREFIX joins them.
     opts = without(overrides(setup, out), "TEST.CHECKPOINT_FILE_PATH", "TEST.SPLIT") + [
-        "TEST.SPLIT", "test", "DATA.PATH_PREFIX", str(setup["data"]), "TEST.USE_EMA", "False"]
+        "TEST.SPLIT",
+        "test",
+        "DATA.PATH_PREFIX",
+        str(setup["data"]),
+        "TEST.USE_EMA",
+        "False",
+    ]
     assert call_main(opts) == 0
     m = json.loads((out / "test_metrics.json").read_text())
     assert m["checkpoint"].endswith("checkpoint_epoch_00010.pyth") and m["weights"] == "model"
@@ -177,8 +243,9 @@ def test_config_and_checkpoint_mistakes_are_one_line_and_exit_2(setup, tmp_path,
     assert "nowhere" in error_line(capsys)
     assert call_main(without(base, "TEST.CHECKPOINT_FILE_PATH")) == 2
     assert "no checkpoint under" in error_line(capsys)
-    torch.save({"model": tiny_model(0).state_dict() | {"fc.weight": torch.zeros(7, 256)}, "epoch": 1},
-               tmp_path / "other.pyth")
+    torch.save(
+        {"model": tiny_model(0).state_dict() | {"fc.weight": torch.zeros(7, 256)}, "epoch": 1}, tmp_path / "other.pyth"
+    )
     assert call_main(base + ["TEST.CHECKPOINT_FILE_PATH", str(tmp_path / "other.pyth")]) == 2
     assert "other.pyth" in error_line(capsys)
 
@@ -209,11 +276,29 @@ def test_pytorchvideo_slow_r50_checkpoint_is_evaluated(setup, tmp_path):
     data.mkdir()
     rows = (setup["data"] / "mixed.csv").read_text().splitlines()[:3]
     (data / "test.csv").write_text("\n".join(rows) + "\n")
-    opts = without(overrides(setup, tmp_path / "out"), "MODEL.ARCH", "MODEL.WIDTH_MULTIPLIER",
-                   "MODEL.NUM_CLASSES", "DATA.PATH_TO_DATA_DIR", "TEST.SPLIT", "TEST.CHECKPOINT_FILE_PATH")
-    opts += ["MODEL.ARCH", "slow_r50", "MODEL.NUM_CLASSES", "400", "DATA.PATH_TO_DATA_DIR", str(data),
-             "TEST.CHECKPOINT_FILE_PATH", str(tmp_path / "SLOW_8x8_R50.pyth"),
-             "TEST.NUM_ENSEMBLE_VIEWS", "1", "TEST.NUM_SPATIAL_CROPS", "1"]
+    opts = without(
+        overrides(setup, tmp_path / "out"),
+        "MODEL.ARCH",
+        "MODEL.WIDTH_MULTIPLIER",
+        "MODEL.NUM_CLASSES",
+        "DATA.PATH_TO_DATA_DIR",
+        "TEST.SPLIT",
+        "TEST.CHECKPOINT_FILE_PATH",
+    )
+    opts += [
+        "MODEL.ARCH",
+        "slow_r50",
+        "MODEL.NUM_CLASSES",
+        "400",
+        "DATA.PATH_TO_DATA_DIR",
+        str(data),
+        "TEST.CHECKPOINT_FILE_PATH",
+        str(tmp_path / "SLOW_8x8_R50.pyth"),
+        "TEST.NUM_ENSEMBLE_VIEWS",
+        "1",
+        "TEST.NUM_SPATIAL_CROPS",
+        "1",
+    ]
     assert call_main(opts) == 0
     m = json.loads((tmp_path / "out" / "test_metrics.json").read_text())
     assert m["weights"] == "pytorchvideo" and m["num_videos"] == 3 and m["num_failed"] == 0
@@ -229,15 +314,23 @@ def test_a_damaged_newest_checkpoint_is_skipped_by_name_and_the_previous_evaluat
     out = tmp_path / "run"
     (out / "checkpoints").mkdir(parents=True)
     for epoch, seed in ((10, 5), (11, 6)):
-        torch.save({"model": tiny_model(seed).state_dict(), "epoch": epoch, "iteration": epoch, "cfg": ""},
-                   out / "checkpoints" / f"checkpoint_epoch_{epoch:05d}.pyth")
+        torch.save(
+            {"model": tiny_model(seed).state_dict(), "epoch": epoch, "iteration": epoch, "cfg": ""},
+            out / "checkpoints" / f"checkpoint_epoch_{epoch:05d}.pyth",
+        )
     newest = out / "checkpoints" / "checkpoint_epoch_00011.pyth"
     data = bytearray(newest.read_bytes())
     mid = len(data) // 2
-    data[mid:mid + 4096] = bytes(range(256)) * 16
+    data[mid : mid + 4096] = bytes(range(256)) * 16
     newest.write_bytes(bytes(data))
     opts = without(overrides(setup, out), "TEST.CHECKPOINT_FILE_PATH", "TEST.SPLIT") + [
-        "TEST.SPLIT", "test", "DATA.PATH_PREFIX", str(setup["data"]), "TEST.USE_EMA", "False"]
+        "TEST.SPLIT",
+        "test",
+        "DATA.PATH_PREFIX",
+        str(setup["data"]),
+        "TEST.USE_EMA",
+        "False",
+    ]
     assert call_main(opts) == 0
     said = capsys.readouterr().out
     assert f"skipped a checkpoint that does not load: {newest} is damaged" in said and "CRC" in said, said
@@ -301,7 +394,13 @@ def test_sigterm_ends_the_loader_workers_before_the_test_process_exits(setup, tm
         rows.append(f"long/{i}.mp4 {label}")
     (setup["data"] / "long.csv").write_text("\n".join(rows) + "\n")
     opts = without(overrides(setup, tmp_path), "TEST.SPLIT", "DATA_LOADER.NUM_WORKERS") + [
-        "TEST.SPLIT", "long", "DATA.PATH_PREFIX", str(setup["data"]), "DATA_LOADER.NUM_WORKERS", "2"]
+        "TEST.SPLIT",
+        "long",
+        "DATA.PATH_PREFIX",
+        str(setup["data"]),
+        "DATA_LOADER.NUM_WORKERS",
+        "2",
+    ]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     # Output to files, not pipes: the workers inherit them, and reading a pipe to its end would
     # wait for the workers too.

@@ -35,6 +35,7 @@ What the file holds (keys):
   (``resize_smallest``) and the (top, left) of the 3-crop and 1-crop test views (``crop_image``);
   ``view_sweep_*``: the same for every length 1..700 and 60 random frame sizes.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,7 +53,7 @@ from official.vision.modeling.layers import nn_blocks_3d  # noqa: E402
 from official.vision.ops import preprocess_ops_3d  # noqa: E402
 from official.vision.tasks import video_classification  # noqa: E402
 
-CROP_FRAME = (256, 340)   # (height, width) of the frame the training crops are cut from
+CROP_FRAME = (256, 340)  # (height, width) of the frame the training crops are cut from
 NUM_CROPS = 10_000
 VIEW_LENGTHS = (250, 300)
 VIEW_SIZES = ((340, 256), (1280, 720), (1920, 1080), (352, 288), (256, 340))  # (width, height)
@@ -78,15 +79,23 @@ def lr_samples(exp) -> dict:
     lr = optimizer_factory.OptimizerFactory(opt_cfg).build_learning_rate()
     total = int(exp.trainer.train_steps)
     warm = int(opt_cfg.warmup.linear.warmup_steps)
-    steps = sorted(set(range(0, 40)) | set(range(warm - 20, warm + 20)) | set(range(0, total, 97))
-                   | set(range(total - 40, total + 3)))
+    steps = sorted(
+        set(range(0, 40))
+        | set(range(warm - 20, warm + 20))
+        | set(range(0, total, 97))
+        | set(range(total - 40, total + 3))
+    )
     values = np.array([float(lr(tf.constant(s, tf.int64))) for s in steps], np.float32)
-    return {"lr_steps": np.array(steps, np.int64), "lr_values": values,
-            "run_train_steps": np.int64(total), "run_warmup_steps": np.int64(warm),
-            "run_decay_steps": np.int64(opt_cfg.learning_rate.cosine.decay_steps),
-            "run_num_examples": np.int64(exp.task.train_data.num_examples),
-            "run_global_batch": np.int64(exp.task.train_data.global_batch_size),
-            "run_base_lr": np.float64(opt_cfg.learning_rate.cosine.initial_learning_rate)}
+    return {
+        "lr_steps": np.array(steps, np.int64),
+        "lr_values": values,
+        "run_train_steps": np.int64(total),
+        "run_warmup_steps": np.int64(warm),
+        "run_decay_steps": np.int64(opt_cfg.learning_rate.cosine.decay_steps),
+        "run_num_examples": np.int64(exp.task.train_data.num_examples),
+        "run_global_batch": np.int64(exp.task.train_data.global_batch_size),
+        "run_base_lr": np.float64(opt_cfg.learning_rate.cosine.initial_learning_rate),
+    }
 
 
 # ----------------------------------------------------------------------------- training crops
@@ -120,14 +129,18 @@ def crop_samples(exp) -> dict:
         boxes = np.array(recorded, np.int32)
         recorded.clear()
         pattern = tf.constant(pattern_frame(h, w)[None])
-        outs = [preprocess_ops_3d.random_crop_resize(pattern, 32, 32, 1, 3, aspect, area)[0].numpy()
-                for _ in range(8)]
+        outs = [preprocess_ops_3d.random_crop_resize(pattern, 32, 32, 1, 3, aspect, area)[0].numpy() for _ in range(8)]
         resize_boxes = np.array(recorded, np.int32)
     finally:
         tf.image.sample_distorted_bounding_box = original
-    return {"crop_boxes": boxes.astype(np.int16), "crop_frame_hw": np.array(CROP_FRAME, np.int32),
-            "crop_area_range": np.array(area, np.float64), "crop_aspect_range": np.array(aspect, np.float64),
-            "resize_boxes": resize_boxes, "resize_out": np.stack(outs).astype(np.uint8)}
+    return {
+        "crop_boxes": boxes.astype(np.int16),
+        "crop_frame_hw": np.array(CROP_FRAME, np.int32),
+        "crop_area_range": np.array(area, np.float64),
+        "crop_aspect_range": np.array(aspect, np.float64),
+        "resize_boxes": resize_boxes,
+        "resize_out": np.stack(outs).astype(np.uint8),
+    }
 
 
 # ----------------------------------------------------------------------------- initialisation
@@ -140,8 +153,7 @@ def init_samples(exp) -> dict:
         names.append(v.name)
         shapes.append("x".join(str(d) for d in v.shape))
         stats.append([a.mean(), a.std(), a.min(), a.max(), a.size])
-    return {"init_names": np.array(names), "init_shapes": np.array(shapes),
-            "init_stats": np.array(stats, np.float64)}
+    return {"init_names": np.array(names), "init_shapes": np.array(shapes), "init_stats": np.array(stats, np.float64)}
 
 
 # ----------------------------------------------------------------------------- EMA decays
@@ -169,8 +181,11 @@ def ema_decay_samples(exp) -> dict:
         opt.apply_gradients([(tf.zeros((1,)), holder.variables[0])])
         assert int(opt.iterations) == t
         decays.append(float(opt._average_weights[0].numpy()[0]))
-    return {"ema_steps": steps, "ema_decays": np.array(decays, np.float32),
-            "ema_max_decay": np.float64(exp.trainer.optimizer_config.ema.average_decay)}
+    return {
+        "ema_steps": steps,
+        "ema_decays": np.array(decays, np.float32),
+        "ema_max_decay": np.float64(exp.trainer.optimizer_config.ema.average_decay),
+    }
 
 
 # ----------------------------------------------------------------------------- noise-free update
@@ -185,9 +200,16 @@ def tiny_model(exp):
     l2 = tf_keras.regularizers.l2(float(exp.task.losses.l2_weight_decay) / 2.0)
     image = tf_keras.Input((TINY["t"], TINY["hw"], TINY["hw"], TINY["in_ch"]), name="image")
     block = nn_blocks_3d.BottleneckBlock3D(
-        filters=TINY["filters"], temporal_kernel_size=3, temporal_strides=1, spatial_strides=1,
-        se_ratio=0.25, use_self_gating=True, kernel_regularizer=l2,
-        norm_momentum=norm.norm_momentum, norm_epsilon=norm.norm_epsilon)
+        filters=TINY["filters"],
+        temporal_kernel_size=3,
+        temporal_strides=1,
+        spatial_strides=1,
+        se_ratio=0.25,
+        use_self_gating=True,
+        kernel_regularizer=l2,
+        norm_momentum=norm.norm_momentum,
+        norm_epsilon=norm.norm_epsilon,
+    )
     x = block(image)
     x = tf_keras.layers.GlobalAveragePooling3D()(x)
     dense = tf_keras.layers.Dense(TINY["classes"], kernel_initializer="random_uniform", kernel_regularizer=l2)
@@ -208,20 +230,29 @@ def _kernel(v) -> np.ndarray:
 
 def rs3d_names(block, dense) -> dict:
     """rs3d state-dict name -> TF variable, for the tiny model (block.*, fc.*)."""
+
     def bn(prefix, layer):
-        return {f"{prefix}.weight": layer.gamma, f"{prefix}.bias": layer.beta,
-                f"{prefix}.running_mean": layer.moving_mean, f"{prefix}.running_var": layer.moving_variance}
-    out = {"block.downsample.0.weight": block._shortcut_conv.kernel,
-           "block.conv1.weight": block._temporal_conv.kernel,
-           "block.conv2.weight": block._spatial_conv.kernel,
-           "block.conv3.weight": block._expand_conv.kernel,
-           "block.self_gating.fc.weight": block._self_gating._transformer_w.kernel,
-           "block.self_gating.fc.bias": block._self_gating._transformer_w.bias,
-           "block.se.fc1.weight": block._squeeze_excitation._se_reduce.kernel,
-           "block.se.fc1.bias": block._squeeze_excitation._se_reduce.bias,
-           "block.se.fc2.weight": block._squeeze_excitation._se_expand.kernel,
-           "block.se.fc2.bias": block._squeeze_excitation._se_expand.bias,
-           "fc.weight": dense.kernel, "fc.bias": dense.bias}
+        return {
+            f"{prefix}.weight": layer.gamma,
+            f"{prefix}.bias": layer.beta,
+            f"{prefix}.running_mean": layer.moving_mean,
+            f"{prefix}.running_var": layer.moving_variance,
+        }
+
+    out = {
+        "block.downsample.0.weight": block._shortcut_conv.kernel,
+        "block.conv1.weight": block._temporal_conv.kernel,
+        "block.conv2.weight": block._spatial_conv.kernel,
+        "block.conv3.weight": block._expand_conv.kernel,
+        "block.self_gating.fc.weight": block._self_gating._transformer_w.kernel,
+        "block.self_gating.fc.bias": block._self_gating._transformer_w.bias,
+        "block.se.fc1.weight": block._squeeze_excitation._se_reduce.kernel,
+        "block.se.fc1.bias": block._squeeze_excitation._se_reduce.bias,
+        "block.se.fc2.weight": block._squeeze_excitation._se_expand.kernel,
+        "block.se.fc2.bias": block._squeeze_excitation._se_expand.bias,
+        "fc.weight": dense.kernel,
+        "fc.bias": dense.bias,
+    }
     out.update(bn("block.downsample.1", block._norm0))
     for i, layer in ((1, block._norm1), (2, block._norm2), (3, block._norm3)):
         out.update(bn(f"block.bn{i}", layer))
@@ -257,8 +288,9 @@ def update_samples(exp) -> dict:
     out["upd_lr"] = np.array(lrs, np.float32)
     out["upd_label_smoothing"] = np.float64(exp.task.losses.label_smoothing)
     out["upd_weight_decay"] = np.float64(exp.task.losses.l2_weight_decay)
-    out["upd_bn"] = np.array([exp.task.model.norm_activation.norm_momentum,
-                              exp.task.model.norm_activation.norm_epsilon], np.float64)
+    out["upd_bn"] = np.array(
+        [exp.task.model.norm_activation.norm_momentum, exp.task.model.norm_activation.norm_epsilon], np.float64
+    )
     return out
 
 
@@ -267,9 +299,13 @@ def view_samples(exp) -> dict:
     data = exp.task.validation_data
     n, stride = data.feature_shape[0], data.temporal_stride
     crop = data.feature_shape[1]
-    out = {"view_num_clips": np.int64(data.num_test_clips), "view_frames": np.int64(n),
-           "view_stride": np.int64(stride), "view_crop": np.int64(crop),
-           "view_min_resize": np.int64(data.min_image_size)}
+    out = {
+        "view_num_clips": np.int64(data.num_test_clips),
+        "view_frames": np.int64(n),
+        "view_stride": np.int64(stride),
+        "view_crop": np.int64(crop),
+        "view_min_resize": np.int64(data.min_image_size),
+    }
     for length in VIEW_LENGTHS:
         idx = preprocess_ops_3d.sample_linspace_sequence(tf.range(length), data.num_test_clips, n, stride)
         idx = idx.numpy().reshape(data.num_test_clips, n)
@@ -277,9 +313,14 @@ def view_samples(exp) -> dict:
         out[f"view_indices_L{length}"] = idx.astype(np.int64)
     lengths = np.arange(1, 701)
     out["view_sweep_lengths"] = lengths
-    out["view_sweep_starts"] = np.stack([
-        preprocess_ops_3d.sample_linspace_sequence(tf.range(int(L)), data.num_test_clips, n, stride)
-        .numpy().reshape(data.num_test_clips, n)[:, 0] for L in lengths]).astype(np.int64)
+    out["view_sweep_starts"] = np.stack(
+        [
+            preprocess_ops_3d.sample_linspace_sequence(tf.range(int(L)), data.num_test_clips, n, stride)
+            .numpy()
+            .reshape(data.num_test_clips, n)[:, 0]
+            for L in lengths
+        ]
+    ).astype(np.int64)
     sizes = np.random.default_rng(3).integers(160, 2000, (60, 2))
     hws, crops = [], []
     for w, h in sizes:

@@ -1,6 +1,7 @@
 """Converters from datasets' official annotation files to rs3d's video lists (``{split}.csv`` and
 ``classes.txt``); ``rs3d-convert-annotations`` runs them. Each is tested on small files written
 in its dataset's official format (tests/data/test_annotations.py)."""
+
 from .charades import convert_charades
 from .common import VideoIndex, write_dataset
 from .hmdb51 import convert_hmdb51
@@ -17,5 +18,13 @@ CONVERTERS = {
     "kinetics": convert_kinetics,
 }
 
-__all__ = ["CONVERTERS", "VideoIndex", "convert_charades", "convert_hmdb51", "convert_kinetics",
-           "convert_ssv2", "convert_ucf101", "write_dataset"]
+__all__ = [
+    "CONVERTERS",
+    "VideoIndex",
+    "convert_charades",
+    "convert_hmdb51",
+    "convert_kinetics",
+    "convert_ssv2",
+    "convert_ucf101",
+    "write_dataset",
+]

@@ -11,6 +11,7 @@ a known class is an error naming ``file:line``. Writes ``train.csv``, ``val.csv`
 (both Charades_v1_test.csv) and ``classes.txt``; train with ``DATA.MULTI_LABEL True``. Videos are
 ``VIDEOS/<id>.mp4`` (``Charades_v1_480/``).
 """
+
 from __future__ import annotations
 
 import csv
@@ -65,8 +66,7 @@ def convert_charades(annotations: str, videos: str, out: str, strict: bool = Fal
         with open(path, encoding="utf-8-sig", newline="") as f:
             reader = csv.DictReader(f)
             if not reader.fieldnames or not {"id", "actions"} <= set(reader.fieldnames):
-                raise DataError(f"{path}:1: expected a header with 'id' and 'actions' columns, got "
-                                f"{reader.fieldnames}")
+                raise DataError(f"{path}:1: expected a header with 'id' and 'actions' columns, got {reader.fieldnames}")
             for row in reader:
                 where = f"{path}:{reader.line_num}"
                 vid = (row.get("id") or "").strip()

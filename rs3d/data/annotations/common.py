@@ -13,6 +13,7 @@ A listed video that is not under the video folder is skipped and counted (Kineti
 always miss some); one warning per annotation file gives the count and the first ``file:line``.
 ``strict=True`` makes the first missing video a ``DataError`` naming that ``file:line`` instead.
 """
+
 from __future__ import annotations
 
 import logging
@@ -22,14 +23,15 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from ...errors import DataError
-from ...io import atomic_write_text
+from ...file_io import atomic_write_text
 from ..video_root import VIDEO_ROOT_FILE, video_root_lines
 
 logger = logging.getLogger(__name__)
 
 # Files the index treats as videos (a frame folder is found as a directory instead).
-VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".flv", ".mpg", ".mpeg",
-                              ".3gp", ".wmv", ".ogv"})
+VIDEO_EXTENSIONS = frozenset(
+    {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".flv", ".mpg", ".mpeg", ".3gp", ".wmv", ".ogv"}
+)
 
 
 class VideoIndex:
@@ -83,6 +85,7 @@ class VideoIndex:
 @dataclass
 class Split:
     """One output list being collected from one or more annotation files."""
+
     name: str
     rows: List[Tuple[str, str]] = field(default_factory=list)  # (absolute video path, label field)
     missing: List[Tuple[str, str]] = field(default_factory=list)  # (file:line, video)
@@ -112,9 +115,14 @@ class Collector:
         """One warning for the videos of ``source`` missing since ``before`` missing ones."""
         missing = self.split(split).missing[before:]
         if missing:
-            logger.warning("%s: %d listed video(s) not found under %s (first %s: %s); skipped, listed in "
-                           "missing_videos.tsv", source, len(missing), self.videos.root, missing[0][0],
-                           missing[0][1])
+            logger.warning(
+                "%s: %d listed video(s) not found under %s (first %s: %s); skipped, listed in missing_videos.tsv",
+                source,
+                len(missing),
+                self.videos.root,
+                missing[0][0],
+                missing[0][1],
+            )
 
 
 def _write_atomic(path: str, lines: Iterable[str]) -> None:
@@ -133,14 +141,21 @@ def check_dataset(collector: Collector, classes: Sequence[str]) -> None:
             raise DataError(f"class {i} has an empty or multi-line name {name!r}")
     for name, s in collector.splits.items():
         if not s.rows:
-            raise DataError(f"{name} split: none of its {len(s.missing)} listed videos was found under "
-                            f"{collector.videos.root} (first: {s.missing[0][0]}: {s.missing[0][1]})"
-                            if s.missing else f"{name} split: no videos listed")
+            raise DataError(
+                f"{name} split: none of its {len(s.missing)} listed videos was found under "
+                f"{collector.videos.root} (first: {s.missing[0][0]}: {s.missing[0][1]})"
+                if s.missing
+                else f"{name} split: no videos listed"
+            )
 
 
-def write_dataset(out_dir: str, collector: Collector, classes: Sequence[str],
-                  order: Sequence[str] = ("train", "val", "test"),
-                  sources: Optional[Dict[str, str]] = None) -> dict:
+def write_dataset(
+    out_dir: str,
+    collector: Collector,
+    classes: Sequence[str],
+    order: Sequence[str] = ("train", "val", "test"),
+    sources: Optional[Dict[str, str]] = None,
+) -> dict:
     """Check, then write the splits, ``video_root.txt``, ``classes.txt`` and ``missing_videos.tsv``;
     returns a summary dict ``{"out": dir, "video_root": folder, "classes": K, "splits": {name:
     {"videos": n, "missing": m[, "source": file]}}}`` (``sources``: the annotation file of a split,
@@ -156,8 +171,9 @@ def write_dataset(out_dir: str, collector: Collector, classes: Sequence[str],
         s = collector.splits.get(name)
         if s is None:
             continue
-        _write_atomic(os.path.join(out_dir, f"{name}.csv"),
-                      (f"{os.path.relpath(path, root)} {label}" for path, label in s.rows))
+        _write_atomic(
+            os.path.join(out_dir, f"{name}.csv"), (f"{os.path.relpath(path, root)} {label}" for path, label in s.rows)
+        )
         for where, video in s.missing:
             missing.setdefault((where, video), []).append(name)
         summary["splits"][name] = {"videos": len(s.rows), "missing": len(s.missing)}
@@ -165,8 +181,11 @@ def write_dataset(out_dir: str, collector: Collector, classes: Sequence[str],
             summary["splits"][name]["source"] = sources[name]
     report = os.path.join(out_dir, "missing_videos.tsv")
     if missing:
-        _write_atomic(report, ["split\tsource\tvideo"] +
-                      [f"{','.join(splits)}\t{where}\t{video}" for (where, video), splits in missing.items()])
+        _write_atomic(
+            report,
+            ["split\tsource\tvideo"]
+            + [f"{','.join(splits)}\t{where}\t{video}" for (where, video), splits in missing.items()],
+        )
     elif os.path.exists(report):
         os.remove(report)  # from an earlier run with fewer videos
     return summary

@@ -6,6 +6,7 @@ class names in sorted order (51 classes). Writes ``OUT/splitN/`` with ``train.cs
 ``val.csv`` and ``test.csv`` (both id 2; HMDB51 has no separate validation set) and
 ``classes.txt``. Videos are looked up as ``VIDEOS/<class>/<video>`` (the official archive's layout).
 """
+
 from __future__ import annotations
 
 import os
@@ -32,8 +33,9 @@ def split_files(annotations: str) -> Dict[int, Dict[str, str]]:
     return found
 
 
-def convert_hmdb51(annotations: str, videos: str, out: str, splits: Sequence[int] = (1, 2, 3),
-                   strict: bool = False) -> dict:
+def convert_hmdb51(
+    annotations: str, videos: str, out: str, splits: Sequence[int] = (1, 2, 3), strict: bool = False
+) -> dict:
     """Write ``out/split{N}/`` for every N in ``splits``; returns ``{"split1": summary, ...}``."""
     files = split_files(annotations)
     classes = sorted(files[min(files)])
@@ -59,7 +61,7 @@ def convert_hmdb51(annotations: str, videos: str, out: str, splits: Sequence[int
                     continue
                 relative = f"{cls}/{parts[0]}"
                 found = index.find(relative)
-                for split in (("train",) if parts[1] == "1" else ("val", "test")):
+                for split in ("train",) if parts[1] == "1" else ("val", "test"):
                     collector.add(split, where, found, relative, str(label))
             for s in ("train", "test"):
                 collector.warn_missing(path, before[s], s)

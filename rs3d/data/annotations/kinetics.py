@@ -11,6 +11,7 @@ class folder of the label is preferred when a name is found twice). Writes ``tra
 (train), ``val.csv`` (validate) and ``test.csv`` (test when it has labels, else validate: a
 warning says so, and the summary's ``test`` split names its ``source``) and ``classes.txt``.
 """
+
 from __future__ import annotations
 
 import csv
@@ -32,8 +33,10 @@ def read_csv(path: str) -> Tuple[List[Tuple[int, Dict[str, str]]], bool]:
         reader = csv.DictReader(f)
         cols = set(reader.fieldnames or ())
         if not {"youtube_id", "time_start", "time_end"} <= cols:
-            raise DataError(f"{path}:1: expected a header with youtube_id, time_start, time_end (and label), "
-                            f"got {reader.fieldnames}")
+            raise DataError(
+                f"{path}:1: expected a header with youtube_id, time_start, time_end (and label), "
+                f"got {reader.fieldnames}"
+            )
         rows = [(reader.line_num, row) for row in reader]
     return rows, "label" in cols
 
@@ -62,10 +65,13 @@ def convert_kinetics(annotations: str, videos: str, out: str, strict: bool = Fal
     collector = Collector(index, strict)
     test_source: Optional[str] = "test" if "test" in read and read["test"][1] else None
     if test_source is None:
-        why = ("has no label column (Kinetics does not publish test labels)" if "test" in read
-               else "does not exist")
-        logger.warning("%s %s: test.csv lists the validation videos (%s), where Kinetics results are "
-                       "reported", files["test"], why, os.path.basename(files["val"]))
+        why = "has no label column (Kinetics does not publish test labels)" if "test" in read else "does not exist"
+        logger.warning(
+            "%s %s: test.csv lists the validation videos (%s), where Kinetics results are reported",
+            files["test"],
+            why,
+            os.path.basename(files["val"]),
+        )
     plan = [("train", ("train",)), ("val", ("val",) if test_source else ("val", "test"))]
     if test_source:
         plan.append(("test", ("test",)))
@@ -77,8 +83,10 @@ def convert_kinetics(annotations: str, videos: str, out: str, strict: bool = Fal
             where = f"{path}:{lineno}"
             name = (row.get("label") or "").strip()
             if name not in lookup:
-                raise DataError(f"{where}: class {name!r} is not among the {len(classes)} classes of "
-                                f"{os.path.basename(files['train'])}")
+                raise DataError(
+                    f"{where}: class {name!r} is not among the {len(classes)} classes of "
+                    f"{os.path.basename(files['train'])}"
+                )
             ytid = (row.get("youtube_id") or "").strip()
             if not ytid:
                 raise DataError(f"{where}: empty youtube_id")

@@ -10,6 +10,7 @@ entry. Writes ``train.csv`` (train.json), ``val.csv`` and ``test.csv`` (both val
 test set's labels are not public) and ``classes.txt`` (labels.json's names in index order). Videos
 are ``VIDEOS/<id>.webm`` as distributed (or ``<id>`` in any container or as a frame folder).
 """
+
 from __future__ import annotations
 
 import json
@@ -45,13 +46,14 @@ def read_labels(path: str) -> List[str]:
             raise DataError(f"{path}: index {i} given to both {names[i]!r} and {name!r}")
         names[i] = name
     if sorted(names) != list(range(len(names))):
-        raise DataError(f"{path}: indices must run 0..{len(names) - 1}; missing "
-                        f"{sorted(set(range(len(names))) - set(names))[:5]}")
+        raise DataError(
+            f"{path}: indices must run 0..{len(names) - 1}; missing {sorted(set(range(len(names))) - set(names))[:5]}"
+        )
     return [names[i] for i in range(len(names))]
 
 
 def template_class(template: str) -> str:
-    """"Putting [something] into [something]" -> "Putting something into something"."""
+    """ "Putting [something] into [something]" -> "Putting something into something"."""
     return template.replace("[", "").replace("]", "")
 
 

@@ -10,6 +10,7 @@ trainlist index that disagrees is an error naming ``file:line``. Writes ``OUT/sp
 validation set, and results are reported on the test list) and ``classes.txt`` (0-based labels in
 classInd order). Videos are looked up under the folder of the official ``UCF-101`` archive.
 """
+
 from __future__ import annotations
 
 import os
@@ -44,16 +45,19 @@ def class_of(video: str, lookup: Dict[str, int], where: str) -> int:
     raise DataError(f"{where}: class folder {folder!r} of {video} is not in classInd.txt")
 
 
-def convert_ucf101(annotations: str, videos: str, out: str, splits: Sequence[int] = (1, 2, 3),
-                   strict: bool = False) -> dict:
+def convert_ucf101(
+    annotations: str, videos: str, out: str, splits: Sequence[int] = (1, 2, 3), strict: bool = False
+) -> dict:
     """Write ``out/split{N}/`` for every N in ``splits``; returns ``{"split1": summary, ...}``."""
     classes = read_class_index(os.path.join(annotations, "classInd.txt"))
     lookup = {name: i for i, name in enumerate(classes)}
     for n in splits:  # every file of every split asked for, before any is read or written
         for name in (f"trainlist0{n}.txt", f"testlist0{n}.txt"):
             if not os.path.isfile(os.path.join(annotations, name)):
-                raise DataError(f"{os.path.join(annotations, name)}: annotation file not found (split {n}; "
-                                f"--splits chooses the splits to write)")
+                raise DataError(
+                    f"{os.path.join(annotations, name)}: annotation file not found (split {n}; "
+                    f"--splits chooses the splits to write)"
+                )
     index = VideoIndex(videos)
     collectors = {}
     for n in splits:
@@ -66,8 +70,10 @@ def convert_ucf101(annotations: str, videos: str, out: str, splits: Sequence[int
                 raise DataError(f"{where}: expected '<class>/<video> <class index>', got {text!r}")
             label = class_of(parts[0], lookup, where)
             if int(parts[1]) != label + 1:
-                raise DataError(f"{where}: class index {parts[1]} but {parts[0]} is in folder "
-                                f"{classes[label]!r} (index {label + 1} in classInd.txt)")
+                raise DataError(
+                    f"{where}: class index {parts[1]} but {parts[0]} is in folder "
+                    f"{classes[label]!r} (index {label + 1} in classInd.txt)"
+                )
             collector.add("train", where, index.find(parts[0]), parts[0], str(label))
         collector.warn_missing(train, 0, "train")
         test = os.path.join(annotations, f"testlist0{n}.txt")

@@ -6,6 +6,7 @@ whether a reader may seek by index and trust a frame count; :attr:`PacketIndex.e
 where only a full decode can tell (leading packets that cannot decode, no timestamps, duplicate
 timestamps, a container that lists more frames than it holds).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from typing import List, Optional, Tuple
 
 from ...errors import DecodeError
 from .guard import short
+from .orientation import display_matrix
 
 # Leading frames of a keyframe are shown at most this many frames before it (H.264 allows 16
 # B-frames).
@@ -97,11 +99,11 @@ class PacketIndex:
     """One pass over a stream's packets, in decoding order, without decoding."""
 
     order: Optional[List[int]]  # times of the frames that are shown, sorted; None if one has no time
-    keys: List[int]             # times of the shown keyframes
-    shown: int                  # non-empty packets not marked discard (edit lists hide the others)
-    exact: bool                 # frame i is the i-th time of ``order`` and there are ``shown`` frames
-    open_gop: bool              # a keyframe after the first has leading frames (see has_open_gop)
-    first_key: object = None    # the first packet when it is a keyframe (decoded by the probe)
+    keys: List[int]  # times of the shown keyframes
+    shown: int  # non-empty packets not marked discard (edit lists hide the others)
+    exact: bool  # frame i is the i-th time of ``order`` and there are ``shown`` frames
+    open_gop: bool  # a keyframe after the first has leading frames (see has_open_gop)
+    first_key: object = None  # the first packet when it is a keyframe (decoded by the probe)
 
     @property
     def length(self) -> Optional[int]:
@@ -153,15 +155,19 @@ def index_packets(container, stream, keep_first_key: bool = False) -> PacketInde
             keys.append(int(t))
     order = sorted(pts) if timed else None
     header = int(stream.frames or 0)
-    exact = (order is not None and len(set(order)) == len(order) and first_ok
-             and min_pts == first and (header == 0 or header == packets) and shown > 0)
+    exact = (
+        order is not None
+        and len(set(order)) == len(order)
+        and first_ok
+        and min_pts == first
+        and (header == 0 or header == packets)
+        and shown > 0
+    )
     return PacketIndex(order, keys, shown, exact, open_gop, first_packet)
 
 
 def first_frame_matrix(stream, packet) -> Tuple[bool, Optional[tuple]]:
     """``(decoded, display matrix)`` of the frame a keyframe packet decodes to, flushing after it."""
-    from .orientation import display_matrix
-
     try:
         frames = list(stream.decode(packet)) + list(stream.decode(None))
     except Exception:
@@ -171,14 +177,11 @@ def first_frame_matrix(stream, packet) -> Tuple[bool, Optional[tuple]]:
     return True, display_matrix(frames[0])
 
 
-
 def first_shown_frame_matrix(path: str, max_packets: int = 256) -> Tuple[bool, Optional[tuple]]:
     """``(decoded, display matrix)`` of the first frame a decode from the start gives (within
     ``max_packets`` packets, then a flush), on a fresh container: for a stream whose first packet is
     not a timed keyframe (ffmpeg drops what cannot decode and shows the rest; a raw stream has no
     times and may not seek)."""
-    from .orientation import display_matrix
-
     try:
         container, stream = open_video(path, 1)
     except DecodeError:

@@ -15,6 +15,7 @@ transpose/flip filters, so boxes are always in the frame as shown. Each filter g
 thread: parallelism comes from the loader's workers, and a forked worker must not hold FFmpeg
 threads (see ``pyav_reader``).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -44,8 +45,7 @@ def _graph(frame, box: Box, size: int, orientation: Orientation):
     top, left, h, w = box
     g = av.filter.Graph()
     g.threads = 1
-    nodes = [g.add_buffer(width=frame.width, height=frame.height, format=frame.format.name,
-                          time_base=frame.time_base)]
+    nodes = [g.add_buffer(width=frame.width, height=frame.height, format=frame.format.name, time_base=frame.time_base)]
     if orientation.transpose:
         nodes.append(g.add("transpose", "dir=cclock_flip"))  # rows <-> columns, nothing else
     if orientation.hflip:
@@ -56,8 +56,11 @@ def _graph(frame, box: Box, size: int, orientation: Orientation):
     if frame.format.name in _PLANAR_YUV:
         # Scale the planes as they are, then convert at the output size: a third of the cost of
         # a scaled conversion with full-resolution chroma, colours as the default path's.
-        nodes += [g.add("scale", f"w={size}:h={size}:flags=bilinear"),
-                  g.add("format", frame.format.name), g.add("scale", "flags=bilinear")]
+        nodes += [
+            g.add("scale", f"w={size}:h={size}:flags=bilinear"),
+            g.add("format", frame.format.name),
+            g.add("scale", "flags=bilinear"),
+        ]
     else:
         nodes.append(g.add("scale", f"w={size}:h={size}:flags=bilinear+full_chroma_int"))
     nodes += [g.add("format", "rgb24"), g.add("buffersink")]
@@ -71,8 +74,9 @@ def shown_size(frame, orientation: Orientation) -> Tuple[int, int]:
     return (frame.width, frame.height) if orientation.transpose else (frame.height, frame.width)
 
 
-def crop_scale_frames(frames: Sequence, spec: CropScale, boxes: Sequence[Box],
-                      orientation: Orientation = UPRIGHT) -> np.ndarray:
+def crop_scale_frames(
+    frames: Sequence, spec: CropScale, boxes: Sequence[Box], orientation: Orientation = UPRIGHT
+) -> np.ndarray:
     """Decoded ``av.VideoFrame`` s (one per request position) -> uint8 ``[N, size, size, 3]``."""
     n, s = len(frames), spec.size
     out = np.empty((n, s, s, 3), np.uint8)

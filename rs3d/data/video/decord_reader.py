@@ -4,6 +4,7 @@
 the file with PyAV); decord's own failures raise :class:`DecodeError`. A fresh ``VideoReader``
 per read, deleted right after: decord's memory grows when readers are kept alive.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -11,9 +12,9 @@ import torch
 
 from ...errors import DecodeError
 from .container import MAX_LEADING
-from .selection import IndexFn, expand, wanted
 from .guard import short
 from .probe import VideoInfo
+from .selection import IndexFn, expand, wanted
 
 
 def serves(info: VideoInfo) -> bool:

@@ -4,6 +4,7 @@
 looking for a file that is there; each kind gets its own reason. A FIFO or a device is never
 opened: reading one can block for ever or consume data.
 """
+
 from __future__ import annotations
 
 import errno

@@ -1,4 +1,5 @@
 """Keeping one bad file from costing the run: a time limit on a decode, one-line messages."""
+
 from __future__ import annotations
 
 import re

@@ -6,6 +6,7 @@ default (``-noautorotate`` turns it off), choosing a transpose and flips from th
 (``fftools``); rs3d follows the same rules, so frame ``i`` has the size and orientation that
 ffmpeg shows. A rotation by any other angle is refused rather than guessed.
 """
+
 from __future__ import annotations
 
 import math
@@ -77,9 +78,11 @@ def orientation_of(matrix: Optional[Matrix]) -> Orientation:
     if abs(theta - 270) < 1:
         return Orientation(transpose=True, hflip=m3 < 0, vflip=True)
     if abs(theta) > 1:
-        raise DecodeError(f"display matrix rotates the picture by {(360 - theta) % 360:g} degrees "
-                          "counter-clockwise, not a multiple of 90; only autorotate=False (the stored "
-                          "frames) can read it")
+        raise DecodeError(
+            f"display matrix rotates the picture by {(360 - theta) % 360:g} degrees "
+            "counter-clockwise, not a multiple of 90; only autorotate=False (the stored "
+            "frames) can read it"
+        )
     return Orientation(vflip=m4 < 0)
 
 

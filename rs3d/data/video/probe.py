@@ -9,6 +9,7 @@ index, no decoding but of the first keyframe) tells whether it is one of those; 
 read with PyAV instead. A loader worker meets the same videos every epoch, so the verdict is
 kept per file (path, size, modification time) for the life of the process.
 """
+
 from __future__ import annotations
 
 import functools
@@ -16,6 +17,8 @@ import os
 import tempfile
 from dataclasses import dataclass
 from typing import Optional
+
+import numpy as np
 
 from ...errors import DecodeError
 from .container import (
@@ -34,12 +37,12 @@ BACKENDS = ("decord", "pyav", "torchcodec")
 
 @dataclass(frozen=True)
 class VideoInfo:
-    stream: int                  # index of the stream ffmpeg picks (the one every reader must read)
-    other_streams: int           # other video streams that are not attached pictures
-    width: int                   # stored size of that stream
+    stream: int  # index of the stream ffmpeg picks (the one every reader must read)
+    other_streams: int  # other video streams that are not attached pictures
+    width: int  # stored size of that stream
     height: int
-    upright: bool                # shown as stored: no display matrix, or one that changes nothing
-    frames: Optional[int]        # frames ffmpeg decodes, when the packet index proves it
+    upright: bool  # shown as stored: no display matrix, or one that changes nothing
+    frames: Optional[int]  # frames ffmpeg decodes, when the packet index proves it
     open_gop: bool
 
 
@@ -55,11 +58,11 @@ def probe_video(path: str) -> VideoInfo:
                 upright = decoded and orientation_of(matrix).identity
             except DecodeError:
                 upright = False
-        others = sum(1 for s in container.streams.video
-                     if s.index != stream.index and not is_attached_picture(s))
+        others = sum(1 for s in container.streams.video if s.index != stream.index and not is_attached_picture(s))
         cc = stream.codec_context
-        return VideoInfo(stream.index, others, int(cc.width), int(cc.height), bool(upright),
-                         index.length, index.open_gop)
+        return VideoInfo(
+            stream.index, others, int(cc.width), int(cc.height), bool(upright), index.length, index.open_gop
+        )
     finally:
         container.close()
 
@@ -67,14 +70,15 @@ def probe_video(path: str) -> VideoInfo:
 @dataclass(frozen=True)
 class VideoFacts:
     """What a dataset manifest records of a file (:func:`describe_video`)."""
-    width: int            # displayed size: the stored size of the stream ffmpeg picks, after its
-    height: int           # display matrix (a 90-degree rotation swaps width and height)
-    fps: float            # the stream's average frame rate (0.0 when the file gives none)
-    duration: float       # seconds (0.0 when the container does not say)
-    frames: int           # frames the packet index lists (what ffmpeg decodes when ``frames_exact``)
+
+    width: int  # displayed size: the stored size of the stream ffmpeg picks, after its
+    height: int  # display matrix (a 90-degree rotation swaps width and height)
+    fps: float  # the stream's average frame rate (0.0 when the file gives none)
+    duration: float  # seconds (0.0 when the container does not say)
+    frames: int  # frames the packet index lists (what ffmpeg decodes when ``frames_exact``)
     frames_exact: bool
-    decodable: bool       # its first shown frame decodes and its orientation can be applied
-    reason: str           # why not, when not decodable
+    decodable: bool  # its first shown frame decodes and its orientation can be applied
+    reason: str  # why not, when not decodable
 
 
 def describe_video(path: str) -> VideoFacts:
@@ -153,7 +157,6 @@ def probe_open_gop(path: str) -> bool:
 def _tiny_video(path: str) -> None:
     """A 2-frame 16x16 MPEG-4 file, to make torchcodec load its FFmpeg-linked core."""
     import av
-    import numpy as np
 
     with av.open(path, "w") as c:
         s = c.add_stream("mpeg4", rate=25)

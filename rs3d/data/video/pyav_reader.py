@@ -6,6 +6,7 @@ RGB. A file whose index cannot be trusted (:attr:`PacketIndex.exact` False) is c
 full decode (remembered per file in this process) and decoded from the start; a file that ends
 early is re-sampled on the frames that really decode.
 """
+
 from __future__ import annotations
 
 import functools
@@ -18,8 +19,8 @@ import torch
 from ...errors import DecodeError
 from .container import PacketIndex, index_packets, open_video
 from .crop_scale import CropScale, check_boxes, crop_scale_frames, shown_size
-from .selection import IndexFn, expand, wanted
 from .orientation import UPRIGHT, display_matrix, orientation_of
+from .selection import IndexFn, expand, wanted
 
 
 class _Got(dict):
@@ -81,8 +82,7 @@ def decode_count(path: str) -> int:
     return count
 
 
-def seek_decode(container, stream, index: PacketIndex, uniq: np.ndarray,
-                raw: bool = False) -> Optional[_Got]:
+def seek_decode(container, stream, index: PacketIndex, uniq: np.ndarray, raw: bool = False) -> Optional[_Got]:
     """Frames ``uniq`` (sorted), decoded from the keyframe at or before the first one; None when
     that cannot be done exactly (the caller then decodes from the start).
 
@@ -121,8 +121,7 @@ def seek_decode(container, stream, index: PacketIndex, uniq: np.ndarray,
     return got if len(got) == len(uniq) else None
 
 
-def sequential_decode(path: str, uniq: np.ndarray, threads: int = 0,
-                      raw: bool = False) -> Tuple[Optional[_Got], int]:
+def sequential_decode(path: str, uniq: np.ndarray, threads: int = 0, raw: bool = False) -> Tuple[Optional[_Got], int]:
     """Decode from frame 0 up to the last wanted index; convert only the wanted frames (``raw``:
     keep them as decoded).
 
@@ -147,8 +146,7 @@ def sequential_decode(path: str, uniq: np.ndarray, threads: int = 0,
     return got, -1
 
 
-def _finish(got: _Got, uniq, inverse, indices, autorotate: bool,
-            crop: Optional[CropScale] = None) -> torch.Tensor:
+def _finish(got: _Got, uniq, inverse, indices, autorotate: bool, crop: Optional[CropScale] = None) -> torch.Tensor:
     if crop is not None:
         orientation = orientation_of(got.matrix) if autorotate else UPRIGHT
         frames = [got[k] for k in indices.tolist()]
@@ -161,8 +159,7 @@ def _finish(got: _Got, uniq, inverse, indices, autorotate: bool,
     return expand(frames, uniq, inverse, indices)
 
 
-def read(path: str, index_fn: IndexFn, threads: int = 0, autorotate: bool = True,
-         crop: Optional[CropScale] = None):
+def read(path: str, index_fn: IndexFn, threads: int = 0, autorotate: bool = True, crop: Optional[CropScale] = None):
     """``(frames uint8 [N, H, W, 3], indices, video length)``; see the module docstring.
 
     With ``crop`` (:mod:`.crop_scale`) frame ``j`` is instead the crop of its box, scaled by

@@ -4,6 +4,7 @@ A clip is ``num_frames`` indices ``stride`` apart, taken modulo the video length
 shorter than the clip loop. Frame ``i`` is the ``i``-th frame ffmpeg decodes from the file's
 default video stream (what every reader in this package delivers).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -18,8 +19,7 @@ def clip_indices(start: int, num_frames: int, stride: int, video_len: int) -> np
     return (start + np.arange(num_frames, dtype=np.int64) * stride) % video_len
 
 
-def random_clip_start(video_len: int, num_frames: int, stride: int,
-                      rng: np.random.Generator) -> int:
+def random_clip_start(video_len: int, num_frames: int, stride: int, rng: np.random.Generator) -> int:
     """Uniform in ``[0, L - (n-1)*stride)``; uniform in ``[0, L)`` when the clip is longer (loops)."""
     high = video_len - (num_frames - 1) * stride
     return int(rng.integers(0, high if high > 0 else max(video_len, 1)))

@@ -1,4 +1,5 @@
 """Requested indices -> the distinct frames to decode, and those frames back in the requested order."""
+
 from __future__ import annotations
 
 from typing import Callable
@@ -9,8 +10,7 @@ import torch
 IndexFn = Callable[[int], np.ndarray]
 
 
-def expand(frames: torch.Tensor, uniq: np.ndarray, inverse: np.ndarray,
-           indices: np.ndarray) -> torch.Tensor:
+def expand(frames: torch.Tensor, uniq: np.ndarray, inverse: np.ndarray, indices: np.ndarray) -> torch.Tensor:
     """Distinct decoded frames -> the requested order (no copy when they already are in it)."""
     if len(uniq) == len(indices) and np.array_equal(uniq, indices):
         return frames

@@ -8,6 +8,7 @@ video comes out upright here as it does from ``read_frames``. Frames are convert
 caller asks (:meth:`FrameStream.rgb`), one single-threaded reformatter per stream (see
 ``pyav_reader._Got`` for why not the frame's own).
 """
+
 from __future__ import annotations
 
 from typing import Iterator, Optional, Tuple

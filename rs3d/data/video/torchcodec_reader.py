@@ -4,12 +4,13 @@ Told the stream ffmpeg picks; used for upright files whose frame count the packe
 (torchcodec rotates but does not mirror, and cannot scan files without timestamps). :func:`read`
 returns None where its frames would not be ffmpeg's; its own failures raise :class:`DecodeError`.
 """
+
 from __future__ import annotations
 
 from ...errors import DecodeError
-from .selection import IndexFn, expand, wanted
 from .guard import short
 from .probe import VideoInfo
+from .selection import IndexFn, expand, wanted
 
 
 def serves(info: VideoInfo) -> bool:
@@ -21,8 +22,9 @@ def read(path: str, index_fn: IndexFn, num_threads: int, info: VideoInfo):
 
     try:
         # "exact": frame i is the i-th frame of a full decode (the file is scanned once on open).
-        decoder = VideoDecoder(path, stream_index=info.stream, seek_mode="exact",
-                               num_ffmpeg_threads=num_threads, dimension_order="NHWC")
+        decoder = VideoDecoder(
+            path, stream_index=info.stream, seek_mode="exact", num_ffmpeg_threads=num_threads, dimension_order="NHWC"
+        )
         length = int(decoder.metadata.num_frames or 0)
     except Exception as e:
         raise DecodeError(f"torchcodec cannot open: {short(e)}") from None

@@ -14,10 +14,45 @@ path                          behaviour
 ``memory://``                 fsspec's in-process store (tests)
 ============================  ======================================================================
 """
-from .files import (atomic_write, atomic_write_bytes, atomic_write_text, download, evict_download, exists,
-                    is_local, is_url, isdir, isfile, join, ls, mkdirs, open, path_manager, rm, upload)
+
+from .files import (
+    atomic_write,
+    atomic_write_bytes,
+    atomic_write_text,
+    download,
+    evict_download,
+    exists,
+    is_local,
+    is_url,
+    isdir,
+    isfile,
+    join,
+    ls,
+    mkdirs,
+    open,
+    path_manager,
+    rm,
+    upload,
+)
 from .mirror import OutputMirror
 
-__all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text", "download", "evict_download", "exists",
-           "is_local", "is_url", "isdir", "isfile", "join", "ls", "mkdirs", "open", "path_manager", "rm", "upload",
-           "OutputMirror"]
+__all__ = [
+    "atomic_write",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "download",
+    "evict_download",
+    "exists",
+    "is_local",
+    "is_url",
+    "isdir",
+    "isfile",
+    "join",
+    "ls",
+    "mkdirs",
+    "open",
+    "path_manager",
+    "rm",
+    "upload",
+    "OutputMirror",
+]

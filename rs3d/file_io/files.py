@@ -5,10 +5,11 @@ Local paths take the plain ``os`` route (iopath's native handler), so nothing ch
 ``s3://``, ``gs://``, ``az://`` ... go through fsspec where its implementation is installed.
 Failures are ``OSError``s whose message is one line naming the path.
 """
+
 from __future__ import annotations
 
 import builtins
-import io as stdio
+import io
 import os
 import posixpath
 import re
@@ -43,7 +44,7 @@ def is_url(path: str) -> bool:
 
 def _native(path: str) -> str:
     path = os.fspath(path)
-    return path[len("file://"):] if path.startswith("file://") else path
+    return path[len("file://") :] if path.startswith("file://") else path
 
 
 def join(base: str, *parts: str) -> str:
@@ -59,7 +60,7 @@ def open(path: str, mode: str = "r", **kwargs) -> IO:  # noqa: A001  (the builti
         return path_manager.open(path, mode, **kwargs)
     # Text: the handlers take no encoding, so decode here (UTF-8 unless asked otherwise).
     raw = path_manager.open(path, mode + "b")
-    return stdio.TextIOWrapper(raw, encoding=kwargs.get("encoding") or "utf-8", newline=kwargs.get("newline"))
+    return io.TextIOWrapper(raw, encoding=kwargs.get("encoding") or "utf-8", newline=kwargs.get("newline"))
 
 
 def exists(path: str) -> bool:

@@ -7,6 +7,7 @@ changed at every checkpoint and at the end: after a preemption the remote copy l
 lines since the last checkpoint, which are the lines of work that is redone anyway. For a local
 ``OUTPUT_DIR`` the mirror is the folder itself and ``pull``/``push`` do nothing.
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -5,6 +5,7 @@ lock file holds them (``rs3d.engine.run_lock``), so leftovers are removed or tak
 their writer is gone. Liveness can only be told on the same host; another host's writer is
 assumed alive (the caller says how to remove its file by hand).
 """
+
 from __future__ import annotations
 
 import os
@@ -57,9 +58,9 @@ def temporary_writer(tmp: str, path_suffix: str = "") -> Optional[tuple]:
     name = os.path.basename(tmp)
     if not name.endswith(".tmp"):
         return None
-    rest = name[:-len(".tmp")]
+    rest = name[: -len(".tmp")]
     if path_suffix and path_suffix in rest:
-        rest = rest[rest.rindex(path_suffix) + len(path_suffix):].lstrip(".")
+        rest = rest[rest.rindex(path_suffix) + len(path_suffix) :].lstrip(".")
         parts = rest.split(".")
     else:
         parts = rest.rsplit(".", 2)[-2:]

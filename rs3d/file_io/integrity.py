@@ -7,6 +7,7 @@ the time ``torch.load`` takes, ``python -m benchmarks.checkpoint_integrity``), a
 tells a file that is no PyTorch file at all (a text file, an HTML error page) from one that is.
 Every checkpoint and weight file rs3d reads goes through it (``rs3d.checkpoint``, ``rs3d.models.convert``).
 """
+
 from __future__ import annotations
 
 import zipfile
@@ -26,12 +27,14 @@ def check_torch_file(f: IO[bytes], path: str) -> None:
                 bad = z.testzip()
         except (zipfile.BadZipFile, EOFError, ValueError, KeyError, NotImplementedError) as e:
             reason = " ".join(str(e).split())[:200]
-            raise CheckpointError(f"{path} is damaged (truncated or overwritten?): its zip archive cannot be "
-                                  f"read ({reason})") from None
+            raise CheckpointError(
+                f"{path} is damaged (truncated or overwritten?): its zip archive cannot be read ({reason})"
+            ) from None
         finally:
             f.seek(0)
         if bad is not None:
-            raise CheckpointError(f"{path} is damaged: its member {bad} fails the CRC check (bytes changed "
-                                  "after it was written)")
+            raise CheckpointError(
+                f"{path} is damaged: its member {bad} fails the CRC check (bytes changed after it was written)"
+            )
     elif head[:1] != b"\x80":  # a pickle: the format torch.save wrote before PyTorch 1.6
         raise CheckpointError(f"{path} is not a checkpoint: not a PyTorch file (it starts with {head!r})")

@@ -11,6 +11,7 @@ implementation for the protocol (s3fs, gcsfs, adlfs) is imported on first use; a
 ``OSError`` that says which package to install. ``memory://`` is fsspec's in-process store (used by
 tests to exercise a writable non-local backend).
 """
+
 from __future__ import annotations
 
 import os
@@ -24,8 +25,7 @@ from urllib.parse import urlparse
 from iopath.common.file_io import HTTPURLHandler, PathHandler, file_lock, get_cache_dir
 
 # fsspec protocol -> the package that implements it (for the error message when it is missing).
-OBJECT_STORES = {"s3": "s3fs", "gs": "gcsfs", "gcs": "gcsfs", "az": "adlfs", "abfs": "adlfs",
-                 "memory": "fsspec"}
+OBJECT_STORES = {"s3": "s3fs", "gs": "gcsfs", "gcs": "gcsfs", "az": "adlfs", "abfs": "adlfs", "memory": "fsspec"}
 
 
 class HTTPHandler(HTTPURLHandler):
@@ -33,7 +33,7 @@ class HTTPHandler(HTTPURLHandler):
 
     A cached file is used again by later runs without asking the server (downloads are meant for
     files that do not change under one URL, such as released weights); delete it to fetch anew.
-    A reader that finds the cached copy unusable evicts it (``rs3d.io.evict_download``), so a
+    A reader that finds the cached copy unusable evicts it (``rs3d.file_io.evict_download``), so a
     fixed server is asked again.
     """
 
@@ -42,8 +42,9 @@ class HTTPHandler(HTTPURLHandler):
         """Where the download of ``path`` is (or would be) cached."""
         url = urlparse(path)
         name = os.path.basename(url.path) or "index"
-        folder = os.path.join(get_cache_dir(cache_dir), url.netloc.replace(":", "_"),
-                              os.path.dirname(url.path.lstrip("/")))
+        folder = os.path.join(
+            get_cache_dir(cache_dir), url.netloc.replace(":", "_"), os.path.dirname(url.path.lstrip("/"))
+        )
         return os.path.join(folder, name[:200])
 
     def evict(self, path: str, cache_dir=None) -> str:
@@ -119,11 +120,13 @@ class FsspecHandler(PathHandler):
         proto = path.split("://", 1)[0]
         if proto not in self._fs:
             import fsspec
+
             try:
                 self._fs[proto] = fsspec.filesystem(proto)
             except ImportError:
-                raise OSError(f"{path}: {proto}:// paths need the {OBJECT_STORES.get(proto, proto)} "
-                              "package (pip install it)") from None
+                raise OSError(
+                    f"{path}: {proto}:// paths need the {OBJECT_STORES.get(proto, proto)} package (pip install it)"
+                ) from None
         return self._fs[proto]
 
     def _open(self, path: str, mode: str = "r", buffering: int = -1, **kwargs: Any):
