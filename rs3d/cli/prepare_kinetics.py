@@ -43,6 +43,7 @@ from rs3d.data.storage import CODECS, Storage, prepare_video
 from rs3d.errors import DataError
 
 from . import run_tool
+from .args import command_parser, parse_command
 from .videos import is_video_name
 
 
@@ -70,9 +71,21 @@ def _work(job):
     return src, dst, prepare_video(src, dst, storage, full, backend)
 
 
-def _run(argv: Optional[Sequence[str]] = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="rs3d-prepare-kinetics", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+EXAMPLES = (
+    "rs3d-prepare-kinetics /data/kinetics400 --out datasets/k400 --workers 16",
+    "rs3d-prepare-kinetics /data/kinetics400 --out datasets/k400_prepared --short-side 256 --fps 15 --gop 16 "
+    "--codec mpeg4",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = command_parser(
+        "rs3d-prepare-kinetics",
+        __doc__,
+        config=False,
+        overrides=False,
+        docs="docs/data.md (Preparing Kinetics, Storage)",
+        examples=EXAMPLES,
     )
     p.add_argument("root", help="ROOT/<split>/<class>/<video> or ROOT/<class>/<video>")
     p.add_argument("--out", required=True, help="folder for the CSVs, classes.txt, report (and videos)")
@@ -94,7 +107,11 @@ def _run(argv: Optional[Sequence[str]] = None) -> int:
     g.add_argument("--tune", default=None, choices=["fastdecode"], help="x264/x265 tuning")
     g.add_argument("--bframes", type=int, default=None, help="B-frames between references (encoder default)")
     g.add_argument("--encoder-preset", default=None, help="x264/x265 preset (default veryfast)")
-    a = p.parse_args(argv)
+    return p
+
+
+def _run(argv: Optional[Sequence[str]] = None) -> int:
+    a = parse_command(build_parser(), argv)
     root, out = Path(a.root), Path(a.out)
     if not root.is_dir():
         raise DataError(f"{root}: not a folder")
