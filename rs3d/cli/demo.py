@@ -25,7 +25,7 @@ from typing import Optional, Sequence
 
 from rs3d.config import load_config
 from rs3d.data.recipe import own_dataset_overrides
-from rs3d.data.synthetic import make_synthetic_dataset
+from rs3d.data.synthetic import DEMO_SET, make_synthetic_dataset
 from rs3d.errors import ConfigError
 
 from . import run_tool
@@ -33,19 +33,6 @@ from .args import command_parser, parse_command
 
 # The source tree's configs/ (the demo config is not installed with the package).
 DEMO_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "demo.yaml"
-
-# The synthetic set the demo config is tuned for: 4 motion classes (move_up, move_down,
-# move_sideways, rotate), 160 training videos per class, low background clutter and large objects
-# (the motion, not the texture, is what the small model has to find in a few minutes).
-SYNTHETIC = dict(
-    num_classes=4,
-    train_per_class=160,
-    val_per_class=10,
-    test_per_class=25,
-    seed=0,
-    clutter=0.3,
-    object_size=(0.2, 0.28),
-)
 
 
 def build_parser():
@@ -70,13 +57,13 @@ def _run(argv: Optional[Sequence[str]] = None) -> int:
     t0 = time.time()
     data_dir = Path(cfg.DATA.PATH_TO_DATA_DIR)
     if not (data_dir / "train.csv").is_file():
-        if cfg.MODEL.NUM_CLASSES != SYNTHETIC["num_classes"]:
+        if cfg.MODEL.NUM_CLASSES != DEMO_SET["num_classes"]:
             raise ConfigError(
                 f"{data_dir} has no train.csv and MODEL.NUM_CLASSES is {cfg.MODEL.NUM_CLASSES}; "
-                f"the synthetic set has {SYNTHETIC['num_classes']} classes"
+                f"the synthetic set has {DEMO_SET['num_classes']} classes"
             )
         print(f"[demo] writing the synthetic dataset to {data_dir} ...", flush=True)
-        make_synthetic_dataset(str(data_dir), **SYNTHETIC)
+        make_synthetic_dataset(str(data_dir), **DEMO_SET)
         print(f"[demo] dataset ready in {time.time() - t0:.0f} s", flush=True)
     else:
         print(f"[demo] using the dataset in {data_dir}", flush=True)

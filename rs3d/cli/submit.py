@@ -22,12 +22,13 @@ import sys
 from typing import Optional, Sequence
 
 from rs3d import file_io
-from rs3d.cluster import JobSpec, TrainJob, build_executor, dry_run_text, parse_mem, parse_time
+from rs3d.cluster import TrainJob, build_executor, dry_run_text, parse_mem, parse_time
 from rs3d.config import load_config, missing_data
 from rs3d.errors import ConfigError
 
 from . import run_tool
 from .args import command_parser, parse_command
+from .slurm_options import add_slurm_options, job_spec
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -43,15 +44,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     r = p.add_argument_group("resources")
     r.add_argument("--nodes", type=int, default=1)
-    r.add_argument("--gpus-per-node", type=int, default=8, help="also the tasks per node (0: CPU job)")
     r.add_argument("--tasks-per-node", type=int, default=None, help="default: one per GPU (1 for a CPU job)")
-    r.add_argument("--cpus-per-task", type=int, default=None, help="loader workers + 1 is a good start")
-    r.add_argument("--mem", default=None, help="memory per node, e.g. 480G")
-    r.add_argument("--time", default="24:00:00", help="time limit: minutes, H:MM:SS or D-HH:MM:SS")
-    r.add_argument("--partition", default=None)
-    r.add_argument("--account", default=None)
-    r.add_argument("--qos", default=None)
-    r.add_argument("--constraint", default=None, help="node features, e.g. a100")
+    add_slurm_options(
+        r,
+        gpus_per_node=8,
+        gpus_help="also the tasks per node (0: CPU job)",
+        mem_help="memory per node, e.g. 480G",
+        time_help="time limit: minutes, H:MM:SS or D-HH:MM:SS",
+    )
     j = p.add_argument_group("job")
     j.add_argument("--job-name", default="rs3d")
     j.add_argument(
@@ -138,22 +138,13 @@ def _run(argv: Optional[Sequence[str]] = None) -> int:
     if data:  # a dry run only shows the job: the data may live where the job runs
         for d in data:
             print(f"warning: {d} (here; the job needs it where it runs)", file=sys.stderr)
-    spec = JobSpec(
+    spec = job_spec(
+        args,
         folder=folder,
         nodes=args.nodes,
-        gpus_per_node=args.gpus_per_node,
         tasks_per_node=args.tasks_per_node,
-        cpus_per_task=args.cpus_per_task,
-        timeout_min=parse_time(args.time),
-        partition=args.partition,
-        account=args.account,
-        qos=args.qos,
-        mem=args.mem,
-        constraint=args.constraint,
-        job_name=args.job_name,
         signal_delay_s=args.signal_delay,
         max_requeues=args.max_requeues,
-        setup=args.setup,
     )
     executor = build_executor(spec, args.cluster, dry_run=args.dry_run)
     train_argv = ([("--cfg"), args.cfg_file] if args.cfg_file else []) + opts

@@ -33,7 +33,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
-from ..cluster import JobSpec, parse_mem, parse_time
+from ..cluster import parse_mem
 from ..cluster.sweep_launcher import SlurmArrayLauncher
 from ..data.synthetic import make_synthetic_dataset
 from ..errors import ConfigError
@@ -47,6 +47,7 @@ from ..sweep.presets import PRESETS, get_preset
 from ..sweep.rules import RULES, parse_rules
 from . import run_tool
 from .args import command_parser
+from .slurm_options import add_slurm_options, job_spec
 
 LAUNCHERS = ("local", "slurm", "slurm-local")
 
@@ -127,14 +128,13 @@ def _parser() -> argparse.ArgumentParser:
         help="local: here, one after another; slurm: a SLURM job array, one element per point; "
         "slurm-local: the same array through submitit on this machine",
     )
-    j.add_argument("--gpus-per-node", type=int, default=1, help="GPUs of each array element (0: CPU)")
-    j.add_argument("--cpus-per-task", type=int, default=None, help="loader workers + 1 is a good start")
-    j.add_argument("--mem", default=None, help="memory of each element, e.g. 64G")
-    j.add_argument("--time", default="24:00:00", help="time limit of each element: minutes, H:MM:SS, D-HH:MM:SS")
-    j.add_argument("--partition", default=None)
-    j.add_argument("--account", default=None)
-    j.add_argument("--qos", default=None)
-    j.add_argument("--constraint", default=None, help="node features, e.g. a100")
+    add_slurm_options(
+        j,
+        gpus_per_node=1,
+        gpus_help="GPUs of each array element (0: CPU)",
+        mem_help="memory of each element, e.g. 64G",
+        time_help="time limit of each element: minutes, H:MM:SS, D-HH:MM:SS",
+    )
     j.add_argument("--job-name", default="rs3d-sweep")
     j.add_argument("--folder", default=None, help="submitit's files (default OUT/submitit)")
     j.add_argument(
@@ -295,20 +295,8 @@ def launcher_of(args, out: str) -> Optional[SlurmArrayLauncher]:
         parse_mem(args.mem)
     if args.parallelism < 1:
         raise ConfigError(f"--parallelism must be >= 1; got {args.parallelism}")
-    spec = JobSpec(
-        folder=os.path.abspath(args.folder or os.path.join(out, "submitit")),
-        nodes=1,
-        gpus_per_node=args.gpus_per_node,
-        tasks_per_node=1,
-        cpus_per_task=args.cpus_per_task,
-        timeout_min=parse_time(args.time),
-        partition=args.partition,
-        account=args.account,
-        qos=args.qos,
-        mem=args.mem,
-        constraint=args.constraint,
-        job_name=args.job_name,
-        setup=list(args.setup),
+    spec = job_spec(
+        args, folder=os.path.abspath(args.folder or os.path.join(out, "submitit")), nodes=1, tasks_per_node=1
     )
     cluster = "local" if args.launcher == "slurm-local" else "slurm"
     return SlurmArrayLauncher(spec, cluster=cluster, parallelism=args.parallelism)

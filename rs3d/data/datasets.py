@@ -91,6 +91,24 @@ class _VideoDataset(Dataset):
             return None
         return self.frame_folder_fps if os.path.isdir(path) else video_fps(path)
 
+    def _first_decodable(self, mode: str, index: int, replacement_key, load):
+        """``(video, retry, load(path, retry))`` of video ``index`` or, for each that does not decode
+        (logged once per file), of a random other one drawn from ``_rng(*replacement_key(retry))``,
+        at most ``self.max_retries`` times; then RuntimeError. The replacement rule of training and
+        validation."""
+        reason = ""
+        for retry in range(self.max_retries + 1):
+            video = index if retry == 0 else int(_rng(*replacement_key(retry)).integers(len(self)))
+            path = self.records[video].path
+            try:
+                return video, retry, load(path, retry)
+            except D.DecodeError as e:  # anything else is a bug: it stops the run with its traceback
+                reason = _reason(e)
+                _warn_once(path, reason)
+        raise RuntimeError(
+            f"{self.max_retries + 1} {mode} videos in a row failed to decode (DATA.MAX_RETRIES); last {path}: {reason}"
+        )
+
     def _read(self, path: str, pick, crop: Optional[D.CropScale] = None):
         """Decode the frames ``pick(length, fps)`` asks for (``fps`` from :meth:`_fps`); with
         ``crop``, FFmpeg's crops of them (video files only)."""
@@ -174,24 +192,17 @@ class TrainDataset(_VideoDataset):
 
     def __getitem__(self, key: Union[int, Tuple[int, int]]) -> dict:
         epoch, index = key if isinstance(key, tuple) else (self.epoch, key)
-        reason = ""
-        for retry in range(self.max_retries + 1):
-            video = index if retry == 0 else int(_rng(self.seed, epoch, index, retry, 2).integers(len(self)))
-            record = self.records[video]
-            try:
-                clip, flipped = self.load_clip(record.path, self.seed, epoch, index, retry, with_flip=True)
-            except D.DecodeError as e:  # anything else is a bug: it stops the run with its traceback
-                reason = _reason(e)
-                _warn_once(record.path, reason)
-                continue
-            if self.clips_per_video == 1:
-                return dict(clip=clip, label=self._label(record.label, flipped), index=video, skipped=retry)
-            labels = [self._label(record.label, f) for f in flipped]
-            return dict(clip=clip, label=torch.stack([torch.as_tensor(v) for v in labels]), index=video, skipped=retry)
-        raise RuntimeError(
-            f"{self.max_retries + 1} training videos in a row failed to decode (DATA.MAX_RETRIES); "
-            f"last {record.path}: {reason}"
+        video, retry, (clip, flipped) = self._first_decodable(
+            "training",
+            index,
+            lambda retry: (self.seed, epoch, index, retry, 2),
+            lambda path, retry: self.load_clip(path, self.seed, epoch, index, retry, with_flip=True),
         )
+        label = self.records[video].label
+        if self.clips_per_video == 1:
+            return dict(clip=clip, label=self._label(label, flipped), index=video, skipped=retry)
+        labels = [self._label(label, f) for f in flipped]
+        return dict(clip=clip, label=torch.stack([torch.as_tensor(v) for v in labels]), index=video, skipped=retry)
 
     def _label(self, label, flipped: bool):
         return _flip_label(label, self.flip_label_map) if flipped and self.flip_label_map is not None else label
@@ -264,21 +275,14 @@ class ValDataset(_VideoDataset):
         self.crop_size, self.seed, self.max_retries = crop_size, seed, max_retries
 
     def __getitem__(self, index: int) -> dict:
-        reason = ""
-        for retry in range(self.max_retries + 1):
-            video = index if retry == 0 else int(_rng(self.seed, index, retry).integers(len(self)))
-            record = self.records[video]
-            try:
-                frames, _, _ = self._read(record.path, self._pick)
-                clip = T.short_side_crops(frames, self.crop_size, 1)[0]
-            except D.DecodeError as e:  # anything else is a bug: it stops the run with its traceback
-                reason = _reason(e)
-                _warn_once(record.path, reason)
-                continue
-            return dict(clip=clip, label=record.label, index=video, skipped=retry)
-        raise RuntimeError(
-            f"{self.max_retries + 1} validation videos in a row failed to decode; last {record.path}: {reason}"
+        video, retry, clip = self._first_decodable(
+            "validation", index, lambda retry: (self.seed, index, retry), lambda path, retry: self._centre_clip(path)
         )
+        return dict(clip=clip, label=self.records[video].label, index=video, skipped=retry)
+
+    def _centre_clip(self, path: str) -> torch.Tensor:
+        frames, _, _ = self._read(path, self._pick)
+        return T.short_side_crops(frames, self.crop_size, 1)[0]
 
     def _pick(self, length: int, fps) -> np.ndarray:
         return self.sampling.val(length, fps)

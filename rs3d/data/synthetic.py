@@ -19,7 +19,7 @@ import math
 import multiprocessing as mp
 import os
 from pathlib import Path
-from typing import Dict, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -37,6 +37,20 @@ FORMATS = [
 SIZES = [(64, 80), (72, 96), (80, 64), (64, 64), (96, 72), (64, 112)]  # (height, width), even
 FPS = [12, 15, 24, 25, 30]
 SCALE_RANGE = (0.6, 1.4)  # object size multiplier; log-uniform marginal in every class
+
+# The set the demo config (configs/demo.yaml, rs3d-demo and the sweep's demo presets) is tuned for:
+# 4 motion classes (move_up, move_down, move_sideways, rotate), 160 training videos per class, low
+# background clutter and large objects (the motion, not the texture, is what the small model has
+# to find in a few minutes). make_synthetic_dataset(out, **DEMO_SET) writes it.
+DEMO_SET = dict(
+    num_classes=4,
+    train_per_class=160,
+    val_per_class=10,
+    test_per_class=25,
+    seed=0,
+    clutter=0.3,
+    object_size=(0.2, 0.28),
+)
 
 
 def rgb_to_yuv420p(frame: np.ndarray) -> np.ndarray:
@@ -286,26 +300,41 @@ def make_synthetic_dataset(
             jobs.append((str(out / rel), spec))
             lines.append(f"{rel} {label}")
         lists[split] = lines
+    return write_dataset(out, jobs, lists, CLASSES[:num_classes], _write_one, workers)
+
+
+def write_dataset(
+    out: Path,
+    jobs: List[Tuple[str, dict]],
+    lists: Dict[str, List[str]],
+    classes: Sequence[str],
+    write_one: Callable[[Tuple[str, dict]], str],
+    workers: int = 0,
+) -> Dict[str, str]:
+    """Encode every ``(path, spec)`` job with ``write_one`` (a module-level function: it is sent to
+    ``workers`` spawned processes; 0 = one per CPU core, at most 4), then write ``{split}.csv`` from
+    ``lists`` (``{split: lines}``) and ``classes.txt``; returns ``{split: csv path}``. The one writer
+    of both synthetic sets (this module's and :mod:`rs3d.data.synthetic_directions`)."""
     for split in lists:
         (out / "videos" / split).mkdir(parents=True, exist_ok=True)
     workers = workers or min(4, os.cpu_count() or 1)
     if workers > 1 and len(jobs) > 8:
         # spawn, not fork: forking after torch has started its thread pool can deadlock.
         with mp.get_context("spawn").Pool(workers, initializer=limit_to_one_thread) as pool:
-            list(pool.imap_unordered(_write_one, jobs, chunksize=4))
+            list(pool.imap_unordered(write_one, jobs, chunksize=4))
     else:
         threads = torch.get_num_threads()
         limit_to_one_thread()
         try:
             for job in jobs:
-                _write_one(job)
+                write_one(job)
         finally:
             torch.set_num_threads(threads)
     paths = {}
     for split, lines in lists.items():
         paths[split] = str(out / f"{split}.csv")
         (out / f"{split}.csv").write_text("\n".join(lines) + "\n")
-    (out / "classes.txt").write_text("\n".join(CLASSES[:num_classes]) + "\n")
+    (out / "classes.txt").write_text("\n".join(classes) + "\n")
     return paths
 
 

@@ -27,14 +27,12 @@ conversion and the encoders run as :func:`rs3d.data.synthetic.write_video` does)
 from __future__ import annotations
 
 import math
-import multiprocessing as mp
-import os
 from pathlib import Path
 from typing import Dict, Optional
 
 import numpy as np
 
-from .synthetic import limit_to_one_thread, write_video
+from .synthetic import write_dataset, write_video
 
 CLASSES = [
     "ball moving left to right slowly",
@@ -225,7 +223,6 @@ def make_direction_dataset(
     out = Path(out_dir)
     jobs, lists = [], {}
     for split, per_class in (("train", train_per_class), ("val", val_per_class), ("test", test_per_class)):
-        (out / "videos" / split).mkdir(parents=True, exist_ok=True)
         lines = []
         for i in range(per_class * num_classes):
             label = i % num_classes
@@ -234,16 +231,4 @@ def make_direction_dataset(
             jobs.append((str(out / rel), spec))
             lines.append(f"{rel} {label}")
         lists[split] = lines
-    workers = workers or min(4, os.cpu_count() or 1)
-    if workers > 1 and len(jobs) > 8:
-        with mp.get_context("spawn").Pool(workers, initializer=limit_to_one_thread) as pool:
-            list(pool.imap_unordered(_write_one, jobs, chunksize=4))
-    else:
-        for job in jobs:
-            _write_one(job)
-    paths = {}
-    for split, lines in lists.items():
-        paths[split] = str(out / f"{split}.csv")
-        (out / f"{split}.csv").write_text("\n".join(lines) + "\n")
-    (out / "classes.txt").write_text("\n".join(CLASSES[:num_classes]) + "\n")
-    return paths
+    return write_dataset(out, jobs, lists, CLASSES[:num_classes], _write_one, workers)

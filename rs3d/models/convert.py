@@ -47,6 +47,9 @@ _BLOCK_PARTS_PTV = {
     "norm_c": "bn3",
 }
 _BLOCK_PARTS_PYSF = {"a": "conv1", "a_bn": "bn1", "b": "conv2", "b_bn": "bn2", "c": "conv3", "c_bn": "bn3"}
+# How each source names a residual block's parameters: (source, shortcut conv, shortcut norm, branch2 parts).
+_PTV_BLOCKS = ("PyTorchVideo", "branch1_conv.", "branch1_norm.", _BLOCK_PARTS_PTV)
+_PYSF_BLOCKS = ("PySlowFast", "branch1.", "branch1_bn.", _BLOCK_PARTS_PYSF)
 
 
 def read_weights_file(path: str) -> object:
@@ -86,6 +89,22 @@ def strip_wrapper_prefixes(sd: Mapping[str, torch.Tensor]) -> StateDict:
     return out
 
 
+def _block_key(naming: Tuple[str, str, str, Mapping[str, str]], key: str, prefix: str, rest: str) -> str:
+    """rs3d key of a residual block's parameter (``prefix`` = ``layerS.B.``) from the source's name
+    after its block prefix (``rest``). ``naming``: the source, its shortcut's conv and norm, and its
+    ``branch2`` parts -> rs3d's; the two converters name blocks alike but for these."""
+    source, conv, norm, parts = naming
+    if rest.startswith(conv):
+        return prefix + "downsample.0." + rest[len(conv) :]
+    if rest.startswith(norm):
+        return prefix + "downsample.1." + rest[len(norm) :]
+    if rest.startswith("branch2."):
+        part, _, param = rest[len("branch2.") :].partition(".")
+        if part in parts:
+            return prefix + parts[part] + "." + param
+    raise CheckpointError(f"{source} key {key!r} has no rs3d counterpart")
+
+
 def convert_pytorchvideo_resnet(sd: Mapping[str, torch.Tensor]) -> StateDict:
     """PyTorchVideo ``create_resnet`` keys (``blocks.0.conv`` ...) -> rs3d ``ResNet3D`` keys."""
     out: StateDict = {}
@@ -95,18 +114,7 @@ def convert_pytorchvideo_resnet(sd: Mapping[str, torch.Tensor]) -> StateDict:
             new = rest.replace("conv.", "conv1.", 1) if rest.startswith("conv.") else rest.replace("norm.", "bn1.", 1)
         elif m := re.match(r"blocks\.([1-4])\.res_blocks\.(\d+)\.(.*)", key):
             stage, block, rest = m.groups()
-            prefix = f"layer{stage}.{block}."
-            if rest.startswith("branch1_conv."):
-                new = prefix + "downsample.0." + rest[len("branch1_conv.") :]
-            elif rest.startswith("branch1_norm."):
-                new = prefix + "downsample.1." + rest[len("branch1_norm.") :]
-            elif rest.startswith("branch2."):
-                part, _, param = rest[len("branch2.") :].partition(".")
-                if part not in _BLOCK_PARTS_PTV:
-                    raise CheckpointError(f"PyTorchVideo key {key!r} has no rs3d counterpart")
-                new = prefix + _BLOCK_PARTS_PTV[part] + "." + param
-            else:
-                raise CheckpointError(f"PyTorchVideo key {key!r} has no rs3d counterpart")
+            new = _block_key(_PTV_BLOCKS, key, f"layer{stage}.{block}.", rest)
         elif key.startswith("blocks.5.proj."):
             new = "fc." + key[len("blocks.5.proj.") :]
         else:
@@ -124,18 +132,7 @@ def convert_pyslowfast_resnet(sd: Mapping[str, torch.Tensor]) -> StateDict:
             new = ("conv1." if part == "conv" else "bn1.") + param
         elif m := re.match(r"s([2-5])\.pathway0_res(\d+)\.(.*)", key):
             stage, block, rest = m.groups()
-            prefix = f"layer{int(stage) - 1}.{block}."
-            if rest.startswith("branch1."):
-                new = prefix + "downsample.0." + rest[len("branch1.") :]
-            elif rest.startswith("branch1_bn."):
-                new = prefix + "downsample.1." + rest[len("branch1_bn.") :]
-            elif rest.startswith("branch2."):
-                part, _, param = rest[len("branch2.") :].partition(".")
-                if part not in _BLOCK_PARTS_PYSF:
-                    raise CheckpointError(f"PySlowFast key {key!r} has no rs3d counterpart")
-                new = prefix + _BLOCK_PARTS_PYSF[part] + "." + param
-            else:
-                raise CheckpointError(f"PySlowFast key {key!r} has no rs3d counterpart")
+            new = _block_key(_PYSF_BLOCKS, key, f"layer{int(stage) - 1}.{block}.", rest)
         elif key.startswith("head.projection."):
             new = "fc." + key[len("head.projection.") :]
         else:

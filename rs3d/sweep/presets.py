@@ -14,20 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Optional, Tuple
 
+from ..data.synthetic import DEMO_SET
 from ..errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
-
-# The synthetic set of rs3d-demo (its SYNTHETIC; a test keeps the two equal).
-DEMO_SYNTHETIC = dict(
-    num_classes=4,
-    train_per_class=160,
-    val_per_class=10,
-    test_per_class=25,
-    seed=0,
-    clutter=0.3,
-    object_size=(0.2, 0.28),
-)
 
 
 @dataclass(frozen=True)
@@ -51,7 +41,7 @@ PRESETS: Dict[str, Preset] = {
         # periodic validation (the 30-view test at the end is what the table reports).
         overrides=("SOLVER.MAX_EPOCH", "20", "TRAIN.EVAL_PERIOD", "0", "LOG_PERIOD", "40"),
         out="output/sweep_demo",
-        synthetic=DEMO_SYNTHETIC,
+        synthetic=DEMO_SET,
     ),
     "demo-seeds": Preset(
         description="make demo's recipe (configs/demo.yaml, 60 epochs) trained with 5 seeds",
@@ -62,7 +52,7 @@ PRESETS: Dict[str, Preset] = {
         overrides=("DATA.TARGET_FPS", "5.44"),
         out="output/demo_seeds",
         seeds=5,
-        synthetic=DEMO_SYNTHETIC,
+        synthetic=DEMO_SET,
     ),
 }
 

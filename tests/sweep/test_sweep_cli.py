@@ -14,7 +14,7 @@ from helpers import ROOT as REPO
 from rs3d.cli import run_tool
 from rs3d.cli.sweep import main, parse
 from rs3d.sweep import runner
-from rs3d.sweep.presets import DEMO_SYNTHETIC, PRESETS
+from rs3d.sweep.presets import PRESETS
 
 DEMO = str(REPO / "configs" / "demo.yaml")
 
@@ -218,10 +218,9 @@ def test_additive_study_through_the_cli(tmp_path, capsys, fake_steps, synthetic_
     assert again.calls == [] and (out / "additive.md").read_text() == md
 
 
-def test_demo_preset_uses_the_demo_dataset():
-    synthetic = importlib.import_module("rs3d.cli.demo").SYNTHETIC
-    assert DEMO_SYNTHETIC == synthetic
-    assert PRESETS["demo"].synthetic == synthetic
+def test_demo_presets_use_the_demo_dataset():
+    demo_set = importlib.import_module("rs3d.cli.demo").DEMO_SET  # what rs3d-demo writes
+    assert PRESETS["demo"].synthetic is demo_set and PRESETS["demo-seeds"].synthetic is demo_set
 
 
 @pytest.mark.slow
