@@ -288,33 +288,49 @@ def make_synthetic_dataset(
     """
     if not 2 <= num_classes <= len(CLASSES):
         raise ValueError(f"num_classes must be in [2, {len(CLASSES)}], got {num_classes}")
-    out = Path(out_dir)
-    jobs, lists = [], {}
-    for split, per_class in (("train", train_per_class), ("val", val_per_class), ("test", test_per_class)):
-        lines = []
-        for i in range(per_class * num_classes):
-            label = i % num_classes
-            spec = _video_spec(seed, split, i, label, short_fraction, min_frames, max_frames, short_frames, num_classes)
-            spec.update(clutter=clutter, object_size=tuple(object_size))
-            rel = f"videos/{split}/{CLASSES[label]}_{i:04d}.{spec['ext']}"
-            jobs.append((str(out / rel), spec))
-            lines.append(f"{rel} {label}")
-        lists[split] = lines
-    return write_dataset(out, jobs, lists, CLASSES[:num_classes], _write_one, workers)
+    return write_dataset(
+        out_dir,
+        CLASSES[:num_classes],
+        dict(train=train_per_class, val=val_per_class, test=test_per_class),
+        lambda split, i, label: dict(
+            _video_spec(seed, split, i, label, short_fraction, min_frames, max_frames, short_frames, num_classes),
+            clutter=clutter,
+            object_size=tuple(object_size),
+        ),
+        lambda i, label: f"{CLASSES[label]}_{i:04d}",
+        _write_one,
+        workers,
+    )
 
 
 def write_dataset(
-    out: Path,
-    jobs: List[Tuple[str, dict]],
-    lists: Dict[str, List[str]],
+    out_dir: str,
     classes: Sequence[str],
+    per_class: Dict[str, int],
+    spec_of: Callable[[str, int, int], dict],
+    name_of: Callable[[int, int], str],
     write_one: Callable[[Tuple[str, dict]], str],
     workers: int = 0,
 ) -> Dict[str, str]:
-    """Encode every ``(path, spec)`` job with ``write_one`` (a module-level function: it is sent to
-    ``workers`` spawned processes; 0 = one per CPU core, at most 4), then write ``{split}.csv`` from
-    ``lists`` (``{split: lines}``) and ``classes.txt``; returns ``{split: csv path}``. The one writer
-    of both synthetic sets (this module's and :mod:`rs3d.data.synthetic_directions`)."""
+    """Write a synthetic set: ``per_class[split]`` videos of each of ``classes`` per split, video
+    ``i`` of label ``i % len(classes)`` made by ``write_one((path, spec_of(split, i, label)))`` at
+    ``videos/<split>/<name_of(i, label)>.<spec's ext>`` (``write_one`` is a module-level function:
+    it is sent to ``workers`` spawned processes; 0 = one per CPU core, at most 4); then
+    ``{split}.csv`` (``path label``, relative to ``out_dir``) and ``classes.txt``. Returns
+    ``{split: csv path}``. The one writer of both synthetic sets (this module's and
+    :mod:`rs3d.data.synthetic_directions`)."""
+    out = Path(out_dir)
+    jobs: List[Tuple[str, dict]] = []
+    lists: Dict[str, List[str]] = {}
+    for split, count in per_class.items():
+        lines = []
+        for i in range(count * len(classes)):
+            label = i % len(classes)
+            spec = spec_of(split, i, label)
+            rel = f"videos/{split}/{name_of(i, label)}.{spec['ext']}"
+            jobs.append((str(out / rel), spec))
+            lines.append(f"{rel} {label}")
+        lists[split] = lines
     for split in lists:
         (out / "videos" / split).mkdir(parents=True, exist_ok=True)
     workers = workers or min(4, os.cpu_count() or 1)

@@ -27,7 +27,6 @@ conversion and the encoders run as :func:`rs3d.data.synthetic.write_video` does)
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Dict, Optional
 
 import numpy as np
@@ -220,15 +219,12 @@ def make_direction_dataset(
     CPU core, at most 4)."""
     if not 2 <= num_classes <= len(CLASSES):
         raise ValueError(f"num_classes must be in [2, {len(CLASSES)}], got {num_classes}")
-    out = Path(out_dir)
-    jobs, lists = [], {}
-    for split, per_class in (("train", train_per_class), ("val", val_per_class), ("test", test_per_class)):
-        lines = []
-        for i in range(per_class * num_classes):
-            label = i % num_classes
-            spec = _spec(seed, split, i, label)
-            rel = f"videos/{split}/{i:04d}_{CLASSES[label].replace(' ', '_')}.{spec['ext']}"
-            jobs.append((str(out / rel), spec))
-            lines.append(f"{rel} {label}")
-        lists[split] = lines
-    return write_dataset(out, jobs, lists, CLASSES[:num_classes], _write_one, workers)
+    return write_dataset(
+        out_dir,
+        CLASSES[:num_classes],
+        dict(train=train_per_class, val=val_per_class, test=test_per_class),
+        lambda split, i, label: _spec(seed, split, i, label),
+        lambda i, label: f"{i:04d}_{CLASSES[label].replace(' ', '_')}",
+        _write_one,
+        workers,
+    )

@@ -136,18 +136,12 @@ def read_charades(path: str) -> List[Entry]:
     lookup = {cid: i for i, cid in enumerate(ids)}
     split = _split_from_name(path, "train")
     out = []
-    with open(path, encoding="utf-8-sig", newline="") as f:
-        reader = csv.DictReader(f)
-        if not reader.fieldnames or not {"id", "actions"} <= set(reader.fieldnames):
-            raise DataError(f"{path}:1: expected a header with 'id' and 'actions' columns, got {reader.fieldnames}")
-        for row in reader:
-            where = f"{path}:{reader.line_num}"
-            vid = (row.get("id") or "").strip()
-            label = None
-            if lookup:
-                found = charades.parse_actions(row.get("actions") or "", lookup, where)
-                label = "|".join(names[i] for i in found) or "-"
-            out.append(Entry(split, (f"{vid}.mp4", vid), (vid,), label, where))
+    for where, vid, actions in charades.read_rows(path):
+        label = None
+        if lookup:
+            found = charades.parse_actions(actions or "", lookup, where)
+            label = "|".join(names[i] for i in found) or "-"
+        out.append(Entry(split, (f"{vid}.mp4", vid), (vid,), label, where))
     return out
 
 

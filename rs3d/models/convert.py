@@ -47,9 +47,43 @@ _BLOCK_PARTS_PTV = {
     "norm_c": "bn3",
 }
 _BLOCK_PARTS_PYSF = {"a": "conv1", "a_bn": "bn1", "b": "conv2", "b_bn": "bn2", "c": "conv3", "c_bn": "bn3"}
-# How each source names a residual block's parameters: (source, shortcut conv, shortcut norm, branch2 parts).
-_PTV_BLOCKS = ("PyTorchVideo", "branch1_conv.", "branch1_norm.", _BLOCK_PARTS_PTV)
-_PYSF_BLOCKS = ("PySlowFast", "branch1.", "branch1_bn.", _BLOCK_PARTS_PYSF)
+
+
+@dataclass(frozen=True)
+class _ResNetNaming:
+    """How a source names a single-pathway ResNet's parameters; what tells PyTorchVideo's keys
+    from PySlowFast's (the mapping to rs3d's is the same: :func:`_rs3d_key`)."""
+
+    source: str
+    stem: str  # regex: (part, parameter)
+    stem_parts: Mapping[str, str]  # part -> rs3d's
+    block: str  # regex: (stage, block, rest)
+    stage_offset: int  # rs3d's layer number - the source's stage number
+    shortcut: Tuple[str, str]  # the shortcut's conv and norm, as prefixes of rest
+    parts: Mapping[str, str]  # branch2 part -> rs3d's
+    head: str  # prefix of the classifier's parameters
+
+
+_PTV_NAMING = _ResNetNaming(
+    "PyTorchVideo",
+    r"blocks\.0\.(conv|norm)\.(.*)",
+    {"conv": "conv1", "norm": "bn1"},
+    r"blocks\.([1-4])\.res_blocks\.(\d+)\.(.*)",
+    0,
+    ("branch1_conv.", "branch1_norm."),
+    _BLOCK_PARTS_PTV,
+    "blocks.5.proj.",
+)
+_PYSF_NAMING = _ResNetNaming(
+    "PySlowFast",
+    r"s1\.pathway0_stem\.(conv|bn)\.(.*)",
+    {"conv": "conv1", "bn": "bn1"},
+    r"s([2-5])\.pathway0_res(\d+)\.(.*)",
+    -1,
+    ("branch1.", "branch1_bn."),
+    _BLOCK_PARTS_PYSF,
+    "head.projection.",
+)
 
 
 def read_weights_file(path: str) -> object:
@@ -89,56 +123,36 @@ def strip_wrapper_prefixes(sd: Mapping[str, torch.Tensor]) -> StateDict:
     return out
 
 
-def _block_key(naming: Tuple[str, str, str, Mapping[str, str]], key: str, prefix: str, rest: str) -> str:
-    """rs3d key of a residual block's parameter (``prefix`` = ``layerS.B.``) from the source's name
-    after its block prefix (``rest``). ``naming``: the source, its shortcut's conv and norm, and its
-    ``branch2`` parts -> rs3d's; the two converters name blocks alike but for these."""
-    source, conv, norm, parts = naming
-    if rest.startswith(conv):
-        return prefix + "downsample.0." + rest[len(conv) :]
-    if rest.startswith(norm):
-        return prefix + "downsample.1." + rest[len(norm) :]
-    if rest.startswith("branch2."):
-        part, _, param = rest[len("branch2.") :].partition(".")
-        if part in parts:
-            return prefix + parts[part] + "." + param
-    raise CheckpointError(f"{source} key {key!r} has no rs3d counterpart")
+def _rs3d_key(naming: _ResNetNaming, key: str) -> str:
+    """The rs3d ``ResNet3D`` key of the source's parameter ``key``; CheckpointError when it has none."""
+    if m := re.match(naming.stem, key):
+        part, param = m.groups()
+        return naming.stem_parts[part] + "." + param
+    if m := re.match(naming.block, key):
+        stage, block, rest = m.groups()
+        prefix = f"layer{int(stage) + naming.stage_offset}.{block}."
+        conv, norm = naming.shortcut
+        if rest.startswith(conv):
+            return prefix + "downsample.0." + rest[len(conv) :]
+        if rest.startswith(norm):
+            return prefix + "downsample.1." + rest[len(norm) :]
+        if rest.startswith("branch2."):
+            part, _, param = rest[len("branch2.") :].partition(".")
+            if part in naming.parts:
+                return prefix + naming.parts[part] + "." + param
+    elif key.startswith(naming.head):
+        return "fc." + key[len(naming.head) :]
+    raise CheckpointError(f"{naming.source} key {key!r} has no rs3d counterpart")
 
 
 def convert_pytorchvideo_resnet(sd: Mapping[str, torch.Tensor]) -> StateDict:
     """PyTorchVideo ``create_resnet`` keys (``blocks.0.conv`` ...) -> rs3d ``ResNet3D`` keys."""
-    out: StateDict = {}
-    for key, value in strip_wrapper_prefixes(sd).items():
-        if key.startswith("blocks.0."):
-            rest = key[len("blocks.0.") :]
-            new = rest.replace("conv.", "conv1.", 1) if rest.startswith("conv.") else rest.replace("norm.", "bn1.", 1)
-        elif m := re.match(r"blocks\.([1-4])\.res_blocks\.(\d+)\.(.*)", key):
-            stage, block, rest = m.groups()
-            new = _block_key(_PTV_BLOCKS, key, f"layer{stage}.{block}.", rest)
-        elif key.startswith("blocks.5.proj."):
-            new = "fc." + key[len("blocks.5.proj.") :]
-        else:
-            raise CheckpointError(f"PyTorchVideo key {key!r} has no rs3d counterpart")
-        out[new] = value
-    return out
+    return {_rs3d_key(_PTV_NAMING, k): v for k, v in strip_wrapper_prefixes(sd).items()}
 
 
 def convert_pyslowfast_resnet(sd: Mapping[str, torch.Tensor]) -> StateDict:
     """PySlowFast single-pathway ResNet keys (``s1.pathway0_stem.conv`` ...) -> rs3d keys."""
-    out: StateDict = {}
-    for key, value in strip_wrapper_prefixes(sd).items():
-        if m := re.match(r"s1\.pathway0_stem\.(conv|bn)\.(.*)", key):
-            part, param = m.groups()
-            new = ("conv1." if part == "conv" else "bn1.") + param
-        elif m := re.match(r"s([2-5])\.pathway0_res(\d+)\.(.*)", key):
-            stage, block, rest = m.groups()
-            new = _block_key(_PYSF_BLOCKS, key, f"layer{int(stage) - 1}.{block}.", rest)
-        elif key.startswith("head.projection."):
-            new = "fc." + key[len("head.projection.") :]
-        else:
-            raise CheckpointError(f"PySlowFast key {key!r} has no rs3d counterpart")
-        out[new] = value
-    return out
+    return {_rs3d_key(_PYSF_NAMING, k): v for k, v in strip_wrapper_prefixes(sd).items()}
 
 
 def inflate_kernel(weight2d: torch.Tensor, temporal_size: int, mode: str = "center") -> torch.Tensor:

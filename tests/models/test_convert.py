@@ -304,3 +304,21 @@ def test_weights_no_registered_model_fits_say_what_they_hold():
     sd["fc.weight"] = torch.zeros(5, 999)
     hint = fit_hint(sd)
     assert hint.startswith("no registered MODEL.ARCH fits it") and "depth 26" in hint and "MODEL.NUM_CLASSES 5" in hint
+
+
+@pytest.mark.parametrize(
+    "convert, key",
+    [
+        ("convert_pytorchvideo_resnet", "blocks.0.pool.weight"),  # a stem part rs3d has not
+        ("convert_pytorchvideo_resnet", "blocks.2.res_blocks.0.branch2.conv_d.weight"),
+        ("convert_pytorchvideo_resnet", "blocks.6.proj.weight"),
+        ("convert_pyslowfast_resnet", "s1.pathway0_stem.pool.weight"),
+        ("convert_pyslowfast_resnet", "s3.pathway0_res1.branch3.weight"),
+    ],
+)
+def test_a_key_without_an_rs3d_counterpart_is_refused_by_name(convert, key):
+    import rs3d.models.convert as C
+
+    source = "PyTorchVideo" if "pytorchvideo" in convert else "PySlowFast"
+    with pytest.raises(C.CheckpointError, match=f"{source} key '{re.escape(key)}' has no rs3d counterpart"):
+        getattr(C, convert)({key: torch.zeros(1)})

@@ -17,7 +17,7 @@ from __future__ import annotations
 import csv
 import os
 import re
-from typing import List, Tuple
+from typing import Iterator, List, Optional, Tuple
 
 from ...errors import DataError
 from .common import Collector, VideoIndex, label_field, read_lines, write_dataset
@@ -52,6 +52,17 @@ def parse_actions(field: str, lookup: dict, where: str) -> List[int]:
     return sorted(labels)
 
 
+def read_rows(path: str) -> Iterator[Tuple[str, str, Optional[str]]]:
+    """``(where, video id, actions field or None)`` of each row of a Charades annotation CSV
+    (``where`` = ``path:line``); DataError for a file without the ``id`` and ``actions`` columns."""
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        reader = csv.DictReader(f)
+        if not reader.fieldnames or not {"id", "actions"} <= set(reader.fieldnames):
+            raise DataError(f"{path}:1: expected a header with 'id' and 'actions' columns, got {reader.fieldnames}")
+        for row in reader:
+            yield f"{path}:{reader.line_num}", (row.get("id") or "").strip(), row.get("actions")
+
+
 def convert_charades(annotations: str, videos: str, out: str, strict: bool = False) -> dict:
     """Write ``out/{train,val,test}.csv`` (multi-label) and ``classes.txt``; returns the summary."""
     ids, names = read_classes(os.path.join(annotations, "Charades_v1_classes.txt"))
@@ -63,18 +74,12 @@ def convert_charades(annotations: str, videos: str, out: str, strict: bool = Fal
         if not os.path.isfile(path):
             raise DataError(f"{path}: annotation file not found")
         before = len(collector.split(splits[-1]).missing)
-        with open(path, encoding="utf-8-sig", newline="") as f:
-            reader = csv.DictReader(f)
-            if not reader.fieldnames or not {"id", "actions"} <= set(reader.fieldnames):
-                raise DataError(f"{path}:1: expected a header with 'id' and 'actions' columns, got {reader.fieldnames}")
-            for row in reader:
-                where = f"{path}:{reader.line_num}"
-                vid = (row.get("id") or "").strip()
-                if not vid or row.get("actions") is None:
-                    raise DataError(f"{where}: a record without an id or actions field")
-                label = label_field(parse_actions(row["actions"], lookup, where))
-                found = index.find(f"{vid}.mp4", stems=(vid,))
-                for split in splits:
-                    collector.add(split, where, found, f"{vid}.mp4", label)
+        for where, vid, actions in read_rows(path):
+            if not vid or actions is None:
+                raise DataError(f"{where}: a record without an id or actions field")
+            label = label_field(parse_actions(actions, lookup, where))
+            found = index.find(f"{vid}.mp4", stems=(vid,))
+            for split in splits:
+                collector.add(split, where, found, f"{vid}.mp4", label)
         collector.warn_missing(path, before, splits[-1])
     return write_dataset(out, collector, names)
