@@ -286,46 +286,46 @@ def make_synthetic_dataset(
         clutter, object_size: see :func:`render_video` (how hard the task is).
     Returns ``{split: csv path}``.
     """
-    if not 2 <= num_classes <= len(CLASSES):
-        raise ValueError(f"num_classes must be in [2, {len(CLASSES)}], got {num_classes}")
-    return write_dataset(
-        out_dir,
-        CLASSES[:num_classes],
-        dict(train=train_per_class, val=val_per_class, test=test_per_class),
-        lambda split, i, label: dict(
-            _video_spec(seed, split, i, label, short_fraction, min_frames, max_frames, short_frames, num_classes),
-            clutter=clutter,
-            object_size=tuple(object_size),
-        ),
-        lambda i, label: f"{CLASSES[label]}_{i:04d}",
-        _write_one,
-        workers,
-    )
+
+    def spec_of(split: str, i: int, label: int) -> dict:
+        spec = _video_spec(seed, split, i, label, short_fraction, min_frames, max_frames, short_frames, num_classes)
+        return dict(spec, clutter=clutter, object_size=tuple(object_size))
+
+    sizes = (train_per_class, val_per_class, test_per_class)
+    return write_dataset(out_dir, CLASSES, num_classes, sizes, spec_of, _file_name, _write_one, workers)
+
+
+def _file_name(i: int, label: int) -> str:
+    return f"{CLASSES[label]}_{i:04d}"
 
 
 def write_dataset(
     out_dir: str,
     classes: Sequence[str],
-    per_class: Dict[str, int],
+    num_classes: int,
+    per_class: Tuple[int, int, int],
     spec_of: Callable[[str, int, int], dict],
     name_of: Callable[[int, int], str],
     write_one: Callable[[Tuple[str, dict]], str],
     workers: int = 0,
 ) -> Dict[str, str]:
-    """Write a synthetic set: ``per_class[split]`` videos of each of ``classes`` per split, video
-    ``i`` of label ``i % len(classes)`` made by ``write_one((path, spec_of(split, i, label)))`` at
+    """Write a synthetic set of the first ``num_classes`` of ``classes`` (ValueError unless 2 or
+    more of them): ``per_class`` videos of each class for train, val and test, video ``i`` of
+    label ``i % num_classes`` made by ``write_one((path, spec_of(split, i, label)))`` at
     ``videos/<split>/<name_of(i, label)>.<spec's ext>`` (``write_one`` is a module-level function:
     it is sent to ``workers`` spawned processes; 0 = one per CPU core, at most 4); then
     ``{split}.csv`` (``path label``, relative to ``out_dir``) and ``classes.txt``. Returns
     ``{split: csv path}``. The one writer of both synthetic sets (this module's and
     :mod:`rs3d.data.synthetic_directions`)."""
+    if not 2 <= num_classes <= len(classes):
+        raise ValueError(f"num_classes must be in [2, {len(classes)}], got {num_classes}")
     out = Path(out_dir)
     jobs: List[Tuple[str, dict]] = []
     lists: Dict[str, List[str]] = {}
-    for split, count in per_class.items():
+    for split, count in zip(("train", "val", "test"), per_class):
         lines = []
-        for i in range(count * len(classes)):
-            label = i % len(classes)
+        for i in range(count * num_classes):
+            label = i % num_classes
             spec = spec_of(split, i, label)
             rel = f"videos/{split}/{name_of(i, label)}.{spec['ext']}"
             jobs.append((str(out / rel), spec))
@@ -350,7 +350,7 @@ def write_dataset(
     for split, lines in lists.items():
         paths[split] = str(out / f"{split}.csv")
         (out / f"{split}.csv").write_text("\n".join(lines) + "\n")
-    (out / "classes.txt").write_text("\n".join(classes) + "\n")
+    (out / "classes.txt").write_text("\n".join(classes[:num_classes]) + "\n")
     return paths
 
 

@@ -27,6 +27,7 @@ conversion and the encoders run as :func:`rs3d.data.synthetic.write_video` does)
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Dict, Optional
 
 import numpy as np
@@ -217,14 +218,9 @@ def make_direction_dataset(
     """Write the videos, ``{train,val,test}.csv`` (paths relative to ``out_dir``) and
     ``classes.txt``; returns ``{split: csv path}``. ``workers``: encoding processes (0 = one per
     CPU core, at most 4)."""
-    if not 2 <= num_classes <= len(CLASSES):
-        raise ValueError(f"num_classes must be in [2, {len(CLASSES)}], got {num_classes}")
-    return write_dataset(
-        out_dir,
-        CLASSES[:num_classes],
-        dict(train=train_per_class, val=val_per_class, test=test_per_class),
-        lambda split, i, label: _spec(seed, split, i, label),
-        lambda i, label: f"{i:04d}_{CLASSES[label].replace(' ', '_')}",
-        _write_one,
-        workers,
-    )
+    sizes = (train_per_class, val_per_class, test_per_class)
+    return write_dataset(out_dir, CLASSES, num_classes, sizes, partial(_spec, seed), _file_name, _write_one, workers)
+
+
+def _file_name(i: int, label: int) -> str:
+    return f"{i:04d}_{CLASSES[label].replace(' ', '_')}"

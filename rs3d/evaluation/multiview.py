@@ -30,7 +30,7 @@ from .. import file_io
 from ..data import build_loader
 from ..engine import distributed as du
 from ..inference.model import load_model
-from ..inference.views import refuse_nonfinite_scores, run_inference
+from ..inference.views import config_scoring, refuse_nonfinite_scores, run_inference
 from .data_record import limited_test_dataset, record_test_set, with_counts
 from .records import merge_records, summarize
 from .reports import write_outputs
@@ -80,14 +80,11 @@ def run_test(cfg) -> dict:
             loaded.model,
             loader,
             num_views=num_views,
-            ensemble_method=cfg.TEST.ENSEMBLE_METHOD,
-            mean=cfg.DATA.MEAN,
-            std=cfg.DATA.STD,
-            chunk_size=cfg.TEST.BATCH_SIZE,
             device=info.device,
             amp_dtype=loaded.amp_dtype,
             log_period=cfg.LOG_PERIOD,
             multi_label=cfg.DATA.MULTI_LABEL,
+            **config_scoring(cfg),
         )
         gathered = du.all_gather_object(records)
         elapsed = time.perf_counter() - t0

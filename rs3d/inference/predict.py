@@ -16,7 +16,7 @@ from ..data import VideoRecord
 from ..data.loader import multiview_dataset
 from ..engine.metrics import topk_indices
 from .model import load_model
-from .views import refuse_nonfinite_scores, run_inference
+from .views import config_scoring, refuse_nonfinite_scores, run_inference
 
 
 def build_views_dataset(cfg, paths: Sequence[str]):
@@ -47,14 +47,11 @@ def predict(cfg, paths: Sequence[str], k: int = 5, device: str = "") -> list[dic
         loaded.model,
         batches,
         num_views=cfg.TEST.NUM_ENSEMBLE_VIEWS * cfg.TEST.NUM_SPATIAL_CROPS,
-        ensemble_method=cfg.TEST.ENSEMBLE_METHOD,
-        mean=cfg.DATA.MEAN,
-        std=cfg.DATA.STD,
-        chunk_size=cfg.TEST.BATCH_SIZE,
         device=loaded.device,
         amp_dtype=loaded.amp_dtype,
         log_period=0,
         multi_label=loaded.multi_label,
+        **config_scoring(cfg),
     )
     refuse_nonfinite_scores(records, loaded.checkpoint)
     names = loaded.class_names

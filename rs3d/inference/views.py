@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Sequence
 
 import torch
@@ -84,6 +85,29 @@ def label_of(label):
     return int(label)
 
 
+@dataclass(frozen=True)
+class _Scoring:
+    """How :func:`run_inference` scores each video (its keyword arguments)."""
+
+    num_views: int
+    ensemble_method: str
+    mean: Sequence[float]
+    std: Sequence[float]
+    chunk_size: int
+    device: torch.device
+    amp_dtype: torch.dtype
+    log_period: int
+    multi_label: bool
+
+
+def config_scoring(cfg) -> dict:
+    """The :func:`run_inference` arguments a config sets (view ensemble, normalisation, views per
+    forward): one rule for ``rs3d-test`` and ``rs3d-predict``."""
+    return dict(
+        ensemble_method=cfg.TEST.ENSEMBLE_METHOD, mean=cfg.DATA.MEAN, std=cfg.DATA.STD, chunk_size=cfg.TEST.BATCH_SIZE
+    )
+
+
 def run_inference(
     model,
     loader,
@@ -99,27 +123,13 @@ def run_inference(
     multi_label: bool = False,
 ) -> list[dict]:
     """One record per video of this rank's shard: index, path, label, scores (or error)."""
+    scoring = _Scoring(num_views, ensemble_method, mean, std, chunk_size, device, amp_dtype, log_period, multi_label)
     model.eval()
     records = []
     t0 = time.perf_counter()
     batches = iter(loader)
     try:
-        _score_batches(
-            model,
-            batches,
-            records,
-            loader,
-            t0,
-            num_views=num_views,
-            ensemble_method=ensemble_method,
-            mean=mean,
-            std=std,
-            chunk_size=chunk_size,
-            device=device,
-            amp_dtype=amp_dtype,
-            log_period=log_period,
-            multi_label=multi_label,
-        )
+        _score_batches(model, batches, records, loader, t0, scoring)
     finally:
         # Loader workers end now, also when an error (or SIGTERM, rs3d.cli.signals) stops the loop,
         # rather than when the iterator is collected or the workers notice their parent is gone.
@@ -127,23 +137,7 @@ def run_inference(
     return records
 
 
-def _score_batches(
-    model,
-    batches,
-    records: list,
-    loader,
-    t0: float,
-    *,
-    num_views,
-    ensemble_method,
-    mean,
-    std,
-    chunk_size,
-    device,
-    amp_dtype,
-    log_period,
-    multi_label,
-) -> None:
+def _score_batches(model, batches, records: list, loader, t0: float, s: _Scoring) -> None:
     for batch in batches:
         for item in batch:
             rec = {
@@ -154,23 +148,17 @@ def _score_batches(
                 "error": str(item["error"]),
             }
             if not rec["error"]:
-                if views_in(item) != num_views:
+                if views_in(item) != s.num_views:
                     raise EvaluationError(
-                        f"{rec['path']}: the loader gave {views_in(item)} views, expected {num_views}"
+                        f"{rec['path']}: the loader gave {views_in(item)} views, expected {s.num_views}"
                     )
+                activation = "sigmoid" if s.multi_label else "softmax"
                 probs = video_scores(
-                    model,
-                    item,
-                    mean,
-                    std,
-                    chunk_size,
-                    device,
-                    amp_dtype,
-                    activation="sigmoid" if multi_label else "softmax",
+                    model, item, s.mean, s.std, s.chunk_size, s.device, s.amp_dtype, activation=activation
                 )
-                rec["scores"] = aggregate_views(probs.double(), ensemble_method).numpy()
+                rec["scores"] = aggregate_views(probs.double(), s.ensemble_method).numpy()
             records.append(rec)
-        if log_period and len(records) % log_period == 0 and du.is_main_process():
+        if s.log_period and len(records) % s.log_period == 0 and du.is_main_process():
             rate = len(records) / max(time.perf_counter() - t0, 1e-9)
             logger.info("rank 0: %d/%d videos, %.2f videos/s", len(records), _shard_size(loader), rate)
 
