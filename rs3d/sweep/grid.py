@@ -224,6 +224,20 @@ def _check_unique(points: Sequence[Point], what: str) -> None:
 
 
 # ----------------------------------------------------------------------------- expansion
+def _with_rules(cfg_file: str, cfg, opts: Sequence[str], rules: Sequence[str], explicit: set, where: str):
+    """``(cfg, opts, applied)`` after the scaling ``rules`` (values in ``explicit`` keys win):
+    the config reloaded with the rules' overrides added to a copy of ``opts``; ``applied``:
+    ``{key: value as an override}``. A rule that cannot apply is one ConfigError naming ``where``."""
+    try:
+        ruled = apply_rules(rules, cfg, explicit)
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}") from None
+    opts = list(opts) + _flat(ruled)
+    if ruled:
+        cfg = _load(cfg_file, opts, f"{where} with --rules {','.join(rules)}")
+    return cfg, opts, {k: _flat({k: v})[1] for k, v in ruled.items()}
+
+
 def expand_grid(
     cfg_file: str, axes: Sequence[Axis], overrides: Sequence[str] = (), rules: Sequence[str] = ()
 ) -> List[Point]:
@@ -244,13 +258,7 @@ def expand_grid(
             axis_values.update(_axis_opts(axis, value, base))
         opts = overrides + _flat(axis_values)
         cfg = _load(cfg_file, opts, where)
-        try:
-            ruled = apply_rules(rules, cfg, set(overrides[0::2]) | set(axis_values))
-        except ConfigError as e:
-            raise ConfigError(f"{where}: {e}") from None
-        if ruled:
-            opts += _flat(ruled)
-            cfg = _load(cfg_file, opts, f"{where} with --rules {','.join(rules)}")
+        cfg, opts, ruled = _with_rules(cfg_file, cfg, opts, rules, set(overrides[0::2]) | set(axis_values), where)
         info = point_info(cfg)
         label = label_of(info)
         name = "_".join([label] + [_token(a, assigned[a]) for a in varying])
@@ -266,7 +274,7 @@ def expand_grid(
                 cfg_file=cfg_file,
                 opts=opts,
                 axes=assigned,
-                rules={k: _flat({k: v})[1] for k, v in ruled.items()},
+                rules=ruled,
                 info=info,
             )
         )
@@ -283,14 +291,7 @@ def points_from_configs(
     stems = [Path(f).stem for f in cfg_files]
     points: List[Point] = []
     for f, stem in zip(cfg_files, stems):
-        cfg = load_config(f, overrides)
-        try:
-            ruled = apply_rules(rules, cfg, set(overrides[0::2]))
-        except ConfigError as e:
-            raise ConfigError(f"{f}: {e}") from None
-        opts = overrides + _flat(ruled)
-        if ruled:
-            cfg = _load(f, opts, f"{f} with --rules {','.join(rules)}")
+        cfg, opts, ruled = _with_rules(f, load_config(f, overrides), overrides, rules, set(overrides[0::2]), f)
         info = point_info(cfg)
         name = stem if stems.count(stem) == 1 else f"{Path(f).parent.name}_{stem}"
         points.append(
@@ -299,7 +300,7 @@ def points_from_configs(
                 label=label_of(info),
                 cfg_file=f,
                 opts=opts,
-                rules={k: _flat({k: v})[1] for k, v in ruled.items()},
+                rules=ruled,
                 info=info,
             )
         )
