@@ -1,7 +1,7 @@
 """Does a trained model's Grad-CAM fall on the moving object? Measured on synthetic clips whose
 object box is known (``rs3d.data.synthetic.render_video(..., boxes=[])``).
 
-    python tools/gradcam_localisation.py output/demo/checkpoints/checkpoint_epoch_00060.pyth --videos 40
+    python tools/gradcam_localisation.py output/demo/checkpoints/checkpoint_epoch_00100.pyth --videos 40
 
 For each of ``--videos`` new videos of the demo's motion classes (square, rendered at the model's
 test crop size, as the demo's data: clutter 0.3, object half-size 0.2-0.28 of the side), one clip
