@@ -46,7 +46,7 @@ from ..sweep.plot import plot_pareto
 from ..sweep.presets import PRESETS, get_preset
 from ..sweep.rules import RULES, parse_rules
 from . import run_tool
-from .args import command_parser
+from .args import command_parser, split_at_dashdash
 from .slurm_options import add_slurm_options, job_spec
 
 LAUNCHERS = ("local", "slurm", "slurm-local")
@@ -149,8 +149,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def parse(argv: Optional[Sequence[str]]) -> argparse.Namespace:
-    """Options, with KEY VALUE overrides gathered from wherever they stand (and after ``--opts``)."""
-    argv = list(argv) if argv is not None else sys.argv[1:]
+    """Options, with KEY VALUE overrides gathered from wherever they stand, after ``--`` and after
+    ``--opts`` (the rules of :mod:`rs3d.cli.args`; ``--grid``/``--configs`` take several values, so
+    argparse alone cannot tell where their values end and the overrides begin)."""
+    argv, after = split_at_dashdash(list(argv) if argv is not None else sys.argv[1:])
     opts: List[str] = []
     if "--opts" in argv:
         i = argv.index("--opts")
@@ -175,7 +177,7 @@ def parse(argv: Optional[Sequence[str]]) -> argparse.Namespace:
                 overrides += group[i:]
                 break
             configs.append(tok)
-    args.grid, args.configs, args.overrides = grid, configs, overrides + opts
+    args.grid, args.configs, args.overrides = grid, configs, overrides + after + opts
     if len(args.overrides) % 2:
         raise ConfigError(f"overrides must be KEY VALUE pairs; {args.overrides[-1]!r} has no value")
     return args

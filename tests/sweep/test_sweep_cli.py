@@ -405,3 +405,13 @@ def test_the_launcher_option_reaches_the_sweep(tmp_path, monkeypatch, synthetic_
     assert launcher.spec.gpus_per_node == 0 and launcher.spec.timeout_min == 30
     assert launcher.spec.folder == str(tmp_path / "s" / "submitit")
     assert main(argv) == 0 and seen["launcher"] is None  # the default: here, one after another
+
+
+def test_overrides_after_dashdash_follow_the_shared_convention():
+    """``--`` ends the options as in every other command: what follows is KEY VALUE overrides, even
+    a value that looks like an option (the old parser refused ``--`` as an unknown option)."""
+    args = parse(["--grid", "depth=26,50", "--out", "o", "--", "SOLVER.MAX_EPOCH", "3", "OUTPUT_DIR", "--x"])
+    assert args.grid == ["depth=26,50"] and args.out == "o"
+    assert args.overrides == ["SOLVER.MAX_EPOCH", "3", "OUTPUT_DIR", "--x"]
+    both = parse(["--grid", "depth=26", "TRAIN.BATCH_SIZE", "8", "--out", "o", "--", "SOLVER.MAX_EPOCH", "3"])
+    assert both.overrides == ["TRAIN.BATCH_SIZE", "8", "SOLVER.MAX_EPOCH", "3"]
