@@ -35,7 +35,14 @@ COMMANDS = {
 # tools/ keeps the two scripts PySlowFast users run (tools/train_net.py --cfg ...), as shims.
 SHIMS = {"train_net": "rs3d.cli.train", "test_net": "rs3d.cli.test"}
 # ... and developer utilities that are no command of the package.
-DEV_TOOLS = {"check_open_gop.py", "model_stats.py", "gradcam_localisation.py", "device_wheels.sh", "gpu_benchmarks.sh"}
+DEV_TOOLS = {
+    "check_open_gop.py",
+    "model_stats.py",
+    "gradcam_localisation.py",
+    "timeline_accuracy.py",
+    "device_wheels.sh",
+    "gpu_benchmarks.sh",
+}
 
 
 def declared_scripts() -> dict:
