@@ -5,6 +5,7 @@ model: the real-process SIGKILL tests in test_train.py cover the plain recipe)."
 
 import pytest
 import torch
+from helpers import tiny_run_opts
 
 AUGMENTED = {
     "AUG.RAND_AUGMENT_NUM_OPS": 2,
@@ -19,36 +20,14 @@ AUGMENTED = {
 
 def tiny_opts(data_dir, out_dir, **extra):
     """4 classes, 4x32x32 clips, 3 optimizer steps per epoch, 2 epochs, one loader worker."""
-    opts = {
-        "DATA.PATH_TO_DATA_DIR": str(data_dir),
-        "OUTPUT_DIR": str(out_dir),
-        "DEVICE": "cpu",
-        "MODEL.ARCH": "resnet3d_rs26",
-        "MODEL.NUM_CLASSES": 4,
-        "MODEL.WIDTH_MULTIPLIER": 0.125,
-        "MODEL.DROPOUT_RATE": 0.5,
-        "MODEL.DROP_PATH_RATE": 0.1,
-        "DATA.NUM_FRAMES": 4,
-        "DATA.SAMPLING_RATE": 2,
-        "DATA.TRAIN_CROP_SIZE": 32,
-        "DATA.TEST_CROP_SIZE": 32,
-        "DATA.DECODING_BACKEND": "pyav",
+    changes = {
         "DATA_LOADER.NUM_WORKERS": 1,
         "DATA_LOADER.PERSISTENT_WORKERS": False,
-        "TRAIN.BATCH_SIZE": 4,
-        "TRAIN.AMP_DTYPE": "float32",
         "TRAIN.EVAL_PERIOD": 0,
-        "TRAIN.EMA_DECAY": 0.9,
-        "SOLVER.BASE_LR": 0.1,
-        "SOLVER.REFERENCE_BATCH_SIZE": 4,
-        "SOLVER.WARMUP_EPOCHS": 1.0,
         "SOLVER.MAX_EPOCH": 2,
-        "LOG_PERIOD": 1,
-        "TENSORBOARD.ENABLE": False,
         "TRAIN.CHECKPOINT_PERIOD_ITERS": 1,
     }
-    opts.update(extra)
-    return [str(x) for kv in opts.items() for x in kv]
+    return tiny_run_opts(data_dir, out_dir, **{**changes, **extra})
 
 
 def _parts(cfg):

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import tiny_run_opts
 
 from rs3d import file_io
 from rs3d.engine.preemption import PREEMPTED_EXIT_CODE, Preempted, StopFlag
@@ -25,34 +26,7 @@ TOOL = str(REPO / "tools" / "train_net.py")
 
 def small_opts(data_dir, out_dir, **extra):
     """A 3-epoch run of 3 optimizer steps per epoch on 4-frame 32x32 clips, width 1/8."""
-    opts = {
-        "DATA.PATH_TO_DATA_DIR": str(data_dir),
-        "OUTPUT_DIR": str(out_dir),
-        "DEVICE": "cpu",
-        "MODEL.ARCH": "resnet3d_rs26",
-        "MODEL.NUM_CLASSES": 4,
-        "MODEL.WIDTH_MULTIPLIER": 0.125,
-        "MODEL.DROPOUT_RATE": 0.5,
-        "MODEL.DROP_PATH_RATE": 0.1,
-        "DATA.NUM_FRAMES": 4,
-        "DATA.SAMPLING_RATE": 2,
-        "DATA.TRAIN_CROP_SIZE": 32,
-        "DATA.TEST_CROP_SIZE": 32,
-        "DATA.DECODING_BACKEND": "pyav",
-        "DATA_LOADER.NUM_WORKERS": 0,
-        "TRAIN.BATCH_SIZE": 4,
-        "TRAIN.AMP_DTYPE": "float32",
-        "TRAIN.EVAL_PERIOD": 1,
-        "TRAIN.EMA_DECAY": 0.9,
-        "SOLVER.BASE_LR": 0.1,
-        "SOLVER.REFERENCE_BATCH_SIZE": 4,
-        "SOLVER.WARMUP_EPOCHS": 1.0,
-        "SOLVER.MAX_EPOCH": 3,
-        "LOG_PERIOD": 1,
-        "TENSORBOARD.ENABLE": False,
-    }
-    opts.update(extra)
-    return [str(x) for kv in opts.items() for x in kv]
+    return tiny_run_opts(data_dir, out_dir, **extra)
 
 
 class ScriptedStop(StopFlag):
